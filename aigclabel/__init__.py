@@ -1,0 +1,63 @@
+"""aigclabel: label AI-generated content per GB 45438-2025 and verify those labels.
+
+The public API is small::
+
+    from aigclabel import AIGCLabel, write_label, inspect
+
+    label = AIGCLabel.for_producer("001191440300708461136T1XGW3")
+    write_label("out.jpg", label)
+    print(inspect("out.jpg").label)
+"""
+
+from .api import Inspection, inspect, read_label, read_labels, strip_label, write_label
+from .containers import FoundLabel, open_container, registered
+from .errors import (
+    AIGCLabelError,
+    InvalidLabelError,
+    LimitExceededError,
+    MalformedFileError,
+    TruncatedFileError,
+    UnsupportedFormatError,
+    WriteNotSupportedError,
+)
+from .label import (
+    DEMO_PROVIDER_CODE,
+    FIELD_NAMES,
+    AIGCLabel,
+    LabelValue,
+    ParsedLabel,
+    Problem,
+    make_provider_code,
+    new_produce_id,
+    provider_code_problems,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEMO_PROVIDER_CODE",
+    "FIELD_NAMES",
+    "AIGCLabel",
+    "AIGCLabelError",
+    "FoundLabel",
+    "Inspection",
+    "InvalidLabelError",
+    "LabelValue",
+    "LimitExceededError",
+    "MalformedFileError",
+    "ParsedLabel",
+    "Problem",
+    "TruncatedFileError",
+    "UnsupportedFormatError",
+    "WriteNotSupportedError",
+    "inspect",
+    "make_provider_code",
+    "new_produce_id",
+    "open_container",
+    "provider_code_problems",
+    "read_label",
+    "read_labels",
+    "registered",
+    "strip_label",
+    "write_label",
+]

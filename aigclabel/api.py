@@ -1,0 +1,142 @@
+"""The small public API: read, write, strip and inspect the implicit label of any supported file."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .containers import Container, FoundLabel, open_container
+from .errors import AIGCLabelError, MalformedFileError
+from .label import AIGCLabel, Problem
+
+_T = TypeVar("_T")
+
+#: Low-level exceptions a parser may hit on hostile bytes; they become MalformedFileError.
+_DECODE_ERRORS = (struct.error, ValueError, IndexError, KeyError, EOFError, zlib.error, OverflowError, UnicodeError)
+
+
+def _guarded(path: Path, container: Container, action: Callable[[], _T]) -> _T:
+    try:
+        return action()
+    except AIGCLabelError:
+        raise
+    except _DECODE_ERRORS as exc:
+        raise MalformedFileError(f"{path}: malformed {container.description} ({type(exc).__name__}: {exc})") from exc
+    except RecursionError:
+        raise MalformedFileError(f"{path}: {container.description} nests too deeply") from None
+
+
+def read_labels(path: Path | str) -> list[FoundLabel]:
+    """Every implicit-label placement found in the file (empty when it carries none)."""
+    path = Path(path)
+    container = open_container(path)
+    return _guarded(path, container, lambda: container.read(path))
+
+
+def read_label(path: Path | str) -> AIGCLabel | None:
+    """The file's label, or ``None``. When several placements exist, the first parsable one wins;
+    use :func:`inspect` to see the conflict."""
+    for found in read_labels(path):
+        if found.label is not None:
+            return found.label
+    return None
+
+
+def write_label(path: Path | str, label: AIGCLabel, output: Path | str | None = None) -> Path:
+    """Label ``path`` (in place, atomically, unless ``output`` is given); returns the written path.
+
+    Any existing label in any placement is replaced, so the result carries exactly one (§6.1 c).
+    """
+    src = Path(path)
+    dst = Path(output) if output is not None else src
+    container = open_container(src)
+    _guarded(src, container, lambda: container.write(src, dst, label))
+    return dst
+
+
+def strip_label(path: Path | str, output: Path | str | None = None) -> Path:
+    """Remove every implicit label from ``path`` (in place unless ``output`` is given).
+
+    Measures Art. 10 forbids removing labels maliciously; this exists for producers re-issuing
+    their own content and for test fixtures.
+    """
+    src = Path(path)
+    dst = Path(output) if output is not None else src
+    container = open_container(src)
+    _guarded(src, container, lambda: container.strip(src, dst))
+    return dst
+
+
+@dataclass
+class Inspection:
+    """What :func:`inspect` found in one file."""
+
+    path: Path
+    format: str
+    description: str
+    labels: list[FoundLabel] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def label(self) -> AIGCLabel | None:
+        """The first parsable label, if any."""
+        return next((f.label for f in self.labels if f.label is not None), None)
+
+    @property
+    def ok(self) -> bool:
+        """True when the file carries exactly one conforming label."""
+        return self.label is not None and not any(p.severity == "error" for p in self.problems)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (the ``inspect --json`` output for one file)."""
+        return {
+            "path": str(self.path),
+            "format": self.format,
+            "ok": self.ok,
+            "labels": [
+                {
+                    "location": f.location,
+                    "shape": f.parsed.shape if f.parsed else None,
+                    "fields": f.label.to_dict() if f.label else None,
+                    "raw": f.raw if f.label is None else None,
+                    "error": f.error,
+                    "problems": [p.to_dict() for p in f.parsed.problems] if f.parsed else [],
+                }
+                for f in self.labels
+            ],
+            "problems": [p.to_dict() for p in self.problems],
+        }
+
+
+def inspect(path: Path | str) -> Inspection:
+    """Read every label placement of a file and judge it against GB 45438 §6.1 and Annex E."""
+    path = Path(path)
+    container = open_container(path)
+    labels = _guarded(path, container, lambda: container.read(path))
+    result = Inspection(path=path, format=container.name, description=container.description, labels=labels)
+    parsed = [f for f in labels if f.label is not None]
+    if not labels:
+        result.problems.append(Problem("no-label", "no implicit AIGC label found", "warning"))
+    for found in labels:
+        if found.error:
+            result.problems.append(Problem("unreadable-label", f"{found.location}: {found.error}"))
+        elif found.parsed is not None:
+            for problem in found.parsed.problems:
+                result.problems.append(
+                    Problem(problem.code, f"{found.location}: {problem.message}", problem.severity, problem.field)
+                )
+    if len(labels) > 1:
+        distinct = {f.label for f in parsed}
+        kind = "conflicting labels" if len(distinct) > 1 else "labels"
+        result.problems.append(
+            Problem(
+                "multiple-labels",
+                f"{len(labels)} {kind} found ({', '.join(f.location for f in labels)}); "
+                "GB 45438 §6.1 c) allows one per file",
+            )
+        )
+    return result

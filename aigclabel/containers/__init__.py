@@ -1,0 +1,175 @@
+"""File formats that carry an implicit label: one module per format, registered by decorator.
+
+Each module in this package defines a :class:`Container` subclass and decorates it with
+:func:`register`. The core never tests file extensions itself: :func:`open_container` asks every
+registered container whether it accepts the file's first bytes (and, for formats without magic
+bytes such as Markdown, its suffix). Modules are discovered with :mod:`pkgutil`, so adding a format
+is adding a module.
+
+A container does three things, all on paths so that it can stream:
+
+* :meth:`Container.read` finds **every** label in every placement the format allows, so that a
+  second, conflicting label (forbidden by GB 45438 §6.1 c) is visible;
+* :meth:`Container.write` replaces all of them with one label in the format's primary slot;
+* :meth:`Container.strip` removes them all.
+
+Writes go through :func:`aigclabel._io.atomic_output`: subclasses implement :meth:`Container.rewrite`
+from a source path to a fresh temporary path, and never touch the source.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, TypeVar
+
+from .._io import atomic_output
+from ..errors import InvalidLabelError, MalformedFileError, UnsupportedFormatError, WriteNotSupportedError
+from ..label import AIGCLabel, ParsedLabel
+
+#: How many leading bytes :func:`open_container` reads for sniffing.
+SNIFF_BYTES = 4096
+
+
+@dataclass(frozen=True)
+class FoundLabel:
+    """One label placement found in a file.
+
+    ``parsed`` is ``None`` when the stored text is not a usable label; ``error`` then says why.
+    ``location`` names the placement in the format's own terms (for example ``"XMP TC260:AIGC in
+    APP1"``) so an auditor can find it with another tool.
+    """
+
+    location: str
+    raw: str
+    parsed: ParsedLabel | None = None
+    error: str | None = None
+
+    @classmethod
+    def from_text(cls, location: str, raw: str | bytes) -> FoundLabel:
+        """Parse ``raw``; a value that is not a label becomes a finding with ``error`` set."""
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+        try:
+            return cls(location=location, raw=text, parsed=AIGCLabel.parse(raw))
+        except InvalidLabelError as exc:
+            return cls(location=location, raw=text, error=str(exc))
+
+    @property
+    def label(self) -> AIGCLabel | None:
+        """The parsed label, if any."""
+        return self.parsed.label if self.parsed else None
+
+
+class Container(ABC):
+    """One file format. Subclasses set the class attributes and implement the abstract methods."""
+
+    #: Short lowercase format name, e.g. ``"jpeg"``.
+    name: ClassVar[str]
+    #: Human-readable description, e.g. ``"JPEG image"``.
+    description: ClassVar[str]
+    #: Suffixes (lowercase, with dot) this format normally uses.
+    extensions: ClassVar[tuple[str, ...]] = ()
+    #: Primary MIME type.
+    mime_type: ClassVar[str] = "application/octet-stream"
+    #: Where :meth:`write` puts the label, in the format's own terms.
+    primary_location: ClassVar[str] = ""
+    #: False for formats we can read but not write losslessly.
+    can_write: ClassVar[bool] = True
+    #: Higher runs first in :func:`open_container`; use it when one format is a subtype of another.
+    priority: ClassVar[int] = 0
+
+    @classmethod
+    @abstractmethod
+    def accept(cls, head: bytes, path: Path) -> bool:
+        """True if this container handles the file whose first bytes are ``head``."""
+
+    @abstractmethod
+    def read(self, path: Path) -> list[FoundLabel]:
+        """Every label placement in the file, in file order. Raises MalformedFileError if corrupt."""
+
+    @abstractmethod
+    def rewrite(self, src: Path, dst: Path, label: AIGCLabel | None) -> None:
+        """Write ``src`` to the new file ``dst`` with ``label`` as its only label (``None``: none).
+
+        ``dst`` is a temporary path created by the caller; ``src`` must not be modified.
+        """
+
+    def write(self, src: Path, dst: Path, label: AIGCLabel) -> None:
+        """Write ``src`` to ``dst`` (may be the same path) carrying ``label`` as its only label."""
+        label.validate()
+        if not self.can_write:
+            raise WriteNotSupportedError(f"{self.description} files can be read but not labelled losslessly")
+        with atomic_output(Path(dst), mode_from=Path(src)) as tmp:
+            self.rewrite(Path(src), tmp, label)
+
+    def strip(self, src: Path, dst: Path) -> None:
+        """Write ``src`` to ``dst`` (may be the same path) without any implicit label."""
+        if not self.can_write:
+            raise WriteNotSupportedError(f"{self.description} files can be read but not rewritten losslessly")
+        with atomic_output(Path(dst), mode_from=Path(src)) as tmp:
+            self.rewrite(Path(src), tmp, None)
+
+
+_C = TypeVar("_C", bound=type[Container])
+_REGISTRY: dict[str, type[Container]] = {}
+_loaded = False
+
+
+def register(cls: _C) -> _C:
+    """Class decorator adding a container to the registry under ``cls.name``."""
+    if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
+        raise RuntimeError(f"two containers named {cls.name!r}")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def _load_plugins() -> None:
+    global _loaded
+    if _loaded:
+        return
+    for module in pkgutil.iter_modules(__path__):
+        if not module.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{module.name}")
+    _loaded = True
+
+
+def registered() -> dict[str, type[Container]]:
+    """All registered containers by name (loads the plugin modules on first use)."""
+    _load_plugins()
+    return dict(_REGISTRY)
+
+
+def _ordered() -> list[type[Container]]:
+    return sorted(registered().values(), key=lambda c: -c.priority)
+
+
+def open_container(path: Path | str) -> Container:
+    """The container for the file at ``path``, chosen by its content (and suffix for text formats).
+
+    Raises :class:`UnsupportedFormatError` when no registered container accepts it.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(SNIFF_BYTES)
+    except IsADirectoryError:
+        raise UnsupportedFormatError(f"{path} is a directory, not a file") from None
+    except FileNotFoundError:
+        raise UnsupportedFormatError(f"{path}: no such file") from None
+    for cls in _ordered():
+        if cls.accept(head, path):
+            return cls()
+    if not head:
+        raise MalformedFileError(f"{path} is empty")
+    raise UnsupportedFormatError(f"{path}: not a format aigclabel knows ({len(registered())} formats registered)")
+
+
+def container_by_name(name: str) -> Container:
+    """The container registered as ``name``."""
+    try:
+        return registered()[name]()
+    except KeyError:
+        raise UnsupportedFormatError(f"no container named {name!r}") from None

@@ -1,0 +1,365 @@
+"""The GB 45438-2025 Annex E implicit label: one source of truth for field names and validation.
+
+An implicit label is a JSON object of seven string fields, always in this order::
+
+    Label, ContentProducer, ProduceID, ReservedCode1, ContentPropagator, PropagateID, ReservedCode2
+
+It is stored in two shapes, and readers must accept both:
+
+* **bare**: the seven fields alone, used where the container slot is already named ``AIGC``
+  (XMP ``TC260:AIGC``, MP4 key ``AIGC``, ID3 ``TXXX:AIGC``, RIFF chunk ``AIGC``...);
+* **wrapped**: ``{"AIGC": {...seven fields...}}``, used where the slot has no name of its own
+  (PNG ``tEXt`` under another keyword, EXIF UserComment).
+
+Values should consist of GB 18030 code points 0x21, 0x23-0x5B, 0x5D-0x7E plus the escaped quote
+``\\"`` (Annex E j). After JSON decoding that is printable ASCII without space or backslash; a
+``"`` is allowed because JSON escapes it as ``\\"``. Annex E says "mainly", so :meth:`AIGCLabel.problems`
+reports a breach and the strict constructors reject it: we write only conforming labels and read
+anything that parses.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from enum import StrEnum
+from typing import Any, Literal
+
+from .errors import InvalidLabelError
+
+#: The seven Annex E keys, in the order the standard prints them and we write them.
+FIELD_NAMES: tuple[str, ...] = (
+    "Label",
+    "ContentProducer",
+    "ProduceID",
+    "ReservedCode1",
+    "ContentPropagator",
+    "PropagateID",
+    "ReservedCode2",
+)
+
+#: Key of the wrapped shape ``{"AIGC": {...}}``.
+WRAPPER_KEY = "AIGC"
+
+#: Longest value we accept per field. The standard sets no limit; Tencent Cloud caps each field at
+#: 2048 characters, which is the most interoperable bound and still fits an SM2 ``SecurityData``.
+MAX_FIELD_LENGTH = 2048
+
+#: Longest raw label text we try to parse; anything longer is hostile or not a label.
+MAX_LABEL_TEXT = 64 * 1024
+
+_VALUE_CHARS = re.compile(r"[\x21-\x5B\x5D-\x7E]*")
+_PROVIDER_CODE = re.compile(r"00[0-9A-Z]{25}")
+_USCC_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+_USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+
+LabelShape = Literal["bare", "wrapped"]
+Severity = Literal["error", "warning"]
+
+
+class LabelValue(StrEnum):
+    """Values of the ``Label`` field (Annex E c), also the platform classes of Measures Art. 6."""
+
+    CONFIRMED = "1"
+    POSSIBLE = "2"
+    SUSPECTED = "3"
+
+    @property
+    def meaning(self) -> str:
+        """Plain-English meaning of the value."""
+        return {"1": "AI-generated", "2": "possibly AI-generated", "3": "suspected AI-generated"}[self.value]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding about a label or a file: a stable code, a sentence, and how bad it is."""
+
+    code: str
+    message: str
+    severity: Severity = "error"
+    field: str | None = None
+
+    def to_dict(self) -> dict[str, str | None]:
+        """JSON-ready form."""
+        return {
+            "code": self.code,
+            "message": self.message,
+            "severity": self.severity,
+            "field": self.field,
+        }
+
+
+@dataclass(frozen=True)
+class AIGCLabel:
+    """An Annex E implicit label. Instances are immutable; use :meth:`with_propagation` to extend."""
+
+    label: str = LabelValue.CONFIRMED.value
+    content_producer: str = ""
+    produce_id: str = ""
+    reserved_code1: str = ""
+    content_propagator: str = ""
+    propagate_id: str = ""
+    reserved_code2: str = ""
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def for_producer(
+        cls,
+        content_producer: str,
+        produce_id: str | None = None,
+        *,
+        label: LabelValue | str = LabelValue.CONFIRMED,
+        reserved_code1: str = "",
+    ) -> AIGCLabel:
+        """A generation-side label; a fresh ProduceID is made when none is given.
+
+        Raises :class:`InvalidLabelError` if the result does not conform.
+        """
+        made = cls(
+            label=LabelValue(label).value,
+            content_producer=content_producer,
+            produce_id=produce_id if produce_id is not None else new_produce_id(),
+            reserved_code1=reserved_code1,
+        )
+        made.validate(role="producer")
+        return made
+
+    def with_propagation(
+        self,
+        content_propagator: str,
+        propagate_id: str | None = None,
+        *,
+        reserved_code2: str = "",
+        label: LabelValue | str | None = None,
+    ) -> AIGCLabel:
+        """A copy carrying a platform's propagation fields; the producer's fields are kept."""
+        made = replace(
+            self,
+            label=self.label if label is None else LabelValue(label).value,
+            content_propagator=content_propagator,
+            propagate_id=propagate_id if propagate_id is not None else new_produce_id(),
+            reserved_code2=reserved_code2,
+        )
+        made.validate(role="propagator")
+        return made
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> AIGCLabel:
+        """Build from a mapping keyed by the Annex E names (missing keys become ``""``).
+
+        Non-string values are converted leniently (a numeric ``Label`` is common in the wild);
+        :meth:`parse` reports that as a problem.
+        """
+        values = {}
+        for attr, key in zip(_ATTRS, FIELD_NAMES, strict=True):
+            value = data.get(key, "")
+            if value is None:
+                value = ""
+            if isinstance(value, (dict, list)):
+                raise InvalidLabelError(f"field {key} must be a string, not a JSON {type(value).__name__}")
+            values[attr] = value if isinstance(value, str) else json.dumps(value)
+        return cls(**values)
+
+    @classmethod
+    def parse(cls, text: str | bytes) -> ParsedLabel:
+        """Parse a stored label in either shape; conformance problems are reported, not raised.
+
+        Raises :class:`InvalidLabelError` only when the text is not a JSON object with label fields.
+        """
+        if isinstance(text, bytes):
+            try:
+                text = text.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InvalidLabelError(f"label is not UTF-8 text: {exc}") from None
+        text = text.strip().lstrip("\ufeff").rstrip("\x00")
+        if len(text) > MAX_LABEL_TEXT:
+            raise InvalidLabelError(f"label text is {len(text)} characters, over the {MAX_LABEL_TEXT} limit")
+        duplicates: list[str] = []
+
+        def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+            seen: dict[str, Any] = {}
+            for key, value in pairs:
+                if key in seen:
+                    duplicates.append(key)
+                seen[key] = value
+            return seen
+
+        try:
+            data = json.loads(text, object_pairs_hook=no_duplicates)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            raise InvalidLabelError(f"label is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise InvalidLabelError("label JSON must be an object")
+        shape: LabelShape = "bare"
+        if set(data) == {WRAPPER_KEY}:
+            inner = data[WRAPPER_KEY]
+            if isinstance(inner, str):  # some writers double-encode the inner object
+                return cls.parse(inner)
+            if not isinstance(inner, dict):
+                raise InvalidLabelError('"AIGC" must hold an object of the seven label fields')
+            data, shape = inner, "wrapped"
+        if not any(key in data for key in FIELD_NAMES):
+            raise InvalidLabelError("JSON object has none of the Annex E label fields")
+        problems: list[Problem] = []
+        for key in sorted(set(duplicates)):
+            problems.append(Problem("duplicate-key", f"key {key} appears more than once", field=key))
+        for key in data:
+            if key not in FIELD_NAMES:
+                problems.append(Problem("unknown-key", f"unknown key {key!r} (keys are case-sensitive)", field=key))
+        for key in FIELD_NAMES:
+            if key not in data:
+                problems.append(Problem("missing-key", f"key {key} is missing", "warning", key))
+            elif not isinstance(data[key], str):
+                problems.append(Problem("not-a-string", f"{key} must be a JSON string", field=key))
+        label = cls.from_mapping(data)
+        problems.extend(label.problems())
+        return ParsedLabel(label=label, shape=shape, problems=tuple(problems))
+
+    # ------------------------------------------------------------------ serialisation
+    def to_dict(self) -> dict[str, str]:
+        """The seven fields keyed by their Annex E names, in order."""
+        return {key: getattr(self, attr) for attr, key in zip(_ATTRS, FIELD_NAMES, strict=True)}
+
+    def to_json(self, shape: LabelShape = "bare") -> str:
+        """Compact JSON in the given shape, ASCII only, keys in Annex E order."""
+        body: dict[str, Any] = self.to_dict()
+        if shape == "wrapped":
+            body = {WRAPPER_KEY: body}
+        return json.dumps(body, ensure_ascii=True, separators=(",", ":"))
+
+    # ------------------------------------------------------------------ validation
+    def problems(self, role: Literal["any", "producer", "propagator"] = "any") -> list[Problem]:
+        """Every way this label departs from Annex E (empty list when it conforms)."""
+        found: list[Problem] = []
+        if self.label not in {v.value for v in LabelValue}:
+            found.append(
+                Problem("bad-label-value", f'Label must be "1", "2" or "3", not {self.label!r}', field="Label")
+            )
+        for attr, key in zip(_ATTRS, FIELD_NAMES, strict=True):
+            value: str = getattr(self, attr)
+            if len(value) > MAX_FIELD_LENGTH:
+                found.append(
+                    Problem("too-long", f"{key} is {len(value)} characters (limit {MAX_FIELD_LENGTH})", field=key)
+                )
+            if not _VALUE_CHARS.fullmatch(value):
+                bad = sorted({c for c in value if not _VALUE_CHARS.fullmatch(c)})
+                shown = ", ".join(repr(c) for c in bad[:5])
+                found.append(
+                    Problem(
+                        "bad-characters",
+                        f"{key} has characters outside printable ASCII without space or backslash: {shown}",
+                        field=key,
+                    )
+                )
+        if role in ("any", "producer"):
+            for attr, key in (("content_producer", "ContentProducer"), ("produce_id", "ProduceID")):
+                if not getattr(self, attr):
+                    found.append(
+                        Problem("missing-producer", f"{key} is empty", "warning" if role == "any" else "error", key)
+                    )
+        if role == "propagator":
+            for attr, key in (("content_propagator", "ContentPropagator"), ("propagate_id", "PropagateID")):
+                if not getattr(self, attr):
+                    found.append(Problem("missing-propagator", f"{key} is empty", field=key))
+        for attr, key in (("content_producer", "ContentProducer"), ("content_propagator", "ContentPropagator")):
+            code: str = getattr(self, attr)
+            if len(code) == 27 and code.startswith("00"):
+                for message in provider_code_problems(code):
+                    found.append(Problem("bad-provider-code", f"{key}: {message}", "warning", key))
+        return found
+
+    def validate(self, role: Literal["any", "producer", "propagator"] = "any") -> None:
+        """Raise :class:`InvalidLabelError` listing every error-severity problem."""
+        errors = [p.message for p in self.problems(role) if p.severity == "error"]
+        if errors:
+            raise InvalidLabelError("invalid AIGC label: " + "; ".join(errors))
+
+    @property
+    def value(self) -> LabelValue | None:
+        """The ``Label`` field as an enum, or ``None`` when it is not one of the three values."""
+        try:
+            return LabelValue(self.label)
+        except ValueError:
+            return None
+
+
+_ATTRS: tuple[str, ...] = tuple(f.name for f in fields(AIGCLabel))
+
+
+@dataclass(frozen=True)
+class ParsedLabel:
+    """A label read from a file, with the shape it was stored in and what is wrong with it."""
+
+    label: AIGCLabel
+    shape: LabelShape
+    problems: tuple[Problem, ...] = field(default=())
+
+    @property
+    def conforms(self) -> bool:
+        """True when no error-severity problem was found."""
+        return not any(p.severity == "error" for p in self.problems)
+
+
+# ---------------------------------------------------------------------- identifiers
+def new_produce_id() -> str:
+    """A unique content ID: 32 lowercase hex digits (a UUIDv7, so IDs sort by creation time)."""
+    millis = time.time_ns() // 1_000_000
+    rand = secrets.randbits(74)
+    value = (millis & ((1 << 48) - 1)) << 80 | 0x7 << 76 | (rand >> 62) << 64 | 0b10 << 62 | (rand & ((1 << 62) - 1))
+    return uuid.UUID(int=value).hex
+
+
+def uscc_check_digit(first17: str) -> str:
+    """Check character of an 18-character unified social credit code (GB 32100-2015)."""
+    if len(first17) != 17 or any(c not in _USCC_CHARS for c in first17):
+        raise InvalidLabelError(f"not the first 17 characters of a USCC: {first17!r}")
+    total = sum(_USCC_CHARS.index(c) * w for c, w in zip(first17, _USCC_WEIGHTS, strict=True))
+    return _USCC_CHARS[(31 - total % 31) % 31]
+
+
+def make_provider_code(
+    subject_id: str,
+    *,
+    subject_type: str = "1",
+    binding_type: str = "1",
+    service_type: Literal["0", "1", "2"] = "1",
+    service_code: str = "0000",
+) -> str:
+    """Build a 27-character service-provider code per TC260-PG-20252A.
+
+    Layout: ``00`` + subject type + binding type + 18-character subject ID + 5-character service
+    extension (``00000`` when unused, else service type 1=generation / 2=propagation and a
+    4-character code chosen by the provider). Only organisations bound by USCC (``1``/``1``) are
+    confirmed by public sources; other subject and binding digits are accepted as given.
+    """
+    extension = "00000" if service_type == "0" else service_type + service_code
+    code = f"00{subject_type}{binding_type}{subject_id}{extension}"
+    problems = provider_code_problems(code)
+    if problems:
+        raise InvalidLabelError("invalid provider code: " + "; ".join(problems))
+    return code
+
+
+def provider_code_problems(code: str) -> list[str]:
+    """Why ``code`` is not a well-formed TC260-PG-20252A provider code (empty list if it is)."""
+    if not _PROVIDER_CODE.fullmatch(code):
+        return [f"{code!r} is not 27 digits/upper-case letters starting with 00"]
+    found: list[str] = []
+    subject_type, binding_type, subject_id, extension = code[2], code[3], code[4:22], code[22:]
+    if subject_type == "1" and binding_type == "1":
+        if any(c not in _USCC_CHARS for c in subject_id):
+            found.append(f"subject ID {subject_id} uses letters a USCC never has (I, O, S, V, Z)")
+        elif uscc_check_digit(subject_id[:17]) != subject_id[17]:
+            found.append(f"subject ID {subject_id} fails the USCC check digit")
+    if extension != "00000" and extension[0] not in "12":
+        found.append(f"service extension {extension} must be 00000 or start with 1 (generation) or 2 (propagation)")
+    return found
+
+
+#: A syntactically valid code for demos and tests only; it names no real organisation.
+DEMO_PROVIDER_CODE = "001191110000MA00DEMQ0B1DEMO"

@@ -1,0 +1,175 @@
+"""The TC260 XMP property: find, set and remove ``TC260:AIGC`` inside an existing XMP packet.
+
+The label lives in namespace ``http://www.tc260.org.cn/ns/AIGC/1.0/`` (prefix ``TC260``) as the
+simple property ``AIGC`` holding the bare seven-field JSON (TC260-PG-20259A). Writers emit the
+element form ``<TC260:AIGC>{&quot;Label&quot;...}</TC260:AIGC>`` that real producer files use;
+readers accept the element and the attribute form, under any prefix bound to the namespace.
+
+Editing is textual on purpose: everything else in the packet (other namespaces, comments, the
+``xpacket`` wrapper, padding) stays byte-for-byte as it was. Each edit is verified by re-parsing;
+if the text surgery does not give exactly the intended result the packet is rebuilt with
+ElementTree, which keeps every property but may rename namespace prefixes.
+
+Parsing goes through :mod:`defusedxml`, so entity-expansion and external-entity attacks raise a
+:class:`~aigclabel.errors.MalformedFileError` instead of eating memory.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from xml.sax.saxutils import escape
+
+import defusedxml.ElementTree as SafeET
+from defusedxml import DefusedXmlException
+
+from .errors import MalformedFileError
+
+TC260_NS = "http://www.tc260.org.cn/ns/AIGC/1.0/"
+TC260_PREFIX = "TC260"
+RDF_NS = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
+X_NS = "adobe:ns:meta/"
+
+_AIGC_TAG = f"{{{TC260_NS}}}AIGC"
+_DESCRIPTION_TAG = f"{{{RDF_NS}}}Description"
+_ABOUT_ATTR = f"{{{RDF_NS}}}about"
+_PREFIX_DECL = re.compile(r"""xmlns:([A-Za-z_][\w.-]*)\s*=\s*["']""" + re.escape(TC260_NS) + r"""["']""")
+_RDF_CLOSE = re.compile(r"</(?:[A-Za-z_][\w.-]*:)?RDF\s*>")
+
+ET.register_namespace("x", X_NS)
+ET.register_namespace("rdf", RDF_NS)
+ET.register_namespace(TC260_PREFIX, TC260_NS)
+
+
+def _parse(packet: bytes | str) -> ET.Element:
+    text = packet.decode("utf-8") if isinstance(packet, bytes) else packet
+    text = text.strip("\x00 \t\r\n\ufeff")
+    try:
+        root: ET.Element = SafeET.fromstring(text)
+    except DefusedXmlException as exc:
+        raise MalformedFileError(f"XMP packet uses forbidden XML constructs ({type(exc).__name__})") from None
+    except ET.ParseError as exc:
+        raise MalformedFileError(f"XMP packet is not well-formed XML: {exc}") from None
+    return root
+
+
+def _decode(packet: bytes) -> str:
+    try:
+        return packet.decode("utf-8")
+    except UnicodeDecodeError:
+        raise MalformedFileError("XMP packet is not UTF-8") from None
+
+
+def find_aigc(packet: bytes | str) -> list[str]:
+    """Every ``TC260:AIGC`` value in the packet, element and attribute forms, in document order."""
+    if isinstance(packet, bytes):
+        packet = _decode(packet)
+    if TC260_NS not in packet:
+        return []
+    found: list[str] = []
+    for element in _parse(packet).iter():
+        if _AIGC_TAG in element.attrib:
+            found.append(element.attrib[_AIGC_TAG])
+        if element.tag == _AIGC_TAG:
+            found.append(element.text or "")
+    return found
+
+
+def new_packet(value: str) -> bytes:
+    """A minimal XMP packet holding only ``TC260:AIGC``."""
+    return (
+        '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
+        f'<x:xmpmeta xmlns:x="{X_NS}">\n'
+        f' <rdf:RDF xmlns:rdf="{RDF_NS}">\n'
+        f"{_description(value, 'rdf')}\n"
+        " </rdf:RDF>\n"
+        "</x:xmpmeta>\n"
+        '<?xpacket end="w"?>'
+    ).encode()
+
+
+def _description(value: str, rdf_prefix: str) -> str:
+    body = escape(value, {'"': "&quot;"})
+    return (
+        f'  <{rdf_prefix}:Description {rdf_prefix}:about="" xmlns:{TC260_PREFIX}="{TC260_NS}">\n'
+        f"   <{TC260_PREFIX}:AIGC>{body}</{TC260_PREFIX}:AIGC>\n"
+        f"  </{rdf_prefix}:Description>"
+    )
+
+
+def _remove_text(text: str) -> str:
+    for prefix in set(_PREFIX_DECL.findall(text)):
+        name = re.escape(prefix) + r":AIGC"
+        text = re.sub(r"\s*<" + name + r"\b[^>]*/>", "", text)
+        text = re.sub(r"\s*<" + name + r"\b[^>]*>.*?</" + name + r"\s*>", "", text, flags=re.S)
+        text = re.sub(r"""\s+""" + name + r"""\s*=\s*(?:"[^"]*"|'[^']*')""", "", text)
+    # A Description left with nothing but rdf:about and namespace declarations is dropped.
+    empty = re.compile(
+        r"""\s*<([A-Za-z_][\w.-]*):Description((?:\s+(?:xmlns:[\w.-]+|\1:about)\s*=\s*(?:"[^"]*"|'[^']*'))*)"""
+        r"""\s*(?:/>|>\s*</\1:Description\s*>)"""
+    )
+    return empty.sub("", text)
+
+
+def _rebuild(packet: str, value: str | None) -> bytes:
+    root = _parse(packet)
+    for parent in list(root.iter()):
+        for child in list(parent):
+            if child.tag == _AIGC_TAG:
+                parent.remove(child)
+        parent.attrib.pop(_AIGC_TAG, None)
+    rdf = root if root.tag == f"{{{RDF_NS}}}RDF" else root.find(f".//{{{RDF_NS}}}RDF")
+    if rdf is None:
+        raise MalformedFileError("XMP packet has no rdf:RDF element")
+    if value is not None:
+        description = ET.SubElement(rdf, _DESCRIPTION_TAG, {_ABOUT_ATTR: ""})
+        ET.SubElement(description, _AIGC_TAG).text = value
+    body = ET.tostring(root, encoding="unicode")
+    return f'<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n{body}\n<?xpacket end="w"?>'.encode()
+
+
+def set_aigc(packet: bytes | None, value: str) -> bytes:
+    """``packet`` with ``TC260:AIGC`` set to ``value`` as the only AIGC property (new packet if None)."""
+    if not packet or not packet.strip(b"\x00 \t\r\n"):
+        return new_packet(value)
+    text = _decode(packet)
+    _parse(text)  # refuse to edit what we cannot parse
+    edited = _remove_text(text)
+    closes = list(_RDF_CLOSE.finditer(edited))
+    if closes:
+        close = closes[-1]
+        rdf_prefix = close.group(0)[2:].split(":")[0] if ":" in close.group(0) else "rdf"
+        at = len(edited[: close.start()].rstrip())
+        edited = edited[:at] + "\n" + _description(value, rdf_prefix) + edited[at:]
+        try:
+            if find_aigc(edited) == [value]:
+                return edited.encode()
+        except MalformedFileError:
+            pass
+    return _rebuild(text, value)
+
+
+def remove_aigc(packet: bytes) -> bytes | None:
+    """``packet`` without any ``TC260:AIGC``; ``None`` when nothing else of value is left in it."""
+    text = _decode(packet)
+    if not find_aigc(text):
+        return packet
+    edited = _remove_text(text)
+    try:
+        ok = not find_aigc(edited)
+    except MalformedFileError:
+        ok = False
+    result = edited.encode() if ok else _rebuild(text, None)
+    return result if has_properties(result) else None
+
+
+def has_properties(packet: bytes | str) -> bool:
+    """True if the packet holds any property at all (so dropping it would lose information)."""
+    root = _parse(packet)
+    for element in root.iter(_DESCRIPTION_TAG):
+        if len(element) or any(key != _ABOUT_ATTR for key in element.attrib):
+            return True
+    rdf = root if root.tag == f"{{{RDF_NS}}}RDF" else root.find(f".//{{{RDF_NS}}}RDF")
+    if rdf is None:
+        return True  # not an RDF packet we understand: keep it
+    return any(child.tag != _DESCRIPTION_TAG for child in rdf)
