@@ -97,6 +97,17 @@ class Container(ABC):
         ``dst`` is a temporary path created by the caller; ``src`` must not be modified.
         """
 
+    def payload_digest(self, path: Path) -> bytes:
+        """SHA-256 over the media payload only: the bytes a decoder renders, with every metadata
+        structure (the label included) left out.
+
+        Adding or editing metadata must leave it unchanged, any change to what is rendered must
+        change it. Signatures in ReservedCode1/2 bind the label to this digest, so a platform can add
+        its propagation fields without breaking the producer's signature. Each module documents what
+        it counts as payload.
+        """
+        raise UnsupportedFormatError(f"payload digest is not implemented for {self.description} files")
+
     def write(self, src: Path, dst: Path, label: AIGCLabel) -> None:
         """Write ``src`` to ``dst`` (may be the same path) carrying ``label`` as its only label."""
         label.validate()
