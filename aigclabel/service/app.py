@@ -1,0 +1,223 @@
+"""The HTTP service: label, inspect (and, as they are wired in, verify, check, trace) over HTTP.
+
+Uploads are the raw request body (``Content-Type: application/octet-stream``) with the file name in
+the ``filename`` query parameter: no multipart parsing, so the body streams straight to a temporary
+file and the size limit is enforced while reading, before anything is parsed. Every
+:class:`~aigclabel.errors.AIGCLabelError` becomes a 4xx with a JSON body ``{"error", "detail"}``;
+temporary paths never leak into messages.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path, PurePath
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from starlette.background import BackgroundTask
+
+from .. import __version__
+from ..api import inspect, write_label
+from ..containers import registered
+from ..errors import (
+    AIGCLabelError,
+    InvalidLabelError,
+    LimitExceededError,
+    MalformedFileError,
+    UnsupportedFormatError,
+)
+from ..label import AIGCLabel, LabelValue
+
+#: Default largest upload accepted, in bytes.
+DEFAULT_MAX_UPLOAD = 512 << 20
+
+_STATUS_BY_ERROR: tuple[tuple[type[AIGCLabelError], int, str], ...] = (
+    (LimitExceededError, 413, "too-large"),
+    (UnsupportedFormatError, 415, "unsupported-format"),
+    (MalformedFileError, 422, "malformed-file"),
+    (InvalidLabelError, 422, "invalid-label"),
+    (AIGCLabelError, 400, "bad-request"),
+)
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """Explicit service settings; :meth:`from_env` reads them from ``AIGCLABEL_*`` variables."""
+
+    api_keys: frozenset[str] = field(default_factory=frozenset)
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD
+    work_dir: Path | None = None
+
+    @classmethod
+    def from_env(cls) -> ServiceSettings:
+        """``AIGCLABEL_API_KEYS`` (comma-separated), ``AIGCLABEL_MAX_UPLOAD`` (bytes)."""
+        keys = frozenset(k.strip() for k in os.environ.get("AIGCLABEL_API_KEYS", "").split(",") if k.strip())
+        limit = int(os.environ.get("AIGCLABEL_MAX_UPLOAD", DEFAULT_MAX_UPLOAD))
+        return cls(api_keys=keys, max_upload_bytes=limit)
+
+
+class Upload:
+    """A request body spooled to a private temporary directory; removed by :meth:`cleanup`."""
+
+    def __init__(self, directory: Path, filename: str) -> None:
+        self.directory = directory
+        self.filename = filename
+        self.path = directory / filename
+        #: Set when the response streams the file itself and cleans up afterwards.
+        self.keep = False
+
+    def cleanup(self) -> None:
+        """Delete the temporary directory and everything in it."""
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def scrub(self, message: str) -> str:
+        """``message`` with the temporary directory replaced by nothing (clients see their file name)."""
+        return message.replace(str(self.path), self.filename).replace(str(self.directory), "")
+
+
+def _safe_filename(name: str | None) -> str:
+    base = PurePath((name or "upload").replace("\\", "/")).name
+    cleaned = "".join(c for c in base if c.isalnum() or c in "._-")[:128].lstrip(".")
+    return cleaned or "upload"
+
+
+def require_key(request: Request) -> None:
+    """Dependency: reject the request unless it carries a configured API key (if any are set)."""
+    config: ServiceSettings = request.app.state.settings
+    if not config.api_keys:
+        return
+    given = request.headers.get("x-api-key") or ""
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        given = auth[7:].strip()
+    if not any(hmac.compare_digest(given.encode(), key.encode()) for key in config.api_keys):
+        raise HTTPException(401, "missing or wrong API key (send X-API-Key or Authorization: Bearer)")
+
+
+async def receive_upload(request: Request, filename: str | None = None) -> AsyncIterator[Upload]:
+    """Dependency: stream the raw body to a temporary file, enforcing the size limit while reading."""
+    config: ServiceSettings = request.app.state.settings
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise HTTPException(400, "Content-Length is not a number")
+        if int(declared) > config.max_upload_bytes:
+            raise HTTPException(413, f"upload of {declared} bytes exceeds the {config.max_upload_bytes} byte limit")
+    directory = Path(tempfile.mkdtemp(prefix="aigclabel-", dir=config.work_dir))
+    upload = Upload(directory, _safe_filename(filename))
+    request.state.upload = upload
+    try:
+        received = 0
+        with open(upload.path, "wb") as sink:
+            async for chunk in request.stream():
+                received += len(chunk)
+                if received > config.max_upload_bytes:
+                    raise HTTPException(413, f"upload exceeds the {config.max_upload_bytes} byte limit")
+                sink.write(chunk)
+        if received == 0:
+            raise HTTPException(400, "empty request body: send the file as the raw body")
+        yield upload
+    finally:
+        if not upload.keep:
+            upload.cleanup()
+
+
+Keyed = Annotated[None, Depends(require_key)]
+Uploaded = Annotated[Upload, Depends(receive_upload)]
+
+
+def create_app(settings: ServiceSettings | None = None) -> FastAPI:
+    """Build the FastAPI application with the given settings (default: from the environment)."""
+    config = settings or ServiceSettings.from_env()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+
+    app = FastAPI(
+        title="aigclabel",
+        version=__version__,
+        description="Label AI-generated content per GB 45438-2025 and verify those labels.",
+        lifespan=lifespan,
+    )
+    app.state.settings = config
+
+    @app.exception_handler(AIGCLabelError)
+    async def _label_error(request: Request, exc: AIGCLabelError) -> JSONResponse:
+        upload: Upload | None = getattr(request.state, "upload", None)
+        message = upload.scrub(str(exc)) if upload else str(exc)
+        for kind, status, code in _STATUS_BY_ERROR:
+            if isinstance(exc, kind):
+                return JSONResponse({"error": code, "detail": message}, status_code=status)
+        raise AssertionError("unreachable: AIGCLabelError is in the table")  # pragma: no cover
+
+    async def threaded(function: Callable[..., Any], *args: Any) -> Any:
+        return await run_in_threadpool(function, *args)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def page() -> HTMLResponse:
+        html = (resources.files("aigclabel.service") / "static" / "index.html").read_text(encoding="utf-8")
+        return HTMLResponse(html)
+
+    @app.get("/v1/formats", summary="Formats that can be read and written")
+    async def formats(_: Keyed) -> list[dict[str, Any]]:
+        return [
+            {
+                "name": name,
+                "description": cls.description,
+                "extensions": list(cls.extensions),
+                "location": cls.primary_location,
+                "writable": cls.can_write,
+            }
+            for name, cls in sorted(registered().items())
+        ]
+
+    @app.post("/v1/inspect", summary="Every implicit label in the uploaded file")
+    async def inspect_upload(_: Keyed, upload: Uploaded) -> dict[str, Any]:
+        result = await threaded(inspect, upload.path)
+        body: dict[str, Any] = result.to_dict()
+        body["path"] = upload.filename
+        return body
+
+    @app.post("/v1/report", summary="Everything the web page shows: labels, platform verdict, watermark")
+    async def report_upload(_: Keyed, upload: Uploaded) -> dict[str, Any]:
+        result = await threaded(inspect, upload.path)
+        inspection: dict[str, Any] = result.to_dict()
+        inspection["path"] = upload.filename
+        return {"inspection": inspection, "verdict": None, "watermark": None}
+
+    @app.post("/v1/label", summary="Return the uploaded file carrying a GB 45438 implicit label")
+    async def label_upload(
+        _: Keyed,
+        upload: Uploaded,
+        producer: Annotated[str, Query(description="ContentProducer: the 27-character provider code")],
+        produce_id: Annotated[str | None, Query(description="ProduceID (default: a fresh unique ID)")] = None,
+        label: Annotated[LabelValue, Query(description="1 AI-generated, 2 possibly, 3 suspected")] = (
+            LabelValue.CONFIRMED
+        ),
+    ) -> FileResponse:
+        made = AIGCLabel.for_producer(producer, produce_id, label=label)
+        await threaded(write_label, upload.path, made)
+        upload.keep = True
+        return FileResponse(
+            upload.path,
+            filename=upload.filename,
+            media_type="application/octet-stream",
+            headers={"X-AIGC-ProduceID": made.produce_id},
+            background=BackgroundTask(upload.cleanup),
+        )
+
+    return app
