@@ -5,7 +5,7 @@ PYTHON ?= python3
 
 setup:
 	bash scripts/install-system-deps.sh
-	$(PYTHON) -m pip install -q --disable-pip-version-check -e '.[service,postgres,c2pa,dev]'
+	$(PYTHON) -m pip install -q --disable-pip-version-check -e '.[service,postgres,c2pa,distributed,dev]'
 
 demo: setup
 	$(PYTHON) -m aigclabel demo

@@ -1,0 +1,219 @@
+"""Batch jobs over a directory tree: multi-process, resumable, with a JSONL report.
+
+Each file becomes one JSON line in the report, written and flushed as soon as its result arrives,
+so a job killed half-way keeps everything it finished. On restart, files whose report line says
+``ok`` and whose size and modification time still match are skipped; everything else is redone.
+
+Work runs in a :class:`concurrent.futures.ProcessPoolExecutor` by default, or on a Dask cluster
+(``distributed``) for millions of files: the per-file functions are plain top-level functions of
+this module, so any executor that pickles by reference can run them.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from .api import inspect, write_label
+from .errors import AIGCLabelError
+from .label import AIGCLabel, LabelValue
+
+Action = Literal["label", "inspect"]
+
+
+@dataclass(frozen=True)
+class LabelJob:
+    """What a ``label`` batch writes: the producer's fields (a fresh ProduceID per file)."""
+
+    producer: str
+    label: str = LabelValue.CONFIRMED.value
+    out_dir: str | None = None
+
+
+def _fingerprint(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
+
+
+def label_one(root: str, relative: str, job: LabelJob) -> dict[str, Any]:
+    """Label one file (in place, or into ``job.out_dir`` keeping the relative path)."""
+    src = Path(root) / relative
+    dst = Path(job.out_dir) / relative if job.out_dir else src
+    record: dict[str, Any] = {"path": relative, "action": "label"}
+    try:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        made = AIGCLabel.for_producer(job.producer, label=job.label)
+        write_label(src, made, dst)
+        record.update(status="ok", produce_id=made.produce_id, output=str(dst))
+    except AIGCLabelError as exc:
+        record.update(status="error", error=str(exc), error_type=type(exc).__name__)
+    record["size"], record["mtime_ns"] = _fingerprint(src)
+    return record
+
+
+def inspect_one(root: str, relative: str, job: object = None) -> dict[str, Any]:
+    """Inspect one file: its label fields and conformance."""
+    path = Path(root) / relative
+    record: dict[str, Any] = {"path": relative, "action": "inspect"}
+    try:
+        result = inspect(path)
+        found = result.label
+        record.update(
+            status="ok",
+            conforms=result.ok,
+            labels=len(result.labels),
+            produce_id=found.produce_id if found else None,
+            problems=[p.code for p in result.problems],
+        )
+    except AIGCLabelError as exc:
+        record.update(status="error", error=str(exc), error_type=type(exc).__name__)
+    record["size"], record["mtime_ns"] = _fingerprint(path)
+    return record
+
+
+#: Per-file functions by action name; other modules add theirs (e.g. ``verify``) with :func:`register_action`.
+ACTIONS: dict[str, Callable[..., dict[str, Any]]] = {"label": label_one, "inspect": inspect_one}
+
+
+def register_action(name: str, function: Callable[..., dict[str, Any]]) -> None:
+    """Make ``aigclabel batch NAME`` available; ``function(root, relative, job) -> record``."""
+    ACTIONS[name] = function
+
+
+def iter_files(root: Path, skip: Path | None = None) -> Iterator[str]:
+    """Relative paths of regular files under ``root`` in a stable order, hidden files and ``skip`` left out."""
+    for directory, subdirs, names in os.walk(root):
+        subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
+        for name in sorted(names):
+            if name.startswith("."):
+                continue
+            full = Path(directory) / name
+            if skip is not None and (full == skip or skip in full.parents):
+                continue
+            if full.is_file() and not full.is_symlink():
+                yield str(full.relative_to(root))
+
+
+def load_done(report: Path, root: Path, action: str) -> set[str]:
+    """Files a previous run of ``action`` finished and that have not changed since."""
+    done: set[str] = set()
+    if not report.exists():
+        return done
+    with open(report, encoding="utf-8") as handle:
+        for line in handle:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut short by a crash: that file is redone
+            if record.get("action") != action or record.get("status") != "ok":
+                continue
+            path = root / record["path"]
+            try:
+                if _fingerprint(path) == (record.get("size"), record.get("mtime_ns")):
+                    done.add(record["path"])
+            except OSError:
+                continue
+    return done
+
+
+class Progress(Protocol):
+    """What :func:`run` reports progress to (a Rich progress bar in the CLI)."""
+
+    def __call__(self, done: int, total: int, record: dict[str, Any]) -> None: ...
+
+
+@dataclass
+class BatchSummary:
+    """Counts of one batch run."""
+
+    total: int
+    skipped: int
+    ok: int
+    errors: int
+    seconds: float
+
+
+def run(
+    action: str,
+    root: Path,
+    report: Path,
+    *,
+    job: object = None,
+    executor: Executor | None = None,
+    workers: int | None = None,
+    progress: Progress | None = None,
+    submit: Callable[[Callable[..., dict[str, Any]], str, str, object], Future[dict[str, Any]]] | None = None,
+) -> BatchSummary:
+    """Run ``action`` over every file under ``root``, appending one JSON line per file to ``report``.
+
+    ``executor`` defaults to a process pool of ``workers`` processes. ``submit`` lets a Dask client
+    (or any other scheduler) be used instead of an executor.
+    """
+    function = ACTIONS[action]
+    root = root.resolve()
+    report = report.resolve()
+    started = time.perf_counter()
+    done = load_done(report, root, action)
+    todo = [rel for rel in iter_files(root, skip=report) if rel not in done]
+    if job is not None and isinstance(job, LabelJob) and job.out_dir:
+        out = Path(job.out_dir).resolve()
+        todo = [rel for rel in todo if out not in (root / rel).parents]
+    summary = BatchSummary(total=len(todo) + len(done), skipped=len(done), ok=0, errors=0, seconds=0.0)
+    own = executor is None and submit is None
+    pool = ProcessPoolExecutor(max_workers=workers) if own else executor
+    try:
+        if submit is None:
+            assert pool is not None
+            futures = [pool.submit(function, str(root), rel, job) for rel in todo]
+        else:
+            futures = [submit(function, str(root), rel, job) for rel in todo]
+        with open(report, "a", encoding="utf-8") as sink:
+            for count, future in enumerate(_completed(futures), start=1):
+                record = future.result()
+                sink.write(json.dumps(record, ensure_ascii=False) + "\n")
+                sink.flush()
+                if record.get("status") == "ok":
+                    summary.ok += 1
+                else:
+                    summary.errors += 1
+                if progress is not None:
+                    progress(count, len(todo), record)
+    finally:
+        if own and pool is not None:
+            pool.shutdown(cancel_futures=True)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _completed(futures: list[Future[dict[str, Any]]]) -> Iterable[Future[dict[str, Any]]]:
+    if futures and not isinstance(futures[0], Future):  # dask futures
+        from distributed import as_completed as dask_completed
+
+        return dask_completed(futures)
+    return as_completed(futures)
+
+
+def write_csv(report: Path, destination: Path) -> int:
+    """Convert the JSONL report to CSV (latest line per file wins); returns the number of rows."""
+    latest: dict[str, dict[str, Any]] = {}
+    with open(report, encoding="utf-8") as handle:
+        for line in handle:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            latest[record["path"]] = record
+    columns = sorted({key for record in latest.values() for key in record})
+    with open(destination, "w", newline="", encoding="utf-8") as sink:
+        writer = csv.DictWriter(sink, fieldnames=columns)
+        writer.writeheader()
+        for path in sorted(latest):
+            writer.writerow({k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in latest[path].items()})
+    return len(latest)
