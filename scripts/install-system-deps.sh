@@ -7,10 +7,13 @@ packages=(
   ffmpeg                   # ffprobe/ffmpeg: fixtures and stream-identity checks
   mkvtoolnix               # mkvinfo/mkvextract: independent Matroska reader
   qpdf                     # independent PDF structure checks
+  libarchive-zip-perl      # lets exiftool read DOCX/XLSX/PPTX/EPUB properties (interop tests)
   fonts-wqy-microhei       # CJK font for visible labels
   espeak-ng sox libsox-fmt-mp3   # spoken labels and audio measurement
   tesseract-ocr tesseract-ocr-chi-sim   # optional OCR of visible labels
   postgresql               # audit store tests against a real server
+  chromium                 # end-to-end tests of the web page (driven by Playwright)
+  wrk                      # HTTP load benchmark (bench/service.py)
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -1,0 +1,113 @@
+"""The web page, end to end: a real server on loopback, Debian's Chromium driven by Playwright."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from aigclabel import DEMO_PROVIDER_CODE, AIGCLabel, write_label
+
+from .conftest import SAMPLES, require_tool
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOTS = Path(os.environ.get("AIGCLABEL_SCREENSHOTS", "")) if os.environ.get("AIGCLABEL_SCREENSHOTS") else None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    port = _free_port()
+    env = {**os.environ, "AIGCLABEL_API_KEYS": ""}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "aigclabel", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(base + "/healthz", timeout=1):
+                break
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                pytest.fail("service did not start: " + (process.stderr.read().decode() if process.stderr else ""))
+            time.sleep(0.2)
+    yield base
+    process.terminate()
+    process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    executable = require_tool("chromium")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+def _shoot(page: object, tmp_path: Path, name: str) -> Path:
+    target = tmp_path / name
+    page.screenshot(path=str(target), full_page=True)  # type: ignore[attr-defined]
+    assert target.stat().st_size > 10_000, "a real rendered page, not a blank one"
+    if SCREENSHOTS is not None:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copy(target, SCREENSHOTS / name)
+    return target
+
+
+def test_drop_labelled_image_shows_fields_and_preview(server: str, browser: object, tmp_path: Path) -> None:
+    photo = tmp_path / "generated.png"
+    shutil.copy(SAMPLES / "sample.png", photo)
+    write_label(photo, AIGCLabel.for_producer(DEMO_PROVIDER_CODE, "web-test-1"))
+    page = browser.new_page(viewport={"width": 1200, "height": 900})  # type: ignore[attr-defined]
+    page.goto(server + "/")
+    page.set_input_files("#file", str(photo))
+    page.wait_for_selector("table.label-fields")
+    text = page.inner_text("#results")
+    assert "web-test-1" in text and DEMO_PROVIDER_CODE in text and "conforms" in text
+    assert page.eval_on_selector("#preview-media", "img => img.naturalWidth") == 320
+    _shoot(page, tmp_path, "web-labelled.png")
+    page.close()
+
+
+def test_unlabelled_and_broken_files(server: str, browser: object, tmp_path: Path) -> None:
+    page = browser.new_page()  # type: ignore[attr-defined]
+    page.goto(server + "/")
+    page.set_input_files("#file", str(SAMPLES / "sample.jpg"))
+    page.wait_for_selector("#results section")
+    assert "no implicit label" in page.inner_text("#results")
+    broken = tmp_path / "broken.png"
+    broken.write_bytes((SAMPLES / "sample.png").read_bytes()[:80])
+    page.set_input_files("#file", str(broken))
+    page.wait_for_selector("#error")
+    assert "Error 422" in page.inner_text("#error")
+    _shoot(page, tmp_path, "web-error.png")
+    page.close()
