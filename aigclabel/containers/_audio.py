@@ -1,0 +1,197 @@
+"""Helpers shared by the audio containers: mutagen error translation, Vorbis comments, ID3v2 tags.
+
+The leading underscore keeps this module out of plugin discovery; it registers nothing.
+
+Vorbis comments (FLAC, Ogg Vorbis/Opus/Speex/FLAC) and ID3v2 tags (MP3, and the ``id3 `` chunk of
+WAV) are the two tag systems the TC260 audio guide (TC260-PG-202510A) names, so their label logic
+lives here once:
+
+* a **Vorbis comment** label is the entry ``AIGC=<json>``; readers report every entry whose
+  (case-insensitive, per the Vorbis spec) field name contains ``AIGC``, as Annex E a) allows any
+  field name containing it;
+* an **ID3v2** label is a ``TXXX`` frame described ``AIGC``; readers report every ``TXXX`` whose
+  description contains ``AIGC`` in any case, and ``TC260:AIGC`` in an XMP packet stored the Adobe
+  way (a ``PRIV`` frame owned by ``XMP``), which is where exempi-based tools following the image
+  guide's code put it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import mutagen
+import mutagen.id3
+
+from .._io import file_size
+from ..errors import AIGCLabelError, MalformedFileError
+from ..label import AIGCLabel
+from ..xmp import find_aigc, remove_aigc
+from . import FoundLabel
+from ._stream import copy_range
+
+# mutagen's ID3 API is untyped; these aliases keep mypy --strict quiet without per-call ignores.
+ID3: Any = mutagen.id3.ID3
+PRIV: Any = mutagen.id3.PRIV
+TXXX: Any = mutagen.id3.TXXX
+LATIN1: Any = mutagen.id3.Encoding.LATIN1
+
+#: Vorbis comment field (and ID3 TXXX description, APEv2 key, RIFF chunk ID) we write.
+AIGC_KEY = "AIGC"
+
+#: Exceptions mutagen and the byte parsers let through on hostile input.
+_PARSE_ERRORS = (
+    mutagen.MutagenError,
+    struct.error,
+    ValueError,
+    IndexError,
+    KeyError,
+    EOFError,
+    OverflowError,
+    UnicodeError,
+    AssertionError,
+)
+
+
+def is_aigc_name(name: str) -> bool:
+    """True for a field name that Annex E a) counts as a label slot (contains ``AIGC``, any case)."""
+    return AIGC_KEY.lower() in name.lower()
+
+
+@contextlib.contextmanager
+def parse_errors(path: Path, what: str) -> Iterator[None]:
+    """Turn mutagen's and struct's exceptions on corrupt input into :class:`MalformedFileError`."""
+    try:
+        yield
+    except AIGCLabelError:
+        raise
+    except _PARSE_ERRORS as exc:
+        message = str(exc) or type(exc).__name__
+        raise MalformedFileError(f"{path}: malformed {what} ({message})") from exc
+    except RecursionError:
+        raise MalformedFileError(f"{path}: {what} nests too deeply") from None
+
+
+def copy_file(src: Path, dst: Path) -> None:
+    """Copy ``src`` over ``dst`` in the kernel where it can (``copy_file_range``), else in bounded chunks."""
+    with open(src, "rb") as fin, open(dst, "wb") as fout:
+        copy_range(fin, fout, 0, file_size(fin), "file")
+
+
+# ---------------------------------------------------------------------- Vorbis comments
+def vorbis_findings(tags: Any, where: str) -> list[FoundLabel]:
+    """Every ``*AIGC*=`` entry of a mutagen ``VComment``, in stored order."""
+    if tags is None:
+        return []
+    return [FoundLabel.from_text(f"{where} {key}", value) for key, value in list(tags) if is_aigc_name(key)]
+
+
+def vorbis_set(tags: Any, label: AIGCLabel | None) -> bool:
+    """Remove every AIGC entry of a mutagen ``VComment``; add ``AIGC=<json>`` unless ``label`` is None.
+
+    Other entries keep their order. Returns True if ``tags`` changed.
+    """
+    before = list(tags)
+    kept = [(key, value) for key, value in before if not is_aigc_name(key)]
+    if label is not None:
+        kept.append((AIGC_KEY, label.to_json()))
+    if kept == before:
+        return False
+    tags[:] = kept
+    return True
+
+
+# ---------------------------------------------------------------------- ID3v2
+def id3v2_size(header: bytes) -> int | None:
+    """Total size (header, body and footer) of the ID3v2 tag starting ``header``, None if not one."""
+    if len(header) < 10 or header[:3] != b"ID3" or header[3] not in (2, 3, 4) or header[4] == 0xFF:
+        return None
+    size_bytes = header[6:10]
+    if any(b & 0x80 for b in size_bytes):
+        return None
+    size = (size_bytes[0] << 21) | (size_bytes[1] << 14) | (size_bytes[2] << 7) | size_bytes[3]
+    footer = 10 if header[3] == 4 and header[5] & 0x10 else 0
+    return 10 + size + footer
+
+
+def _load_id3(data: bytes) -> tuple[Any, int]:
+    """Parse a complete ID3v2 tag (header included); returns the tags and the version to save as.
+
+    v2.3 and v2.4 tags keep their version. v2.2 cannot be written by anyone any more, so it becomes
+    v2.3, the version every ID3v2 reader understands.
+    """
+    major = data[3]
+    version = 4 if major == 4 else 3
+    tags = ID3(io.BytesIO(data), translate=True, v2_version=version, load_v1=False)
+    return tags, version
+
+
+def id3_findings(data: bytes, where: str) -> list[FoundLabel]:
+    """Labels in a complete ID3v2 tag: every ``TXXX`` described ``*AIGC*`` and XMP ``TC260:AIGC``."""
+    tags = ID3(io.BytesIO(data), translate=False, load_v1=False)
+    version = f"ID3v2.{tags.version[1]}"
+    found: list[FoundLabel] = []
+    for frame in tags.values():
+        if frame.FrameID in ("TXXX", "TXX") and is_aigc_name(frame.desc):
+            for text in frame.text:
+                found.append(FoundLabel.from_text(f"{where}{version} TXXX:{frame.desc}", str(text)))
+        elif frame.FrameID == "PRIV" and frame.owner == "XMP":
+            found.extend(xmp_findings(frame.data, f"{where}{version} PRIV:XMP"))
+    return found
+
+
+def xmp_findings(packet: bytes, where: str) -> list[FoundLabel]:
+    """``TC260:AIGC`` values of an XMP packet; an unparsable packet naming TC260 is reported, not raised."""
+    try:
+        values = find_aigc(packet)
+    except MalformedFileError as exc:
+        return [FoundLabel(location=f"{where} TC260:AIGC", raw="", error=f"unreadable XMP packet: {exc}")]
+    return [FoundLabel.from_text(f"{where} TC260:AIGC", value) for value in values]
+
+
+def id3_has_label(data: bytes) -> bool:
+    """True if the tag carries any label placement :func:`id3_render` would change."""
+    return bool(id3_findings(data, ""))
+
+
+def id3_render(data: bytes | None, label: AIGCLabel | None) -> bytes:
+    """A new ID3v2 tag: ``data`` (a complete tag, or None for none) with its labels replaced.
+
+    Every other frame is kept (mutagen may reorder them and re-encode their headers; a v2.4-only
+    frame found in a v2.3 tag is converted the way mutagen's ``update_to_v23`` does). Returns
+    ``b""`` when nothing would be left, so stripping a tag we created removes it entirely. A new
+    tag is ID3v2.3: every ID3v2 reader understands it (v2.4 is still unread by some players and
+    Windows before 10), and the ASCII label needs no v2.4-only UTF-8 encoding.
+    """
+    if data:
+        tags, version = _load_id3(data)
+    else:
+        tags, version = ID3(), 3
+    for frame in list(tags.getall("TXXX")):
+        if is_aigc_name(frame.desc):
+            tags.delall(frame.HashKey)
+    for frame in list(tags.getall("PRIV")):
+        if frame.owner == "XMP":
+            packet = remove_aigc(frame.data)
+            if packet is not frame.data:
+                tags.delall(frame.HashKey)
+                if packet is not None:
+                    tags.add(PRIV(owner="XMP", data=packet))
+    if label is not None:
+        tags.add(TXXX(encoding=LATIN1, desc=AIGC_KEY, text=[label.to_json()]))
+    if not tags.values() and not tags.unknown_frames:
+        return b""
+    # A buffer holding only the tag: mutagen rewrites it in place. 128 trailing zero bytes keep
+    # mutagen's ID3v1 probe away from the tag's own last bytes; they are cut off afterwards.
+    # A v2.4 footer is not part of the size mutagen replaces, so it is left out (the result has none).
+    body = data[: len(data) - 10] if data and data[3] == 4 and data[5] & 0x10 else (data or b"")
+    buffer = io.BytesIO(body + bytes(128))
+    tags.save(buffer, v1=0, v2_version=version)
+    rendered = buffer.getvalue()[:-128]
+    if id3v2_size(rendered) != len(rendered):
+        raise MalformedFileError("re-rendering the ID3v2 tag failed")
+    return rendered

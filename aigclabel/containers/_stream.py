@@ -1,0 +1,77 @@
+"""Streaming helpers shared by the video container modules (not a plugin: the name starts with ``_``).
+
+The video writers rebuild a file from a few edited metadata structures and long runs of untouched
+media bytes. Those runs are copied with ``os.copy_file_range`` where the kernel offers it, so the
+data never passes through Python (and a filesystem with reflinks may not copy it at all); memory
+stays bounded by :data:`aigclabel._io.COPY_CHUNK` either way.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+from .._io import COPY_CHUNK
+from ..errors import TruncatedFileError
+
+_RANGE_CHUNK = 1 << 30
+
+
+def copy_range(src: BinaryIO, dst: BinaryIO, offset: int, size: int, what: str) -> None:
+    """Append ``size`` bytes of ``src`` starting at ``offset`` to ``dst`` (at its current position)."""
+    if size <= 0:
+        return
+    dst.flush()
+    remaining = size
+    pos = offset
+    if hasattr(os, "copy_file_range"):
+        out_pos = dst.tell()
+        try:
+            while remaining:
+                done = os.copy_file_range(src.fileno(), dst.fileno(), min(remaining, _RANGE_CHUNK), pos, out_pos)
+                if done == 0:
+                    raise TruncatedFileError(f"file ends inside {what} ({remaining} of {size} bytes missing)")
+                remaining -= done
+                pos += done
+                out_pos += done
+            dst.seek(out_pos)
+            return
+        except OSError:
+            dst.seek(out_pos)  # filesystem without support: fall back to plain reads for the rest
+    src.seek(pos)
+    while remaining:
+        chunk = src.read(min(COPY_CHUNK, remaining))
+        if not chunk:
+            raise TruncatedFileError(f"file ends inside {what} ({remaining} of {size} bytes missing)")
+        dst.write(chunk)
+        remaining -= len(chunk)
+
+
+def hash_range(src: BinaryIO, offset: int, size: int, update: Callable[[bytes], object], what: str) -> None:
+    """Feed ``size`` bytes of ``src`` from ``offset`` to the callable ``update`` in bounded chunks."""
+    src.seek(offset)
+    remaining = size
+    while remaining:
+        chunk = src.read(min(COPY_CHUNK, remaining))
+        if not chunk:
+            raise TruncatedFileError(f"file ends inside {what} ({remaining} of {size} bytes missing)")
+        update(chunk)
+        remaining -= len(chunk)
+
+
+def open_output(path: Path) -> BinaryIO:
+    """Open the (empty, caller-created) temporary output for writing without ``O_TRUNC``.
+
+    Truncating a file and rewriting it makes ext4 (``auto_da_alloc``) flush it synchronously on
+    close; the caller fsyncs once anyway before its atomic rename, so that flush would be paid twice.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        if os.fstat(fd).st_size:
+            os.ftruncate(fd, 0)
+        return os.fdopen(fd, "wb")
+    except BaseException:
+        os.close(fd)
+        raise

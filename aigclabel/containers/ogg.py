@@ -1,0 +1,161 @@
+"""Ogg Vorbis, Opus, FLAC and Speex: the label is the comment entry ``AIGC=<json>``.
+
+TC260-PG-202510A (appendix) puts the bare seven-field JSON in the stream's comment header
+(``\\x03vorbis`` for Vorbis, ``OpusTags`` for Opus; the Vorbis-comment block for Ogg FLAC, the
+second header packet for Speex). The source is streamed to the temporary output and mutagen edits
+the copy: it repacks only the comment packet's pages and renumbers the later pages of that logical
+stream (sequence numbers and CRCs change, page bodies and granule positions do not), so every
+audio packet is unchanged. Other comments, the vendor string and Opus/Vorbis comment padding stay.
+
+The codec is taken from the first packet of the first page; Ogg files whose first stream is not
+audio (Theora video, Skeleton) are left to other containers. In a chained file only the first
+logical stream is labelled and read (that is what players show as the file's tags).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO, ClassVar
+
+from mutagen.oggflac import OggFLAC
+from mutagen.oggopus import OggOpus
+from mutagen.oggspeex import OggSpeex
+from mutagen.oggvorbis import OggVorbis
+
+from .._io import MAX_METADATA_BYTES, read_exact
+from ..errors import LimitExceededError, MalformedFileError, TruncatedFileError
+from ..label import AIGCLabel
+from . import Container, FoundLabel, register
+from ._audio import copy_file, parse_errors, vorbis_findings, vorbis_set
+
+#: First-packet signature -> (codec name, mutagen class).
+_CODECS: dict[bytes, tuple[str, Any]] = {
+    b"\x01vorbis": ("Vorbis", OggVorbis),
+    b"OpusHead": ("Opus", OggOpus),
+    b"\x7fFLAC": ("FLAC", OggFLAC),
+    b"Speex   ": ("Speex", OggSpeex),
+}
+#: Comment packets of codecs whose comment header is self-identifying.
+_COMMENT_PACKETS = (b"\x03vorbis", b"OpusTags", b"\x81theora")
+
+
+def _codec(head: bytes) -> tuple[str, Any] | None:
+    if len(head) < 28 or head[:4] != b"OggS" or head[4] != 0 or not head[5] & 0x02:
+        return None
+    first = head[27 + head[26] :]
+    for signature, codec in _CODECS.items():
+        if first.startswith(signature):
+            return codec
+    return None
+
+
+def _pages(handle: BinaryIO) -> Iterator[tuple[int, int, list[int], bytes]]:
+    """``(serial, granule, lacing values, body)`` of every page, checked for truncation."""
+    while True:
+        header = handle.read(27)
+        if not header:
+            return
+        if len(header) < 27:
+            raise TruncatedFileError("file ends inside an Ogg page header")
+        magic, version, _flags, granule, serial, _seq, _crc, count = struct.unpack("<4sBBqIIIB", header)
+        if magic != b"OggS" or version != 0:
+            raise MalformedFileError(f"no Ogg page at offset {handle.tell() - 27}")
+        lacing = list(read_exact(handle, count, "Ogg lacing table"))
+        body = read_exact(handle, sum(lacing), "Ogg page")
+        yield serial, granule, lacing, body
+
+
+def _audio_packets(handle: BinaryIO) -> Iterator[tuple[int, bytes]]:
+    """``(stream index, packet)`` for every packet that is not a comment/metadata header."""
+    streams: dict[int, int] = {}
+    counts: dict[int, int] = {}
+    partial: dict[int, bytearray] = {}
+    codec: dict[int, bytes] = {}
+    for serial, _granule, lacing, body in _pages(handle):
+        index = streams.setdefault(serial, len(streams))
+        buffer = partial.setdefault(serial, bytearray())
+        pos = 0
+        for value in lacing:
+            buffer += body[pos : pos + value]
+            pos += value
+            if len(buffer) > MAX_METADATA_BYTES:
+                raise LimitExceededError(f"Ogg packet over {MAX_METADATA_BYTES} bytes")
+            if value == 255:
+                continue
+            packet = bytes(buffer)
+            buffer.clear()
+            number = counts.get(serial, 0)
+            counts[serial] = number + 1
+            if number == 0:
+                codec[serial] = packet[:8]
+            kind = codec[serial]
+            if packet.startswith(_COMMENT_PACKETS) or (kind == b"Speex   " and number == 1):
+                continue
+            if kind.startswith(b"\x7fFLAC"):
+                if number == 0:
+                    packet = packet[17:51]  # the STREAMINFO body; the mapping header counts blocks
+                elif packet[:1] != b"\xff":
+                    continue  # a metadata block, not an audio frame
+            yield index, packet
+
+
+@register
+class Ogg(Container):
+    """Ogg-encapsulated audio: Vorbis, Opus, FLAC, Speex."""
+
+    name: ClassVar[str] = "ogg"
+    description: ClassVar[str] = "Ogg audio"
+    extensions: ClassVar[tuple[str, ...]] = (".ogg", ".oga", ".opus", ".spx")
+    mime_type: ClassVar[str] = "audio/ogg"
+    primary_location: ClassVar[str] = "Vorbis comment AIGC"
+
+    @classmethod
+    def accept(cls, head: bytes, path: Path) -> bool:
+        """A beginning-of-stream Ogg page whose first packet is a Vorbis, Opus, FLAC or Speex header."""
+        return _codec(head) is not None
+
+    @staticmethod
+    def _open(path: Path) -> tuple[str, Any]:
+        with open(path, "rb") as handle:
+            head = handle.read(512)
+        found = _codec(head)
+        if found is None:
+            raise MalformedFileError(f"{path}: first Ogg page is not a Vorbis, Opus, FLAC or Speex header")
+        name, kind = found
+        return name, kind(path)
+
+    def read(self, path: Path) -> list[FoundLabel]:
+        """Every ``*AIGC*=`` entry of the first stream's comment header."""
+        with parse_errors(path, "Ogg stream"):
+            name, audio = self._open(path)
+            return vorbis_findings(audio.tags, f"{name} comment")
+
+    def rewrite(self, src: Path, dst: Path, label: AIGCLabel | None) -> None:
+        """Stream ``src`` to ``dst``, then let mutagen replace the comment packet of the copy."""
+        with parse_errors(src, "Ogg stream"):
+            copy_file(src, dst)
+            _name, audio = self._open(dst)
+            if audio.tags is None:
+                if label is None:
+                    return
+                audio.add_tags()
+            if vorbis_set(audio.tags, label):
+                audio.save(dst)
+
+    def payload_digest(self, path: Path) -> bytes:
+        """SHA-256 over every packet except comment headers, each prefixed by its logical-stream
+        index (order of first appearance, not the random serial) and its length (8 bytes little
+        endian each). The identification and setup headers are included (a decoder needs them);
+        for Ogg FLAC only the STREAMINFO body of the first packet is, plus the audio frames.
+        Page headers (sequence numbers, CRCs, granule positions) and page boundaries are left out:
+        the first two change whenever the comment packet is repacked.
+        """
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle, parse_errors(path, "Ogg stream"):
+            for index, packet in _audio_packets(handle):
+                digest.update(struct.pack("<QQ", index, len(packet)))
+                digest.update(packet)
+        return digest.digest()
