@@ -27,6 +27,7 @@ from typing import Any
 from ._io import atomic_output
 from .errors import AIGCLabelError, MalformedFileError, UnsupportedFormatError
 from .label import AIGCLabel
+from .verify import Evidence, register_detector
 
 #: IPTC digital source types that mean "made by AI" (https://cv.iptc.org/newscodes/digitalsourcetype/).
 AI_SOURCE_TYPES = frozenset(
@@ -266,3 +267,35 @@ def generate_demo_credentials(directory: Path, *, years: int = 10) -> None:
     (directory / "c2pa-demo-key.pem").write_bytes(
         leaf_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
+
+
+class C2PADetector:
+    """Trace detector for :mod:`aigclabel.verify`: a C2PA manifest declaring an AI source type.
+
+    Without pinned trust anchors the manifest's signer is not trusted, so this counts as a trace
+    (content *suspected*), never as a confirmed label.
+    """
+
+    name = "c2pa"
+
+    def detect(self, path: Path) -> list[Evidence]:
+        """Evidence from the file's active manifest (empty when there is none or it says nothing of AI)."""
+        try:
+            report = read_manifest(path)
+        except AIGCLabelError:
+            return []
+        if not report.says_ai:
+            return []
+        state = report.validation_state or "unknown"
+        return [
+            Evidence(
+                kind="c2pa-ai-assertion",
+                detail=f"C2PA manifest ({state}) declares digital source type {', '.join(report.ai_source_types)}",
+                location="C2PA manifest store",
+                source=self.name,
+                data=report.to_dict(),
+            )
+        ]
+
+
+register_detector(C2PADetector())

@@ -1,0 +1,465 @@
+"""Platform verification (Measures Art. 6): classification, evidence, --apply, detectors, CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageDraw
+from typer.testing import CliRunner
+
+from aigclabel import DEMO_PROVIDER_CODE, AIGCLabel, read_label, write_label
+from aigclabel.cli import app
+from aigclabel.signing import (
+    KeyRegistry,
+    SignatureState,
+    SigningKey,
+    demo_registry,
+    demo_signing_key,
+    payload_digest,
+    sign,
+    verify,
+    verify_fields,
+)
+from aigclabel.verify import (
+    Classification,
+    Evidence,
+    VerifyError,
+    XmpSourceTypeDetector,
+    apply,
+    classify,
+    register_detector,
+    register_visible_labeler,
+    registered_detectors,
+    unregister_detector,
+)
+from tests.conftest import SAMPLES, require_tool
+
+PLATFORM = "001191440300708461136T1XGW3"
+AI_SOURCE = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
+XMP_ONLY = {"xmp": XmpSourceTypeDetector()}
+
+
+@pytest.fixture(params=["jpg", "png"])
+def image(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    target = tmp_path / f"image.{request.param}"
+    shutil.copyfile(SAMPLES / f"sample.{request.param}", target)
+    return target
+
+
+def exiftool(*args: str) -> str:
+    tool = require_tool("exiftool")
+    return subprocess.run([tool, *args], capture_output=True, text=True, check=True).stdout
+
+
+def label_signed(path: Path, key: SigningKey | None = None, value: str = "1") -> AIGCLabel:
+    label = AIGCLabel.for_producer(DEMO_PROVIDER_CODE, label=value)
+    if key is not None:
+        label = sign(label, payload_digest(path), key)
+    write_label(path, label)
+    return label
+
+
+# ------------------------------------------------------------------------------------- classification
+def test_valid_label_is_confirmed(image: Path) -> None:
+    label_signed(image, demo_signing_key())
+    verdict = classify(image, None, demo_registry(), XMP_ONLY)
+    assert verdict.classification is Classification.CONFIRMED
+    assert verdict.label_value is not None and verdict.label_value.value == "1"
+    assert verdict.signatures["producer"].state is SignatureState.VALID
+    kinds = [(e.kind, e.role) for e in verdict.evidence]
+    assert ("implicit-label", "label") in kinds
+
+
+def test_unsigned_label_is_confirmed_but_says_unsigned(image: Path) -> None:
+    label_signed(image)
+    verdict = classify(image, None, KeyRegistry(), XMP_ONLY)
+    assert verdict.classification is Classification.CONFIRMED
+    assert verdict.signatures["producer"].state is SignatureState.UNSIGNED
+
+
+def test_declared_ai_without_label_is_possible(image: Path) -> None:
+    verdict = classify(image, True, KeyRegistry(), XMP_ONLY)
+    assert verdict.classification is Classification.POSSIBLE
+    assert any(e.kind == "declaration" for e in verdict.evidence)
+
+
+def test_nothing_is_none(image: Path) -> None:
+    assert classify(image, None, KeyRegistry(), XMP_ONLY).classification is Classification.NONE
+    assert classify(image, False, KeyRegistry(), XMP_ONLY).classification is Classification.NONE
+
+
+def test_iptc_source_type_written_by_exiftool_is_suspected(image: Path) -> None:
+    exiftool("-q", "-overwrite_original", f"-XMP-iptcExt:DigitalSourceType={AI_SOURCE}", str(image))
+    verdict = classify(image, False, KeyRegistry(), XMP_ONLY)
+    assert verdict.classification is Classification.SUSPECTED
+    found = [e for e in verdict.evidence if e.kind == "xmp-digital-source-type"]
+    assert found and found[0].location.startswith("XMP packet at byte")
+    # A user declaration outranks traces (Art. 6 order).
+    assert classify(image, True, KeyRegistry(), XMP_ONLY).classification is Classification.POSSIBLE
+
+
+def test_other_source_type_is_not_a_trace(image: Path) -> None:
+    exiftool(
+        "-q",
+        "-overwrite_original",
+        "-XMP-iptcExt:DigitalSourceType=http://cv.iptc.org/newscodes/digitalsourcetype/digitalCapture",
+        str(image),
+    )
+    assert classify(image, None, KeyRegistry(), XMP_ONLY).classification is Classification.NONE
+
+
+def test_tampered_label_is_only_suspected(image: Path) -> None:
+    key = SigningKey.generate()
+    label = label_signed(image, key)
+    from dataclasses import replace
+
+    write_label(image, replace(label, produce_id="forged-id"))
+    registry = KeyRegistry()
+    registry.add(DEMO_PROVIDER_CODE, key.public_key)
+    verdict = classify(image, None, registry, XMP_ONLY)
+    assert verdict.classification is Classification.SUSPECTED
+    assert verdict.signatures["producer"].state is SignatureState.INVALID
+    assert any("signature invalid" in e.detail for e in verdict.evidence if e.kind == "implicit-label")
+
+
+def test_label_moved_from_another_image_is_suspected(tmp_path: Path) -> None:
+    first, second = tmp_path / "a.png", tmp_path / "b.png"
+    Image.new("RGB", (24, 24), "red").save(first)
+    Image.new("RGB", (24, 24), "blue").save(second)
+    write_label(second, label_signed(first, demo_signing_key()))
+    verdict = classify(second, None, demo_registry(), XMP_ONLY)
+    assert verdict.classification is Classification.SUSPECTED
+    assert "content hash" in verdict.signatures["producer"].reason
+
+
+def test_truncated_payload_under_a_signed_label_is_suspected(tmp_path: Path) -> None:
+    path = tmp_path / "t.jpg"
+    shutil.copyfile(SAMPLES / "sample.jpg", path)
+    label_signed(path, demo_signing_key())
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 200])  # cut inside the entropy-coded data
+    verdict = classify(path, None, demo_registry(), XMP_ONLY)
+    assert verdict.classification is Classification.SUSPECTED
+    assert verdict.signatures["producer"].state is SignatureState.INVALID
+    assert "damaged" in verdict.signatures["producer"].reason
+
+
+def test_earlier_platform_suspicion_stays_suspected(image: Path) -> None:
+    label_signed(image, value="3")
+    assert classify(image, None, KeyRegistry(), XMP_ONLY).classification is Classification.SUSPECTED
+
+
+def _xmp_with_label(value: str) -> bytes:
+    escaped = value.replace("&", "&amp;").replace("<", "&lt;").replace('"', "&quot;")
+    return (
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+        '<rdf:Description rdf:about="" xmlns:TC260="http://www.tc260.org.cn/ns/AIGC/1.0/">'
+        f"<TC260:AIGC>{escaped}</TC260:AIGC></rdf:Description></rdf:RDF></x:xmpmeta>"
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        json.dumps(
+            {"Label": "1", "ContentProducer": DEMO_PROVIDER_CODE, "ProduceID": "p", "ReservedCode1": "x" * 3000}
+        ),
+        json.dumps({"Label": "1", "ContentProducer": DEMO_PROVIDER_CODE, "ProduceID": "p", "ReservedCode1": "{bad"}),
+        '{"Label":"1","ContentProducer":',
+        json.dumps({"Label": "1", "ContentProducer": "has space", "ProduceID": "p"}),
+    ],
+)
+def test_hostile_labels_written_by_pillow_are_suspected_not_crashes(tmp_path: Path, stored: str) -> None:
+    path = tmp_path / "h.jpg"
+    Image.new("RGB", (16, 16), "gray").save(path, xmp=_xmp_with_label(stored))
+    verdict = classify(path, None, demo_registry(), XMP_ONLY)
+    assert verdict.classification is Classification.SUSPECTED
+    assert any(e.kind == "implicit-label" and e.role == "trace" for e in verdict.evidence)
+    with pytest.raises(VerifyError):
+        apply(verdict, "bad code", visible=False)
+    apply(verdict, PLATFORM, visible=False)  # dropping non-conforming producer fields, keeping the rest
+    label = read_label(path)
+    assert label is not None and label.label == "3"
+    assert [p for p in label.problems() if p.severity == "error"] == []
+
+
+class MarkerDetector:
+    """Finds a byte marker, as an explicit-label or watermark detector would find its trace."""
+
+    name = "test-marker"
+
+    def detect(self, path: Path) -> list[Evidence]:
+        data = path.read_bytes()
+        at = data.find(b"GENERATED-BY-AI")
+        if at < 0:
+            return []
+        return [Evidence("watermark", "marker found", f"byte {at}", self.name, data={"watermark_payload": "w-42"})]
+
+
+def test_registered_detectors_plug_in(tmp_path: Path) -> None:
+    path = tmp_path / "a.png"
+    Image.new("RGB", (8, 8)).save(path, pnginfo=_text_chunk("Comment", "GENERATED-BY-AI"))
+    register_detector(MarkerDetector())
+    try:
+        assert "test-marker" in registered_detectors()
+        verdict = classify(path, None, KeyRegistry())
+        assert verdict.classification is Classification.SUSPECTED
+        assert verdict.watermark_payloads == ["w-42"]
+    finally:
+        unregister_detector("test-marker")
+    assert "test-marker" not in registered_detectors()
+
+
+class BrokenDetector:
+    name = "broken"
+
+    def detect(self, path: Path) -> list[Evidence]:
+        raise ZeroDivisionError("plug-in bug")
+
+
+def test_a_faulty_detector_is_reported_not_fatal(image: Path) -> None:
+    verdict = classify(image, True, KeyRegistry(), {"broken": BrokenDetector()})
+    assert verdict.classification is Classification.POSSIBLE
+    assert any(e.kind == "detector-error" and "plug-in bug" in e.detail for e in verdict.evidence)
+
+
+def _text_chunk(key: str, value: str) -> object:
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text(key, value)
+    return info
+
+
+# ------------------------------------------------------------------------------------- XMP scanner
+def _scan(tmp_path: Path, data: bytes, chunk: int = 1 << 20) -> list[Evidence]:
+    path = tmp_path / "blob.bin"
+    path.write_bytes(data)
+    detector = XmpSourceTypeDetector()
+    detector._CHUNK = chunk  # type: ignore[misc]
+    return detector.detect(path)
+
+
+def _packet(value: str) -> bytes:
+    return (
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+        '<rdf:Description xmlns:Iptc4xmpExt="http://iptc.org/std/Iptc4xmpExt/2008-02-29/" '
+        f'Iptc4xmpExt:DigitalSourceType="{value}"/></rdf:RDF></x:xmpmeta>'
+    ).encode()
+
+
+def test_xmp_packet_across_chunk_boundaries(tmp_path: Path) -> None:
+    data = b"\x00" * 1000 + _packet(AI_SOURCE) + b"\xff" * 1000
+    for chunk in (7, 64, 1000, 1 << 20):
+        found = _scan(tmp_path, data, chunk)
+        assert len(found) == 1
+        assert found[0].location == "XMP packet at byte 1000"
+
+
+def test_xmp_scanner_survives_hostile_packets(tmp_path: Path) -> None:
+    laughs = (
+        b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">]>'
+        b'<x:xmpmeta xmlns:x="adobe:ns:meta/">&b;</x:xmpmeta>'
+    )
+    unterminated = b"<x:xmpmeta" + b"A" * 5000
+    broken = b"<x:xmpmeta <<>> </x:xmpmeta>"
+    assert _scan(tmp_path, laughs + unterminated + broken + _packet(AI_SOURCE), 256) != []
+    assert _scan(tmp_path, laughs + unterminated + broken, 256) == []
+
+
+# ------------------------------------------------------------------------------------- apply
+def test_apply_keeps_producer_fields_and_signs_propagation(image: Path) -> None:
+    producer = label_signed(image, demo_signing_key())
+    before = payload_digest(image)
+    verdict = classify(image, None, demo_registry(), XMP_ONLY)
+    platform_key = demo_signing_key("sm2")
+    applied = apply(verdict, DEMO_PROVIDER_CODE, propagate_id="post-77", key=platform_key, visible=False)
+    assert applied.visible == "not requested"
+    # Read back with exiftool: producer fields untouched, propagation fields added.
+    raw = json.loads(exiftool("-j", "-XMP:all", str(image)))[0]["Aigc"]
+    written = AIGCLabel.parse(raw).label
+    assert (written.label, written.content_producer, written.produce_id, written.reserved_code1) == (
+        producer.label,
+        producer.content_producer,
+        producer.produce_id,
+        producer.reserved_code1,
+    )
+    assert (written.content_propagator, written.propagate_id) == (DEMO_PROVIDER_CODE, "post-77")
+    assert payload_digest(image) == before
+    assert verify(written, before, demo_registry(), "producer").state is SignatureState.VALID
+    assert verify(written, before, demo_registry(), "propagator").state is SignatureState.VALID
+
+
+def test_apply_possible_and_suspected_write_label_2_and_3(tmp_path: Path) -> None:
+    path = tmp_path / "p.png"
+    Image.new("RGB", (16, 16), "green").save(path)
+    out = tmp_path / "out.png"
+    apply(classify(path, True, KeyRegistry(), XMP_ONLY), PLATFORM, output=out, visible=False)
+    label = read_label(out)
+    assert label is not None and label.label == "2" and label.content_producer == ""
+    assert read_label(path) is None  # the input is untouched when -o is given
+    exiftool("-q", "-overwrite_original", f"-XMP-iptcExt:DigitalSourceType={AI_SOURCE}", str(path))
+    apply(classify(path, None, KeyRegistry(), XMP_ONLY), PLATFORM, visible=False)
+    label = read_label(path)
+    assert label is not None and label.label == "3" and label.content_propagator == PLATFORM
+
+
+def test_apply_refuses_none(image: Path) -> None:
+    with pytest.raises(VerifyError):
+        apply(classify(image, None, KeyRegistry(), XMP_ONLY), PLATFORM)
+
+
+def test_apply_rejects_bad_propagator(image: Path) -> None:
+    with pytest.raises(VerifyError):
+        apply(classify(image, True, KeyRegistry(), XMP_ONLY), "bad code with spaces", visible=False)
+
+
+class BoxLabeler:
+    """A real visible labeler: draws a box with Pillow and re-encodes PNG."""
+
+    name = "test-box"
+
+    def supports(self, path: Path) -> bool:
+        return path.suffix == ".png"
+
+    def add_label(self, src: Path, dst: Path, classification: Classification) -> None:
+        with Image.open(src) as im:
+            drawn = im.convert("RGB")
+        ImageDraw.Draw(drawn).rectangle((0, 0, 4, 4), fill="white")
+        drawn.save(dst, format="PNG")
+
+
+def test_apply_with_visible_labeler_signs_the_new_payload(tmp_path: Path) -> None:
+    from aigclabel import verify as verify_module
+
+    path = tmp_path / "v.png"
+    Image.new("RGB", (16, 16), "black").save(path)
+    label_signed(path, demo_signing_key())
+    old = payload_digest(path)
+    platform_key = SigningKey.generate("sm2")
+    registry = demo_registry()
+    registry.add(PLATFORM, platform_key.public_key)  # pinned
+    register_visible_labeler(BoxLabeler())
+    try:
+        applied = apply(classify(path, None, registry, XMP_ONLY), PLATFORM, key=platform_key)
+    finally:
+        verify_module._LABELERS.pop("test-box", None)
+    assert applied.visible == "added by test-box"
+    new = payload_digest(path)
+    assert new != old
+    with Image.open(path) as im:
+        assert im.convert("RGB").getpixel((1, 1)) == (255, 255, 255)
+    label = read_label(path)
+    assert label is not None
+    assert verify(label, new, registry, "propagator").state is SignatureState.VALID
+    # The producer's signature was bound to the old pixels: alone it no longer matches...
+    assert verify(label, new, registry, "producer").state is SignatureState.INVALID
+    # ...but the pinned propagator vouches for the old payload, so the pair still verifies.
+    checks = verify_fields(label, new, registry)
+    assert checks["producer"].state is SignatureState.VALID
+    assert "visible label" in checks["producer"].reason
+    assert checks["propagator"].source_digest == old.hex()
+    assert classify(path, None, registry, XMP_ONLY).classification is Classification.CONFIRMED
+    # An unpinned (or unknown) propagator key cannot vouch for an earlier payload.
+    unpinned = demo_registry()
+    unpinned.add(PLATFORM, platform_key.public_key, pinned=False)
+    assert verify_fields(label, new, unpinned)["producer"].state is SignatureState.INVALID
+    assert verify_fields(label, new, demo_registry())["producer"].state is SignatureState.INVALID
+    assert not list(tmp_path.glob("*.aigclabel-tmp*"))
+
+
+def _gradient(path: Path, size: int = 384) -> Path:
+    import numpy as np
+
+    y, x = np.mgrid[0:size, 0:size]
+    noise = np.random.default_rng(7).normal(0, 8, (size, size, 3))
+    pixels = np.stack([x * 255 / size, y * 255 / size, (x + y) * 127 / size], -1) + noise
+    Image.fromarray(np.clip(pixels, 0, 255).astype("uint8")).save(path)
+    return path
+
+
+def test_apply_draws_the_visible_prompt_and_the_explicit_detector_finds_it(tmp_path: Path) -> None:
+    path = _gradient(tmp_path / "g.png")
+    with Image.open(path) as im:
+        before = im.convert("RGB").tobytes()
+    applied = apply(classify(path, True, KeyRegistry()), PLATFORM)
+    assert applied.visible == "added by explicit-image"
+    with Image.open(path) as im:
+        assert im.convert("RGB").tobytes() != before
+    label = read_label(path)
+    assert label is not None and label.label == "2"
+    # Someone strips the implicit label: the visible prompt is still a trace.
+    from aigclabel import strip_label
+
+    strip_label(path)
+    verdict = classify(path, None, KeyRegistry())
+    assert verdict.classification is Classification.SUSPECTED
+    assert [e.source for e in verdict.evidence if e.role == "trace"] == ["explicit-image-label"]
+
+
+def test_visible_label_failure_is_reported_and_the_implicit_label_still_written(tmp_path: Path) -> None:
+    path = tmp_path / "tiny.png"
+    Image.new("RGB", (16, 16), "navy").save(path)
+    applied = apply(classify(path, True, KeyRegistry(), XMP_ONLY), PLATFORM, key=SigningKey.generate())
+    assert applied.visible.startswith("failed (explicit-image")
+    label = read_label(path)
+    assert label is not None and label.label == "2" and label.reserved_code2
+    assert not list(tmp_path.glob("*.aigclabel-tmp*"))
+
+
+def test_watermark_is_a_trace_and_is_traceable_in_the_audit_log(tmp_path: Path) -> None:
+    from aigclabel.audit import AuditStore, verdict_event
+    from aigclabel.watermark import embed_file
+
+    path = embed_file(_gradient(tmp_path / "w.png"), tmp_path / "marked.png", produce_id="job-123")
+    verdict = classify(path, None, KeyRegistry())
+    assert verdict.classification is Classification.SUSPECTED
+    assert len(verdict.watermark_payloads) == 1
+    store = AuditStore(tmp_path / "audit.sqlite")
+    event_id = store.record(verdict_event(verdict))
+    [found] = store.trace(watermark_payload=verdict.watermark_payloads[0])
+    assert found.id == event_id and found.detail["classification"] == "suspected"
+    store.close()
+
+
+# ------------------------------------------------------------------------------------- CLI
+def test_cli_verify_json_and_apply(tmp_path: Path) -> None:
+    path = tmp_path / "c.jpg"
+    shutil.copyfile(SAMPLES / "sample.jpg", path)
+    runner = CliRunner()
+    result = runner.invoke(app, ["verify", str(path), "--declared-ai", "yes", "--json", "--no-audit"])
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    assert body["classification"] == "possible" and body["label_value"] == "2"
+    keyfile = tmp_path / "k.json"
+    assert runner.invoke(app, ["keys", "generate", "--out", str(keyfile), "--alg", "sm2"]).exit_code == 0
+    db = tmp_path / "audit.sqlite"
+    result = runner.invoke(
+        app,
+        ["verify", str(path), "--declared-ai", "yes", "--apply", "--propagator", PLATFORM, "--key", str(keyfile),
+         "--db", str(db)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "visible label" in result.stdout
+    label = read_label(path)
+    assert label is not None and label.label == "2" and label.reserved_code2.startswith('{"SecurityData"')
+    trace = runner.invoke(app, ["audit", "trace", "--produce-id", "x", "--propagate-id", label.propagate_id,
+                                "--db", str(db)])  # fmt: skip
+    assert trace.exit_code == 0, trace.output
+    assert json.loads(trace.stdout.splitlines()[0])["detail"]["classification"] == "possible"
+
+
+def test_cli_verify_usage_errors(tmp_path: Path) -> None:
+    path = tmp_path / "c.png"
+    shutil.copyfile(SAMPLES / "sample.png", path)
+    runner = CliRunner()
+    assert runner.invoke(app, ["verify", str(path), "--declared-ai", "maybe"]).exit_code == 2
+    assert runner.invoke(app, ["verify", str(path), "--declared-ai", "yes", "--apply", "--no-audit"]).exit_code == 2
+    bad = tmp_path / "junk.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
+    result = runner.invoke(app, ["verify", str(bad), "--no-audit"])
+    assert result.exit_code in (3, 4)
