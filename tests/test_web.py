@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from aigclabel import DEMO_PROVIDER_CODE, AIGCLabel, write_label
+from aigclabel.signing import demo_registry, demo_signing_key, payload_digest, sign
 
 from .conftest import SAMPLES, require_tool
 
@@ -37,11 +39,25 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[str]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    state = tmp_path_factory.mktemp("server")
+    registry = state / "keys.json"
+    registry.write_text(json.dumps(demo_registry().to_dict()))
     port = _free_port()
     env = {**os.environ, "AIGCLABEL_API_KEYS": ""}
     process = subprocess.Popen(
-        [sys.executable, "-m", "aigclabel", "serve", "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "aigclabel",
+            "serve",
+            "--port",
+            str(port),
+            "--db",
+            str(state / "audit.sqlite"),
+            "--keys",
+            str(registry),
+        ],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -86,13 +102,17 @@ def _shoot(page: object, tmp_path: Path, name: str) -> Path:
 def test_drop_labelled_image_shows_fields_and_preview(server: str, browser: object, tmp_path: Path) -> None:
     photo = tmp_path / "generated.png"
     shutil.copy(SAMPLES / "sample.png", photo)
-    write_label(photo, AIGCLabel.for_producer(DEMO_PROVIDER_CODE, "web-test-1"))
+    label = sign(AIGCLabel.for_producer(DEMO_PROVIDER_CODE, "web-test-1"), payload_digest(photo), demo_signing_key())
+    write_label(photo, label)
     page = browser.new_page(viewport={"width": 1200, "height": 900})  # type: ignore[attr-defined]
     page.goto(server + "/")
     page.set_input_files("#file", str(photo))
     page.wait_for_selector("table.label-fields")
     text = page.inner_text("#results")
     assert "web-test-1" in text and DEMO_PROVIDER_CODE in text and "conforms" in text
+    assert page.inner_text("#classification") == "Classification: confirmed"
+    assert "valid" in page.inner_text("#signatures")
+    assert page.inner_text("#watermark")
     assert page.eval_on_selector("#preview-media", "img => img.naturalWidth") == 320
     _shoot(page, tmp_path, "web-labelled.png")
     page.close()
@@ -104,6 +124,7 @@ def test_unlabelled_and_broken_files(server: str, browser: object, tmp_path: Pat
     page.set_input_files("#file", str(SAMPLES / "sample.jpg"))
     page.wait_for_selector("#results section")
     assert "no implicit label" in page.inner_text("#results")
+    assert page.inner_text("#classification") == "Classification: none"
     broken = tmp_path / "broken.png"
     broken.write_bytes((SAMPLES / "sample.png").read_bytes()[:80])
     page.set_input_files("#file", str(broken))

@@ -10,12 +10,14 @@ temporary paths never leak into messages.
 from __future__ import annotations
 
 import hmac
+import json
 import os
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from enum import StrEnum
 from importlib import resources
 from pathlib import Path, PurePath
 from typing import Annotated, Any
@@ -27,6 +29,9 @@ from starlette.background import BackgroundTask
 
 from .. import __version__
 from ..api import inspect, write_label
+from ..audit import AuditEvent, AuditStore
+from ..audit.events import file_event, verdict_event
+from ..audit.models import EventKind
 from ..containers import registered
 from ..errors import (
     AIGCLabelError,
@@ -36,6 +41,8 @@ from ..errors import (
     UnsupportedFormatError,
 )
 from ..label import AIGCLabel, LabelValue
+from ..signing import KeyRegistry
+from ..verify import Verdict, classify
 
 #: Default largest upload accepted, in bytes.
 DEFAULT_MAX_UPLOAD = 512 << 20
@@ -56,13 +63,24 @@ class ServiceSettings:
     api_keys: frozenset[str] = field(default_factory=frozenset)
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD
     work_dir: Path | None = None
+    #: Audit database URL or SQLite path; ``None`` records nothing and disables ``/v1/trace``.
+    audit_url: str | None = None
+    #: Key registry file (JSON/TOML) used to check ReservedCode1/2 signatures.
+    keys_file: Path | None = None
 
     @classmethod
     def from_env(cls) -> ServiceSettings:
-        """``AIGCLABEL_API_KEYS`` (comma-separated), ``AIGCLABEL_MAX_UPLOAD`` (bytes)."""
+        """``AIGCLABEL_API_KEYS`` (comma-separated), ``AIGCLABEL_MAX_UPLOAD`` (bytes),
+        ``AIGCLABEL_DB`` (audit database), ``AIGCLABEL_KEYS`` (key registry file)."""
         keys = frozenset(k.strip() for k in os.environ.get("AIGCLABEL_API_KEYS", "").split(",") if k.strip())
         limit = int(os.environ.get("AIGCLABEL_MAX_UPLOAD", DEFAULT_MAX_UPLOAD))
-        return cls(api_keys=keys, max_upload_bytes=limit)
+        registry = os.environ.get("AIGCLABEL_KEYS")
+        return cls(
+            api_keys=keys,
+            max_upload_bytes=limit,
+            audit_url=os.environ.get("AIGCLABEL_DB") or None,
+            keys_file=Path(registry) if registry else None,
+        )
 
 
 class Upload:
@@ -82,6 +100,19 @@ class Upload:
     def scrub(self, message: str) -> str:
         """``message`` with the temporary directory replaced by nothing (clients see their file name)."""
         return message.replace(str(self.path), self.filename).replace(str(self.directory), "")
+
+
+class Declaration(StrEnum):
+    """The uploader's declaration (Measures Art. 6 (2))."""
+
+    YES = "yes"
+    NO = "no"
+
+
+def _scrubbed(upload: Upload, body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` with temporary paths replaced by the client's file name, everywhere in it."""
+    scrubbed: dict[str, Any] = json.loads(upload.scrub(json.dumps(body, ensure_ascii=False)))
+    return scrubbed
 
 
 def _safe_filename(name: str | None) -> str:
@@ -140,8 +171,14 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     config = settings or ServiceSettings.from_env()
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
+    async def lifespan(application: FastAPI) -> AsyncIterator[None]:
+        application.state.audit = AuditStore(config.audit_url) if config.audit_url else None
+        application.state.registry = KeyRegistry.load(config.keys_file) if config.keys_file else None
+        try:
+            yield
+        finally:
+            if application.state.audit is not None:
+                application.state.audit.close()
 
     app = FastAPI(
         title="aigclabel",
@@ -192,12 +229,69 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         body["path"] = upload.filename
         return body
 
+    def record(event: AuditEvent) -> None:
+        store: AuditStore | None = app.state.audit
+        if store is not None:
+            store.record(event)
+
+    def verify_and_record(path: Path, declared_ai: bool | None) -> Verdict:
+        verdict = classify(path, declared_ai, app.state.registry)
+        record(verdict_event(verdict))
+        return verdict
+
+    @app.post("/v1/verify", summary="Platform classification per Measures Art. 6, with the evidence")
+    async def verify_upload(
+        _: Keyed,
+        upload: Uploaded,
+        declared_ai: Annotated[
+            Declaration | None, Query(description="The uploader's declaration: yes = AI-generated")
+        ] = None,
+    ) -> dict[str, Any]:
+        said = None if declared_ai is None else declared_ai is Declaration.YES
+        verdict = await threaded(verify_and_record, upload.path, said)
+        return _scrubbed(upload, verdict.to_dict())
+
+    @app.post("/v1/check", summary="GB 45438 compliance report, per rule with its clause")
+    async def check_upload(_: Keyed, upload: Uploaded) -> dict[str, Any]:
+        from ..check import check_files
+
+        reports = await threaded(check_files, [upload.path])
+        return _scrubbed(upload, reports[0].to_dict())
+
+    @app.get("/v1/trace", summary="Audit events for a ProduceID, content hash or watermark payload")
+    async def trace(
+        _: Keyed,
+        produce_id: str | None = None,
+        propagate_id: str | None = None,
+        content_sha256: str | None = None,
+        payload_digest: str | None = None,
+        watermark_payload: str | None = None,
+    ) -> list[dict[str, Any]]:
+        store: AuditStore | None = app.state.audit
+        if store is None:
+            raise HTTPException(404, "no audit store is configured (set AIGCLABEL_DB)")
+        events = await threaded(
+            lambda: store.trace(
+                produce_id=produce_id,
+                propagate_id=propagate_id,
+                content_sha256=content_sha256,
+                payload_digest=payload_digest,
+                watermark_payload=watermark_payload,
+            )
+        )
+        return [event.to_dict() for event in events]
+
     @app.post("/v1/report", summary="Everything the web page shows: labels, platform verdict, watermark")
     async def report_upload(_: Keyed, upload: Uploaded) -> dict[str, Any]:
         result = await threaded(inspect, upload.path)
-        inspection: dict[str, Any] = result.to_dict()
-        inspection["path"] = upload.filename
-        return {"inspection": inspection, "verdict": None, "watermark": None}
+        verdict = await threaded(verify_and_record, upload.path, None)
+        marks = [e for e in verdict.evidence if e.source == "watermark"]
+        watermark = None
+        if "watermark" in verdict.detectors:
+            payload = next((str(e.data["watermark_payload"]) for e in marks if "watermark_payload" in e.data), None)
+            watermark = {"present": bool(marks), "payload": payload, "detail": marks[0].detail if marks else None}
+        body = {"inspection": result.to_dict(), "verdict": verdict.to_dict(), "watermark": watermark}
+        return _scrubbed(upload, body)
 
     @app.post("/v1/label", summary="Return the uploaded file carrying a GB 45438 implicit label")
     async def label_upload(
@@ -211,6 +305,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     ) -> FileResponse:
         made = AIGCLabel.for_producer(producer, produce_id, label=label)
         await threaded(write_label, upload.path, made)
+        await threaded(record, file_event(EventKind.LABEL, upload.path, made, detail={"filename": upload.filename}))
         upload.keep = True
         return FileResponse(
             upload.path,
