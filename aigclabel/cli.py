@@ -211,6 +211,288 @@ def demo(
         raise typer.Exit(EXIT_LABEL_PROBLEM)
 
 
+@app.command()
+def batch(
+    action: Annotated[str, typer.Argument(help="label, inspect (or verify, once available).")],
+    directory: Annotated[Path, typer.Argument(help="Directory tree to process.", exists=True, file_okay=False)],
+    report: Annotated[Path, typer.Option(help="JSONL report; reruns skip files it records as done.")] = Path(
+        "aigclabel-batch.jsonl"
+    ),
+    producer: Annotated[str | None, typer.Option("--producer", "-p", help="ContentProducer, for label.")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="For label: write copies here instead.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes (default: CPU count).")] = None,
+    csv_path: Annotated[Path | None, typer.Option("--csv", help="Also write the report as CSV.")] = None,
+    dask: Annotated[
+        str | None, typer.Option(help="Run on Dask: 'local' for a local cluster, or a scheduler address.")
+    ] = None,
+) -> None:
+    """Process every file under DIRECTORY with several processes (or a Dask cluster), resumably."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from . import batch as batch_module
+
+    if action not in batch_module.ACTIONS:
+        err.print(f"[bold red]error:[/] unknown action {action!r}; one of {', '.join(batch_module.ACTIONS)}")
+        raise typer.Exit(2)
+    job: object = None
+    if action == "label":
+        if not producer:
+            err.print("[bold red]error:[/] label needs --producer")
+            raise typer.Exit(2)
+        job = batch_module.LabelJob(producer=producer, out_dir=str(out_dir) if out_dir else None)
+        try:
+            AIGCLabel.for_producer(producer)
+        except AIGCLabelError as exc:
+            _fail(exc)
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+    ) as bar:
+        task = bar.add_task(action, total=None)
+
+        def tick(done: int, total: int, record: dict[str, object]) -> None:
+            bar.update(task, completed=done, total=total)
+
+        if dask:
+            from distributed import Client, LocalCluster
+
+            cluster = LocalCluster(n_workers=workers or 2, threads_per_worker=1) if dask == "local" else None  # type: ignore[no-untyped-call]
+            with Client(cluster if cluster is not None else dask) as client:  # type: ignore[no-untyped-call]
+
+                def submit(function: object, *args: object) -> object:
+                    return client.submit(function, *args, pure=False)
+
+                summary = batch_module.run(action, directory, report, job=job, progress=tick, submit=submit)  # type: ignore[arg-type]
+            if cluster is not None:
+                cluster.close()
+        else:
+            summary = batch_module.run(action, directory, report, job=job, workers=workers, progress=tick)
+    if csv_path:
+        batch_module.write_csv(report, csv_path)
+    out.print(
+        f"{action}: {summary.ok} ok, {summary.errors} errors, {summary.skipped} skipped (already done) "
+        f"of {summary.total} files in {summary.seconds:.1f}s; report {report}",
+        highlight=False,
+    )
+    if summary.errors:
+        raise typer.Exit(EXIT_LABEL_PROBLEM)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
+    api_key: Annotated[
+        list[str] | None, typer.Option("--api-key", help="Accepted API key (repeatable; or AIGCLABEL_API_KEYS).")
+    ] = None,
+    max_upload: Annotated[int, typer.Option(help="Largest upload in bytes.")] = 512 << 20,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    db: Annotated[
+        str | None, typer.Option(help="Audit database URL or SQLite file (default: $AIGCLABEL_DB or a local file).")
+    ] = None,
+    keys: Annotated[Path | None, typer.Option(help="Key registry file for signature checks.")] = None,
+) -> None:
+    """Run the HTTP service and web page. Without API keys it only binds to loopback."""
+    import os
+
+    import uvicorn
+
+    from .audit import resolve_url
+    from .service import ServiceSettings
+
+    accepted = frozenset(api_key or ()) | ServiceSettings.from_env().api_keys
+    if not accepted and host not in ("127.0.0.1", "localhost", "::1"):
+        err.print("[bold red]error:[/] refusing to serve on a non-loopback address without --api-key", highlight=False)
+        raise typer.Exit(2)
+    os.environ["AIGCLABEL_API_KEYS"] = ",".join(sorted(accepted))
+    os.environ["AIGCLABEL_MAX_UPLOAD"] = str(max_upload)
+    os.environ["AIGCLABEL_DB"] = resolve_url(db)
+    if keys is not None:
+        os.environ["AIGCLABEL_KEYS"] = str(keys.resolve())
+    uvicorn.run("aigclabel.service.app:create_app", factory=True, host=host, port=port, workers=workers)
+
+
+@app.command()
+def check(
+    files: Annotated[list[Path], typer.Argument(help="Files to check.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the JSON report instead of a table.")] = False,
+    html_path: Annotated[
+        Path | None, typer.Option("--html", help="Also write a self-contained HTML report here.")
+    ] = None,
+    ocr: Annotated[bool, typer.Option("--ocr", help="Also OCR visible labels with tesseract (chi_sim).")] = False,
+    explicit_only: Annotated[
+        bool, typer.Option("--explicit-only", help="Skip the implicit-label rule (checked by `inspect`).")
+    ] = False,
+) -> None:
+    """Compliance report per file and per GB 45438 rule (exit 0 = all compliant, 1 = not)."""
+    from .check import check_files, to_html, to_json
+
+    reports = check_files(files, implicit=not explicit_only, ocr=ocr)
+    if html_path is not None:
+        html_path.write_text(to_html(reports), encoding="utf-8")
+    if as_json:
+        sys.stdout.write(to_json(reports) + "\n")
+    else:
+        colours = {"pass": "green", "fail": "red", "error": "red", "warning": "yellow", "skipped": "dim"}
+        for report in reports:
+            verdict = "[green]compliant[/]" if report.compliant else "[red]NOT compliant[/]"
+            out.print(f"[bold]{report.path}[/] ({report.kind}) {verdict}", highlight=False)
+            table = Table("rule", "clause", "status", "detail")
+            for rule in report.rules:
+                table.add_row(rule.rule, rule.clause, f"[{colours[rule.status]}]{rule.status}[/]", rule.detail)
+            out.print(table)
+    if not all(r.compliant for r in reports):
+        raise typer.Exit(EXIT_LABEL_PROBLEM)
+
+
+@app.command()
+def mark(
+    file: Annotated[Path, typer.Argument(help="Text, image, audio or video file.", exists=True, dir_okay=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the labelled copy.")],
+    text: Annotated[
+        str | None, typer.Option("--text", help="Label text (must contain 人工智能/AI and 生成/合成).")
+    ] = None,
+    position: Annotated[
+        str | None,
+        typer.Option(
+            "--position",
+            help="text: start|end|both|inline; image/video: bottom-right|bottom-left|top-right|top-left|bottom|top; "
+            "audio: comma list of start,end,middle.",
+        ),
+    ] = None,
+    seconds: Annotated[float, typer.Option(help="Video: seconds of opening label (>= 2).")] = 3.0,
+    persistent: Annotated[bool, typer.Option(help="Video: keep the label on every frame.")] = False,
+    audio_kind: Annotated[str, typer.Option("--audio-label", help="Audio: cue, speech or both.")] = "both",
+    mix: Annotated[bool, typer.Option(help="Audio: mix the label over the content instead of inserting it.")] = False,
+    lenient: Annotated[
+        bool, typer.Option(help="Do not fail when no container module can carry the implicit label over.")
+    ] = False,
+) -> None:
+    """Add a visible or audible explicit label (GB 45438 §5.1-§5.4) to a copy of FILE."""
+    from typing import Any, cast
+
+    from . import explicit
+    from .check import detect_kind
+    from .errors import UnsupportedFormatError
+
+    policy: Any = "if-supported" if lenient else "require"
+    label_text = text or explicit.DEFAULT_LABEL
+    try:
+        kind = detect_kind(file)
+        if kind == "text":
+            explicit.add_text_label(
+                file, output, label=label_text, position=cast(Any, position or "start"), implicit=policy
+            )
+            detail = "text label added"
+        elif kind == "image":
+            img = explicit.add_image_label(
+                file, output, text=label_text, placement=cast(Any, position or "bottom-right"), implicit=policy
+            )
+            detail = f"glyph height {img.layout.glyph_height} px ({img.layout.glyph_ratio:.1%} of the shortest side)"
+        elif kind == "audio":
+            positions = tuple((position or "start").split(","))
+            aud = explicit.add_audio_label(
+                file,
+                output,
+                kind=cast(Any, audio_kind),
+                positions=cast(Any, positions),
+                mode="mix" if mix else "insert",
+                implicit=policy,
+            )
+            detail = "labels at " + ", ".join(f"{o:.2f} s" for o in aud.offsets)
+        elif kind == "video":
+            vid = explicit.add_video_label(
+                file,
+                output,
+                text=label_text,
+                placement=cast(Any, position or "bottom-right"),
+                seconds=seconds,
+                persistent=persistent,
+                implicit=policy,
+            )
+            detail = f"label on {vid.labelled_frames} of {vid.frames} frames ({vid.labelled_seconds:.2f} s)"
+        else:
+            raise UnsupportedFormatError(f"{file}: not a text, image, audio or video file")
+    except AIGCLabelError as exc:
+        _fail(exc)
+    except ValueError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    out.print(f"wrote {output}: {detail}", highlight=False)
+
+
+# verify (Measures Art. 6), sign, keys ..., audit ... (exit codes 6: key/signature, 7: audit database)
+from ._platform_cli import register as _register_platform_commands  # noqa: E402
+
+_register_platform_commands(app)
+
+
+watermark_app = typer.Typer(
+    help="Invisible watermarks (image, audio, text) carrying a ProduceID digest.", no_args_is_help=True
+)
+app.add_typer(watermark_app, name="watermark")
+
+
+@watermark_app.command("embed")
+def watermark_embed(
+    file: Annotated[Path, typer.Argument(help="Image, audio or .txt/.md file.", exists=True, dir_okay=False)],
+    produce_id: Annotated[str, typer.Option("--produce-id", help="ProduceID whose digest the mark carries.")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of in place.")] = None,
+    key_id: Annotated[int, typer.Option("--key-id", min=0, max=65535, help="Key id stored in the mark.")] = 0,
+) -> None:
+    """Embed an invisible watermark (re-encodes the media; label the result afterwards)."""
+    from .watermark import embed_file
+
+    try:
+        written = embed_file(file, output, produce_id, key_id=key_id)
+    except AIGCLabelError as exc:
+        _fail(exc)
+    out.print(f"watermarked {written}  key_id={key_id}", highlight=False)
+
+
+@watermark_app.command("detect")
+def watermark_detect(
+    files: Annotated[list[Path], typer.Argument(help="Files to check.", exists=True, dir_okay=False)],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (one array).")] = False,
+) -> None:
+    """Look for an invisible watermark; exit 1 when any file has none."""
+    from .watermark import detect_file
+
+    rows: list[dict[str, object]] = []
+    worst = 0
+    for file in files:
+        try:
+            found = detect_file(file)
+        except AIGCLabelError as exc:
+            rows.append({"path": str(file), "error": str(exc)})
+            worst = max(worst, exc.exit_code)
+            continue
+        row: dict[str, object] = {"path": str(file)}
+        row.update(found.to_dict() if found else {"media": None, "present": False})
+        rows.append(row)
+        if not row["present"]:
+            worst = max(worst, EXIT_LABEL_PROBLEM)
+    if as_json:
+        sys.stdout.write(json.dumps(rows, ensure_ascii=False, indent=2) + "\n")
+    else:
+        for row in rows:
+            if "error" in row:
+                err.print(f"[bold red]error:[/] {row['error']}", highlight=False)
+            elif row["present"]:
+                out.print(
+                    f"{row['path']}  {row['media']} watermark  score={row['score']}  "
+                    f"key_id={row['key_id']}  digest={row['produce_id_digest']}",
+                    highlight=False,
+                )
+            else:
+                out.print(f"{row['path']}  no watermark", highlight=False)
+    if worst:
+        raise typer.Exit(worst)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

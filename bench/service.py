@@ -102,7 +102,18 @@ def main() -> None:
     port = free_port()
     env = {**os.environ, "AIGCLABEL_API_KEYS": ""}
     server = subprocess.Popen(
-        [sys.executable, "-m", "aigclabel", "serve", "--port", str(port), "--workers", str(args.workers)],
+        [
+            sys.executable,
+            "-m",
+            "aigclabel",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(args.workers),
+            "--db",
+            str(work / "audit.sqlite"),
+        ],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -118,7 +129,11 @@ def main() -> None:
         )  # fmt: skip
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
     text = result.stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))  # type: ignore[union-attr]
     p50 = re.search(r"50%\s+(\S+)", text).group(1)  # type: ignore[union-attr]

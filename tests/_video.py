@@ -1,0 +1,58 @@
+"""Helpers shared by the video container tests: lavfi fixtures and independent-tool checks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.conftest import require_tool
+
+VIDEO = ["-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10:duration=1"]
+AUDIO = ["-f", "lavfi", "-i", "sine=frequency=440:duration=1"]
+
+#: The ``fresh`` fixture: a private copy of a named module fixture file.
+Fresh = Callable[[str], Path]
+
+
+def ffmpeg(out: Path, *args: str) -> Path:
+    """Run ffmpeg quietly, writing ``out``; fail the test with ffmpeg's message on error."""
+    require_tool("ffmpeg")
+    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-y", *args, str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+def stream_hash(path: Path) -> str:
+    """Per-stream hash of every demuxed packet (``-c copy``): identical means identical media."""
+    require_tool("ffmpeg")
+    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-map", "0", "-c", "copy", "-f", "streamhash", "-"]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip(), "ffmpeg found no streams"
+    return done.stdout
+
+
+def decode_errors(path: Path) -> str:
+    """ffmpeg's complaints while decoding every frame (empty when the file is clean)."""
+    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-map", "0", "-f", "null", "-"]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    return done.stderr if done.returncode == 0 else f"exit {done.returncode}: {done.stderr}"
+
+
+def ffprobe_tags(path: Path) -> dict[str, str]:
+    """Container-level tags as ffprobe reports them."""
+    require_tool("ffprobe")
+    cmd = ["ffprobe", "-v", "error", "-show_entries", "format_tags", "-of", "json", str(path)]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    tags: dict[str, str] = json.loads(done.stdout).get("format", {}).get("tags", {})
+    return tags
+
+
+def packet_count(path: Path) -> int:
+    """Number of packets ffprobe demuxes (checks indexes and offsets still work)."""
+    cmd = ["ffprobe", "-v", "error", "-show_entries", "packet=pos", "-of", "csv=p=0", str(path)]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return len(done.stdout.split())
