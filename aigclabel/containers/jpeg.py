@@ -1,0 +1,666 @@
+"""JPEG (JFIF/EXIF): the label as XMP ``TC260:AIGC`` in an APP1 segment, read from every placement.
+
+Placements read, in file order (TC260-PG-20259A and XMP Specification Part 3 §1.1.3):
+
+* the standard XMP packet, APP1 ``http://ns.adobe.com/xap/1.0/\\0`` — the primary slot;
+* Extended XMP, APP1 ``http://ns.adobe.com/xmp/extension/\\0`` + 32-byte GUID + 4-byte full length
+  + 4-byte offset. Chunks are reassembled per GUID and checked (same full length, no gaps or
+  overlaps, bounded size). The set named by ``xmpNote:HasExtendedXMP`` in the main packet is the
+  real one; a complete set under another GUID is still searched and reported as *unreferenced*,
+  because a hidden second label is exactly what an auditor must see. An incomplete set that
+  mentions the TC260 namespace is reported as an unreadable placement;
+* EXIF ``UserComment`` (tag 0x9286) holding the wrapped ``{"AIGC":{...}}`` JSON after its 8-byte
+  character-code prefix (the guide's Annex B alternative). The guide says IFD0; EXIF puts the tag
+  in the Exif SubIFD. Both are read.
+
+:meth:`JpegContainer.rewrite` walks marker segments up to SOS and streams everything after it
+(entropy-coded data, later scans, EOI and any trailer) untouched, with kernel-side copies. Only the
+segments that carry a label change: the standard XMP packet is edited with :mod:`aigclabel.xmp`
+(other properties stay), a new APP1 XMP segment is inserted after the leading APP0/EXIF segments
+when there is none, the label is removed from Extended XMP (re-chunked, GUID recomputed as the
+uppercase hex MD5 of the new extended packet and updated in ``xmpNote:HasExtendedXMP``), and an
+EXIF UserComment label is blanked in place with a value of the same length so no EXIF offset
+moves. EXIF, ICC (APP2), Adobe APP14, COM and every other segment are copied byte for byte.
+
+The standard packet must fit one APP1 segment (65,502 bytes, XMP Part 3). If the edited packet
+does not, its trailing ``xpacket`` padding is dropped; if it still does not fit, its largest
+properties move to a new Extended XMP (``TC260:AIGC`` always stays in the standard packet, the one
+every reader sees). A packet that already has Extended XMP and still does not fit is refused with
+:class:`~aigclabel.errors.LimitExceededError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import re
+import struct
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import defusedxml.ElementTree as SafeET
+from defusedxml import DefusedXmlException
+
+from .._io import COPY_CHUNK, MAX_METADATA_BYTES, file_size
+from ..errors import LimitExceededError, MalformedFileError, TruncatedFileError
+from ..label import AIGCLabel
+from ..xmp import TC260_NS, find_aigc, has_properties, remove_aigc, set_aigc
+from . import Container, FoundLabel, register
+from ._stream import copy_range
+
+XMP_SIG = b"http://ns.adobe.com/xap/1.0/\x00"
+EXT_SIG = b"http://ns.adobe.com/xmp/extension/\x00"
+EXIF_SIG = b"Exif\x00\x00"
+#: Largest standard XMP packet in one APP1 segment (XMP Specification Part 3 §1.1.3.1).
+MAX_STD_PACKET = 65502
+#: Largest Extended XMP portion per APP1 segment (XMP Specification Part 3 §1.1.3.1).
+MAX_EXT_PORTION = 65458
+
+_SOI, _EOI, _SOS, _APP0, _APP1, _COM = 0xD8, 0xD9, 0xDA, 0xE0, 0xE1, 0xFE
+_STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})  # TEM and RST0-7 carry no length
+_EXT_HEADER = len(EXT_SIG) + 32 + 8
+_MAX_SEGMENTS = 1 << 16
+_WINDOW = 1 << 16
+_MAX_FILL = 1 << 16  # 0xFF fill bytes allowed before one marker (B.1.1.2); more is hostile
+_TC260 = TC260_NS.encode()
+_GUID_VALUE = r"[0-9A-Fa-f]{32}"
+_HAS_EXT_ATTR = re.compile(r"""(\s+[\w.-]+:HasExtendedXMP\s*=\s*)(["'])(""" + _GUID_VALUE + r""")\2""")
+_HAS_EXT_ELEM = re.compile(
+    r"""(\s*<([\w.-]+):HasExtendedXMP\s*>\s*)(""" + _GUID_VALUE + r""")(\s*</\2:HasExtendedXMP\s*>)"""
+)
+_USERCOMMENT, _EXIF_IFD = 0x9286, 0x8769
+_ASCII_PREFIX = b"ASCII\x00\x00\x00"
+
+
+def _is_app(marker: int) -> bool:
+    return 0xE0 <= marker <= 0xEF
+
+
+@dataclass
+class _Segment:
+    marker: int
+    start: int  # first byte, fill bytes included
+    at: int  # the 0xFF of the marker itself
+    end: int
+    payload: bytes | None = None  # loaded for APP1 segments we interpret only
+    kind: str = ""  # "xmp", "ext" or "exif" for those APP1 segments
+
+
+def _kind(payload: bytes) -> str:
+    if payload.startswith(XMP_SIG):
+        return "xmp"
+    if payload.startswith(EXT_SIG):
+        return "ext"
+    return "exif" if payload.startswith(EXIF_SIG) else ""
+
+
+@dataclass
+class _Header:
+    segments: list[_Segment]
+    sos: int  # offset of the SOS segment (fill bytes included)
+
+
+class _Window:
+    """The part of the file being walked, held in memory and refilled on demand: walking a header of
+    a dozen segments costs one read instead of several per segment."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self.handle = handle
+        self.base = 0
+        self.data = b""
+
+    def take(self, pos: int, size: int) -> bytes:
+        """Up to ``size`` bytes at ``pos`` (fewer only at the end of the file)."""
+        offset = pos - self.base
+        if offset < 0 or offset + size > len(self.data):
+            self.handle.seek(pos)
+            self.data = self.handle.read(max(size, _WINDOW))
+            self.base, offset = pos, 0
+        return self.data[offset : offset + size]
+
+
+def _read_header(handle: BinaryIO) -> _Header:
+    """Walk the marker segments from SOI to the first SOS; load only the APP1 payloads we read."""
+    size = file_size(handle)
+    window = _Window(handle)
+    if window.take(0, 2) != b"\xff\xd8":
+        raise MalformedFileError("not a JPEG file: it does not start with the SOI marker (FF D8)")
+    segments: list[_Segment] = [_Segment(_SOI, 0, 0, 2)]
+    loaded = 0
+    pos = 2
+    while True:
+        start = at = pos
+        pair = window.take(at, 2)
+        if len(pair) < 2:
+            raise TruncatedFileError(f"JPEG ends at offset {pos} before any scan (no SOS marker)")
+        if pair[0] != 0xFF:
+            raise MalformedFileError(f"JPEG: expected a marker at offset {pos}, found byte 0x{pair[0]:02X}")
+        while pair[1] == 0xFF:  # fill bytes before the marker
+            at += 1
+            if at - start > _MAX_FILL:
+                raise LimitExceededError(f"JPEG: more than {_MAX_FILL} fill bytes before a marker at {start}")
+            pair = window.take(at, 2)
+            if len(pair) < 2:
+                raise TruncatedFileError("JPEG ends inside marker fill bytes (no SOS marker)")
+        marker = pair[1]
+        pos = at + 2
+        if marker == 0x00 or marker == _SOI:
+            raise MalformedFileError(f"JPEG: invalid marker FF {marker:02X} at offset {at}")
+        if marker == _EOI:
+            raise MalformedFileError("JPEG has no image data: EOI comes before any SOS marker")
+        if len(segments) >= _MAX_SEGMENTS:
+            raise LimitExceededError(f"JPEG has more than {_MAX_SEGMENTS} marker segments before its first scan")
+        if marker in _STANDALONE:
+            segments.append(_Segment(marker, start, at, pos))
+            continue
+        raw_len = window.take(pos, 2)
+        if len(raw_len) < 2:
+            raise TruncatedFileError(f"JPEG ends inside the length of marker FF {marker:02X} at offset {at}")
+        length = raw_len[0] << 8 | raw_len[1]
+        if length < 2:
+            raise MalformedFileError(f"JPEG: marker FF {marker:02X} at offset {at} has invalid length {length}")
+        end = at + 2 + length
+        if end > size:
+            raise TruncatedFileError(
+                f"JPEG ends inside segment FF {marker:02X} at offset {at} ({end - size} bytes missing)"
+            )
+        segment = _Segment(marker, start, at, end)
+        if marker == _SOS:
+            return _Header(segments, start)
+        body = length - 2
+        if marker == _APP1:
+            peek = window.take(at + 4, min(body, len(EXT_SIG)))
+            if peek.startswith((XMP_SIG, EXIF_SIG)) or peek == EXT_SIG:
+                loaded += body
+                if loaded > MAX_METADATA_BYTES:
+                    raise LimitExceededError(f"JPEG metadata segments exceed {MAX_METADATA_BYTES} bytes")
+                segment.payload = window.take(at + 4, body)
+                if len(segment.payload) != body:
+                    raise TruncatedFileError(f"JPEG ends inside APP1 at offset {at}")
+                segment.kind = _kind(segment.payload)
+        pos = end
+        segments.append(segment)
+
+
+def _segment_bytes(marker: int, payload: bytes) -> bytes:
+    if len(payload) > 0xFFFF - 2:
+        raise LimitExceededError(f"JPEG segment payload of {len(payload)} bytes does not fit in one segment")
+    return bytes((0xFF, marker)) + struct.pack(">H", len(payload) + 2) + payload
+
+
+def _looks_like_label(text: str) -> bool:
+    text = text.strip().strip("\x00").strip()
+    return text.startswith("{") and any(key in text for key in ('"AIGC"', '"Label"', '"ContentProducer"'))
+
+
+def _xmp_findings(packet: bytes, location: str) -> list[FoundLabel]:
+    try:
+        values = find_aigc(packet)
+    except MalformedFileError as exc:
+        if _TC260 in packet:
+            return [FoundLabel(location, packet.decode("utf-8", "replace")[:2000], error=str(exc))]
+        return []
+    return [FoundLabel.from_text(location, value) for value in values]
+
+
+# ---------------------------------------------------------------------------- Extended XMP
+
+
+@dataclass
+class _ExtGroup:
+    """The Extended XMP chunks sharing one GUID, in file order."""
+
+    guid: bytes
+    indexes: list[int] = field(default_factory=list)
+    chunks: list[tuple[int, int, bytes]] = field(default_factory=list)  # full length, offset, data
+
+    def assemble(self) -> bytes | None:
+        """The full extended packet, or ``None`` when the chunks do not tile it exactly."""
+        lengths = {full for full, _, _ in self.chunks}
+        if len(lengths) != 1:
+            return None
+        full = lengths.pop()  # never allocated from: only compared with what was actually loaded
+        expected = 0
+        parts: list[bytes] = []
+        for _, offset, data in sorted(self.chunks, key=lambda c: c[1]):
+            if offset != expected:
+                return None
+            parts.append(data)
+            expected += len(data)
+        return b"".join(parts) if expected == full else None
+
+
+def _ext_groups(segments: list[_Segment]) -> dict[bytes, _ExtGroup]:
+    groups: dict[bytes, _ExtGroup] = {}
+    for index, segment in enumerate(segments):
+        if segment.kind != "ext":
+            continue
+        assert segment.payload is not None
+        payload = segment.payload
+        if len(payload) < _EXT_HEADER:
+            guid = b"?" * 32  # too short to carry a GUID: an incomplete set of its own
+            group = groups.setdefault(guid, _ExtGroup(guid))
+            group.indexes.append(index)
+            group.chunks.append((-1, -1, payload[len(EXT_SIG) :]))
+            continue
+        guid = payload[len(EXT_SIG) : len(EXT_SIG) + 32]
+        full, offset = struct.unpack(">II", payload[len(EXT_SIG) + 32 : _EXT_HEADER])
+        group = groups.setdefault(guid, _ExtGroup(guid))
+        group.indexes.append(index)
+        group.chunks.append((full, offset, payload[_EXT_HEADER:]))
+    return groups
+
+
+def _referenced_guid(packet: bytes | None) -> bytes | None:
+    if not packet or b"HasExtendedXMP" not in packet:
+        return None
+    text = packet.decode("utf-8", "replace")
+    match = _HAS_EXT_ATTR.search(text) or _HAS_EXT_ELEM.search(text)
+    return match.group(3).encode() if match else None
+
+
+def _ext_segments(packet: bytes) -> tuple[bytes, list[bytes]]:
+    """GUID and APP1 segments carrying ``packet`` as Extended XMP."""
+    guid = hashlib.md5(packet).hexdigest().upper().encode()  # XMP Part 3 mandates MD5
+    out = []
+    for offset in range(0, len(packet), MAX_EXT_PORTION):
+        head = EXT_SIG + guid + struct.pack(">II", len(packet), offset)
+        out.append(_segment_bytes(_APP1, head + packet[offset : offset + MAX_EXT_PORTION]))
+    return guid, out
+
+
+def _retarget_extension(packet: bytes, old: bytes, new: bytes | None) -> bytes:
+    """Point ``xmpNote:HasExtendedXMP`` at GUID ``new`` (``None``: remove the property)."""
+    text = packet.decode("utf-8")
+    old_text = old.decode("ascii", "replace")
+
+    def attr(match: re.Match[str]) -> str:
+        if match.group(3) != old_text:
+            return match.group(0)
+        return "" if new is None else f"{match.group(1)}{match.group(2)}{new.decode()}{match.group(2)}"
+
+    def elem(match: re.Match[str]) -> str:
+        if match.group(3) != old_text:
+            return match.group(0)
+        return "" if new is None else f"{match.group(1)}{new.decode()}{match.group(4)}"
+
+    return _HAS_EXT_ELEM.sub(elem, _HAS_EXT_ATTR.sub(attr, text)).encode()
+
+
+# ---------------------------------------------------------------------------- EXIF UserComment
+
+
+@dataclass(frozen=True)
+class _Comment:
+    ifd: str
+    offset: int  # of the value inside the APP1 payload
+    size: int
+    text: str
+
+
+def _user_comments(payload: bytes) -> list[_Comment]:
+    """Every UserComment in IFD0 and the Exif SubIFD. Corrupt EXIF is not ours to judge: skipped."""
+    base = len(EXIF_SIG)
+    tiff = payload[base:]
+    if len(tiff) < 8 or tiff[:4] not in (b"II*\x00", b"MM\x00*"):
+        return []
+    order = "<" if tiff[:2] == b"II" else ">"
+    found: list[_Comment] = []
+    visited: set[int] = set()
+
+    def walk(ifd_offset: int, name: str, follow_exif: bool) -> None:
+        if ifd_offset in visited or ifd_offset + 2 > len(tiff):
+            return
+        visited.add(ifd_offset)
+        (count,) = struct.unpack_from(order + "H", tiff, ifd_offset)
+        for index in range(min(count, (len(tiff) - ifd_offset - 2) // 12)):
+            entry = ifd_offset + 2 + 12 * index
+            tag, kind, n = struct.unpack_from(order + "HHI", tiff, entry)
+            if tag == _EXIF_IFD and follow_exif:
+                (sub,) = struct.unpack_from(order + "I", tiff, entry + 8)
+                walk(sub, "Exif SubIFD", False)
+            elif tag == _USERCOMMENT and kind in (1, 2, 7):  # UNDEFINED per EXIF; BYTE/ASCII seen too
+                size = n  # BYTE, ASCII and UNDEFINED values are one byte per count
+                at = entry + 8 if size <= 4 else struct.unpack_from(order + "I", tiff, entry + 8)[0]
+                if at + size <= len(tiff):
+                    text = _decode_comment(tiff[at : at + size], order)
+                    if text is not None and _looks_like_label(text):
+                        found.append(_Comment(name, base + at, size, text))
+
+    (first,) = struct.unpack_from(order + "I", tiff, 4)
+    walk(first, "IFD0", True)
+    return found
+
+
+def _decode_comment(value: bytes, order: str) -> str | None:
+    prefix, body = value[:8], value[8:]
+    if prefix == b"UNICODE\x00":
+        if body[:2] in (b"\xff\xfe", b"\xfe\xff"):
+            return body.decode("utf-16", "replace")
+        # EXIF says the TIFF byte order; writers that ignore it are common, so try both.
+        first, second = ("utf-16-le", "utf-16-be") if order == "<" else ("utf-16-be", "utf-16-le")
+        text = body.decode(first, "replace")
+        return text if _looks_like_label(text) else body.decode(second, "replace")
+    if prefix in (_ASCII_PREFIX, b"\x00" * 8):
+        return body.decode("utf-8", "replace")
+    if value.lstrip()[:1] == b"{":  # no character-code prefix at all: seen from careless writers
+        return value.decode("utf-8", "replace")
+    return None
+
+
+def _blank_comments(payload: bytes, comments: list[_Comment]) -> bytes:
+    out = bytearray(payload)
+    for comment in comments:
+        blank = (_ASCII_PREFIX + b"\x00" * comment.size)[: comment.size]
+        out[comment.offset : comment.offset + comment.size] = blank
+    return bytes(out)
+
+
+# ---------------------------------------------------------------------------- scan data
+
+
+def _hash_from_sos(handle: BinaryIO, update: Callable[[bytes], object]) -> None:
+    """Feed every scan from the first SOS to EOI to ``update``, leaving out APPn/COM and fill bytes."""
+    buf = b""
+    i = 0
+
+    def fill(need: int) -> None:
+        nonlocal buf, i
+        while len(buf) - i < need:
+            chunk = handle.read(COPY_CHUNK)
+            if not chunk:
+                raise TruncatedFileError("JPEG ends before its EOI marker")
+            buf = buf[i:] + chunk
+            i = 0
+
+    in_scan = False
+    while True:
+        if in_scan:
+            j = buf.find(b"\xff", i)
+            if j < 0:
+                update(buf[i:])
+                i = len(buf)
+                fill(1)
+                continue
+            update(buf[i:j])
+            i = j
+            fill(2)
+            nxt = buf[i + 1]
+            if nxt == 0x00 or 0xD0 <= nxt <= 0xD7:
+                update(buf[i : i + 2])
+                i += 2
+                continue
+            in_scan = False
+        fill(2)
+        if buf[i] != 0xFF:
+            raise MalformedFileError(f"JPEG: expected a marker between scans, found byte 0x{buf[i]:02X}")
+        if buf[i + 1] == 0xFF:  # fill byte
+            i += 1
+            continue
+        marker = buf[i + 1]
+        if marker == _EOI:
+            update(b"\xff\xd9")
+            return
+        if marker in _STANDALONE:
+            update(buf[i : i + 2])
+            i += 2
+            in_scan = True
+            continue
+        if marker in (0x00, _SOI):
+            raise MalformedFileError(f"JPEG: invalid marker FF {marker:02X} after the first scan")
+        fill(4)
+        (length,) = struct.unpack_from(">H", buf, i + 2)
+        if length < 2:
+            raise MalformedFileError(f"JPEG: marker FF {marker:02X} has invalid length {length}")
+        fill(2 + length)
+        if not (_is_app(marker) or marker == _COM):
+            update(buf[i : i + 2 + length])
+        i += 2 + length
+        in_scan = marker == _SOS
+
+
+# ---------------------------------------------------------------------------- the container
+
+
+@register
+class JpegContainer(Container):
+    """JPEG/JFIF/EXIF images: XMP ``TC260:AIGC`` in APP1, other placements read and cleaned."""
+
+    name = "jpeg"
+    description = "JPEG image"
+    extensions = (".jpg", ".jpeg", ".jpe", ".jfif")
+    mime_type = "image/jpeg"
+    primary_location = "APP1 XMP TC260:AIGC"
+
+    @classmethod
+    def accept(cls, head: bytes, path: Path) -> bool:
+        """JPEG starts with SOI followed by another marker."""
+        return head[:3] == b"\xff\xd8\xff"
+
+    def read(self, path: Path) -> list[FoundLabel]:
+        """Labels in standard XMP, Extended XMP and EXIF UserComment, in file order."""
+        with open(path, "rb") as handle:
+            header = _read_header(handle)
+        segments = header.segments
+        found: list[tuple[int, FoundLabel]] = []
+        main: bytes | None = None
+        std_count = [s.kind for s in segments].count("xmp")
+        std_seen = 0
+        for index, segment in enumerate(segments):
+            kind = segment.kind
+            if kind == "xmp":
+                assert segment.payload is not None
+                packet = segment.payload[len(XMP_SIG) :]
+                std_seen += 1
+                main = packet if main is None else main
+                where = "APP1 XMP TC260:AIGC" + (f" (XMP segment {std_seen} of {std_count})" if std_count > 1 else "")
+                found.extend((index, f) for f in _xmp_findings(packet, where))
+            elif kind == "exif":
+                assert segment.payload is not None
+                for comment in _user_comments(segment.payload):
+                    found.append((index, FoundLabel.from_text(f"APP1 EXIF {comment.ifd} UserComment", comment.text)))
+        referenced = _referenced_guid(main)
+        for guid, group in _ext_groups(segments).items():
+            name = guid.decode("ascii", "replace")
+            where = "APP1 Extended XMP TC260:AIGC" + ("" if guid == referenced else f" (unreferenced GUID {name})")
+            extended = group.assemble()
+            if extended is not None:
+                found.extend((group.indexes[0], f) for f in _xmp_findings(extended, where))
+            elif any(_TC260 in data for _, _, data in group.chunks):
+                error = f"Extended XMP chunks for GUID {name} are incomplete or inconsistent; cannot read the label"
+                found.append((group.indexes[0], FoundLabel(where, "", error=error)))
+        found.sort(key=lambda item: item[0])
+        return [f for _, f in found]
+
+    def rewrite(self, src: Path, dst: Path, label: AIGCLabel | None) -> None:
+        """Copy ``src`` to ``dst`` with ``label`` as the only label; see the module docstring."""
+        with open(src, "rb") as fin:
+            header = _read_header(fin)
+            segments = header.segments
+            replaced: dict[int, list[bytes | _Segment]] = {}  # index -> what to emit instead (segment: copy)
+
+            std = [i for i, s in enumerate(segments) if s.kind == "xmp"]
+            packets = {i: (segments[i].payload or b"")[len(XMP_SIG) :] for i in std}
+            main_index = std[0] if std else None
+            main = packets[main_index] if main_index is not None else None
+            new_main: bytes | None = main
+            if label is not None:
+                new_main = set_aigc(main, label.to_json())
+            elif main is not None:
+                new_main = remove_aigc(main)
+            for i in std[1:]:  # a second standard packet is invalid; keep it, minus any label
+                try:
+                    cleaned = remove_aigc(packets[i])
+                except MalformedFileError:
+                    cleaned = None if _TC260 in packets[i] else packets[i]
+                if cleaned != packets[i]:
+                    replaced[i] = [] if cleaned is None else [_segment_bytes(_APP1, XMP_SIG + cleaned)]
+
+            referenced = _referenced_guid(main)
+            for guid, group in _ext_groups(segments).items():
+                packet = group.assemble()
+                if packet is None:
+                    if any(_TC260 in data for _, _, data in group.chunks):
+                        replaced.update({i: [] for i in group.indexes})  # unreadable label: dropped
+                    continue
+                try:
+                    if not find_aigc(packet):
+                        continue
+                    cleaned = remove_aigc(packet)
+                except MalformedFileError:
+                    if _TC260 not in packet:
+                        continue
+                    cleaned = None  # a label we cannot parse cannot be kept
+                replaced.update({i: [] for i in group.indexes})
+                new_guid = None
+                if cleaned is not None:
+                    new_guid, chunks = _ext_segments(cleaned)
+                    replaced[group.indexes[0]] = list(chunks)
+                if guid == referenced and new_main is not None:
+                    new_main = _retarget_extension(new_main, guid, new_guid)
+                    if new_guid is None and label is None and not has_properties(new_main):
+                        new_main = None
+
+            for i, segment in enumerate(segments):
+                if segment.kind == "exif":
+                    assert segment.payload is not None
+                    comments = _user_comments(segment.payload)
+                    if comments:
+                        replaced[i] = [_segment_bytes(_APP1, _blank_comments(segment.payload, comments))]
+
+            if new_main != main:
+                new_segment: list[bytes | _Segment] = []
+                if new_main is not None:
+                    standard, spilled = _fit_standard(new_main)
+                    new_segment = [_segment_bytes(_APP1, XMP_SIG + standard), *spilled]
+                if main_index is not None:
+                    replaced[main_index] = list(new_segment)
+                else:
+                    at = 0  # after SOI and the leading APP0 (JFIF/JFXX) and EXIF segments
+                    while at + 1 < len(segments) and (
+                        segments[at + 1].marker == _APP0 or segments[at + 1].kind == "exif"
+                    ):
+                        at += 1
+                    replaced[at] = [*replaced.get(at, [segments[at]]), *new_segment]
+
+            # Untouched neighbours are merged into one source range, and the last range runs on to
+            # the end of the file: a label write is a few kernel copies, whatever the segment count.
+            pieces: list[bytes | list[int]] = []
+            for i, segment in enumerate(segments):
+                for part in replaced.get(i, [segment]):
+                    if isinstance(part, bytes):
+                        pieces.append(part)
+                    elif pieces and isinstance(pieces[-1], list) and pieces[-1][1] == part.start:
+                        pieces[-1][1] = part.end
+                    else:
+                        pieces.append([part.start, part.end])
+            if pieces and isinstance(pieces[-1], list) and pieces[-1][1] == header.sos:
+                rest_from = pieces.pop()[0]
+            else:
+                rest_from = header.sos
+            with open(dst, "wb") as fout:
+                for piece in pieces:
+                    if isinstance(piece, bytes):
+                        fout.write(piece)
+                    else:
+                        copy_range(fin, fout, piece[0], piece[1] - piece[0], "a JPEG segment")
+                copy_range(fin, fout, rest_from, file_size(fin) - rest_from, "the JPEG scan data")
+
+    def payload_digest(self, path: Path) -> bytes:
+        """SHA-256 of what a decoder renders: every marker segment except APPn (FF E0-EF) and COM
+        (FF FE), in file order, plus all scans (entropy-coded data, inter-scan tables, RSTn) up to
+        and including EOI. Fill bytes and anything after EOI (trailers, MPF secondary images) are
+        left out, so metadata edits never change it."""
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            header = _read_header(handle)
+            for segment in header.segments:
+                if not (_is_app(segment.marker) or segment.marker == _COM):
+                    handle.seek(segment.at)
+                    digest.update(handle.read(segment.end - segment.at))
+            handle.seek(header.sos)
+            _hash_from_sos(handle, digest.update)
+        return digest.digest()
+
+
+_PADDING = re.compile(rb"\s+(<\?xpacket end=)")
+_XMLNS = re.compile(r"""xmlns:([A-Za-z_][\w.-]*)\s*=\s*["']([^"']+)["']""")
+_RDF = "{http://www.w3.org/1999/02/22-rdf-syntax-ns#}"
+_NOTE_HAS_EXT = "{http://ns.adobe.com/xmp/note/}HasExtendedXMP"
+ET.register_namespace("xmpNote", "http://ns.adobe.com/xmp/note/")
+_STAY = frozenset({f"{{{TC260_NS}}}AIGC", _NOTE_HAS_EXT, f"{_RDF}about"})
+
+
+def _fit_standard(packet: bytes) -> tuple[bytes, list[bytes]]:
+    """``packet`` as a standard packet within :data:`MAX_STD_PACKET`, plus Extended XMP segments.
+
+    Padding goes first; then, if the packet has no Extended XMP yet, the largest properties move
+    to a new one (XMP Part 3 §1.1.3.1) and ``xmpNote:HasExtendedXMP`` names it. ``TC260:AIGC``
+    always stays in the standard packet, where every XMP reader finds it.
+    """
+    if len(packet) <= MAX_STD_PACKET:
+        return packet, []
+    trimmed = _PADDING.sub(rb"\n\1", packet)
+    if len(trimmed) <= MAX_STD_PACKET:
+        return trimmed, []
+    if _referenced_guid(trimmed) is not None:
+        raise LimitExceededError(
+            f"the XMP packet would be {len(trimmed)} bytes, over the {MAX_STD_PACKET} bytes one JPEG APP1 segment "
+            "holds, and it already has Extended XMP"
+        )
+    standard, extended = _split_extended(trimmed)
+    return standard, _ext_segments(extended)[1]
+
+
+def _serialise(root: ET.Element) -> bytes:
+    body = ET.tostring(root, encoding="unicode")
+    return f'<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n{body}\n<?xpacket end="w"?>'.encode()
+
+
+def _split_extended(packet: bytes) -> tuple[bytes, bytes]:
+    """Move the largest top-level properties of ``packet`` into an extended packet until it fits.
+
+    Returns the standard packet (naming the extension's GUID) and the extended packet.
+    """
+    text = packet.decode("utf-8")
+    for prefix, uri in _XMLNS.findall(text):  # keep the packet's own prefixes where ElementTree allows
+        with contextlib.suppress(ValueError):
+            ET.register_namespace(prefix, uri)
+    try:
+        root: ET.Element = SafeET.fromstring(text.strip("\x00 \t\r\n\ufeff"))
+    except (ET.ParseError, DefusedXmlException) as exc:
+        raise MalformedFileError(f"XMP packet cannot be parsed: {exc}") from None
+    rdf = root if root.tag == f"{_RDF}RDF" else root.find(f".//{_RDF}RDF")
+    first = rdf.find(f"{_RDF}Description") if rdf is not None else None
+    if rdf is None or first is None:
+        raise LimitExceededError("oversized XMP packet has no rdf:Description to split")
+    first.set(_NOTE_HAS_EXT, "0" * 32)
+    moves: list[tuple[int, ET.Element, str | ET.Element]] = []
+    for description in rdf.findall(f"{_RDF}Description"):
+        moves.extend((len(k) + len(v), description, k) for k, v in description.attrib.items() if k not in _STAY)
+        moves.extend((len(ET.tostring(c)), description, c) for c in description if c.tag not in _STAY)
+    moves.sort(key=lambda move: -move[0])
+    target = ET.Element(f"{_RDF}Description", {f"{_RDF}about": ""})
+    size = len(_serialise(root))
+    for weight, description, item in moves:
+        if size <= MAX_STD_PACKET:
+            break
+        if isinstance(item, str):
+            target.set(item, description.attrib.pop(item))
+        else:
+            description.remove(item)
+            target.append(item)
+        size -= weight
+        if size <= MAX_STD_PACKET:
+            size = len(_serialise(root))  # the estimate says it fits: measure
+    meta = ET.Element("{adobe:ns:meta/}xmpmeta")
+    ET.SubElement(meta, f"{_RDF}RDF").append(target)
+    extended = ET.tostring(meta, encoding="unicode").encode()
+    first.set(_NOTE_HAS_EXT, hashlib.md5(extended).hexdigest().upper())  # same length as the placeholder
+    standard = _serialise(root)
+    if len(standard) > MAX_STD_PACKET:
+        raise LimitExceededError(f"the XMP packet cannot be split to fit {MAX_STD_PACKET} bytes")
+    return standard, extended

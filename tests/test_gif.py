@@ -1,0 +1,290 @@
+"""GIF container: XMP Application Extension labels, checked with exiftool and python-xmp-toolkit."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image, ImageSequence
+
+from aigclabel import AIGCLabel, AIGCLabelError, api
+from aigclabel.containers.gif import MAGIC_TRAILER, XMP_APP_ID, GifContainer
+from aigclabel.errors import LimitExceededError, MalformedFileError, TruncatedFileError
+from aigclabel.xmp import TC260_NS
+
+from .conftest import require_tool
+
+EXIFTOOL_CONFIG = """%Image::ExifTool::UserDefined = (
+    'Image::ExifTool::XMP::Main' => {
+        TC260 => { SubDirectory => { TagTable => 'Image::ExifTool::UserDefined::TC260' } },
+    },
+);
+%Image::ExifTool::UserDefined::TC260 = (
+    GROUPS => { 0 => 'XMP', 1 => 'XMP-TC260', 2 => 'Image' },
+    NAMESPACE => { 'TC260' => 'http://www.tc260.org.cn/ns/AIGC/1.0/' },
+    WRITABLE => 'string',
+    AIGC => { },
+);
+1;
+"""
+XMP_START = b"\x21\xff\x0b" + XMP_APP_ID
+
+
+def _frames(count: int = 3, seed: int = 0) -> list[Image.Image]:
+    rng = np.random.default_rng(seed)
+    return [Image.fromarray(rng.integers(0, 256, (20, 32), dtype=np.uint8)).convert("P") for _ in range(count)]
+
+
+def _animated(path: Path, comment: bytes = b"made by a test") -> Path:
+    frames = _frames()
+    frames[0].save(path, save_all=True, append_images=frames[1:], loop=0, duration=80, comment=comment)
+    return path
+
+
+def _all_frames(path: Path) -> list[bytes]:
+    with Image.open(path) as im:
+        return [frame.convert("RGBA").tobytes() for frame in ImageSequence.Iterator(im)]
+
+
+def _without_xmp(data: bytes) -> bytes:
+    """``data`` with its XMP extension cut out (found by its fixed header and magic trailer)."""
+    start = data.find(XMP_START)
+    if start < 0:
+        return data
+    end = data.index(MAGIC_TRAILER, start) + len(MAGIC_TRAILER)
+    return data[:start] + data[end:]
+
+
+def _exiftool(*args: str | Path, config: Path | None = None) -> list[dict[str, object]]:
+    exe = require_tool("exiftool")
+    first = ["-config", str(config)] if config else []
+    done = subprocess.run([exe, *first, "-j", "-G1", *map(str, args)], capture_output=True, text=True, check=True)
+    result: list[dict[str, object]] = json.loads(done.stdout)
+    return result
+
+
+def _config(tmp_path: Path) -> Path:
+    config = tmp_path / "tc260.config"
+    config.write_text(EXIFTOOL_CONFIG)
+    return config
+
+
+def test_write_is_lossless_for_animated_gif(tmp_path: Path, demo_label: AIGCLabel) -> None:
+    src = _animated(tmp_path / "in.gif")
+    out = tmp_path / "out.gif"
+    api.write_label(src, demo_label, out)
+    [found] = api.read_labels(out)
+    assert found.label == demo_label and found.location == "GIF XMP Application Extension TC260:AIGC"
+    # Every byte of the original is still there, in order: only the XMP block was added.
+    assert _without_xmp(out.read_bytes()) == src.read_bytes()
+    assert _all_frames(src) == _all_frames(out)
+    container = GifContainer()
+    assert container.payload_digest(src) == container.payload_digest(out)
+    # Inserted after the colour table and the NETSCAPE loop block, before the comment and frames.
+    data = out.read_bytes()
+    assert data.index(b"NETSCAPE2.0") < data.index(XMP_START) < data.index(b"made by a test")
+    [meta] = _exiftool("-validate", "-warning", "-error", "-a", out)
+    assert meta["ExifTool:Validate"] == "OK"
+    [meta] = _exiftool(out)
+    assert meta["XMP-TC260:Aigc"] == demo_label.to_json()
+    assert meta["GIF:FrameCount"] == 3 and meta["GIF:AnimationIterations"] == "Infinite"
+    assert meta["File:Comment"] == "made by a test"
+    api.strip_label(out)
+    assert out.read_bytes() == src.read_bytes()
+
+
+def test_labelling_twice_leaves_one_label(tmp_path: Path, demo_label: AIGCLabel) -> None:
+    path = _animated(tmp_path / "a.gif")
+    api.write_label(path, demo_label)
+    second = demo_label.with_propagation(demo_label.content_producer)
+    api.write_label(path, second)
+    assert [f.label for f in api.read_labels(path)] == [second]
+    assert path.read_bytes().count(XMP_START) == 1
+
+
+def test_gif87a_is_bumped_only_when_an_extension_is_written(tmp_path: Path, demo_label: AIGCLabel) -> None:
+    src = tmp_path / "old.gif"
+    _frames(1)[0].save(src)
+    data = src.read_bytes()
+    src.write_bytes(b"GIF87a" + data[6:])  # a single plain image is valid GIF87a
+    stripped = tmp_path / "stripped.gif"
+    api.strip_label(src, stripped)
+    assert stripped.read_bytes() == src.read_bytes()
+    out = tmp_path / "out.gif"
+    api.write_label(src, demo_label, out)
+    assert out.read_bytes()[:6] == b"GIF89a"
+    assert api.read_label(out) == demo_label
+    assert _all_frames(src) == _all_frames(out)
+    assert GifContainer().payload_digest(src) == GifContainer().payload_digest(out)
+
+
+def test_comment_label_is_reported_and_removed(tmp_path: Path, demo_label: AIGCLabel) -> None:
+    old = AIGCLabel.for_producer(demo_label.content_producer, label="2")
+    src = _animated(tmp_path / "in.gif")
+    api.write_label(src, old, tmp_path / "both.gif")
+    data = (tmp_path / "both.gif").read_bytes()
+    text = old.to_json("wrapped").encode()
+    blocks = b"".join(bytes([len(text[i : i + 255])]) + text[i : i + 255] for i in range(0, len(text), 255))
+    assert data.endswith(b"\x3b")
+    (tmp_path / "both.gif").write_bytes(data[:-1] + b"\x21\xfe" + blocks + b"\x00\x3b")  # comment before trailer
+    found = api.read_labels(tmp_path / "both.gif")
+    assert [f.location for f in found] == ["GIF XMP Application Extension TC260:AIGC", "GIF Comment Extension"]
+    assert {f.label for f in found} == {old}
+    assert "multiple-labels" in {p.code for p in api.inspect(tmp_path / "both.gif").problems}
+    out = tmp_path / "out.gif"
+    api.write_label(tmp_path / "both.gif", demo_label, out)
+    assert [f.label for f in api.read_labels(out)] == [demo_label]
+    assert api.inspect(out).ok
+    assert _all_frames(src) == _all_frames(out)
+    api.strip_label(out)
+    assert api.read_labels(out) == []
+    assert _all_frames(src) == _all_frames(out)
+
+
+def test_exiftool_written_xmp_is_edited_in_place(tmp_path: Path, demo_label: AIGCLabel) -> None:
+    exe = require_tool("exiftool")
+    path = _animated(tmp_path / "et.gif")
+    theirs = AIGCLabel.for_producer(demo_label.content_producer, label="3")
+    config = str(_config(tmp_path))
+    command = [exe, "-config", config, "-q", "-overwrite_original", "-XMP-dc:Title=Cat"]
+    subprocess.run([*command, f"-XMP-TC260:AIGC={theirs.to_json()}", str(path)], check=True)
+    assert [f.label for f in api.read_labels(path)] == [theirs]
+    frames = _all_frames(path)
+    api.write_label(path, demo_label)
+    assert [f.label for f in api.read_labels(path)] == [demo_label]
+    assert path.read_bytes().count(XMP_START) == 1
+    assert _all_frames(path) == frames
+    [meta] = _exiftool(path, config=Path(config))
+    assert meta["XMP-TC260:AIGC"] == demo_label.to_json() and meta["XMP-dc:Title"] == "Cat"
+    api.strip_label(path)
+    assert api.read_labels(path) == []
+    [meta] = _exiftool(path)
+    assert meta["XMP-dc:Title"] == "Cat"
+
+
+def test_python_xmp_toolkit_both_ways(tmp_path: Path, demo_label: AIGCLabel) -> None:
+    libxmp = pytest.importorskip("libxmp")
+    libxmp.XMPMeta.register_namespace(TC260_NS, "TC260")
+    ours = _animated(tmp_path / "ours.gif")
+    api.write_label(ours, demo_label)
+    files = libxmp.XMPFiles(file_path=str(ours))
+    assert files.get_xmp().get_property(TC260_NS, "AIGC") == demo_label.to_json()
+    files.close_file()
+
+    theirs = _animated(tmp_path / "theirs.gif")
+    label = AIGCLabel.for_producer(demo_label.content_producer, label="2")
+    files = libxmp.XMPFiles(file_path=str(theirs), open_forupdate=True)
+    meta = files.get_xmp() or libxmp.XMPMeta()
+    meta.set_property(TC260_NS, "AIGC", label.to_json())
+    files.put_xmp(meta)
+    files.close_file()
+    assert [f.label for f in api.read_labels(theirs)] == [label]
+    api.write_label(theirs, demo_label)
+    assert [f.label for f in api.read_labels(theirs)] == [demo_label]
+    files = libxmp.XMPFiles(file_path=str(theirs))
+    assert files.get_xmp().get_property(TC260_NS, "AIGC") == demo_label.to_json()
+    files.close_file()
+
+
+def test_payload_digest_tracks_image_data(tmp_path: Path) -> None:
+    src = _animated(tmp_path / "a.gif")
+    data = src.read_bytes()
+    at = data.rindex(b"\x2c\x00\x00") + 20  # inside the last frame's LZW data
+    flipped = tmp_path / "b.gif"
+    flipped.write_bytes(data[:at] + bytes([data[at] ^ 0x01]) + data[at + 1 :])
+    assert GifContainer().payload_digest(src) != GifContainer().payload_digest(flipped)
+
+
+@pytest.mark.parametrize(
+    ("data", "error", "match"),
+    [
+        (b"GIF89a\x01\x00", TruncatedFileError, "Logical Screen"),
+        (b"GIF89a\x01\x00\x01\x00\x80\x00\x00" + b"\x00" * 3, TruncatedFileError, "Global Color Table"),
+        (b"GIF89a\x01\x00\x01\x00\x00\x00\x00\x99", MalformedFileError, "unknown block"),
+        (b"GIF89a\x01\x00\x01\x00\x00\x00\x00\x21\xfe\x05ab", TruncatedFileError, "ends inside"),
+        (b"GIF89a\x01\x00\x01\x00\x00\x00\x00\x21\xfe\x00", TruncatedFileError, "trailer"),
+    ],
+)
+def test_malformed_files_raise_typed_errors(
+    tmp_path: Path, demo_label: AIGCLabel, data: bytes, error: type[Exception], match: str
+) -> None:
+    path = tmp_path / "bad.gif"
+    path.write_bytes(data)
+    with pytest.raises(error, match=match):
+        api.read_labels(path)
+    with pytest.raises(error, match=match):
+        api.write_label(path, demo_label)
+    assert path.read_bytes() == data
+    assert [p.name for p in tmp_path.iterdir()] == ["bad.gif"]
+
+
+def test_absurd_block_count_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "many.gif"
+    path.write_bytes(b"GIF89a\x01\x00\x01\x00\x00\x00\x00" + b"\x21\xfe\x00" * 270000 + b"\x3b")
+    with pytest.raises(LimitExceededError, match="blocks"):
+        api.read_labels(path)
+
+
+_FUZZ_DIRS: list[Path] = []  # hypothesis cannot use tmp_path; made on first use, removed at teardown
+
+
+def _fuzz_dir() -> Path:
+    if not _FUZZ_DIRS:
+        _FUZZ_DIRS.append(Path(tempfile.mkdtemp(prefix="aigclabel-gif-fuzz-")))
+    return _FUZZ_DIRS[0]
+
+
+def _fuzz_seed() -> bytes:
+    seed = _fuzz_dir() / "seed.gif"
+    if not seed.exists():
+        label = AIGCLabel.for_producer("001191110000MA00DEMQ0B1DEMO")
+        frames = [frame.resize((8, 6)) for frame in _frames(2)]
+        frames[0].save(seed, save_all=True, append_images=frames[1:], loop=0, comment=label.to_json().encode())
+        api.write_label(seed, label)
+    return seed.read_bytes()
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_fuzzed_files_give_typed_errors_or_results(data: st.DataObject) -> None:
+    seed = _fuzz_seed()
+    mutated = bytearray(seed)
+    if data.draw(st.booleans(), label="truncate"):
+        mutated = mutated[: data.draw(st.integers(0, len(seed) - 1), label="cut")]
+    for _ in range(data.draw(st.integers(0, 6), label="flips")):
+        if mutated:
+            at = data.draw(st.integers(0, len(mutated) - 1), label="at")
+            mutated[at] ^= 1 << data.draw(st.integers(0, 7), label="bit")
+    path = _fuzz_dir() / "fuzz.gif"
+    out = _fuzz_dir() / "fuzz-out.gif"
+    path.write_bytes(bytes(mutated))
+    label = AIGCLabel.for_producer("001191110000MA00DEMQ0B1DEMO")
+    container = GifContainer()
+    for action in (
+        lambda: api.inspect(path),
+        lambda: api.write_label(path, label, out),
+        lambda: api.strip_label(path, out),
+        lambda: container.payload_digest(path),
+    ):
+        with contextlib.suppress(AIGCLabelError):
+            action()
+    assert path.read_bytes() == bytes(mutated)
+    assert not [p for p in os.listdir(_fuzz_dir()) if p.endswith(".aigclabel-tmp")]
+    if out.exists():
+        with contextlib.suppress(AIGCLabelError):
+            assert [f for f in api.read_labels(out) if f.label is not None] == []
+        out.unlink()
+
+
+def teardown_module() -> None:
+    for folder in _FUZZ_DIRS:
+        shutil.rmtree(folder, ignore_errors=True)
