@@ -1,0 +1,297 @@
+"""AVI (RIFF ``AVI ``): the label as sub-chunk ``AIGC`` of ``LIST/INFO``.
+
+Placement (TC260-PG-20257A Annex D): a ``LIST`` of type ``INFO`` with a custom sub-chunk whose ID is
+``AIGC`` and whose data is the bare seven-field JSON, NUL-terminated like every INFO string (readers
+drop the NUL). Stock ffmpeg cannot write this ID (the guide patches ``riff.c``), so we write the
+RIFF bytes ourselves; exiftool reports it as ``RIFF:AIGC`` and our reader accepts any ``AIGC``
+sub-chunk of any ``INFO`` list, and a top-level ``AIGC`` chunk as WAV writers use it.
+
+Nothing that indexes media data is ever moved. ``idx1`` offsets are relative to ``movi`` (or, in
+some old files, absolute), and OpenDML ``indx``/``ix##`` offsets are absolute, so the INFO list is
+placed where no chunk after it changes position:
+
+1. in place of the existing ``LIST/INFO`` plus a directly following ``JUNK`` chunk (ffmpeg reserves
+   about 1 KB of ``JUNK`` there), the remainder staying ``JUNK``; an INFO list that is the last
+   chunk of the file is simply resized;
+2. else in a ``JUNK`` chunk at RIFF level before ``movi``;
+3. else appended at the end of the first ``RIFF`` (after ``idx1``), which shifts nothing unless
+   OpenDML ``AVIX`` extension chunks follow; that case is refused with
+   :class:`~aigclabel.errors.WriteNotSupportedError` rather than risking their absolute indexes.
+
+Removed labels become ``JUNK`` of the same size, for the same reason (an INFO list that ends the
+file is shrunk instead, so write + strip gives back the original bytes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from .._io import MAX_METADATA_BYTES, file_size
+from ..errors import LimitExceededError, MalformedFileError, TruncatedFileError, WriteNotSupportedError
+from ..label import AIGCLabel
+from . import Container, FoundLabel, register
+from ._stream import copy_range, hash_range, open_output
+
+CHUNK_ID = b"AIGC"
+MAX_CHUNKS = 1_000_000
+
+
+@dataclass
+class Chunk:
+    """A RIFF chunk: ``offset`` of its 8-byte header, ``size`` of its data (without the pad byte)."""
+
+    id: bytes
+    offset: int
+    size: int
+    list_type: bytes = b""
+
+    @property
+    def end(self) -> int:
+        return self.offset + 8 + self.size + (self.size & 1)
+
+    @property
+    def total(self) -> int:
+        return self.end - self.offset
+
+
+def _chunks(handle: BinaryIO, start: int, end: int, what: str) -> list[Chunk]:
+    out: list[Chunk] = []
+    pos = start
+    while pos + 8 <= end:
+        handle.seek(pos)
+        head = handle.read(12)
+        if len(head) < 8:
+            raise TruncatedFileError(f"file ends inside a chunk header in {what}")
+        chunk_id, size = struct.unpack_from("<4sI", head)
+        chunk = Chunk(chunk_id, pos, size)
+        if chunk_id in (b"LIST", b"RIFF"):
+            if size < 4 or len(head) < 12:
+                raise MalformedFileError(f"{chunk_id.decode()} chunk in {what} is too short for its type")
+            chunk.list_type = head[8:12]
+        if pos + 8 + size > end:
+            raise TruncatedFileError(
+                f"chunk {chunk_id!r} at byte {pos} declares {size} bytes, beyond the end of {what}"
+            )
+        out.append(chunk)
+        if len(out) > MAX_CHUNKS:
+            raise LimitExceededError(f"more than {MAX_CHUNKS} chunks in {what}")
+        pos = min(chunk.end, end)
+    return out
+
+
+def _read(handle: BinaryIO, offset: int, size: int, what: str) -> bytes:
+    if size > MAX_METADATA_BYTES:
+        raise LimitExceededError(f"{what} is {size} bytes, over the {MAX_METADATA_BYTES} byte limit")
+    handle.seek(offset)
+    data = handle.read(size)
+    if len(data) != size:
+        raise TruncatedFileError(f"file ends inside {what}")
+    return data
+
+
+def _sub_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    """(id, raw chunk bytes including header and pad) of each sub-chunk of a LIST body."""
+    out: list[tuple[bytes, bytes]] = []
+    pos = 0
+    while pos + 8 <= len(data):
+        chunk_id, size = struct.unpack_from("<4sI", data, pos)
+        end = pos + 8 + size
+        if end > len(data):
+            raise MalformedFileError(f"INFO sub-chunk {chunk_id!r} overruns its list")
+        end += size & 1
+        out.append((chunk_id, data[pos : min(end, len(data))]))
+        pos = end
+    return out
+
+
+def _chunk(chunk_id: bytes, data: bytes) -> bytes:
+    return struct.pack("<4sI", chunk_id, len(data)) + data + (b"\0" if len(data) & 1 else b"")
+
+
+def junk(total: int) -> bytes:
+    """A JUNK chunk of exactly ``total`` bytes (even, at least 8)."""
+    return struct.pack("<4sI", b"JUNK", total - 8) + bytes(total - 8)
+
+
+@dataclass
+class Layout:
+    """The first RIFF ``AVI `` chunk, its children, and what follows it."""
+
+    riff: Chunk
+    children: list[Chunk]
+    info: list[tuple[Chunk, str]]  # INFO lists with a location name
+    total: int
+
+
+def scan(handle: BinaryIO) -> Layout:
+    """Chunk structure of the first RIFF and where the INFO lists are (headers only)."""
+    total = file_size(handle)
+    top = _chunks(handle, 0, total, "the file")
+    if not top or top[0].id != b"RIFF" or top[0].list_type != b"AVI ":
+        raise MalformedFileError("not an AVI file (no RIFF 'AVI ' chunk)")
+    riff = top[0]
+    children = _chunks(handle, riff.offset + 12, riff.offset + 8 + riff.size, "RIFF AVI")
+    info: list[tuple[Chunk, str]] = []
+    for child in children:
+        if child.id == b"LIST" and child.list_type == b"INFO":
+            info.append((child, "RIFF/LIST-INFO"))
+        elif child.id == b"LIST" and child.list_type == b"hdrl":
+            for sub in _chunks(handle, child.offset + 12, child.offset + 8 + child.size, "hdrl"):
+                if sub.id == b"LIST" and sub.list_type == b"INFO":
+                    info.append((sub, "RIFF/LIST-hdrl/LIST-INFO"))
+    return Layout(riff, children, info, total)
+
+
+def _info_entries(handle: BinaryIO, info: Chunk) -> list[tuple[bytes, bytes]]:
+    return _sub_chunks(_read(handle, info.offset + 12, info.size - 4, "LIST INFO"))
+
+
+def _text(raw_chunk: bytes) -> bytes:
+    (size,) = struct.unpack_from("<I", raw_chunk, 4)
+    return raw_chunk[8 : 8 + size].rstrip(b"\0")
+
+
+@register
+class AVIContainer(Container):
+    """AVI (RIFF) video."""
+
+    name = "avi"
+    description = "AVI video"
+    extensions = (".avi",)
+    mime_type = "video/x-msvideo"
+    primary_location = "RIFF/LIST-INFO/AIGC"
+
+    @classmethod
+    def accept(cls, head: bytes, path: Path) -> bool:
+        """``RIFF`` ... ``AVI ``."""
+        return head[:4] == b"RIFF" and head[8:12] == b"AVI "
+
+    def read(self, path: Path) -> list[FoundLabel]:
+        """Every ``AIGC`` sub-chunk of every INFO list, and top-level ``AIGC`` chunks, in file order."""
+        found: list[tuple[int, FoundLabel]] = []
+        with open(path, "rb") as handle:
+            layout = scan(handle)
+            for info, where in layout.info:
+                for chunk_id, raw in _info_entries(handle, info):
+                    if chunk_id == CHUNK_ID:
+                        found.append((info.offset, FoundLabel.from_text(f"{where}/AIGC", _text(raw))))
+            for child in layout.children:
+                if child.id == CHUNK_ID:
+                    data = _read(handle, child.offset + 8, child.size, "AIGC chunk").rstrip(b"\0")
+                    found.append((child.offset, FoundLabel.from_text("RIFF/AIGC", data)))
+        return [f for _, f in sorted(found, key=lambda item: item[0])]
+
+    def rewrite(self, src: Path, dst: Path, label: AIGCLabel | None) -> None:
+        """Same-size patches wherever possible; an append at the end of the first RIFF otherwise."""
+        with open(src, "rb") as handle:
+            layout = scan(handle)
+            patches = self._plan(handle, layout, label)
+            with open_output(dst) as out:
+                pos = 0
+                for offset, length, data in sorted(patches, key=lambda p: (p[0], p[1])):
+                    copy_range(handle, out, pos, offset - pos, "AVI data")
+                    out.write(data)
+                    pos = offset + length
+                copy_range(handle, out, pos, layout.total - pos, "AVI data")
+
+    def _plan(self, handle: BinaryIO, layout: Layout, label: AIGCLabel | None) -> list[tuple[int, int, bytes]]:
+        patches: list[tuple[int, int, bytes]] = []
+        used: set[int] = set()
+        kids = layout.children
+        movi = next((i for i, c in enumerate(kids) if c.id == b"LIST" and c.list_type == b"movi"), len(kids))
+        for child in kids:
+            if child.id == CHUNK_ID:
+                used.add(child.offset)
+                patches.append((child.offset, child.total, junk(child.total)))
+        primary: tuple[int, list[bytes]] | None = None  # (index in kids, kept sub-chunks)
+        for info, _where in layout.info:
+            entries = _info_entries(handle, info)
+            kept = [raw for chunk_id, raw in entries if chunk_id != CHUNK_ID]
+            index = next((i for i, c in enumerate(kids) if c.offset == info.offset), -1)
+            if label is not None and primary is None and index >= 0:
+                primary = (index, kept)
+                continue
+            if len(kept) == len(entries):
+                continue
+            new = _chunk(b"LIST", b"INFO" + b"".join(kept)) if kept else b""
+            used.add(info.offset)
+            riff = layout.riff
+            if index == len(kids) - 1 and riff.end == layout.total and not (riff.size & 1):
+                # The file's last chunk (where an earlier write appended it): shrink instead of leaving JUNK.
+                patches.append((info.offset, layout.total - info.offset, new))
+                new_size = info.offset - riff.offset - 8 + len(new)
+                patches.append((riff.offset + 4, 4, struct.pack("<I", new_size)))
+                continue
+            data = new + junk(info.total - len(new))  # what was removed is a whole chunk: >= 8 bytes
+            patches.append((info.offset, info.total, data))
+        if label is None:
+            return patches
+        entry = _chunk(CHUNK_ID, label.to_json().encode() + b"\0")
+        body: list[bytes]
+        if primary is not None:
+            index, kept = primary
+            new = _chunk(b"LIST", b"INFO" + b"".join(kept) + entry)
+            slot = kids[index].total
+            if index + 1 < len(kids) and kids[index + 1].id == b"JUNK":
+                slot += kids[index + 1].total
+            if len(new) == slot or len(new) + 8 <= slot:
+                patches.append((kids[index].offset, slot, new + (junk(slot - len(new)) if slot > len(new) else b"")))
+                return patches
+            riff = layout.riff
+            if index == len(kids) - 1 and riff.end == layout.total:  # last chunk of the file: resize it
+                start = kids[index].offset
+                new_size = start - riff.offset - 8 + len(new)
+                if new_size > 0xFFFFFFFF:
+                    raise WriteNotSupportedError("the RIFF chunk would exceed 4 GiB")
+                patches.append((start, layout.total - start, new))
+                patches.append((riff.offset + 4, 4, struct.pack("<I", new_size)))
+                return patches
+            patches.append((kids[index].offset, kids[index].total, junk(kids[index].total)))
+            body = [*kept, entry]
+        else:
+            body = [entry]
+            new = _chunk(b"LIST", b"INFO" + entry)
+            for child in kids[:movi]:
+                if (
+                    child.id == b"JUNK"
+                    and child.offset not in used
+                    and (child.total == len(new) or child.total >= len(new) + 8)
+                ):
+                    rest = child.total - len(new)
+                    patches.append((child.offset, child.total, new + (junk(rest) if rest else b"")))
+                    return patches
+        new = _chunk(b"LIST", b"INFO" + b"".join(body))
+        riff = layout.riff
+        if riff.end < layout.total:
+            raise WriteNotSupportedError(
+                "no room for LIST/INFO before 'movi' and OpenDML extension chunks follow the first RIFF; "
+                "appending would move their absolute indexes"
+            )
+        at = riff.offset + 8 + riff.size
+        pad = b"\0" if riff.size & 1 else b""
+        new_size = riff.size + len(pad) + len(new)
+        if new_size > 0xFFFFFFFF:
+            raise WriteNotSupportedError("the RIFF chunk would exceed 4 GiB")
+        patches.append((at, riff.end - at, pad + new))
+        patches.append((riff.offset + 4, 4, struct.pack("<I", new_size)))
+        return patches
+
+    def payload_digest(self, path: Path) -> bytes:
+        """SHA-256 over the data of every ``LIST movi`` (in ``AVI `` and ``AVIX`` RIFF chunks), in order.
+
+        ``movi`` holds every coded frame and audio block; headers, indexes, INFO and JUNK are left out.
+        """
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            total = file_size(handle)
+            for riff in _chunks(handle, 0, total, "the file"):
+                if riff.id != b"RIFF":
+                    continue
+                for child in _chunks(handle, riff.offset + 12, riff.offset + 8 + riff.size, "RIFF"):
+                    if child.id == b"LIST" and child.list_type == b"movi":
+                        hash_range(handle, child.offset + 12, child.size - 4, digest.update, "movi")
+        return digest.digest()

@@ -1,0 +1,153 @@
+"""AVI labels: LIST/INFO ``AIGC`` written without moving ``movi``, checked with ffprobe and ffmpeg."""
+
+from __future__ import annotations
+
+import shutil
+import struct
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from aigclabel import AIGCLabel
+from aigclabel.api import read_labels, write_label
+from aigclabel.containers.avi import AVIContainer, scan
+from aigclabel.errors import AIGCLabelError, MalformedFileError, TruncatedFileError, WriteNotSupportedError
+from tests._video import AUDIO, VIDEO, Fresh, decode_errors, ffmpeg, ffprobe_tags, packet_count, stream_hash
+
+
+def _children(path: Path) -> list[tuple[bytes, bytes, int]]:
+    with open(path, "rb") as handle:
+        return [(c.id, c.list_type, c.offset) for c in scan(handle).children]
+
+
+def _without_junk(src: Path, dst: Path) -> Path:
+    """The same AVI without the JUNK chunk ffmpeg reserves before ``movi`` (idx1 is movi-relative)."""
+    data = bytearray(src.read_bytes())
+    with open(src, "rb") as handle:
+        junk = next(c for c in scan(handle).children if c.id == b"JUNK")
+    del data[junk.offset : junk.end]
+    struct.pack_into("<I", data, 4, len(data) - 8)
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+@pytest.fixture(scope="module")
+def fixtures(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("avi")
+    common = [*VIDEO, *AUDIO, "-c:v", "mpeg4", "-c:a", "pcm_s16le", "-shortest"]
+    made = {
+        "info": ffmpeg(d / "info.avi", *common, "-metadata", "title=kept"),
+        "bare": ffmpeg(d / "bare.avi", *common, "-map_metadata", "-1", "-fflags", "+bitexact"),
+    }
+    made["no_room"] = _without_junk(made["bare"], d / "noroom.avi")
+    return made
+
+
+@pytest.fixture
+def fresh(fixtures: dict[str, Path], tmp_path: Path) -> Fresh:
+    def copy(name: str) -> Path:
+        return Path(shutil.copy(fixtures[name], tmp_path / fixtures[name].name))
+
+    return copy
+
+
+@pytest.mark.parametrize("name", ["info", "bare", "no_room"])
+def test_write_is_lossless_and_read_by_ffprobe(fresh: Fresh, name: str, demo_label: AIGCLabel) -> None:
+    src = fresh(name)
+    before = src.read_bytes()
+    movi_before = next(o for i, t, o in _children(src) if t == b"movi")
+    out = src.with_name("labelled.avi")
+    write_label(src, demo_label, out)
+    assert src.read_bytes() == before
+    assert stream_hash(out) == stream_hash(src)
+    assert packet_count(out) == packet_count(src)
+    assert decode_errors(out) == ""
+    assert AVIContainer().payload_digest(out) == AVIContainer().payload_digest(src)
+    assert next(o for i, t, o in _children(out) if t == b"movi") == movi_before  # nothing before movi moved
+    found = read_labels(out)
+    assert [f.location for f in found] == ["RIFF/LIST-INFO/AIGC"] and found[0].label == demo_label
+    assert ffprobe_tags(out)["AIGC"] == demo_label.to_json()
+    if name == "no_room":
+        assert _children(out)[-1][:2] == (b"LIST", b"INFO")  # appended after idx1
+    else:
+        assert out.stat().st_size == src.stat().st_size  # fitted into INFO + JUNK
+
+
+def test_relabel_strip_and_other_info_kept(fresh: Fresh, demo_label: AIGCLabel) -> None:
+    for name in ("info", "no_room"):
+        src = fresh(name)
+        original_hash, original = stream_hash(src), src.read_bytes()
+        write_label(src, demo_label)
+        size = src.stat().st_size
+        second = AIGCLabel.for_producer(demo_label.content_producer)
+        write_label(src, second)
+        assert src.stat().st_size == size  # relabelling reuses the INFO list instead of growing the file
+        assert [f.label for f in read_labels(src)] == [second]
+        tags = ffprobe_tags(src)
+        assert tags["AIGC"] == second.to_json()
+        if name == "info":
+            assert tags["title"] == "kept"
+        AVIContainer().strip(src, src)
+        if name == "no_room":
+            assert src.read_bytes() == original  # the appended INFO list is removed again
+        assert read_labels(src) == []
+        assert "AIGC" not in ffprobe_tags(src)
+        assert stream_hash(src) == original_hash
+        if name == "info":
+            assert ffprobe_tags(src)["title"] == "kept"
+
+
+def test_opendml_extension_is_refused_not_damaged(fresh: Fresh, demo_label: AIGCLabel) -> None:
+    src = fresh("no_room")
+    data = src.read_bytes() + b"RIFF" + struct.pack("<I", 16) + b"AVIX" + b"LIST" + struct.pack("<I", 4) + b"movi"
+    src.write_bytes(data)
+    with pytest.raises(WriteNotSupportedError):
+        write_label(src, demo_label)
+    assert src.read_bytes() == data
+
+
+def test_hostile_inputs_raise_typed_errors(fresh: Fresh, tmp_path: Path, demo_label: AIGCLabel) -> None:
+    good = fresh("info").read_bytes()
+    info_at = good.find(b"INFO") - 8
+    bad_info = bytearray(good)
+    struct.pack_into("<I", bad_info, info_at + 12 + 4, 0x7FFFFFFF)  # first INFO entry overruns its list
+    cases = {
+        "truncated": (good[: len(good) // 2], TruncatedFileError),
+        "not_avi": (b"RIFF" + struct.pack("<I", 4) + b"WAVE", MalformedFileError),
+        "bad_info": (bytes(bad_info), MalformedFileError),
+    }
+    for name, (data, error) in cases.items():
+        path = tmp_path / f"{name}.avi"
+        path.write_bytes(data)
+        with pytest.raises(error):
+            AVIContainer().read(path)
+        with pytest.raises(AIGCLabelError):
+            write_label(path, demo_label)
+        assert path.read_bytes() == data
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_fuzz_truncation_and_bit_flips(fixtures: dict[str, Path], tmp_path: Path, data: st.DataObject) -> None:
+    original = fixtures["info"].read_bytes()
+    mutated = bytearray(original)
+    if data.draw(st.booleans(), "truncate"):
+        mutated = mutated[: data.draw(st.integers(0, len(mutated) - 1), "cut")]
+    else:
+        for _ in range(data.draw(st.integers(1, 8), "flips")):
+            at = data.draw(st.one_of(st.integers(0, 10000), st.integers(len(mutated) - 900, len(mutated) - 1)))
+            mutated[at] ^= 1 << data.draw(st.integers(0, 7), "bit")
+    path = tmp_path / "fuzz.avi"
+    path.write_bytes(bytes(mutated))
+    label = AIGCLabel.for_producer("001191110000MA00DEMQ0B1DEMO")
+    out = tmp_path / "fuzz-out.avi"
+    try:
+        AVIContainer().read(path)
+        AVIContainer().write(path, out, label)
+    except AIGCLabelError:
+        pass
+    else:
+        assert [f.label for f in AVIContainer().read(out)] == [label]
+    assert path.read_bytes() == bytes(mutated)
