@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from .errors import AIGCLabelError
 
@@ -30,7 +31,7 @@ err = Console(stderr=True)
 
 
 def _fail(exc: AIGCLabelError) -> NoReturn:
-    err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+    err.print(f"error: {exc}", style="bold red", markup=False, highlight=False)
     raise typer.Exit(exc.exit_code)
 
 
@@ -116,6 +117,12 @@ def verify(
     audit: Annotated[
         bool | None, typer.Option("--audit/--no-audit", help="Record a verify event (default: if a DB is set).")
     ] = None,
+    thorough: Annotated[
+        bool,
+        typer.Option(
+            "--thorough", help="Run every trace detector even when a valid label already confirms (full evidence)."
+        ),
+    ] = False,
 ) -> None:
     """Classify FILE as confirmed (1), possible (2), suspected (3) or none, per Measures Article 6."""
     from .signing import SigningKey
@@ -124,7 +131,7 @@ def verify(
     try:
         registry = _registry(keys, trust_demo_key, db, use_db=bool(db or os.environ.get("AIGCLABEL_DB")))
         declared = None if declared_ai is None else declared_ai is YesNo.YES
-        verdict = classify(file, declared, registry)
+        verdict = classify(file, declared, registry, thorough=thorough)
         applied: Applied | None = None
         if apply_label:
             if not propagator:
@@ -144,17 +151,19 @@ def verify(
         return
     value = verdict.label_value
     out.print(
-        f"[bold]{file}[/]  {verdict.classification.value}"
-        + (f" (Label={value.value}, {value.meaning})" if value else ""),
+        Text.assemble(
+            (str(file), "bold"),
+            f"  {verdict.classification.value}" + (f" (Label={value.value}, {value.meaning})" if value else ""),
+        ),
         highlight=False,
     )
     table = Table("kind", "role", "where", "detail")
     for item in verdict.evidence:
-        table.add_row(item.kind, item.role, item.location, item.detail)
+        table.add_row(Text(item.kind), Text(item.role), Text(item.location), Text(item.detail))
     out.print(table)
     for check in verdict.signatures.values():
         origin = "proves origin (pinned key)" if check.proves_origin else "does not prove origin"
-        out.print(f"  {check.field}: {check.state.value} - {check.reason}; {origin}", highlight=False)
+        out.print(f"  {check.field}: {check.state.value} - {check.reason}; {origin}", highlight=False, markup=False)
     if applied:
         out.print(
             f"applied: {applied.path}  ContentPropagator={applied.label.content_propagator} "
@@ -197,7 +206,7 @@ def sign_command(
             _store(db).record(file_event(EventKind.LABEL, written, signed, detail={"signed": role.value}))
     except AIGCLabelError as exc:
         _fail(exc)
-    out.print(f"signed {written} ({role.value}, {signer.alg.value} key {signer.key_id})", highlight=False)
+    out.print(f"signed {written} ({role.value}, {signer.alg.value} key {signer.key_id})", highlight=False, markup=False)
 
 
 keys_app = typer.Typer(help="Signing keys and the provider-code -> public-key registry.", no_args_is_help=True)
@@ -229,7 +238,11 @@ def keys_generate(
             registry.save(registry_file)
     except AIGCLabelError as exc:
         _fail(exc)
-    out.print(f"{made.alg.value} key {made.key_id} -> {out_file}\npublic key: {made.public_key.hex}", highlight=False)
+    out.print(
+        f"{made.alg.value} key {made.key_id} -> {out_file}\npublic key: {made.public_key.hex}",
+        highlight=False,
+        markup=False,
+    )
 
 
 @keys_app.command("add")
@@ -257,7 +270,7 @@ def keys_add(
             _store(db).save_key(RegisteredKey(provider, key, not unpinned, note))
     except AIGCLabelError as exc:
         _fail(exc)
-    out.print(f"registered {key.key_id} for {provider}", highlight=False)
+    out.print(f"registered {key.key_id} for {provider}", highlight=False, markup=False)
 
 
 @keys_app.command("list")
@@ -290,7 +303,11 @@ def audit_init(db: DbOption = None) -> None:
         store = _store(db)
     except AIGCLabelError as exc:
         _fail(exc)
-    out.print(f"audit database ready at revision {store.schema_revision()}: {store.engine.url!r}", highlight=False)
+    out.print(
+        f"audit database ready at revision {store.schema_revision()}: {store.engine.url!r}",
+        highlight=False,
+        markup=False,
+    )
 
 
 @audit_app.command("trace")
@@ -380,7 +397,7 @@ def audit_retention(
     except AIGCLabelError as exc:
         _fail(exc)
     verb = "would delete" if dry_run else "deleted"
-    out.print(f"{verb} {result.deleted} events older than {result.cutoff.isoformat()}", highlight=False)
+    out.print(f"{verb} {result.deleted} events older than {result.cutoff.isoformat()}", highlight=False, markup=False)
 
 
 @audit_app.command("record-export")
@@ -399,7 +416,7 @@ def audit_record_export(
         )
     except AIGCLabelError as exc:
         _fail(exc)
-    out.print(f"recorded export event {event_id}", highlight=False)
+    out.print(f"recorded export event {event_id}", highlight=False, markup=False)
 
 
 def register(app: typer.Typer) -> None:

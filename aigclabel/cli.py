@@ -24,6 +24,7 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from . import __version__
 from .api import Inspection, inspect, strip_label, write_label
@@ -49,7 +50,7 @@ err = Console(stderr=True)
 
 
 def _fail(exc: AIGCLabelError) -> NoReturn:
-    err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+    err.print(Text.assemble(("error:", "bold red"), f" {exc}"), highlight=False)
     raise typer.Exit(exc.exit_code)
 
 
@@ -91,7 +92,7 @@ def label(
         written = write_label(file, made, output)
     except AIGCLabelError as exc:
         _fail(exc)
-    out.print(f"labelled {written}  ProduceID={made.produce_id}", highlight=False)
+    out.print(f"labelled {written}  ProduceID={made.produce_id}", highlight=False, markup=False)
 
 
 @app.command("inspect")
@@ -115,7 +116,7 @@ def inspect_command(
     else:
         _print_inspections(results)
         for failure in failures:
-            err.print(f"[bold red]error:[/] {failure['error']}", highlight=False)
+            err.print(Text.assemble(("error:", "bold red"), f" {failure['error']}"), highlight=False)
     if worst:
         raise typer.Exit(worst)
     if not all(r.ok for r in results):
@@ -123,24 +124,25 @@ def inspect_command(
 
 
 def _print_inspections(results: list[Inspection]) -> None:
+    # Everything read from a file is shown as plain Text: "[...]" in a label must not become markup.
     for result in results:
         status = (
             "[green]conforms[/]" if result.ok else ("[red]no label[/]" if not result.labels else "[red]problems[/]")
         )
-        out.print(f"[bold]{result.path}[/]  {result.description}  {status}", highlight=False)
+        out.print(Text.assemble((str(result.path), "bold"), f"  {result.description}  ", Text.from_markup(status)))
         for found in result.labels:
-            table = Table(title=found.location, show_header=True, title_justify="left")
+            table = Table(title=Text(found.location), show_header=True, title_justify="left")
             table.add_column("field")
             table.add_column("value", overflow="fold")
             if found.label is not None:
                 for key, val in found.label.to_dict().items():
-                    table.add_row(key, val)
+                    table.add_row(key, Text(val))
             else:
-                table.add_row("(unreadable)", found.raw[:200])
+                table.add_row("(unreadable)", Text(found.raw[:200]))
             out.print(table)
         for problem in result.problems:
             colour = "red" if problem.severity == "error" else "yellow"
-            out.print(f"  [{colour}]{problem.severity}[/] {problem.code}: {problem.message}", highlight=False)
+            out.print(Text.assemble("  ", (problem.severity, colour), f" {problem.code}: {problem.message}"))
 
 
 @app.command()
@@ -155,7 +157,7 @@ def strip(
         written = strip_label(file, output)
     except AIGCLabelError as exc:
         _fail(exc)
-    out.print(f"stripped {written}", highlight=False)
+    out.print(f"stripped {written}", highlight=False, markup=False)
 
 
 @app.command()
@@ -339,10 +341,10 @@ def check(
         colours = {"pass": "green", "fail": "red", "error": "red", "warning": "yellow", "skipped": "dim"}
         for report in reports:
             verdict = "[green]compliant[/]" if report.compliant else "[red]NOT compliant[/]"
-            out.print(f"[bold]{report.path}[/] ({report.kind}) {verdict}", highlight=False)
+            out.print(Text.assemble((str(report.path), "bold"), f" ({report.kind}) ", Text.from_markup(verdict)))
             table = Table("rule", "clause", "status", "detail")
             for rule in report.rules:
-                table.add_row(rule.rule, rule.clause, f"[{colours[rule.status]}]{rule.status}[/]", rule.detail)
+                table.add_row(rule.rule, rule.clause, Text(rule.status, colours[rule.status]), Text(rule.detail))
             out.print(table)
     if not all(r.compliant for r in reports):
         raise typer.Exit(EXIT_LABEL_PROBLEM)
@@ -421,7 +423,7 @@ def mark(
     except ValueError as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(2) from None
-    out.print(f"wrote {output}: {detail}", highlight=False)
+    out.print(f"wrote {output}: {detail}", highlight=False, markup=False)
 
 
 # verify (Measures Art. 6), sign, keys ..., audit ... (exit codes 6: key/signature, 7: audit database)
@@ -450,7 +452,7 @@ def watermark_embed(
         written = embed_file(file, output, produce_id, key_id=key_id)
     except AIGCLabelError as exc:
         _fail(exc)
-    out.print(f"watermarked {written}  key_id={key_id}", highlight=False)
+    out.print(f"watermarked {written}  key_id={key_id}", highlight=False, markup=False)
 
 
 @watermark_app.command("detect")
@@ -480,15 +482,16 @@ def watermark_detect(
     else:
         for row in rows:
             if "error" in row:
-                err.print(f"[bold red]error:[/] {row['error']}", highlight=False)
+                err.print(Text.assemble(("error:", "bold red"), f" {row['error']}"), highlight=False)
             elif row["present"]:
                 out.print(
                     f"{row['path']}  {row['media']} watermark  score={row['score']}  "
                     f"key_id={row['key_id']}  digest={row['produce_id_digest']}",
                     highlight=False,
+                    markup=False,
                 )
             else:
-                out.print(f"{row['path']}  no watermark", highlight=False)
+                out.print(f"{row['path']}  no watermark", highlight=False, markup=False)
     if worst:
         raise typer.Exit(worst)
 

@@ -1,0 +1,62 @@
+"""The command line: documented exit codes, JSON output, and file-derived text shown verbatim."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from aigclabel import DEMO_PROVIDER_CODE, inspect
+from aigclabel.cli import app
+
+from .conftest import SAMPLES
+
+runner = CliRunner()
+
+
+def test_label_inspect_strip_cycle_and_exit_codes(tmp_path: Path) -> None:
+    photo = tmp_path / "p.jpg"
+    shutil.copy(SAMPLES / "sample.jpg", photo)
+    assert runner.invoke(app, ["inspect", str(photo)]).exit_code == 1, "no label yet"
+    done = runner.invoke(app, ["label", str(photo), "--producer", DEMO_PROVIDER_CODE, "--produce-id", "[b]id[/b]"])
+    assert done.exit_code == 0, done.output
+    assert "[b]id[/b]" in done.output, "file-derived text is printed verbatim, not as markup"
+    shown = runner.invoke(app, ["inspect", str(photo)])
+    assert shown.exit_code == 0 and "[b]id[/b]" in shown.output
+    data = json.loads(runner.invoke(app, ["inspect", "--json", str(photo)]).output)
+    assert data[0]["labels"][0]["fields"]["ProduceID"] == "[b]id[/b]"
+    clean = tmp_path / "clean.jpg"
+    assert runner.invoke(app, ["strip", str(photo), "-o", str(clean)]).exit_code == 0
+    assert inspect(clean).labels == [] and inspect(photo).ok
+
+
+def test_error_exit_codes(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(b"definitely not media" * 10)
+    broken = tmp_path / "broken.png"
+    broken.write_bytes((SAMPLES / "sample.png").read_bytes()[:70])
+    photo = tmp_path / "ok.png"
+    shutil.copy(SAMPLES / "sample.png", photo)
+    assert runner.invoke(app, ["inspect", str(junk)]).exit_code == 3
+    assert runner.invoke(app, ["label", str(broken), "-p", DEMO_PROVIDER_CODE]).exit_code == 4
+    assert broken.read_bytes() == (SAMPLES / "sample.png").read_bytes()[:70], "input untouched"
+    assert runner.invoke(app, ["label", str(photo), "-p", "has space"]).exit_code == 5
+    assert runner.invoke(app, ["label", str(photo)]).exit_code == 2, "missing --producer is a usage error"
+    mixed = runner.invoke(app, ["inspect", "--json", str(photo), str(junk)])
+    assert mixed.exit_code == 3
+    assert {row.get("error") is not None for row in json.loads(mixed.output)} == {True, False}
+
+
+def test_formats_lists_every_family() -> None:
+    listing = runner.invoke(app, ["formats"]).output
+    for name in ("jpeg", "png", "mp3", "wav", "mp4", "pdf", "ooxml"):
+        assert name in listing
+
+
+def test_demo_labels_every_bundled_sample(tmp_path: Path) -> None:
+    done = runner.invoke(app, ["demo", "--dir", str(tmp_path / "demo")])
+    assert done.exit_code == 0, done.output
+    samples = [p for p in SAMPLES.iterdir() if p.is_file()]
+    assert all(inspect(tmp_path / "demo" / p.name).ok for p in samples)
