@@ -19,7 +19,7 @@ import shutil
 import sys
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -31,6 +31,11 @@ from .api import Inspection, inspect, strip_label, write_label
 from .containers import registered
 from .errors import AIGCLabelError
 from .label import DEMO_PROVIDER_CODE, AIGCLabel, LabelValue
+
+if TYPE_CHECKING:
+    from .audit import AuditStore
+    from .c2pa_manifest import C2PACredentials
+    from .signing import SigningKey
 
 EXIT_LABEL_PROBLEM = 1
 
@@ -85,14 +90,73 @@ def label(
         LabelValue.CONFIRMED
     ),
     reserved_code1: Annotated[str, typer.Option("--reserved-code1", help="ReservedCode1 (integrity data).")] = "",
+    sign_key: Annotated[
+        Path | None, typer.Option("--sign-key", help="Sign ReservedCode1 with this private key (`keys generate`).")
+    ] = None,
+    demo_key: Annotated[bool, typer.Option("--demo-key", help="Sign with the public DEMO key (demos only).")] = False,
+    watermark: Annotated[
+        bool, typer.Option("--watermark", help="Also embed an invisible watermark (re-encodes the media).")
+    ] = False,
+    watermark_key_file: Annotated[
+        Path | None, typer.Option("--watermark-key-file", help="Secret watermark key file (default: public demo key).")
+    ] = None,
+    c2pa: Annotated[
+        bool, typer.Option("--c2pa", help="Also embed a signed C2PA manifest declaring AI generation (demo chain).")
+    ] = False,
+    db: Annotated[
+        str | None, typer.Option("--db", help="Record the event in this audit database (default: $AIGCLABEL_DB).")
+    ] = None,
 ) -> None:
-    """Write the GB 45438 implicit label into FILE, replacing any label it had."""
+    """Write the GB 45438 implicit label into FILE, replacing any label it had.
+
+    With --watermark, --sign-key/--demo-key and --c2pa it adds those layers too, in the order that
+    keeps each valid (watermark, signature, label, manifest); with --db or $AIGCLABEL_DB set, the
+    event is recorded in the audit log.
+    """
+    import os
+
+    from .produce import ProduceOptions, label_file
+
     try:
         made = AIGCLabel.for_producer(producer, produce_id, label=value, reserved_code1=reserved_code1)
-        written = write_label(file, made, output)
+        options = ProduceOptions(
+            signing_key=_signing_key(sign_key, demo_key),
+            watermark_key=_watermark_key(watermark_key_file) if watermark else None,
+            c2pa=_c2pa_credentials() if c2pa else None,
+            audit=_audit_store(db or os.environ.get("AIGCLABEL_DB")),
+        )
+        result = label_file(file, made, output, options)
     except AIGCLabelError as exc:
         _fail(exc)
-    out.print(f"labelled {written}  ProduceID={made.produce_id}", highlight=False, markup=False)
+    finally:
+        if "options" in locals() and options.audit is not None:
+            options.audit.close()
+    layers = [name for name, on in (("watermark", result.watermark_payload), ("signed", result.signed),
+                                     ("c2pa", result.c2pa), ("audited", result.audit_event_id)) if on]  # fmt: skip
+    extra = f"  ({', '.join(layers)})" if layers else ""
+    out.print(f"labelled {result.path}  ProduceID={result.label.produce_id}{extra}", highlight=False, markup=False)
+
+
+def _signing_key(path: Path | None, demo: bool) -> SigningKey | None:
+    from .signing import SigningKey, demo_signing_key
+
+    if path is not None:
+        return SigningKey.load(path)
+    return demo_signing_key() if demo else None
+
+
+def _c2pa_credentials() -> C2PACredentials:
+    from .c2pa_manifest import C2PACredentials
+
+    return C2PACredentials.demo()
+
+
+def _audit_store(url: str | None) -> AuditStore | None:
+    if not url:
+        return None
+    from .audit import AuditStore
+
+    return AuditStore(url)
 
 
 @app.command("inspect")
@@ -438,18 +502,33 @@ watermark_app = typer.Typer(
 app.add_typer(watermark_app, name="watermark")
 
 
+def _watermark_key(path: Path | None) -> bytes:
+    from .watermark import DEMO_KEY
+
+    if path is None:
+        return DEMO_KEY
+    key = path.read_bytes()
+    if len(key) < 16:
+        err.print("[bold red]error:[/] a watermark key must be at least 16 bytes", highlight=False)
+        raise typer.Exit(2)
+    return key
+
+
 @watermark_app.command("embed")
 def watermark_embed(
     file: Annotated[Path, typer.Argument(help="Image, audio or .txt/.md file.", exists=True, dir_okay=False)],
     produce_id: Annotated[str, typer.Option("--produce-id", help="ProduceID whose digest the mark carries.")],
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of in place.")] = None,
     key_id: Annotated[int, typer.Option("--key-id", min=0, max=65535, help="Key id stored in the mark.")] = 0,
+    key_file: Annotated[
+        Path | None, typer.Option("--key-file", help="File whose bytes are the secret key (default: public demo key).")
+    ] = None,
 ) -> None:
     """Embed an invisible watermark (re-encodes the media; label the result afterwards)."""
     from .watermark import embed_file
 
     try:
-        written = embed_file(file, output, produce_id, key_id=key_id)
+        written = embed_file(file, output, produce_id, key_id=key_id, key=_watermark_key(key_file))
     except AIGCLabelError as exc:
         _fail(exc)
     out.print(f"watermarked {written}  key_id={key_id}", highlight=False, markup=False)
@@ -459,15 +538,19 @@ def watermark_embed(
 def watermark_detect(
     files: Annotated[list[Path], typer.Argument(help="Files to check.", exists=True, dir_okay=False)],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (one array).")] = False,
+    key_file: Annotated[
+        Path | None, typer.Option("--key-file", help="File whose bytes are the secret key (default: public demo key).")
+    ] = None,
 ) -> None:
     """Look for an invisible watermark; exit 1 when any file has none."""
     from .watermark import detect_file
 
+    key = _watermark_key(key_file)
     rows: list[dict[str, object]] = []
     worst = 0
     for file in files:
         try:
-            found = detect_file(file)
+            found = detect_file(file, key=key)
         except AIGCLabelError as exc:
             rows.append({"path": str(file), "error": str(exc)})
             worst = max(worst, exc.exit_code)

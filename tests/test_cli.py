@@ -60,3 +60,16 @@ def test_demo_labels_every_bundled_sample(tmp_path: Path) -> None:
     assert done.exit_code == 0, done.output
     samples = [p for p in SAMPLES.iterdir() if p.is_file()]
     assert all(inspect(tmp_path / "demo" / p.name).ok for p in samples)
+
+
+def test_label_with_every_layer_is_audited(tmp_path: Path) -> None:
+    photo = tmp_path / "p.png"
+    shutil.copy(SAMPLES / "sample.png", photo)
+    db = tmp_path / "audit.sqlite"
+    args = ["label", str(photo), "-p", DEMO_PROVIDER_CODE, "--produce-id", "cli-layers", "--demo-key", "--watermark"]
+    done = runner.invoke(app, [*args, "--c2pa", "--db", str(db)])
+    assert done.exit_code == 0, done.output
+    assert "(watermark, signed, c2pa, audited)" in done.output
+    traced = runner.invoke(app, ["audit", "trace", "--db", str(db), "--produce-id", "cli-layers"])
+    assert traced.exit_code == 0, traced.output
+    assert [json.loads(line)["kind"] for line in traced.output.splitlines()] == ["label"]
