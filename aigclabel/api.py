@@ -80,6 +80,8 @@ class Inspection:
     description: str
     labels: list[FoundLabel] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    #: Further reports attached by callers (``"watermark"``, ``"c2pa"``), JSON-ready.
+    extras: dict[str, Any] = field(default_factory=dict)
 
     @property
     def label(self) -> AIGCLabel | None:
@@ -109,6 +111,7 @@ class Inspection:
                 for f in self.labels
             ],
             "problems": [p.to_dict() for p in self.problems],
+            **self.extras,
         }
 
 
@@ -129,6 +132,9 @@ def inspect(path: Path | str) -> Inspection:
                 result.problems.append(
                     Problem(problem.code, f"{found.location}: {problem.message}", problem.severity, problem.field)
                 )
+    mirrored = [f for f in labels if f.location in container.mirrored_locations]
+    if len(mirrored) > 1 and mirrored[0].label is not None and all(f.label == mirrored[0].label for f in mirrored):
+        labels = [f for f in labels if f not in mirrored[1:]]  # one label the format stores twice by design
     if len(labels) > 1:
         distinct = {f.label for f in parsed}
         kind = "conflicting labels" if len(distinct) > 1 else "labels"

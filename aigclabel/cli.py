@@ -50,7 +50,7 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode=None,
 )
-out = Console()
+out = Console(soft_wrap=True)
 err = Console(stderr=True)
 
 
@@ -163,14 +163,30 @@ def _audit_store(url: str | None) -> AuditStore | None:
 def inspect_command(
     files: Annotated[list[Path], typer.Argument(help="Files to inspect.", exists=True, dir_okay=False)],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (one array) instead of a table.")] = False,
+    watermark: Annotated[bool, typer.Option("--watermark", help="Also look for an invisible watermark.")] = False,
+    watermark_key_file: Annotated[
+        Path | None, typer.Option("--watermark-key-file", help="Secret watermark key file (default: public demo key).")
+    ] = None,
+    c2pa: Annotated[bool, typer.Option("--c2pa", help="Also read C2PA manifests and their AI assertions.")] = False,
 ) -> None:
     """Show every implicit label in each FILE and whether it conforms to GB 45438."""
     results: list[Inspection] = []
     failures: list[dict[str, object]] = []
     worst = 0
+    key = _watermark_key(watermark_key_file) if watermark else None
     for file in files:
         try:
-            results.append(inspect(file))
+            result = inspect(file)
+            if key is not None:
+                from .watermark import detect_file
+
+                found = detect_file(file, key=key)
+                result.extras["watermark"] = found.to_dict() if found is not None else None
+            if c2pa:
+                from .c2pa_manifest import read_manifest
+
+                result.extras["c2pa"] = read_manifest(file).to_dict()
+            results.append(result)
         except AIGCLabelError as exc:
             failures.append({"path": str(file), "error": str(exc), "exit_code": exc.exit_code})
             worst = max(worst, exc.exit_code)
@@ -207,6 +223,22 @@ def _print_inspections(results: list[Inspection]) -> None:
         for problem in result.problems:
             colour = "red" if problem.severity == "error" else "yellow"
             out.print(Text.assemble("  ", (problem.severity, colour), f" {problem.code}: {problem.message}"))
+        if "watermark" in result.extras:
+            mark = result.extras["watermark"]
+            if mark is None:
+                shown = "not an image, audio, video or text file"
+            elif mark["present"]:
+                shown = f"present ({mark['media']}, score {mark['score']}), payload {mark['produce_id_digest']}"
+            else:
+                shown = "none found"
+            out.print(Text(f"  watermark: {shown}"))
+        if "c2pa" in result.extras:
+            manifest = result.extras["c2pa"]
+            if not manifest["present"]:
+                out.print(Text("  C2PA: no manifest"))
+            else:
+                sources = ", ".join(manifest["ai_source_types"]) or "no AI source type"
+                out.print(Text(f"  C2PA: {manifest['validation_state']}, {sources}"))
 
 
 @app.command()

@@ -73,3 +73,7 @@ def test_label_with_every_layer_is_audited(tmp_path: Path) -> None:
     traced = runner.invoke(app, ["audit", "trace", "--db", str(db), "--produce-id", "cli-layers"])
     assert traced.exit_code == 0, traced.output
     assert [json.loads(line)["kind"] for line in traced.output.splitlines()] == ["label"]
+    shown = runner.invoke(app, ["inspect", "--json", "--watermark", "--c2pa", str(photo)])
+    assert shown.exit_code == 0, shown.output
+    report = json.loads(shown.output)[0]
+    assert report["watermark"]["present"] and report["c2pa"]["ai_source_types"] == ["trainedAlgorithmicMedia"]
