@@ -161,6 +161,8 @@ def verify(
     for item in verdict.evidence:
         table.add_row(Text(item.kind), Text(item.role), Text(item.location), Text(item.detail))
     out.print(table)
+    if verdict.skipped_detectors and not thorough:
+        out.print(f"  not run: {', '.join(verdict.skipped_detectors)} (--thorough runs them)", highlight=False)
     for check in verdict.signatures.values():
         origin = "proves origin (pinned key)" if check.proves_origin else "does not prove origin"
         out.print(f"  {check.field}: {check.state.value} - {check.reason}; {origin}", highlight=False, markup=False)

@@ -22,6 +22,25 @@ from .verify import Classification, Evidence, register_detector, register_visibl
 
 #: Container formats Pillow decodes as still images.
 IMAGE_FORMATS = frozenset({"jpeg", "png", "webp", "tiff", "heif"})
+#: Containers the watermark module can decode: still images (Pillow), plain text, and anything with
+#: an audio or video stream (PyAV; GIF decodes as video). Documents (PDF, OOXML, EPUB, HTML, SVG) carry
+#: no watermark of ours, so the detector is not called on them.
+WATERMARK_FORMATS = frozenset(
+    {
+        *IMAGE_FORMATS,
+        "gif",
+        "text",
+        "markdown",
+        "wav",
+        "flac",
+        "mp3",
+        "ogg",
+        "mp4",
+        "matroska",
+        "avi",
+        "flv",
+    }
+)
 #: Visible prompt per classification; each has the AI element and the generation element (§5).
 PROMPTS = {
     Classification.CONFIRMED: "人工智能生成",
@@ -42,6 +61,9 @@ class ExplicitImageLabelDetector:
     """Finds the visible label plate aigclabel draws (other styles are not recognised)."""
 
     name = "explicit-image-label"
+    formats = IMAGE_FORMATS
+    #: One decode plus a colour-mask pass: tens of milliseconds per megapixel.
+    cost = 20.0
 
     def detect(self, path: Path) -> list[Evidence]:
         """Evidence of a visible label on a still image (empty for other files)."""
@@ -73,6 +95,9 @@ class WatermarkDetector:
     """Finds an aigclabel invisible watermark in an image, audio or text file."""
 
     name = "watermark"
+    formats = WATERMARK_FORMATS
+    #: Decodes the whole medium and correlates against the key: the dearest detector.
+    cost = 100.0
 
     def detect(self, path: Path) -> list[Evidence]:
         """Evidence of a watermark, with its payload when the keyed MAC verifies."""

@@ -277,6 +277,8 @@ class C2PADetector:
     """
 
     name = "c2pa"
+    #: Reads the manifest store only (no pixel decoding): cheap, after the XMP byte scan.
+    cost = 5.0
 
     def detect(self, path: Path) -> list[Evidence]:
         """Evidence from the file's active manifest (empty when there is none or it says nothing of AI)."""

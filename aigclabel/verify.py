@@ -17,6 +17,15 @@ itself; :mod:`aigclabel._verify_plugins` for the explicit-label and watermark mo
 skips those that are not installed, so this file never grows an ``if`` per technique. One detector
 lives here: :class:`XmpSourceTypeDetector`.
 
+**Fast path.** Platforms run this on every upload, and the pixel/sample detectors (visible label,
+watermark) cost far more than reading the metadata. Once the implicit label is valid (it conforms,
+says ``Label="1"``, no copy conflicts and no signature is ``invalid``) the class is *confirmed* and
+no trace can change it (Art. 6 ranks the label first), so :func:`classify` skips the trace detectors
+unless called with ``thorough=True`` (auditors who want every piece of evidence, e.g. a watermark
+payload for the audit trail). Detectors also run cheapest first (their optional ``cost``) and only
+on the container formats they declare (their optional ``formats``), so image detectors never
+decode audio.
+
 :func:`apply` then writes the platform's propagation fields (keeping the producer's), signs
 ReservedCode2 when a key is given, and burns in the visible label through a registered
 :class:`VisibleLabeler` when one is available.
@@ -110,13 +119,48 @@ class Evidence:
 
 @runtime_checkable
 class TraceDetector(Protocol):
-    """Finds traces of AI generation in a file. Must not raise on files it does not understand."""
+    """Finds traces of AI generation in a file. Must not raise on files it does not understand.
+
+    Two optional class attributes, read with defaults so detectors written before them still work:
+
+    * ``formats``: a collection of container names (``aigclabel.containers``, e.g. ``{"jpeg", "png"}``)
+      the detector applies to; :func:`classify` does not call it for other formats. Absent or
+      ``None``: every format.
+    * ``cost``: rough relative cost (:data:`DEFAULT_DETECTOR_COST` when absent); cheaper detectors
+      run first.
+    """
 
     name: str
 
     def detect(self, path: Path) -> list[Evidence]:
         """Evidence found in ``path`` (empty when none)."""
         ...
+
+
+#: Cost assumed for a detector that does not declare one (between metadata scans and pixel analysis).
+DEFAULT_DETECTOR_COST = 50.0
+
+
+def detector_formats(detector: TraceDetector) -> frozenset[str] | None:
+    """Container names ``detector`` applies to, or ``None`` for all (its optional ``formats``)."""
+    formats = getattr(detector, "formats", None)
+    return None if formats is None else frozenset(formats)
+
+
+def detector_cost(detector: TraceDetector) -> float:
+    """The detector's declared relative ``cost`` (:data:`DEFAULT_DETECTOR_COST` when it has none)."""
+    cost = getattr(detector, "cost", DEFAULT_DETECTOR_COST)
+    return float(cost) if isinstance(cost, int | float) else DEFAULT_DETECTOR_COST
+
+
+def plan_detectors(detectors: Mapping[str, TraceDetector], container: str) -> list[tuple[str, TraceDetector]]:
+    """The detectors that apply to a ``container`` file, cheapest first (ties keep registration order)."""
+    usable = [
+        (name, detector)
+        for name, detector in detectors.items()
+        if (formats := detector_formats(detector)) is None or container in formats
+    ]
+    return sorted(usable, key=lambda item: detector_cost(item[1]))
 
 
 @runtime_checkable
@@ -197,6 +241,9 @@ class XmpSourceTypeDetector:
     """
 
     name = "xmp-digital-source-type"
+    #: A bounded byte scan: the cheapest detector, and format-independent.
+    cost = 1.0
+    formats = None
     #: Largest XMP packet considered, and most packets examined per file.
     MAX_PACKET = 4 << 20
     MAX_PACKETS = 16
@@ -296,6 +343,8 @@ class Verdict:
     payload_digest: str | None
     declared_ai: bool | None
     detectors: list[str]
+    #: Detectors not run: skipped by the fast path, or not applicable to this format.
+    skipped_detectors: list[str] = field(default_factory=list)
 
     @property
     def label_value(self) -> LabelValue | None:
@@ -322,6 +371,7 @@ class Verdict:
             "payload_digest": self.payload_digest,
             "evidence": [e.to_dict() for e in self.evidence],
             "detectors": self.detectors,
+            "skipped_detectors": self.skipped_detectors,
         }
 
 
@@ -330,11 +380,16 @@ def classify(
     declared_ai: bool | None = None,
     registry: KeyRegistry | None = None,
     detectors: Mapping[str, TraceDetector] | None = None,
+    *,
+    thorough: bool = False,
 ) -> Verdict:
-    """Classify ``path`` per Measures Art. 6 and list every piece of evidence.
+    """Classify ``path`` per Measures Art. 6 and list the evidence.
 
     ``declared_ai`` is the uploader's declaration (``None``: none made). ``detectors`` defaults to
-    every registered one. Raises the typed errors of :func:`aigclabel.inspect` for unreadable files.
+    every registered one; those whose ``formats`` exclude this file's container are not called, the
+    rest run cheapest first. When the implicit label is valid the class is *confirmed* whatever the
+    detectors find, so they are skipped (listed in ``skipped_detectors``) unless ``thorough`` asks
+    for complete evidence. Raises the typed errors of :func:`aigclabel.inspect` for unreadable files.
     """
     target = Path(path)
     report = inspect(target)
@@ -400,7 +455,10 @@ def classify(
         evidence.append(Evidence("declaration", f"uploader {said}", "-", "user", "declaration"))
 
     chosen = detectors if detectors is not None else registered_detectors()
-    for name, detector in chosen.items():
+    # Only a valid label decides the class before the detectors; traces can change every other outcome.
+    planned = plan_detectors(chosen, report.format) if thorough or not label_valid else []
+    ran = {name for name, _ in planned}
+    for name, detector in planned:
         try:
             evidence.extend(detector.detect(target))
         except Exception as exc:  # a faulty plug-in must not stop Art. 6 verification; it is reported
@@ -424,7 +482,8 @@ def classify(
         signatures=signatures,
         payload_digest=digest.hex() if digest else None,
         declared_ai=declared_ai,
-        detectors=sorted(chosen),
+        detectors=sorted(ran),
+        skipped_detectors=sorted(set(chosen) - ran),
     )
 
 
@@ -522,6 +581,7 @@ def apply(
 
 
 __all__ = [
+    "DEFAULT_DETECTOR_COST",
     "PLUGIN_MODULES",
     "Applied",
     "Classification",
@@ -533,6 +593,9 @@ __all__ = [
     "XmpSourceTypeDetector",
     "apply",
     "classify",
+    "detector_cost",
+    "detector_formats",
+    "plan_detectors",
     "propagation_label",
     "register_detector",
     "register_visible_labeler",

@@ -463,3 +463,108 @@ def test_cli_verify_usage_errors(tmp_path: Path) -> None:
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
     result = runner.invoke(app, ["verify", str(bad), "--no-audit"])
     assert result.exit_code in (3, 4)
+
+
+# ------------------------------------------------------------------------------------- fast path
+class CountingDetector:
+    """Records every call (and the shared call order), finds nothing unless told to."""
+
+    def __init__(
+        self, name: str, calls: list[str], *, cost: float | None = None, formats: set[str] | None = None
+    ) -> None:
+        self.name = name
+        self.calls = calls
+        if cost is not None:
+            self.cost = cost
+        self.formats = formats
+
+    def detect(self, path: Path) -> list[Evidence]:
+        self.calls.append(self.name)
+        return [Evidence("watermark", "found", "-", self.name)] if self.name == "finds" else []
+
+
+def test_confirmed_label_skips_detectors_unless_thorough(image: Path) -> None:
+    label_signed(image, demo_signing_key())
+    calls: list[str] = []
+    chosen = {"finds": CountingDetector("finds", calls)}
+    fast = classify(image, None, demo_registry(), chosen)
+    assert fast.classification is Classification.CONFIRMED
+    assert calls == [] and fast.detectors == [] and fast.skipped_detectors == ["finds"]
+    full = classify(image, None, demo_registry(), chosen, thorough=True)
+    assert calls == ["finds"] and full.detectors == ["finds"]
+    assert full.classification is Classification.CONFIRMED  # a trace never outranks a valid label
+    assert [e.source for e in full.evidence if e.role == "trace"] == ["finds"]
+
+
+def test_detectors_still_run_without_a_valid_label(image: Path) -> None:
+    calls: list[str] = []
+    chosen = {"finds": CountingDetector("finds", calls)}
+    assert classify(image, None, KeyRegistry(), chosen).classification is Classification.SUSPECTED
+    assert calls == ["finds"]
+    # A tampered label does not confirm: the detectors must run.
+    key = SigningKey.generate()
+    label = label_signed(image, key)
+    from dataclasses import replace
+
+    write_label(image, replace(label, produce_id="forged-id"))
+    registry = KeyRegistry()
+    registry.add(DEMO_PROVIDER_CODE, key.public_key)
+    assert classify(image, None, registry, chosen).classification is Classification.SUSPECTED
+    assert calls == ["finds", "finds"]
+    # An earlier platform's Label=3 is not a confirmation either.
+    label_signed(image, value="3")
+    classify(image, None, KeyRegistry(), chosen)
+    assert calls == ["finds"] * 3
+
+
+def test_detectors_run_cheapest_first_and_only_on_their_formats(tmp_path: Path) -> None:
+    png = tmp_path / "a.png"
+    Image.new("RGB", (8, 8)).save(png)
+    calls: list[str] = []
+    chosen = {
+        "dear": CountingDetector("dear", calls, cost=100),
+        "legacy": CountingDetector("legacy", calls),  # no cost: the default, between the two
+        "cheap": CountingDetector("cheap", calls, cost=1),
+        "audio-only": CountingDetector("audio-only", calls, cost=0, formats={"wav", "flac"}),
+        "png-only": CountingDetector("png-only", calls, cost=2, formats={"png"}),
+    }
+    verdict = classify(png, None, KeyRegistry(), chosen)
+    assert calls == ["cheap", "png-only", "legacy", "dear"]
+    assert verdict.skipped_detectors == ["audio-only"]
+    assert "audio-only" not in verdict.detectors
+
+
+def test_builtin_image_detectors_are_not_called_on_audio(tmp_path: Path) -> None:
+    from aigclabel.verify import plan_detectors
+
+    names = [name for name, _ in plan_detectors(registered_detectors(), "wav")]
+    assert "explicit-image-label" not in names
+    assert "xmp-digital-source-type" in names
+    pdf = [name for name, _ in plan_detectors(registered_detectors(), "pdf")]
+    assert pdf[0] == "xmp-digital-source-type" and "watermark" not in pdf
+
+
+def test_cli_and_service_thorough(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from aigclabel.service import ServiceSettings, create_app
+
+    path = tmp_path / "c.png"
+    shutil.copyfile(SAMPLES / "sample.png", path)
+    label_signed(path)
+    runner = CliRunner()
+    fast = json.loads(runner.invoke(app, ["verify", str(path), "--json", "--no-audit"]).stdout)
+    assert fast["classification"] == "confirmed" and fast["detectors"] == []
+    assert "explicit-image-label" in fast["skipped_detectors"]
+    full = json.loads(runner.invoke(app, ["verify", str(path), "--json", "--no-audit", "--thorough"]).stdout)
+    assert full["classification"] == "confirmed" and "explicit-image-label" in full["detectors"]
+    work = tmp_path / "uploads"
+    work.mkdir()
+    with TestClient(create_app(ServiceSettings(work_dir=work))) as client:
+        body = path.read_bytes()
+        raw = {"Content-Type": "application/octet-stream"}
+        seen = client.post("/v1/verify", params={"filename": "c.png"}, content=body, headers=raw).json()
+        assert seen["classification"] == "confirmed" and seen["detectors"] == []
+        params = {"filename": "c.png", "thorough": "true"}
+        seen = client.post("/v1/verify", params=params, content=body, headers=raw).json()
+        assert "explicit-image-label" in seen["detectors"]

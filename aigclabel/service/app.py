@@ -234,8 +234,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         if store is not None:
             store.record(event)
 
-    def verify_and_record(path: Path, declared_ai: bool | None) -> Verdict:
-        verdict = classify(path, declared_ai, app.state.registry)
+    def verify_and_record(path: Path, declared_ai: bool | None, thorough: bool = False) -> Verdict:
+        verdict = classify(path, declared_ai, app.state.registry, thorough=thorough)
         record(verdict_event(verdict))
         return verdict
 
@@ -246,9 +246,12 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         declared_ai: Annotated[
             Declaration | None, Query(description="The uploader's declaration: yes = AI-generated")
         ] = None,
+        thorough: Annotated[
+            bool, Query(description="Run every trace detector even when a valid label already confirms")
+        ] = False,
     ) -> dict[str, Any]:
         said = None if declared_ai is None else declared_ai is Declaration.YES
-        verdict = await threaded(verify_and_record, upload.path, said)
+        verdict = await threaded(verify_and_record, upload.path, said, thorough)
         return _scrubbed(upload, verdict.to_dict())
 
     @app.post("/v1/check", summary="GB 45438 compliance report, per rule with its clause")
@@ -284,7 +287,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     @app.post("/v1/report", summary="Everything the web page shows: labels, platform verdict, watermark")
     async def report_upload(_: Keyed, upload: Uploaded) -> dict[str, Any]:
         result = await threaded(inspect, upload.path)
-        verdict = await threaded(verify_and_record, upload.path, None)
+        verdict = await threaded(verify_and_record, upload.path, None, True)  # the page shows the watermark too
         marks = [e for e in verdict.evidence if e.source == "watermark"]
         watermark = None
         if "watermark" in verdict.detectors:

@@ -1,0 +1,154 @@
+"""Platform verification throughput (Measures Art. 6): ``classify`` vs exiftool reading the same files.
+
+A platform runs ``aigclabel verify`` on every upload, so it must keep up with the upload pipeline.
+The script makes ``--count`` JPEGs of about 1 MB (photo-like: smooth gradients, texture and noise)
+in a temporary directory, half of them carrying a signed implicit label (demo key, ``Label=1``) and
+half unlabelled, and times, on the same files in the same run:
+
+* **classify (fast path)**: :func:`aigclabel.verify.classify` as the CLI/service call it by default;
+  a valid label confirms the file and the trace detectors are skipped;
+* **classify --thorough**: every applicable trace detector runs on every file;
+* **exiftool**: one ``-stay_open True -@ -`` process (PyExifTool, start-up not counted) reading every
+  tag of each file as JSON (``-j -G1``), the floor for "look at the metadata of an upload".
+
+It prints files/s, the ratio to exiftool, and the time spent per detector (with the number of calls).
+It reports, it does not assert: timings vary with the machine and its load (printed by ``uptime``).
+
+Usage: ``python bench/verify.py [--count 200] [--size 1600x1200] [--skip-thorough] [--dir DIR]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from aigclabel import DEMO_PROVIDER_CODE, AIGCLabel, write_label
+from aigclabel.signing import demo_registry, demo_signing_key, payload_digest, sign
+from aigclabel.verify import Classification, Evidence, TraceDetector, classify, registered_detectors
+
+
+class Timed:
+    """Wraps a detector, keeping its name, formats and cost, and adds up the time spent in it."""
+
+    def __init__(self, inner: TraceDetector, totals: dict[str, float], calls: dict[str, int]) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.formats = getattr(inner, "formats", None)
+        self.cost = getattr(inner, "cost", None) or 50.0
+        self.totals, self.calls = totals, calls
+
+    def detect(self, path: Path) -> list[Evidence]:
+        start = time.perf_counter()
+        try:
+            return self.inner.detect(path)
+        finally:
+            self.totals[self.name] += time.perf_counter() - start
+            self.calls[self.name] += 1
+
+
+def make_files(directory: Path, count: int, size: tuple[int, int]) -> tuple[list[Path], list[Path]]:
+    """``count`` photo-like JPEGs; the first half labelled and signed with the demo key."""
+    rng = np.random.default_rng(45438)
+    width, height = size
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    key = demo_signing_key()
+    labelled: list[Path] = []
+    plain: list[Path] = []
+    for i in range(count):
+        phase = rng.uniform(0, 6.28, 3)
+        base = np.stack(
+            [
+                128 + 90 * np.sin(xx / (80 + 7 * c) + yy / (130 + 5 * c) + phase[c]) * np.cos(yy / 210 + c)
+                for c in range(3)
+            ],
+            axis=-1,
+        )
+        pixels = np.clip(base + rng.normal(0, 20, (height, width, 3)), 0, 255).astype(np.uint8)
+        path = directory / f"upload-{i:04d}.jpg"
+        Image.fromarray(pixels).save(path, quality=90)
+        if i < count // 2:
+            label = AIGCLabel.for_producer(DEMO_PROVIDER_CODE, f"bench-{i}")
+            write_label(path, sign(label, payload_digest(path), key))
+            labelled.append(path)
+        else:
+            plain.append(path)
+    return labelled, plain
+
+
+def run_classify(
+    files: list[Path], detectors: Mapping[str, TraceDetector], thorough: bool
+) -> tuple[float, dict[Classification, int]]:
+    registry = demo_registry()
+    seen: dict[Classification, int] = defaultdict(int)
+    start = time.perf_counter()
+    for path in files:
+        seen[classify(path, None, registry, detectors, thorough=thorough).classification] += 1
+    return time.perf_counter() - start, dict(seen)
+
+
+def run_exiftool(files: list[Path]) -> float:
+    import exiftool
+
+    with exiftool.ExifTool() as tool:
+        tool.execute("-ver")  # start-up and first-command latency are not counted
+        start = time.perf_counter()
+        for path in files:
+            tool.execute("-j", "-G1", str(path))
+        return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=200)
+    parser.add_argument("--size", default="1600x1200", help="WIDTHxHEIGHT (1600x1200 at q90 is about 1 MB)")
+    parser.add_argument("--skip-thorough", action="store_true", help="Do not time the --thorough pass.")
+    parser.add_argument("--dir", type=Path, default=None, help="Where to make the files (default: a temp dir).")
+    args = parser.parse_args()
+    width, height = (int(v) for v in args.size.split("x"))
+    work = Path(tempfile.mkdtemp(prefix="aigclabel-bench-verify-", dir=args.dir))
+    try:
+        labelled, plain = make_files(work, args.count, (width, height))
+        files = [p for pair in zip(labelled, plain, strict=False) for p in pair]  # interleaved, like uploads
+        mean_mb = sum(p.stat().st_size for p in files) / len(files) / 1e6
+        print(f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} (1/5/15 min)")
+        print(f"{len(files)} JPEGs {width}x{height}, mean {mean_mb:.2f} MB; {len(labelled)} labelled+signed")
+
+        totals: dict[str, float] = defaultdict(float)
+        calls: dict[str, int] = defaultdict(int)
+        detectors = {name: Timed(d, totals, calls) for name, d in registered_detectors().items()}
+        exif_s = run_exiftool(files)
+        exif_rate = len(files) / exif_s
+        print(f"\nexiftool -stay_open -j -G1 : {exif_rate:8.1f} files/s")
+
+        passes = [("classify (fast path)", False)] + ([] if args.skip_thorough else [("classify --thorough", True)])
+        for title, thorough in passes:
+            totals.clear()
+            calls.clear()
+            elapsed, seen = run_classify(files, detectors, thorough)
+            rate = len(files) / elapsed
+            classes = ", ".join(f"{k.value} {v}" for k, v in sorted(seen.items()))
+            print(f"{title:27s}: {rate:8.1f} files/s  ({rate / exif_rate:.2f}x exiftool)  [{classes}]")
+            for name in sorted(totals, key=totals.__getitem__, reverse=True):
+                per = totals[name] / calls[name] * 1e3
+                print(f"    {name:24s}: {per:8.1f} ms/call over {calls[name]} calls, {totals[name]:6.1f} s in all")
+            for sub, group in (("labelled", labelled), ("unlabelled", plain)):
+                some = group[: max(1, len(group) // 4)]
+                part, _ = run_classify(some, detectors, thorough)
+                print(f"    {sub:10s} only       : {len(some) / part:8.1f} files/s (on {len(some)} of them)")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
