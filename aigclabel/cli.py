@@ -15,9 +15,7 @@ Exit codes (also listed by ``aigclabel --help``):
 from __future__ import annotations
 
 import json
-import shutil
 import sys
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
@@ -27,10 +25,10 @@ from rich.table import Table
 from rich.text import Text
 
 from . import __version__
-from .api import Inspection, inspect, strip_label, write_label
+from .api import Inspection, inspect, strip_label
 from .containers import registered
 from .errors import AIGCLabelError
-from .label import DEMO_PROVIDER_CODE, AIGCLabel, LabelValue
+from .label import AIGCLabel, LabelValue
 
 if TYPE_CHECKING:
     from .audit import AuditStore
@@ -277,35 +275,24 @@ def demo(
         "aigclabel-demo"
     ),
 ) -> None:
-    """Label the bundled sample files with the demo provider code and inspect the results."""
-    directory.mkdir(parents=True, exist_ok=True)
-    samples = resources.files("aigclabel") / "samples"
-    results: list[Inspection] = []
-    for sample in sorted(samples.iterdir(), key=lambda s: s.name):
-        if not sample.is_file() or sample.name.startswith("."):
-            continue
-        target = directory / sample.name
-        with sample.open("rb") as src, open(target, "wb") as dst:
-            shutil.copyfileobj(src, dst)
-        try:
-            write_label(target, AIGCLabel.for_producer(DEMO_PROVIDER_CODE))
-            results.append(inspect(target))
-        except AIGCLabelError as exc:
-            err.print(f"[yellow]skipped[/] {sample.name}: {exc}", highlight=False)
-    table = Table("file", "format", "Label", "ContentProducer", "ProduceID", "conforms")
-    for r in results:
-        got = r.label
-        table.add_row(
-            str(r.path),
-            r.format,
-            got.label if got else "-",
-            got.content_producer if got else "-",
-            got.produce_id if got else "-",
-            "yes" if r.ok else "no",
-        )
+    """Label, sign and verify the bundled samples (images, audio, video, documents) with the demo key."""
+    from .demo import run_demo
+
+    rows = run_demo(directory)
+    table = Table("file", "format", "label stored in", "ProduceID", "signature", "platform verdict")
+    for row in rows:
+        if row.error:
+            table.add_row(row.name, "-", Text(row.error, "red"), "-", "-", "-")
+        else:
+            table.add_row(row.name, row.format, Text(row.location), row.produce_id, row.signature, row.classification)
     out.print(table)
-    out.print(f"{sum(r.ok for r in results)} of {len(results)} sample files labelled and verified in {directory}/")
-    if not results or not all(r.ok for r in results):
+    out.print(
+        f"{sum(r.ok for r in rows)} of {len(rows)} sample files labelled, signed (public DEMO key), verified and "
+        f"logged in {directory}/ (audit log: {directory / 'audit.sqlite'})",
+        markup=False,
+        highlight=False,
+    )
+    if not rows or not all(r.ok for r in rows):
         raise typer.Exit(EXIT_LABEL_PROBLEM)
 
 

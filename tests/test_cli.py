@@ -9,6 +9,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from aigclabel import DEMO_PROVIDER_CODE, inspect
+from aigclabel.audit import AuditStore
 from aigclabel.cli import app
 
 from .conftest import SAMPLES
@@ -59,7 +60,11 @@ def test_demo_labels_every_bundled_sample(tmp_path: Path) -> None:
     done = runner.invoke(app, ["demo", "--dir", str(tmp_path / "demo")])
     assert done.exit_code == 0, done.output
     samples = [p for p in SAMPLES.iterdir() if p.is_file()]
+    assert len(samples) >= 16, "images, audio, video and documents are all bundled"
     assert all(inspect(tmp_path / "demo" / p.name).ok for p in samples)
+    assert f"{len(samples)} of {len(samples)} sample files labelled, signed" in done.output
+    with AuditStore(tmp_path / "demo" / "audit.sqlite") as store:
+        assert store.count("label") == len(samples)
 
 
 def test_label_with_every_layer_is_audited(tmp_path: Path) -> None:
