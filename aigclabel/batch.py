@@ -19,13 +19,11 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from .api import inspect, write_label
 from .errors import AIGCLabelError
 from .label import AIGCLabel, LabelValue
-
-Action = Literal["label", "inspect"]
 
 
 @dataclass(frozen=True)
@@ -78,8 +76,33 @@ def inspect_one(root: str, relative: str, job: object = None) -> dict[str, Any]:
     return record
 
 
+def verify_one(root: str, relative: str, job: object = None) -> dict[str, Any]:
+    """Classify one file per Measures Art. 6 (fast path: trace detectors skipped when confirmed)."""
+    from .verify import classify
+
+    path = Path(root) / relative
+    record: dict[str, Any] = {"path": relative, "action": "verify"}
+    try:
+        verdict = classify(path)
+        record.update(
+            status="ok",
+            classification=verdict.classification.value,
+            produce_id=verdict.label.produce_id if verdict.label else None,
+            signatures={role: check.state.value for role, check in verdict.signatures.items()},
+            evidence=[e.kind for e in verdict.evidence],
+        )
+    except AIGCLabelError as exc:
+        record.update(status="error", error=str(exc), error_type=type(exc).__name__)
+    record["size"], record["mtime_ns"] = _fingerprint(path)
+    return record
+
+
 #: Per-file functions by action name; other modules add theirs (e.g. ``verify``) with :func:`register_action`.
-ACTIONS: dict[str, Callable[..., dict[str, Any]]] = {"label": label_one, "inspect": inspect_one}
+ACTIONS: dict[str, Callable[..., dict[str, Any]]] = {
+    "label": label_one,
+    "inspect": inspect_one,
+    "verify": verify_one,
+}
 
 
 def register_action(name: str, function: Callable[..., dict[str, Any]]) -> None:

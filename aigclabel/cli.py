@@ -298,7 +298,7 @@ def demo(
 
 @app.command()
 def batch(
-    action: Annotated[str, typer.Argument(help="label, inspect (or verify, once available).")],
+    action: Annotated[str, typer.Argument(help="label, inspect or verify.")],
     directory: Annotated[Path, typer.Argument(help="Directory tree to process.", exists=True, file_okay=False)],
     report: Annotated[Path, typer.Option(help="JSONL report; reruns skip files it records as done.")] = Path(
         "aigclabel-batch.jsonl"

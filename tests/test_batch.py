@@ -77,3 +77,13 @@ def test_cli_batch_with_csv_and_local_dask_cluster(tmp_path: Path) -> None:
     assert write_csv(report, tmp_path / "again.csv") == len(files) + 1
     header = table.read_text().splitlines()[0].split(",")
     assert {"path", "status", "produce_id"} <= set(header)
+
+
+def test_verify_batch_classifies_every_file(tmp_path: Path) -> None:
+    root, report = tmp_path / "in", tmp_path / "r.jsonl"
+    files = _tree(root, copies=2)
+    run("label", root, tmp_path / "labels.jsonl", job=LabelJob(producer=DEMO_PROVIDER_CODE), workers=2)
+    summary = run("verify", root, report, workers=2)
+    assert (summary.ok, summary.errors) == (len(files), 1)
+    verdicts = {r["path"]: r.get("classification") for r in _lines(report) if r["status"] == "ok"}
+    assert set(verdicts.values()) == {"confirmed"}
