@@ -80,6 +80,9 @@ class Container(ABC):
     can_write: ClassVar[bool] = True
     #: Higher runs first in :func:`open_container`; use it when one format is a subtype of another.
     priority: ClassVar[int] = 0
+    #: Locations :meth:`write` fills with the same label together (e.g. PDF Info and XMP); identical
+    #: labels in exactly these count as one label in :func:`aigclabel.api.inspect`.
+    mirrored_locations: ClassVar[frozenset[str]] = frozenset()
 
     @classmethod
     @abstractmethod

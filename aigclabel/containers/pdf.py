@@ -1,0 +1,471 @@
+"""PDF documents: Info dictionary key ``/AIGC`` plus ``TC260:AIGC`` in the catalog's XMP metadata.
+
+TC260-PG-20258A §6.3 puts the bare seven-field JSON in the document Info dictionary under
+``/AIGC`` (a PDF text string; the JSON is ASCII, so it is written as a literal string). PDF 2.0
+deprecates the Info dictionary in favour of XMP, so the same value also goes into the catalog
+``/Metadata`` stream as the TC260 XMP property (merged into an existing packet by
+:mod:`aigclabel.xmp`). Both are one label in two synchronised placements; :meth:`PdfContainer.read`
+reports each, so a disagreement between them is visible.
+
+**Incremental update.** :meth:`PdfContainer.rewrite` never rewrites the document: it copies the
+original bytes unchanged and appends a PDF incremental update (ISO 32000-1 §7.5.6) holding a new
+version of the Info dictionary, a new Metadata stream, the catalog if it had no ``/Metadata`` yet,
+and a cross-reference section whose trailer keeps ``/Root``, ``/Info`` and ``/ID`` and points at
+the previous section with ``/Prev``. The original file is a byte-identical prefix of the result, so
+existing digital signatures still verify over their ``/ByteRange``. When the previous section is a
+cross-reference *stream* (PDF 1.5+), the update carries an xref stream too: a classic table after
+an xref stream confuses many readers. pikepdf (qpdf) is used only to read the object graph; the
+appended bytes are ours.
+
+**Stripping** is another incremental update without ``/AIGC`` and the XMP property. The earlier
+revision, and with it the old label, stays in the file (that is what makes signatures survive).
+Callers who need the label bytes gone use :meth:`PdfContainer.strip_full` (or
+:meth:`PdfContainer.write_full`), which rewrite the whole file with pikepdf and drop old revisions
+— and invalidate any signature.
+
+Encrypted PDFs raise :class:`EncryptedPDFError` on writing: a new string would have to be
+encrypted with the document key, and a label must not require the owner password.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import re
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, cast
+
+import pikepdf
+
+from .. import xmp
+from .._io import MAX_METADATA_BYTES, atomic_output, copy_rest, file_size
+from ..errors import MalformedFileError, TruncatedFileError, WriteNotSupportedError
+from ..label import AIGCLabel
+from . import Container, FoundLabel, register
+
+INFO_KEY = "/AIGC"
+XMP_LOCATION = "XMP TC260:AIGC in catalog /Metadata"
+_STARTXREF = re.compile(rb"startxref\s*(\d+)")
+_OBJ_HEADER = re.compile(rb"\s*(\d+)\s+(\d+)\s+obj\b")
+#: How far from the end of the file we look for the last ``startxref``.
+_TAIL = 4096
+
+
+class EncryptedPDFError(WriteNotSupportedError):
+    """The PDF is encrypted: it can be read when its user password is empty, but not labelled."""
+
+
+def _copy(obj: pikepdf.Object) -> pikepdf.Dictionary:
+    """A direct shallow copy of a dictionary object (references inside stay references)."""
+    return pikepdf.Dictionary(cast("Mapping[str, Any]", obj))
+
+
+def _is_label_key(key: str) -> bool:
+    """Annex E a): the label is any field whose name contains ``AIGC``."""
+    return "aigc" in key.casefold()
+
+
+@contextlib.contextmanager
+def _open(path: Path) -> Iterator[pikepdf.Pdf]:
+    """Open with pikepdf; qpdf's errors on damaged files, inside the block too, become typed errors."""
+    try:
+        pdf = pikepdf.open(path)
+    except pikepdf.PasswordError:
+        raise EncryptedPDFError(f"{path} is an encrypted PDF that needs a password") from None
+    except (pikepdf.PdfError, RuntimeError, ValueError) as exc:
+        raise MalformedFileError(f"{path} is not a readable PDF: {exc}") from None
+    try:
+        with pdf:
+            yield pdf
+    except (pikepdf.PdfError, RuntimeError, ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
+        raise MalformedFileError(f"{path} is a damaged PDF: {type(exc).__name__}: {exc}") from None
+
+
+def _stream_data(stream: pikepdf.Stream, what: str) -> bytes:
+    """Decoded stream data with a bound on both sizes (a metadata stream can be a flate bomb)."""
+    raw = stream.read_raw_bytes()
+    if len(raw) > MAX_METADATA_BYTES:
+        raise MalformedFileError(f"{what} is {len(raw)} bytes (limit {MAX_METADATA_BYTES})")
+    filters = stream.stream_dict.get("/Filter")
+    names = [str(f) for f in filters] if isinstance(filters, pikepdf.Array) else [str(filters)] if filters else []
+    if not names:
+        return bytes(raw)
+    if names == ["/FlateDecode"] and "/DecodeParms" not in stream.stream_dict:
+        inflater = zlib.decompressobj()
+        try:
+            data = inflater.decompress(raw, MAX_METADATA_BYTES + 1)
+        except zlib.error as exc:
+            raise MalformedFileError(f"{what} is bad flate data: {exc}") from None
+        if len(data) > MAX_METADATA_BYTES:
+            raise MalformedFileError(f"{what} inflates past {MAX_METADATA_BYTES} bytes")
+        return data
+    if len(raw) > 64 * 1024:
+        raise MalformedFileError(f"{what} uses filters {names} on {len(raw)} bytes; refusing to decode")
+    try:
+        return bytes(stream.read_bytes())
+    except pikepdf.PdfError as exc:
+        raise MalformedFileError(f"{what} cannot be decoded: {exc}") from None
+
+
+def _refuse_repaired(pdf: pikepdf.Pdf) -> None:
+    """An update appended to a file qpdf had to repair would chain to the damaged section."""
+    pdf.Root.get("/Pages")  # make qpdf resolve the catalog, so repair warnings are in
+    damage = [w for w in pdf.get_warnings() if "damaged" in w or "xref" in w.lower()]
+    if damage:
+        raise MalformedFileError(
+            f"PDF cross-reference data is damaged ({damage[0]}); an incremental update would chain to it. "
+            "Use a full rewrite (PdfContainer.write_full) to repair and label it"
+        )
+
+
+def _verify(path: Path, value: str | None) -> None:
+    """Re-open what we wrote: it must parse without repair and carry exactly the intended label."""
+    with _open(path) as pdf:
+        info_values = [f.raw for f in _info_labels(pdf)]
+        _packet, xmp_values = _xmp_values(pdf)
+        warnings = pdf.get_warnings()
+    wanted = [value] if value is not None else []
+    if warnings or info_values != wanted or xmp_values != wanted:
+        detail = warnings[0] if warnings else "label did not read back"
+        raise MalformedFileError(f"incremental update could not be verified ({detail}); the input was left as it was")
+
+
+def _metadata_stream(pdf: pikepdf.Pdf) -> pikepdf.Stream | None:
+    meta = pdf.Root.get("/Metadata")
+    return meta if isinstance(meta, pikepdf.Stream) else None
+
+
+def _info(pdf: pikepdf.Pdf) -> pikepdf.Dictionary | None:
+    info = pdf.trailer.get("/Info")
+    return info if isinstance(info, pikepdf.Dictionary) else None
+
+
+def _info_labels(pdf: pikepdf.Pdf) -> list[FoundLabel]:
+    info = _info(pdf)
+    found: list[FoundLabel] = []
+    if info is None:
+        return found
+    for key in info.keys():  # noqa: SIM118 - pikepdf dictionaries iterate keys only via keys()
+        if not _is_label_key(key):
+            continue
+        value = info.get(key)
+        if isinstance(value, pikepdf.String):
+            found.append(FoundLabel.from_text(f"Info dictionary {key}", str(value)))
+        else:
+            found.append(FoundLabel(f"Info dictionary {key}", repr(value), error="value is not a PDF string"))
+    return found
+
+
+def _xmp_values(pdf: pikepdf.Pdf) -> tuple[bytes | None, list[str]]:
+    stream = _metadata_stream(pdf)
+    if stream is None:
+        return None, []
+    packet = _stream_data(stream, "catalog /Metadata stream")
+    return packet, xmp.find_aigc(packet)
+
+
+def _literal(text: str) -> bytes:
+    """A PDF literal string for ASCII ``text`` (parentheses and backslashes escaped)."""
+    body = text.encode("ascii").replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)")
+    return b"(" + body.replace(b"\r", b"\\r") + b")"
+
+
+@register
+class PdfContainer(Container):
+    """PDF documents, labelled by incremental update."""
+
+    name = "pdf"
+    description = "PDF document"
+    extensions = (".pdf",)
+    mime_type = "application/pdf"
+    primary_location = "Info dictionary /AIGC and XMP TC260:AIGC in the catalog /Metadata"
+    mirrored_locations = frozenset({f"Info dictionary {INFO_KEY}", XMP_LOCATION})
+
+    @classmethod
+    def accept(cls, head: bytes, path: Path) -> bool:
+        # The header may follow up to 1024 bytes of junk (ISO 32000-1 Annex H), as readers allow.
+        return b"%PDF-" in head[:1024]
+
+    # ------------------------------------------------------------------ reading
+    def read(self, path: Path) -> list[FoundLabel]:
+        with _open(path) as pdf:
+            found = _info_labels(pdf)
+            _packet, values = _xmp_values(pdf)
+            found.extend(FoundLabel.from_text(XMP_LOCATION, v) for v in values)
+            return found
+
+    # ------------------------------------------------------------------ incremental writing
+    def rewrite(self, src: Path, dst: Path, label: AIGCLabel | None) -> None:
+        value = label.to_json() if label is not None else None
+        with _open(src) as pdf:
+            if pdf.is_encrypted:
+                raise EncryptedPDFError(f"{src} is encrypted; labelling it would need its encryption key")
+            current = _info_labels(pdf)
+            packet, xmp_values = _xmp_values(pdf)
+            _refuse_repaired(pdf)
+            info_values = [f.raw for f in current]
+            wanted = [value] if value is not None else []
+            # Already exactly as asked: append nothing, so the file stays byte-identical.
+            unchanged = info_values == wanted and xmp_values == wanted
+            update = b"" if unchanged else self._update(src, pdf, value, packet)
+        with open(src, "rb") as source, open(dst, "wb") as out:
+            copy_rest(source, out)
+            out.write(update)
+        if update:
+            _verify(dst, value)
+
+    def _update(self, src: Path, pdf: pikepdf.Pdf, value: str | None, packet: bytes | None) -> bytes:
+        with open(src, "rb") as handle:
+            size = file_size(handle)
+            handle.seek(max(0, size - _TAIL))
+            tail = handle.read()
+            prev_matches = list(_STARTXREF.finditer(tail))
+            if not prev_matches:
+                raise TruncatedFileError("PDF has no startxref at its end (truncated?)")
+            prev = int(prev_matches[-1].group(1))
+            if prev >= size:
+                raise MalformedFileError("PDF startxref points past the end of the file")
+            handle.seek(prev)
+            at_prev = handle.read(64)
+        if at_prev.startswith(b"xref"):
+            xref_stream = False
+        elif _OBJ_HEADER.match(at_prev):
+            xref_stream = True
+        else:
+            raise MalformedFileError(
+                "PDF cross-reference offset is damaged, so an incremental update would be unreliable; "
+                "use a full rewrite (PdfContainer.write_full) to repair and label it"
+            )
+        size_entry = pdf.trailer.get("/Size")
+        next_num = int(size_entry) if isinstance(size_entry, int) else 1
+        objects: dict[tuple[int, int], bytes] = {}
+
+        def allocate() -> tuple[int, int]:
+            nonlocal next_num
+            next_num += 1
+            return next_num - 1, 0
+
+        # Info dictionary: a new version of the same object (or a new object if there was none).
+        info = _info(pdf)
+        info_ref: tuple[int, int] | None = None
+        if info is not None or value is not None:
+            copy = _copy(info) if info is not None else pikepdf.Dictionary()
+            for key in list(copy.keys()):
+                if _is_label_key(key):
+                    del copy[key]
+            body = copy.unparse()
+            if value is not None:
+                body = body[:-2].rstrip() + b" " + INFO_KEY.encode() + b" " + _literal(value) + b" >>"
+            info_ref = info.objgen if info is not None and info.is_indirect else allocate()
+            if info_ref[0] >= next_num:
+                next_num = info_ref[0] + 1
+            objects[info_ref] = body
+
+        # XMP: edit the packet losslessly and store it as a new version of the Metadata stream.
+        meta = _metadata_stream(pdf)
+        new_packet: bytes | None
+        if value is not None:
+            new_packet = xmp.set_aigc(packet, value)
+        else:
+            new_packet = xmp.remove_aigc(packet) if packet is not None else None
+        root = pdf.Root
+        if root.objgen[0] <= 0 or (meta is not None and meta.objgen[0] <= 0):
+            raise MalformedFileError("PDF catalog or its metadata is not an indirect object")
+        if meta is not None and packet is not None and new_packet != packet:
+            if new_packet is None:  # nothing but our label was in it: unlink it from the catalog
+                catalog = _copy(root)
+                del catalog["/Metadata"]
+                objects[root.objgen] = catalog.unparse()
+            else:
+                objects[meta.objgen] = _stream_object(new_packet)
+        elif meta is None and new_packet is not None:
+            meta_ref = allocate()
+            objects[meta_ref] = _stream_object(new_packet)
+            catalog = _copy(root)
+            if "/Metadata" in catalog:
+                del catalog["/Metadata"]
+            objects[root.objgen] = catalog.unparse()[:-2].rstrip() + b" /Metadata %d %d R >>" % meta_ref
+        if root.objgen[0] >= next_num:
+            next_num = root.objgen[0] + 1
+
+        trailer: list[bytes] = [b"/Root %d %d R" % root.objgen]
+        if info_ref is not None:
+            trailer.append(b"/Info %d %d R" % info_ref)
+        ident = pdf.trailer.get("/ID")
+        if isinstance(ident, pikepdf.Array):
+            trailer.append(b"/ID " + ident.unparse())
+        trailer.append(b"/Prev %d" % prev)
+
+        out = bytearray(b"\n" if not tail.endswith((b"\n", b"\r")) else b"")
+        offsets: dict[tuple[int, int], int] = {}
+        for ref in sorted(objects):
+            offsets[ref] = size + len(out)
+            out += b"%d %d obj\n" % ref + objects[ref] + b"\nendobj\n"
+        if xref_stream:
+            xref_ref = allocate()
+            offsets[xref_ref] = size + len(out)
+            out += _xref_stream(xref_ref, offsets, next_num, trailer)
+        else:
+            xref_at = size + len(out)
+            out += _xref_table(offsets)
+            out += b"trailer\n<< /Size %d " % next_num + b" ".join(trailer) + b" >>\n"
+            out += b"startxref\n%d\n%%%%EOF\n" % xref_at
+        return bytes(out)
+
+    # ------------------------------------------------------------------ full rewrite
+    def write_full(self, src: Path, dst: Path, label: AIGCLabel) -> None:
+        """Label by rewriting the whole file with pikepdf: older revisions (and any old label bytes)
+        are dropped, and existing digital signatures are invalidated."""
+        label.validate()
+        self._full(Path(src), Path(dst), label.to_json())
+
+    def strip_full(self, src: Path, dst: Path) -> None:
+        """Remove the label and every earlier revision that contained it, by a full pikepdf rewrite."""
+        self._full(Path(src), Path(dst), None)
+
+    def _full(self, src: Path, dst: Path, value: str | None) -> None:
+        with _open(src) as pdf, atomic_output(dst, mode_from=src) as tmp:
+            if pdf.is_encrypted:
+                raise EncryptedPDFError(f"{src} is encrypted; labelling it would need its encryption key")
+            info = _info(pdf)
+            if info is not None:
+                for key in list(info.keys()):
+                    if _is_label_key(key):
+                        del info[key]
+            if value is not None:
+                if info is None:
+                    pdf.trailer.Info = pdf.make_indirect(pikepdf.Dictionary())
+                    info = _info(pdf)
+                    assert info is not None
+                info[INFO_KEY] = pikepdf.String(value)
+            packet, _values = _xmp_values(pdf)
+            new_packet = (
+                xmp.set_aigc(packet, value) if value is not None else xmp.remove_aigc(packet) if packet else None
+            )
+            if new_packet is None:
+                if "/Metadata" in pdf.Root:
+                    del pdf.Root["/Metadata"]
+            elif new_packet != packet:
+                stream = pikepdf.Stream(pdf, new_packet)
+                stream.Type = pikepdf.Name.Metadata
+                stream.Subtype = pikepdf.Name.XML
+                pdf.Root.Metadata = pdf.make_indirect(stream)
+            pdf.save(tmp, fix_metadata_version=False)
+
+    # ------------------------------------------------------------------ payload
+    def payload_digest(self, path: Path) -> bytes:
+        """SHA-256 over what is rendered: for each page in order, its boxes, rotation, decoded
+        content streams, resources and annotations, walked canonically (dictionary keys sorted,
+        indirect objects identified by first-visit order, not by object number). ``/Metadata``,
+        ``/PieceInfo``, ``/LastModified`` and the Info dictionary are excluded, so labelling (even a
+        full rewrite that renumbers objects or recompresses streams) leaves it unchanged."""
+        digest = hashlib.sha256()
+        with _open(path) as pdf:
+            seen: dict[tuple[int, int], int] = {}
+            for number, page in enumerate(pdf.pages):
+                digest.update(b"page %d\n" % number)
+                obj = page.obj
+                for key in ("/MediaBox", "/CropBox", "/Rotate", "/UserUnit", "/Contents", "/Resources", "/Annots"):
+                    value = obj.get(key)
+                    if value is not None:
+                        digest.update(key.encode())
+                        _canonical(value, digest.update, seen, 0)
+        return digest.digest()
+
+
+_SKIP_KEYS = frozenset({"/Metadata", "/PieceInfo", "/LastModified", "/Parent", "/P", "/Length", "/DL"})
+_MAX_DEPTH = 64
+
+
+def _canonical(obj: Any, feed: Callable[[bytes], object], seen: dict[tuple[int, int], int], depth: int) -> None:
+    """Feed a renumbering-independent serialisation of ``obj`` (and what it references)."""
+    if depth > _MAX_DEPTH:
+        raise MalformedFileError("PDF object graph nests too deeply")
+    if isinstance(obj, pikepdf.Object) and obj.is_indirect:
+        ref = obj.objgen
+        if ref in seen:
+            feed(b"@%d" % seen[ref])
+            return
+        seen[ref] = len(seen)
+    if isinstance(obj, pikepdf.Stream):
+        feed(b"stream")
+        _canonical_items(obj.stream_dict.items(), feed, seen, depth, stream=True)
+        try:
+            data = obj.read_bytes(decode_level=pikepdf.StreamDecodeLevel.generalized)
+        except pikepdf.PdfError:
+            data = obj.read_raw_bytes()
+        feed(b"%d:" % len(data))
+        feed(hashlib.sha256(data).digest())
+    elif isinstance(obj, pikepdf.Dictionary):
+        feed(b"<<")
+        _canonical_items(obj.items(), feed, seen, depth, stream=False)
+        feed(b">>")
+    elif isinstance(obj, pikepdf.Array):
+        feed(b"[")
+        for item in obj:
+            _canonical(item, feed, seen, depth + 1)
+        feed(b"]")
+    elif isinstance(obj, pikepdf.Object):
+        feed(obj.unparse(resolved=True))
+    else:
+        feed(repr(obj).encode())
+    feed(b";")
+
+
+def _canonical_items(
+    items: Iterable[tuple[str, Any]],
+    feed: Callable[[bytes], object],
+    seen: dict[tuple[int, int], int],
+    depth: int,
+    *,
+    stream: bool,
+) -> None:
+    for key, value in sorted(items, key=lambda kv: kv[0]):
+        if key in _SKIP_KEYS or (stream and key in ("/Filter", "/DecodeParms")):
+            continue
+        feed(key.encode())
+        _canonical(value, feed, seen, depth + 1)
+
+
+def _stream_object(data: bytes) -> bytes:
+    return b"<< /Type /Metadata /Subtype /XML /Length %d >>\nstream\n" % len(data) + data + b"\nendstream"
+
+
+def _runs(numbers: list[int]) -> list[tuple[int, int]]:
+    """Contiguous runs ``(first, count)`` of sorted object numbers."""
+    runs: list[tuple[int, int]] = []
+    for number in numbers:
+        if runs and runs[-1][0] + runs[-1][1] == number:
+            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+        else:
+            runs.append((number, 1))
+    return runs
+
+
+def _xref_table(offsets: dict[tuple[int, int], int]) -> bytes:
+    by_number = {num: (gen, off) for (num, gen), off in offsets.items()}
+    out = bytearray(b"xref\n")
+    for first, count in _runs(sorted(by_number)):
+        out += b"%d %d\n" % (first, count)
+        for number in range(first, first + count):
+            gen, off = by_number[number]
+            out += b"%010d %05d n\r\n" % (off, gen)
+    return bytes(out)
+
+
+def _xref_stream(ref: tuple[int, int], offsets: dict[tuple[int, int], int], size: int, trailer: list[bytes]) -> bytes:
+    by_number = {num: (gen, off) for (num, gen), off in offsets.items()}
+    width = max(4, (max(off for _g, off in by_number.values()).bit_length() + 7) // 8)
+    runs = _runs(sorted(by_number))
+    data = bytearray()
+    for first, count in runs:
+        for number in range(first, first + count):
+            gen, off = by_number[number]
+            data += b"\x01" + off.to_bytes(width, "big") + gen.to_bytes(2, "big")
+    index = b" ".join(b"%d %d" % run for run in runs)
+    head = b"<< /Type /XRef /Size %d /W [ 1 %d 2 ] /Index [ %s ] " % (size, width, index)
+    head += b" ".join(trailer) + b" /Length %d >>" % len(data)
+    body = b"%d %d obj\n" % ref + head + b"\nstream\n" + bytes(data) + b"\nendstream\nendobj\n"
+    return body + b"startxref\n%d\n%%%%EOF\n" % offsets[ref]

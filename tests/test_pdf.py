@@ -1,0 +1,302 @@
+"""PDF: incremental-update labelling checked by qpdf, pikepdf and exiftool; hostile input fuzzed."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pikepdf
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from aigclabel import DEMO_PROVIDER_CODE, AIGCLabel
+from aigclabel.api import inspect, read_labels, strip_label, write_label
+from aigclabel.containers import open_container
+from aigclabel.containers.pdf import EncryptedPDFError, PdfContainer
+from aigclabel.errors import AIGCLabelError, MalformedFileError
+from aigclabel.xmp import TC260_NS
+
+from .conftest import require_tool
+
+AIGC_XMP = f"{{{TC260_NS}}}AIGC"
+EXIFTOOL_CONFIG = """%Image::ExifTool::UserDefined = (
+    'Image::ExifTool::PDF::Info' => { AIGC => { } },
+    'Image::ExifTool::XMP::Main' => {
+        TC260 => { SubDirectory => { TagTable => 'Image::ExifTool::UserDefined::TC260' } },
+    },
+);
+%Image::ExifTool::UserDefined::TC260 = (
+    GROUPS => { 0 => 'XMP', 1 => 'XMP-TC260', 2 => 'Image' },
+    NAMESPACE => { 'TC260' => 'http://www.tc260.org.cn/ns/AIGC/1.0/' },
+    WRITABLE => 'string',
+    AIGC => { },
+);
+1;
+"""
+
+
+def make_pdf(path: Path, *, object_streams: bool = False, xmp_title: str | None = None, text: str = "Hello") -> Path:
+    """A one-page PDF with a real content stream, a font, an Info dictionary with a UTF-16 value and
+    an indirect value, optionally an XMP packet and compressed object streams (xref stream)."""
+    pdf = pikepdf.new()
+    pdf.add_blank_page(page_size=(200, 100))
+    page = pdf.pages[0]
+    font = pdf.make_indirect(
+        pikepdf.Dictionary(Type=pikepdf.Name.Font, Subtype=pikepdf.Name.Type1, BaseFont=pikepdf.Name.Helvetica)
+    )
+    page.obj.Resources = pikepdf.Dictionary(Font=pikepdf.Dictionary(F1=font))
+    page.obj.Contents = pdf.make_stream(f"BT /F1 12 Tf 20 50 Td ({text}) Tj ET".encode())
+    pdf.docinfo["/Title"] = pdf.make_indirect(pikepdf.String("Indirect (title)"))
+    pdf.docinfo["/Author"] = pikepdf.String("作者 Author")
+    if xmp_title is not None:
+        with pdf.open_metadata(set_pikepdf_as_editor=False, update_docinfo=False) as meta:
+            meta["dc:title"] = xmp_title
+    mode = pikepdf.ObjectStreamMode.generate if object_streams else pikepdf.ObjectStreamMode.disable
+    pdf.save(path, object_stream_mode=mode, compress_streams=True)
+    return path
+
+
+def qpdf_check(path: Path) -> str:
+    result = subprocess.run([require_tool("qpdf"), "--check", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "WARNING" not in result.stdout + result.stderr
+    return result.stdout
+
+
+def exiftool_tags(path: Path, *args: str) -> dict[str, object]:
+    result = subprocess.run(
+        [require_tool("exiftool"), "-j", "-a", "-G1", *args, str(path)], capture_output=True, text=True, check=True
+    )
+    tags: dict[str, object] = json.loads(result.stdout)[0]
+    return tags
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("object_streams", [False, True], ids=["xref-table", "xref-stream"])
+def test_incremental_update_is_read_by_qpdf_pikepdf_and_exiftool(
+    tmp_path: Path, demo_label: AIGCLabel, object_streams: bool
+) -> None:
+    src = make_pdf(tmp_path / "in.pdf", object_streams=object_streams, xmp_title="Sunset")
+    original = src.read_bytes()
+    out = tmp_path / "out.pdf"
+    write_label(src, demo_label, out)
+    data = out.read_bytes()
+    assert src.read_bytes() == original
+    assert data.startswith(original)  # signatures over the original ByteRange stay valid
+    appended = data[len(original) :]
+    if object_streams:
+        assert b"/Type /XRef" in appended and b"\nxref\n" not in appended
+    else:
+        assert b"\nxref\n" in appended and b"/Type /XRef" not in appended
+    assert re.search(rb"/Prev \d+", appended)
+    qpdf_check(out)
+    with pikepdf.open(out) as pdf:
+        assert str(pdf.docinfo["/AIGC"]) == demo_label.to_json()
+        assert str(pdf.docinfo["/Title"]) == "Indirect (title)"
+        assert str(pdf.docinfo["/Author"]) == "作者 Author"
+        meta = pdf.open_metadata()
+        assert meta[AIGC_XMP] == demo_label.to_json()
+        assert meta["dc:title"] == "Sunset"  # the existing packet was merged, not replaced
+        assert len(pdf.pages) == 1
+    tags = exiftool_tags(out, "-PDF:all", "-XMP:all")
+    assert tags["PDF:AIGC"] == demo_label.to_json()
+    assert tags["XMP-TC260:Aigc"] == demo_label.to_json()
+    assert tags["PDF:Title"] == "Indirect (title)"
+    found = read_labels(out)
+    assert [f.location for f in found] == ["Info dictionary /AIGC", "XMP TC260:AIGC in catalog /Metadata"]
+    assert all(f.label == demo_label for f in found)
+
+
+def test_container_is_chosen_by_content(tmp_path: Path) -> None:
+    src = make_pdf(tmp_path / "document.bin")
+    assert isinstance(open_container(src), PdfContainer)
+
+
+def test_labelling_twice_keeps_one_label_and_same_label_adds_nothing(tmp_path: Path, demo_label: AIGCLabel) -> None:
+    src = make_pdf(tmp_path / "in.pdf", object_streams=True)
+    once, twice, other = tmp_path / "1.pdf", tmp_path / "2.pdf", tmp_path / "3.pdf"
+    write_label(src, demo_label, once)
+    write_label(once, demo_label, twice)
+    assert twice.read_bytes() == once.read_bytes()
+    second = AIGCLabel.for_producer(DEMO_PROVIDER_CODE)
+    write_label(once, second, other)
+    assert other.read_bytes().startswith(once.read_bytes())
+    qpdf_check(other)
+    assert [f.label for f in read_labels(other)] == [second, second]
+
+
+def test_strip_is_incremental_and_strip_full_removes_the_bytes(tmp_path: Path, demo_label: AIGCLabel) -> None:
+    src = make_pdf(tmp_path / "in.pdf", xmp_title="Kept")
+    labelled, stripped, purged = tmp_path / "l.pdf", tmp_path / "s.pdf", tmp_path / "p.pdf"
+    write_label(src, demo_label, labelled)
+    strip_label(labelled, stripped)
+    qpdf_check(stripped)
+    assert read_labels(stripped) == []
+    assert stripped.read_bytes().startswith(labelled.read_bytes())
+    assert demo_label.produce_id.encode() in stripped.read_bytes()  # documented: the old revision remains
+    with pikepdf.open(stripped) as pdf:
+        assert "/AIGC" not in pdf.docinfo
+        assert pdf.open_metadata()["dc:title"] == "Kept"
+    PdfContainer().strip_full(labelled, purged)
+    qpdf_check(purged)
+    assert read_labels(purged) == []
+    assert demo_label.produce_id.encode() not in purged.read_bytes()
+    # Stripping a file without a label changes nothing at all.
+    again = tmp_path / "again.pdf"
+    strip_label(src, again)
+    assert again.read_bytes() == src.read_bytes()
+
+
+def test_write_full_rewrites_and_keeps_payload_digest(tmp_path: Path, demo_label: AIGCLabel) -> None:
+    src = make_pdf(tmp_path / "in.pdf")
+    incremental, full = tmp_path / "inc.pdf", tmp_path / "full.pdf"
+    write_label(src, demo_label, incremental)
+    container = PdfContainer()
+    container.write_full(incremental, full, demo_label)
+    qpdf_check(full)
+    assert [f.label for f in read_labels(full)] == [demo_label, demo_label]
+    assert full.read_bytes().count(b"%%EOF") == 1
+    base = container.payload_digest(src)
+    assert container.payload_digest(incremental) == base
+    assert container.payload_digest(full) == base
+    changed = make_pdf(tmp_path / "changed.pdf", text="Hellp")
+    assert container.payload_digest(changed) != base
+
+
+def test_reads_labels_written_by_exiftool_and_labels_on_top_of_its_update(
+    tmp_path: Path, demo_label: AIGCLabel
+) -> None:
+    src = make_pdf(tmp_path / "in.pdf", object_streams=True)
+    config = tmp_path / "aigc.config"
+    config.write_text(EXIFTOOL_CONFIG)
+    foreign = '{"Label":"2","ContentProducer":"exiftool","ProduceID":"e1"}'
+    subprocess.run(
+        [require_tool("exiftool"), "-config", str(config), "-overwrite_original", f"-PDF:AIGC={foreign}", str(src)],
+        check=True,
+        capture_output=True,
+    )
+    found = read_labels(src)
+    assert [f.raw for f in found] == [foreign]
+    assert found[0].label is not None and found[0].label.label == "2"
+    # Info and XMP hold one label twice by design; when they disagree, inspect says so.
+    ours = tmp_path / "ours.pdf"
+    write_label(make_pdf(tmp_path / "fresh.pdf"), demo_label, ours)
+    assert inspect(ours).ok
+    subprocess.run(
+        [require_tool("exiftool"), "-config", str(config), "-overwrite_original", f"-PDF:AIGC={foreign}", str(ours)],
+        check=True,
+        capture_output=True,
+    )
+    report = inspect(ours)
+    assert not report.ok and "multiple-labels" in {p.code for p in report.problems}
+    # exiftool appended an update with a classic table; ours goes on top (several updates in a row).
+    out = tmp_path / "out.pdf"
+    write_label(src, demo_label, out)
+    assert out.read_bytes().startswith(src.read_bytes())
+    qpdf_check(out)
+    assert [f.label for f in read_labels(out)] == [demo_label, demo_label]
+
+
+def test_reads_xmp_label_written_by_exiftool_and_merges_into_its_packet(tmp_path: Path, demo_label: AIGCLabel) -> None:
+    src = make_pdf(tmp_path / "in.pdf")
+    config = tmp_path / "aigc.config"
+    config.write_text(EXIFTOOL_CONFIG)
+    foreign = '{"Label":"3","ContentProducer":"x","ProduceID":"y"}'
+    subprocess.run(
+        [
+            require_tool("exiftool"),
+            "-config",
+            str(config),
+            "-overwrite_original",
+            f"-XMP-TC260:AIGC={foreign}",
+            str(src),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    assert [(f.location, f.raw) for f in read_labels(src)] == [("XMP TC260:AIGC in catalog /Metadata", foreign)]
+    out = tmp_path / "out.pdf"
+    write_label(src, demo_label, out)
+    qpdf_check(out)
+    assert [f.label for f in read_labels(out)] == [demo_label, demo_label]
+    tags = exiftool_tags(out, "-XMP:all")
+    assert tags["XMP-TC260:Aigc"] == demo_label.to_json()
+    assert str(tags["XMP-x:XMPToolkit"]).startswith("Image::ExifTool")  # exiftool's packet was kept
+
+
+def test_reads_label_saved_by_pikepdf_in_object_stream(tmp_path: Path) -> None:
+    path = make_pdf(tmp_path / "in.pdf")
+    with pikepdf.open(path, allow_overwriting_input=True) as pdf:
+        pdf.docinfo["/AIGC"] = '{"Label":"1","ContentProducer":"pike","ProduceID":"p1"}'
+        pdf.save(path, object_stream_mode=pikepdf.ObjectStreamMode.generate)
+    found = read_labels(path)
+    assert len(found) == 1 and found[0].label is not None and found[0].label.content_producer == "pike"
+
+
+def test_encrypted_pdfs_raise_typed_errors_and_stay_unchanged(tmp_path: Path, demo_label: AIGCLabel) -> None:
+    locked, owner_only = tmp_path / "locked.pdf", tmp_path / "owner.pdf"
+    pdf = pikepdf.new()
+    pdf.add_blank_page()
+    pdf.save(locked, encryption=pikepdf.Encryption(owner="o", user="u", R=6))
+    pdf.save(owner_only, encryption=pikepdf.Encryption(owner="o", user="", R=6))
+    for path in (locked, owner_only):
+        before = digest(path)
+        with pytest.raises(EncryptedPDFError):
+            write_label(path, demo_label)
+        assert digest(path) == before
+    with pytest.raises(EncryptedPDFError):
+        read_labels(locked)
+    assert read_labels(owner_only) == []
+
+
+def test_damaged_xref_offset_refuses_incremental_update(tmp_path: Path, demo_label: AIGCLabel) -> None:
+    data = make_pdf(tmp_path / "in.pdf").read_bytes()
+    broken = tmp_path / "broken.pdf"
+    broken.write_bytes(re.sub(rb"startxref\s+\d+", b"startxref\n17", data))
+    before = digest(broken)
+    with pytest.raises(MalformedFileError, match="full rewrite"):
+        write_label(broken, demo_label)
+    assert digest(broken) == before
+
+
+@pytest.fixture(scope="module")
+def fuzz_seed(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    src = make_pdf(tmp_path_factory.mktemp("seed") / "seed.pdf", object_streams=True, xmp_title="t")
+    out = src.with_name("labelled.pdf")
+    write_label(src, AIGCLabel.for_producer(DEMO_PROVIDER_CODE), out)
+    return out.read_bytes()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_fuzzed_pdfs_give_typed_errors_or_valid_results(tmp_path: Path, fuzz_seed: bytes, data: st.DataObject) -> None:
+    blob = bytearray(fuzz_seed)
+    if data.draw(st.booleans(), label="truncate"):
+        blob = blob[: data.draw(st.integers(0, len(blob) - 1), label="length")]
+    else:
+        for _ in range(data.draw(st.integers(1, 8), label="flips")):
+            at = data.draw(st.integers(0, len(blob) - 1), label="at")
+            blob[at] ^= 1 << data.draw(st.integers(0, 7), label="bit")
+    path = tmp_path / "fuzz.pdf"
+    path.write_bytes(bytes(blob))
+    out = tmp_path / "fuzz-out.pdf"
+    out.unlink(missing_ok=True)
+    label = AIGCLabel.for_producer(DEMO_PROVIDER_CODE)
+    with contextlib.suppress(AIGCLabelError):
+        read_labels(path)
+    try:
+        write_label(path, label, out)
+    except AIGCLabelError:
+        assert not out.exists()
+    else:
+        assert out.read_bytes().startswith(bytes(blob)) or out.read_bytes() == bytes(blob)
+        assert label in [f.label for f in read_labels(out)]
+    assert path.read_bytes() == bytes(blob)
