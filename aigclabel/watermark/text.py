@@ -1,0 +1,237 @@
+"""Text watermarks: a generation-time green-list mark and an invisible-Unicode provenance mark.
+
+**Green list (Kirchenbauer et al. 2023, "KGW").** At every generation step the vocabulary is split,
+by a keyed hash of the previous token, into a "green" fraction ``gamma`` and the rest; the provider
+adds ``delta`` to the green logits before sampling. The text then over-uses green tokens, which a
+detector holding the key can count over token ids alone -- no model needed -- and turn into a
+z-score. It is framework-neutral: :class:`GreenListProcessor` takes and returns a plain numpy vector.
+
+What removes it (honestly): paraphrasing or translating (by a person or another model), heavy edits
+(a z-score needs roughly 50+ surviving tokens at ``delta=2``), re-tokenising with a different
+tokenizer (the detector must use the generator's tokenizer), and low-entropy text (code, lists,
+boilerplate) where the model had no freedom to choose green tokens. Copy-paste, NFKC and plain-text
+fields do NOT remove it: it lives in the word choice itself.
+
+**Invisible Unicode mark.** The 64-bit payload plus a 32-bit keyed MAC is written as 26 variation
+selectors (U+FE00..U+FE0F, 4 bits each) after the first letter of each line (not in code or front matter).
+The run always starts with U+FE0A, which no standardized or emoji variation sequence uses, so fonts do
+not swap the glyph of the letter it follows (U+FE00-FE02 would, for some CJK compatibility ideographs). It gives
+exact provenance (the ProduceID digest) and survives copy-paste between most applications and Unicode
+normalisation (NFC/NFKC keep variation selectors). What removes it: any filter of "default-ignorable"
+code points (many sanitisers, some chat/social platforms and search indexes), retyping, OCR, paraphrase
+or translation, and some plain-text fields that drop or limit non-printing characters; editing inside
+the selector run breaks its MAC (it then reads as absent, never as a wrong ProduceID).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+import math
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from .payload import DEMO_KEY, Payload
+
+__all__ = [
+    "GreenListDetection",
+    "GreenListProcessor",
+    "TextMark",
+    "detect_green_list",
+    "green_mask",
+    "mark_text",
+    "read_text_mark",
+    "strip_text_mark",
+]
+
+_MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+#: Default z-score threshold for the green-list detector (one-sided normal tail P(z >= 4.75) ~ 1e-6 under H0).
+GREEN_Z_THRESHOLD = 4.75
+
+
+def _seed(key: bytes, prev_token: int) -> np.uint64:
+    d = hmac.new(key, b"kgw" + int(prev_token).to_bytes(8, "big", signed=True), hashlib.sha256).digest()
+    return np.uint64(int.from_bytes(d[:8], "big"))
+
+
+def _mix(x: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    """splitmix64 finaliser: a fast keyed-per-seed hash of every vocabulary id at once."""
+    with np.errstate(over="ignore"):
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+
+def green_mask(prev_token: int, vocab_size: int, key: bytes = DEMO_KEY, gamma: float = 0.25) -> npt.NDArray[np.bool_]:
+    """Boolean mask of the green tokens that follow ``prev_token``."""
+    ids = np.arange(vocab_size, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        h = _mix(ids * np.uint64(0x9E3779B97F4A7C15) + _seed(key, prev_token))
+    return (h >> np.uint64(11)).astype(np.float64) / float(1 << 53) < gamma
+
+
+def _is_green(prev_token: int, token: int, key: bytes, gamma: float) -> bool:
+    with np.errstate(over="ignore"):
+        h = _mix(np.array([token], dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15) + _seed(key, prev_token))
+    return bool(float(h[0] >> np.uint64(11)) / float(1 << 53) < gamma)
+
+
+@dataclass(frozen=True)
+class GreenListProcessor:
+    """Logits processor: call with the token ids so far and the next-token logits (any numpy vector)."""
+
+    key: bytes = DEMO_KEY
+    gamma: float = 0.25
+    delta: float = 2.0
+
+    def __call__(
+        self, input_ids: Sequence[int] | Sequence[Sequence[int]], logits: npt.ArrayLike
+    ) -> npt.NDArray[np.float64]:
+        """Return the logits with ``delta`` added to the green list seeded by the last token.
+
+        ``logits`` is one next-token vector with ``input_ids`` its sequence, or a (batch, vocab) matrix
+        with one id sequence per row (the shape Hugging Face-style processors receive).
+        """
+        out = np.array(logits, dtype=np.float64, copy=True)
+        if out.ndim == 1:
+            rows: list[tuple[npt.NDArray[np.float64], Sequence[int]]] = [(out, input_ids)]  # type: ignore[list-item]
+        else:
+            rows = list(zip(out, input_ids, strict=True))  # type: ignore[arg-type]
+        for row, ids in rows:
+            if len(ids) > 0:
+                row[green_mask(int(ids[-1]), row.shape[-1], self.key, self.gamma)] += self.delta
+        return out
+
+
+@dataclass(frozen=True)
+class GreenListDetection:
+    """Green-token count and its z-score; ``present`` when ``z >= threshold``."""
+
+    present: bool
+    z: float
+    green: int
+    scored: int
+    threshold: float
+
+
+def detect_green_list(
+    token_ids: Sequence[int], key: bytes = DEMO_KEY, gamma: float = 0.25, threshold: float = GREEN_Z_THRESHOLD
+) -> GreenListDetection:
+    """Count green tokens (repeated bigrams scored once, so copy-pasted passages cannot inflate z)."""
+    seen: set[tuple[int, int]] = set()
+    green = 0
+    for prev, tok in itertools.pairwise(token_ids):
+        pair = (int(prev), int(tok))
+        if pair in seen:
+            continue
+        seen.add(pair)
+        green += _is_green(pair[0], pair[1], key, gamma)
+    n = len(seen)
+    z = (green - gamma * n) / math.sqrt(n * gamma * (1 - gamma)) if n else 0.0
+    return GreenListDetection(z >= threshold, z, green, n, threshold)
+
+
+# --- invisible Unicode mark -------------------------------------------------------------------------
+
+_VS0 = 0xFE00
+_MAGIC = 0xA1
+_NIBBLES = 26  # 8-bit magic + 64-bit payload + 32-bit MAC
+
+
+@dataclass(frozen=True)
+class TextMark:
+    """An invisible mark found in text; ``verified`` is False when it fails the MAC for the given key."""
+
+    payload: Payload
+    verified: bool
+    count: int
+
+
+def _text_mac(key: bytes, data: bytes) -> bytes:
+    return hmac.new(key, b"aigclabel-text-mark" + data, hashlib.sha256).digest()[:4]
+
+
+def _encode_mark(payload: Payload, key: bytes) -> str:
+    data = payload.to_bytes()
+    raw = bytes([_MAGIC]) + data + _text_mac(key, data)
+    return "".join(chr(_VS0 + (b >> 4)) + chr(_VS0 + (b & 15)) for b in raw)
+
+
+def mark_text(text: str, payload: Payload, key: bytes = DEMO_KEY) -> str:
+    """Insert the invisible mark after the first letter of every line that starts a paragraph.
+
+    After a *letter* (not the first character) so Markdown syntax stays intact (``# Title`` keeps its
+    heading, ``- item`` its bullet); YAML front matter, fenced and indented code are left untouched.
+    """
+    mark = _encode_mark(payload, key)
+    lines = strip_text_mark(text).split("\n")
+    out: list[str] = []
+    fence: str | None = None
+    front = bool(lines) and lines[0].strip() == "---"
+    prev_blank = True
+    for n, line in enumerate(lines):
+        stripped = line.strip()
+        if front:
+            out.append(line)
+            front = not (n > 0 and stripped in ("---", "..."))
+            continue
+        if fence is not None:
+            out.append(line)
+            if stripped.startswith(fence):
+                fence = None
+            continue
+        if stripped.startswith(("```", "~~~")):
+            fence = stripped[:3]
+            out.append(line)
+            continue
+        i = next((k for k, ch in enumerate(line) if unicodedata.category(ch).startswith("L")), None)
+        indented_code = line.startswith(("    ", "\t")) and prev_blank
+        if i is None or indented_code:
+            out.append(line)
+        else:
+            out.append(line[: i + 1] + mark + line[i + 1 :])
+        prev_blank = not stripped
+    return "\n".join(out)
+
+
+def _runs(text: str) -> list[str]:
+    runs: list[str] = []
+    cur: list[str] = []
+    for ch in text + "\0":
+        if _VS0 <= ord(ch) <= _VS0 + 15:
+            cur.append(ch)
+        else:
+            if len(cur) >= _NIBBLES:
+                runs.append("".join(cur))
+            cur = []
+    return runs
+
+
+def read_text_mark(text: str, key: bytes = DEMO_KEY) -> TextMark | None:
+    """The first well-formed invisible mark in ``text`` (verified ones preferred), or None."""
+    found: dict[bytes, int] = {}
+    for run in _runs(text):
+        for start in range(len(run) - _NIBBLES + 1):
+            chunk = run[start : start + _NIBBLES]
+            raw = bytes(((ord(chunk[2 * k]) - _VS0) << 4) | (ord(chunk[2 * k + 1]) - _VS0) for k in range(13))
+            if raw[0] == _MAGIC:
+                found[raw[1:]] = found.get(raw[1:], 0) + 1
+    best: TextMark | None = None
+    for raw, count in found.items():
+        data, mac = raw[:8], raw[8:]
+        mark = TextMark(Payload.from_bytes(data), hmac.compare_digest(mac, _text_mac(key, data)), count)
+        if best is None or (mark.verified, mark.count) > (best.verified, best.count):
+            best = mark
+    return best
+
+
+def strip_text_mark(text: str) -> str:
+    """Remove every run of variation selectors long enough to be a mark."""
+    for run in _runs(text):
+        text = text.replace(run, "")
+    return text

@@ -1,0 +1,270 @@
+"""Image watermark: PSNR, payload round trip through real encoders and geometric attacks, no false alarms."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+from PIL import Image, ImageOps
+from typer.testing import CliRunner
+
+from aigclabel.cli import app
+from aigclabel.errors import MalformedFileError
+from aigclabel.watermark import Payload, detect_file, detect_image, embed_file, embed_image, psnr
+
+from .conftest import require_tool
+
+Img = npt.NDArray[np.uint8]
+PAYLOAD = Payload.for_produce_id("test-produce-id-0001", key_id=42)
+
+
+def natural(seed: int, h: int = 360, w: int = 480) -> Img:
+    """A photo-like test image: 1/f (pink) noise texture in colour plus smooth gradients and an edge."""
+    rng = np.random.default_rng(seed)
+    fy = np.fft.fftfreq(h)[:, None]
+    fx = np.fft.rfftfreq(w)[None, :]
+    amp = 1.0 / np.maximum(np.hypot(fx, fy), 1.0 / max(h, w)) ** 1.1
+    chans = []
+    for _ in range(3):
+        spec = amp * np.exp(2j * np.pi * rng.random(amp.shape))
+        chans.append(np.fft.irfft2(spec, s=(h, w)))
+    img = np.stack(chans, axis=-1)
+    img = (img - img.mean()) / img.std() * 40 + 120
+    img += np.linspace(-30, 30, w)[None, :, None]
+    img[h // 3 :, : w // 4] += 35
+    return np.asarray(np.clip(img, 0, 255), dtype=np.uint8)
+
+
+def _encode(img: Img, fmt: str, **params: object) -> Img:
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format=fmt, **params)
+    buf.seek(0)
+    return np.asarray(Image.open(buf).convert("RGB"))
+
+
+def _resize(img: Img, f: float) -> Img:
+    h, w = img.shape[:2]
+    return np.asarray(Image.fromarray(img).resize((round(w * f), round(h * f)), Image.Resampling.BICUBIC))
+
+
+def _crop(img: Img, f: float) -> Img:
+    h, w = img.shape[:2]
+    ch, cw = int(h * f), int(w * f)
+    return img[(h - ch) // 2 : (h - ch) // 2 + ch, (w - cw) // 2 : (w - cw) // 2 + cw].copy()
+
+
+ATTACKS: dict[str, Callable[[Img], Img]] = {
+    "jpeg-q50": lambda a: _encode(a, "JPEG", quality=50),
+    "webp-q75": lambda a: _encode(a, "WEBP", quality=75),
+    "resize-0.5": lambda a: _resize(a, 0.5),
+    "crop-80": lambda a: _crop(a, 0.8),
+    "rotate-3deg": lambda a: np.asarray(Image.fromarray(a).rotate(3, resample=Image.Resampling.BICUBIC)),
+    "screenshot-0.75+jpeg85": lambda a: _encode(_resize(a, 0.75), "JPEG", quality=85),
+}
+
+
+@pytest.fixture(scope="module")
+def marked() -> tuple[Img, Img]:
+    host = natural(1)
+    return host, embed_image(host, PAYLOAD)
+
+
+def test_psnr_and_clean_roundtrip(marked: tuple[Img, Img], tmp_path: Path) -> None:
+    host, wm = marked
+    assert psnr(host, wm) >= 40.0
+    # Cross-check with ffmpeg's psnr filter (an independent implementation).
+    require_tool("ffmpeg")
+    Image.fromarray(host).save(tmp_path / "a.png")
+    Image.fromarray(wm).save(tmp_path / "b.png")
+    log = subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "info",
+            "-i",
+            tmp_path / "a.png",
+            "-i",
+            tmp_path / "b.png",
+            "-lavfi",
+            "psnr",
+            "-f",
+            "null",
+            "-",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stderr
+    average = float(log.split("average:")[1].split()[0])
+    assert average >= 40.0
+    assert abs(average - psnr(host, wm)) < 0.5
+    found = detect_image(wm)
+    assert found.present and found.mac_ok
+    assert found.payload == PAYLOAD
+    assert found.payload is not None and found.payload.matches("test-produce-id-0001")
+
+
+@pytest.mark.parametrize("attack", sorted(ATTACKS))
+def test_survives_attack(marked: tuple[Img, Img], attack: str) -> None:
+    found = detect_image(ATTACKS[attack](marked[1]))
+    assert found.present, f"{attack}: z={found.z:.2f}"
+    assert found.payload == PAYLOAD
+
+
+def test_resize_estimate_is_accurate(marked: tuple[Img, Img]) -> None:
+    found = detect_image(_resize(marked[1], 0.5))
+    assert abs(found.scale - 0.5) < 0.01
+
+
+def test_unmarked_images_are_not_detected(marked: tuple[Img, Img]) -> None:
+    hosts = [natural(s, 256 + 32 * (s % 3), 320) for s in range(10, 22)]
+    hosts.append(marked[0])
+    hosts.append(np.asarray(Image.open(Path(__file__).parent.parent / "aigclabel" / "samples" / "sample.jpg")))
+    for host in hosts:
+        found = detect_image(host)
+        assert not found.present, f"false positive z={found.z:.2f}"
+        assert found.payload is None
+
+
+def test_wrong_key_reads_nothing(marked: tuple[Img, Img]) -> None:
+    found = detect_image(marked[1], key=b"some other secret key")
+    assert found.payload is None
+    assert not found.present
+
+
+def test_grayscale_and_alpha_are_supported() -> None:
+    host = natural(3, 256, 256)
+    gray = host[..., 0].copy()
+    assert detect_image(embed_image(gray, PAYLOAD)).payload == PAYLOAD
+    rgba = np.dstack([host, np.full(host.shape[:2], 200, np.uint8)])
+    out = embed_image(rgba, PAYLOAD)
+    assert np.array_equal(out[..., 3], rgba[..., 3])
+    assert detect_image(out).payload == PAYLOAD
+
+
+def test_rejects_tiny_or_bad_arrays() -> None:
+    with pytest.raises(ValueError):
+        embed_image(np.zeros((10, 10, 3), np.uint8), PAYLOAD)
+    with pytest.raises(ValueError):
+        detect_image(np.zeros((64, 64, 5), np.uint8))
+
+
+def test_file_api_and_cli(tmp_path: Path) -> None:
+    src = tmp_path / "in.jpg"
+    Image.fromarray(natural(5)).save(src, quality=92)
+    out = embed_file(src, tmp_path / "out.jpg", "file-produce-id", key_id=7)
+    with Image.open(out) as im:
+        assert im.format == "JPEG"
+    res = detect_file(out)
+    assert res is not None and res.present and res.matches("file-produce-id")
+    assert res.payload is not None and res.payload.key_id == 7
+    plain = detect_file(src)
+    assert plain is not None and not plain.present
+
+    runner = CliRunner()
+    cli_out = tmp_path / "cli.png"
+    Image.fromarray(natural(6)).save(tmp_path / "cli-in.png")
+    r = runner.invoke(
+        app, ["watermark", "embed", str(tmp_path / "cli-in.png"), "-o", str(cli_out), "--produce-id", "P9"]
+    )
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["watermark", "detect", "--json", str(cli_out)])
+    assert r.exit_code == 0, r.output
+    assert '"present": true' in r.output
+    r = runner.invoke(app, ["watermark", "detect", str(tmp_path / "cli-in.png")])
+    assert r.exit_code == 1
+    key = tmp_path / "key.bin"
+    key.write_bytes(bytes(range(32)))
+    keyed = tmp_path / "keyed.png"
+    args = ["--produce-id", "P9", "--key-file", str(key)]
+    r = runner.invoke(app, ["watermark", "embed", str(tmp_path / "cli-in.png"), "-o", str(keyed), *args])
+    assert r.exit_code == 0, r.output
+    assert runner.invoke(app, ["watermark", "detect", str(keyed), "--key-file", str(key)]).exit_code == 0
+    assert runner.invoke(app, ["watermark", "detect", str(keyed)]).exit_code == 1  # demo key cannot read it
+
+
+def test_truncated_file_is_a_typed_error(tmp_path: Path) -> None:
+    src = tmp_path / "in.png"
+    Image.fromarray(natural(7, 128, 128)).save(src)
+    data = src.read_bytes()
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(data[: len(data) // 2])
+    with pytest.raises(MalformedFileError):
+        embed_file(bad, tmp_path / "o.png", "x")
+    assert bad.read_bytes() == data[: len(data) // 2]
+
+
+def test_video_frames_are_marked_and_audio_copied(tmp_path: Path) -> None:
+    require_tool("ffmpeg")
+    src = tmp_path / "in.mp4"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=480x360:rate=25", "-f", "lavfi",
+         "-i", "sine=frequency=440:sample_rate=44100", "-t", "1", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+         "-c:a", "aac", str(src)],
+        check=True,
+    )  # fmt: skip
+    out = embed_file(src, tmp_path / "out.mp4", "video-pid", key_id=5)
+    res = detect_file(out)
+    assert res is not None and res.media == "video" and res.present and res.matches("video-pid")
+    plain = detect_file(src)
+    assert plain is not None and not plain.present
+
+    def audio_packets(p: Path) -> str:
+        return subprocess.run(
+            ["ffprobe", "-v", "error", "-select_streams", "a", "-show_entries", "packet=pts,size", "-of", "csv", p],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+
+    assert audio_packets(src) == audio_packets(out) != ""
+
+
+@pytest.mark.parametrize("ext", ["png", "jpg", "webp", "tiff"])
+def test_existing_label_survives_watermarking(tmp_path: Path, ext: str) -> None:
+    from aigclabel import DEMO_PROVIDER_CODE, AIGCLabel
+    from aigclabel.api import inspect, write_label
+
+    src = tmp_path / f"in.{ext}"
+    Image.fromarray(natural(8, 256, 320)).save(src)
+    label = AIGCLabel.for_producer(DEMO_PROVIDER_CODE)
+    write_label(src, label)
+    out = embed_file(src, tmp_path / f"out.{ext}", label.produce_id)
+    found = inspect(out)
+    assert found.ok and found.label is not None and found.label.produce_id == label.produce_id
+    res = detect_file(out)
+    assert res is not None and res.matches(label.produce_id)
+
+
+def test_exif_orientation_is_baked_in_so_platform_rotation_keeps_the_mark(tmp_path: Path) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees on display
+    src = tmp_path / "o.jpg"
+    Image.fromarray(natural(9, 300, 400)).save(src, exif=exif.tobytes(), quality=92)
+    out = embed_file(src, tmp_path / "w.jpg", "oriented")
+    with Image.open(out) as im:
+        assert im.size == (300, 400) and im.getexif().get(0x0112) in (None, 1)
+        baked = tmp_path / "baked.jpg"
+        ImageOps.exif_transpose(im).save(baked, quality=85)
+    res = detect_file(baked)
+    assert res is not None and res.matches("oriented")
+
+
+def test_payload_code_corrects_errors_and_mac_rejects_noise() -> None:
+    from aigclabel.watermark.payload import CODED_BITS, DEMO_KEY, decode_soft, encode_payload
+
+    coded = encode_payload(PAYLOAD, DEMO_KEY)
+    assert len(coded) == CODED_BITS
+    rng = np.random.default_rng(3)
+    soft = 1.0 - 2.0 * coded.astype(np.float64)
+    flipped = soft.copy()
+    flipped[rng.choice(CODED_BITS, 12, replace=False)] *= -1  # 7% hard errors
+    got, ok = decode_soft(flipped, DEMO_KEY)
+    assert ok and got == PAYLOAD
+    assert not decode_soft(soft, b"another key")[1]
+    assert sum(decode_soft(rng.standard_normal(CODED_BITS), DEMO_KEY)[1] for _ in range(200)) == 0
