@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +15,15 @@ AUDIO = ["-f", "lavfi", "-i", "sine=frequency=440:duration=1"]
 
 #: The ``fresh`` fixture: a private copy of a named module fixture file.
 Fresh = Callable[[str], Path]
+
+
+def copier(fixtures: dict[str, Path], folder: Path) -> Fresh:
+    """A `Fresh`: copies the named (module-scoped, shared) fixture file into ``folder`` before use."""
+
+    def copy(name: str) -> Path:
+        return Path(shutil.copy(fixtures[name], folder / fixtures[name].name))
+
+    return copy
 
 
 def ffmpeg(out: Path, *args: str) -> Path:

@@ -12,13 +12,14 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests._tools import free_port
 
 
 def find_bindir() -> Path | None:
@@ -39,13 +40,6 @@ def find_bindir() -> Path | None:
     return next((c for c in candidates if (c / "initdb").is_file() and (c / "pg_ctl").is_file()), None)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 class PostgresServer:
     """One private cluster. Use :meth:`start` / :meth:`stop` (or the ``postgres_url`` fixture)."""
 
@@ -57,7 +51,7 @@ class PostgresServer:
         self.root = Path(tempfile.mkdtemp(prefix="aigclabel-pg-"))
         self.data = self.root / "data"
         self.sockets = self.root / "sock"
-        self.port = _free_port()
+        self.port = free_port()
         self.user = "aigclabel"
         self.database = "audit"
         self._as: list[str] = []
@@ -121,12 +115,17 @@ def _quote(value: str) -> str:
     return shlex.quote(value)
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    """A running throwaway server for the whole test session."""
+def running_server() -> Iterator[PostgresServer]:
+    """A started throwaway server, stopped when the generator is closed (a fixture body)."""
     server = PostgresServer()
     try:
         server.start()
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A running throwaway server for the whole test session."""
+    yield from running_server()

@@ -235,8 +235,8 @@ def test_concurrent_sqlite_writers_lose_nothing(tmp_path: Path) -> None:
     check_concurrent_writers(str(tmp_path / "concurrent.sqlite"))
 
 
-def test_concurrent_first_open_migrates_once(tmp_path: Path) -> None:
-    url = str(tmp_path / "race.sqlite")
+def check_concurrent_first_open(url: str) -> None:
+    """Six processes open a store nobody has migrated yet: the schema is made once, no event is lost."""
     workers = [_fork.Process(target=_writer, args=(url, w, 5)) for w in range(6)]
     for proc in workers:
         proc.start()
@@ -244,6 +244,10 @@ def test_concurrent_first_open_migrates_once(tmp_path: Path) -> None:
         proc.join(120)
     assert [p.exitcode for p in workers] == [0] * 6
     assert AuditStore(url).count() == 30
+
+
+def test_concurrent_first_open_migrates_once(tmp_path: Path) -> None:
+    check_concurrent_first_open(str(tmp_path / "race.sqlite"))
 
 
 # ------------------------------------------------------------------------------------- crash

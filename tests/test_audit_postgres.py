@@ -14,20 +14,15 @@ from sqlalchemy import inspect
 
 from aigclabel.audit import AuditError, AuditEvent, AuditStore, EventKind, purge
 from aigclabel.signing import demo_registry
-from tests.pg import PostgresServer
-from tests.test_audit import check_concurrent_writers, check_crash_mid_batch
+from tests.pg import PostgresServer, running_server
+from tests.test_audit import check_concurrent_first_open, check_concurrent_writers, check_crash_mid_batch
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[PostgresServer]:
-    made = PostgresServer()
-    try:
-        made.start()
-        yield made
-    finally:
-        made.stop()
+    yield from running_server()
 
 
 @pytest.fixture
@@ -74,13 +69,4 @@ def test_crash_mid_batch_postgres(url: str) -> None:
 
 
 def test_concurrent_first_open_migrates_once(server: PostgresServer) -> None:
-    from tests.test_audit import _fork, _writer
-
-    target = server.create_database("race")
-    workers = [_fork.Process(target=_writer, args=(target, w, 5)) for w in range(6)]
-    for proc in workers:
-        proc.start()
-    for proc in workers:
-        proc.join(120)
-    assert [p.exitcode for p in workers] == [0] * 6
-    assert AuditStore(target).count() == 30
+    check_concurrent_first_open(server.create_database("race"))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import struct
 from pathlib import Path
 
@@ -13,8 +12,9 @@ from hypothesis import strategies as st
 from aigclabel import AIGCLabel
 from aigclabel.api import read_labels, write_label
 from aigclabel.containers.avi import AVIContainer, scan
-from aigclabel.errors import AIGCLabelError, MalformedFileError, TruncatedFileError, WriteNotSupportedError
-from tests._video import AUDIO, VIDEO, Fresh, decode_errors, ffmpeg, ffprobe_tags, packet_count, stream_hash
+from aigclabel.errors import MalformedFileError, TruncatedFileError, WriteNotSupportedError
+from tests._tools import assert_hostile_cases, assert_typed_error_or_valid, truncate_or_flip
+from tests._video import AUDIO, VIDEO, Fresh, copier, decode_errors, ffmpeg, ffprobe_tags, packet_count, stream_hash
 
 
 def _children(path: Path) -> list[tuple[bytes, bytes, int]]:
@@ -47,10 +47,7 @@ def fixtures(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture
 def fresh(fixtures: dict[str, Path], tmp_path: Path) -> Fresh:
-    def copy(name: str) -> Path:
-        return Path(shutil.copy(fixtures[name], tmp_path / fixtures[name].name))
-
-    return copy
+    return copier(fixtures, tmp_path)
 
 
 @pytest.mark.parametrize("name", ["info", "bare", "no_room"])
@@ -118,36 +115,16 @@ def test_hostile_inputs_raise_typed_errors(fresh: Fresh, tmp_path: Path, demo_la
         "not_avi": (b"RIFF" + struct.pack("<I", 4) + b"WAVE", MalformedFileError),
         "bad_info": (bytes(bad_info), MalformedFileError),
     }
-    for name, (data, error) in cases.items():
-        path = tmp_path / f"{name}.avi"
-        path.write_bytes(data)
-        with pytest.raises(error):
-            AVIContainer().read(path)
-        with pytest.raises(AIGCLabelError):
-            write_label(path, demo_label)
-        assert path.read_bytes() == data
+    assert_hostile_cases(AVIContainer(), cases, tmp_path, ".avi", demo_label)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_fuzz_truncation_and_bit_flips(fixtures: dict[str, Path], tmp_path: Path, data: st.DataObject) -> None:
     original = fixtures["info"].read_bytes()
-    mutated = bytearray(original)
-    if data.draw(st.booleans(), "truncate"):
-        mutated = mutated[: data.draw(st.integers(0, len(mutated) - 1), "cut")]
-    else:
-        for _ in range(data.draw(st.integers(1, 8), "flips")):
-            at = data.draw(st.one_of(st.integers(0, 10000), st.integers(len(mutated) - 900, len(mutated) - 1)))
-            mutated[at] ^= 1 << data.draw(st.integers(0, 7), "bit")
-    path = tmp_path / "fuzz.avi"
-    path.write_bytes(bytes(mutated))
+    at = st.one_of(st.integers(0, 10000), st.integers(len(original) - 900, len(original) - 1))
+    mutated = truncate_or_flip(data, original, at=at)
     label = AIGCLabel.for_producer("001191110000MA00DEMQ0B1DEMO")
-    out = tmp_path / "fuzz-out.avi"
-    try:
-        AVIContainer().read(path)
-        AVIContainer().write(path, out, label)
-    except AIGCLabelError:
-        pass
-    else:
-        assert [f.label for f in AVIContainer().read(out)] == [label]
-    assert path.read_bytes() == bytes(mutated)
+    assert_typed_error_or_valid(
+        tmp_path / "fuzz.avi", tmp_path / "fuzz-out.avi", mutated, label, container=AVIContainer()
+    )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import struct
 import subprocess
 from pathlib import Path
@@ -16,8 +15,9 @@ from hypothesis import strategies as st
 from aigclabel import AIGCLabel
 from aigclabel.api import read_labels, write_label
 from aigclabel.containers.flv import FLVContainer, parse_script
-from aigclabel.errors import AIGCLabelError, MalformedFileError, TruncatedFileError
-from tests._video import AUDIO, VIDEO, Fresh, decode_errors, ffmpeg, ffprobe_tags, packet_count, stream_hash
+from aigclabel.errors import MalformedFileError, TruncatedFileError
+from tests._tools import assert_hostile_cases, assert_typed_error_or_valid, truncate_or_flip
+from tests._video import AUDIO, VIDEO, Fresh, copier, decode_errors, ffmpeg, ffprobe_tags, packet_count, stream_hash
 from tests.conftest import require_tool
 
 
@@ -78,10 +78,7 @@ def fixtures(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture
 def fresh(fixtures: dict[str, Path], tmp_path: Path) -> Fresh:
-    def copy(name: str) -> Path:
-        return Path(shutil.copy(fixtures[name], tmp_path / fixtures[name].name))
-
-    return copy
+    return copier(fixtures, tmp_path)
 
 
 @pytest.mark.parametrize("name", ["flv1_index", "h264", "no_metadata"])
@@ -142,36 +139,14 @@ def test_hostile_inputs_raise_typed_errors(fresh: Fresh, tmp_path: Path, demo_la
         "bad_header": (b"FLV\x01\x05\x00\x00\x00\x02" + bytes(8), MalformedFileError),
         "nesting_bomb": (bytes(deep), MalformedFileError),
     }
-    for name, (data, error) in cases.items():
-        path = tmp_path / f"{name}.flv"
-        path.write_bytes(data)
-        with pytest.raises(error):
-            FLVContainer().read(path)
-        with pytest.raises(AIGCLabelError):
-            write_label(path, demo_label)
-        assert path.read_bytes() == data
+    assert_hostile_cases(FLVContainer(), cases, tmp_path, ".flv", demo_label)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_fuzz_truncation_and_bit_flips(fixtures: dict[str, Path], tmp_path: Path, data: st.DataObject) -> None:
     original = fixtures["flv1_index"].read_bytes()
-    mutated = bytearray(original)
-    if data.draw(st.booleans(), "truncate"):
-        mutated = mutated[: data.draw(st.integers(0, len(mutated) - 1), "cut")]
-    else:
-        for _ in range(data.draw(st.integers(1, 8), "flips")):
-            at = data.draw(st.integers(0, min(len(mutated) - 1, 1200)), "at")  # header and onMetaData
-            mutated[at] ^= 1 << data.draw(st.integers(0, 7), "bit")
-    path = tmp_path / "fuzz.flv"
-    path.write_bytes(bytes(mutated))
+    mutated = truncate_or_flip(data, original, at=st.integers(0, min(len(original) - 1, 1200)))  # header, onMetaData
     label = AIGCLabel.for_producer("001191110000MA00DEMQ0B1DEMO")
-    out = tmp_path / "fuzz-out.flv"
-    try:
-        FLVContainer().read(path)
-        FLVContainer().write(path, out, label)
-    except AIGCLabelError:
-        pass
-    else:
-        assert [f.label for f in FLVContainer().read(out)] == [label]
-    assert path.read_bytes() == bytes(mutated)
+    path, out = tmp_path / "fuzz.flv", tmp_path / "fuzz-out.flv"
+    assert_typed_error_or_valid(path, out, mutated, label, container=FLVContainer())

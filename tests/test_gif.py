@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import json
-import os
-import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -19,23 +15,18 @@ from PIL import Image, ImageSequence
 from aigclabel import AIGCLabel, AIGCLabelError, api
 from aigclabel.containers.gif import MAGIC_TRAILER, XMP_APP_ID, GifContainer
 from aigclabel.errors import LimitExceededError, MalformedFileError, TruncatedFileError
-from aigclabel.xmp import TC260_NS
 
+from ._tools import (
+    FuzzDir,
+    assert_refused_untouched,
+    exiftool_json,
+    libxmp_read,
+    libxmp_write,
+    run_every_action,
+    write_exiftool_config,
+)
 from .conftest import require_tool
 
-EXIFTOOL_CONFIG = """%Image::ExifTool::UserDefined = (
-    'Image::ExifTool::XMP::Main' => {
-        TC260 => { SubDirectory => { TagTable => 'Image::ExifTool::UserDefined::TC260' } },
-    },
-);
-%Image::ExifTool::UserDefined::TC260 = (
-    GROUPS => { 0 => 'XMP', 1 => 'XMP-TC260', 2 => 'Image' },
-    NAMESPACE => { 'TC260' => 'http://www.tc260.org.cn/ns/AIGC/1.0/' },
-    WRITABLE => 'string',
-    AIGC => { },
-);
-1;
-"""
 XMP_START = b"\x21\xff\x0b" + XMP_APP_ID
 
 
@@ -64,20 +55,6 @@ def _without_xmp(data: bytes) -> bytes:
     return data[:start] + data[end:]
 
 
-def _exiftool(*args: str | Path, config: Path | None = None) -> list[dict[str, object]]:
-    exe = require_tool("exiftool")
-    first = ["-config", str(config)] if config else []
-    done = subprocess.run([exe, *first, "-j", "-G1", *map(str, args)], capture_output=True, text=True, check=True)
-    result: list[dict[str, object]] = json.loads(done.stdout)
-    return result
-
-
-def _config(tmp_path: Path) -> Path:
-    config = tmp_path / "tc260.config"
-    config.write_text(EXIFTOOL_CONFIG)
-    return config
-
-
 def test_write_is_lossless_for_animated_gif(tmp_path: Path, demo_label: AIGCLabel) -> None:
     src = _animated(tmp_path / "in.gif")
     out = tmp_path / "out.gif"
@@ -92,9 +69,9 @@ def test_write_is_lossless_for_animated_gif(tmp_path: Path, demo_label: AIGCLabe
     # Inserted after the colour table and the NETSCAPE loop block, before the comment and frames.
     data = out.read_bytes()
     assert data.index(b"NETSCAPE2.0") < data.index(XMP_START) < data.index(b"made by a test")
-    [meta] = _exiftool("-validate", "-warning", "-error", "-a", out)
+    [meta] = exiftool_json("-validate", "-warning", "-error", "-a", out)
     assert meta["ExifTool:Validate"] == "OK"
-    [meta] = _exiftool(out)
+    [meta] = exiftool_json(out)
     assert meta["XMP-TC260:Aigc"] == demo_label.to_json()
     assert meta["GIF:FrameCount"] == 3 and meta["GIF:AnimationIterations"] == "Infinite"
     assert meta["File:Comment"] == "made by a test"
@@ -154,7 +131,7 @@ def test_exiftool_written_xmp_is_edited_in_place(tmp_path: Path, demo_label: AIG
     exe = require_tool("exiftool")
     path = _animated(tmp_path / "et.gif")
     theirs = AIGCLabel.for_producer(demo_label.content_producer, label="3")
-    config = str(_config(tmp_path))
+    config = str(write_exiftool_config(tmp_path))
     command = [exe, "-config", config, "-q", "-overwrite_original", "-XMP-dc:Title=Cat"]
     subprocess.run([*command, f"-XMP-TC260:AIGC={theirs.to_json()}", str(path)], check=True)
     assert [f.label for f in api.read_labels(path)] == [theirs]
@@ -163,36 +140,27 @@ def test_exiftool_written_xmp_is_edited_in_place(tmp_path: Path, demo_label: AIG
     assert [f.label for f in api.read_labels(path)] == [demo_label]
     assert path.read_bytes().count(XMP_START) == 1
     assert _all_frames(path) == frames
-    [meta] = _exiftool(path, config=Path(config))
+    [meta] = exiftool_json(path, config=Path(config))
     assert meta["XMP-TC260:AIGC"] == demo_label.to_json() and meta["XMP-dc:Title"] == "Cat"
     api.strip_label(path)
     assert api.read_labels(path) == []
-    [meta] = _exiftool(path)
+    [meta] = exiftool_json(path)
     assert meta["XMP-dc:Title"] == "Cat"
 
 
 def test_python_xmp_toolkit_both_ways(tmp_path: Path, demo_label: AIGCLabel) -> None:
-    libxmp = pytest.importorskip("libxmp")
-    libxmp.XMPMeta.register_namespace(TC260_NS, "TC260")
+    pytest.importorskip("libxmp")
     ours = _animated(tmp_path / "ours.gif")
     api.write_label(ours, demo_label)
-    files = libxmp.XMPFiles(file_path=str(ours))
-    assert files.get_xmp().get_property(TC260_NS, "AIGC") == demo_label.to_json()
-    files.close_file()
+    assert libxmp_read(ours) == demo_label.to_json()
 
     theirs = _animated(tmp_path / "theirs.gif")
     label = AIGCLabel.for_producer(demo_label.content_producer, label="2")
-    files = libxmp.XMPFiles(file_path=str(theirs), open_forupdate=True)
-    meta = files.get_xmp() or libxmp.XMPMeta()
-    meta.set_property(TC260_NS, "AIGC", label.to_json())
-    files.put_xmp(meta)
-    files.close_file()
+    libxmp_write(theirs, label.to_json())
     assert [f.label for f in api.read_labels(theirs)] == [label]
     api.write_label(theirs, demo_label)
     assert [f.label for f in api.read_labels(theirs)] == [demo_label]
-    files = libxmp.XMPFiles(file_path=str(theirs))
-    assert files.get_xmp().get_property(TC260_NS, "AIGC") == demo_label.to_json()
-    files.close_file()
+    assert libxmp_read(theirs) == demo_label.to_json()
 
 
 def test_payload_digest_tracks_image_data(tmp_path: Path) -> None:
@@ -217,14 +185,7 @@ def test_payload_digest_tracks_image_data(tmp_path: Path) -> None:
 def test_malformed_files_raise_typed_errors(
     tmp_path: Path, demo_label: AIGCLabel, data: bytes, error: type[Exception], match: str
 ) -> None:
-    path = tmp_path / "bad.gif"
-    path.write_bytes(data)
-    with pytest.raises(error, match=match):
-        api.read_labels(path)
-    with pytest.raises(error, match=match):
-        api.write_label(path, demo_label)
-    assert path.read_bytes() == data
-    assert [p.name for p in tmp_path.iterdir()] == ["bad.gif"]
+    assert_refused_untouched(tmp_path / "bad.gif", data, error, match, demo_label)
 
 
 def test_absurd_block_count_is_refused(tmp_path: Path) -> None:
@@ -234,17 +195,11 @@ def test_absurd_block_count_is_refused(tmp_path: Path) -> None:
         api.read_labels(path)
 
 
-_FUZZ_DIRS: list[Path] = []  # hypothesis cannot use tmp_path; made on first use, removed at teardown
-
-
-def _fuzz_dir() -> Path:
-    if not _FUZZ_DIRS:
-        _FUZZ_DIRS.append(Path(tempfile.mkdtemp(prefix="aigclabel-gif-fuzz-")))
-    return _FUZZ_DIRS[0]
+_FUZZ = FuzzDir("aigclabel-gif-fuzz-")
 
 
 def _fuzz_seed() -> bytes:
-    seed = _fuzz_dir() / "seed.gif"
+    seed = _FUZZ.path / "seed.gif"
     if not seed.exists():
         label = AIGCLabel.for_producer("001191110000MA00DEMQ0B1DEMO")
         frames = [frame.resize((8, 6)) for frame in _frames(2)]
@@ -264,21 +219,9 @@ def test_fuzzed_files_give_typed_errors_or_results(data: st.DataObject) -> None:
         if mutated:
             at = data.draw(st.integers(0, len(mutated) - 1), label="at")
             mutated[at] ^= 1 << data.draw(st.integers(0, 7), label="bit")
-    path = _fuzz_dir() / "fuzz.gif"
-    out = _fuzz_dir() / "fuzz-out.gif"
-    path.write_bytes(bytes(mutated))
-    label = AIGCLabel.for_producer("001191110000MA00DEMQ0B1DEMO")
-    container = GifContainer()
-    for action in (
-        lambda: api.inspect(path),
-        lambda: api.write_label(path, label, out),
-        lambda: api.strip_label(path, out),
-        lambda: container.payload_digest(path),
-    ):
-        with contextlib.suppress(AIGCLabelError):
-            action()
-    assert path.read_bytes() == bytes(mutated)
-    assert not [p for p in os.listdir(_fuzz_dir()) if p.endswith(".aigclabel-tmp")]
+    path = _FUZZ.path / "fuzz.gif"
+    out = _FUZZ.path / "fuzz-out.gif"
+    run_every_action(path, out, bytes(mutated), GifContainer())
     if out.exists():
         with contextlib.suppress(AIGCLabelError):
             assert [f for f in api.read_labels(out) if f.label is not None] == []
@@ -286,5 +229,4 @@ def test_fuzzed_files_give_typed_errors_or_results(data: st.DataObject) -> None:
 
 
 def teardown_module() -> None:
-    for folder in _FUZZ_DIRS:
-        shutil.rmtree(folder, ignore_errors=True)
+    _FUZZ.cleanup()

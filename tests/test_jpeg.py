@@ -5,12 +5,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import json
-import os
-import shutil
 import struct
 import subprocess
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -24,31 +20,16 @@ from aigclabel.containers.jpeg import EXT_SIG, XMP_SIG, JpegContainer
 from aigclabel.errors import LimitExceededError, MalformedFileError, TruncatedFileError
 from aigclabel.xmp import TC260_NS, new_packet
 
-from .conftest import require_tool
-
-FOREIGN_XMP = (
-    b'<?xpacket begin="\xef\xbb\xbf" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
-    b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">\n'
-    b' <rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/"'
-    b' xmlns:xmp="http://ns.adobe.com/xap/1.0/" xmp:CreatorTool="Paint 1.0">'
-    b'<dc:title><rdf:Alt><rdf:li xml:lang="x-default">Sunset</rdf:li></rdf:Alt></dc:title>'
-    b"</rdf:Description>\n </rdf:RDF></x:xmpmeta>\n" + b" " * 300 + b'\n<?xpacket end="w"?>'
+from ._tools import (
+    FOREIGN_XMP,
+    FuzzDir,
+    assert_refused_untouched,
+    exiftool_json,
+    libxmp_read,
+    run_every_action,
+    write_exiftool_config,
 )
-
-EXIFTOOL_CONFIG = """%Image::ExifTool::UserDefined = (
-    'Image::ExifTool::XMP::Main' => {
-        TC260 => { SubDirectory => { TagTable => 'Image::ExifTool::UserDefined::TC260' } },
-    },
-);
-%Image::ExifTool::UserDefined::TC260 = (
-    GROUPS => { 0 => 'XMP', 1 => 'XMP-TC260', 2 => 'Image' },
-    NAMESPACE => { 'TC260' => 'http://www.tc260.org.cn/ns/AIGC/1.0/' },
-    WRITABLE => 'string',
-    AIGC => { },
-);
-1;
-"""
-
+from .conftest import require_tool
 
 # ---------------------------------------------------------------------------- fixtures and helpers
 
@@ -106,12 +87,7 @@ def _pixels(path: Path) -> bytes:
 
 
 def _exiftool(*args: str | Path, config: Path | None = None) -> list[dict[str, object]]:
-    exe = require_tool("exiftool")
-    first = ["-config", str(config)] if config else []  # exiftool wants -config first
-    command = [exe, *first, "-j", "-G1", "-struct", *map(str, args)]
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
-    result: list[dict[str, object]] = json.loads(done.stdout)
-    return result
+    return exiftool_json("-struct", *args, config=config)
 
 
 def _aigc_labels(path: Path) -> list[str]:
@@ -323,7 +299,7 @@ def test_label_in_extended_xmp_is_found_and_moved(tmp_path: Path, demo_label: AI
     description = "long " * 20000  # 100 kB: two Extended XMP chunks
     src = tmp_path / "ext.jpg"
     old_guid = _extended_jpeg(src, _extended_packet(old, description))
-    [meta] = _exiftool(src, config=_config(tmp_path))
+    [meta] = _exiftool(src, config=write_exiftool_config(tmp_path))
     assert meta["XMP-TC260:AIGC"] == old.to_json()  # exiftool accepts our hand-made fixture
     [found] = api.read_labels(src)
     assert found.location == "APP1 Extended XMP TC260:AIGC" and found.label == old
@@ -331,7 +307,7 @@ def test_label_in_extended_xmp_is_found_and_moved(tmp_path: Path, demo_label: AI
     out = tmp_path / "out.jpg"
     api.write_label(src, demo_label, out)
     assert [(f.location, f.label) for f in api.read_labels(out)] == [("APP1 XMP TC260:AIGC", demo_label)]
-    [meta] = _exiftool(out, config=_config(tmp_path))
+    [meta] = _exiftool(out, config=write_exiftool_config(tmp_path))
     assert meta["XMP-TC260:AIGC"] == demo_label.to_json()
     assert str(meta["XMP-dc:Description"]).strip() == description.strip()
     assert not [key for key in meta if key.endswith("Warning")]
@@ -432,7 +408,7 @@ def test_oversized_xmp_spills_into_extended_xmp(tmp_path: Path, demo_label: AIGC
     standard = [s for _, s in segments if s[4:].startswith(XMP_SIG)]
     assert len(standard) == 1 and len(standard[0]) - 4 - len(XMP_SIG) <= 65502
     assert b"TC260:AIGC" in standard[0]  # the label stays where every reader looks
-    [meta] = _exiftool(out, config=_config(tmp_path))
+    [meta] = _exiftool(out, config=write_exiftool_config(tmp_path))
     assert not [key for key in meta if key.endswith("Warning")]
     assert meta["XMP-TC260:AIGC"] == demo_label.to_json()
     assert meta["XMP-dc:Title"] == title and meta["XMP-xmp:CreatorTool"] == "Paint 1.0"
@@ -465,12 +441,6 @@ def test_oversized_xmp_with_extended_xmp_already_is_refused(tmp_path: Path, demo
 # ---------------------------------------------------------------------------- interop
 
 
-def _config(tmp_path: Path) -> Path:
-    config = tmp_path / "tc260.config"
-    config.write_text(EXIFTOOL_CONFIG)
-    return config
-
-
 def test_exiftool_written_label_is_read_and_replaced(tmp_path: Path, demo_label: AIGCLabel) -> None:
     exe = require_tool("exiftool")
     path = _rich_jpeg(tmp_path / "et.jpg")
@@ -479,7 +449,7 @@ def test_exiftool_written_label_is_read_and_replaced(tmp_path: Path, demo_label:
         [
             exe,
             "-config",
-            str(_config(tmp_path)),
+            str(write_exiftool_config(tmp_path)),
             "-q",
             "-overwrite_original",
             f"-XMP-TC260:AIGC={theirs.to_json()}",
@@ -492,7 +462,7 @@ def test_exiftool_written_label_is_read_and_replaced(tmp_path: Path, demo_label:
     api.write_label(path, demo_label)
     assert [f.label for f in api.read_labels(path)] == [demo_label]
     assert _segments(before)[1] == _segments(path.read_bytes())[1]
-    [meta] = _exiftool(path, config=_config(tmp_path))
+    [meta] = _exiftool(path, config=write_exiftool_config(tmp_path))
     assert meta["XMP-TC260:AIGC"] == demo_label.to_json() and meta["XMP-dc:Title"] == "Sunset"
 
 
@@ -518,9 +488,7 @@ def test_python_xmp_toolkit_both_ways(tmp_path: Path, demo_label: AIGCLabel) -> 
     assert [f.label for f in api.read_labels(theirs)] == [label]
     api.write_label(theirs, demo_label)
     assert [f.label for f in api.read_labels(theirs)] == [demo_label]
-    files = libxmp.XMPFiles(file_path=str(theirs))
-    assert files.get_xmp().get_property(TC260_NS, "AIGC") == demo_label.to_json()
-    files.close_file()
+    assert libxmp_read(theirs) == demo_label.to_json()
 
 
 # ---------------------------------------------------------------------------- payload digest
@@ -564,14 +532,7 @@ _SOI_APP0 = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x
 def test_malformed_files_raise_typed_errors(
     tmp_path: Path, demo_label: AIGCLabel, data: bytes, error: type[Exception], match: str
 ) -> None:
-    path = tmp_path / "bad.jpg"
-    path.write_bytes(data)
-    with pytest.raises(error, match=match):
-        api.read_labels(path)
-    with pytest.raises(error, match=match):
-        api.write_label(path, demo_label)
-    assert path.read_bytes() == data
-    assert [p.name for p in tmp_path.iterdir()] == ["bad.jpg"]
+    assert_refused_untouched(tmp_path / "bad.jpg", data, error, match, demo_label)
 
 
 def test_data_before_soi_is_refused(tmp_path: Path) -> None:
@@ -593,17 +554,11 @@ def test_write_failure_leaves_input_untouched(tmp_path: Path, demo_label: AIGCLa
     assert [p.name for p in tmp_path.iterdir()] == ["a.jpg"]
 
 
-_FUZZ_DIRS: list[Path] = []  # hypothesis cannot use tmp_path; made on first use, removed at teardown
-
-
-def _fuzz_dir() -> Path:
-    if not _FUZZ_DIRS:
-        _FUZZ_DIRS.append(Path(tempfile.mkdtemp(prefix="aigclabel-jpeg-fuzz-")))
-    return _FUZZ_DIRS[0]
+_FUZZ = FuzzDir("aigclabel-jpeg-fuzz-")
 
 
 def _fuzz_seed(kind: str) -> bytes:
-    seed = _fuzz_dir() / f"seed-{kind}.jpg"
+    seed = _FUZZ.path / f"seed-{kind}.jpg"
     if not seed.exists():
         label = AIGCLabel.for_producer("001191110000MA00DEMQ0B1DEMO")
         if kind == "extended":
@@ -626,22 +581,9 @@ def test_fuzzed_files_give_typed_errors_or_results(data: st.DataObject) -> None:
             header = data.draw(st.booleans(), label="in header")  # most bytes are scan data: aim at metadata
             at = data.draw(st.integers(0, min(len(mutated), 900 if header else len(mutated)) - 1), label="at")
             mutated[at] ^= 1 << data.draw(st.integers(0, 7), label="bit")
-    path = _fuzz_dir() / "fuzz.jpg"
-    out = _fuzz_dir() / "fuzz-out.jpg"
-    path.write_bytes(bytes(mutated))
-    label = AIGCLabel.for_producer("001191110000MA00DEMQ0B1DEMO")
-    container = JpegContainer()
-    for action in (
-        lambda: api.inspect(path),
-        lambda: api.write_label(path, label, out),
-        lambda: api.strip_label(path, out),
-        lambda: container.payload_digest(path),
-    ):
-        with contextlib.suppress(AIGCLabelError):
-            action()
-    assert path.read_bytes() == bytes(mutated)
-    leftovers = [p for p in os.listdir(_fuzz_dir()) if p.endswith(".aigclabel-tmp")]
-    assert not leftovers
+    path = _FUZZ.path / "fuzz.jpg"
+    out = _FUZZ.path / "fuzz-out.jpg"
+    run_every_action(path, out, bytes(mutated), JpegContainer())
     if out.exists():
         with contextlib.suppress(AIGCLabelError):
             assert len([f for f in api.read_labels(out) if f.label is not None]) <= 1
@@ -649,5 +591,4 @@ def test_fuzzed_files_give_typed_errors_or_results(data: st.DataObject) -> None:
 
 
 def teardown_module() -> None:
-    for folder in _FUZZ_DIRS:
-        shutil.rmtree(folder, ignore_errors=True)
+    _FUZZ.cleanup()

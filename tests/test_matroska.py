@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import struct
 import subprocess
 import zlib
@@ -17,8 +16,9 @@ from aigclabel import AIGCLabel
 from aigclabel.api import read_labels, write_label
 from aigclabel.containers import matroska as mkv
 from aigclabel.containers.matroska import MatroskaContainer
-from aigclabel.errors import AIGCLabelError, MalformedFileError, TruncatedFileError
-from tests._video import AUDIO, VIDEO, Fresh, decode_errors, ffmpeg, ffprobe_tags, packet_count, stream_hash
+from aigclabel.errors import MalformedFileError, TruncatedFileError
+from tests._tools import assert_hostile_cases, assert_typed_error_or_valid, truncate_or_flip
+from tests._video import AUDIO, VIDEO, Fresh, copier, decode_errors, ffmpeg, ffprobe_tags, packet_count, stream_hash
 from tests.conftest import require_tool
 
 H264_AAC = [*VIDEO, *AUDIO, "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-shortest"]
@@ -59,10 +59,7 @@ def fixtures(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture
 def fresh(fixtures: dict[str, Path], tmp_path: Path) -> Fresh:
-    def copy(name: str) -> Path:
-        return Path(shutil.copy(fixtures[name], tmp_path / fixtures[name].name))
-
-    return copy
+    return copier(fixtures, tmp_path)
 
 
 # ------------------------------------------------------------------ independent EBML position check
@@ -239,39 +236,18 @@ def test_hostile_inputs_raise_typed_errors(fresh: Fresh, tmp_path: Path, demo_la
     header = bytes.fromhex("1A45DFA3") + bytes([0x80 + 11]) + bytes.fromhex("4282") + b"\x88matroska"
     segment = bytes.fromhex("18538067") + bytes.fromhex("01FFFFFFFFFFFFFF") + tags
     cases["nesting_bomb"] = (header + segment, MalformedFileError)
-    for name, (data, error) in cases.items():
-        path = tmp_path / f"{name}.mkv"
-        path.write_bytes(data)
-        with pytest.raises(error):
-            MatroskaContainer().read(path)
-        with pytest.raises(AIGCLabelError):
-            write_label(path, demo_label)
-        assert path.read_bytes() == data
+    assert_hostile_cases(MatroskaContainer(), cases, tmp_path, ".mkv", demo_label)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_fuzz_truncation_and_bit_flips(fixtures: dict[str, Path], tmp_path: Path, data: st.DataObject) -> None:
     original = fixtures["mkv"].read_bytes()
-    mutated = bytearray(original)
-    if data.draw(st.booleans(), "truncate"):
-        mutated = mutated[: data.draw(st.integers(0, len(mutated) - 1), "cut")]
-    else:
-        for _ in range(data.draw(st.integers(1, 8), "flips")):
-            at = data.draw(st.one_of(st.integers(0, 800), st.integers(len(mutated) - 120, len(mutated) - 1)), "at")
-            mutated[at] ^= 1 << data.draw(st.integers(0, 7), "bit")
-    path = tmp_path / "fuzz.mkv"
-    path.write_bytes(bytes(mutated))
+    at = st.one_of(st.integers(0, 800), st.integers(len(original) - 120, len(original) - 1))
+    mutated = truncate_or_flip(data, original, at=at)
     label = AIGCLabel.for_producer("001191110000MA00DEMQ0B1DEMO")
-    out = tmp_path / "fuzz-out.mkv"
-    try:
-        MatroskaContainer().read(path)
-        MatroskaContainer().write(path, out, label)
-    except AIGCLabelError:
-        pass
-    else:
-        assert [f.label for f in MatroskaContainer().read(out)] == [label]
-    assert path.read_bytes() == bytes(mutated)
+    path, out = tmp_path / "fuzz.mkv", tmp_path / "fuzz-out.mkv"
+    assert_typed_error_or_valid(path, out, mutated, label, container=MatroskaContainer())
 
 
 def test_label_in_a_second_tags_element_is_replaced(fresh: Fresh, demo_label: AIGCLabel) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import struct
 import subprocess
 import sys
@@ -20,8 +19,9 @@ from aigclabel.containers import mp4 as mp4mod
 from aigclabel.containers import open_container
 from aigclabel.containers.mp4 import MP4Container, scan_top
 from aigclabel.errors import LimitExceededError, MalformedFileError, TruncatedFileError
-from tests._tools import assert_hostile_cases, assert_typed_error_or_valid, truncate_or_flip
-from tests._video import AUDIO, VIDEO, Fresh, decode_errors, ffmpeg, ffprobe_tags, packet_count, stream_hash
+from aigclabel.xmp import TC260_NS
+from tests._tools import DC_NS, assert_hostile_cases, assert_typed_error_or_valid, libxmp_write, truncate_or_flip
+from tests._video import AUDIO, VIDEO, Fresh, copier, decode_errors, ffmpeg, ffprobe_tags, packet_count, stream_hash
 from tests.conftest import require_tool
 
 H264_AAC = [*VIDEO, *AUDIO, "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-shortest"]
@@ -43,10 +43,7 @@ def fixtures(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture
 def fresh(fixtures: dict[str, Path], tmp_path: Path) -> Fresh:
-    def copy(name: str) -> Path:
-        return Path(shutil.copy(fixtures[name], tmp_path / fixtures[name].name))
-
-    return copy
+    return copier(fixtures, tmp_path)
 
 
 def _top_types(path: Path) -> list[bytes]:
@@ -164,14 +161,7 @@ def test_reads_and_strips_xmp_written_by_exempi(fresh: Fresh, name: str, where: 
     libxmp = pytest.importorskip("libxmp")
     src = fresh(name)
     original_hash = stream_hash(src)
-    ns = "http://www.tc260.org.cn/ns/AIGC/1.0/"
-    libxmp.XMPMeta.register_namespace(ns, "TC260")
-    handle = libxmp.XMPFiles(file_path=str(src), open_forupdate=True)
-    meta = handle.get_xmp() or libxmp.XMPMeta()
-    meta.set_property(ns, "AIGC", demo_label.to_json())
-    meta.set_property("http://purl.org/dc/elements/1.1/", "format", "video/mp4")
-    handle.put_xmp(meta)
-    handle.close_file()
+    libxmp_write(src, demo_label.to_json(), extra={(DC_NS, "format"): "video/mp4"})
     found = read_labels(src)
     assert [(f.location, f.label) for f in found] == [(f"{where} XMP TC260:AIGC", demo_label)]
     write_label(src, demo_label)
@@ -181,8 +171,8 @@ def test_reads_and_strips_xmp_written_by_exempi(fresh: Fresh, name: str, where: 
     handle = libxmp.XMPFiles(file_path=str(src))
     remaining = handle.get_xmp()
     handle.close_file()
-    assert remaining is not None and remaining.get_property("http://purl.org/dc/elements/1.1/", "format")
-    assert not remaining.does_property_exist(ns, "AIGC")
+    assert remaining is not None and remaining.get_property(DC_NS, "format")
+    assert not remaining.does_property_exist(TC260_NS, "AIGC")
 
 
 def test_free_box_after_moov_absorbs_growth(fresh: Fresh, tmp_path: Path, demo_label: AIGCLabel) -> None:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import json
 import re
 import subprocess
 from pathlib import Path
@@ -18,26 +16,19 @@ from aigclabel import DEMO_PROVIDER_CODE, AIGCLabel
 from aigclabel.api import inspect, read_labels, strip_label, write_label
 from aigclabel.containers import open_container
 from aigclabel.containers.pdf import EncryptedPDFError, PdfContainer
-from aigclabel.errors import AIGCLabelError, MalformedFileError
+from aigclabel.errors import MalformedFileError
 from aigclabel.xmp import TC260_NS
 
+from ._tools import (
+    EXIFTOOL_PDF_CONFIG,
+    assert_typed_error_or_valid,
+    exiftool_tags,
+    truncate_or_flip,
+    write_exiftool_config,
+)
 from .conftest import require_tool
 
 AIGC_XMP = f"{{{TC260_NS}}}AIGC"
-EXIFTOOL_CONFIG = """%Image::ExifTool::UserDefined = (
-    'Image::ExifTool::PDF::Info' => { AIGC => { } },
-    'Image::ExifTool::XMP::Main' => {
-        TC260 => { SubDirectory => { TagTable => 'Image::ExifTool::UserDefined::TC260' } },
-    },
-);
-%Image::ExifTool::UserDefined::TC260 = (
-    GROUPS => { 0 => 'XMP', 1 => 'XMP-TC260', 2 => 'Image' },
-    NAMESPACE => { 'TC260' => 'http://www.tc260.org.cn/ns/AIGC/1.0/' },
-    WRITABLE => 'string',
-    AIGC => { },
-);
-1;
-"""
 
 
 def make_pdf(path: Path, *, object_streams: bool = False, xmp_title: str | None = None, text: str = "Hello") -> Path:
@@ -66,14 +57,6 @@ def qpdf_check(path: Path) -> str:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "WARNING" not in result.stdout + result.stderr
     return result.stdout
-
-
-def exiftool_tags(path: Path, *args: str) -> dict[str, object]:
-    result = subprocess.run(
-        [require_tool("exiftool"), "-j", "-a", "-G1", *args, str(path)], capture_output=True, text=True, check=True
-    )
-    tags: dict[str, object] = json.loads(result.stdout)[0]
-    return tags
 
 
 def digest(path: Path) -> str:
@@ -175,8 +158,7 @@ def test_reads_labels_written_by_exiftool_and_labels_on_top_of_its_update(
     tmp_path: Path, demo_label: AIGCLabel
 ) -> None:
     src = make_pdf(tmp_path / "in.pdf", object_streams=True)
-    config = tmp_path / "aigc.config"
-    config.write_text(EXIFTOOL_CONFIG)
+    config = write_exiftool_config(tmp_path / "aigc.config", EXIFTOOL_PDF_CONFIG)
     foreign = '{"Label":"2","ContentProducer":"exiftool","ProduceID":"e1"}'
     subprocess.run(
         [require_tool("exiftool"), "-config", str(config), "-overwrite_original", f"-PDF:AIGC={foreign}", str(src)],
@@ -207,8 +189,7 @@ def test_reads_labels_written_by_exiftool_and_labels_on_top_of_its_update(
 
 def test_reads_xmp_label_written_by_exiftool_and_merges_into_its_packet(tmp_path: Path, demo_label: AIGCLabel) -> None:
     src = make_pdf(tmp_path / "in.pdf")
-    config = tmp_path / "aigc.config"
-    config.write_text(EXIFTOOL_CONFIG)
+    config = write_exiftool_config(tmp_path / "aigc.config", EXIFTOOL_PDF_CONFIG)
     foreign = '{"Label":"3","ContentProducer":"x","ProduceID":"y"}'
     subprocess.run(
         [
@@ -278,25 +259,12 @@ def fuzz_seed(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_fuzzed_pdfs_give_typed_errors_or_valid_results(tmp_path: Path, fuzz_seed: bytes, data: st.DataObject) -> None:
-    blob = bytearray(fuzz_seed)
-    if data.draw(st.booleans(), label="truncate"):
-        blob = blob[: data.draw(st.integers(0, len(blob) - 1), label="length")]
-    else:
-        for _ in range(data.draw(st.integers(1, 8), label="flips")):
-            at = data.draw(st.integers(0, len(blob) - 1), label="at")
-            blob[at] ^= 1 << data.draw(st.integers(0, 7), label="bit")
-    path = tmp_path / "fuzz.pdf"
-    path.write_bytes(bytes(blob))
-    out = tmp_path / "fuzz-out.pdf"
-    out.unlink(missing_ok=True)
-    label = AIGCLabel.for_producer(DEMO_PROVIDER_CODE)
-    with contextlib.suppress(AIGCLabelError):
-        read_labels(path)
-    try:
-        write_label(path, label, out)
-    except AIGCLabelError:
-        assert not out.exists()
-    else:
-        assert out.read_bytes().startswith(bytes(blob)) or out.read_bytes() == bytes(blob)
+    blob = truncate_or_flip(data, fuzz_seed)
+
+    def appended_and_read_back(out: Path) -> None:
+        assert out.read_bytes().startswith(blob) or out.read_bytes() == blob
         assert label in [f.label for f in read_labels(out)]
-    assert path.read_bytes() == bytes(blob)
+
+    label = AIGCLabel.for_producer(DEMO_PROVIDER_CODE)
+    path, out = tmp_path / "fuzz.pdf", tmp_path / "fuzz-out.pdf"
+    assert_typed_error_or_valid(path, out, blob, label, check=appended_and_read_back)

@@ -6,15 +6,9 @@ guide) are shared by the WebP, TIFF and HEIF tests.
 
 from __future__ import annotations
 
-import contextlib
-import json
-import shutil
 import struct
-import subprocess
 import zlib
-from collections.abc import Callable
 from pathlib import Path
-from xml.etree import ElementTree
 
 import numpy as np
 import pytest
@@ -22,146 +16,27 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageCms, PngImagePlugin
 
-from aigclabel import AIGCLabel, AIGCLabelError, api
+from aigclabel import AIGCLabel, api
 from aigclabel.containers.png import PngContainer
 from aigclabel.errors import LimitExceededError, MalformedFileError
-from aigclabel.xmp import TC260_NS, new_packet
+from aigclabel.xmp import new_packet
 
-from .conftest import require_tool
-
-FOREIGN_XMP = (
-    b'<?xpacket begin="\xef\xbb\xbf" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
-    b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">\n'
-    b' <rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/"'
-    b' xmlns:xmp="http://ns.adobe.com/xap/1.0/" xmp:CreatorTool="Paint 1.0">'
-    b'<dc:title><rdf:Alt><rdf:li xml:lang="x-default">Sunset</rdf:li></rdf:Alt></dc:title>'
-    b"</rdf:Description>\n </rdf:RDF></x:xmpmeta>\n" + b" " * 300 + b'\n<?xpacket end="w"?>'
+from ._tools import (
+    FOREIGN_XMP,
+    assert_refused,
+    cut_and_flip,
+    exiftool_label,
+    exiftool_read,
+    exiftool_write,
+    fuzz_once,
+    label_of,
+    libxmp_read,
+    libxmp_write,
+    make_exif,
+    pillow_xmp_label,
+    pixels,
+    same_pixels,
 )
-
-EXIFTOOL_CONFIG = """%Image::ExifTool::UserDefined = (
-    'Image::ExifTool::XMP::Main' => {
-        TC260 => { SubDirectory => { TagTable => 'Image::ExifTool::UserDefined::TC260' } },
-    },
-);
-%Image::ExifTool::UserDefined::TC260 = (
-    GROUPS => { 0 => 'XMP', 1 => 'XMP-TC260', 2 => 'Image' },
-    NAMESPACE => { 'TC260' => 'http://www.tc260.org.cn/ns/AIGC/1.0/' },
-    WRITABLE => 'string',
-    AIGC => { },
-);
-1;
-"""
-
-
-def make_exif() -> Image.Exif:
-    """EXIF with IFD0 Make = "Camera" (checked with exiftool after our rewrite)."""
-    exif = Image.Exif()
-    exif[0x010F] = "Camera"
-    return exif
-
-
-# ---------------------------------------------------------------------------- shared helpers
-
-
-def pixels(path: Path) -> list[np.ndarray]:
-    """Decoded pixels of every frame (Pillow is the independent decoder)."""
-    with Image.open(path) as image:
-        frames = []
-        for index in range(getattr(image, "n_frames", 1)):
-            image.seek(index)
-            frames.append(np.asarray(image.convert("RGBA")).copy())
-        return frames
-
-
-def same_pixels(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
-    return len(a) == len(b) and all(x.shape == y.shape and (x == y).all() for x, y in zip(a, b, strict=True))
-
-
-def exiftool_read(path: Path) -> dict[str, object]:
-    """Every tag exiftool sees, grouped by family-1 group (``XMP-TC260:Aigc`` etc.)."""
-    out = subprocess.run(
-        [require_tool("exiftool"), "-j", "-a", "-G1", "-struct", str(path)], capture_output=True, check=True
-    )
-    data: dict[str, object] = json.loads(out.stdout)[0]
-    return data
-
-
-def exiftool_label(path: Path) -> str | None:
-    tags = exiftool_read(path)
-    values = [v for k, v in tags.items() if k.lower() == "xmp-tc260:aigc"]
-    assert len(values) <= 1
-    return str(values[0]) if values else None
-
-
-def exiftool_write(path: Path, value: str, tmp_path: Path) -> None:
-    """Write ``TC260:AIGC`` with exiftool, which needs a config defining the namespace."""
-    config = tmp_path / "tc260.config"
-    config.write_text(EXIFTOOL_CONFIG)
-    subprocess.run(
-        [
-            require_tool("exiftool"),
-            "-config",
-            str(config),
-            "-overwrite_original",
-            f"-XMP-TC260:AIGC={value}",
-            str(path),
-        ],
-        capture_output=True,
-        check=True,
-    )
-
-
-def libxmp_write(path: Path, value: str) -> None:
-    """The TC260 image guide's own method (python-xmp-toolkit on exempi)."""
-    from libxmp import XMPFiles, XMPMeta
-
-    XMPMeta.register_namespace(TC260_NS, "TC260")
-    xmpfile = XMPFiles(file_path=str(path), open_forupdate=True)
-    xmp = xmpfile.get_xmp() or XMPMeta()
-    xmp.set_property(TC260_NS, "AIGC", value)
-    assert xmpfile.can_put_xmp(xmp)
-    xmpfile.put_xmp(xmp)
-    xmpfile.close_file()
-
-
-def libxmp_read(path: Path) -> str | None:
-    from libxmp import XMPFiles, XMPMeta
-
-    XMPMeta.register_namespace(TC260_NS, "TC260")
-    xmpfile = XMPFiles(file_path=str(path))
-    xmp = xmpfile.get_xmp()
-    xmpfile.close_file()
-    if xmp is None or not xmp.does_property_exist(TC260_NS, "AIGC"):
-        return None
-    return str(xmp.get_property(TC260_NS, "AIGC"))
-
-
-def fuzz_once(path: Path, mutate: Callable[[bytes], bytes], original: bytes, label: AIGCLabel) -> None:
-    """Mutated bytes give a typed error or a valid result, and a failed write leaves them intact."""
-    mutated = mutate(original)
-    path.write_bytes(mutated)
-    with contextlib.suppress(AIGCLabelError):
-        api.read_labels(path)
-    try:
-        api.write_label(path, label)
-    except AIGCLabelError:
-        assert path.read_bytes() == mutated
-    else:
-        assert [f.label for f in api.read_labels(path)] == [label]
-    assert not [p for p in path.parent.iterdir() if p.name.endswith(".aigclabel-tmp")]
-
-
-def pillow_xmp_label(packet: bytes | str) -> str | None:
-    """TC260:AIGC from the XMP bytes Pillow hands out, parsed with ElementTree (not our parser)."""
-    text = packet.decode() if isinstance(packet, bytes) else packet
-    root = ElementTree.fromstring(text[text.index("<x:xmpmeta") : text.rindex("</x:xmpmeta>") + 12])
-    element = root.find(f".//{{{TC260_NS}}}AIGC")
-    return None if element is None else element.text
-
-
-def label_of(path: Path) -> list[AIGCLabel | None]:
-    return [found.label for found in api.read_labels(path)]
-
 
 # ---------------------------------------------------------------------------- PNG helpers
 
@@ -312,12 +187,7 @@ def test_zlib_bomb_is_refused(tmp_path: Path) -> None:
     parts = chunks(path.read_bytes())
     bomb = (b"iTXt", b"XML:com.adobe.xmp\0\x01\0\0\0" + zlib.compress(b" " * (20 << 20), 9))
     path.write_bytes(build([parts[0], bomb, *parts[1:]]))
-    original = path.read_bytes()
-    with pytest.raises(LimitExceededError):
-        api.read_labels(path)
-    with pytest.raises(LimitExceededError):
-        api.write_label(path, AIGCLabel.for_producer("001191110000MA00DEMQ0B1DEMO"))
-    assert path.read_bytes() == original
+    assert_refused(path, LimitExceededError, AIGCLabel.for_producer("001191110000MA00DEMQ0B1DEMO"))
 
 
 def test_bad_crc_on_label_chunk_is_malformed_and_input_kept(rich_png: Path, demo_label: AIGCLabel) -> None:
@@ -325,11 +195,7 @@ def test_bad_crc_on_label_chunk_is_malformed_and_input_kept(rich_png: Path, demo
     at = data.index(b"tEXtAIGC")
     data[at + 10] ^= 0x01  # inside the chunk data, so the stored CRC no longer matches
     rich_png.write_bytes(bytes(data))
-    with pytest.raises(MalformedFileError, match="CRC"):
-        api.read_labels(rich_png)
-    with pytest.raises(MalformedFileError):
-        api.write_label(rich_png, demo_label)
-    assert rich_png.read_bytes() == bytes(data)
+    assert_refused(rich_png, MalformedFileError, demo_label, match="CRC")
     assert sorted(p.name for p in rich_png.parent.iterdir()) == ["rich.png"]
 
 
@@ -385,11 +251,7 @@ def test_truncated_file_is_typed(tmp_path: Path, demo_label: AIGCLabel) -> None:
     data = path.read_bytes()
     for cut in (9, 20, len(data) - 13, len(data) - 1):
         path.write_bytes(data[:cut])
-        with pytest.raises(MalformedFileError):
-            api.read_labels(path)
-        with pytest.raises(MalformedFileError):
-            api.write_label(path, demo_label)
-        assert path.read_bytes() == data[:cut]
+        assert_refused(path, MalformedFileError, demo_label)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -402,16 +264,4 @@ def test_fuzz_truncation_and_bit_flips(tmp_path: Path, cut: int, flips: list[int
         info.add_itxt("XML:com.adobe.xmp", new_packet('{"Label":"1"}').decode(), zip=True)
         _image(size=(16, 12)).save(source, pnginfo=info, exif=make_exif())
     original = source.read_bytes()
-    label = AIGCLabel.for_producer("001191110000MA00DEMQ0B1DEMO", "fuzz")
-
-    def mutate(data: bytes) -> bytes:
-        out = bytearray(data[: max(cut, 8)] if cut < len(data) else data)
-        for bit in flips:
-            if bit // 8 < len(out):
-                out[bit // 8] ^= 1 << (bit % 8)
-        return bytes(out)
-
-    work = tmp_path / "fuzz"
-    work.mkdir(exist_ok=True)
-    fuzz_once(work / "f.png", mutate, original, label)
-    shutil.rmtree(work)
+    fuzz_once(tmp_path, "f.png", cut_and_flip(cut, flips, keep=8), original)

@@ -3,10 +3,7 @@ exiftool, PyYAML, ElementTree and zipfile; hostile and damaged input fuzzed."""
 
 from __future__ import annotations
 
-import contextlib
-import json
 import struct
-import subprocess
 import xml.etree.ElementTree as ET
 import zipfile
 from pathlib import Path
@@ -22,18 +19,10 @@ from aigclabel.containers import open_container
 from aigclabel.containers.epub import EpubContainer
 from aigclabel.containers.html import HtmlContainer
 from aigclabel.containers.text import TextContainer
-from aigclabel.errors import AIGCLabelError, MalformedFileError, UnsupportedFormatError
+from aigclabel.errors import MalformedFileError, UnsupportedFormatError
 from aigclabel.xmp import TC260_NS, find_aigc, set_aigc
 
-from .conftest import require_tool
-
-
-def exiftool_json(path: Path) -> dict[str, object]:
-    result = subprocess.run(
-        [require_tool("exiftool"), "-j", "-a", "-G1", str(path)], capture_output=True, text=True, check=True
-    )
-    tags: dict[str, object] = json.loads(result.stdout)[0]
-    return tags
+from ._tools import assert_refused, assert_typed_error_or_valid, exiftool_tags, truncate_or_flip
 
 
 def roundtrip(tmp_path: Path, name: str, content: bytes, label: AIGCLabel) -> bytes:
@@ -73,7 +62,7 @@ def test_html_meta_is_lossless_and_read_by_exiftool(tmp_path: Path, demo_label: 
     labelled = roundtrip(tmp_path, name, HTML_PAGES[name].encode(), demo_label)
     escaped = demo_label.to_json().replace('"', "&quot;")
     assert f'<meta name="AIGC" content="{escaped}"'.encode() in labelled
-    tags = exiftool_json(tmp_path / f"labelled-{name}")
+    tags = exiftool_tags(tmp_path / f"labelled-{name}")
     # exiftool parses only a <head> with quoted attributes; where it sees the title it must see the label.
     if name in ("indented.html", "xhtml.xhtml") or "HTML:Title" in tags:
         assert tags["HTML:AIGC"] == demo_label.to_json()
@@ -206,7 +195,7 @@ def test_svg_xmp_is_read_by_exiftool(tmp_path: Path, demo_label: AIGCLabel, name
     assert [e.text for e in root.iter(f"{{{TC260_NS}}}AIGC")] == [demo_label.to_json()]
     if name == "doctype.svg":
         return  # exiftool does not recognise an SVG that starts with a comment and a DOCTYPE
-    tags = exiftool_json(labelled_path)
+    tags = exiftool_tags(labelled_path)
     values = [v for k, v in tags.items() if k.startswith("XMP-TC260:")]
     assert values == [demo_label.to_json()]
     if name == "inkscape.svg":
@@ -219,12 +208,7 @@ def test_svg_entity_attack_and_non_svg_xml_are_refused(tmp_path: Path, demo_labe
         '<?xml version="1.0"?><!DOCTYPE svg [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;">]>'
         '<svg xmlns="http://www.w3.org/2000/svg"><text>&b;</text></svg>'
     )
-    before = hostile.read_bytes()
-    with pytest.raises(MalformedFileError):
-        read_labels(hostile)
-    with pytest.raises(MalformedFileError):
-        write_label(hostile, demo_label)
-    assert hostile.read_bytes() == before
+    assert_refused(hostile, MalformedFileError, demo_label)
     other = tmp_path / "feed.xml"
     other.write_text('<?xml version="1.0"?><rss version="2.0"><channel/></rss>')
     with pytest.raises(UnsupportedFormatError):
@@ -249,7 +233,7 @@ def test_text_label_goes_to_an_xmp_sidecar_read_by_exiftool(tmp_path: Path, demo
     assert path.read_bytes() == before  # the text itself is never touched
     assert isinstance(open_container(path), TextContainer)
     assert [f.label for f in read_labels(path)] == [demo_label]
-    tags = exiftool_json(sidecar)
+    tags = exiftool_tags(sidecar)
     assert tags["XMP-TC260:Aigc"] == demo_label.to_json()
     assert tags["XMP-dc:Format"] == "text/plain"  # merged into the existing sidecar
     copy = tmp_path / "copy.txt"
@@ -332,7 +316,7 @@ def test_epub_opf_meta_is_lossless(tmp_path: Path, demo_label: AIGCLabel) -> Non
     escaped = demo_label.to_json().replace('"', "&quot;")
     assert f'    <meta name="AIGC" content="{escaped}"/>\n  </metadata>' in opf
     assert [f.label for f in read_labels(out)] == [demo_label]
-    assert exiftool_json(out)["File:FileType"] == "EPUB"
+    assert exiftool_tags(out)["File:FileType"] == "EPUB"
     again = tmp_path / "again.epub"
     write_label(out, demo_label, again)
     assert again.read_bytes() == data
@@ -376,23 +360,7 @@ FUZZ_SEEDS = {
 @given(name=st.sampled_from([*sorted(FUZZ_SEEDS), "book.epub"]), data=st.data())
 def test_fuzzed_documents_give_typed_errors_or_valid_results(tmp_path: Path, name: str, data: st.DataObject) -> None:
     seed = make_epub(tmp_path / "seed.epub").read_bytes() if name == "book.epub" else FUZZ_SEEDS[name]
-    blob = bytearray(seed)
-    if data.draw(st.booleans(), label="truncate"):
-        blob = blob[: data.draw(st.integers(1, len(blob) - 1), label="length")]
-    else:
-        for _ in range(data.draw(st.integers(1, 6), label="flips")):
-            at = data.draw(st.integers(0, len(blob) - 1), label="at")
-            blob[at] ^= 1 << data.draw(st.integers(0, 7), label="bit")
-    path, out = tmp_path / name, tmp_path / f"out-{name}"
-    out.unlink(missing_ok=True)
-    path.write_bytes(bytes(blob))
+    blob = truncate_or_flip(data, seed, min_length=1, max_flips=6)
     label = AIGCLabel.for_producer(DEMO_PROVIDER_CODE)
-    with contextlib.suppress(AIGCLabelError):
-        read_labels(path)
-    try:
-        write_label(path, label, out)
-    except AIGCLabelError:
-        assert not out.exists()
-    else:
-        assert [f.label for f in read_labels(out)] == [label]  # one label, whatever was there before
-    assert path.read_bytes() == bytes(blob)
+    # One label in ``out``, whatever was there before.
+    assert_typed_error_or_valid(tmp_path / name, tmp_path / f"out-{name}", blob, label)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import struct
 import subprocess
 from pathlib import Path
@@ -18,9 +17,9 @@ from aigclabel.containers.tiff import TiffContainer
 from aigclabel.errors import MalformedFileError
 from aigclabel.xmp import new_packet
 
-from .conftest import require_tool
-from .test_png import (
+from ._tools import (
     FOREIGN_XMP,
+    cut_and_flip,
     exiftool_label,
     exiftool_read,
     exiftool_write,
@@ -32,6 +31,7 @@ from .test_png import (
     pixels,
     same_pixels,
 )
+from .conftest import require_tool
 
 
 def _rgb(seed: int = 1, size: tuple[int, int] = (37, 23)) -> Image.Image:
@@ -275,16 +275,4 @@ def test_fuzz_truncation_and_bit_flips(tmp_path: Path, cut: int, flips: list[int
     if not source.exists():
         _rgb(size=(9, 7)).save(source, tiffinfo=_tiffinfo(new_packet('{"Label":"1"}')))
     original = source.read_bytes()
-    label = AIGCLabel.for_producer("001191110000MA00DEMQ0B1DEMO", "fuzz")
-
-    def mutate(data: bytes) -> bytes:
-        out = bytearray(data[:cut] if cut < len(data) else data)
-        for bit in flips:
-            if bit // 8 < len(out):
-                out[bit // 8] ^= 1 << (bit % 8)
-        return bytes(out)
-
-    work = tmp_path / "fuzz"
-    work.mkdir(exist_ok=True)
-    fuzz_once(work / "f.tif", mutate, original, label)
-    shutil.rmtree(work)
+    fuzz_once(tmp_path, "f.tif", cut_and_flip(cut, flips), original)

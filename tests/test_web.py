@@ -5,11 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +15,7 @@ import pytest
 from aigclabel import DEMO_PROVIDER_CODE, AIGCLabel, write_label
 from aigclabel.signing import demo_registry, demo_signing_key, payload_digest, sign
 
+from ._tools import free_port, wait_for_http
 from .conftest import SAMPLES, require_tool
 
 CHROMIUM_ARGS = [
@@ -32,18 +30,12 @@ CHROMIUM_ARGS = [
 SCREENSHOTS = Path(os.environ.get("AIGCLABEL_SCREENSHOTS", "")) if os.environ.get("AIGCLABEL_SCREENSHOTS") else None
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     state = tmp_path_factory.mktemp("server")
     registry = state / "keys.json"
     registry.write_text(json.dumps(demo_registry().to_dict()))
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "AIGCLABEL_API_KEYS": ""}
     process = subprocess.Popen(
         [
@@ -63,16 +55,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         stderr=subprocess.PIPE,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(base + "/healthz", timeout=1):
-                break
-        except OSError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                process.kill()
-                pytest.fail("service did not start: " + (process.stderr.read().decode() if process.stderr else ""))
-            time.sleep(0.2)
+    wait_for_http(base + "/healthz", process)
     yield base
     process.terminate()
     process.wait(timeout=30)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import struct
 from pathlib import Path
 
@@ -17,8 +16,9 @@ from aigclabel.containers.webp import WebpContainer
 from aigclabel.errors import MalformedFileError, TruncatedFileError
 from aigclabel.xmp import new_packet
 
-from .test_png import (
+from ._tools import (
     FOREIGN_XMP,
+    cut_and_flip,
     exiftool_label,
     exiftool_read,
     exiftool_write,
@@ -231,16 +231,4 @@ def test_fuzz_truncation_and_bit_flips(tmp_path: Path, cut: int, flips: list[int
     if not source.exists():
         _rgba(size=(12, 9)).convert("RGB").save(source, quality=50, exif=make_exif(), xmp=new_packet('{"Label":"1"}'))
     original = source.read_bytes()
-    label = AIGCLabel.for_producer("001191110000MA00DEMQ0B1DEMO", "fuzz")
-
-    def mutate(data: bytes) -> bytes:
-        out = bytearray(data[:cut] if cut < len(data) else data)
-        for bit in flips:
-            if bit // 8 < len(out):
-                out[bit // 8] ^= 1 << (bit % 8)
-        return bytes(out)
-
-    work = tmp_path / "fuzz"
-    work.mkdir(exist_ok=True)
-    fuzz_once(work / "f.webp", mutate, original, label)
-    shutil.rmtree(work)
+    fuzz_once(tmp_path, "f.webp", cut_and_flip(cut, flips), original)
