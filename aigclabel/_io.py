@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import stat
@@ -19,14 +20,22 @@ COPY_CHUNK = 1 << 20
 #: Largest metadata structure (one XMP packet, one tag block) we agree to hold in memory.
 MAX_METADATA_BYTES = 16 << 20
 
+#: Whether :func:`atomic_output` fsyncs the new file before renaming it over the old one, when the
+#: caller does not say. On by default: without it a crash just after an in-place write can leave
+#: an empty file where the input was. ``AIGCLABEL_FSYNC=0`` in the environment (read once, at
+#: import) turns it off for outputs that are cheap to redo (scratch copies, tmpfs, benchmarks);
+#: the rename itself stays atomic either way.
+DURABLE = os.environ.get("AIGCLABEL_FSYNC", "1").strip().lower() not in {"0", "false", "no", "off"}
+
 
 @contextlib.contextmanager
-def atomic_output(dst: Path, *, mode_from: Path | None = None) -> Iterator[Path]:
+def atomic_output(dst: Path, *, mode_from: Path | None = None, durable: bool | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``dst``; on success it replaces ``dst`` in one rename.
 
     On any exception the temporary file is removed and ``dst`` (which may be the input file) is
     left exactly as it was. The result keeps the permission bits of ``mode_from`` (or of the file
-    it replaces) rather than ``mkstemp``'s 0600.
+    it replaces) rather than ``mkstemp``'s 0600. ``durable`` (default :data:`DURABLE`) fsyncs the
+    new file before the rename, so the rename never exposes data still only in the page cache.
     """
     dst = Path(dst)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".aigclabel-tmp", dir=dst.parent)
@@ -34,20 +43,36 @@ def atomic_output(dst: Path, *, mode_from: Path | None = None) -> Iterator[Path]
     tmp = Path(tmp_name)
     try:
         yield tmp
-        template = mode_from if mode_from is not None and mode_from.exists() else dst
-        if template.exists():
-            os.chmod(tmp, stat.S_IMODE(template.stat().st_mode))
-        else:
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
+        os.chmod(tmp, _target_mode(mode_from, dst))
+        if DURABLE if durable is None else durable:
+            fd = os.open(tmp, os.O_RDWR | getattr(os, "O_BINARY", 0))  # Windows fsyncs writable handles only
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         os.replace(tmp, dst)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+_MISSING = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP})
+
+
+def _target_mode(mode_from: Path | None, dst: Path) -> int:
+    """Permission bits for the new file: ``mode_from``'s, else those of the file it replaces, else
+    what a plain ``open()`` would give under the current umask. One stat per existing template."""
+    for template in (mode_from, dst):
+        if template is not None:
+            try:
+                return stat.S_IMODE(os.stat(template).st_mode)
+            except OSError as exc:
+                if exc.errno not in _MISSING:  # the errors Path.exists() reads as "no such file"
+                    raise
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def read_exact(handle: BinaryIO, size: int, what: str) -> bytes:

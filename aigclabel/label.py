@@ -20,6 +20,7 @@ anything that parses.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import secrets
@@ -57,6 +58,7 @@ _VALUE_CHARS = re.compile(r"[\x21-\x5B\x5D-\x7E]*")
 _PROVIDER_CODE = re.compile(r"00[0-9A-Z]{25}")
 _USCC_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 _USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+_USCC_VALUE = {c: i for i, c in enumerate(_USCC_CHARS)}
 
 LabelShape = Literal["bare", "wrapped"]
 Severity = Literal["error", "warning"]
@@ -73,6 +75,9 @@ class LabelValue(StrEnum):
     def meaning(self) -> str:
         """Plain-English meaning of the value."""
         return {"1": "AI-generated", "2": "possibly AI-generated", "3": "suspected AI-generated"}[self.value]
+
+
+_LABEL_VALUES = frozenset(v.value for v in LabelValue)
 
 
 @dataclass(frozen=True)
@@ -179,22 +184,13 @@ class AIGCLabel:
         text = text.strip().lstrip("\ufeff").rstrip("\x00")
         if len(text) > MAX_LABEL_TEXT:
             raise InvalidLabelError(f"label text is {len(text)} characters, over the {MAX_LABEL_TEXT} limit")
-        duplicates: list[str] = []
-
-        def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-            seen: dict[str, Any] = {}
-            for key, value in pairs:
-                if key in seen:
-                    duplicates.append(key)
-                seen[key] = value
-            return seen
-
         try:
-            data = json.loads(text, object_pairs_hook=no_duplicates)
+            data = _DECODER.decode(text)
         except (json.JSONDecodeError, RecursionError) as exc:
             raise InvalidLabelError(f"label is not valid JSON: {exc}") from None
         if not isinstance(data, dict):
             raise InvalidLabelError("label JSON must be an object")
+        duplicates = data.duplicates if isinstance(data, _Object) else ()  # the wrapper's, nested ones too
         shape: LabelShape = "bare"
         if set(data) == {WRAPPER_KEY}:
             inner = data[WRAPPER_KEY]
@@ -236,26 +232,31 @@ class AIGCLabel:
     def problems(self, role: Literal["any", "producer", "propagator"] = "any") -> list[Problem]:
         """Every way this label departs from Annex E (empty list when it conforms)."""
         found: list[Problem] = []
-        if self.label not in {v.value for v in LabelValue}:
+        if self.label not in _LABEL_VALUES:
             found.append(
                 Problem("bad-label-value", f'Label must be "1", "2" or "3", not {self.label!r}', field="Label")
             )
-        for attr, key in zip(_ATTRS, FIELD_NAMES, strict=True):
-            value: str = getattr(self, attr)
-            if len(value) > MAX_FIELD_LENGTH:
-                found.append(
-                    Problem("too-long", f"{key} is {len(value)} characters (limit {MAX_FIELD_LENGTH})", field=key)
-                )
-            if not _VALUE_CHARS.fullmatch(value):
-                bad = sorted({c for c in value if not _VALUE_CHARS.fullmatch(c)})
-                shown = ", ".join(repr(c) for c in bad[:5])
-                found.append(
-                    Problem(
-                        "bad-characters",
-                        f"{key} has characters outside printable ASCII without space or backslash: {shown}",
-                        field=key,
+        values: list[str] = [getattr(self, attr) for attr in _ATTRS]
+        # The common case, every field short and clean, costs one regex match over all of them
+        # (a run of allowed characters is allowed whatever the boundaries); only a failure looks
+        # at the fields one by one to say which and why.
+        clean = sum(map(len, values)) <= MAX_FIELD_LENGTH and _VALUE_CHARS.fullmatch("".join(values)) is not None
+        if not clean:
+            for value, key in zip(values, FIELD_NAMES, strict=True):
+                if len(value) > MAX_FIELD_LENGTH:
+                    found.append(
+                        Problem("too-long", f"{key} is {len(value)} characters (limit {MAX_FIELD_LENGTH})", field=key)
                     )
-                )
+                if not _VALUE_CHARS.fullmatch(value):
+                    bad = sorted({c for c in value if not _VALUE_CHARS.fullmatch(c)})
+                    shown = ", ".join(repr(c) for c in bad[:5])
+                    found.append(
+                        Problem(
+                            "bad-characters",
+                            f"{key} has characters outside printable ASCII without space or backslash: {shown}",
+                            field=key,
+                        )
+                    )
         if role in ("any", "producer"):
             for attr, key in (("content_producer", "ContentProducer"), ("produce_id", "ProduceID")):
                 if not getattr(self, attr):
@@ -291,6 +292,42 @@ class AIGCLabel:
 _ATTRS: tuple[str, ...] = tuple(f.name for f in fields(AIGCLabel))
 
 
+class _Object(dict[str, Any]):
+    """A decoded JSON object that remembers every key repeated in it or in anything nested in it,
+    including values a later duplicate replaced (the decoder sees those; the result does not)."""
+
+    duplicates: tuple[str, ...] = ()
+
+
+def _object(pairs: list[tuple[str, Any]]) -> _Object:
+    made = _Object(pairs)
+    repeated: list[str] = []
+    if len(made) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                repeated.append(key)
+            seen.add(key)
+    for _, value in pairs:
+        if isinstance(value, _Object):
+            repeated.extend(value.duplicates)
+        elif isinstance(value, list):
+            stack = [value]  # arrays are built without a hook: look for objects inside them
+            while stack:
+                for item in stack.pop():
+                    if isinstance(item, _Object):
+                        repeated.extend(item.duplicates)
+                    elif isinstance(item, list):
+                        stack.append(item)
+    if repeated:
+        made.duplicates = tuple(repeated)
+    return made
+
+
+#: One decoder for every label: building a decoder per call cost as much as decoding a label.
+_DECODER = json.JSONDecoder(object_pairs_hook=_object)
+
+
 @dataclass(frozen=True)
 class ParsedLabel:
     """A label read from a file, with the shape it was stored in and what is wrong with it."""
@@ -318,7 +355,7 @@ def uscc_check_digit(first17: str) -> str:
     """Check character of an 18-character unified social credit code (GB 32100-2015)."""
     if len(first17) != 17 or any(c not in _USCC_CHARS for c in first17):
         raise InvalidLabelError(f"not the first 17 characters of a USCC: {first17!r}")
-    total = sum(_USCC_CHARS.index(c) * w for c, w in zip(first17, _USCC_WEIGHTS, strict=True))
+    total = sum(map(int.__mul__, map(_USCC_VALUE.__getitem__, first17), _USCC_WEIGHTS))
     return _USCC_CHARS[(31 - total % 31) % 31]
 
 
@@ -347,8 +384,13 @@ def make_provider_code(
 
 def provider_code_problems(code: str) -> list[str]:
     """Why ``code`` is not a well-formed TC260-PG-20252A provider code (empty list if it is)."""
+    return list(_provider_code_problems(code))
+
+
+@functools.lru_cache(maxsize=256)  # a platform sees the same few provider codes on every file
+def _provider_code_problems(code: str) -> tuple[str, ...]:
     if not _PROVIDER_CODE.fullmatch(code):
-        return [f"{code!r} is not 27 digits/upper-case letters starting with 00"]
+        return (f"{code!r} is not 27 digits/upper-case letters starting with 00",)
     found: list[str] = []
     subject_type, binding_type, subject_id, extension = code[2], code[3], code[4:22], code[22:]
     if subject_type == "1" and binding_type == "1":
@@ -358,7 +400,7 @@ def provider_code_problems(code: str) -> list[str]:
             found.append(f"subject ID {subject_id} fails the USCC check digit")
     if extension != "00000" and extension[0] not in "12":
         found.append(f"service extension {extension} must be 00000 or start with 1 (generation) or 2 (propagation)")
-    return found
+    return tuple(found)
 
 
 #: A syntactically valid code for demos and tests only; it names no real organisation.

@@ -20,6 +20,7 @@ from a source path to a fresh temporary path, and never touch the source.
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -129,6 +130,7 @@ class Container(ABC):
 
 _C = TypeVar("_C", bound=type[Container])
 _REGISTRY: dict[str, type[Container]] = {}
+_order: tuple[type[Container], ...] = ()  # _REGISTRY by priority; emptied by register()
 _loaded = False
 
 
@@ -136,7 +138,9 @@ def register(cls: _C) -> _C:
     """Class decorator adding a container to the registry under ``cls.name``."""
     if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
         raise RuntimeError(f"two containers named {cls.name!r}")
+    global _order
     _REGISTRY[cls.name] = cls
+    _order = ()
     return cls
 
 
@@ -156,8 +160,28 @@ def registered() -> dict[str, type[Container]]:
     return dict(_REGISTRY)
 
 
-def _ordered() -> list[type[Container]]:
-    return sorted(registered().values(), key=lambda c: -c.priority)
+def _ordered() -> tuple[type[Container], ...]:
+    global _order
+    _load_plugins()
+    if not _order:
+        _order = tuple(sorted(_REGISTRY.values(), key=lambda c: -c.priority))
+    return _order
+
+
+def _sniff(path: Path) -> bytes:
+    """The first :data:`SNIFF_BYTES` of the file, read without the buffered-file machinery: this
+    runs once per file before the container opens it properly, so it should cost two syscalls."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    try:
+        head = os.read(fd, SNIFF_BYTES)
+        while head and len(head) < SNIFF_BYTES:  # short reads happen on pipes and some filesystems
+            more = os.read(fd, SNIFF_BYTES - len(head))
+            if not more:
+                break
+            head += more
+        return head
+    finally:
+        os.close(fd)
 
 
 def open_container(path: Path | str) -> Container:
@@ -165,10 +189,10 @@ def open_container(path: Path | str) -> Container:
 
     Raises :class:`UnsupportedFormatError` when no registered container accepts it.
     """
-    path = Path(path)
+    if not isinstance(path, Path):
+        path = Path(path)
     try:
-        with open(path, "rb") as handle:
-            head = handle.read(SNIFF_BYTES)
+        head = _sniff(path)
     except IsADirectoryError:
         raise UnsupportedFormatError(f"{path} is a directory, not a file") from None
     except FileNotFoundError:

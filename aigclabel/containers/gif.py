@@ -78,6 +78,10 @@ def _skip_sub_blocks(handle: BinaryIO, size: int) -> None:
             if length == 0:
                 handle.seek(pos + i + 1)
                 return
+            if length == 255:  # encoders fill sub-blocks: jump a whole run of them at C speed
+                run = window[i::256]
+                i += 256 * (len(run) - len(run.lstrip(b"\xff")))
+                continue
             i += length + 1
         pos += i
         if pos >= size:

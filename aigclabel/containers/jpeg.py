@@ -63,7 +63,7 @@ _SOI, _EOI, _SOS, _APP0, _APP1, _COM = 0xD8, 0xD9, 0xDA, 0xE0, 0xE1, 0xFE
 _STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})  # TEM and RST0-7 carry no length
 _EXT_HEADER = len(EXT_SIG) + 32 + 8
 _MAX_SEGMENTS = 1 << 16
-_WINDOW = 1 << 16
+_WINDOW = 1 << 13  # covers a typical header (JFIF, XMP, tables); bigger segments are read on their own
 _MAX_FILL = 1 << 16  # 0xFF fill bytes allowed before one marker (B.1.1.2); more is hostile
 _TC260 = TC260_NS.encode()
 _GUID_VALUE = r"[0-9A-Fa-f]{32}"
@@ -131,21 +131,22 @@ def _read_header(handle: BinaryIO) -> _Header:
     segments: list[_Segment] = [_Segment(_SOI, 0, 0, 2)]
     loaded = 0
     pos = 2
+    take = window.take
     while True:
         start = at = pos
-        pair = window.take(at, 2)
-        if len(pair) < 2:
+        quad = take(at, 4)  # marker and, for all but standalone markers, the segment length
+        if len(quad) < 2:
             raise TruncatedFileError(f"JPEG ends at offset {pos} before any scan (no SOS marker)")
-        if pair[0] != 0xFF:
-            raise MalformedFileError(f"JPEG: expected a marker at offset {pos}, found byte 0x{pair[0]:02X}")
-        while pair[1] == 0xFF:  # fill bytes before the marker
+        if quad[0] != 0xFF:
+            raise MalformedFileError(f"JPEG: expected a marker at offset {pos}, found byte 0x{quad[0]:02X}")
+        while quad[1] == 0xFF:  # fill bytes before the marker
             at += 1
             if at - start > _MAX_FILL:
                 raise LimitExceededError(f"JPEG: more than {_MAX_FILL} fill bytes before a marker at {start}")
-            pair = window.take(at, 2)
-            if len(pair) < 2:
+            quad = take(at, 4)
+            if len(quad) < 2:
                 raise TruncatedFileError("JPEG ends inside marker fill bytes (no SOS marker)")
-        marker = pair[1]
+        marker = quad[1]
         pos = at + 2
         if marker == 0x00 or marker == _SOI:
             raise MalformedFileError(f"JPEG: invalid marker FF {marker:02X} at offset {at}")
@@ -156,10 +157,9 @@ def _read_header(handle: BinaryIO) -> _Header:
         if marker in _STANDALONE:
             segments.append(_Segment(marker, start, at, pos))
             continue
-        raw_len = window.take(pos, 2)
-        if len(raw_len) < 2:
+        if len(quad) < 4:
             raise TruncatedFileError(f"JPEG ends inside the length of marker FF {marker:02X} at offset {at}")
-        length = raw_len[0] << 8 | raw_len[1]
+        length = quad[2] << 8 | quad[3]
         if length < 2:
             raise MalformedFileError(f"JPEG: marker FF {marker:02X} at offset {at} has invalid length {length}")
         end = at + 2 + length
@@ -172,12 +172,12 @@ def _read_header(handle: BinaryIO) -> _Header:
             return _Header(segments, start)
         body = length - 2
         if marker == _APP1:
-            peek = window.take(at + 4, min(body, len(EXT_SIG)))
+            peek = take(at + 4, min(body, len(EXT_SIG)))
             if peek.startswith((XMP_SIG, EXIF_SIG)) or peek == EXT_SIG:
                 loaded += body
                 if loaded > MAX_METADATA_BYTES:
                     raise LimitExceededError(f"JPEG metadata segments exceed {MAX_METADATA_BYTES} bytes")
-                segment.payload = window.take(at + 4, body)
+                segment.payload = take(at + 4, body)
                 if len(segment.payload) != body:
                     raise TruncatedFileError(f"JPEG ends inside APP1 at offset {at}")
                 segment.kind = _kind(segment.payload)

@@ -13,9 +13,10 @@ chunks...) and all image data are streamed through byte-identical.
 from __future__ import annotations
 
 import hashlib
+import os
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, ClassVar
@@ -74,16 +75,32 @@ def _inflate(data: bytes, what: str) -> bytes:
     return out
 
 
+def _reader(handle: BinaryIO) -> Callable[[int, int], bytes]:
+    """``read(offset, size)`` on ``handle``. Where the OS has ``pread`` that is one small syscall:
+    the walk jumps over every chunk, and a buffered seek + read would refill a whole buffer each time."""
+    if hasattr(os, "pread"):
+        fd = handle.fileno()
+        return lambda offset, size: os.pread(fd, size, offset)
+
+    def read(offset: int, size: int) -> bytes:
+        handle.seek(offset)
+        return handle.read(size)
+
+    return read
+
+
 def _walk(handle: BinaryIO) -> Iterator[_Chunk]:
-    """Chunks from IHDR to IEND; interpreted text chunks are loaded and CRC-checked."""
+    """Chunks from IHDR to IEND; interpreted text chunks are loaded and CRC-checked.
+
+    Consumers seek before they read: the handle's position between chunks is unspecified."""
     size = file_size(handle)
-    handle.seek(0)
-    if handle.read(8) != SIGNATURE:
+    read_at = _reader(handle)
+    if read_at(0, 8) != SIGNATURE:
         raise MalformedFileError("not a PNG file (bad signature)")
     offset = 8
     first = True
     for _ in range(_MAX_CHUNKS):
-        head = handle.read(8)
+        head = read_at(offset, 8)
         if len(head) < 8:
             raise TruncatedFileError("PNG ends before its IEND chunk")
         length, ctype = struct.unpack(">I4s", head)
@@ -95,10 +112,11 @@ def _walk(handle: BinaryIO) -> Iterator[_Chunk]:
             raise MalformedFileError("PNG does not start with an IHDR chunk")
         first = False
         chunk = _Chunk(ctype, offset, length)
-        if chunk.end > size:
+        end = offset + 12 + length
+        if end > size:
             raise TruncatedFileError(f"PNG ends inside the {ctype.decode()} chunk at byte {offset}")
         if ctype in _TEXT_TYPES:
-            chunk.keyword = handle.read(min(length, _KEYWORD_PEEK)).split(b"\0", 1)[0]
+            chunk.keyword = read_at(offset + 8, min(length, _KEYWORD_PEEK)).split(b"\0", 1)[0]
             if chunk.is_xmp or chunk.is_aigc:
                 handle.seek(offset + 8)
                 data = read_exact(handle, length, f"PNG {ctype.decode()} chunk")
@@ -107,8 +125,7 @@ def _walk(handle: BinaryIO) -> Iterator[_Chunk]:
                     raise MalformedFileError(f"PNG {ctype.decode()} chunk at byte {offset} fails its CRC check")
                 chunk.data = data
         yield chunk
-        offset = chunk.end
-        handle.seek(offset)
+        offset = end
         if ctype == b"IEND":
             return
     raise LimitExceededError(f"PNG has more than {_MAX_CHUNKS} chunks")
@@ -179,6 +196,8 @@ class PngContainer(Container):
         found: list[FoundLabel] = []
         with open(path, "rb") as handle:
             for chunk in _walk(handle):
+                if chunk.keyword is None:  # not a text chunk: nothing to read (most chunks are IDAT)
+                    continue
                 if chunk.is_xmp:
                     location = f"XMP TC260:AIGC in iTXt {XMP_KEYWORD.decode()}"
                     found.extend(FoundLabel.from_text(location, value) for value in find_aigc(_text_value(chunk)))
