@@ -61,6 +61,8 @@ MAX_EXT_PORTION = 65458
 
 _SOI, _EOI, _SOS, _APP0, _APP1, _COM = 0xD8, 0xD9, 0xDA, 0xE0, 0xE1, 0xFE
 _STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})  # TEM and RST0-7 carry no length
+#: In entropy-coded data: an FF that is neither byte stuffing (FF 00) nor a restart marker (FF D0-D7).
+_SCAN_MARKER = re.compile(rb"\xff(?![\x00\xd0-\xd7])")
 _EXT_HEADER = len(EXT_SIG) + 32 + 8
 _MAX_SEGMENTS = 1 << 16
 _WINDOW = 1 << 13  # covers a typical header (JFIF, XMP, tables); bigger segments are read on their own
@@ -379,19 +381,17 @@ def _hash_from_sos(handle: BinaryIO, update: Callable[[bytes], object]) -> None:
     in_scan = False
     while True:
         if in_scan:
-            j = buf.find(b"\xff", i)
-            if j < 0:
-                update(buf[i:])
-                i = len(buf)
+            # Jump straight to the first FF that is not stuffing (FF 00) or a restart marker: the
+            # entropy-coded bytes before it are hashed in one call instead of pair by pair.
+            found = _SCAN_MARKER.search(buf, i)
+            end = len(buf) if found is None else found.start()
+            update(buf[i:end])
+            i = end
+            if found is None:
                 fill(1)
                 continue
-            update(buf[i:j])
-            i = j
-            fill(2)
-            nxt = buf[i + 1]
-            if nxt == 0x00 or 0xD0 <= nxt <= 0xD7:
-                update(buf[i : i + 2])
-                i += 2
+            if end == len(buf) - 1:  # an FF at the end of the buffer: its next byte decides
+                fill(2)
                 continue
             in_scan = False
         fill(2)
