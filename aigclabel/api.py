@@ -137,9 +137,7 @@ def inspect(path: Path | str) -> Inspection:
                 result.problems.append(
                     Problem(problem.code, f"{found.location}: {problem.message}", problem.severity, problem.field)
                 )
-    mirrored = [f for f in labels if f.location in container.mirrored_locations]
-    if len(mirrored) > 1 and mirrored[0].label is not None and all(f.label == mirrored[0].label for f in mirrored):
-        labels = [f for f in labels if f not in mirrored[1:]]  # one label the format stores twice by design
+    labels = container.distinct_labels(labels)  # one label the format stores twice by design counts once
     if len(labels) > 1:
         distinct = {f.label for f in parsed}
         kind = "conflicting labels" if len(distinct) > 1 else "labels"

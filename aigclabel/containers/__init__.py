@@ -119,6 +119,7 @@ class Container(ABC):
             raise WriteNotSupportedError(f"{self.description} files can be read but not labelled losslessly")
         with atomic_output(Path(dst), mode_from=Path(src)) as tmp:
             self.rewrite(Path(src), tmp, label)
+            self.check_written(tmp, label)
 
     def strip(self, src: Path, dst: Path) -> None:
         """Write ``src`` to ``dst`` (may be the same path) without any implicit label."""
@@ -126,6 +127,26 @@ class Container(ABC):
             raise WriteNotSupportedError(f"{self.description} files can be read but not rewritten losslessly")
         with atomic_output(Path(dst), mode_from=Path(src)) as tmp:
             self.rewrite(Path(src), tmp, None)
+            self.check_written(tmp, None)
+
+    def distinct_labels(self, found: list[FoundLabel]) -> list[FoundLabel]:
+        """``found`` with the copies a format keeps by design (:attr:`mirrored_locations`) counted once."""
+        mirrored = [f for f in found if f.location in self.mirrored_locations]
+        if len(mirrored) > 1 and mirrored[0].label is not None and all(f.label == mirrored[0].label for f in mirrored):
+            return [f for f in found if f not in mirrored[1:]]
+        return found
+
+    def check_written(self, written: Path, label: AIGCLabel | None) -> None:
+        """Read a freshly written file back: it must carry exactly ``label`` (or nothing).
+
+        A structure that hides the new label, or keeps an old one, is refused here, before the
+        output replaces anything, so a writer bug can never leave a file with two labels or none.
+        """
+        found = [f.label for f in self.distinct_labels(self.read(written))]
+        if found != ([label] if label is not None else []):
+            raise MalformedFileError(
+                f"{self.description} did not read back as written (found {len(found)} labels); input left unchanged"
+            )
 
 
 _C = TypeVar("_C", bound=type[Container])
