@@ -64,7 +64,7 @@ def wait_ready(url: str, timeout: float = 30.0) -> None:
 
 def in_process_rate(path: Path, operation: str, seconds: float = 5.0) -> float:
     if operation == "verify":
-        from aigclabel.verify import classify  # noqa: PLC0415 - only when benchmarking verify
+        from aigclabel.verify import classify
 
         def call() -> object:
             return classify(path)
