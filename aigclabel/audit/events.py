@@ -32,15 +32,19 @@ def file_event(
     recipient: str | None = None,
     watermark_payload: str | None = None,
     detail: Mapping[str, Any] | None = None,
+    payload_digest: str | None = None,
 ) -> AuditEvent:
-    """An event about ``path`` as it is now: whole-file SHA-256, payload digest and label IDs."""
+    """An event about ``path`` as it is now: whole-file SHA-256, payload digest and label IDs.
+
+    ``payload_digest`` (hex) saves recomputing it when the caller already has it for this file.
+    """
     target = Path(path)
     return AuditEvent(
         kind=kind,
         produce_id=label.produce_id or None if label else None,
         propagate_id=label.propagate_id or None if label else None,
         content_sha256=file_sha256(target),
-        payload_digest=_payload_hex(target),
+        payload_digest=payload_digest or _payload_hex(target),
         watermark_payload=watermark_payload,
         provider_code=(label.content_propagator or label.content_producer or None) if label else None,
         recipient=recipient,
@@ -61,4 +65,13 @@ def verdict_event(verdict: Verdict, applied: Applied | None = None) -> AuditEven
     }
     if applied:
         detail["applied"] = {"visible_label": applied.visible, "label": applied.label.to_dict()}
-    return file_event(EventKind.VERIFY, path, label, watermark_payload=payloads[0] if payloads else None, detail=detail)
+    return file_event(
+        EventKind.VERIFY,
+        path,
+        label,
+        watermark_payload=payloads[0] if payloads else None,
+        detail=detail,
+        # The verdict's digest is of the file as it was classified; an applied label changed only metadata
+        # unless a visible label was drawn, so it is reused only when nothing was applied.
+        payload_digest=verdict.payload_digest if applied is None else None,
+    )
