@@ -12,6 +12,7 @@ this module, so any executor that pickles by reference can run them.
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import os
 import time
@@ -40,72 +41,76 @@ def _fingerprint(path: Path) -> tuple[int, int]:
     return stat.st_size, stat.st_mtime_ns
 
 
-def label_one(root: str, relative: str, job: LabelJob) -> dict[str, Any]:
+#: A per-file batch function: ``(root, relative_path, job) -> JSON record``.
+PerFile = Callable[[str, str, Any], dict[str, Any]]
+
+#: Per-file functions by action name; other modules add theirs with :func:`register_action`.
+ACTIONS: dict[str, PerFile] = {}
+
+
+def action(name: str) -> Callable[[Callable[[Path, str, Any], dict[str, Any]]], PerFile]:
+    """Register the body of a per-file action under ``name``.
+
+    The body returns its own fields; the wrapper adds the path, action and status, turns typed
+    errors into an ``error`` record, and adds the size/mtime fingerprint that resuming relies on.
+    """
+
+    def decorate(body: Callable[[Path, str, Any], dict[str, Any]]) -> PerFile:
+        @functools.wraps(body)
+        def run_one(root: str, relative: str, job: Any = None) -> dict[str, Any]:
+            path = Path(root) / relative
+            record: dict[str, Any] = {"path": relative, "action": name}
+            try:
+                record.update(status="ok", **body(path, relative, job))
+            except AIGCLabelError as exc:
+                record.update(status="error", error=str(exc), error_type=type(exc).__name__)
+            record["size"], record["mtime_ns"] = _fingerprint(path)
+            return record
+
+        ACTIONS[name] = run_one
+        return run_one
+
+    return decorate
+
+
+@action("label")
+def label_one(path: Path, relative: str, job: LabelJob) -> dict[str, Any]:
     """Label one file (in place, or into ``job.out_dir`` keeping the relative path)."""
-    src = Path(root) / relative
-    dst = Path(job.out_dir) / relative if job.out_dir else src
-    record: dict[str, Any] = {"path": relative, "action": "label"}
-    try:
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        made = AIGCLabel.for_producer(job.producer, label=job.label)
-        write_label(src, made, dst)
-        record.update(status="ok", produce_id=made.produce_id, output=str(dst))
-    except AIGCLabelError as exc:
-        record.update(status="error", error=str(exc), error_type=type(exc).__name__)
-    record["size"], record["mtime_ns"] = _fingerprint(src)
-    return record
+    dst = Path(job.out_dir) / relative if job.out_dir else path
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    made = AIGCLabel.for_producer(job.producer, label=job.label)
+    write_label(path, made, dst)
+    return {"produce_id": made.produce_id, "output": str(dst)}
 
 
-def inspect_one(root: str, relative: str, job: object = None) -> dict[str, Any]:
+@action("inspect")
+def inspect_one(path: Path, relative: str, job: object = None) -> dict[str, Any]:
     """Inspect one file: its label fields and conformance."""
-    path = Path(root) / relative
-    record: dict[str, Any] = {"path": relative, "action": "inspect"}
-    try:
-        result = inspect(path)
-        found = result.label
-        record.update(
-            status="ok",
-            conforms=result.ok,
-            labels=len(result.labels),
-            produce_id=found.produce_id if found else None,
-            problems=[p.code for p in result.problems],
-        )
-    except AIGCLabelError as exc:
-        record.update(status="error", error=str(exc), error_type=type(exc).__name__)
-    record["size"], record["mtime_ns"] = _fingerprint(path)
-    return record
+    result = inspect(path)
+    found = result.label
+    return {
+        "conforms": result.ok,
+        "labels": len(result.labels),
+        "produce_id": found.produce_id if found else None,
+        "problems": [p.code for p in result.problems],
+    }
 
 
-def verify_one(root: str, relative: str, job: object = None) -> dict[str, Any]:
+@action("verify")
+def verify_one(path: Path, relative: str, job: object = None) -> dict[str, Any]:
     """Classify one file per Measures Art. 6 (fast path: trace detectors skipped when confirmed)."""
     from .verify import classify
 
-    path = Path(root) / relative
-    record: dict[str, Any] = {"path": relative, "action": "verify"}
-    try:
-        verdict = classify(path)
-        record.update(
-            status="ok",
-            classification=verdict.classification.value,
-            produce_id=verdict.label.produce_id if verdict.label else None,
-            signatures={role: check.state.value for role, check in verdict.signatures.items()},
-            evidence=[e.kind for e in verdict.evidence],
-        )
-    except AIGCLabelError as exc:
-        record.update(status="error", error=str(exc), error_type=type(exc).__name__)
-    record["size"], record["mtime_ns"] = _fingerprint(path)
-    return record
+    verdict = classify(path)
+    return {
+        "classification": verdict.classification.value,
+        "produce_id": verdict.label.produce_id if verdict.label else None,
+        "signatures": {role: check.state.value for role, check in verdict.signatures.items()},
+        "evidence": [e.kind for e in verdict.evidence],
+    }
 
 
-#: Per-file functions by action name; other modules add theirs (e.g. ``verify``) with :func:`register_action`.
-ACTIONS: dict[str, Callable[..., dict[str, Any]]] = {
-    "label": label_one,
-    "inspect": inspect_one,
-    "verify": verify_one,
-}
-
-
-def register_action(name: str, function: Callable[..., dict[str, Any]]) -> None:
+def register_action(name: str, function: PerFile) -> None:
     """Make ``aigclabel batch NAME`` available; ``function(root, relative, job) -> record``."""
     ACTIONS[name] = function
 
@@ -172,7 +177,7 @@ def run(
     executor: Executor | None = None,
     workers: int | None = None,
     progress: Progress | None = None,
-    submit: Callable[[Callable[..., dict[str, Any]], str, str, object], Future[dict[str, Any]]] | None = None,
+    submit: Callable[[PerFile, str, str, object], Future[dict[str, Any]]] | None = None,
 ) -> BatchSummary:
     """Run ``action`` over every file under ``root``, appending one JSON line per file to ``report``.
 
