@@ -57,6 +57,20 @@ def copy_range(src: BinaryIO, dst: BinaryIO, offset: int, size: int, what: str) 
         remaining -= len(chunk)
 
 
+def apply_patches(src: BinaryIO, dst: BinaryIO, patches: list[tuple[int, int, bytes]], total: int, what: str) -> None:
+    """Write ``src`` (``total`` bytes) to ``dst`` with byte patches applied, streaming everything else.
+
+    Each patch is ``(offset, replaced length, new bytes)``; a length of 0 inserts. Patches are applied
+    in offset order and must not overlap.
+    """
+    pos = 0
+    for offset, length, data in sorted(patches, key=lambda p: (p[0], p[1])):
+        copy_range(src, dst, pos, offset - pos, what)
+        dst.write(data)
+        pos = offset + length
+    copy_range(src, dst, pos, total - pos, what)
+
+
 def hash_range(src: BinaryIO, offset: int, size: int, update: Callable[[bytes], object], what: str) -> None:
     """Feed ``size`` bytes of ``src`` from ``offset`` to the callable ``update`` in bounded chunks."""
     src.seek(offset)

@@ -34,7 +34,7 @@ from .._io import MAX_METADATA_BYTES, file_size
 from ..errors import LimitExceededError, MalformedFileError, TruncatedFileError, WriteNotSupportedError
 from ..label import AIGCLabel
 from . import Container, FoundLabel, register
-from ._stream import copy_range, hash_range, open_output
+from ._stream import apply_patches, hash_range, open_output
 
 CHUNK_ID = b"AIGC"
 MAX_CHUNKS = 1_000_000
@@ -191,12 +191,7 @@ class AVIContainer(Container):
             layout = scan(handle)
             patches = self._plan(handle, layout, label)
             with open_output(dst) as out:
-                pos = 0
-                for offset, length, data in sorted(patches, key=lambda p: (p[0], p[1])):
-                    copy_range(handle, out, pos, offset - pos, "AVI data")
-                    out.write(data)
-                    pos = offset + length
-                copy_range(handle, out, pos, layout.total - pos, "AVI data")
+                apply_patches(handle, out, patches, layout.total, "AVI data")
 
     def _plan(self, handle: BinaryIO, layout: Layout, label: AIGCLabel | None) -> list[tuple[int, int, bytes]]:
         patches: list[tuple[int, int, bytes]] = []

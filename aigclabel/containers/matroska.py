@@ -32,7 +32,7 @@ from .._io import MAX_METADATA_BYTES, file_size
 from ..errors import LimitExceededError, MalformedFileError, TruncatedFileError, WriteNotSupportedError
 from ..label import AIGCLabel
 from . import Container, FoundLabel, register
-from ._stream import copy_range, hash_range, open_output
+from ._stream import apply_patches, hash_range, open_output
 
 EBML_ID = 0x1A45DFA3
 SEGMENT = 0x18538067
@@ -451,13 +451,7 @@ class MatroskaContainer(Container):
             layout = scan(handle)
             patches = self._plan(handle, layout, label)
             with open_output(dst) as out:
-                pos = 0
-                total = file_size(handle)
-                for offset, length, data in sorted(patches, key=lambda p: (p[0], p[1])):
-                    copy_range(handle, out, pos, offset - pos, "Matroska data")
-                    out.write(data)
-                    pos = offset + length
-                copy_range(handle, out, pos, total - pos, "Matroska data")
+                apply_patches(handle, out, patches, file_size(handle), "Matroska data")
 
     def _plan(self, handle: BinaryIO, layout: Layout, label: AIGCLabel | None) -> list[tuple[int, int, bytes]]:
         """Byte patches (offset, replaced length, new bytes); length 0 inserts."""
