@@ -20,6 +20,10 @@ COPY_CHUNK = 1 << 20
 #: Largest metadata structure (one XMP packet, one tag block) we agree to hold in memory.
 MAX_METADATA_BYTES = 16 << 20
 
+#: Largest image (in pixels) a detector or checker decodes: a few hundred KB of PNG can declare
+#: gigabytes of pixels, and a platform must not let one upload take its memory. 50 MP covers 8K frames.
+MAX_DECODE_PIXELS = 50_000_000
+
 #: Whether :func:`atomic_output` fsyncs the new file before renaming it over the old one, when the
 #: caller does not say. On by default: without it a crash just after an in-place write can leave
 #: an empty file where the input was. ``AIGCLABEL_FSYNC=0`` in the environment (read once, at

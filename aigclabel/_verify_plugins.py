@@ -16,8 +16,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ._io import MAX_DECODE_PIXELS
 from .containers import open_container
-from .errors import AIGCLabelError
+from .errors import AIGCLabelError, LimitExceededError
 from .verify import Classification, Evidence, register_detector, register_visible_labeler
 
 #: Container formats Pillow decodes as still images.
@@ -57,6 +58,16 @@ def _format(path: Path) -> str | None:
         return None
 
 
+def _too_large(detector: str, what: str) -> Evidence:
+    return Evidence(
+        "detector-skipped",
+        f"{what} is over the {MAX_DECODE_PIXELS // 1_000_000} MP scan limit; not searched",
+        "-",
+        detector,
+        "info",
+    )
+
+
 class ExplicitImageLabelDetector:
     """Finds the visible label plate aigclabel draws (other styles are not recognised)."""
 
@@ -75,6 +86,8 @@ class ExplicitImageLabelDetector:
 
         try:
             with Image.open(path) as image:
+                if image.width * image.height > MAX_DECODE_PIXELS:
+                    return [_too_large(self.name, f"{image.width}x{image.height} image")]
                 found = locate_label(image)
         except (*_DECODE_ERRORS, Image.DecompressionBombError):
             return []
@@ -107,6 +120,8 @@ class WatermarkDetector:
         try:
             key = bytes.fromhex(key_hex) if key_hex else DEMO_KEY
             result = detect_file(path, key=key)
+        except LimitExceededError as exc:
+            return [Evidence("detector-skipped", f"not searched: {exc}", "-", self.name, "info")]
         except (AIGCLabelError, *_DECODE_ERRORS):
             return []
         if result is None or not result.present:

@@ -30,6 +30,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from . import api
+from ._io import MAX_DECODE_PIXELS
 from .errors import AIGCLabelError, LimitExceededError, MalformedFileError, UnsupportedFormatError
 from .explicit.audio import CueTiming, scan_audio
 from .explicit.image import DARK_PLATE, LIGHT_PLATE, LOCATE_TOLERANCE, MIN_HEIGHT_RATIO, LocatedLabel, locate_label
@@ -180,6 +181,11 @@ def _size_rule(clause: str, located: LocatedLabel) -> RuleResult:
 def _image_rules(path: Path, ocr: bool) -> tuple[list[RuleResult], bytes]:
     try:
         with Image.open(path) as opened:
+            if opened.width * opened.height > MAX_DECODE_PIXELS:
+                raise LimitExceededError(
+                    f"{path}: {opened.width}x{opened.height} image is over the "
+                    f"{MAX_DECODE_PIXELS // 1_000_000} MP scan limit"
+                )
             image = ImageOps.exif_transpose(opened) or opened
             image.load()
             image = image.convert("RGB")

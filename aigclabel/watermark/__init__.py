@@ -28,7 +28,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from .._io import atomic_output
+from .._io import MAX_DECODE_PIXELS, atomic_output
 from ..errors import AIGCLabelError, LimitExceededError, MalformedFileError, UnsupportedFormatError
 from ..label import AIGCLabel
 from .audio import AudioDetection, detect_audio, embed_audio
@@ -157,6 +157,10 @@ def _read_rgb(path: Path, for_embed: bool = False) -> tuple[npt.NDArray[np.uint8
     try:
         with Image.open(path) as im:
             fmt = str(im.format)
+            if im.width * im.height > MAX_DECODE_PIXELS:
+                raise LimitExceededError(
+                    f"{path}: {im.width}x{im.height} image is over the {MAX_DECODE_PIXELS // 1_000_000} MP scan limit"
+                )
             if for_embed and getattr(im, "n_frames", 1) > 1:
                 raise UnsupportedFormatError(f"{path}: multi-frame images cannot be watermarked (only the first frame)")
             keep: dict[str, object] = {
