@@ -504,7 +504,7 @@ def mark(
     except AIGCLabelError as exc:
         _fail(exc)
     except ValueError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err.print(Text.assemble(("error:", "bold red"), f" {exc}"), highlight=False)
         raise typer.Exit(2) from None
     out.print(f"wrote {output}: {detail}", highlight=False, markup=False)
 
