@@ -41,8 +41,9 @@ app = typer.Typer(
     name="aigclabel",
     help=(
         "Label AI-generated content per GB 45438-2025 and verify those labels.\n\n"
-        "Exit codes: 0 ok; 1 a file lacks a conforming label; 2 usage error; 3 unsupported format; "
-        "4 malformed file; 5 invalid label value."
+        "Exit codes: 0 ok; 1 a file lacks a conforming label (check: not compliant); 2 usage error; "
+        "3 unsupported format; 4 malformed file; 5 invalid label value; 6 key or signature error; "
+        "7 audit database error."
     ),
     no_args_is_help=True,
     add_completion=False,
