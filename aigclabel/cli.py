@@ -1,14 +1,21 @@
-"""Command-line interface: ``aigclabel label | inspect | strip | formats | demo``.
+"""Command-line interface: ``aigclabel label | inspect | strip | mark | check | verify | batch | serve | ...``.
+
+The commands stay thin: each parses options, calls the library and prints. Platform commands
+(``verify``, ``sign``, ``keys``, ``audit``) live in :mod:`aigclabel._platform_cli` so that SQLAlchemy and
+Alembic load only when they run.
 
 Exit codes (also listed by ``aigclabel --help``):
 
 ====  ==============================================================
 0     success; for ``inspect``, every file carries one conforming label
-1     ``inspect`` found a file with no label, several, or a non-conforming one
+1     a file has no label, several, or a non-conforming one (``check``: not compliant;
+      ``watermark detect``: no mark; ``batch``: some files failed)
 2     usage error (bad option or argument)
 3     unsupported format (or a format that cannot be written losslessly)
 4     malformed, truncated or hostile file; nothing was written
 5     invalid label value (bad Label, characters outside Annex E j)...)
+6     key or signature error
+7     audit database error
 ====  ==============================================================
 """
 
