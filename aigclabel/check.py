@@ -90,6 +90,8 @@ def detect_kind(path: Path) -> Kind:
         with Image.open(path) as im:
             im.verify()
         return "image"
+    except Image.DecompressionBombError:
+        return "image"  # identified as an image, just too large to decode: the image rules report the limit
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         pass
     try:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import struct
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
+from httpx import Response
 
 from aigclabel import DEMO_PROVIDER_CODE, inspect
 from aigclabel.audit import AuditStore
@@ -88,7 +92,9 @@ def test_invalid_label_values_are_422(client: TestClient) -> None:
 
 def test_empty_and_oversized_uploads(tmp_path: Path) -> None:
     small = _client(tmp_path, max_upload_bytes=1000)
-    assert small.post("/v1/inspect", content=b"", headers=RAW).status_code == 400
+    empty = small.post("/v1/inspect", content=b"", headers=RAW)
+    assert empty.status_code == 400
+    assert empty.json()["error"] == "bad-request" and "empty request body" in empty.json()["detail"]
     too_big = small.post("/v1/inspect", params={"filename": "s.png"}, content=b"\0" * 5000, headers=RAW)
     assert too_big.status_code == 413
 
@@ -168,3 +174,140 @@ def test_check_reports_rules_with_clauses(client: TestClient) -> None:
     body = answer.json()
     assert body["compliant"] is False
     assert all(rule["clause"] for rule in body["rules"])
+
+
+UPLOAD_ENDPOINTS = ("/v1/inspect", "/v1/verify", "/v1/check", "/v1/report", "/v1/label")
+
+
+def test_openapi_documents_the_raw_body_and_its_errors(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    for endpoint in UPLOAD_ENDPOINTS:
+        operation = paths[endpoint]["post"]
+        body = operation["requestBody"]
+        assert body["required"] is True
+        assert body["content"]["application/octet-stream"]["schema"]["format"] == "binary", endpoint
+        assert {"400", "413", "415", "422"} <= set(operation["responses"]), endpoint
+    assert set(paths["/v1/label"]["post"]["responses"]["200"]["content"]) == {"application/octet-stream"}
+
+
+def _assert_clean_answer(answer: Response, where: str) -> None:
+    assert answer.status_code == 200 or 400 <= answer.status_code < 500, f"{where}: {answer.status_code} {answer.text}"
+    if answer.status_code >= 400:
+        detail = answer.json()["detail"]
+        assert detail and "aigclabel-" not in str(detail), where
+
+
+@pytest.mark.parametrize("sample", sorted(SAMPLES.glob("sample.*")), ids=lambda p: p.suffix[1:])
+def test_hostile_bodies_of_every_format_get_4xx_never_5xx(client: TestClient, sample: Path) -> None:
+    data = sample.read_bytes()
+    flipped = bytearray(data)
+    for i in range(7, len(flipped), max(1, len(flipped) // 16)):  # sixteen bit flips spread over the file
+        flipped[i] ^= 0x10
+    hostile = [
+        (sample.name, data[: len(data) // 2]),
+        (sample.name, bytes(flipped)),
+        ("x.gif" if sample.suffix != ".gif" else "x.wav", data),  # wrong extension
+    ]
+    for filename, body in hostile:
+        for endpoint in UPLOAD_ENDPOINTS:
+            params = {"filename": filename, "producer": DEMO_PROVIDER_CODE}
+            answer = client.post(endpoint, params=params, content=body, headers=RAW)
+            _assert_clean_answer(answer, f"{endpoint} {filename} ({len(body)} bytes)")
+
+
+@pytest.mark.parametrize(
+    ("filename", "expected"),
+    [
+        ("\u202e.png", "upload.png"),
+        ("a" * 5000 + ".png", "a" * 124 + ".png"),
+        ("..", "upload"),
+        ("名字.png", "名字.png"),
+    ],
+)
+def test_odd_filenames_are_sanitised_and_keep_their_extension(client: TestClient, filename: str, expected: str) -> None:
+    png = (SAMPLES / "sample.png").read_bytes()
+    seen = client.post("/v1/inspect", params={"filename": filename}, content=png, headers=RAW)
+    assert seen.status_code == 200 and seen.json()["path"] == expected
+    labelled = client.post(
+        "/v1/label", params={"filename": filename, "producer": DEMO_PROVIDER_CODE}, content=png, headers=RAW
+    )
+    assert labelled.status_code == 200
+    assert quote(expected) in labelled.headers["content-disposition"]
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "params"),
+    [
+        ("/v1/label", {"producer": "has a space"}),
+        ("/v1/label", {"producer": DEMO_PROVIDER_CODE, "label": "9"}),
+        ("/v1/label", {}),  # producer is required
+        ("/v1/verify", {"thorough": "maybe"}),
+        ("/v1/verify", {"declared_ai": "maybe"}),
+    ],
+)
+def test_bad_query_values_are_422_with_a_message(client: TestClient, endpoint: str, params: dict[str, str]) -> None:
+    png = (SAMPLES / "sample.png").read_bytes()
+    answer = client.post(endpoint, params={"filename": "x.png", **params}, content=png, headers=RAW)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["detail"]
+
+
+def test_declared_length_beyond_the_limit_is_413_before_reading(tmp_path: Path) -> None:
+    with _client(tmp_path, max_upload_bytes=1000) as small:
+        headers = {**RAW, "Content-Length": str(10**15)}
+        answer = small.post("/v1/inspect", params={"filename": "s.png"}, content=b"\0" * 10, headers=headers)
+    assert answer.status_code == 413 and "limit" in answer.json()["detail"]
+    assert list((tmp_path / "uploads").iterdir()) == []
+
+
+def test_client_disconnect_mid_upload_is_a_4xx_not_an_exception(tmp_path: Path) -> None:
+    """A client that sends part of its body and hangs up must not raise out of the app (a 500 and a
+    traceback in the server log); the partial upload is removed."""
+    app = create_app(ServiceSettings(work_dir=tmp_path, audit_url=str(tmp_path / "audit.sqlite")))
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+        "path": "/v1/inspect", "raw_path": b"/v1/inspect", "root_path": "", "query_string": b"filename=x.png",
+        "headers": [(b"host", b"testserver"), (b"content-type", b"application/octet-stream"),
+                    (b"content-length", b"10")],
+        "client": ("127.0.0.1", 1), "server": ("testserver", 80),
+    }  # fmt: skip
+    incoming = iter([{"type": "http.request", "body": b"abc", "more_body": True}, {"type": "http.disconnect"}])
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return next(incoming, {"type": "http.disconnect"})
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    with TestClient(app) as running:  # lifespan up: the app is in its serving state
+        running.portal.call(app, scope, receive, send)
+    assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 400
+    assert b"disconnected" in b"".join(m.get("body", b"") for m in sent)  # type: ignore[misc]
+    assert [p for p in tmp_path.iterdir() if p.name.startswith("aigclabel-")] == []
+
+
+def _blank_png(width: int, height: int) -> bytes:
+    """A valid greyscale PNG of the given size; all-zero rows deflate to almost nothing."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    deflate, row = zlib.compressobj(9), b"\0" * (width + 1)
+    pixels = b"".join(deflate.compress(row) for _ in range(height)) + deflate.flush()
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+
+
+def test_decompression_bomb_image_is_reported_not_a_500(client: TestClient) -> None:
+    """Found by fuzzing: a PNG past Pillow's hard pixel limit made /v1/check's kind detection raise
+    DecompressionBombError (a 500). It is an image, and the check reports the limit instead."""
+    bomb = _blank_png(13_500, 13_500)  # 182 MP: over Pillow's 2x bomb limit, ~180 kB on the wire
+    assert len(bomb) < 1 << 20
+    for endpoint in UPLOAD_ENDPOINTS:
+        params = {"filename": "bomb.png", "producer": DEMO_PROVIDER_CODE}
+        _assert_clean_answer(client.post(endpoint, params=params, content=bomb, headers=RAW), endpoint)
+    report = client.post("/v1/check", params={"filename": "bomb.png"}, content=bomb, headers=RAW).json()
+    assert report["kind"] == "image" and report["compliant"] is False
+    assert any(rule["status"] == "error" and "pixels" in rule["detail"] for rule in report["rules"])
+    assert "aigclabel-" not in json.dumps(report)

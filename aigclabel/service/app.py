@@ -26,6 +26,8 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.background import BackgroundTask
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from .. import __version__
 from ..api import inspect, write_label
@@ -54,6 +56,15 @@ _STATUS_BY_ERROR: tuple[tuple[type[AIGCLabelError], int, str], ...] = (
     (InvalidLabelError, 422, "invalid-label"),
     (AIGCLabelError, 400, "bad-request"),
 )
+
+
+_HTTP_ERROR_CODES = {
+    400: "bad-request",
+    401: "unauthorized",
+    404: "not-found",
+    405: "method-not-allowed",
+    413: "too-large",
+}
 
 
 @dataclass(frozen=True)
@@ -116,9 +127,16 @@ def _scrubbed(upload: Upload, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _safe_filename(name: str | None) -> str:
+    """A plain file name for the upload; the extension survives because format detection and the
+    returned file's name rely on it (so a 5000-character or dot-led name keeps its ``.png``)."""
     base = PurePath((name or "upload").replace("\\", "/")).name
-    cleaned = "".join(c for c in base if c.isalnum() or c in "._-")[:128].lstrip(".")
-    return cleaned or "upload"
+    cleaned = "".join(c for c in base if c.isalnum() or c in "._-")
+    stem, dot, suffix = cleaned.rpartition(".")
+    if not dot:
+        stem, suffix = cleaned, ""
+    suffix = suffix[:16]
+    stem = stem.lstrip(".")[: 127 - len(suffix)] or "upload"
+    return f"{stem}.{suffix}" if suffix else stem
 
 
 def require_key(request: Request) -> None:
@@ -149,11 +167,15 @@ async def receive_upload(request: Request, filename: str | None = None) -> Async
     try:
         received = 0
         with open(upload.path, "wb") as sink:
-            async for chunk in request.stream():
-                received += len(chunk)
-                if received > config.max_upload_bytes:
-                    raise HTTPException(413, f"upload exceeds the {config.max_upload_bytes} byte limit")
-                sink.write(chunk)
+            try:
+                async for chunk in request.stream():
+                    received += len(chunk)
+                    if received > config.max_upload_bytes:
+                        raise HTTPException(413, f"upload exceeds the {config.max_upload_bytes} byte limit")
+                    sink.write(chunk)
+            except ClientDisconnect:
+                # A body cut short is the client's fault, not a server error: no 500, no traceback in the log.
+                raise HTTPException(400, "the client disconnected before the whole body arrived") from None
         if received == 0:
             raise HTTPException(400, "empty request body: send the file as the raw body")
         yield upload
@@ -164,6 +186,21 @@ async def receive_upload(request: Request, filename: str | None = None) -> Async
 
 Keyed = Annotated[None, Depends(require_key)]
 Uploaded = Annotated[Upload, Depends(receive_upload)]
+
+#: OpenAPI for the raw-body endpoints: the body is read from the stream, so FastAPI cannot infer it,
+#: and clients (and schema-driven fuzzers) need to know a file is expected and which 4xx can come back.
+_UPLOAD_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    },
+}
+_ERROR_DOC: dict[int | str, dict[str, Any]] = {
+    400: {"description": "Empty body, bad Content-Length or otherwise unusable request"},
+    413: {"description": "Upload larger than the configured limit"},
+    415: {"description": "Not a format aigclabel reads"},
+    422: {"description": "Malformed file, invalid label value or invalid query parameter"},
+}
 
 
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:
@@ -197,6 +234,12 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
                 return JSONResponse({"error": code, "detail": message}, status_code=status)
         raise AssertionError("unreachable: AIGCLabelError is in the table")  # pragma: no cover
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # Same body shape as the library errors above, so clients read one format for every 4xx.
+        code = _HTTP_ERROR_CODES.get(exc.status_code, "bad-request")
+        return JSONResponse({"error": code, "detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
     async def threaded(function: Callable[..., Any], *args: Any) -> Any:
         return await run_in_threadpool(function, *args)
 
@@ -222,7 +265,12 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             for name, cls in sorted(registered().items())
         ]
 
-    @app.post("/v1/inspect", summary="Every implicit label in the uploaded file")
+    @app.post(
+        "/v1/inspect",
+        summary="Every implicit label in the uploaded file",
+        openapi_extra=_UPLOAD_DOC,
+        responses=_ERROR_DOC,
+    )
     async def inspect_upload(_: Keyed, upload: Uploaded) -> dict[str, Any]:
         result = await threaded(inspect, upload.path)
         body: dict[str, Any] = result.to_dict()
@@ -239,7 +287,12 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         record(verdict_event(verdict))
         return verdict
 
-    @app.post("/v1/verify", summary="Platform classification per Measures Art. 6, with the evidence")
+    @app.post(
+        "/v1/verify",
+        summary="Platform classification per Measures Art. 6, with the evidence",
+        openapi_extra=_UPLOAD_DOC,
+        responses=_ERROR_DOC,
+    )
     async def verify_upload(
         _: Keyed,
         upload: Uploaded,
@@ -254,14 +307,23 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         verdict = await threaded(verify_and_record, upload.path, said, thorough)
         return _scrubbed(upload, verdict.to_dict())
 
-    @app.post("/v1/check", summary="GB 45438 compliance report, per rule with its clause")
+    @app.post(
+        "/v1/check",
+        summary="GB 45438 compliance report, per rule with its clause",
+        openapi_extra=_UPLOAD_DOC,
+        responses=_ERROR_DOC,
+    )
     async def check_upload(_: Keyed, upload: Uploaded) -> dict[str, Any]:
         from ..check import check_files
 
         reports = await threaded(check_files, [upload.path])
         return _scrubbed(upload, reports[0].to_dict())
 
-    @app.get("/v1/trace", summary="Audit events for a ProduceID, content hash or watermark payload")
+    @app.get(
+        "/v1/trace",
+        summary="Audit events for a ProduceID, content hash or watermark payload",
+        responses={400: _ERROR_DOC[400], 404: {"description": "No audit store is configured"}},
+    )
     async def trace(
         _: Keyed,
         produce_id: str | None = None,
@@ -284,7 +346,12 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         )
         return [event.to_dict() for event in events]
 
-    @app.post("/v1/report", summary="Everything the web page shows: labels, platform verdict, watermark")
+    @app.post(
+        "/v1/report",
+        summary="Everything the web page shows: labels, platform verdict, watermark",
+        openapi_extra=_UPLOAD_DOC,
+        responses=_ERROR_DOC,
+    )
     async def report_upload(_: Keyed, upload: Uploaded) -> dict[str, Any]:
         result = await threaded(inspect, upload.path)
         verdict = await threaded(verify_and_record, upload.path, None, True)  # the page shows the watermark too
@@ -296,7 +363,16 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         body = {"inspection": result.to_dict(), "verdict": verdict.to_dict(), "watermark": watermark}
         return _scrubbed(upload, body)
 
-    @app.post("/v1/label", summary="Return the uploaded file carrying a GB 45438 implicit label")
+    @app.post(
+        "/v1/label",
+        summary="Return the uploaded file carrying a GB 45438 implicit label",
+        openapi_extra=_UPLOAD_DOC,
+        response_class=FileResponse,
+        responses={
+            200: {"description": "The labelled file", "content": _UPLOAD_DOC["requestBody"]["content"]},
+            **_ERROR_DOC,
+        },
+    )
     async def label_upload(
         _: Keyed,
         upload: Uploaded,
