@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import io
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +103,19 @@ def vorbis_set(tags: Any, label: AIGCLabel | None) -> bool:
         return False
     tags[:] = kept
     return True
+
+
+def rewrite_vorbis(src: Path, dst: Path, label: AIGCLabel | None, what: str, load: Callable[[Path], Any]) -> None:
+    """Stream ``src`` to ``dst``, then let mutagen (``load(dst)``) replace the Vorbis comment of the copy."""
+    with parse_errors(src, what):
+        copy_file(src, dst)
+        audio = load(dst)
+        if audio.tags is None:
+            if label is None:
+                return
+            audio.add_tags()
+        if vorbis_set(audio.tags, label):
+            audio.save(dst)
 
 
 # ---------------------------------------------------------------------- ID3v2

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-from .._io import COPY_CHUNK
+from .._io import COPY_CHUNK, copy_exact
 from ..errors import TruncatedFileError
 
 #: Copy in slices this big so that writeback of one slice overlaps the copy of the next.
@@ -49,12 +49,7 @@ def copy_range(src: BinaryIO, dst: BinaryIO, offset: int, size: int, what: str) 
         except OSError:
             dst.seek(out_pos)  # filesystem without support: fall back to plain reads for the rest
     src.seek(pos)
-    while remaining:
-        chunk = src.read(min(COPY_CHUNK, remaining))
-        if not chunk:
-            raise TruncatedFileError(f"file ends inside {what} ({remaining} of {size} bytes missing)")
-        dst.write(chunk)
-        remaining -= len(chunk)
+    copy_exact(src, dst, remaining, what)
 
 
 def apply_patches(src: BinaryIO, dst: BinaryIO, patches: list[tuple[int, int, bytes]], total: int, what: str) -> None:

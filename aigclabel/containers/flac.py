@@ -24,7 +24,7 @@ from .._io import file_size, read_exact
 from ..errors import MalformedFileError, TruncatedFileError
 from ..label import AIGCLabel
 from . import Container, FoundLabel, register
-from ._audio import copy_file, id3v2_size, parse_errors, vorbis_findings, vorbis_set
+from ._audio import id3v2_size, parse_errors, rewrite_vorbis, vorbis_findings
 from ._stream import hash_range
 
 #: mutagen's FLAC class (untyped).
@@ -118,15 +118,7 @@ class FLAC(Container):
 
     def rewrite(self, src: Path, dst: Path, label: AIGCLabel | None) -> None:
         """Stream ``src`` to ``dst``, then let mutagen rewrite the metadata blocks of the copy."""
-        with parse_errors(src, "FLAC metadata"):
-            copy_file(src, dst)
-            audio = MutagenFLAC(dst)
-            if audio.tags is None:
-                if label is None:
-                    return
-                audio.add_tags()
-            if vorbis_set(audio.tags, label):
-                audio.save(dst)
+        rewrite_vorbis(src, dst, label, "FLAC metadata", MutagenFLAC)
 
     def payload_digest(self, path: Path) -> bytes:
         """SHA-256 over ``b"STREAMINFO"`` + the 34-byte STREAMINFO body (sample rate, channels,

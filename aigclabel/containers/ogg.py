@@ -29,7 +29,7 @@ from .._io import MAX_METADATA_BYTES, read_exact
 from ..errors import LimitExceededError, MalformedFileError, TruncatedFileError
 from ..label import AIGCLabel
 from . import Container, FoundLabel, register
-from ._audio import copy_file, parse_errors, vorbis_findings, vorbis_set
+from ._audio import parse_errors, rewrite_vorbis, vorbis_findings
 
 #: First-packet signature -> (codec name, mutagen class).
 _CODECS: dict[bytes, tuple[str, Any]] = {
@@ -135,15 +135,7 @@ class Ogg(Container):
 
     def rewrite(self, src: Path, dst: Path, label: AIGCLabel | None) -> None:
         """Stream ``src`` to ``dst``, then let mutagen replace the comment packet of the copy."""
-        with parse_errors(src, "Ogg stream"):
-            copy_file(src, dst)
-            _name, audio = self._open(dst)
-            if audio.tags is None:
-                if label is None:
-                    return
-                audio.add_tags()
-            if vorbis_set(audio.tags, label):
-                audio.save(dst)
+        rewrite_vorbis(src, dst, label, "Ogg stream", lambda path: self._open(path)[1])
 
     def payload_digest(self, path: Path) -> bytes:
         """SHA-256 over every packet except comment headers, each prefixed by its logical-stream
