@@ -240,6 +240,11 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         code = _HTTP_ERROR_CODES.get(exc.status_code, "bad-request")
         return JSONResponse({"error": code, "detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
+    def upload_route(path: str, summary: str, **options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """``app.post`` for the raw-body upload endpoints: the body and the 4xx answers documented once."""
+        options.setdefault("responses", _ERROR_DOC)
+        return app.post(path, summary=summary, openapi_extra=_UPLOAD_DOC, **options)
+
     async def threaded(function: Callable[..., Any], *args: Any) -> Any:
         return await run_in_threadpool(function, *args)
 
@@ -265,12 +270,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             for name, cls in sorted(registered().items())
         ]
 
-    @app.post(
-        "/v1/inspect",
-        summary="Every implicit label in the uploaded file",
-        openapi_extra=_UPLOAD_DOC,
-        responses=_ERROR_DOC,
-    )
+    @upload_route("/v1/inspect", "Every implicit label in the uploaded file")
     async def inspect_upload(_: Keyed, upload: Uploaded) -> dict[str, Any]:
         result = await threaded(inspect, upload.path)
         body: dict[str, Any] = result.to_dict()
@@ -287,12 +287,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         record(verdict_event(verdict))
         return verdict
 
-    @app.post(
-        "/v1/verify",
-        summary="Platform classification per Measures Art. 6, with the evidence",
-        openapi_extra=_UPLOAD_DOC,
-        responses=_ERROR_DOC,
-    )
+    @upload_route("/v1/verify", "Platform classification per Measures Art. 6, with the evidence")
     async def verify_upload(
         _: Keyed,
         upload: Uploaded,
@@ -307,12 +302,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         verdict = await threaded(verify_and_record, upload.path, said, thorough)
         return _scrubbed(upload, verdict.to_dict())
 
-    @app.post(
-        "/v1/check",
-        summary="GB 45438 compliance report, per rule with its clause",
-        openapi_extra=_UPLOAD_DOC,
-        responses=_ERROR_DOC,
-    )
+    @upload_route("/v1/check", "GB 45438 compliance report, per rule with its clause")
     async def check_upload(_: Keyed, upload: Uploaded) -> dict[str, Any]:
         from ..check import check_files
 
@@ -346,12 +336,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         )
         return [event.to_dict() for event in events]
 
-    @app.post(
-        "/v1/report",
-        summary="Everything the web page shows: labels, platform verdict, watermark",
-        openapi_extra=_UPLOAD_DOC,
-        responses=_ERROR_DOC,
-    )
+    @upload_route("/v1/report", "Everything the web page shows: labels, platform verdict, watermark")
     async def report_upload(_: Keyed, upload: Uploaded) -> dict[str, Any]:
         result = await threaded(inspect, upload.path)
         verdict = await threaded(verify_and_record, upload.path, None, True)  # the page shows the watermark too
@@ -363,10 +348,9 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         body = {"inspection": result.to_dict(), "verdict": verdict.to_dict(), "watermark": watermark}
         return _scrubbed(upload, body)
 
-    @app.post(
+    @upload_route(
         "/v1/label",
-        summary="Return the uploaded file carrying a GB 45438 implicit label",
-        openapi_extra=_UPLOAD_DOC,
+        "Return the uploaded file carrying a GB 45438 implicit label",
         response_class=FileResponse,
         responses={
             200: {"description": "The labelled file", "content": _UPLOAD_DOC["requestBody"]["content"]},
