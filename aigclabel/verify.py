@@ -46,7 +46,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
-from .api import inspect
+from .api import Inspection, inspect
 from .errors import AIGCLabelError, MalformedFileError, UnsupportedFormatError
 from .label import AIGCLabel, LabelValue
 from .signing import (
@@ -345,6 +345,8 @@ class Verdict:
     detectors: list[str]
     #: Detectors not run: skipped by the fast path, or not applicable to this format.
     skipped_detectors: list[str] = field(default_factory=list)
+    #: The :func:`aigclabel.inspect` result the classification was based on (every label placement).
+    inspection: Inspection | None = field(default=None, repr=False)
 
     @property
     def label_value(self) -> LabelValue | None:
@@ -484,6 +486,7 @@ def classify(
         declared_ai=declared_ai,
         detectors=sorted(ran),
         skipped_detectors=sorted(set(chosen) - ran),
+        inspection=report,
     )
 
 

@@ -338,8 +338,9 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
 
     @upload_route("/v1/report", "Everything the web page shows: labels, platform verdict, watermark")
     async def report_upload(_: Keyed, upload: Uploaded) -> dict[str, Any]:
-        result = await threaded(inspect, upload.path)
         verdict = await threaded(verify_and_record, upload.path, None, True)  # the page shows the watermark too
+        assert verdict.inspection is not None  # classify always sets it
+        result = verdict.inspection
         marks = [e for e in verdict.evidence if e.source == "watermark"]
         watermark = None
         if "watermark" in verdict.detectors:
