@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import struct
 import subprocess
 import zlib
@@ -13,11 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aigclabel import AIGCLabel
-from aigclabel.api import read_labels, write_label
+from aigclabel.api import read_labels, strip_label, write_label
 from aigclabel.containers import matroska as mkv
 from aigclabel.containers.matroska import MatroskaContainer
-from aigclabel.errors import MalformedFileError, TruncatedFileError
-from tests._tools import assert_hostile_cases, assert_typed_error_or_valid, truncate_or_flip
+from aigclabel.errors import MalformedFileError, TruncatedFileError, WriteNotSupportedError
+from tests._tools import assert_hostile_cases, assert_typed_error_or_valid, exiftool_tags, truncate_or_flip
 from tests._video import AUDIO, VIDEO, Fresh, copier, decode_errors, ffmpeg, ffprobe_tags, packet_count, stream_hash
 from tests.conftest import require_tool
 
@@ -220,7 +221,7 @@ def test_reads_labels_written_by_mkvpropedit(
 def test_hostile_inputs_raise_typed_errors(fresh: Fresh, tmp_path: Path, demo_label: AIGCLabel) -> None:
     good = fresh("mkv").read_bytes()
     cases = {
-        "truncated": (good[: len(good) // 2], TruncatedFileError),
+        "cut_in_tags": (good[: good.find(bytes.fromhex("1F43B675")) - 20], TruncatedFileError),
         "not_ebml": (b"\x1a\x45\xdf\xa3\x80" + bytes(40), MalformedFileError),
         "no_segment": (good[:40], MalformedFileError),
     }
@@ -312,3 +313,95 @@ def test_full_seekhead_is_chained_to_a_second_one(fresh: Fresh, demo_label: AIGC
     assert read_labels(src) == [] and "AIGC" not in ffprobe_tags(src)
     assert stream_hash(src) == stream_hash(fresh("mkv"))
     check_positions(src)
+
+
+# ------------------------------------------------------------------ browser recordings and cut-short files
+UNKNOWN = bytes.fromhex("01FFFFFFFFFFFFFF")
+
+
+def mediarecorder_copy(src: Path, dst: Path) -> Path:
+    """``src`` laid out the way Chrome's MediaRecorder (libwebm live mode) writes WebM: no SeekHead,
+    Void, Tags or Cues; a Segment and Clusters of unknown size."""
+    data = src.read_bytes()
+    with open(src, "rb") as handle:
+        layout = mkv.scan(handle)
+    out = bytearray(data[: layout.segment_offset]) + mkv.encode_id(mkv.SEGMENT) + UNKNOWN
+    for elem in layout.children:
+        if elem.id in (0x1549A966, 0x1654AE6B):  # Info, Tracks
+            out += data[elem.offset : elem.end]
+        elif elem.id == mkv.CLUSTER:
+            out += mkv.encode_id(mkv.CLUSTER) + UNKNOWN + data[elem.offset + elem.header : elem.end]
+    dst.write_bytes(bytes(out))
+    return dst
+
+
+def exiftool_mkv_label(path: Path) -> str | None:
+    """The AIGC tag exiftool reads by default (it stops at the first Cluster unless given ``-ee``)."""
+    values = [str(v) for k, v in exiftool_tags(path).items() if k.split(":")[-1].upper() == "AIGC"]
+    assert len(values) <= 1
+    return values[0] if values else None
+
+
+def assert_labelled_everywhere(src: Path, out: Path, label: AIGCLabel) -> None:
+    """ffprobe, exiftool (no ``-ee``), mkvinfo and we read ``label``; media identical to ``src``."""
+    assert [f.label for f in read_labels(out)] == [label]
+    assert ffprobe_tags(out)["AIGC"] == label.to_json()
+    assert exiftool_mkv_label(out) == label.to_json()
+    mkvinfo = subprocess.run([require_tool("mkvinfo"), str(out)], capture_output=True, text=True, check=False)
+    assert label.to_json() in mkvinfo.stdout
+    assert stream_hash(out) == stream_hash(src)
+    container = MatroskaContainer()
+    assert container.payload_digest(out) == container.payload_digest(src)
+
+    def complaints(path: Path) -> str:
+        return re.sub(r" @ 0x[0-9a-f]+", "", decode_errors(path))
+
+    assert complaints(out) == complaints(src)  # a cut-short source keeps its "ended prematurely"
+
+
+def test_mediarecorder_webm_without_seekhead_is_labelled(fresh: Fresh, tmp_path: Path, demo_label: AIGCLabel) -> None:
+    src = mediarecorder_copy(fresh("webm_vp9"), tmp_path / "recording.webm")
+    assert not any(e.id == mkv.SEEKHEAD for e in mkv.scan(open(src, "rb")).children)  # noqa: SIM115
+    out = write_label(src, demo_label, tmp_path / "labelled.webm")
+    assert_labelled_everywhere(src, out, demo_label)
+    relabel = AIGCLabel.for_producer("001191110000MA00DEMQ0B1OTHERS")
+    again = write_label(out, relabel, tmp_path / "relabelled.webm")
+    assert again.stat().st_size == out.stat().st_size  # the reserve Void took the new label in place
+    assert_labelled_everywhere(src, again, relabel)
+    stripped = strip_label(again, tmp_path / "stripped.webm")
+    assert read_labels(stripped) == [] and stream_hash(stripped) == stream_hash(src)
+
+
+def test_cut_short_recordings(fresh: Fresh, tmp_path: Path, demo_label: AIGCLabel) -> None:
+    """A browser recording cut inside a Cluster is labelled; an ffmpeg file cut there (whose Tags only fit
+    after the Clusters) is refused with a remux hint and left as it was."""
+    whole = mediarecorder_copy(fresh("webm_vp9"), tmp_path / "whole.webm").read_bytes()
+    cut = tmp_path / "cut.webm"
+    cut.write_bytes(whole[: len(whole) * 2 // 3])
+    out = write_label(cut, demo_label, tmp_path / "cut-labelled.webm")
+    assert_labelled_everywhere(cut, out, demo_label)
+    data = fresh("mkv").read_bytes()
+    cut_mkv = tmp_path / "cut.mkv"
+    cut_mkv.write_bytes(data[: len(data) * 2 // 3])
+    assert read_labels(cut_mkv) == []
+    with pytest.raises(WriteNotSupportedError, match="remux"):
+        write_label(cut_mkv, demo_label)
+    assert cut_mkv.read_bytes() == data[: len(data) * 2 // 3]
+
+
+def test_tags_after_clusters_move_into_void_before_them(fresh: Fresh, tmp_path: Path, demo_label: AIGCLabel) -> None:
+    """mkvmerge puts Tags after the Clusters and reserves Void before them: the labelled Tags go there,
+    so exiftool sees them without ``-ee``; Clusters and Cues stay where they were."""
+    src = fresh("mkvmerge")
+    before = mkvextract_tags(src)
+    with open(src, "rb") as handle:
+        clusters = [e.offset for e in mkv.scan(handle).children if e.id == mkv.CLUSTER]
+    out = write_label(src, demo_label, tmp_path / "labelled.mkv")
+    assert_labelled_everywhere(src, out, demo_label)
+    with open(out, "rb") as handle:
+        kids = mkv.scan(handle).children
+    assert [e.offset for e in kids if e.id == mkv.CLUSTER] == clusters
+    assert max(e.offset for e in kids if e.id == mkv.TAGS) < clusters[0]
+    assert out.stat().st_size <= src.stat().st_size
+    assert mkvextract_tags(out) == {**before, "AIGC": [demo_label.to_json()]}
+    assert check_positions(out) > 0

@@ -7,16 +7,30 @@ mkvinfo and mkvextract read it. Readers report every ``SimpleTag`` whose name co
 any ``Tag`` (also track-targeted ones, also nested ``SimpleTag``s), so a conflicting second label
 is visible; writing and stripping remove them all and leave one global tag.
 
-Editing is EBML surgery that never moves a Cluster: the first ``Tags`` element is rewritten in
-place when the new one fits into its bytes plus a directly following ``Void`` (the remainder becomes
-a ``Void``). Otherwise the old ``Tags`` becomes a ``Void`` of the same size and the new one is
-appended at the end of the Segment, the ``SeekHead`` entry for ``Tags`` is updated (using the
-``Void`` that muxers reserve after it; a full SeekHead is chained to a second one appended at the
-end) and, for a Segment of known size, the size field is rewritten
-in its original width. A ``Tags`` that is already the last element of such a Segment is resized
-where it is, so relabelling does not grow the file. Because nothing before the end of the Segment
-moves, ``Cues`` and every other ``SeekHead`` position (all relative to the Segment data start) stay
-valid. ``CRC-32`` children of rewritten elements are recomputed.
+Editing is EBML surgery. exiftool (without ``-ee``) and other readers that stop at the first
+Cluster only see ``Tags`` placed before it, so that is tried first:
+
+1. a run of ``Void`` elements before the first Cluster (together with the old ``Tags`` if it is
+   there) big enough for the new ``Tags``, which end where the run ends; a ``SeekHead`` directly
+   before the run may grow into it. Clusters do not move. An old ``Tags`` elsewhere becomes a
+   ``Void`` (or is cut off when it was the Segment's last element);
+2. a file with no ``SeekHead`` and no ``Cues`` (what browsers' MediaRecorder writes: every browser
+   recording) records no offsets at all, so the ``Tags`` (plus a 256-byte reserve ``Void``, so later
+   relabels fit in place) are inserted before the first Cluster: the Clusters shift, byte for byte
+   unchanged. Refused if a Cluster stores its own ``Position``;
+3. otherwise the old ``Tags`` becomes a ``Void`` of the same size and the new one is appended at the
+   end of the Segment, the ``SeekHead`` entry for ``Tags`` is updated (using the ``Void`` that
+   muxers reserve after it; a full SeekHead is chained to a second one appended at the end) and,
+   for a Segment of known size, the size field is rewritten in its original width. A ``Tags`` that
+   is already the last element of such a Segment is resized where it is. ffprobe and mkvinfo follow
+   the SeekHead; exiftool needs ``-ee`` there.
+
+Because nothing with a recorded offset moves, ``Cues`` and every ``SeekHead`` position (all relative
+to the Segment data start) stay valid. ``CRC-32`` children of rewritten elements are recomputed.
+
+A file cut short inside a Cluster (a recording that stopped; players play what is there) is read
+and labelled when the label fits before the Clusters (cases 1 and 2); appending after a cut
+Cluster would land inside it, so case 3 is refused with a remux hint.
 """
 
 from __future__ import annotations
@@ -52,13 +66,21 @@ TAG_BINARY = 0x4485
 VOID = 0xEC
 CRC32 = 0xBF
 DOC_TYPE = 0x4282
-_LEVEL1 = frozenset(
-    {SEEKHEAD, 0x1549A966, 0x1654AE6B, CLUSTER, 0x1C53BB6B, TAGS, 0x1941A469, 0x1043A770, SEGMENT, EBML_ID}
-)
+CUES = 0x1C53BB6B
+CLUSTER_POSITION = 0xA7
+SIMPLE_BLOCK = 0xA3
+BLOCK_GROUP = 0xA0
+#: Void left after Tags inserted before the Clusters, so a later relabel fits where they are.
+TAGS_RESERVE = 256
+_LEVEL1 = frozenset({SEEKHEAD, 0x1549A966, 0x1654AE6B, CLUSTER, CUES, TAGS, 0x1941A469, 0x1043A770, SEGMENT, EBML_ID})
 _MASTERS = frozenset({TAGS, TAG, TARGETS, SIMPLE_TAG, SEEKHEAD, SEEK})
 _TARGET_UIDS = {0x63C5: "TrackUID", 0x63C9: "EditionUID", 0x63C4: "ChapterUID", 0x63C6: "AttachmentUID"}
 
 KEY_NAME = "AIGC"
+_CUT_SHORT = (
+    "the file is cut short inside a Cluster and has no room for the label before the Clusters; "
+    "remux it first (ffmpeg -i in.mkv -map 0 -c copy out.mkv) and label the remuxed file"
+)
 MAX_DEPTH = 16
 MAX_ELEMENTS = 5_000_000
 
@@ -302,6 +324,10 @@ class Layout:
     data_start: int
     data_end: int
     children: list[Elem] = field(default_factory=list)
+    #: The file ends before the Segment does (a recording cut short); ``data_end`` is the file end.
+    truncated: bool = False
+    #: Where the Segment's size field says it ends (``data_end`` unless truncated or unknown).
+    declared_end: int = 0
 
 
 def _header_at(handle: BinaryIO, pos: int, limit: int) -> tuple[int, int, int, bool]:
@@ -313,23 +339,29 @@ def _header_at(handle: BinaryIO, pos: int, limit: int) -> tuple[int, int, int, b
     return element_id, size, id_len + size_len, unknown
 
 
-def _unknown_end(handle: BinaryIO, start: int, limit: int) -> int:
-    """End of an unknown-size Cluster: the first level-1 ID among its children (or ``limit``)."""
+def _unknown_end(handle: BinaryIO, start: int, limit: int) -> tuple[int, bool]:
+    """End of an unknown-size Cluster: the first level-1 ID among its children (or ``limit``),
+    and whether the file ends inside it."""
     pos = start
     while pos < limit:
-        element_id, size, header, unknown = _header_at(handle, pos, limit)
+        try:
+            element_id, size, header, unknown = _header_at(handle, pos, limit)
+        except TruncatedFileError:
+            return limit, True
         if element_id in _LEVEL1:
-            return pos
+            return pos, False
         if unknown:
             raise MalformedFileError(f"unknown-size element 0x{element_id:X} inside an unknown-size Cluster")
         pos += header + size
-    if pos > limit:
-        raise TruncatedFileError("file ends inside a Cluster")
-    return limit
+    return limit, pos > limit
 
 
 def scan(handle: BinaryIO) -> Layout:
-    """Find the first Segment and list its level-1 elements, reading only element headers."""
+    """Find the first Segment and list its level-1 elements, reading only element headers.
+
+    A file cut short inside a Cluster (a recording that stopped, which players still play) is
+    listed up to its end with ``truncated`` set; the last Cluster then holds what is there.
+    """
     total = file_size(handle)
     element_id, size, header, unknown = _header_at(handle, 0, total)
     if element_id != EBML_ID or unknown:
@@ -346,13 +378,16 @@ def scan(handle: BinaryIO) -> Layout:
         pos += header + size
     id_len = len(encode_id(SEGMENT))
     data_start = pos + header
-    data_end = total if unknown else data_start + size
-    if data_end > total:
-        raise TruncatedFileError(f"the Segment declares {size} bytes but the file ends after {total - data_start}")
-    layout = Layout(pos, pos + id_len, header - id_len, unknown, data_start, data_end)
+    declared_end = total if unknown else data_start + size
+    data_end = min(total, declared_end)
+    layout = Layout(pos, pos + id_len, header - id_len, unknown, data_start, data_end, declared_end=declared_end)
+    layout.truncated = declared_end > total
     pos = data_start
     while pos < data_end:
         if data_end - pos < 2:
+            if layout.children and layout.children[-1].id == CLUSTER:
+                layout.truncated = True
+                break
             raise TruncatedFileError("file ends inside a level-1 element header")
         element_id, size, header, unknown = _header_at(handle, pos, data_end)
         if element_id in (SEGMENT, EBML_ID):
@@ -360,11 +395,16 @@ def scan(handle: BinaryIO) -> Layout:
         if unknown:
             if element_id != CLUSTER:
                 raise MalformedFileError(f"unknown-size level-1 element 0x{element_id:X}")
-            size = _unknown_end(handle, pos + header, data_end) - pos - header
+            end, cut = _unknown_end(handle, pos + header, data_end)
+            size = end - pos - header
+            layout.truncated |= cut
         if pos + header + size > data_end:
-            raise TruncatedFileError(
-                f"element 0x{element_id:X} at byte {pos} declares {size} bytes, beyond the end of the Segment"
-            )
+            if element_id != CLUSTER or pos + header > data_end:
+                raise TruncatedFileError(
+                    f"element 0x{element_id:X} at byte {pos} declares {size} bytes, beyond the end of the Segment"
+                )
+            size = data_end - pos - header
+            layout.truncated = True
         layout.children.append(Elem(element_id, pos, header, size))
         if len(layout.children) > MAX_ELEMENTS:
             raise LimitExceededError(f"more than {MAX_ELEMENTS} level-1 elements")
@@ -412,6 +452,59 @@ def _fill(data: bytes, slot: int, rebuild: Node | None = None) -> bytes | None:
         if len(widened) == slot:
             return widened
     return None
+
+
+def _fill_end(data: bytes, slot: int) -> bytes | None:
+    """A Void then ``data``, exactly ``slot`` bytes (so ``data`` ends where the slot ends), or None."""
+    gap = slot - len(data)
+    if gap == 0:
+        return data
+    return void(gap) + data if gap >= 2 else None
+
+
+def _live_tags(layout: Layout, removed: set[int], extra: int | None) -> set[int]:
+    """Segment-relative positions of the Tags elements that remain (plus ``extra``, a new one)."""
+    live = {e.offset - layout.data_start for i, e in enumerate(layout.children) if e.id == TAGS and i not in removed}
+    return live | ({extra} if extra is not None else set())
+
+
+def _head_update(handle: BinaryIO, elem: Elem, live: set[int], tags_position: int | None) -> tuple[Node, bool]:
+    """The SeekHead at ``elem`` with Tags entries only for ``live`` positions and one for
+    ``tags_position`` (if given); True if that changed its entries."""
+    head = _load(handle, elem)
+    tags_id = encode_id(TAGS)
+    entries = _seek_entries(head)
+    kept = [(sid, pos) for sid, pos in entries if sid != tags_id or pos in live]
+    if tags_position is not None and (tags_id, tags_position) not in kept:
+        kept.append((tags_id, tags_position))
+    if kept == entries:
+        return head, False
+    crc = bool(head.children) and head.children[0].id == CRC32  # type: ignore[index]
+    return _seekhead(kept, crc), True
+
+
+def _position_in_cluster(handle: BinaryIO, elem: Elem) -> bool:
+    """True if the Cluster at ``elem`` records its own offset (a ``Position`` child before its blocks)."""
+    pos, end = elem.offset + elem.header, elem.end
+    for _ in range(4):  # Timestamp, Position and PrevSize come first when present
+        if pos >= end:
+            return False
+        element_id, size, header, _unknown = _header_at(handle, pos, end)
+        if element_id == CLUSTER_POSITION:
+            return True
+        if element_id in (SIMPLE_BLOCK, BLOCK_GROUP):
+            return False
+        pos += header + size
+    return False
+
+
+@dataclass
+class _Edit:
+    """A plan under construction: byte patches, level-1 indexes they consume, Tags indexes removed."""
+
+    patches: list[tuple[int, int, bytes]]
+    used: set[int]
+    removed: set[int]
 
 
 # ---------------------------------------------------------------------------- the container
@@ -482,6 +575,9 @@ class MatroskaContainer(Container):
             primary = (-1, Node(TAGS, children=[]))
         index, tags = primary
         add_label(tags, label)
+        before = self._before_clusters(handle, layout, index, tags, _Edit(patches, used, removed))
+        if before is not None:
+            return before
         new = tags.to_bytes()
         if index >= 0:
             slot = kids[index].header + kids[index].size
@@ -493,6 +589,8 @@ class MatroskaContainer(Container):
                 patches.append((kids[index].offset, slot, data))
                 return self._with_seekhead(handle, layout, patches, used, removed, None, bool(removed), required=False)
             start = kids[index].offset
+            if layout.truncated:
+                raise WriteNotSupportedError(_CUT_SHORT)
             if all(e.id == VOID for e in kids[index + 1 :]) and not layout.size_unknown:
                 # Already the Segment's last element (as after an earlier move): resize it where it is.
                 patches.append((start, layout.data_end - start, new))
@@ -503,23 +601,117 @@ class MatroskaContainer(Container):
             removed.add(index)
             slot = kids[index].header + kids[index].size
             patches.append((kids[index].offset, slot, void(slot)))
-        else:
-            first_cluster = next((i for i, e in enumerate(kids) if e.id == CLUSTER), len(kids))
-            for i in range(first_cluster):
-                if kids[i].id != VOID or (i and kids[i - 1].id == SEEKHEAD):
-                    continue
-                data = _fill(new, kids[i].header + kids[i].size, tags)
-                if data is not None:
-                    used.add(i)
-                    patches.append((kids[i].offset, kids[i].header + kids[i].size, data))
-                    position = kids[i].offset - layout.data_start
-                    return self._with_seekhead(handle, layout, patches, used, removed, position, True, required=False)
+        if layout.truncated:
+            raise WriteNotSupportedError(_CUT_SHORT)
         position = layout.data_end - layout.data_start
         appended = bytearray(new)
         patches = self._with_seekhead(handle, layout, patches, used, removed, position, True, tail=appended)
         patches.append((layout.data_end, 0, bytes(appended)))
         if not layout.size_unknown:
             size = layout.data_end - layout.data_start + len(appended)
+            patches.append((layout.size_offset, layout.size_width, encode_size(size, layout.size_width)))
+        return patches
+
+    def _before_clusters(
+        self, handle: BinaryIO, layout: Layout, index: int, tags: Node, edit: _Edit
+    ) -> list[tuple[int, int, bytes]] | None:
+        """Patches placing ``tags`` before the first Cluster, or None if that is not possible.
+
+        exiftool (without ``-ee``) and every reader that stops at the first Cluster only see Tags
+        placed there. First choice: a run of Voids (and the old Tags) big enough, Clusters staying
+        where they are. Second: a file with no SeekHead and no Cues (what browsers' MediaRecorder
+        writes) records no offsets, so the Tags are inserted there and the Clusters shift unchanged.
+        """
+        kids = layout.children
+        first = next((i for i, e in enumerate(kids) if e.id == CLUSTER), len(kids))
+        runs: list[tuple[int, int]] = []
+        i = 0
+        while i < first:
+            j = i
+            while j < first and j not in edit.used and (kids[j].id == VOID or j == index):
+                j += 1
+            if j > i:
+                runs.append((i, j))
+            i = j + 1
+        runs.sort(key=lambda run: not run[0] <= index < run[1])  # where the Tags are now, first
+        for start, stop in runs:
+            try:
+                plan = self._into_run(handle, layout, (start, stop), index, tags, edit)
+            except WriteNotSupportedError:
+                continue
+            if plan is not None:
+                return plan
+        if any(e.id in (SEEKHEAD, CUES) for e in kids):
+            return None
+        if first < len(kids) and _position_in_cluster(handle, kids[first]):
+            return None
+        return self._insert(layout, first, index, tags, edit.patches)
+
+    def _into_run(
+        self, handle: BinaryIO, layout: Layout, run: tuple[int, int], index: int, tags: Node, edit: _Edit
+    ) -> list[tuple[int, int, bytes]] | None:
+        """Patches putting ``tags`` at the end of the free ``run`` of level-1 elements, or None.
+
+        A SeekHead directly before the run may grow into it.
+        """
+        kids = layout.children
+        patches, used, removed = list(edit.patches), set(edit.used), set(edit.removed)
+        new = tags.to_bytes()
+        start, end = kids[run[0]].offset, kids[run[1] - 1].end
+        head = run[0] - 1 if run[0] and kids[run[0] - 1].id == SEEKHEAD else None
+        if end - len(new) < (kids[head].offset if head is not None else start):
+            return None
+        position = end - len(new) - layout.data_start
+        if index >= 0:
+            removed.add(index)
+            if not run[0] <= index < run[1]:
+                self._drop(layout, index, patches, used)
+        used.update(range(*run))
+        front = b""
+        if head is not None:
+            node, changed = _head_update(handle, kids[head], _live_tags(layout, removed, position), position)
+            front = node.to_bytes() if changed else b""
+            if changed:
+                start = kids[head].offset
+                used.add(head)
+        data = _fill_end(new, end - start - len(front))
+        if data is None:
+            return None
+        patches.append((start, end - start, front + data))
+        return self._with_seekhead(handle, layout, patches, used, removed, position, True, placed=bool(front))
+
+    def _drop(self, layout: Layout, index: int, patches: list[tuple[int, int, bytes]], used: set[int]) -> None:
+        """Remove the Tags at ``index``: cut off when only Voids follow it, else turned into a Void."""
+        kids = layout.children
+        elem = kids[index]
+        used.add(index)
+        if not layout.size_unknown and not layout.truncated and all(e.id == VOID for e in kids[index + 1 :]):
+            used.update(range(index + 1, len(kids)))
+            patches.append((elem.offset, layout.data_end - elem.offset, b""))
+            size = elem.offset - layout.data_start
+            patches.append((layout.size_offset, layout.size_width, encode_size(size, layout.size_width)))
+        else:
+            patches.append((elem.offset, elem.header + elem.size, void(elem.header + elem.size)))
+
+    def _insert(
+        self, layout: Layout, first: int, index: int, tags: Node, patches: list[tuple[int, int, bytes]]
+    ) -> list[tuple[int, int, bytes]]:
+        """Insert ``tags`` (and a reserve Void) before the first Cluster of a file that records no offsets."""
+        kids = layout.children
+        new = tags.to_bytes() + void(TAGS_RESERVE)
+        grown = len(new)
+        if 0 <= index < first:
+            slot = kids[index].header + kids[index].size
+            patches.append((kids[index].offset, slot, new))
+            grown -= slot
+        else:
+            if index >= 0:
+                slot = kids[index].header + kids[index].size
+                patches.append((kids[index].offset, slot, void(slot)))
+            at = kids[first].offset if first < len(kids) else layout.data_end
+            patches.append((at, 0, new))
+        if not layout.size_unknown:
+            size = layout.declared_end - layout.data_start + grown
             patches.append((layout.size_offset, layout.size_width, encode_size(size, layout.size_width)))
         return patches
 
@@ -535,8 +727,12 @@ class MatroskaContainer(Container):
         *,
         required: bool = True,
         tail: bytearray | None = None,
+        placed: bool = False,
     ) -> list[tuple[int, int, bytes]]:
         """Point the SeekHead's Tags entry at ``tags_position`` (None: drop entries to removed Tags).
+
+        SeekHeads in ``used`` were rewritten by the caller; ``placed`` says one of them already
+        holds the ``tags_position`` entry.
 
         ``tail`` holds what will be appended at the Segment end. When a SeekHead has no room for the
         new entry, its full entry list is appended there as a second SeekHead and the first one
@@ -547,20 +743,15 @@ class MatroskaContainer(Container):
             return patches
         kids = layout.children
         heads = [i for i, e in enumerate(kids) if e.id == SEEKHEAD]
-        tags_id = encode_id(TAGS)
-        live = {e.offset - layout.data_start for i, e in enumerate(kids) if e.id == TAGS and i not in removed}
-        placed = False
+        live = _live_tags(layout, removed, tags_position)
         for i in heads:
-            head = _load(handle, kids[i])
-            entries = _seek_entries(head)
-            kept = [(sid, pos) for sid, pos in entries if sid != tags_id or pos in live]
-            if tags_position is not None and not placed:
-                kept.append((tags_id, tags_position))
-                placed = True
-            if kept == entries:
+            if i in used:
                 continue
-            crc = bool(head.children) and head.children[0].id == CRC32  # type: ignore[index]
-            node = _seekhead(kept, crc)
+            node, changed_here = _head_update(handle, kids[i], live, None if placed else tags_position)
+            placed = placed or tags_position is not None
+            if not changed_here:
+                continue
+            crc = bool(node.children) and node.children[0].id == CRC32  # type: ignore[index]
             slot = kids[i].header + kids[i].size
             if i + 1 < len(kids) and kids[i + 1].id == VOID and i + 1 not in used:
                 slot += kids[i + 1].header + kids[i + 1].size
