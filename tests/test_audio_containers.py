@@ -266,15 +266,92 @@ def test_mp3_without_tag_gets_v23_and_strip_restores_bytes(demo_label: AIGCLabel
     assert src.read_bytes() == original
 
 
-def test_mp3_id3v22_tag_becomes_v23(sample: Callable[[str], Path], demo_label: AIGCLabel) -> None:
+def test_mp3_id3v22_tag_keeps_its_version(sample: Callable[[str], Path], demo_label: AIGCLabel) -> None:
     src = sample("mp3")
     audio = src.read_bytes()[mutagen.id3.ID3(src).size :]
     frame = b"TT2" + struct.pack(">I", 6)[1:] + b"\x00Hello"
     src.write_bytes(b"ID3\x02\x00\x00" + bytes([0, 0, 0, len(frame)]) + frame + audio)
     api.write_label(src, demo_label)
-    assert _id3_version(src) == 3 and _locations(src) == ["ID3v2.3 TXXX:AIGC"]
+    assert _id3_version(src) == 2 and _locations(src) == ["ID3v2.2 TXXX:AIGC"]
     assert mutagen.id3.ID3(src)["TIT2"].text == ["Hello"]
+    assert _ffprobe_tags(src)["AIGC"] == demo_label.to_json()
+    assert exiftool_tags(src)["ID3v2_2:UserDefinedText"] == f"(AIGC) {demo_label.to_json()}"
     assert src.read_bytes().endswith(audio)
+
+
+def _raw_id3_frame(version: int, frame_id: str, body: bytes) -> bytes:
+    size = bytes((len(body) >> s) & 0x7F for s in (21, 14, 7, 0)) if version == 4 else struct.pack(">I", len(body))
+    return frame_id.encode() + size + b"\0\0" + body
+
+
+def _raw_id3(version: int, frames: list[bytes], padding: int = 64) -> bytes:
+    body = b"".join(frames) + bytes(padding)
+    return b"ID3" + bytes([version, 0, 0]) + bytes((len(body) >> s) & 0x7F for s in (21, 14, 7, 0)) + body
+
+
+@pytest.mark.parametrize("version", [3, 4])
+def test_mp3_other_frames_kept_byte_for_byte(
+    version: int, sample: Callable[[str], Path], demo_label: AIGCLabel
+) -> None:
+    """A v2.4-only frame in a v2.3 tag (TSOP, as iTunes writes), an empty frame and a multi-value TPE1
+    survive exactly: mutagen's re-rendering would drop, drop and join them."""
+    src = sample("mp3")
+    audio = src.read_bytes()[mutagen.id3.ID3(src).size :]
+    frames = [
+        _raw_id3_frame(version, "TIT2", b"\x00Title"),
+        _raw_id3_frame(version, "TPE1", b"\x00Alpha\x00Beta" if version == 4 else b"\x00Alpha/Beta"),
+        _raw_id3_frame(version, "TSOP", b"\x00Sort Artist"),
+        _raw_id3_frame(version, "TALB", b"\x00"),  # empty
+        _raw_id3_frame(version, "TXXX", b"\x00aigc_old\x00" + b'{"Label":"2","ContentProducer":"old"}'),
+        _raw_id3_frame(version, "COMM", b"\x00eng\x00"),  # empty comment
+    ]
+    src.write_bytes(_raw_id3(version, frames) + audio)
+    api.write_label(src, demo_label)
+    data = src.read_bytes()
+    assert _id3_version(src) == version and _locations(src) == [f"ID3v2.{version} TXXX:AIGC"]
+    kept = b"".join(frames[:4] + frames[5:])
+    assert data[10 : 10 + len(kept)] == kept  # every other frame, in order, byte for byte
+    assert data.endswith(audio)
+    tags = mutagen.id3.ID3(src, translate=False)
+    assert tags["TSOP"].text == ["Sort Artist"]  # mutagen skips empty frames when reading: bytes checked above
+    if version == 4:
+        assert tags["TPE1"].text == ["Alpha", "Beta"]
+    assert _ffprobe_tags(src)["AIGC"] == demo_label.to_json()
+    assert exiftool_tags(src)[f"ID3v2_{version}:UserDefinedText"] == f"(AIGC) {demo_label.to_json()}"
+    api.strip_label(src)
+    assert src.read_bytes()[10 : 10 + len(kept)] == kept and _locations(src) == []
+
+
+def test_mp3_with_only_id3v1_keeps_title_and_artist_visible(demo_label: AIGCLabel, tmp_path: Path) -> None:
+    """Readers stop at an ID3v2 tag: the new one carries the v1 fields too, and v1 stays."""
+    src = _ffmpeg(tmp_path / "v1.mp3", "-c:a", "libmp3lame", "-write_xing", "0", "-id3v2_version", "0")
+    v1 = b"TAG" + b"Song".ljust(30, b"\0") + b"Singer".ljust(30, b"\0") + b"Record".ljust(30, b"\0") + b"1999"
+    v1 += b"note".ljust(28, b"\0") + b"\0\x07" + b"\x0d"
+    src.write_bytes(src.read_bytes() + v1)
+    before = _ffprobe_tags(src)
+    assert before["TITLE"] == "Song" and before["ARTIST"] == "Singer"
+    api.write_label(src, demo_label)
+    after = _ffprobe_tags(src)
+    assert after["AIGC"] == demo_label.to_json()
+    assert (after["TITLE"], after["ARTIST"], after["ALBUM"]) == ("Song", "Singer", "Record")
+    assert src.read_bytes().endswith(v1)
+    assert exiftool_tags(src)["ID3v1:Title"] == "Song"
+
+
+def test_mp3_with_bytes_before_the_first_frame(demo_label: AIGCLabel, tmp_path: Path) -> None:
+    """Junk before the first frame (no tag): ffmpeg skips it, so it is labelled and the junk is kept."""
+    bare = _ffmpeg(tmp_path / "bare.mp3", "-c:a", "libmp3lame", "-write_xing", "0", "-id3v2_version", "0")
+    src = tmp_path / "junk.mp3"
+    src.write_bytes(b"RECORDER HEADER\x01\x02" * 40 + bare.read_bytes())
+    assert open_container(src).name == "mp3"
+    digest = open_container(src).payload_digest(src)
+    api.write_label(src, demo_label)
+    assert _ffprobe_tags(src)["AIGC"] == demo_label.to_json()
+    assert _stream_md5(src) == _stream_md5(bare) and open_container(src).payload_digest(src) == digest
+    other = tmp_path / "junk.bin"
+    other.write_bytes(b"RECORDER HEADER\x01\x02" * 40 + bare.read_bytes())
+    with pytest.raises(UnsupportedFormatError):
+        open_container(other)  # a frame chain after junk counts only for an MP3 file name
 
 
 def test_mp3_id3v1_and_apev2_kept_ape_label_replaced(sample: Callable[[str], Path], demo_label: AIGCLabel) -> None:

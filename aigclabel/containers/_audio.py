@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import struct
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,8 @@ ID3: Any = mutagen.id3.ID3
 PRIV: Any = mutagen.id3.PRIV
 TXXX: Any = mutagen.id3.TXXX
 LATIN1: Any = mutagen.id3.Encoding.LATIN1
+PARSE_V1: Any = mutagen.id3.ParseID3v1
+_FRAME_ID = re.compile(rb"[A-Z0-9]{3,4}")
 
 #: Vorbis comment field (and ID3 TXXX description, APEv2 key, RIFF chunk ID) we write.
 AIGC_KEY = "AIGC"
@@ -171,19 +175,135 @@ def id3_has_label(data: bytes) -> bool:
     return bool(id3_findings(data, ""))
 
 
-def id3_render(data: bytes | None, label: AIGCLabel | None) -> bytes:
+def _syncsafe(value: int) -> bytes:
+    return bytes((value >> shift) & 0x7F for shift in (21, 14, 7, 0))
+
+
+def _unsyncsafe(data: bytes) -> int | None:
+    """A 4-byte synchsafe integer (7 bits a byte), None if a high bit is set."""
+    if len(data) != 4 or any(b & 0x80 for b in data):
+        return None
+    return (data[0] << 21) | (data[1] << 14) | (data[2] << 7) | data[3]
+
+
+@dataclass
+class _RawTag:
+    """An ID3v2 tag split into verbatim frames (what :func:`id3_render` edits without re-encoding)."""
+
+    major: int
+    revision: int
+    flags: int
+    extended: bytes
+    frames: list[tuple[str, bytes, bytes]]  # (frame ID, body, the frame's raw bytes)
+    size: int  # the header's size field: extended header + frames + padding
+
+
+def _raw_tag(data: bytes) -> _RawTag | None:
+    """The tag's frames byte for byte, or None when it needs mutagen: unsynchronised or compressed
+    as a whole, a CRC or padding count in an extended header, or frames that do not parse cleanly."""
+    major, revision, flags = data[3], data[4], data[5]
+    size = _unsyncsafe(data[6:10])
+    if size is None or flags & 0x80 or (major == 2 and flags & 0x40) or 10 + size > len(data):
+        return None
+    pos, end = 10, 10 + size
+    extended = b""
+    if major != 2 and flags & 0x40:
+        if major == 3:
+            return None  # the v2.3 extended header counts the padding, which an edit changes
+        ext_size = _unsyncsafe(data[10:14])
+        if ext_size is None or ext_size < 6 or 10 + ext_size > end or data[15] & 0x20:
+            return None  # v2.4 with a CRC over the frames
+        extended, pos = data[10 : 10 + ext_size], 10 + ext_size
+    head = 6 if major == 2 else 10
+    frames: list[tuple[str, bytes, bytes]] = []
+    while pos + head <= end and data[pos] != 0:
+        frame_size: int | None
+        if major == 2:
+            frame_id, frame_size, frame_flags = data[pos : pos + 3], int.from_bytes(data[pos + 3 : pos + 6], "big"), 0
+        else:
+            frame_id, size_bytes = data[pos : pos + 4], data[pos + 4 : pos + 8]
+            frame_size = _unsyncsafe(size_bytes) if major == 4 else int.from_bytes(size_bytes, "big")
+            frame_flags = int.from_bytes(data[pos + 8 : pos + 10], "big")
+        if frame_size is None or not _FRAME_ID.fullmatch(frame_id):
+            return None
+        stop = pos + head + frame_size
+        if stop > end:
+            return None
+        name = frame_id.decode("ascii")
+        if name in ("TXXX", "TXX", "PRIV", "PRV") and frame_flags & 0xFF:
+            return None  # compressed, encrypted or unsynchronised: only mutagen can read it
+        frames.append((name, data[pos + head : stop], data[pos:stop]))
+        pos = stop
+    if any(data[pos:end]):
+        return None  # bytes after the frames that are not padding
+    return _RawTag(major, revision, flags, extended, frames, size)
+
+
+def _text_desc(body: bytes) -> str:
+    """The description of a TXXX/TXX body (its first, terminated string)."""
+    encoding, rest = body[:1], body[1:]
+    if encoding in (b"\x01", b"\x02"):
+        at = next((i for i in range(0, len(rest) - 1, 2) if rest[i : i + 2] == b"\0\0"), len(rest))
+        return rest[:at].decode("utf-16" if encoding == b"\x01" else "utf-16-be", "replace")
+    return rest.split(b"\0", 1)[0].decode("utf-8" if encoding == b"\x03" else "latin-1", "replace")
+
+
+def _raw_frame(major: int, frame_id: str, body: bytes) -> bytes:
+    if major == 2:
+        return frame_id[:3].encode() + len(body).to_bytes(3, "big") + body
+    size = _syncsafe(len(body)) if major == 4 else len(body).to_bytes(4, "big")
+    return frame_id.encode() + size + b"\0\0" + body
+
+
+def _render_raw(tag: _RawTag, label: AIGCLabel | None) -> bytes:
+    """``tag`` with its AIGC frames replaced, every other frame kept byte for byte (order, version,
+    flags, encodings, empty and multi-value frames), the padding reused when the result fits."""
+    kept: list[bytes] = []
+    for name, body, raw in tag.frames:
+        if name in ("TXXX", "TXX") and is_aigc_name(_text_desc(body)):
+            continue
+        if name in ("PRIV", "PRV") and body.startswith(b"XMP\0"):
+            packet = remove_aigc(body[4:])
+            if packet is not body[4:]:
+                if packet is not None:
+                    kept.append(_raw_frame(tag.major, name, b"XMP\0" + packet))
+                continue
+        kept.append(raw)
+    if label is not None:
+        body = b"\0" + AIGC_KEY.encode() + b"\0" + label.to_json().encode("latin-1")
+        kept.append(_raw_frame(tag.major, "TXX" if tag.major == 2 else "TXXX", body))
+    if not kept:
+        return b""
+    content = tag.extended + b"".join(kept)
+    footer = tag.major == 4 and tag.flags & 0x10
+    size = len(content) if footer or len(content) > tag.size else tag.size  # a footer forbids padding
+    header = b"ID3" + bytes([tag.major, tag.revision, tag.flags]) + _syncsafe(size)
+    out = header + content + bytes(size - len(content))
+    return out + (b"3DI" + header[3:] if footer else b"")
+
+
+def id3_render(data: bytes | None, label: AIGCLabel | None, v1: bytes | None = None) -> bytes:
     """A new ID3v2 tag: ``data`` (a complete tag, or None for none) with its labels replaced.
 
-    Every other frame is kept (mutagen may reorder them and re-encode their headers; a v2.4-only
-    frame found in a v2.3 tag is converted the way mutagen's ``update_to_v23`` does). Returns
-    ``b""`` when nothing would be left, so stripping a tag we created removes it entirely. A new
-    tag is ID3v2.3: every ID3v2 reader understands it (v2.4 is still unread by some players and
-    Windows before 10), and the ASCII label needs no v2.4-only UTF-8 encoding.
+    Every other frame is kept byte for byte, in order, and the tag keeps its version, flags and
+    padding (see :func:`_render_raw`). Only a tag unsynchronised as a whole, with a compressed
+    label frame or a v2.3 extended header is re-rendered by mutagen (which may reorder frames and
+    converts v2.4-only frames in a v2.3 tag the way ``update_to_v23`` does). Returns ``b""`` when
+    nothing would be left, so stripping a tag we created removes it entirely. A new tag is ID3v2.3:
+    every ID3v2 reader understands it (v2.4 is still unread by some players and Windows before 10),
+    and the ASCII label needs no v2.4-only UTF-8 encoding. ``v1`` (a 128-byte ID3v1 tag of the same
+    file) is copied into a new tag first: readers that find a v2 tag stop looking at v1, so title and
+    artist would otherwise disappear from them.
     """
+    if data and (raw := _raw_tag(data)) is not None:
+        return _render_raw(raw, label)
     if data:
         tags, version = _load_id3(data)
     else:
         tags, version = ID3(), 3
+        for frame in (PARSE_V1(v1, v2_version=3) or {}).values() if v1 else ():
+            if any(str(text).strip() for text in getattr(frame, "text", ())):
+                tags.add(frame)
     for frame in list(tags.getall("TXXX")):
         if is_aigc_name(frame.desc):
             tags.delall(frame.HashKey)

@@ -6,11 +6,11 @@ parsed or touched::
 
     [ID3v2 tag(s)] [MPEG audio frames ...] [APEv2 | Lyrics3v2 | appended ID3v2 | ID3v1]
 
-* the first leading ID3v2 tag is re-rendered by mutagen with every AIGC placement replaced by one
-  ``TXXX:AIGC`` (Latin-1 encoded: the label is ASCII, and Latin-1 is valid in every version). The
-  tag keeps its version (v2.3 stays v2.3, v2.4 stays v2.4; v2.2, which nothing writes any more,
-  becomes v2.3) and every other frame (APIC, TIT2, COMM, PRIV...). A file without a tag gets a
-  v2.3 tag, the version with the widest reader support;
+* the first leading ID3v2 tag gets its AIGC placements replaced by one ``TXXX:AIGC`` (``TXX`` in
+  v2.2; Latin-1 encoded: the label is ASCII, and Latin-1 is valid in every version). Every other
+  frame is kept byte for byte and in order, and the tag keeps its version and flags (see
+  :func:`aigclabel.containers._audio.id3_render`). A file without a tag gets a v2.3 tag, the
+  version with the widest reader support, holding the ID3v1 fields if the file has an ID3v1 tag;
 * the audio region is streamed byte for byte;
 * trailing tags are copied verbatim, except that an APEv2 tag or an appended ID3v2 tag carrying an
   AIGC item is rebuilt without it (only one label per file, GB 45438 §6.1 c).
@@ -83,6 +83,23 @@ def _two_frames_at(data: bytes, at: int) -> bool:
         return False
     following = data[at + length : at + length + 4]
     return len(following) == 4 and frame_length(following) is not None and _same_stream(data[at:], following)
+
+
+def _frames_chain_at(data: bytes, at: int, count: int) -> bool:
+    """True if ``count`` consecutive valid frames of one stream start at ``at`` in ``data``."""
+    first = data[at : at + 4]
+    for _ in range(count):
+        length = frame_length(data[at : at + 4])
+        if length is None or not _same_stream(first, data[at : at + 4]):
+            return False
+        at += length
+    return True
+
+
+def _junk_then_mpeg(data: bytes) -> bool:
+    """True if MPEG audio (three chained frames, as ffmpeg's probe wants) starts within ``data``
+    after bytes that are not audio: a download or recorder header, or a damaged start."""
+    return any(data[at] == 0xFF and _frames_chain_at(data, at, 3) for at in range(len(data) - 4))
 
 
 def _looks_like_mpeg(data: bytes, *, tagged: bool) -> bool:
@@ -208,12 +225,17 @@ class MP3(Container):
 
     @classmethod
     def accept(cls, head: bytes, path: Path) -> bool:
-        """An ID3v2 tag followed by MPEG frames, or two consecutive valid frames at the start.
+        """An ID3v2 tag followed by MPEG frames, or two consecutive valid frames at the start, or
+        (for a ``.mp3``/``.mp2``/``.mpga`` name) three chained frames within the first 4 KiB after
+        other bytes: players skip such junk, so the file is labelled with the junk kept as it is.
 
         An ID3v2-tagged file whose audio is FLAC or AAC (ADTS has layer bits 00) is left alone.
         """
         if id3v2_size(head[:10]) is None:
-            return _looks_like_mpeg(head, tagged=False)
+            if _looks_like_mpeg(head, tagged=False):
+                return True
+            # Leading junk: only trusted for an MP3 file name, a lone frame chain is weak evidence.
+            return path.suffix.lower() in cls.extensions and _junk_then_mpeg(head)
         try:
             with open(path, "rb") as handle:
                 pos = 0
@@ -263,7 +285,8 @@ class MP3(Container):
             if label is None and (first is None or not id3_has_label(first)):
                 fout.write(first or b"")
             else:
-                fout.write(id3_render(first, label))
+                v1 = next((offset for kind, offset, _size in layout.trailing if kind == "ID3v1"), None)
+                fout.write(id3_render(first, label, _read_at(fin, v1, 128) if v1 is not None and not tags else None))
             for extra in tags[1:]:
                 fout.write(id3_render(extra, None) if id3_has_label(extra) else extra)
             copy_range(fin, fout, layout.audio_start, layout.audio_end - layout.audio_start, "MPEG audio")
