@@ -35,6 +35,7 @@ from aigclabel import (
 )
 
 from ._tools import DC_NS, assert_refused, exiftool_tags, libxmp_write
+from ._video import stream_hash
 from .conftest import require_tool
 
 SINE = ["-f", "lavfi", "-i", "sine=frequency=440:duration=1"]
@@ -660,3 +661,19 @@ def test_hostile_files_give_typed_errors_and_stay_untouched(
                 assert path.read_bytes() == bytes(data)
 
     check()
+
+
+def test_ogg_theora_video_is_labelled_in_its_comment_header(demo_label: AIGCLabel, tmp_path: Path) -> None:
+    video = ["-f", "lavfi", "-i", "testsrc2=size=96x64:rate=10:duration=1", *SINE]
+    src = _ffmpeg(tmp_path / "v.ogv", "-c:v", "libtheora", "-c:a", "libvorbis", "-shortest", source=video)
+    container = open_container(src)
+    assert container.name == "ogg"
+    out = api.write_label(src, demo_label, tmp_path / "labelled.ogv")
+    assert [f.location for f in api.read_labels(out)] == ["Theora comment AIGC"]
+    streams = json.loads(_run("ffprobe", "-v", "error", "-show_entries", "stream_tags", "-of", "json", str(out)).stdout)
+    assert streams["streams"][0]["tags"]["AIGC"] == demo_label.to_json()
+    assert exiftool_tags(out)["Theora:Aigc"] == demo_label.to_json()
+    assert mutagen.File(out)["AIGC"] == [demo_label.to_json()]
+    assert stream_hash(out) == stream_hash(src)
+    assert container.payload_digest(out) == container.payload_digest(src)
+    assert api.read_labels(api.strip_label(out)) == []

@@ -1,15 +1,17 @@
-"""Ogg Vorbis, Opus, FLAC and Speex: the label is the comment entry ``AIGC=<json>``.
+"""Ogg Vorbis, Opus, FLAC, Speex and Theora: the label is the comment entry ``AIGC=<json>``.
 
 TC260-PG-202510A (appendix) puts the bare seven-field JSON in the stream's comment header
 (``\\x03vorbis`` for Vorbis, ``OpusTags`` for Opus; the Vorbis-comment block for Ogg FLAC, the
-second header packet for Speex). The source is streamed to the temporary output and mutagen edits
-the copy: it repacks only the comment packet's pages and renumbers the later pages of that logical
-stream (sequence numbers and CRCs change, page bodies and granule positions do not), so every
-audio packet is unchanged. Other comments, the vendor string and Opus/Vorbis comment padding stay.
+second header packet for Speex, ``\\x81theora`` for Theora video). The source is streamed to the
+temporary output and mutagen edits the copy: it repacks only the comment packet's pages and
+renumbers the later pages of that logical stream (sequence numbers and CRCs change, page bodies
+and granule positions do not), so every audio and video packet is unchanged. Other comments, the
+vendor string and Opus/Vorbis comment padding stay.
 
-The codec is taken from the first packet of the first page; Ogg files whose first stream is not
-audio (Theora video, Skeleton) are left to other containers. In a chained file only the first
-logical stream is labelled and read (that is what players show as the file's tags).
+The codec is taken from the first packet of the first page (in an Ogg video that is the Theora
+stream, whose comment header players show as the file's tags); Ogg files starting with another
+stream (Skeleton, Dirac) are left to other containers. In a chained or multiplexed file only the
+first logical stream is labelled and read.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any, BinaryIO, ClassVar
 from mutagen.oggflac import OggFLAC
 from mutagen.oggopus import OggOpus
 from mutagen.oggspeex import OggSpeex
+from mutagen.oggtheora import OggTheora
 from mutagen.oggvorbis import OggVorbis
 
 from .._io import MAX_METADATA_BYTES, read_exact
@@ -37,6 +40,7 @@ _CODECS: dict[bytes, tuple[str, Any]] = {
     b"OpusHead": ("Opus", OggOpus),
     b"\x7fFLAC": ("FLAC", OggFLAC),
     b"Speex   ": ("Speex", OggSpeex),
+    b"\x80theora": ("Theora", OggTheora),
 }
 #: Comment packets of codecs whose comment header is self-identifying.
 _COMMENT_PACKETS = (b"\x03vorbis", b"OpusTags", b"\x81theora")
@@ -104,17 +108,17 @@ def _audio_packets(handle: BinaryIO) -> Iterator[tuple[int, bytes]]:
 
 @register
 class Ogg(Container):
-    """Ogg-encapsulated audio: Vorbis, Opus, FLAC, Speex."""
+    """Ogg-encapsulated audio (Vorbis, Opus, FLAC, Speex) and Theora video."""
 
     name: ClassVar[str] = "ogg"
-    description: ClassVar[str] = "Ogg audio"
-    extensions: ClassVar[tuple[str, ...]] = (".ogg", ".oga", ".opus", ".spx")
+    description: ClassVar[str] = "Ogg audio/video"
+    extensions: ClassVar[tuple[str, ...]] = (".ogg", ".oga", ".opus", ".spx", ".ogv")
     mime_type: ClassVar[str] = "audio/ogg"
     primary_location: ClassVar[str] = "Vorbis comment AIGC"
 
     @classmethod
     def accept(cls, head: bytes, path: Path) -> bool:
-        """A beginning-of-stream Ogg page whose first packet is a Vorbis, Opus, FLAC or Speex header."""
+        """A beginning-of-stream Ogg page whose first packet is a Vorbis, Opus, FLAC, Speex or Theora header."""
         return _codec(head) is not None
 
     @staticmethod
@@ -123,7 +127,7 @@ class Ogg(Container):
             head = handle.read(512)
         found = _codec(head)
         if found is None:
-            raise MalformedFileError(f"{path}: first Ogg page is not a Vorbis, Opus, FLAC or Speex header")
+            raise MalformedFileError(f"{path}: first Ogg page is not a Vorbis, Opus, FLAC, Speex or Theora header")
         name, kind = found
         return name, kind(path)
 
