@@ -582,6 +582,21 @@ def test_wav_declared_size_beyond_file(demo_label: AIGCLabel, tmp_path: Path) ->
     assert_refused(src, TruncatedFileError, demo_label)
 
 
+def test_wav_recording_cut_short_is_labelled(demo_label: AIGCLabel, tmp_path: Path) -> None:
+    """A ``data`` chunk cut short (``dd`` of a recording): labelled, its header and bytes kept, still cut."""
+    whole = _ffmpeg(tmp_path / "whole.wav", "-c:a", "pcm_s16le").read_bytes()
+    src = tmp_path / "cut.wav"
+    src.write_bytes(whole[: len(whole) * 2 // 3 + 1])
+    digest = open_container(src).payload_digest(src)
+    out = api.write_label(src, demo_label, tmp_path / "labelled.wav")
+    assert [f.label for f in api.read_labels(out)] == [demo_label]
+    assert _stream_md5(out) == _stream_md5(src) and open_container(out).payload_digest(out) == digest
+    data = out.read_bytes()
+    assert struct.unpack("<I", data[4:8])[0] == struct.unpack("<I", whole[4:8])[0] + len(data) - len(src.read_bytes())
+    assert exiftool_tags(out)["RIFF:Software"].startswith("Lavf")  # ffmpeg's LIST/INFO chunk is still read
+    assert api.strip_label(out).read_bytes() == src.read_bytes()
+
+
 # ---------------------------------------------------------------------------- FLAC
 
 

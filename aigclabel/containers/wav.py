@@ -20,7 +20,10 @@ never loaded; every other chunk (``fmt ``, ``fact``, ``LIST``, ``bext``, ``iXML`
 Streamed WAVs (written to a pipe) carry placeholder sizes: a RIFF size of 0 or 0xFFFFFFFF, or one
 past the end of the file, makes us walk to the end of the file; a ``data`` size of 0xFFFFFFFF (or 0
 followed by bytes that are not a chunk) means "to the end of the file", and the rewritten file gets
-the real size. A chunk declaring more bytes than the file holds is a :class:`TruncatedFileError`.
+the real size. A ``data`` chunk declaring more bytes than the file holds is a recording cut short:
+players play what is there, so it is labelled with its header and bytes kept as they are (the RIFF
+size keeps counting the missing bytes). Any other chunk running past the end is a
+:class:`TruncatedFileError`.
 """
 
 from __future__ import annotations
@@ -65,6 +68,7 @@ class _Chunk:
     size: int  # real payload size (ds64 or end of file resolved)
     padded: bool  # a pad byte follows in the file
     streamed: bool = False  # size field was a placeholder; payload runs to the end of the file
+    missing: int = 0  # bytes the declared size counts that the file lacks (a recording cut short)
 
     @property
     def payload(self) -> int:
@@ -134,7 +138,11 @@ def _walk(handle: BinaryIO) -> _Riff:
             ):
                 chunk.size, chunk.streamed = rest, True
         if chunk.payload + chunk.size > walk_end:
-            if chunk.payload + chunk.size > size:
+            if cid == b"data" and chunk.payload + chunk.size > size and chunk.payload <= size:
+                # A recording cut short: players play what is there, and so do we.
+                chunk.missing = chunk.payload + chunk.size - size
+                chunk.size = size - chunk.payload
+            elif chunk.payload + chunk.size > size:
                 raise TruncatedFileError(
                     f"{cid.decode('latin-1')!r} chunk declares {chunk.size} bytes but only "
                     f"{size - chunk.payload} remain in the file"
@@ -286,7 +294,7 @@ class WAV(Container):
             riff_end = fout.tell()
             fin.seek(riff.end)
             copy_exact(fin, fout, riff.size - riff.end, "trailing bytes")
-            riff_size = riff_end - 8
+            riff_size = riff_end - 8 + sum(c.missing for c in riff.chunks)  # a cut file stays cut, not "fixed"
             if ds64_at is not None:
                 fout.seek(ds64_at)
                 fout.write(struct.pack("<Q", riff_size))
@@ -322,6 +330,6 @@ def _copy_chunk(fin: BinaryIO, fout: BinaryIO, chunk: _Chunk) -> None:
         fin.seek(chunk.offset)
         fout.write(read_exact(fin, 8, "chunk header"))
     copy_range(fin, fout, chunk.payload, chunk.size, f"{chunk.cid.decode('latin-1')!r} chunk")
-    if chunk.size % 2:
+    if chunk.size % 2 and not chunk.missing:
         fin.seek(chunk.payload + chunk.size)
         fout.write(fin.read(1) if chunk.padded else b"\x00")
