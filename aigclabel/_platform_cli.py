@@ -16,18 +16,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
+from ._console import lazy_console
 from .errors import AIGCLabelError
 
 if TYPE_CHECKING:
     from .audit import AuditStore
     from .signing import KeyRegistry, Role
 
-out = Console()
-err = Console(stderr=True)
+out = lazy_console()
+err = lazy_console(stderr=True)
 
 
 def _fail(exc: AIGCLabelError) -> NoReturn:
@@ -125,6 +123,9 @@ def verify(
     ] = False,
 ) -> None:
     """Classify FILE as confirmed (1), possible (2), suspected (3) or none, per Measures Article 6."""
+    from rich.table import Table
+    from rich.text import Text
+
     from .signing import SigningKey
     from .verify import Applied, apply, classify
 
@@ -281,6 +282,8 @@ def keys_list(
     db: DbOption = None,
 ) -> None:
     """List registered public keys."""
+    from rich.table import Table
+
     from .signing import KeyRegistry
 
     try:

@@ -27,11 +27,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from . import __version__
+from ._console import lazy_console, real_console
 from .api import Inspection, inspect, strip_label
 from .containers import registered
 from .errors import AIGCLabelError
@@ -56,11 +54,13 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode=None,
 )
-out = Console(soft_wrap=True)
-err = Console(stderr=True)
+out = lazy_console(soft_wrap=True)
+err = lazy_console(stderr=True)
 
 
 def _fail(exc: AIGCLabelError) -> NoReturn:
+    from rich.text import Text
+
     err.print(Text.assemble(("error:", "bold red"), f" {exc}"), highlight=False)
     raise typer.Exit(exc.exit_code)
 
@@ -140,7 +140,7 @@ def label(
     layers = [name for name, on in (("watermark", result.watermark_payload), ("signed", result.signed),
                                      ("c2pa", result.c2pa), ("audited", result.audit_event_id)) if on]  # fmt: skip
     extra = f"  ({', '.join(layers)})" if layers else ""
-    out.print(f"labelled {result.path}  ProduceID={result.label.produce_id}{extra}", highlight=False, markup=False)
+    typer.echo(f"labelled {result.path}  ProduceID={result.label.produce_id}{extra}")  # plain text: no Rich to load
 
 
 def _signing_key(path: Path | None, demo: bool) -> SigningKey | None:
@@ -200,6 +200,8 @@ def inspect_command(
         payload = [r.to_dict() for r in results] + failures
         sys.stdout.write(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
     else:
+        from rich.text import Text
+
         _print_inspections(results)
         for failure in failures:
             err.print(Text.assemble(("error:", "bold red"), f" {failure['error']}"), highlight=False)
@@ -210,6 +212,9 @@ def inspect_command(
 
 
 def _print_inspections(results: list[Inspection]) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
     # Everything read from a file is shown as plain Text: "[...]" in a label must not become markup.
     for result in results:
         status = (
@@ -259,12 +264,14 @@ def strip(
         written = strip_label(file, output)
     except AIGCLabelError as exc:
         _fail(exc)
-    out.print(f"stripped {written}", highlight=False, markup=False)
+    typer.echo(f"stripped {written}")
 
 
 @app.command()
 def formats() -> None:
     """List the file formats aigclabel can read and write."""
+    from rich.table import Table
+
     table = Table("format", "description", "extensions", "label stored in", "write")
     for name, cls in sorted(registered().items()):
         table.add_row(
@@ -284,6 +291,9 @@ def demo(
     ),
 ) -> None:
     """Label, sign and verify the bundled samples (images, audio, video, documents) with the demo key."""
+    from rich.table import Table
+    from rich.text import Text
+
     from .demo import run_demo
 
     rows = run_demo(directory)
@@ -342,7 +352,7 @@ def batch(
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
-        console=err,
+        console=real_console(err),
     ) as bar:
         task = bar.add_task(action, total=None)
 
@@ -421,6 +431,9 @@ def check(
     ] = False,
 ) -> None:
     """Compliance report per file and per GB 45438 rule (exit 0 = all compliant, 1 = not)."""
+    from rich.table import Table
+    from rich.text import Text
+
     from .check import check_files, to_html, to_json
 
     reports = check_files(files, implicit=not explicit_only, ocr=ocr)
@@ -466,6 +479,8 @@ def mark(
 ) -> None:
     """Add a visible or audible explicit label (GB 45438 §5.1-§5.4) to a copy of FILE."""
     from typing import Any, cast
+
+    from rich.text import Text
 
     from . import explicit
     from .check import detect_kind
@@ -570,6 +585,8 @@ def watermark_detect(
     ] = None,
 ) -> None:
     """Look for an invisible watermark; exit 1 when any file has none."""
+    from rich.text import Text
+
     from .watermark import detect_file
 
     key = _watermark_key(key_file)

@@ -25,7 +25,6 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from typing import NoReturn
 from xml.parsers import expat
-from xml.sax.saxutils import escape
 
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
@@ -151,8 +150,17 @@ def new_packet(value: str) -> bytes:
     ).encode()
 
 
+def xml_text(value: str) -> str:
+    """``value`` escaped for XML character data and double-quoted attribute values.
+
+    The same as ``xml.sax.saxutils.escape(value, {'"': "&quot;"})`` without importing
+    ``xml.sax.saxutils``, which pulls in ``urllib.request`` and ``ssl`` (15 ms at CLI start).
+    """
+    return value.replace("&", "&amp;").replace(">", "&gt;").replace("<", "&lt;").replace('"', "&quot;")
+
+
 def _description(value: str, rdf_prefix: str) -> str:
-    body = escape(value, {'"': "&quot;"})
+    body = xml_text(value)
     return (
         f'  <{rdf_prefix}:Description {rdf_prefix}:about="" xmlns:{TC260_PREFIX}="{TC260_NS}">\n'
         f"   <{TC260_PREFIX}:AIGC>{body}</{TC260_PREFIX}:AIGC>\n"

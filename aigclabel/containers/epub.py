@@ -20,10 +20,10 @@ import posixpath
 import re
 from html import unescape
 from pathlib import Path
-from xml.sax.saxutils import escape
 
 from ..errors import MalformedFileError
 from ..label import AIGCLabel
+from ..xmp import xml_text
 from . import Container, FoundLabel, register
 from ._zip import LOCAL_SIG, ZipArchive, rewrite_zip
 from .ooxml import decode_xml, parse_xml
@@ -158,7 +158,7 @@ def set_opf_label(data: bytes, value: str | None, what: str) -> bytes:
         last_line = re.search(r"(?:^|\n)([ \t]*)[^\n]*$", stripped)
         indent = last_line.group(1) if last_line and "\n" in ws else ""
         newline = "\r\n" if "\r\n" in ws else "\n" if "\n" in ws else ""
-        content = escape(value, {'"': "&quot;"})
+        content = xml_text(value)
         element = f'<{close.group(1)}meta name="AIGC" content="{content}"/>'
         text = stripped + newline + indent + element + ws + text[close.start() :]
     result = text.encode("utf-8")

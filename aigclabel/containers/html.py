@@ -23,11 +23,11 @@ import re
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import BinaryIO
-from xml.sax.saxutils import escape
 
 from .._io import COPY_CHUNK, MAX_METADATA_BYTES, copy_rest
 from ..errors import LimitExceededError, MalformedFileError, UnsupportedFormatError
 from ..label import AIGCLabel
+from ..xmp import xml_text
 from . import Container, FoundLabel, register
 
 _SNIFF = re.compile(
@@ -190,7 +190,7 @@ def _edit(scan: _Scan, value: str | None, path: Path) -> str:
         return text
     lowered = text[:64].lstrip("\ufeff\xef\xbb\xbf")
     xhtml = scan.self_closing or path.suffix.lower() == ".xhtml" or lowered.startswith("<?xml")
-    content = escape(value, {'"': "&quot;"})
+    content = xml_text(value)
     element = f'<meta name="AIGC" content="{content}"' + (" />" if xhtml else ">")
     if insert_at is None:
         anchor = _anchor(scan)

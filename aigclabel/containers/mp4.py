@@ -36,9 +36,7 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
-
-import numpy as np
+from typing import TYPE_CHECKING, BinaryIO
 
 from .. import xmp
 from .._io import MAX_METADATA_BYTES, file_size
@@ -46,6 +44,9 @@ from ..errors import LimitExceededError, MalformedFileError, TruncatedFileError,
 from ..label import AIGCLabel
 from . import Container, FoundLabel, register
 from ._stream import copy_range, hash_range, open_output
+
+if TYPE_CHECKING:  # numpy costs 0.1 s to import: only rewriting chunk offset tables needs it
+    import numpy as np
 
 #: Largest ``moov`` we load. Hours of video have moov boxes of tens of MB; beyond this it is hostile.
 MAX_MOOV_BYTES = 256 << 20
@@ -530,6 +531,8 @@ class _ChunkTable:
 
 
 def _chunk_tables(moov: Box) -> list[_ChunkTable]:
+    import numpy as np
+
     tables: list[_ChunkTable] = []
     for _path, box, _parent in moov.walk():
         if box.type not in (b"stco", b"co64") or box.children is not None:
@@ -562,6 +565,8 @@ class _OffsetMap:
     def many(self, offsets: np.ndarray) -> np.ndarray:
         if self.identity or not len(offsets):
             return offsets
+        import numpy as np
+
         index = np.searchsorted(np.asarray(self.starts, dtype=np.uint64), offsets, side="right").astype(np.int64) - 1
         index[index < 0] = 0
         shifts = np.asarray(self.shifts, dtype=np.int64)[index]

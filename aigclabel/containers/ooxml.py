@@ -24,7 +24,6 @@ import posixpath
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from xml.sax.saxutils import escape, quoteattr
 
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
@@ -231,6 +230,8 @@ def _property_spans(text: str) -> list[tuple[int, int, str, int]]:
 def set_custom_property(part: bytes | None, value: str | None, what: str) -> bytes:
     """``part`` (a custom.xml, or ``None`` for a new one) with one ``AIGC`` property set to ``value``
     (``None``: every AIGC property removed). Other bytes are kept; the result is checked by parsing."""
+    from xml.sax.saxutils import escape  # imports urllib.request and ssl: load it only to write
+
     if part is None:
         text = (
             '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
@@ -280,6 +281,8 @@ def _label_properties(root: ET.Element) -> list[tuple[str, str]]:
 
 
 def _add_relationship(data: bytes) -> bytes:
+    from xml.sax.saxutils import quoteattr  # imports urllib.request and ssl: load it only to write
+
     text = decode_xml(data, ROOT_RELS)
     root = parse_xml(data, ROOT_RELS)
     ids = {rel.get("Id", "") for rel in root.iter(f"{{{RELS_NS}}}Relationship")}
@@ -297,6 +300,8 @@ def _add_relationship(data: bytes) -> bytes:
 
 
 def _register_content_type(data: bytes, part_name: str) -> bytes:
+    from xml.sax.saxutils import quoteattr  # imports urllib.request and ssl: load it only to write
+
     root = parse_xml(data, CONTENT_TYPES)
     for override in root.iter(f"{{{CT_NS}}}Override"):
         if override.get("PartName", "").casefold() == part_name.casefold():

@@ -35,15 +35,16 @@ import re
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, cast
-
-import pikepdf
+from typing import TYPE_CHECKING, Any, cast
 
 from .. import xmp
 from .._io import MAX_METADATA_BYTES, atomic_output, copy_rest, file_size
 from ..errors import MalformedFileError, TruncatedFileError, WriteNotSupportedError
 from ..label import AIGCLabel
 from . import Container, FoundLabel, register
+
+if TYPE_CHECKING:  # pikepdf (and numpy with it) costs 0.15 s to import: each function imports it when it runs
+    import pikepdf
 
 INFO_KEY = "/AIGC"
 XMP_LOCATION = "XMP TC260:AIGC in catalog /Metadata"
@@ -59,6 +60,8 @@ class EncryptedPDFError(WriteNotSupportedError):
 
 def _copy(obj: pikepdf.Object) -> pikepdf.Dictionary:
     """A direct shallow copy of a dictionary object (references inside stay references)."""
+    import pikepdf
+
     return pikepdf.Dictionary(cast("Mapping[str, Any]", obj))
 
 
@@ -70,6 +73,8 @@ def _is_label_key(key: str) -> bool:
 @contextlib.contextmanager
 def _open(path: Path) -> Iterator[pikepdf.Pdf]:
     """Open with pikepdf; qpdf's errors on damaged files, inside the block too, become typed errors."""
+    import pikepdf
+
     try:
         pdf = pikepdf.open(path)
     except pikepdf.PasswordError:
@@ -85,6 +90,8 @@ def _open(path: Path) -> Iterator[pikepdf.Pdf]:
 
 def _stream_data(stream: pikepdf.Stream, what: str) -> bytes:
     """Decoded stream data with a bound on both sizes (a metadata stream can be a flate bomb)."""
+    import pikepdf
+
     raw = stream.read_raw_bytes()
     if len(raw) > MAX_METADATA_BYTES:
         raise MalformedFileError(f"{what} is {len(raw)} bytes (limit {MAX_METADATA_BYTES})")
@@ -133,16 +140,22 @@ def _verify(path: Path, value: str | None) -> None:
 
 
 def _metadata_stream(pdf: pikepdf.Pdf) -> pikepdf.Stream | None:
+    import pikepdf
+
     meta = pdf.Root.get("/Metadata")
     return meta if isinstance(meta, pikepdf.Stream) else None
 
 
 def _info(pdf: pikepdf.Pdf) -> pikepdf.Dictionary | None:
+    import pikepdf
+
     info = pdf.trailer.get("/Info")
     return info if isinstance(info, pikepdf.Dictionary) else None
 
 
 def _info_labels(pdf: pikepdf.Pdf) -> list[FoundLabel]:
+    import pikepdf
+
     info = _info(pdf)
     found: list[FoundLabel] = []
     if info is None:
@@ -217,6 +230,8 @@ class PdfContainer(Container):
             _verify(dst, value)
 
     def _update(self, src: Path, pdf: pikepdf.Pdf, value: str | None, packet: bytes | None) -> bytes:
+        import pikepdf
+
         with open(src, "rb") as handle:
             size = file_size(handle)
             handle.seek(max(0, size - _TAIL))
@@ -326,6 +341,8 @@ class PdfContainer(Container):
         self._full(Path(src), Path(dst), None)
 
     def _full(self, src: Path, dst: Path, value: str | None) -> None:
+        import pikepdf
+
         with _open(src) as pdf, atomic_output(dst, mode_from=src) as tmp:
             if pdf.is_encrypted:
                 raise EncryptedPDFError(f"{src} is encrypted; labelling it would need its encryption key")
@@ -381,6 +398,8 @@ _MAX_DEPTH = 64
 
 def _canonical(obj: Any, feed: Callable[[bytes], object], seen: dict[tuple[int, int], int], depth: int) -> None:
     """Feed a renumbering-independent serialisation of ``obj`` (and what it references)."""
+    import pikepdf
+
     if depth > _MAX_DEPTH:
         raise MalformedFileError("PDF object graph nests too deeply")
     if isinstance(obj, pikepdf.Object) and obj.is_indirect:

@@ -22,7 +22,6 @@ import hashlib
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from xml.sax.saxutils import escape
 
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
@@ -168,7 +167,7 @@ def _insert(text: str, value: str) -> str:
     if root is None:
         raise MalformedFileError("no <svg> root element found")
     newline = "\r\n" if "\r\n" in text else "\n"
-    content = escape(value, {'"': "&quot;"})
+    content = xmp.xml_text(value)
     block = (
         f'<x:xmpmeta xmlns:x="{xmp.X_NS}"><rdf:RDF xmlns:rdf="{xmp.RDF_NS}">'
         f'<rdf:Description rdf:about="" xmlns:{xmp.TC260_PREFIX}="{xmp.TC260_NS}">'

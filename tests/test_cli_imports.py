@@ -1,0 +1,75 @@
+"""The CLI imports only what a command needs: reading or labelling a JPEG loads no numpy, pikepdf or PyAV.
+
+Each command runs in a fresh interpreter (``python -m aigclabel`` through :mod:`runpy`), which then
+reports which heavy packages ended up in ``sys.modules``. The timing itself is measured by ``bench/cli.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from aigclabel import DEMO_PROVIDER_CODE
+from tests.conftest import SAMPLES
+
+ROOT = Path(__file__).resolve().parent.parent
+#: Packages that cost tens of milliseconds each to import and that no JPEG command needs.
+HEAVY = ("numpy", "pikepdf", "av", "cv2", "scipy", "PIL", "sqlalchemy")
+MARK = "imports-probe:"
+
+PROBE = f"""
+import json, runpy, sys
+sys.argv = ["aigclabel", *sys.argv[1:]]
+code = 0
+try:
+    runpy.run_module("aigclabel", run_name="__main__", alter_sys=True)
+except SystemExit as exit:
+    code = exit.code
+loaded = sorted({{name.split(".")[0] for name in sys.modules}} & set({HEAVY!r} + ("rich",)))
+sys.stderr.write("\\n{MARK}" + json.dumps({{"code": code, "loaded": loaded}}) + "\\n")
+"""
+
+
+def run_cli(*args: str) -> tuple[int, list[str], str]:
+    """Run ``aigclabel ARGS`` in a fresh interpreter: (exit code, heavy top-level packages imported, stdout)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, *args], capture_output=True, text=True, env=env, timeout=120, check=False
+    )
+    lines = [line for line in done.stderr.splitlines() if line.startswith(MARK)]
+    assert lines, f"the probe did not finish: {done.stderr}"
+    report = json.loads(lines[-1].removeprefix(MARK))
+    return report["code"], report["loaded"], done.stdout
+
+
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample JPEG labelled by ``aigclabel label`` (run under the probe: it must stay light too)."""
+    out = tmp_path_factory.mktemp("cli-imports") / "labelled.jpg"
+    code, loaded, stdout = run_cli("label", str(SAMPLES / "sample.jpg"), "-o", str(out), "-p", DEMO_PROVIDER_CODE)
+    assert code == 0 and stdout.startswith(f"labelled {out}"), stdout
+    assert loaded == [], f"`aigclabel label` on a JPEG imported {loaded}"
+    return out
+
+
+def test_label_jpeg_imports_nothing_heavy(labelled: Path) -> None:
+    assert labelled.read_bytes()[:2] == b"\xff\xd8"
+
+
+def test_inspect_json_jpeg_imports_nothing_heavy(labelled: Path) -> None:
+    code, loaded, stdout = run_cli("inspect", "--json", str(labelled))
+    assert code == 0
+    [report] = json.loads(stdout)
+    assert report["format"] == "jpeg" and report["ok"] and len(report["labels"]) == 1
+    assert loaded == [], f"`aigclabel inspect --json` on a JPEG imported {loaded}"
+
+
+def test_inspect_table_jpeg_imports_no_numpy_pikepdf_or_av(labelled: Path) -> None:
+    code, loaded, stdout = run_cli("inspect", str(labelled))
+    assert code == 0 and "conforms" in stdout and DEMO_PROVIDER_CODE in stdout
+    assert loaded == ["rich"], f"`aigclabel inspect` on a JPEG imported {loaded} (only Rich draws its table)"
