@@ -82,6 +82,19 @@ class FileReport:
         }
 
 
+#: Container formats that are documents: checked for their implicit label only, never decoded as media.
+DOCUMENT_CONTAINERS = frozenset({"svg", "html", "pdf", "ooxml", "epub"})
+
+
+def _container_name(path: Path) -> str | None:
+    from .containers import open_container
+
+    try:
+        return open_container(path).name
+    except AIGCLabelError:
+        return None
+
+
 def detect_kind(path: Path) -> Kind:
     """What kind of content ``path`` holds: by suffix for text, else by what Pillow or PyAV can decode."""
     if path.suffix.lower() in TEXT_SUFFIXES:
@@ -94,6 +107,8 @@ def detect_kind(path: Path) -> Kind:
         return "image"  # identified as an image, just too large to decode: the image rules report the limit
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         pass
+    if _container_name(path) in DOCUMENT_CONTAINERS:
+        return "unknown"  # FFmpeg "opens" SVG (and more) as an image pipe it cannot decode: not a video
     try:
         with av.open(str(path), metadata_errors="replace") as container:
             videos = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]

@@ -389,33 +389,74 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
     api_key: Annotated[
-        list[str] | None, typer.Option("--api-key", help="Accepted API key (repeatable; or AIGCLABEL_API_KEYS).")
+        list[str] | None,
+        typer.Option("--api-key", help="Accepted API key, 16+ visible ASCII characters (repeatable)."),
     ] = None,
-    max_upload: Annotated[int, typer.Option(help="Largest upload in bytes.")] = 512 << 20,
+    api_key_file: Annotated[
+        Path | None,
+        typer.Option("--api-key-file", help="File of accepted API keys, one per line (or AIGCLABEL_API_KEY_FILE)."),
+    ] = None,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option("--allowed-host", help="Host header value to serve besides loopback (repeatable; * = any)."),
+    ] = None,
+    max_upload: Annotated[
+        int | None, typer.Option(help="Largest upload in bytes (default: $AIGCLABEL_MAX_UPLOAD or 512 MiB).")
+    ] = None,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    pool: Annotated[
+        int | None, typer.Option(help="Analyses at once per worker (default: CPU count); more queue, then 503.")
+    ] = None,
+    queue: Annotated[
+        int | None, typer.Option(help="Requests that may wait for a pool place (default: 4 per place).")
+    ] = None,
+    request_seconds: Annotated[
+        float | None, typer.Option(help="Analysis time budget per request (default 20 s).")
+    ] = None,
     db: Annotated[
         str | None, typer.Option(help="Audit database URL or SQLite file (default: $AIGCLABEL_DB or a local file).")
     ] = None,
     keys: Annotated[Path | None, typer.Option(help="Key registry file for signature checks.")] = None,
 ) -> None:
-    """Run the HTTP service and web page. Without API keys it only binds to loopback."""
+    """Run the HTTP service and web page. Without API keys it only binds to (and answers on) loopback."""
     import os
 
-    import uvicorn
-
     from .audit import resolve_url
-    from .service import ServiceSettings
+    from .service.server import run
+    from .service.settings import ServiceConfigError, ServiceSettings, collect_keys, is_loopback
 
-    accepted = frozenset(api_key or ()) | ServiceSettings.from_env().api_keys
-    if not accepted and host not in ("127.0.0.1", "localhost", "::1"):
-        err.print("[bold red]error:[/] refusing to serve on a non-loopback address without --api-key", highlight=False)
-        raise typer.Exit(2)
-    os.environ["AIGCLABEL_API_KEYS"] = ",".join(sorted(accepted))
-    os.environ["AIGCLABEL_MAX_UPLOAD"] = str(max_upload)
-    os.environ["AIGCLABEL_DB"] = resolve_url(db)
-    if keys is not None:
-        os.environ["AIGCLABEL_KEYS"] = str(keys.resolve())
-    uvicorn.run("aigclabel.service.app:create_app", factory=True, host=host, port=port, workers=workers)
+    try:
+        overrides: dict[str, object] = {"audit_url": resolve_url(db)}
+        if api_key or api_key_file:
+            overrides["api_keys"] = collect_keys(api_key or (), api_key_file)
+        if max_upload is not None:
+            overrides["max_upload_bytes"] = max_upload
+        if pool is not None:
+            overrides["pool"] = pool
+        if request_seconds is not None:
+            overrides["request_seconds"] = request_seconds
+        if queue is not None:
+            overrides["queue"] = queue
+        if keys is not None:
+            overrides["keys_file"] = keys.resolve()
+        hosts = {h.strip().lower() for h in allowed_host or () if h.strip()}
+        wildcard = host in ("0.0.0.0", "::", "")
+        if not is_loopback(host) and not wildcard:
+            hosts.add(host.lower())
+        settings = ServiceSettings.from_env(**overrides)
+        if hosts:
+            settings = ServiceSettings.from_env(**overrides, allowed_hosts=settings.allowed_hosts | hosts)
+        if not settings.api_keys and not is_loopback(host):
+            raise ServiceConfigError(
+                "refusing to serve on a non-loopback address without an API key (--api-key or --api-key-file)"
+            )
+        if wildcard and not settings.allowed_hosts:
+            # Reached by any name the machine has; the keys (required above) are the protection here.
+            settings = ServiceSettings.from_env(**overrides, allowed_hosts=frozenset({"*"}))
+    except AIGCLabelError as exc:
+        _fail(exc)
+    os.environ.pop("AIGCLABEL_API_KEY_FILE", None)  # the keys now travel in the validated list
+    run(host, port, workers, settings.to_env())
 
 
 @app.command()

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import inspect
 
-from aigclabel.audit import AuditError, AuditEvent, AuditStore, EventKind, purge
+from aigclabel.audit import AuditEvent, AuditStore, EventKind, purge
 from aigclabel.signing import demo_registry
 from tests.pg import PostgresServer, running_server
 from tests.test_audit import check_concurrent_first_open, check_concurrent_writers, check_crash_mid_batch
@@ -41,8 +41,10 @@ def test_schema_and_round_trip(url: str) -> None:
     )
     [got] = store.trace(produce_id="p-1")
     assert (got.id, got.ts, got.recipient, got.detail) == (event_id, NOW, "r", {"k": ["v", 1]})
-    with pytest.raises(AuditError):
-        store.record(AuditEvent(kind="label", produce_id="x" * 3000))
+    long_id = store.record(AuditEvent(kind="label", produce_id="x" * 3000 + "\x00", detail={"n": "a\x00"}))
+    [cut] = [e for e in store.events() if e.id == long_id]
+    assert cut.detail["truncated"] == ["produce_id"] and cut.produce_id is not None and len(cut.produce_id) == 2048
+    assert store.trace(produce_id="a\x00b") == []
     for entry in demo_registry():
         store.save_key(entry)
     assert {e.key_id for e in store.key_registry()} == {e.key_id for e in demo_registry()}

@@ -25,7 +25,8 @@ RAW = {"Content-Type": "application/octet-stream"}
 def _client(tmp_path: Path, **settings: object) -> TestClient:
     work = tmp_path / "uploads"
     work.mkdir(exist_ok=True)
-    return TestClient(create_app(ServiceSettings(work_dir=work, **settings)))  # type: ignore[arg-type]
+    app = create_app(ServiceSettings(work_dir=work, **settings))  # type: ignore[arg-type]
+    return TestClient(app, base_url="http://127.0.0.1")
 
 
 @pytest.fixture
@@ -108,16 +109,15 @@ def test_streamed_oversized_upload_without_length_is_stopped(tmp_path: Path) -> 
 
 
 def test_api_keys(tmp_path: Path) -> None:
-    keyed = _client(tmp_path, api_keys=frozenset({"s3cret"}))
+    keyed = _client(tmp_path, api_keys=frozenset({"s3cret-0123456789abcdef"}))
     body = (SAMPLES / "sample.png").read_bytes()
     assert keyed.post("/v1/inspect", params={"filename": "s.png"}, content=body, headers=RAW).status_code == 401
     wrong = keyed.post("/v1/inspect", params={"filename": "s.png"}, content=body, headers={**RAW, "X-API-Key": "nope"})
     assert wrong.status_code == 401
-    right = keyed.post(
-        "/v1/inspect", params={"filename": "s.png"}, content=body, headers={**RAW, "X-API-Key": "s3cret"}
-    )
+    keyed_headers = {**RAW, "X-API-Key": "s3cret-0123456789abcdef"}
+    right = keyed.post("/v1/inspect", params={"filename": "s.png"}, content=body, headers=keyed_headers)
     assert right.status_code == 200
-    bearer = {**RAW, "Authorization": "Bearer s3cret"}
+    bearer = {**RAW, "Authorization": "Bearer s3cret-0123456789abcdef"}
     assert keyed.post("/v1/inspect", params={"filename": "s.png"}, content=body, headers=bearer).status_code == 200
 
 
@@ -267,9 +267,9 @@ def test_client_disconnect_mid_upload_is_a_4xx_not_an_exception(tmp_path: Path) 
     scope = {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
         "path": "/v1/inspect", "raw_path": b"/v1/inspect", "root_path": "", "query_string": b"filename=x.png",
-        "headers": [(b"host", b"testserver"), (b"content-type", b"application/octet-stream"),
+        "headers": [(b"host", b"127.0.0.1"), (b"content-type", b"application/octet-stream"),
                     (b"content-length", b"10")],
-        "client": ("127.0.0.1", 1), "server": ("testserver", 80),
+        "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80),
     }  # fmt: skip
     incoming = iter([{"type": "http.request", "body": b"abc", "more_body": True}, {"type": "http.disconnect"}])
     sent: list[dict[str, object]] = []

@@ -78,6 +78,9 @@ class Event(Base):
     provider_code: Mapped[str | None] = mapped_column(String(MAX_ID_LENGTH))
     recipient: Mapped[str | None] = mapped_column(String(512))
     detail: Mapped[dict[str, Any]] = mapped_column(_JSON, nullable=False, default=dict)
+    #: Whether the HTTP response of this event reached the client; NULL for events not served over HTTP
+    #: (CLI, batch) and for rows written before revision 0002.
+    delivered: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
 
 
 class StoredKey(Base):

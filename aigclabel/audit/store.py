@@ -23,7 +23,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, delete, event, func, select, text
+from sqlalchemy import Engine, create_engine, delete, event, func, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -49,6 +49,13 @@ class AuditError(AIGCLabelError):
     exit_code = 7
 
 
+class AuditUnavailableError(AuditError):
+    """The audit database did not answer (down, unreachable, locked): retry later.
+
+    The message names the failure class only; the driver's text (host, port, user) stays in ``__cause__``.
+    """
+
+
 @dataclass(frozen=True)
 class AuditEvent:
     """One event as the store records and returns it (``id``/``ts`` are set by the store)."""
@@ -64,6 +71,8 @@ class AuditEvent:
     detail: Mapping[str, Any] = field(default_factory=dict)
     ts: datetime | None = None
     id: int | None = None
+    #: Whether the response this event belongs to reached the client (``None``: not a served request).
+    delivered: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (the ``audit export`` line format)."""
@@ -79,6 +88,7 @@ class AuditEvent:
             "provider_code": self.provider_code,
             "recipient": self.recipient,
             "detail": dict(self.detail),
+            "delivered": self.delivered,
         }
 
 
@@ -119,6 +129,26 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _storable(value: object, limit: int) -> str:
+    """``value`` as text every backend stores: NUL replaced (PostgreSQL refuses it), cut to ``limit``."""
+    text = value if isinstance(value, str) else str(value)
+    text = text.replace("\x00", "\ufffd")
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def _storable_detail(detail: Mapping[str, Any]) -> dict[str, Any]:
+    """``detail`` as JSON every backend stores; too large, NUL-holding or unserialisable detail is cut."""
+    try:
+        text = json.dumps(dict(detail), ensure_ascii=False, allow_nan=False, default=str)
+    except (TypeError, ValueError):
+        text = json.dumps({"unserialisable": _storable(repr(dict(detail)), 4096)}, ensure_ascii=False)
+    text = text.replace("\\u0000", "\\ufffd")
+    if len(text.encode()) > MAX_DETAIL_BYTES:
+        text = json.dumps({"excerpt": _storable(text, 4096), "cut_from_bytes": len(text.encode())}, ensure_ascii=False)
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
+
+
 class AuditStore:
     """Open (and migrate) the audit database at ``url``; see :func:`resolve_url`.
 
@@ -150,7 +180,9 @@ class AuditStore:
     @staticmethod
     def _make_engine(url: str) -> Engine:
         if not url.startswith("sqlite"):
-            return create_engine(url, pool_pre_ping=True)
+            # A bounded connect: a database that does not answer is an outage to report, not a hang.
+            options = {"connect_timeout": 5} if url.startswith("postgresql") else {}
+            return create_engine(url, pool_pre_ping=True, connect_args=options)
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
 
         @event.listens_for(engine, "connect")
@@ -197,31 +229,31 @@ class AuditStore:
 
     # ------------------------------------------------------------------ events
     def _row(self, item: AuditEvent) -> Event:
+        # An event is evidence: a hostile value (a 3,000-character or NUL-holding ProduceID read from an
+        # upload) must not make the write fail, or the verdict that goes with it is lost. Values are made
+        # storable (NUL replaced, text cut to the column) and the event says which fields were changed.
+        # Only a programming error (unknown kind, naive timestamp) is refused.
         try:
             kind = EventKind(item.kind).value
         except ValueError:
             raise AuditError(f"unknown event kind {item.kind!r}") from None
-        values: dict[str, Any] = {}
-        for name, limit in _LIMITS.items():
-            value = getattr(item, name)
-            if value is not None:
-                if not isinstance(value, str):
-                    raise AuditError(f"{name} must be text")
-                if len(value) > limit:
-                    raise AuditError(f"{name} is {len(value)} characters (limit {limit})")
-                if "\x00" in value:
-                    raise AuditError(f"{name} contains a NUL character")
-            values[name] = value
-        try:
-            detail_text = json.dumps(dict(item.detail), ensure_ascii=False, allow_nan=False, default=str)
-        except (TypeError, ValueError) as exc:
-            raise AuditError(f"detail is not JSON-serialisable: {exc}") from None
-        if len(detail_text.encode()) > MAX_DETAIL_BYTES or "\\u0000" in detail_text:
-            raise AuditError(f"detail is over {MAX_DETAIL_BYTES} bytes or contains NUL characters")
         ts = item.ts if item.ts is not None else self.clock()
         if ts.tzinfo is None:
             raise AuditError("event timestamps must be time-zone aware")
-        return Event(ts=ts, kind=kind, detail=json.loads(detail_text), **values)
+        values: dict[str, Any] = {}
+        changed: list[str] = []
+        for name, limit in _LIMITS.items():
+            value = getattr(item, name)
+            if value is not None:
+                cleaned = _storable(value, limit)
+                if cleaned != value:
+                    changed.append(name)
+                value = cleaned
+            values[name] = value
+        detail = _storable_detail(item.detail)
+        if changed:
+            detail["truncated"] = changed
+        return Event(ts=ts, kind=kind, detail=detail, delivered=item.delivered, **values)
 
     def record(self, item: AuditEvent) -> int:
         """Append one event in its own transaction; returns its id."""
@@ -236,7 +268,26 @@ class AuditStore:
                 session.flush()
                 return [row.id for row in rows]
         except SQLAlchemyError as exc:
-            raise AuditError(f"cannot write audit events: {exc.__class__.__name__}: {exc}") from None
+            raise AuditUnavailableError(f"cannot write audit events: {exc.__class__.__name__}") from exc
+
+    def mark_delivered(self, ids: Iterable[int]) -> None:
+        """Record that the responses of events ``ids`` were handed to the client in full."""
+        wanted = list(ids)
+        if not wanted:
+            return
+        try:
+            with Session(self.engine) as session, session.begin():
+                session.execute(update(Event).where(Event.id.in_(wanted)).values(delivered=True))
+        except SQLAlchemyError as exc:
+            raise AuditUnavailableError(f"cannot update audit events: {exc.__class__.__name__}") from exc
+
+    def ping(self) -> None:
+        """Raise :class:`AuditUnavailableError` unless the database answers a trivial query."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except SQLAlchemyError as exc:
+            raise AuditUnavailableError(f"audit database unavailable: {exc.__class__.__name__}") from exc
 
     @staticmethod
     def _event(row: Event) -> AuditEvent:
@@ -252,6 +303,7 @@ class AuditStore:
             detail=row.detail,
             ts=row.ts,
             id=row.id,
+            delivered=row.delivered,
         )
 
     def trace(
@@ -265,8 +317,8 @@ class AuditStore:
         limit: int = 1000,
     ) -> list[AuditEvent]:
         """Events matching ANY of the given identifiers, oldest first."""
-        criteria = [
-            column == value
+        given = [
+            (column, value)
             for column, value in (
                 (Event.produce_id, produce_id),
                 (Event.content_sha256, content_sha256.lower() if content_sha256 else None),
@@ -276,13 +328,21 @@ class AuditStore:
             )
             if value
         ]
-        if not criteria:
+        if not given:
             raise AuditError("trace needs a ProduceID, PropagateID, content hash, payload digest or watermark payload")
+        # A value no stored row can hold (NUL, longer than the column) matches nothing; sent as it is,
+        # PostgreSQL would refuse the NUL with an error instead of an empty answer.
+        criteria = [column == value for column, value in given if "\x00" not in value and len(value) <= MAX_ID_LENGTH]
+        if not criteria:
+            return []
         from sqlalchemy import or_
 
         query = select(Event).where(or_(*criteria)).order_by(Event.ts, Event.id).limit(limit)
-        with Session(self.engine) as session:
-            return [self._event(row) for row in session.scalars(query)]
+        try:
+            with Session(self.engine) as session:
+                return [self._event(row) for row in session.scalars(query)]
+        except SQLAlchemyError as exc:
+            raise AuditUnavailableError(f"cannot read audit events: {exc.__class__.__name__}") from exc
 
     def events(
         self,

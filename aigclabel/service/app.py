@@ -1,39 +1,51 @@
-"""The HTTP service: label, inspect (and, as they are wired in, verify, check, trace) over HTTP.
+"""The HTTP service: label, inspect, verify, check, report and trace over HTTP.
 
-Uploads are the raw request body (``Content-Type: application/octet-stream``) with the file name in
-the ``filename`` query parameter: no multipart parsing, so the body streams straight to a temporary
-file and the size limit is enforced while reading, before anything is parsed. Every
-:class:`~aigclabel.errors.AIGCLabelError` becomes a 4xx with a JSON body ``{"error", "detail"}``;
-temporary paths never leak into messages.
+Uploads are the raw request body (``Content-Type: application/octet-stream`` or the file's media type)
+with the file name in the ``filename`` query parameter: no multipart parsing, so the body streams
+straight to a temporary file, and the size limit and read timeouts are enforced while reading, before
+anything is parsed. Analysis runs in a bounded pool (a full pool answers 503 with ``Retry-After``)
+under a per-request work budget (:mod:`aigclabel._budget`): a detector over its budget reports
+"not searched: over budget" and the verdict is still returned. Every error, whoever raises it, has
+the body ``{"error", "detail"}``; temporary paths never leak into answers or the audit log.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
+import logging
+import math
 import os
+import re
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import replace
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path, PurePath
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Security
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from .. import __version__
+from .. import _budget as work
 from ..api import inspect, write_label
 from ..audit import AuditEvent, AuditStore
 from ..audit.events import file_event, verdict_event
 from ..audit.models import EventKind
+from ..audit.store import AuditUnavailableError
 from ..containers import registered
 from ..errors import (
     AIGCLabelError,
@@ -44,12 +56,16 @@ from ..errors import (
 )
 from ..label import AIGCLabel, LabelValue
 from ..signing import KeyRegistry
-from ..verify import Verdict, classify
+from ..verify import Evidence, TraceDetector, Verdict, classify, detector_cost, detector_formats, registered_detectors
+from .guard import Guard, page_csp
+from .settings import DEFAULT_MAX_UPLOAD, ServiceSettings
 
-#: Default largest upload accepted, in bytes.
-DEFAULT_MAX_UPLOAD = 512 << 20
+__all__ = ["DEFAULT_MAX_UPLOAD", "ServiceSettings", "create_app"]
+
+_log = logging.getLogger("aigclabel.service")
 
 _STATUS_BY_ERROR: tuple[tuple[type[AIGCLabelError], int, str], ...] = (
+    (AuditUnavailableError, 503, "audit-unavailable"),
     (LimitExceededError, 413, "too-large"),
     (UnsupportedFormatError, 415, "unsupported-format"),
     (MalformedFileError, 422, "malformed-file"),
@@ -57,41 +73,32 @@ _STATUS_BY_ERROR: tuple[tuple[type[AIGCLabelError], int, str], ...] = (
     (AIGCLabelError, 400, "bad-request"),
 )
 
-
 _HTTP_ERROR_CODES = {
     400: "bad-request",
     401: "unauthorized",
+    403: "forbidden",
     404: "not-found",
     405: "method-not-allowed",
+    408: "timeout",
     413: "too-large",
+    415: "unsupported-media-type",
+    421: "host-not-allowed",
+    503: "busy",
 }
 
-
-@dataclass(frozen=True)
-class ServiceSettings:
-    """Explicit service settings; :meth:`from_env` reads them from ``AIGCLABEL_*`` variables."""
-
-    api_keys: frozenset[str] = field(default_factory=frozenset)
-    max_upload_bytes: int = DEFAULT_MAX_UPLOAD
-    work_dir: Path | None = None
-    #: Audit database URL or SQLite path; ``None`` records nothing and disables ``/v1/trace``.
-    audit_url: str | None = None
-    #: Key registry file (JSON/TOML) used to check ReservedCode1/2 signatures.
-    keys_file: Path | None = None
-
-    @classmethod
-    def from_env(cls) -> ServiceSettings:
-        """``AIGCLABEL_API_KEYS`` (comma-separated), ``AIGCLABEL_MAX_UPLOAD`` (bytes),
-        ``AIGCLABEL_DB`` (audit database), ``AIGCLABEL_KEYS`` (key registry file)."""
-        keys = frozenset(k.strip() for k in os.environ.get("AIGCLABEL_API_KEYS", "").split(",") if k.strip())
-        limit = int(os.environ.get("AIGCLABEL_MAX_UPLOAD", DEFAULT_MAX_UPLOAD))
-        registry = os.environ.get("AIGCLABEL_KEYS")
-        return cls(
-            api_keys=keys,
-            max_upload_bytes=limit,
-            audit_url=os.environ.get("AIGCLABEL_DB") or None,
-            keys_file=Path(registry) if registry else None,
-        )
+#: Request media types an upload may carry. The three a cross-site HTML form or a no-preflight fetch can
+#: send (text/plain, application/x-www-form-urlencoded, multipart/form-data) are not among them.
+_UPLOAD_TYPES = re.compile(
+    r"(application/(octet-stream|pdf|zip|epub\+zip|xhtml\+xml|vnd\.openxmlformats-officedocument\.[\w.-]+)"
+    r"|image/[\w.+-]+|audio/[\w.+-]+|video/[\w.+-]+|text/(markdown|html))\s*(;.*)?",
+    re.I,
+)
+#: Detectors at least this costly decode pixels: the service checks the image size before calling them.
+_PIXEL_DETECTOR_COST = 20.0
+#: Prefix of upload directories; the PID lets a restarted service delete only its dead predecessors' ones.
+UPLOAD_PREFIX = "aigclabel-upload-"
+#: Longest stored file name in bytes (most file systems allow 255; the prefix directory is separate).
+_MAX_NAME_BYTES = 200
 
 
 class Upload:
@@ -128,54 +135,98 @@ def _scrubbed(upload: Upload, body: dict[str, Any]) -> dict[str, Any]:
 
 def _safe_filename(name: str | None) -> str:
     """A plain file name for the upload; the extension survives because format detection and the
-    returned file's name rely on it (so a 5000-character or dot-led name keeps its ``.png``)."""
+    returned file's name rely on it (so a 5000-character or dot-led name keeps its ``.png``), and the
+    name fits a file system's 255-byte limit even in a multi-byte script."""
     base = PurePath((name or "upload").replace("\\", "/")).name
     cleaned = "".join(c for c in base if c.isalnum() or c in "._-")
     stem, dot, suffix = cleaned.rpartition(".")
     if not dot:
         stem, suffix = cleaned, ""
-    suffix = suffix[:16]
-    stem = stem.lstrip(".")[: 127 - len(suffix)] or "upload"
+    suffix = "".join(c for c in suffix if c.isascii())[:16]
+    stem = stem.lstrip(".")[: 127 - len(suffix)]
+    while stem and len(stem.encode()) + len(suffix) + 1 > _MAX_NAME_BYTES:
+        stem = stem[: max(len(stem) - 8, 0)]
+    stem = stem or "upload"
     return f"{stem}.{suffix}" if suffix else stem
 
 
-def require_key(request: Request) -> None:
+def upload_root(settings: ServiceSettings) -> Path:
+    """Where upload directories are made."""
+    return settings.work_dir or Path(tempfile.gettempdir())
+
+
+def remove_stale_uploads(root: Path) -> int:
+    """Delete upload directories left by service processes that no longer run (after kill -9); returns how many."""
+    removed = 0
+    try:
+        entries = list(root.iterdir())
+    except OSError:
+        return 0
+    for entry in entries:
+        found = re.fullmatch(re.escape(UPLOAD_PREFIX) + r"(\d+)-.*", entry.name)
+        if found is None or not entry.is_dir() or _alive(int(found.group(1))):
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key given to `serve`.")
+_bearer = HTTPBearer(auto_error=False, description="The same API key as a bearer token.")
+
+
+def require_key(
+    request: Request,
+    header_key: Annotated[str | None, Security(_api_key_header)] = None,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
+) -> None:
     """Dependency: reject the request unless it carries a configured API key (if any are set)."""
     config: ServiceSettings = request.app.state.settings
     if not config.api_keys:
         return
-    given = request.headers.get("x-api-key") or ""
-    auth = request.headers.get("authorization", "")
-    if auth.lower().startswith("bearer "):
-        given = auth[7:].strip()
-    if not any(hmac.compare_digest(given.encode(), key.encode()) for key in config.api_keys):
-        raise HTTPException(401, "missing or wrong API key (send X-API-Key or Authorization: Bearer)")
+    given = bearer.credentials.strip() if bearer is not None else header_key or ""
+    # Every key is compared, in constant time, so timing tells nothing about which one came close.
+    matches = [hmac.compare_digest(given.encode(), key.encode()) for key in config.api_keys]
+    if not any(matches):
+        raise HTTPException(
+            401,
+            "missing or wrong API key (send X-API-Key or Authorization: Bearer)",
+            headers={"WWW-Authenticate": 'Bearer realm="aigclabel"'},
+        )
 
 
 async def receive_upload(request: Request, filename: str | None = None) -> AsyncIterator[Upload]:
-    """Dependency: stream the raw body to a temporary file, enforcing the size limit while reading."""
+    """Dependency: stream the raw body to a temporary file, enforcing type, size and read timeouts."""
     config: ServiceSettings = request.app.state.settings
+    kind = request.headers.get("content-type", "")
+    if not _UPLOAD_TYPES.fullmatch(kind.strip()):
+        raise HTTPException(
+            415, f"send the file as the raw body with Content-Type application/octet-stream (got {kind[:80]!r})"
+        )
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
             raise HTTPException(400, "Content-Length is not a number")
         if int(declared) > config.max_upload_bytes:
             raise HTTPException(413, f"upload of {declared} bytes exceeds the {config.max_upload_bytes} byte limit")
-    directory = Path(tempfile.mkdtemp(prefix="aigclabel-", dir=config.work_dir))
+    root = upload_root(config)
+    directory = Path(tempfile.mkdtemp(prefix=f"{UPLOAD_PREFIX}{os.getpid()}-", dir=root))
     upload = Upload(directory, _safe_filename(filename))
     request.state.upload = upload
     try:
-        received = 0
-        with open(upload.path, "wb") as sink:
-            try:
-                async for chunk in request.stream():
-                    received += len(chunk)
-                    if received > config.max_upload_bytes:
-                        raise HTTPException(413, f"upload exceeds the {config.max_upload_bytes} byte limit")
-                    sink.write(chunk)
-            except ClientDisconnect:
-                # A body cut short is the client's fault, not a server error: no 500, no traceback in the log.
-                raise HTTPException(400, "the client disconnected before the whole body arrived") from None
+        received = await _spool(request, upload.path, config)
         if received == 0:
             raise HTTPException(400, "empty request body: send the file as the raw body")
         yield upload
@@ -184,8 +235,119 @@ async def receive_upload(request: Request, filename: str | None = None) -> Async
             upload.cleanup()
 
 
+async def _spool(request: Request, target: Path, config: ServiceSettings) -> int:
+    """Write the body to ``target``; a slow or stalled client gets 408 instead of holding the worker."""
+    close = {"Connection": "close"}
+    received = 0
+    started = time.monotonic()
+    chunks = request.stream().__aiter__()
+    with open(target, "wb") as sink:
+        while True:
+            try:
+                chunk = await asyncio.wait_for(chunks.__anext__(), config.body_idle_seconds)
+            except StopAsyncIteration:
+                return received
+            except TimeoutError:
+                raise HTTPException(
+                    408, f"no body data for {config.body_idle_seconds:g} s; upload closed", headers=close
+                ) from None
+            except ClientDisconnect:
+                # A body cut short is the client's fault, not a server error: no 500, no traceback in the log.
+                raise HTTPException(400, "the client disconnected before the whole body arrived") from None
+            received += len(chunk)
+            if received > config.max_upload_bytes:
+                raise HTTPException(413, f"upload exceeds the {config.max_upload_bytes} byte limit", headers=close)
+            elapsed = time.monotonic() - started
+            if elapsed > config.body_grace and received < config.min_body_rate * elapsed:
+                raise HTTPException(
+                    408, f"body arriving slower than {config.min_body_rate:g} bytes/s; upload closed", headers=close
+                )
+            sink.write(chunk)
+
+
 Keyed = Annotated[None, Depends(require_key)]
 Uploaded = Annotated[Upload, Depends(receive_upload)]
+
+
+class WorkPool:
+    """At most ``places`` analyses at once, ``queue`` more waiting; beyond that, 503 with ``Retry-After``.
+
+    Why: analysis is CPU-bound. Forty requests sharing two cores all finish late; a bounded pool lets
+    the admitted ones finish at full speed and tells the rest, at once, when to come back.
+    """
+
+    def __init__(self, places: int, queue: int) -> None:
+        self.places = places
+        self.queue = queue
+        self.busy = 0
+        self.waiting = 0
+        self._free = asyncio.Semaphore(places)
+        #: Moving average of one analysis, seconds (for Retry-After).
+        self.mean_seconds = 1.0
+
+    def retry_after(self) -> int:
+        """Seconds after which a place is likely free."""
+        return max(1, math.ceil(self.mean_seconds * (self.waiting + 1) / self.places))
+
+    @asynccontextmanager
+    async def place(self) -> AsyncIterator[None]:
+        """Hold a pool place for the block, or raise 503 when the pool and its queue are full."""
+        if self.busy + self.waiting >= self.places + self.queue:
+            raise HTTPException(
+                503, "the service is at capacity; retry later", headers={"Retry-After": str(self.retry_after())}
+            )
+        self.waiting += 1
+        try:
+            await self._free.acquire()
+        finally:
+            self.waiting -= 1
+        self.busy += 1
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.busy -= 1
+            self._free.release()
+            self.mean_seconds = 0.8 * self.mean_seconds + 0.2 * (time.monotonic() - started)
+
+
+def _image_pixels(path: Path) -> int | None:
+    """Pixel count from the image header (no decode), or ``None`` when Pillow does not read it."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return int(image.width) * int(image.height)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return None
+
+
+class BudgetedDetector:
+    """A trace detector run inside its own budget stage; over budget, it reports instead of searching."""
+
+    def __init__(self, inner: TraceDetector, seconds: float) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.formats = detector_formats(inner)
+        self.cost = detector_cost(inner)
+        self.seconds = seconds
+
+    def detect(self, path: Path) -> list[Evidence]:
+        """The inner detector's evidence, or a "not searched: over budget" finding."""
+        with work.stage(self.name, self.seconds):
+            try:
+                work.check(self.name)
+                if self.cost >= _PIXEL_DETECTOR_COST and (pixels := _image_pixels(path)) is not None:
+                    work.require_pixels(pixels, "the image")
+                return self.inner.detect(path)
+            except work.BudgetExceeded as exc:
+                return [Evidence("detector-skipped", f"not searched: {exc}", "-", self.name, "info")]
+
+
+def budgeted_detectors(seconds: float) -> dict[str, BudgetedDetector]:
+    """Every registered detector wrapped in :class:`BudgetedDetector` with ``seconds`` each."""
+    return {name: BudgetedDetector(detector, seconds) for name, detector in registered_detectors().items()}
+
 
 #: OpenAPI for the raw-body endpoints: the body is read from the stream, so FastAPI cannot infer it,
 #: and clients (and schema-driven fuzzers) need to know a file is expected and which 4xx can come back.
@@ -195,25 +357,67 @@ _UPLOAD_DOC: dict[str, Any] = {
         "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
     },
 }
-_ERROR_DOC: dict[int | str, dict[str, Any]] = {
-    400: {"description": "Empty body, bad Content-Length or otherwise unusable request"},
-    413: {"description": "Upload larger than the configured limit"},
-    415: {"description": "Not a format aigclabel reads"},
-    422: {"description": "Malformed file, invalid label value or invalid query parameter"},
+_ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error", "detail"],
+    "properties": {"error": {"type": "string"}, "detail": {"type": "string"}},
 }
 
 
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ERROR_SCHEMA}}}
+
+
+_ERROR_DOC: dict[int | str, dict[str, Any]] = {
+    400: _error("Empty body, bad Content-Length or otherwise unusable request"),
+    401: _error("Missing or wrong API key"),
+    408: _error("The body arrived too slowly"),
+    413: _error("Upload larger than the configured limit"),
+    415: _error("Not a format aigclabel reads, or a Content-Type uploads do not use"),
+    422: _error("Malformed file, invalid label value or invalid query parameter"),
+    503: _error("Pool full (see Retry-After) or audit database unavailable"),
+}
+
+
+def _validation_detail(exc: RequestValidationError) -> str:
+    parts = []
+    for problem in exc.errors():
+        where = ".".join(str(p) for p in problem.get("loc", ()) if p not in ("query", "body"))
+        parts.append(f"{where}: {problem.get('msg', 'invalid')}" if where else str(problem.get("msg", "invalid")))
+    return "; ".join(parts) or "invalid request"
+
+
+def _docs_assets() -> Path | None:
+    """Swagger UI files shipped by the ``swagger-ui-bundle`` package (served locally: no CDN)."""
+    try:
+        import swagger_ui_bundle  # type: ignore[import-untyped]
+    except ImportError:
+        return None
+    return Path(swagger_ui_bundle.swagger_ui_path)
+
+
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:
-    """Build the FastAPI application with the given settings (default: from the environment)."""
+    """Build the FastAPI application with the given settings (default: from the environment, validated)."""
     config = settings or ServiceSettings.from_env()
+    assets = _docs_assets()
 
     @asynccontextmanager
     async def lifespan(application: FastAPI) -> AsyncIterator[None]:
+        root = upload_root(config)
+        removed = remove_stale_uploads(root)
+        if removed:
+            _log.warning("removed %d upload directories left by stopped service processes", removed)
         application.state.audit = AuditStore(config.audit_url) if config.audit_url else None
         application.state.registry = KeyRegistry.load(config.keys_file) if config.keys_file else None
+        application.state.detectors = budgeted_detectors(config.request_seconds / 2)
+        from .server import watch_parent
+
+        watcher = watch_parent()
         try:
             yield
         finally:
+            if watcher is not None:
+                watcher.cancel()
             if application.state.audit is not None:
                 application.state.audit.close()
 
@@ -222,16 +426,28 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         version=__version__,
         description="Label AI-generated content per GB 45438-2025 and verify those labels.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = config
+    app.state.pool = WorkPool(config.pool, config.queue_places)
+    app.add_middleware(Guard, settings=config)
+
+    def upload_of(request: Request) -> Upload | None:
+        return getattr(request.state, "upload", None)
 
     @app.exception_handler(AIGCLabelError)
     async def _label_error(request: Request, exc: AIGCLabelError) -> JSONResponse:
-        upload: Upload | None = getattr(request.state, "upload", None)
+        upload = upload_of(request)
         message = upload.scrub(str(exc)) if upload else str(exc)
         for kind, status, code in _STATUS_BY_ERROR:
             if isinstance(exc, kind):
-                return JSONResponse({"error": code, "detail": message}, status_code=status)
+                headers = None
+                if status == 503:
+                    # The driver's message names the database host and port: logged, never answered.
+                    _log.error("audit database unavailable: %s", exc.__cause__ or exc)
+                    message, headers = "the audit database is unavailable; retry later", {"Retry-After": "5"}
+                return JSONResponse({"error": code, "detail": message}, status_code=status, headers=headers)
         raise AssertionError("unreachable: AIGCLabelError is in the table")  # pragma: no cover
 
     @app.exception_handler(StarletteHTTPException)
@@ -240,24 +456,79 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         code = _HTTP_ERROR_CODES.get(exc.status_code, "bad-request")
         return JSONResponse({"error": code, "detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"error": "invalid-parameter", "detail": _validation_detail(exc)}, status_code=422)
+
     def upload_route(path: str, summary: str, **options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-        """``app.post`` for the raw-body upload endpoints: the body and the 4xx answers documented once."""
+        """``app.post`` for the raw-body upload endpoints: the body and the error answers documented once."""
         options.setdefault("responses", _ERROR_DOC)
         return app.post(path, summary=summary, openapi_extra=_UPLOAD_DOC, **options)
 
-    async def threaded(function: Callable[..., Any], *args: Any) -> Any:
-        return await run_in_threadpool(function, *args)
+    async def analyse(function: Callable[..., Any], *args: Any) -> Any:
+        """Run ``function`` in a pool place, in a worker thread, under a fresh per-request budget."""
+        pool: WorkPool = app.state.pool
+        async with pool.place():
+            limits = work.Budget(seconds=config.request_seconds)
 
-    @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok", "version": __version__}
+            def run() -> Any:
+                with work.budget(limits):
+                    return function(*args)
 
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+            return await run_in_threadpool(run)
+
+    async def health(database: bool) -> Response:
+        store: AuditStore | None = app.state.audit
+        state = "none"
+        if store is not None:
+            try:
+                await asyncio.wait_for(run_in_threadpool(store.ping), 10)
+                state = "ok"
+            except (AuditUnavailableError, TimeoutError):
+                state = "unavailable"
+        if database and state == "unavailable":
+            return JSONResponse(
+                {"error": "not-ready", "detail": "the audit database is unavailable"},
+                status_code=503,
+                headers={"Retry-After": "5"},
+            )
+        return JSONResponse({"status": "ok", "version": __version__, "database": state})
+
+    @app.api_route("/healthz", methods=["GET", "HEAD"], include_in_schema=False)
+    async def healthz() -> Response:
+        """Liveness: the process answers (the database state is reported, not required)."""
+        return await health(database=False)
+
+    @app.api_route("/readyz", methods=["GET", "HEAD"], include_in_schema=False)
+    async def readyz() -> Response:
+        """Readiness: 503 while the audit database does not answer."""
+        return await health(database=True)
+
+    page_html = (resources.files("aigclabel.service") / "static" / "index.html").read_text(encoding="utf-8")
+    page_policy = page_csp(page_html)
+
+    @app.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse, include_in_schema=False)
     async def page() -> HTMLResponse:
-        html = (resources.files("aigclabel.service") / "static" / "index.html").read_text(encoding="utf-8")
-        return HTMLResponse(html)
+        return HTMLResponse(page_html, headers={"Content-Security-Policy": page_policy})
 
-    @app.get("/v1/formats", summary="Formats that can be read and written")
+    if assets is not None:
+        from starlette.staticfiles import StaticFiles
+
+        app.mount("/docs/assets", StaticFiles(directory=assets), name="docs-assets")
+
+        @app.get("/docs", include_in_schema=False)
+        async def docs() -> HTMLResponse:
+            html = get_swagger_ui_html(
+                openapi_url="/openapi.json",
+                title="aigclabel API",
+                swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+                swagger_css_url="/docs/assets/swagger-ui.css",
+                swagger_favicon_url="/docs/assets/favicon-32x32.png",
+            )
+            text = bytes(html.body).decode()
+            return HTMLResponse(text, headers={"Content-Security-Policy": page_csp(text, inline_styles=True)})
+
+    @app.get("/v1/formats", summary="Formats that can be read and written", responses={401: _ERROR_DOC[401]})
     async def formats(_: Keyed) -> list[dict[str, Any]]:
         return [
             {
@@ -272,20 +543,40 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
 
     @upload_route("/v1/inspect", "Every implicit label in the uploaded file")
     async def inspect_upload(_: Keyed, upload: Uploaded) -> dict[str, Any]:
-        result = await threaded(inspect, upload.path)
+        result = await analyse(inspect, upload.path)
         body: dict[str, Any] = result.to_dict()
         body["path"] = upload.filename
         return body
 
-    def record(event: AuditEvent) -> None:
-        store: AuditStore | None = app.state.audit
-        if store is not None:
-            store.record(event)
+    def private(upload: Upload, event: AuditEvent) -> AuditEvent:
+        """``event`` as the log keeps it: the client's file name, never the temporary path, and undelivered."""
+        detail: Mapping[str, Any] = _scrubbed(upload, {**event.detail, "path": upload.filename})
+        return replace(event, detail=detail, delivered=False)
 
-    def verify_and_record(path: Path, declared_ai: bool | None, thorough: bool = False) -> Verdict:
-        verdict = classify(path, declared_ai, app.state.registry, thorough=thorough)
-        record(verdict_event(verdict))
-        return verdict
+    def record(upload: Upload, event: AuditEvent) -> int | None:
+        store: AuditStore | None = app.state.audit
+        return store.record(private(upload, event)) if store is not None else None
+
+    def delivered(event_id: int | None) -> BackgroundTask | None:
+        """Marks the event delivered once the response has been handed over in full."""
+        store: AuditStore | None = app.state.audit
+        if store is None or event_id is None:
+            return None
+
+        def mark() -> None:
+            try:
+                store.mark_delivered([event_id])
+            except AuditUnavailableError as exc:  # the answer went out; the flag stays false, logged
+                _log.error("cannot mark audit event %d delivered: %s", event_id, exc.__cause__ or exc)
+
+        return BackgroundTask(run_in_threadpool, mark)
+
+    async def verify_and_record(upload: Upload, declared_ai: bool | None, thorough: bool) -> tuple[Verdict, int | None]:
+        verdict: Verdict = await analyse(
+            lambda: classify(upload.path, declared_ai, app.state.registry, app.state.detectors, thorough=thorough)
+        )
+        event_id = await run_in_threadpool(record, upload, verdict_event(verdict))
+        return verdict, event_id
 
     @upload_route("/v1/verify", "Platform classification per Measures Art. 6, with the evidence")
     async def verify_upload(
@@ -297,22 +588,31 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         thorough: Annotated[
             bool, Query(description="Run every trace detector even when a valid label already confirms")
         ] = False,
-    ) -> dict[str, Any]:
+    ) -> JSONResponse:
         said = None if declared_ai is None else declared_ai is Declaration.YES
-        verdict = await threaded(verify_and_record, upload.path, said, thorough)
-        return _scrubbed(upload, verdict.to_dict())
+        verdict, event_id = await verify_and_record(upload, said, thorough)
+        return JSONResponse(_scrubbed(upload, verdict.to_dict()), background=delivered(event_id))
 
     @upload_route("/v1/check", "GB 45438 compliance report, per rule with its clause")
     async def check_upload(_: Keyed, upload: Uploaded) -> dict[str, Any]:
         from ..check import check_files
 
-        reports = await threaded(check_files, [upload.path])
+        def checked() -> Any:
+            pixels = _image_pixels(upload.path)
+            if pixels is not None:
+                work.require_pixels(pixels, "the image")
+            return check_files([upload.path])
+
+        try:
+            reports = await analyse(checked)
+        except work.BudgetExceeded as exc:
+            raise LimitExceededError(f"not checked: {exc}") from None
         return _scrubbed(upload, reports[0].to_dict())
 
     @app.get(
         "/v1/trace",
         summary="Audit events for a ProduceID, content hash or watermark payload",
-        responses={400: _ERROR_DOC[400], 404: {"description": "No audit store is configured"}},
+        responses={400: _ERROR_DOC[400], 401: _ERROR_DOC[401], 404: _error("No audit store is configured")},
     )
     async def trace(
         _: Keyed,
@@ -325,7 +625,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         store: AuditStore | None = app.state.audit
         if store is None:
             raise HTTPException(404, "no audit store is configured (set AIGCLABEL_DB)")
-        events = await threaded(
+        events = await run_in_threadpool(
             lambda: store.trace(
                 produce_id=produce_id,
                 propagate_id=propagate_id,
@@ -337,8 +637,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         return [event.to_dict() for event in events]
 
     @upload_route("/v1/report", "Everything the web page shows: labels, platform verdict, watermark")
-    async def report_upload(_: Keyed, upload: Uploaded) -> dict[str, Any]:
-        verdict = await threaded(verify_and_record, upload.path, None, True)  # the page shows the watermark too
+    async def report_upload(_: Keyed, upload: Uploaded) -> JSONResponse:
+        verdict, event_id = await verify_and_record(upload, None, True)  # the page shows the watermark too
         assert verdict.inspection is not None  # classify always sets it
         result = verdict.inspection
         marks = [e for e in verdict.evidence if e.source == "watermark"]
@@ -347,7 +647,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             payload = next((str(e.data["watermark_payload"]) for e in marks if "watermark_payload" in e.data), None)
             watermark = {"present": bool(marks), "payload": payload, "detail": marks[0].detail if marks else None}
         body = {"inspection": result.to_dict(), "verdict": verdict.to_dict(), "watermark": watermark}
-        return _scrubbed(upload, body)
+        return JSONResponse(_scrubbed(upload, body), background=delivered(event_id))
 
     @upload_route(
         "/v1/label",
@@ -368,15 +668,22 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         ),
     ) -> FileResponse:
         made = AIGCLabel.for_producer(producer, produce_id, label=label)
-        await threaded(write_label, upload.path, made)
-        await threaded(record, file_event(EventKind.LABEL, upload.path, made, detail={"filename": upload.filename}))
+        await analyse(write_label, upload.path, made)
+        event_id = await run_in_threadpool(record, upload, file_event(EventKind.LABEL, upload.path, made))
         upload.keep = True
+        marker = delivered(event_id)
+
+        async def finish() -> None:
+            upload.cleanup()
+            if marker is not None:
+                await marker()
+
         return FileResponse(
             upload.path,
             filename=upload.filename,
             media_type="application/octet-stream",
             headers={"X-AIGC-ProduceID": made.produce_id},
-            background=BackgroundTask(upload.cleanup),
+            background=BackgroundTask(finish),
         )
 
     return app

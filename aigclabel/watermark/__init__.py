@@ -28,6 +28,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from .. import _budget
 from .._io import MAX_DECODE_PIXELS, atomic_output
 from ..errors import AIGCLabelError, LimitExceededError, MalformedFileError, UnsupportedFormatError
 from ..label import AIGCLabel
@@ -161,6 +162,7 @@ def _read_rgb(path: Path, for_embed: bool = False) -> tuple[npt.NDArray[np.uint8
                 raise LimitExceededError(
                     f"{path}: {im.width}x{im.height} image is over the {MAX_DECODE_PIXELS // 1_000_000} MP scan limit"
                 )
+            _budget.charge_pixels(im.width * im.height, f"the {im.width}x{im.height} image")
             if for_embed and getattr(im, "n_frames", 1) > 1:
                 raise UnsupportedFormatError(f"{path}: multi-frame images cannot be watermarked (only the first frame)")
             keep: dict[str, object] = {
@@ -197,10 +199,18 @@ def _read_audio(path: Path, limit_s: float, truncate: bool) -> tuple[npt.NDArray
             if rate <= 0:
                 raise MalformedFileError(f"{path}: audio stream has no sample rate")
             resampler = av.AudioResampler(format="flt", layout="stereo" if stream.channels > 1 else "mono", rate=rate)
+            channels = 2 if stream.channels > 1 else 1
+            # Charged from the header before decoding (rate x duration), so a small file declaring
+            # 384 kHz x 130 s is refused at once; a header that lies is caught chunk by chunk below.
+            declared = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else limit_s
+            charged = int(rate * min(declared, limit_s)) * channels
+            _budget.charge_samples(charged, f"{rate} Hz x {min(declared, limit_s):.0f} s of audio")
             total = 0
             for frame in container.decode(stream):
                 for out in resampler.resample(frame):
                     arr = out.to_ndarray().reshape(-1, out.layout.nb_channels)
+                    if (total + arr.shape[0]) * channels > charged:
+                        _budget.charge_samples(arr.size, "the audio")
                     chunks.append(arr.astype(np.float64))
                     total += arr.shape[0]
                 if total > limit_s * rate:

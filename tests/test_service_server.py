@@ -1,0 +1,140 @@
+"""The service as operators run it: ``aigclabel serve`` on a loopback port, driven over raw sockets.
+
+What only a real server shows: a request head that never completes, a body that dribbles, a request
+uvicorn itself cannot parse, SIGTERM, and ``--workers`` children whose supervisor is killed. Limits are
+set small through the environment so each case takes about a second.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .test_service_hostile import PNG
+
+BODY_LIMITS = {
+    "AIGCLABEL_HEADER_SECONDS": "1",
+    "AIGCLABEL_BODY_IDLE_SECONDS": "1",
+    "AIGCLABEL_BODY_GRACE_SECONDS": "1",
+    "AIGCLABEL_MIN_BODY_RATE": "1000",
+    "AIGCLABEL_GRACEFUL_SECONDS": "2",
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _start(tmp: Path, *extra: str) -> tuple[subprocess.Popen[bytes], int]:
+    port = _free_port()
+    env = {**os.environ, **BODY_LIMITS, "AIGCLABEL_API_KEYS": "", "AIGCLABEL_WORK_DIR": str(tmp)}
+    command = [sys.executable, "-m", "aigclabel", "serve", "--port", str(port), "--db", str(tmp / "audit.sqlite")]
+    process = subprocess.Popen([*command, *extra], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    for _ in range(300):  # up to 60 s on a loaded machine
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as probe:
+                probe.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                if probe.recv(100).startswith(b"HTTP/1.1 200"):
+                    return process, port
+        except OSError:
+            time.sleep(0.2)
+    process.kill()
+    raise AssertionError(f"server did not start: {process.stderr.read() if process.stderr else b''!r}")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    process, port = _start(tmp_path_factory.mktemp("serve"))
+    yield port
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=30)  # bounded graceful shutdown
+
+
+def _exchange(port: int, data: bytes, *, then: bytes = b"", every: float = 0.0, wait: float = 10.0) -> bytes:
+    """Send ``data`` (then ``then`` one byte every ``every`` seconds) and return everything the server answers."""
+    with socket.create_connection(("127.0.0.1", port), timeout=wait) as sock:
+        sock.sendall(data)
+        for byte in then:
+            time.sleep(every)
+            try:
+                sock.sendall(bytes([byte]))
+            except OSError:
+                break
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+        return answer
+
+
+def _error_of(answer: bytes) -> tuple[int, dict[str, str]]:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), json.loads(body)
+
+
+def test_request_head_that_never_completes_is_closed(server: int) -> None:
+    status, body = _error_of(_exchange(server, b"POST /v1/verify HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow"))
+    assert status == 408 and body["error"] == "timeout"
+
+
+def test_unparsable_request_gets_the_json_error_shape(server: int) -> None:
+    status, body = _error_of(_exchange(server, b"NOT HTTP AT ALL\r\n\r\n"))
+    assert status == 400 and set(body) == {"error", "detail"}
+
+
+def test_stalled_and_dribbling_bodies_are_closed(server: int) -> None:
+    head = (
+        b"POST /v1/verify?filename=a.png HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Content-Type: application/octet-stream\r\nContent-Length: 100000\r\n\r\n"
+    )
+    status, body = _error_of(_exchange(server, head + b"ab"))
+    assert status == 408 and "no body data" in body["detail"]
+    status, body = _error_of(_exchange(server, head, then=b"x" * 20, every=0.4))
+    assert status == 408 and "slower than" in body["detail"]
+
+
+def test_normal_upload_still_works(server: int) -> None:
+    head = (
+        b"POST /v1/verify?filename=a.png HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        b"Content-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n" % len(PNG)
+    )
+    answer = _exchange(server, head + PNG)
+    assert answer.startswith(b"HTTP/1.1 200") and b"x-content-type-options: nosniff" in answer
+
+
+@pytest.mark.slow
+def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path) -> None:
+    process, _port = _start(tmp_path, "--workers", "2")
+    children = [
+        int(pid)
+        for pid in subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True).stdout.split()
+    ]
+    assert children
+    process.kill()  # kill -9: no chance to stop its workers
+    process.wait()
+    for _ in range(150):
+        alive = [pid for pid in children if Path(f"/proc/{pid}").exists() and _running(pid)]
+        if not alive:
+            return
+        time.sleep(0.2)
+    for pid in alive:
+        os.kill(pid, signal.SIGKILL)
+    raise AssertionError(f"workers {alive} outlived their supervisor")
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
