@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from ._tools import free_port
 from .test_service_hostile import PNG
 
 BODY_LIMITS = {
@@ -30,14 +31,8 @@ BODY_LIMITS = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _start(tmp: Path, *extra: str) -> tuple[subprocess.Popen[bytes], int]:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, **BODY_LIMITS, "AIGCLABEL_API_KEYS": "", "AIGCLABEL_WORK_DIR": str(tmp)}
     command = [sys.executable, "-m", "aigclabel", "serve", "--port", str(port), "--db", str(tmp / "audit.sqlite")]
     process = subprocess.Popen([*command, *extra], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -115,3 +115,18 @@ def test_unlabelled_and_broken_files(server: str, browser: object, tmp_path: Pat
     assert "Error 422" in page.inner_text("#error")
     _shoot(page, tmp_path, "web-error.png")
     page.close()
+
+
+def test_docs_render_offline_under_their_csp(server: str, browser: object) -> None:
+    """Swagger UI comes from the service itself (no CDN: it was blank offline) and runs under the page's CSP."""
+    page = browser.new_page()  # type: ignore[attr-defined]
+    requested: list[str] = []
+    problems: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
+    page.goto(server + "/docs")
+    page.wait_for_selector(".opblock", timeout=30_000)
+    assert page.locator(".opblock").count() >= 7
+    assert all(url.startswith(server) or url.startswith("data:") for url in requested), requested
+    assert not [p for p in problems if "Content Security Policy" in p], problems
+    page.close()

@@ -30,6 +30,7 @@ import numpy.typing as npt
 from scipy import ndimage, signal
 from scipy.ndimage import uniform_filter1d
 
+from .. import _budget
 from .._io import atomic_output
 from ..errors import InvalidLabelError, LimitExceededError, MalformedFileError, UnsupportedFormatError
 from ._implicit import ImplicitPolicy, read_implicit, restore_implicit
@@ -124,6 +125,7 @@ def _decode(path: Path | str, rate: int | None, layout: str | None, what: str) -
     def blocks() -> Iterator[Floats]:
         try:
             for frame in container.decode(stream):
+                _budget.charge_samples(frame.samples * len(frame.layout.channels), f"the {what}")
                 for out in resampler.resample(frame):
                     yield out.to_ndarray().astype(np.float32, copy=False)
             for out in resampler.resample(None):
