@@ -47,6 +47,14 @@ class AlgChoice(StrEnum):
     SM2 = "sm2"
 
 
+class PromptChoice(StrEnum):
+    """Where ``verify --apply`` puts the visible prompt."""
+
+    SIDECAR = "sidecar"
+    BURN = "burn"
+    NONE = "none"
+
+
 class RoleChoice(StrEnum):
     """Which reserved field ``sign`` fills."""
 
@@ -107,9 +115,14 @@ def verify(
         Path | None, typer.Option("--key", help="Private key file: sign ReservedCode2 (with --apply).")
     ] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="With --apply: write here.")] = None,
-    visible: Annotated[bool, typer.Option("--visible/--no-visible", help="With --apply: add the visible label.")] = (
-        True
-    ),
+    prompt: Annotated[
+        PromptChoice,
+        typer.Option(
+            "--prompt",
+            help="With --apply: where the visible prompt goes: 'sidecar' (a prompt file for your page, the content "
+            "untouched), 'burn' (drawn/played into the content, re-encodes it), 'none'.",
+        ),
+    ] = PromptChoice.SIDECAR,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     db: DbOption = None,
     audit: Annotated[
@@ -138,7 +151,9 @@ def verify(
             if not propagator:
                 raise typer.BadParameter("--apply needs --propagator CODE")
             signer = SigningKey.load(key) if key else None
-            applied = apply(verdict, propagator, propagate_id=propagate_id, key=signer, output=output, visible=visible)
+            applied = apply(
+                verdict, propagator, propagate_id=propagate_id, key=signer, output=output, prompt=prompt.value
+            )
         if _auditing(db, audit):
             from .audit import verdict_event
 
@@ -170,7 +185,7 @@ def verify(
     if applied:
         out.print(
             f"applied: {applied.path}  ContentPropagator={applied.label.content_propagator} "
-            f"PropagateID={applied.label.propagate_id}  visible label: {applied.visible}",
+            f"PropagateID={applied.label.propagate_id}  visible prompt {applied.prompt!r}: {applied.visible}",
             highlight=False,
         )
 

@@ -27,18 +27,9 @@ from typing import Any
 from ._io import atomic_output
 from .errors import AIGCLabelError, MalformedFileError, UnsupportedFormatError
 from .label import AIGCLabel
+from .sourcetypes import AI_SOURCE_TYPES, IPTC_PREFIX, TRAINED_ALGORITHMIC_MEDIA, source_type_code
 from .verify import Evidence, register_detector
 
-#: IPTC digital source types that mean "made by AI" (https://cv.iptc.org/newscodes/digitalsourcetype/).
-AI_SOURCE_TYPES = frozenset(
-    {
-        "trainedAlgorithmicMedia",
-        "compositeWithTrainedAlgorithmicMedia",
-        "algorithmicMedia",
-        "compositeSynthetic",
-    }
-)
-IPTC_PREFIX = "http://cv.iptc.org/newscodes/digitalsourcetype/"
 GB_ASSERTION = "cn.org.tc260.aigc"
 
 _OFFLINE_SETTINGS: dict[str, Any] = {
@@ -142,7 +133,7 @@ def write_manifest(
                 "label": "c2pa.actions",
                 "data": {
                     "actions": [
-                        {"action": "c2pa.created", "digitalSourceType": IPTC_PREFIX + "trainedAlgorithmicMedia"}
+                        {"action": "c2pa.created", "digitalSourceType": IPTC_PREFIX + TRAINED_ALGORITHMIC_MEDIA}
                     ]
                 },
             },
@@ -195,7 +186,7 @@ def _report(store: dict[str, Any], state: str) -> C2PAReport:
         data = assertion.get("data") or {}
         if label_name.startswith("c2pa.actions"):
             for action in data.get("actions", []):
-                source_type = str(action.get("digitalSourceType", "")).rsplit("/", 1)[-1]
+                source_type = source_type_code(str(action.get("digitalSourceType", "")))
                 if source_type in AI_SOURCE_TYPES and source_type not in report.ai_source_types:
                     report.ai_source_types.append(source_type)
         elif label_name == GB_ASSERTION and isinstance(data, dict):

@@ -112,7 +112,7 @@ def test_other_source_type_is_not_a_trace(image: Path) -> None:
     assert classify(image, None, KeyRegistry(), XMP_ONLY).classification is Classification.NONE
 
 
-def test_tampered_label_is_only_suspected(image: Path) -> None:
+def test_tampered_label_keeps_its_class_and_reports_the_signature(image: Path) -> None:
     key = SigningKey.generate()
     label = label_signed(image, key)
     from dataclasses import replace
@@ -121,29 +121,30 @@ def test_tampered_label_is_only_suspected(image: Path) -> None:
     registry = KeyRegistry()
     registry.add(DEMO_PROVIDER_CODE, key.public_key)
     verdict = classify(image, None, registry, XMP_ONLY)
-    assert verdict.classification is Classification.SUSPECTED
+    # Art. 6(1): the metadata states AI generation; the broken signature is reported on its own.
+    assert verdict.classification is Classification.CONFIRMED
     assert verdict.signatures["producer"].state is SignatureState.INVALID
-    assert any("signature invalid" in e.detail for e in verdict.evidence if e.kind == "implicit-label")
+    assert any("content changed after signing" in e.detail for e in verdict.evidence if e.kind == "signature")
 
 
-def test_label_moved_from_another_image_is_suspected(tmp_path: Path) -> None:
+def test_label_moved_from_another_image_is_confirmed_with_a_broken_signature(tmp_path: Path) -> None:
     first, second = tmp_path / "a.png", tmp_path / "b.png"
     Image.new("RGB", (24, 24), "red").save(first)
     Image.new("RGB", (24, 24), "blue").save(second)
     write_label(second, label_signed(first, demo_signing_key()))
     verdict = classify(second, None, demo_registry(), XMP_ONLY)
-    assert verdict.classification is Classification.SUSPECTED
+    assert verdict.classification is Classification.CONFIRMED
     assert "content hash" in verdict.signatures["producer"].reason
 
 
-def test_truncated_payload_under_a_signed_label_is_suspected(tmp_path: Path) -> None:
+def test_truncated_payload_under_a_signed_label_reports_the_damage(tmp_path: Path) -> None:
     path = tmp_path / "t.jpg"
     shutil.copyfile(SAMPLES / "sample.jpg", path)
     label_signed(path, demo_signing_key())
     data = path.read_bytes()
     path.write_bytes(data[: len(data) - 200])  # cut inside the entropy-coded data
     verdict = classify(path, None, demo_registry(), XMP_ONLY)
-    assert verdict.classification is Classification.SUSPECTED
+    assert verdict.classification is Classification.CONFIRMED
     assert verdict.signatures["producer"].state is SignatureState.INVALID
     assert "damaged" in verdict.signatures["producer"].reason
 
@@ -168,7 +169,6 @@ def _xmp_with_label(value: str) -> bytes:
         json.dumps(
             {"Label": "1", "ContentProducer": DEMO_PROVIDER_CODE, "ProduceID": "p", "ReservedCode1": "x" * 3000}
         ),
-        json.dumps({"Label": "1", "ContentProducer": DEMO_PROVIDER_CODE, "ProduceID": "p", "ReservedCode1": "{bad"}),
         '{"Label":"1","ContentProducer":',
         json.dumps({"Label": "1", "ContentProducer": "has space", "ProduceID": "p"}),
     ],
@@ -180,11 +180,23 @@ def test_hostile_labels_written_by_pillow_are_suspected_not_crashes(tmp_path: Pa
     assert verdict.classification is Classification.SUSPECTED
     assert any(e.kind == "implicit-label" and e.role == "trace" for e in verdict.evidence)
     with pytest.raises(VerifyError):
-        apply(verdict, "bad code", visible=False)
-    apply(verdict, PLATFORM, visible=False)  # dropping non-conforming producer fields, keeping the rest
+        apply(verdict, "bad code", prompt="none")
+    apply(verdict, PLATFORM, prompt="none")  # dropping non-conforming producer fields, keeping the rest
     label = read_label(path)
     assert label is not None and label.label == "3"
     assert [p for p in label.problems() if p.severity == "error"] == []
+
+
+def test_garbage_signature_on_a_conforming_label_keeps_the_label_and_the_field(tmp_path: Path) -> None:
+    path = tmp_path / "g.jpg"
+    stored = {"Label": "1", "ContentProducer": DEMO_PROVIDER_CODE, "ProduceID": "p", "ReservedCode1": "{bad"}
+    Image.new("RGB", (16, 16), "gray").save(path, xmp=_xmp_with_label(json.dumps(stored)))
+    verdict = classify(path, None, demo_registry(), XMP_ONLY)
+    assert verdict.classification is Classification.CONFIRMED
+    assert verdict.signatures["producer"].state is SignatureState.INVALID
+    apply(verdict, PLATFORM, prompt="none")
+    label = read_label(path)
+    assert label is not None and (label.label, label.reserved_code1) == ("1", "{bad")  # Art. 10: not ours to fix
 
 
 class MarkerDetector:
@@ -272,15 +284,9 @@ def test_xmp_scanner_survives_hostile_packets(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------- apply
-def test_apply_keeps_producer_fields_and_signs_propagation(image: Path) -> None:
-    producer = label_signed(image, demo_signing_key())
-    before = payload_digest(image)
-    verdict = classify(image, None, demo_registry(), XMP_ONLY)
-    platform_key = demo_signing_key("sm2")
-    applied = apply(verdict, DEMO_PROVIDER_CODE, propagate_id="post-77", key=platform_key, visible=False)
-    assert applied.visible == "not requested"
-    # Read back with exiftool: producer fields untouched, propagation fields added.
-    raw = json.loads(exiftool("-j", "-XMP:all", str(image)))[0]["Aigc"]
+def assert_producer_fields_kept(path: Path, producer: AIGCLabel) -> AIGCLabel:
+    """Read the label back with exiftool and check the producer's fields are untouched."""
+    raw = json.loads(exiftool("-j", "-XMP:all", str(path)))[0]["Aigc"]
     written = AIGCLabel.parse(raw).label
     assert (written.label, written.content_producer, written.produce_id, written.reserved_code1) == (
         producer.label,
@@ -288,6 +294,17 @@ def test_apply_keeps_producer_fields_and_signs_propagation(image: Path) -> None:
         producer.produce_id,
         producer.reserved_code1,
     )
+    return written
+
+
+def test_apply_keeps_producer_fields_and_signs_propagation(image: Path) -> None:
+    producer = label_signed(image, demo_signing_key())
+    before = payload_digest(image)
+    verdict = classify(image, None, demo_registry(), XMP_ONLY)
+    platform_key = demo_signing_key("sm2")
+    applied = apply(verdict, DEMO_PROVIDER_CODE, propagate_id="post-77", key=platform_key, prompt="none")
+    assert applied.visible == "not requested"
+    written = assert_producer_fields_kept(image, producer)
     assert (written.content_propagator, written.propagate_id) == (DEMO_PROVIDER_CODE, "post-77")
     assert payload_digest(image) == before
     assert verify(written, before, demo_registry(), "producer").state is SignatureState.VALID
@@ -298,12 +315,12 @@ def test_apply_possible_and_suspected_write_label_2_and_3(tmp_path: Path) -> Non
     path = tmp_path / "p.png"
     Image.new("RGB", (16, 16), "green").save(path)
     out = tmp_path / "out.png"
-    apply(classify(path, True, KeyRegistry(), XMP_ONLY), PLATFORM, output=out, visible=False)
+    apply(classify(path, True, KeyRegistry(), XMP_ONLY), PLATFORM, output=out, prompt="none")
     label = read_label(out)
     assert label is not None and label.label == "2" and label.content_producer == ""
     assert read_label(path) is None  # the input is untouched when -o is given
     exiftool("-q", "-overwrite_original", f"-XMP-iptcExt:DigitalSourceType={AI_SOURCE}", str(path))
-    apply(classify(path, None, KeyRegistry(), XMP_ONLY), PLATFORM, visible=False)
+    apply(classify(path, None, KeyRegistry(), XMP_ONLY), PLATFORM, prompt="none")
     label = read_label(path)
     assert label is not None and label.label == "3" and label.content_propagator == PLATFORM
 
@@ -315,7 +332,7 @@ def test_apply_refuses_none(image: Path) -> None:
 
 def test_apply_rejects_bad_propagator(image: Path) -> None:
     with pytest.raises(VerifyError):
-        apply(classify(image, True, KeyRegistry(), XMP_ONLY), "bad code with spaces", visible=False)
+        apply(classify(image, True, KeyRegistry(), XMP_ONLY), "bad code with spaces", prompt="none")
 
 
 class BoxLabeler:
@@ -345,7 +362,7 @@ def test_apply_with_visible_labeler_signs_the_new_payload(tmp_path: Path) -> Non
     registry.add(PLATFORM, platform_key.public_key)  # pinned
     register_visible_labeler(BoxLabeler())
     try:
-        applied = apply(classify(path, None, registry, XMP_ONLY), PLATFORM, key=platform_key)
+        applied = apply(classify(path, None, registry, XMP_ONLY), PLATFORM, key=platform_key, prompt="burn")
     finally:
         verify_module._LABELERS.pop("test-box", None)
     assert applied.visible == "added by test-box"
@@ -386,7 +403,7 @@ def test_apply_draws_the_visible_prompt_and_the_explicit_detector_finds_it(tmp_p
     path = _gradient(tmp_path / "g.png")
     with Image.open(path) as im:
         before = im.convert("RGB").tobytes()
-    applied = apply(classify(path, True, KeyRegistry()), PLATFORM)
+    applied = apply(classify(path, True, KeyRegistry()), PLATFORM, prompt="burn")
     assert applied.visible == "added by explicit-image"
     with Image.open(path) as im:
         assert im.convert("RGB").tobytes() != before
@@ -404,7 +421,7 @@ def test_apply_draws_the_visible_prompt_and_the_explicit_detector_finds_it(tmp_p
 def test_visible_label_failure_is_reported_and_the_implicit_label_still_written(tmp_path: Path) -> None:
     path = tmp_path / "tiny.png"
     Image.new("RGB", (16, 16), "navy").save(path)
-    applied = apply(classify(path, True, KeyRegistry(), XMP_ONLY), PLATFORM, key=SigningKey.generate())
+    applied = apply(classify(path, True, KeyRegistry(), XMP_ONLY), PLATFORM, key=SigningKey.generate(), prompt="burn")
     assert applied.visible.startswith("failed (explicit-image")
     label = read_label(path)
     assert label is not None and label.label == "2" and label.reserved_code2
@@ -444,7 +461,9 @@ def test_cli_verify_json_and_apply(tmp_path: Path) -> None:
          "--db", str(db)],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert "visible label" in result.stdout
+    assert "prompt file" in result.stdout
+    page = json.loads((tmp_path / "c.jpg.aigc-prompt.json").read_text(encoding="utf-8"))
+    assert (page["prompt"], page["label"]) == ("可能为人工智能生成", "2")
     label = read_label(path)
     assert label is not None and label.label == "2" and label.reserved_code2.startswith('{"SecurityData"')
     trace = runner.invoke(app, ["audit", "trace", "--produce-id", "x", "--propagate-id", label.propagate_id,
@@ -501,20 +520,14 @@ def test_detectors_still_run_without_a_valid_label(image: Path) -> None:
     chosen = {"finds": CountingDetector("finds", calls)}
     assert classify(image, None, KeyRegistry(), chosen).classification is Classification.SUSPECTED
     assert calls == ["finds"]
-    # A tampered label does not confirm: the detectors must run.
-    key = SigningKey.generate()
-    label = label_signed(image, key)
-    from dataclasses import replace
-
-    write_label(image, replace(label, produce_id="forged-id"))
-    registry = KeyRegistry()
-    registry.add(DEMO_PROVIDER_CODE, key.public_key)
-    assert classify(image, None, registry, chosen).classification is Classification.SUSPECTED
+    # A non-conforming label states nothing: the detectors must run.
+    Image.open(image).save(image, xmp=_xmp_with_label('{"Label":"1","ContentProducer":'))
+    assert classify(image, None, KeyRegistry(), chosen).classification is Classification.SUSPECTED
     assert calls == ["finds", "finds"]
-    # An earlier platform's Label=3 is not a confirmation either.
+    # A conforming Label=3 states "suspected"; no trace can change that, so they are skipped.
     label_signed(image, value="3")
-    classify(image, None, KeyRegistry(), chosen)
-    assert calls == ["finds"] * 3
+    assert classify(image, None, KeyRegistry(), chosen).classification is Classification.SUSPECTED
+    assert calls == ["finds"] * 2
 
 
 def test_detectors_run_cheapest_first_and_only_on_their_formats(tmp_path: Path) -> None:
@@ -568,3 +581,60 @@ def test_cli_and_service_thorough(tmp_path: Path) -> None:
         params = {"filename": "c.png", "thorough": "true"}
         seen = client.post("/v1/verify", params=params, content=body, headers=raw).json()
         assert "explicit-image-label" in seen["detectors"]
+
+
+# ------------------------------------------------------------------------------------- Art. 6 chain
+def test_reencoded_label_1_jpeg_stays_confirmed_and_reports_the_signature(tmp_path: Path) -> None:
+    path = tmp_path / "p.jpg"
+    shutil.copyfile(SAMPLES / "sample.jpg", path)
+    label_signed(path, demo_signing_key())
+    again = tmp_path / "q80.jpg"
+    with Image.open(path) as im:  # an ordinary re-encode that keeps the XMP packet
+        im.save(again, quality=80, xmp=im.info["xmp"])
+    verdict = classify(again, None, demo_registry(), XMP_ONLY)
+    assert verdict.classification is Classification.CONFIRMED
+    assert verdict.signatures["producer"].state is SignatureState.INVALID
+    [note] = [e for e in verdict.evidence if e.kind == "signature"]
+    assert note.role == "info" and "content changed after signing" in note.detail
+
+
+@pytest.mark.parametrize(("value", "expected"), [("2", Classification.POSSIBLE), ("3", Classification.SUSPECTED)])
+def test_platform_labels_keep_their_class_along_a_chain(image: Path, value: str, expected: Classification) -> None:
+    label_signed(image, value=value)
+    for hop, platform in enumerate((PLATFORM, DEMO_PROVIDER_CODE)):
+        verdict = classify(image, None, KeyRegistry(), XMP_ONLY)
+        assert verdict.classification is expected, f"hop {hop}"
+        apply(verdict, platform, prompt="none")
+        label = read_label(image)
+        assert label is not None and label.label == value and label.content_propagator == platform
+    assert classify(image, None, KeyRegistry(), XMP_ONLY).classification is expected
+
+
+def test_apply_keeps_every_producer_field_and_the_payload(image: Path) -> None:
+    producer = label_signed(image, demo_signing_key())
+    before = payload_digest(image)
+    verdict = classify(image, True, demo_registry(), XMP_ONLY)
+    applied = apply(verdict, PLATFORM)  # default: the prompt goes into a prompt file, the content is untouched
+    assert applied.prompt == "人工智能生成" and applied.prompt_file is not None
+    page = json.loads(applied.prompt_file.read_text(encoding="utf-8"))
+    assert page["prompt"] == "人工智能生成" and page["content"] == image.name
+    assert_producer_fields_kept(image, producer)
+    assert payload_digest(image) == before
+    # The next platform in the chain still sees a valid producer signature and confirms.
+    following = classify(image, None, demo_registry(), XMP_ONLY)
+    assert following.classification is Classification.CONFIRMED
+    assert following.signatures["producer"].state is SignatureState.VALID
+
+
+def test_burn_in_never_paints_over_an_existing_label(tmp_path: Path) -> None:
+    from aigclabel.explicit import add_image_label
+
+    plain = _gradient(tmp_path / "plain.png")
+    path = tmp_path / "labelled.png"
+    add_image_label(plain, path, implicit="if-supported")
+    with Image.open(path) as im:
+        pixels = im.convert("RGB").tobytes()
+    applied = apply(classify(path, True, KeyRegistry()), PLATFORM, prompt="burn")
+    assert applied.visible.startswith("not added: the content already shows a visible label")
+    with Image.open(path) as im:
+        assert im.convert("RGB").tobytes() == pixels

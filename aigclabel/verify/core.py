@@ -1,39 +1,39 @@
 """Platform verification per Measures Art. 6: confirmed / possible / suspected / none.
 
-The decision, in the order Art. 6 gives it:
+The decision, in the order Art. 6 gives it (the strongest applicable class wins):
 
-1. **confirmed** (``Label="1"``): the file carries an implicit label that conforms to Annex E, says
-   ``Label="1"`` and whose signatures (if any) are not ``invalid``;
-2. **possible** (``"2"``): otherwise, the uploading user declared the content AI-generated;
-3. **suspected** (``"3"``): otherwise, some *trace* was found: an explicit label, a watermark, an
-   IPTC ``trainedAlgorithmicMedia`` source type, a C2PA claim, or an implicit label that failed
-   (tampered signature, non-conforming, ``Label`` 2/3 from an earlier platform, conflicting copies);
+1. a present implicit label that conforms to Annex E (one consistent placement) states the class:
+   ``Label="1"`` **confirmed**, ``"2"`` **possible**, ``"3"`` **suspected**, whatever its signatures
+   say. A signature that no longer matches is reported on its own ("content changed after
+   signing", e.g. an ordinary re-encode): the metadata still states the content is AI-generated;
+2. **possible**: the uploading user declared the content AI-generated;
+3. **suspected**: some *trace* was found: an explicit label in any style, a watermark, an IPTC
+   ``trainedAlgorithmicMedia`` source type, a C2PA claim, or an implicit label that does not
+   conform or has conflicting copies;
 4. **none**: nothing points at AI.
 
 Traces come from *detectors*: objects with a ``name`` and ``detect(path) -> list[Evidence]``,
-registered with :func:`register_detector`. Modules register theirs when imported (the C2PA module
-itself; :mod:`aigclabel._verify_plugins` for the explicit-label and watermark modules);
-:func:`registered_detectors` imports the modules named in :data:`PLUGIN_MODULES` on first use and
-skips those that are not installed, so this file never grows an ``if`` per technique. One detector
-lives here: :class:`XmpSourceTypeDetector`.
+registered with :func:`register_detector`. They live beside their technique and register themselves
+when imported (``aigclabel.explicit.detector``, ``aigclabel.watermark.detector``,
+``aigclabel.c2pa_manifest``, :mod:`aigclabel.verify.xmp_source`); :func:`registered_detectors`
+imports the modules named in :data:`PLUGIN_MODULES` on first use and skips those that are not
+installed, so this file never grows an ``if`` per technique.
 
-**Fast path.** Platforms run this on every upload, and the pixel/sample detectors (visible label,
-watermark) cost far more than reading the metadata. Once the implicit label is valid (it conforms,
-says ``Label="1"``, no copy conflicts and no signature is ``invalid``) the class is *confirmed* and
-no trace can change it (Art. 6 ranks the label first), so :func:`classify` skips the trace detectors
-unless called with ``thorough=True`` (auditors who want every piece of evidence, e.g. a watermark
-payload for the audit trail). Detectors also run cheapest first (their optional ``cost``) and only
-on the container formats they declare (their optional ``formats``), so image detectors never
-decode audio.
+**Fast path.** Once a conforming label states the class no trace can change it, so :func:`classify`
+skips the trace detectors unless called with ``thorough=True``. Detectors also run cheapest first
+(their optional ``cost``) and only on the container formats they declare (their optional
+``formats``), so image detectors never decode audio.
 
-:func:`apply` then writes the platform's propagation fields (keeping the producer's), signs
-ReservedCode2 when a key is given, and burns in the visible label through a registered
-:class:`VisibleLabeler` when one is available.
+:func:`apply` then adds the platform's propagation fields (never rewriting an earlier party's),
+signs ReservedCode2 when a key is given, and puts the visible prompt where it breaks nothing: a
+prompt file for the platform's page by default, burnt into the media only when asked.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import json
 import os
 import re
 import tempfile
@@ -43,13 +43,11 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
-import defusedxml.ElementTree as SafeET
-from defusedxml import DefusedXmlException
-
-from .api import Inspection, inspect
-from .errors import AIGCLabelError, MalformedFileError, UnsupportedFormatError
-from .label import AIGCLabel, LabelValue
-from .signing import (
+from .._io import atomic_output
+from ..api import Inspection, inspect
+from ..errors import AIGCLabelError, MalformedFileError, UnsupportedFormatError
+from ..label import AIGCLabel, LabelValue
+from ..signing import (
     KeyRegistry,
     SignatureCheck,
     SignatureState,
@@ -60,7 +58,12 @@ from .signing import (
 )
 
 #: Modules that register detectors or visible labelers when imported (missing ones are skipped).
-PLUGIN_MODULES: tuple[str, ...] = ("aigclabel._verify_plugins", "aigclabel.c2pa_manifest")
+PLUGIN_MODULES: tuple[str, ...] = (
+    "aigclabel.verify.xmp_source",
+    "aigclabel.explicit.detector",
+    "aigclabel.watermark.detector",
+    "aigclabel.c2pa_manifest",
+)
 
 
 class VerifyError(AIGCLabelError):
@@ -85,6 +88,15 @@ class Classification(StrEnum):
             "possible": LabelValue.POSSIBLE,
             "suspected": LabelValue.SUSPECTED,
         }.get(self.value)
+
+
+#: The class each Annex E ``Label`` value states, and the classes strongest first.
+LABEL_CLASSES = {
+    LabelValue.CONFIRMED: Classification.CONFIRMED,
+    LabelValue.POSSIBLE: Classification.POSSIBLE,
+    LabelValue.SUSPECTED: Classification.SUSPECTED,
+}
+_RANK = (Classification.CONFIRMED, Classification.POSSIBLE, Classification.SUSPECTED, Classification.NONE)
 
 
 EvidenceRole = Literal["label", "declaration", "trace", "info"]
@@ -224,110 +236,6 @@ def registered_labelers() -> dict[str, VisibleLabeler]:
     return dict(_LABELERS)
 
 
-# ---------------------------------------------------------------------------------------- XMP detector
-IPTC_EXT_NS = "http://iptc.org/std/Iptc4xmpExt/2008-02-29/"
-RDF_NS = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
-#: IPTC digital source types that mean "made with generative AI".
-AI_SOURCE_TYPES = frozenset({"trainedAlgorithmicMedia", "compositeWithTrainedAlgorithmicMedia"})
-
-
-class XmpSourceTypeDetector:
-    """Finds IPTC ``Iptc4xmpExt:DigitalSourceType`` = ``trainedAlgorithmicMedia`` in XMP packets.
-
-    It scans the file's bytes for XMP packets, the format-independent method of the XMP
-    specification (Part 3, "scanning files for XMP"), streaming with bounded memory, so it works for
-    JPEG, PNG (uncompressed iTXt), WebP, TIFF, GIF, MP4 ``uuid`` boxes and uncompressed PDF metadata
-    alike. Compressed XMP (PNG zTXt, Flate PDF streams) is not seen.
-    """
-
-    name = "xmp-digital-source-type"
-    #: A bounded byte scan: the cheapest detector, and format-independent.
-    cost = 1.0
-    formats = None
-    #: Largest XMP packet considered, and most packets examined per file.
-    MAX_PACKET = 4 << 20
-    MAX_PACKETS = 16
-    _START = b"<x:xmpmeta"
-    _END = b"</x:xmpmeta>"
-    _CHUNK = 1 << 20
-
-    def detect(self, path: Path) -> list[Evidence]:
-        """Evidence for each AI source type found (never raises on bad bytes)."""
-        found: list[Evidence] = []
-        try:
-            for offset, packet in self._packets(path):
-                for value in self._source_types(packet):
-                    code = value.rstrip("/").rsplit("/", 1)[-1]
-                    if code in AI_SOURCE_TYPES:
-                        found.append(
-                            Evidence(
-                                kind="xmp-digital-source-type",
-                                detail=f"XMP Iptc4xmpExt:DigitalSourceType is {code} (IPTC: made with generative AI)",
-                                location=f"XMP packet at byte {offset}",
-                                source=self.name,
-                                data={"digital_source_type": value},
-                            )
-                        )
-        except OSError:
-            return found
-        return found
-
-    def _packets(self, path: Path) -> list[tuple[int, bytes]]:
-        packets: list[tuple[int, bytes]] = []
-        buf = bytearray()
-        base = 0  # file offset of buf[0]
-        eof = False
-        with open(path, "rb") as handle:
-            while len(packets) < self.MAX_PACKETS:
-                start = buf.find(self._START)
-                if start < 0:
-                    if eof:
-                        break
-                    drop = max(0, len(buf) - (len(self._START) - 1))
-                    del buf[:drop]
-                    base += drop
-                    chunk = handle.read(self._CHUNK)
-                    eof = not chunk
-                    buf += chunk
-                    continue
-                del buf[:start]
-                base += start
-                end = buf.find(self._END)
-                while end < 0 and len(buf) <= self.MAX_PACKET and not eof:
-                    chunk = handle.read(self._CHUNK)
-                    eof = not chunk
-                    buf += chunk
-                    end = buf.find(self._END)
-                if end < 0 or end > self.MAX_PACKET:  # unterminated or runaway: skip this start tag
-                    del buf[: len(self._START)]
-                    base += len(self._START)
-                    continue
-                stop = end + len(self._END)
-                packets.append((base, bytes(buf[:stop])))
-                del buf[:stop]
-                base += stop
-        return packets
-
-    @staticmethod
-    def _source_types(packet: bytes) -> list[str]:
-        try:
-            root = SafeET.fromstring(packet)
-        except (DefusedXmlException, SafeET.ParseError, ValueError):
-            return []
-        values: list[str] = []
-        tag = f"{{{IPTC_EXT_NS}}}DigitalSourceType"
-        for element in root.iter():
-            if element.get(tag):
-                values.append(str(element.get(tag)))
-            if element.tag == tag:
-                resource = element.get(f"{{{RDF_NS}}}resource")
-                values.append((resource or element.text or "").strip())
-        return [v for v in values if v]
-
-
-register_detector(XmpSourceTypeDetector())
-
-
 # ---------------------------------------------------------------------------------------- classify
 @dataclass
 class Verdict:
@@ -409,28 +317,36 @@ def classify(
     conforms = bool(parsed) and all(f.parsed is not None and f.parsed.conforms for f in parsed)
     conflicting = len({f.label for f in parsed}) > 1 or any(f.label is None for f in report.labels)
     signatures: dict[str, SignatureCheck] = {}
-    label_valid = False
+    # The class a present, conforming label states (Art. 6 chain: "1" confirmed, "2" possible, "3"
+    # suspected), whatever its signatures say: the metadata still states the content is AI-made.
+    stated: Classification | None = None
     if label is not None:
         signatures = {str(role): check for role, check in verify_fields(label, digest, registry).items()}
-        if corrupt:  # a signed label on a damaged payload cannot vouch for it: that is tampering evidence
+        if corrupt:  # a signed label on a damaged payload cannot vouch for it
             signatures = {
                 role: replace(check, state=SignatureState.INVALID, reason=f"payload is damaged: {corrupt}")
                 if check.state is SignatureState.UNVERIFIABLE
                 else check
                 for role, check in signatures.items()
             }
-        broken = [c for c in signatures.values() if c.state is SignatureState.INVALID]
-        label_valid = conforms and not conflicting and label.value is LabelValue.CONFIRMED and not broken
+        if conforms and not conflicting and label.value is not None:
+            stated = LABEL_CLASSES[label.value]
         where = ", ".join(f.location for f in parsed)
         summary = f"Label={label.label} ContentProducer={label.content_producer} ProduceID={label.produce_id}"
-        if label_valid:
-            evidence.append(Evidence("implicit-label", f"valid implicit label: {summary}", where, "metadata", "label"))
+        if stated is not None:
+            evidence.append(
+                Evidence(
+                    "implicit-label",
+                    f"conforming implicit label ({stated.value}): {summary}",
+                    where,
+                    "metadata",
+                    "label",
+                )
+            )
         else:
             why = [
                 *(["does not conform to Annex E"] if not conforms else []),
                 *(["several conflicting placements (GB 45438 §6.1 c)"] if conflicting else []),
-                *([f"Label is {label.label!r}, not 1"] if label.value is not LabelValue.CONFIRMED else []),
-                *[f"{c.field} signature invalid: {c.reason}" for c in broken],
             ]
             evidence.append(
                 Evidence(
@@ -438,7 +354,19 @@ def classify(
                 )
             )
         for check in signatures.values():
-            if check.state is not SignatureState.UNSIGNED:
+            if check.state is SignatureState.INVALID:
+                # Reported on its own: it says the content (or label) changed after signing, not that it is not AI.
+                evidence.append(
+                    Evidence(
+                        "signature",
+                        f"{check.field}: content changed after signing ({check.reason})",
+                        check.field,
+                        "signing",
+                        "info",
+                        {"state": check.state.value},
+                    )
+                )
+            elif check.state is not SignatureState.UNSIGNED:
                 evidence.append(
                     Evidence(
                         "signature",
@@ -446,6 +374,7 @@ def classify(
                         check.field,
                         "signing",
                         "info",
+                        {"state": check.state.value},
                     )
                 )
     for found in report.labels:
@@ -457,8 +386,9 @@ def classify(
         evidence.append(Evidence("declaration", f"uploader {said}", "-", "user", "declaration"))
 
     chosen = detectors if detectors is not None else registered_detectors()
-    # Only a valid label decides the class before the detectors; traces can change every other outcome.
-    planned = plan_detectors(chosen, report.format) if thorough or not label_valid else []
+    # A conforming label decides the class before the detectors (no trace outranks it); traces can
+    # change every other outcome.
+    planned = plan_detectors(chosen, report.format) if thorough or stated is None else []
     ran = {name for name, _ in planned}
     for name, detector in planned:
         try:
@@ -466,14 +396,12 @@ def classify(
         except Exception as exc:  # a faulty plug-in must not stop Art. 6 verification; it is reported
             evidence.append(Evidence("detector-error", f"{name}: {type(exc).__name__}: {exc}", "-", name, "info"))
 
-    if label_valid:
-        classification = Classification.CONFIRMED
-    elif declared_ai:
-        classification = Classification.POSSIBLE
-    elif any(e.role == "trace" for e in evidence):
-        classification = Classification.SUSPECTED
-    else:
-        classification = Classification.NONE
+    candidates = [
+        *([stated] if stated is not None else []),
+        *([Classification.POSSIBLE] if declared_ai else []),
+        *([Classification.SUSPECTED] if any(e.role == "trace" for e in evidence) else []),
+    ]
+    classification = min(candidates, key=_RANK.index, default=Classification.NONE)
     return Verdict(
         path=target,
         format=report.format,
@@ -491,45 +419,105 @@ def classify(
 
 
 # ---------------------------------------------------------------------------------------- apply
+#: Visible prompt per classification; each has the AI element and the generation element (GB 45438 §5).
+PROMPTS = {
+    Classification.CONFIRMED: "人工智能生成",
+    Classification.POSSIBLE: "可能为人工智能生成",
+    Classification.SUSPECTED: "疑似人工智能生成",
+}
+#: Where :func:`apply` puts the visible prompt: a prompt file beside the content for the platform's
+#: page (nothing re-encoded), burnt into the media (re-encodes it; only when asked), or nowhere.
+PromptMode = Literal["sidecar", "burn", "none"]
+#: Suffix of the prompt file written beside the content in ``sidecar`` mode.
+PROMPT_SUFFIX = ".aigc-prompt.json"
+
+
 @dataclass(frozen=True)
 class Applied:
     """What :func:`apply` wrote."""
 
     path: Path
     label: AIGCLabel
+    #: What happened to the visible prompt (written as a prompt file, burnt in, skipped and why).
     visible: str
+    #: The prompt text for the platform's page ("around the content", Measures Art. 6).
+    prompt: str = ""
+    #: The prompt file written in ``sidecar`` mode.
+    prompt_file: Path | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {"path": str(self.path), "label": self.label.to_dict(), "visible_label": self.visible}
+        return {
+            "path": str(self.path),
+            "label": self.label.to_dict(),
+            "visible_label": self.visible,
+            "prompt": self.prompt,
+            "prompt_file": str(self.prompt_file) if self.prompt_file else None,
+        }
 
 
 _CLEAN = re.compile(r"[\x21-\x5B\x5D-\x7E]*")
 
 
 def propagation_label(verdict: Verdict, propagator: str, propagate_id: str | None = None) -> AIGCLabel:
-    """The label a platform writes for ``verdict``: producer fields kept, its own fields added.
+    """The label a platform writes for ``verdict``: the earlier parties' fields kept, its own added.
 
-    Producer fields that would break Annex E (bad characters, over-long) are dropped rather than
-    copied; the Label is the producer's for *confirmed*, else the classification's value.
+    A conforming label is kept as it is (``Label``, ``ContentProducer``, ``ProduceID`` and
+    ``ReservedCode1`` belong to the parties who wrote them, Measures Art. 10); only
+    ``ContentPropagator``, ``PropagateID`` (and later ``ReservedCode2``) change. Without one, the
+    ``Label`` is the classification's value; producer fields of a non-conforming label that would
+    break Annex E (bad characters, over-long) are dropped rather than copied.
     """
     value = verdict.label_value
     if value is None:
         raise VerifyError("content is classified 'none': there is no AI label to propagate")
     old = verdict.label
-    kept = AIGCLabel(label=value.value)
-    if old is not None:
-        fields = {
-            "content_producer": old.content_producer,
-            "produce_id": old.produce_id,
-            "reserved_code1": old.reserved_code1,
-        }
-        clean = {k: v for k, v in fields.items() if len(v) <= 2048 and _CLEAN.fullmatch(v)}
-        kept = replace(kept, **clean)
     try:
+        if old is not None and verdict.label_conforms and old.value is not None:
+            return replace(old, reserved_code2="").with_propagation(propagator, propagate_id)
+        kept = AIGCLabel(label=value.value)
+        if old is not None:
+            fields = {
+                "content_producer": old.content_producer,
+                "produce_id": old.produce_id,
+                "reserved_code1": old.reserved_code1,
+            }
+            clean = {k: v for k, v in fields.items() if len(v) <= 2048 and _CLEAN.fullmatch(v)}
+            kept = replace(kept, **clean)
         return kept.with_propagation(propagator, propagate_id, label=value)
     except AIGCLabelError as exc:
         raise VerifyError(str(exc)) from None
+
+
+def prompt_file_for(path: Path) -> Path:
+    """The prompt file :func:`apply` writes beside ``path`` in ``sidecar`` mode."""
+    return path.with_name(path.name + PROMPT_SUFFIX)
+
+
+def _write_prompt_file(dst: Path, verdict: Verdict, label: AIGCLabel, prompt: str) -> Path:
+    target = prompt_file_for(dst)
+    body = {
+        "content": dst.name,
+        "prompt": prompt,
+        "classification": verdict.classification.value,
+        "label": label.label,
+        "placement": "show around the content (Measures Art. 6); the content itself is not altered",
+    }
+    with atomic_output(target) as tmp:
+        tmp.write_text(json.dumps(body, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    return target
+
+
+def _visible_label_present(verdict: Verdict) -> Evidence | None:
+    """An explicit label already on the content (found by classify, or by the explicit detectors now)."""
+    found = [e for e in verdict.evidence if e.kind.startswith("explicit-") and e.role == "trace"]
+    if not found:
+        skipped = {n: d for n, d in registered_detectors().items() if n in verdict.skipped_detectors}
+        for name, detector in plan_detectors(skipped, verdict.format):
+            if name.startswith("explicit-"):
+                with contextlib.suppress(Exception):  # a detector fault only means "not known": burn in
+                    found += [e for e in detector.detect(verdict.path) if e.role == "trace"]
+    return found[0] if found else None
 
 
 def apply(
@@ -539,26 +527,34 @@ def apply(
     propagate_id: str | None = None,
     key: SigningKey | None = None,
     output: Path | str | None = None,
-    visible: bool = True,
+    prompt: PromptMode = "sidecar",
 ) -> Applied:
     """Write the platform's label for ``verdict`` into the file (or ``output``), atomically.
 
-    With ``visible``, a registered :class:`VisibleLabeler` first adds the explicit label (this
-    re-encodes the media, so a producer signature bound to the old payload stops matching); then the
-    implicit label is written and, with ``key``, ReservedCode2 is signed over the final payload.
+    The earlier parties' fields are kept (:func:`propagation_label`); with ``key``, ReservedCode2 is
+    signed over the final payload. The visible prompt goes where it breaks nothing: by default
+    (``"sidecar"``) into a prompt file beside the output for the platform's page, leaving the payload
+    and so the producer's ReservedCode1 intact. ``"burn"`` asks a registered :class:`VisibleLabeler`
+    to draw it into the media (a re-encode), unless the content already shows a visible label;
+    ``"none"`` writes no prompt.
     """
-    from .api import write_label
+    from ..api import write_label
 
     src = verdict.path
     dst = Path(output) if output is not None else src
     label = propagation_label(verdict, propagator, propagate_id)
+    text = PROMPTS[verdict.classification]
     status = "not requested"
     labeler = None
-    if visible:
-        # The most recently registered labeler wins, so a platform's own overrides the built-in one.
-        labeler = next((lb for lb in reversed(registered_labelers().values()) if lb.supports(src)), None)
-        if labeler is None:
-            status = "not available: no visible labeler is registered for this format (aigclabel.explicit)"
+    if prompt == "burn":
+        existing = _visible_label_present(verdict)
+        if existing is not None:
+            status = f"not added: the content already shows a visible label ({existing.detail})"
+        else:
+            # The most recently registered labeler wins, so a platform's own overrides the built-in one.
+            labeler = next((lb for lb in reversed(registered_labelers().values()) if lb.supports(src)), None)
+            if labeler is None:
+                status = "not available: no visible labeler is registered for this format (aigclabel.explicit)"
     staged: Path | None = None
     source = src
     try:
@@ -580,29 +576,8 @@ def apply(
     finally:
         if staged is not None:
             staged.unlink(missing_ok=True)
-    return Applied(path=written, label=label, visible=status)
-
-
-__all__ = [
-    "DEFAULT_DETECTOR_COST",
-    "PLUGIN_MODULES",
-    "Applied",
-    "Classification",
-    "Evidence",
-    "TraceDetector",
-    "Verdict",
-    "VerifyError",
-    "VisibleLabeler",
-    "XmpSourceTypeDetector",
-    "apply",
-    "classify",
-    "detector_cost",
-    "detector_formats",
-    "plan_detectors",
-    "propagation_label",
-    "register_detector",
-    "register_visible_labeler",
-    "registered_detectors",
-    "registered_labelers",
-    "unregister_detector",
-]
+    prompt_path = None
+    if prompt == "sidecar":
+        prompt_path = _write_prompt_file(written, verdict, label, text)
+        status = f"prompt file {prompt_path.name} (content not re-encoded)"
+    return Applied(path=written, label=label, visible=status, prompt=text, prompt_file=prompt_path)

@@ -1,0 +1,73 @@
+"""The watermark trace detector for :mod:`aigclabel.verify` (registers itself when imported).
+
+``watermark``: an aigclabel invisible watermark (:func:`aigclabel.watermark.detect_file`), keyed with
+``$AIGCLABEL_WATERMARK_KEY`` (hex) or the public demo key; the decoded payload is carried as
+``watermark_payload`` so the audit log can trace it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import AIGCLabelError, LimitExceededError
+from ..explicit.detector import DECODE_ERRORS, IMAGE_FORMATS
+from ..verify import Evidence, register_detector
+
+#: Containers the watermark module can decode: still images (Pillow), plain text, and anything with
+#: an audio or video stream (PyAV; GIF decodes as video). Documents (PDF, OOXML, EPUB, HTML, SVG) carry
+#: no watermark of ours, so the detector is not called on them.
+WATERMARK_FORMATS = frozenset(
+    {
+        *IMAGE_FORMATS,
+        "gif",
+        "text",
+        "markdown",
+        "wav",
+        "flac",
+        "mp3",
+        "ogg",
+        "mp4",
+        "matroska",
+        "avi",
+        "flv",
+    }
+)
+
+
+class WatermarkDetector:
+    """Finds an aigclabel invisible watermark in an image, audio or text file."""
+
+    name = "watermark"
+    formats = WATERMARK_FORMATS
+    #: Decodes the whole medium and correlates against the key: the dearest detector.
+    cost = 100.0
+
+    def detect(self, path: Path) -> list[Evidence]:
+        """Evidence of a watermark, with its payload when the keyed MAC verifies."""
+        from . import DEMO_KEY, detect_file
+
+        key_hex = os.environ.get("AIGCLABEL_WATERMARK_KEY")
+        try:
+            key = bytes.fromhex(key_hex) if key_hex else DEMO_KEY
+            result = detect_file(path, key=key)
+        except LimitExceededError as exc:
+            return [Evidence("detector-skipped", f"not searched: {exc}", "-", self.name, "info")]
+        except (AIGCLabelError, *DECODE_ERRORS):
+            return []
+        if result is None or not result.present:
+            return []
+        payload = result.payload.hex() if result.payload is not None and result.verified else None
+        detail = f"{result.media} watermark, score {result.score:.1f} (threshold {result.threshold})"
+        return [
+            Evidence(
+                "watermark",
+                detail + (f", payload {payload}" if payload else ", payload not verified with this key"),
+                result.media,
+                self.name,
+                data={"watermark_payload": payload} if payload else {},
+            )
+        ]
+
+
+register_detector(WatermarkDetector())
