@@ -111,7 +111,7 @@ def test_hostile_inputs_raise_typed_errors(fresh: Fresh, tmp_path: Path, demo_la
     bad_info = bytearray(good)
     struct.pack_into("<I", bad_info, info_at + 12 + 4, 0x7FFFFFFF)  # first INFO entry overruns its list
     cases = {
-        "truncated": (good[: len(good) // 2], TruncatedFileError),
+        "cut_in_hdrl": (good[:200], TruncatedFileError),
         "not_avi": (b"RIFF" + struct.pack("<I", 4) + b"WAVE", MalformedFileError),
         "bad_info": (bytes(bad_info), MalformedFileError),
     }
@@ -128,3 +128,21 @@ def test_fuzz_truncation_and_bit_flips(fixtures: dict[str, Path], tmp_path: Path
     assert_typed_error_or_valid(
         tmp_path / "fuzz.avi", tmp_path / "fuzz-out.avi", mutated, label, container=AVIContainer()
     )
+
+
+def test_cut_short_recording_is_labelled_or_refused(fresh: Fresh, tmp_path: Path, demo_label: AIGCLabel) -> None:
+    """Cut inside ``movi`` (``dd`` of a recording): labelled in the INFO/JUNK room before ``movi``;
+    with no room there the label would have to go after the cut chunk, so it is refused."""
+    whole = fresh("info").read_bytes()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(whole[: len(whole) * 2 // 3])
+    out = write_label(cut, demo_label, tmp_path / "labelled.avi")
+    assert [f.label for f in read_labels(out)] == [demo_label]
+    assert ffprobe_tags(out)["AIGC"] == demo_label.to_json() and ffprobe_tags(out)["title"] == "kept"
+    assert stream_hash(out) == stream_hash(cut) and out.stat().st_size == cut.stat().st_size
+    assert AVIContainer().payload_digest(out) == AVIContainer().payload_digest(cut)
+    no_room = fresh("no_room").read_bytes()[: len(whole) * 2 // 3]
+    cut.write_bytes(no_room)
+    with pytest.raises(WriteNotSupportedError, match="remux"):
+        write_label(cut, demo_label)
+    assert cut.read_bytes() == no_room

@@ -135,7 +135,7 @@ def test_hostile_inputs_raise_typed_errors(fresh: Fresh, tmp_path: Path, demo_la
     body = b"\x02\x00\x0aonMetaData" + b"\x0a\x00\x00\x00\x01" * 200 + b"\x05"
     deep += bytes([18]) + len(body).to_bytes(3, "big") + bytes(7) + body + struct.pack(">I", 11 + len(body))
     cases = {
-        "truncated": (good[: len(good) // 2], TruncatedFileError),
+        "cut_in_metadata": (good[:40], TruncatedFileError),
         "bad_header": (b"FLV\x01\x05\x00\x00\x00\x02" + bytes(8), MalformedFileError),
         "nesting_bomb": (bytes(deep), MalformedFileError),
     }
@@ -150,3 +150,17 @@ def test_fuzz_truncation_and_bit_flips(fixtures: dict[str, Path], tmp_path: Path
     label = AIGCLabel.for_producer("001191110000MA00DEMQ0B1DEMO")
     path, out = tmp_path / "fuzz.flv", tmp_path / "fuzz-out.flv"
     assert_typed_error_or_valid(path, out, mutated, label, container=FLVContainer())
+
+
+@pytest.mark.parametrize("name", ["flv1_index", "h264"])
+def test_cut_short_recording_is_labelled(fresh: Fresh, name: str, tmp_path: Path, demo_label: AIGCLabel) -> None:
+    """A file ending inside an audio/video tag (``dd`` of a recording) is labelled; the cut tag stays."""
+    whole = fresh(name).read_bytes()
+    cut = tmp_path / "cut.flv"
+    cut.write_bytes(whole[: len(whole) * 2 // 3])
+    out = write_label(cut, demo_label, tmp_path / "labelled.flv")
+    assert [f.label for f in read_labels(out)] == [demo_label]
+    assert ffprobe_tags(out)["AIGC"] == demo_label.to_json()
+    assert stream_hash(out) == stream_hash(cut)
+    assert FLVContainer().payload_digest(out) == FLVContainer().payload_digest(cut)
+    assert out.read_bytes().endswith(whole[len(whole) * 2 // 3 - 100 : len(whole) * 2 // 3])

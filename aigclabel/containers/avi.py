@@ -18,6 +18,10 @@ placed where no chunk after it changes position:
    OpenDML ``AVIX`` extension chunks follow; that case is refused with
    :class:`~aigclabel.errors.WriteNotSupportedError` rather than risking their absolute indexes.
 
+A file cut short (a recording that stopped: the RIFF, ``movi`` or ``idx1`` runs past the end of the
+file; players play what is there) is read, and labelled by cases 1 and 2, which leave its end alone;
+case 3 would append inside the cut chunk and is refused with a remux hint.
+
 Removed labels become ``JUNK`` of the same size, for the same reason (an INFO list that ends the
 file is shrunk instead, so write + strip gives back the original bytes).
 """
@@ -48,6 +52,7 @@ class Chunk:
     offset: int
     size: int
     list_type: bytes = b""
+    missing: int = 0  # bytes the declared size counts that the file lacks (a recording cut short)
 
     @property
     def end(self) -> int:
@@ -58,7 +63,14 @@ class Chunk:
         return self.end - self.offset
 
 
+#: Chunks a recording cut short may end inside (players play what is there): the RIFF itself, the
+#: ``movi`` list of frames and the ``idx1`` index after it.
+_MAY_BE_CUT = frozenset({b"RIFF", b"movi", b"idx1"})
+
+
 def _chunks(handle: BinaryIO, start: int, end: int, what: str) -> list[Chunk]:
+    """The chunks in ``[start, end)``; one of :data:`_MAY_BE_CUT` running past the end of the file
+    is shortened to what is there (its ``missing`` says by how much)."""
     out: list[Chunk] = []
     pos = start
     while pos + 8 <= end:
@@ -72,7 +84,10 @@ def _chunks(handle: BinaryIO, start: int, end: int, what: str) -> list[Chunk]:
             if size < 4 or len(head) < 12:
                 raise MalformedFileError(f"{chunk_id.decode()} chunk in {what} is too short for its type")
             chunk.list_type = head[8:12]
-        if pos + 8 + size > end:
+        cuttable = chunk_id in _MAY_BE_CUT or chunk.list_type in _MAY_BE_CUT
+        if pos + 8 + size > end and cuttable and end == file_size(handle):
+            chunk.size, chunk.missing = end - pos - 8, pos + 8 + size - end
+        elif pos + 8 + size > end:
             raise TruncatedFileError(
                 f"chunk {chunk_id!r} at byte {pos} declares {size} bytes, beyond the end of {what}"
             )
@@ -125,6 +140,11 @@ class Layout:
     children: list[Chunk]
     info: list[tuple[Chunk, str]]  # INFO lists with a location name
     total: int
+
+    @property
+    def truncated(self) -> bool:
+        """The file ends before the first RIFF does (a recording cut short)."""
+        return bool(self.riff.missing)
 
 
 def scan(handle: BinaryIO) -> Layout:
@@ -215,7 +235,7 @@ class AVIContainer(Container):
             new = _chunk(b"LIST", b"INFO" + b"".join(kept)) if kept else b""
             used.add(info.offset)
             riff = layout.riff
-            if index == len(kids) - 1 and riff.end == layout.total and not (riff.size & 1):
+            if index == len(kids) - 1 and riff.end == layout.total and not (riff.size & 1) and not riff.missing:
                 # The file's last chunk (where an earlier write appended it): shrink instead of leaving JUNK.
                 patches.append((info.offset, layout.total - info.offset, new))
                 new_size = info.offset - riff.offset - 8 + len(new)
@@ -237,7 +257,7 @@ class AVIContainer(Container):
                 patches.append((kids[index].offset, slot, new + (junk(slot - len(new)) if slot > len(new) else b"")))
                 return patches
             riff = layout.riff
-            if index == len(kids) - 1 and riff.end == layout.total:  # last chunk of the file: resize it
+            if index == len(kids) - 1 and riff.end == layout.total and not riff.missing:  # last chunk: resize it
                 start = kids[index].offset
                 new_size = start - riff.offset - 8 + len(new)
                 if new_size > 0xFFFFFFFF:
@@ -261,6 +281,11 @@ class AVIContainer(Container):
                     return patches
         new = _chunk(b"LIST", b"INFO" + b"".join(body))
         riff = layout.riff
+        if riff.missing:
+            raise WriteNotSupportedError(
+                "the file is cut short inside its RIFF chunk and has no room for LIST/INFO before 'movi'; "
+                "remux it first (ffmpeg -i in.avi -map 0 -c copy out.avi) and label the remuxed file"
+            )
         if riff.end < layout.total:
             raise WriteNotSupportedError(
                 "no room for LIST/INFO before 'movi' and OpenDML extension chunks follow the first RIFF; "

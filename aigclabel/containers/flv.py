@@ -9,7 +9,9 @@ The file is streamed tag by tag: rewritten script tags get a fresh PreviousTagSi
 moves by the size difference, and the absolute byte offsets that ``onMetaData`` may carry
 (``keyframes.filepositions`` and ``lastkeyframelocation``, written by ``ffmpeg -flvflags add_keyframe_index``, yamdi and
 others) are moved with them; ``filesize`` is updated too. Audio and video tags are copied as they
-are. A file without ``onMetaData`` gets one right after the header.
+are. A file without ``onMetaData`` gets one right after the header. A file that ends inside an
+audio or video tag (a recording cut short; players play up to it) is labelled the same way, the
+cut tag copied as it is.
 """
 
 from __future__ import annotations
@@ -186,6 +188,7 @@ class Layout:
     header_end: int  # offset of the first tag (after PreviousTagSize0)
     tags: list[Tag]
     total: int
+    cut: int | None = None  # offset of an audio/video tag the file ends inside (a recording cut short)
 
 
 def scan(handle: BinaryIO, only_script: bool = False) -> Layout:
@@ -203,12 +206,14 @@ def scan(handle: BinaryIO, only_script: bool = False) -> Layout:
     while pos < total:
         handle.seek(pos)
         raw = handle.read(11)
+        tag = Tag(raw[0] & 0x1F, pos, int.from_bytes(raw[1:4], "big"))
+        if (len(raw) < 11 or tag.end > total) and tag.type in (AUDIO, VIDEO):
+            # A recording cut short inside an audio/video tag: players play up to it. It is kept as is.
+            return Layout(data_offset + 4, tags, total, cut=pos)
         if len(raw) < 11:
             raise TruncatedFileError(f"file ends inside the FLV tag header at byte {pos}")
-        size = int.from_bytes(raw[1:4], "big")
-        tag = Tag(raw[0] & 0x1F, pos, size)
         if tag.end > total:
-            raise TruncatedFileError(f"FLV tag at byte {pos} declares {size} bytes, beyond the end of the file")
+            raise TruncatedFileError(f"FLV tag at byte {pos} declares {tag.size} bytes, beyond the end of the file")
         if not only_script or tag.type == SCRIPT:
             tags.append(tag)
         if len(tags) > MAX_TAGS:
@@ -365,11 +370,14 @@ class FLVContainer(Container):
         """SHA-256 over every audio and video tag (11-byte header and data), in file order.
 
         Script tags (metadata) and PreviousTagSize fields are left out, so relabelling never
-        changes the digest.
+        changes the digest. The bytes of a tag the file ends inside count as they are.
         """
         digest = hashlib.sha256()
         with open(path, "rb") as handle:
-            for tag in scan(handle).tags:
+            layout = scan(handle)
+            for tag in layout.tags:
                 if tag.type in (AUDIO, VIDEO):
                     hash_range(handle, tag.offset, 11 + tag.size, digest.update, "FLV tag")
+            if layout.cut is not None:
+                hash_range(handle, layout.cut, layout.total - layout.cut, digest.update, "FLV tag")
         return digest.digest()
