@@ -391,3 +391,27 @@ def test_output_is_byte_identical_to_ffmpeg_use_metadata_tags(fresh: Fresh, tmp_
     )
     ours = write_label(untagged, label, tmp_path / "ours.mp4")
     assert ours.read_bytes() == reference.read_bytes()
+
+
+@pytest.mark.parametrize("name", ["faststart", "m4a"])
+def test_cut_short_faststart_recording_is_labelled(
+    fresh: Fresh, name: str, tmp_path: Path, demo_label: AIGCLabel
+) -> None:
+    """moov first, mdat cut (``dd``): ffmpeg plays the samples that are there, so it is labelled, the
+    mdat header and bytes kept; a cut file with moov at the end has no index and is refused."""
+    whole = fresh(name).read_bytes()
+    src = tmp_path / f"cut{fresh(name).suffix}"
+    src.write_bytes(whole[: len(whole) * 2 // 3])
+    out = write_label(src, demo_label, tmp_path / f"labelled{src.suffix}")
+    assert [f.label for f in read_labels(out)] == [demo_label]
+    assert ffprobe_tags(out)["AIGC"] == demo_label.to_json()
+    tags = json.loads(subprocess.run(["exiftool", "-j", "-Keys:all", str(out)], capture_output=True, check=True).stdout)
+    assert tags[0]["AIGC"] == demo_label.to_json()
+    assert stream_hash(out) == stream_hash(src) and packet_count(out) == packet_count(src)
+    assert MP4Container().payload_digest(out) == MP4Container().payload_digest(src)
+    mdat = whole.index(b"mdat") - 4
+    assert out.read_bytes().endswith(whole[mdat + 200 : len(whole) * 2 // 3])
+    cut_at_end = fresh("moov_at_end").read_bytes()
+    src.write_bytes(cut_at_end[: len(cut_at_end) * 2 // 3])
+    with pytest.raises(MalformedFileError, match="no moov"):
+        write_label(src, demo_label)

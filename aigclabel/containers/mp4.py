@@ -23,6 +23,9 @@ file), every ``stco``/``co64`` chunk offset is moved by the shift of the box it 
 (``stco`` is upgraded to ``co64`` if an offset would no longer fit 32 bits), and absolute offsets in
 fragmented files (``tfhd`` base-data-offset, ``tfra`` moof offsets) are patched the same way. A
 ``free``/``skip`` box right after ``moov`` absorbs the size change when it can, so nothing moves.
+A faststart recording cut short inside its last ``mdat`` is labelled the same way (that ``mdat``
+is copied as it is, its header still declaring the full size); one cut before its ``moov`` has no
+sample index, so nothing can play it and it is refused.
 
 HEIF/AVIF images share the box syntax but belong to the image module; they are told apart by their
 ``ftyp`` brands.
@@ -212,6 +215,7 @@ class TopBox:
     offset: int
     header: int
     size: int
+    missing: int = 0  # bytes of a cut-short last ``mdat`` that the file lacks
 
     @property
     def end(self) -> int:
@@ -219,7 +223,11 @@ class TopBox:
 
 
 def scan_top(handle: BinaryIO) -> list[TopBox]:
-    """Every top-level box of the file, reading only headers."""
+    """Every top-level box of the file, reading only headers.
+
+    A last ``mdat`` running past the end of the file (a faststart recording cut short; players play
+    the samples that are there) is shortened to what is there, its header kept as it is.
+    """
     total = file_size(handle)
     out: list[TopBox] = []
     pos = 0
@@ -242,6 +250,9 @@ def scan_top(handle: BinaryIO) -> list[TopBox]:
             size = total - pos
         if size < header:
             raise MalformedFileError(f"{_name(box_type)} box at byte {pos} declares an impossible size {size}")
+        if pos + size > total and box_type == b"mdat" and pos + header <= total:
+            out.append(TopBox(box_type, pos, header, total - pos, missing=pos + size - total))
+            break
         if pos + size > total:
             raise TruncatedFileError(
                 f"{_name(box_type)} box at byte {pos} declares {size} bytes but the file ends after {total - pos}"
