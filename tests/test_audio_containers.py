@@ -600,6 +600,31 @@ def test_wav_recording_cut_short_is_labelled(demo_label: AIGCLabel, tmp_path: Pa
 # ---------------------------------------------------------------------------- FLAC
 
 
+def test_flac_comment_block_shorter_than_its_comments(demo_label: AIGCLabel, tmp_path: Path) -> None:
+    """Old taggers wrote VORBIS_COMMENT lengths too short for the comments (mutagen reads them whole):
+    the overflow stays where it was, so ffmpeg still sees the same packets."""
+    src = _ffmpeg(tmp_path / "short.flac", "-c:a", "flac", "-metadata", "title=" + "t" * 200)
+    data = src.read_bytes()
+    blocks, pos = {}, 4
+    while True:  # keep STREAMINFO and VORBIS_COMMENT (made the last block, declared 120 bytes short)
+        length = int.from_bytes(data[pos + 1 : pos + 4], "big")
+        blocks[data[pos] & 0x7F] = data[pos + 4 : pos + 4 + length]
+        pos += 4 + length
+        if data[pos - 4 - length] & 0x80:
+            break
+    comment = blocks[4]
+    src.write_bytes(
+        b"fLaC\x00" + len(blocks[0]).to_bytes(3, "big") + blocks[0]
+        + b"\x84" + (len(comment) - 120).to_bytes(3, "big") + comment + data[pos:]
+    )  # fmt: skip
+    assert mutagen.flac.FLAC(src)["title"] == ["t" * 200]
+    before, digest = stream_hash(src), open_container(src).payload_digest(src)
+    out = api.write_label(src, demo_label, tmp_path / "labelled.flac")
+    assert [f.label for f in api.read_labels(out)] == [demo_label]
+    assert stream_hash(out) == before and open_container(out).payload_digest(out) == digest
+    assert mutagen.flac.FLAC(out)["title"] == ["t" * 200]
+
+
 def test_flac_keeps_md5_picture_padding_and_comments(sample: Callable[[str], Path], demo_label: AIGCLabel) -> None:
     src = sample("flac")
     audio = mutagen.flac.FLAC(src)

@@ -25,7 +25,7 @@ from ..errors import MalformedFileError, TruncatedFileError
 from ..label import AIGCLabel
 from . import Container, FoundLabel, register
 from ._audio import id3v2_size, parse_errors, rewrite_vorbis, vorbis_findings
-from ._stream import hash_range
+from ._stream import copy_range, hash_range
 
 #: mutagen's FLAC class (untyped).
 MutagenFLAC: Any = mutagen.flac.FLAC
@@ -117,8 +117,21 @@ class FLAC(Container):
             return vorbis_findings(MutagenFLAC(path).tags, "Vorbis comment")
 
     def rewrite(self, src: Path, dst: Path, label: AIGCLabel | None) -> None:
-        """Stream ``src`` to ``dst``, then let mutagen rewrite the metadata blocks of the copy."""
+        """Stream ``src`` to ``dst``, then let mutagen rewrite the metadata blocks of the copy.
+
+        Some old taggers wrote a comment block that declares fewer bytes than its comments fill;
+        mutagen reads (and rewrites) the whole comment, so the overflow would vanish from after the
+        metadata blocks, where ffmpeg sees it as a (junk) first packet. The bytes after the source's
+        declared metadata are put back as they were, so every reader sees the same stream.
+        """
         rewrite_vorbis(src, dst, label, "FLAC metadata", MutagenFLAC)
+        with open(src, "rb") as fin, open(dst, "r+b") as fout, parse_errors(src, "FLAC metadata"):
+            _info, src_start, _end = _streaminfo_and_audio(fin)
+            _info, dst_start, _end = _streaminfo_and_audio(fout)
+            if file_size(fout) - dst_start != file_size(fin) - src_start:
+                fout.seek(dst_start)
+                fout.truncate()
+                copy_range(fin, fout, src_start, file_size(fin) - src_start, "FLAC frames")
 
     def payload_digest(self, path: Path) -> bytes:
         """SHA-256 over ``b"STREAMINFO"`` + the 34-byte STREAMINFO body (sample rate, channels,
