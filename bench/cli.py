@@ -1,0 +1,130 @@
+"""CLI start-up cost on one file: ``aigclabel inspect/label one.jpg`` vs ``exiftool`` on the same file.
+
+Most people run the CLI on one file at a time, so what counts is the whole process: interpreter
+start, imports, argument parsing and the work. Each command runs as a fresh process ``--runs``
+times, paired with its exiftool counterpart (the order alternates within each pair, so a burst of
+load on the shared machine hits both); the figure is the child's user+sys CPU time from
+:func:`os.wait4`, which is what ``/usr/bin/time`` prints as ``%U + %S``. The script prints the
+medians, their ratio and the median of the per-pair ratios.
+
+The file is the bundled ``sample.jpg``, labelled (demo provider code) so both tools read a label:
+
+* ``inspect`` (Rich table) and ``inspect --json`` vs ``exiftool -j one.jpg``;
+* ``label one.jpg -o out.jpg -p CODE`` vs ``exiftool -config tc260.config -XMP-TC260:AIGC=<json>
+  -o out.jpg one.jpg`` (the same property; ``out.jpg`` is removed before each run of either).
+
+Bytecode is cached as an installed package has it (``PYTHONPYCACHEPREFIX`` in a scratch folder, warmed
+by one run of each command). Two floors are printed for context: ``python -c pass`` (interpreter and ``site``) and
+``python -c "import typer"`` (the CLI framework alone). ``aigclabel`` runs as ``python -m aigclabel``
+from this checkout. It reports, it does not assert: timings vary with the machine and its load.
+
+Usage: ``python bench/cli.py [--runs 30]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from aigclabel import DEMO_PROVIDER_CODE, AIGCLabel, write_label
+from tests._tools import write_exiftool_config
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "aigclabel" / "samples" / "sample.jpg"
+
+
+def cpu_seconds(argv: Sequence[str], env: dict[str, str], before: Callable[[], None] | None = None) -> float:
+    """User+sys CPU time of one run of ``argv`` (its output discarded); a failing run aborts the benchmark."""
+    if before is not None:
+        before()
+    child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    assert child.stderr is not None
+    errors = child.stderr.read()
+    _pid, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} exited {child.returncode}: {errors.decode(errors='replace')}")
+    return usage.ru_utime + usage.ru_stime
+
+
+def paired(
+    ours: Sequence[str], theirs: Sequence[str], runs: int, env: dict[str, str], before: Callable[[], None] | None
+) -> tuple[list[float], list[float]]:
+    """``runs`` pairs of runs, alternating which of the two goes first."""
+    mine: list[float] = []
+    peer: list[float] = []
+    for i in range(runs):
+        if i % 2:
+            peer.append(cpu_seconds(theirs, env, before))
+            mine.append(cpu_seconds(ours, env, before))
+        else:
+            mine.append(cpu_seconds(ours, env, before))
+            peer.append(cpu_seconds(theirs, env, before))
+    return mine, peer
+
+
+def main() -> None:
+    """Run the paired measurements and print one line per command."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=30, help="pairs of runs per command (default 30)")
+    args = parser.parse_args()
+    exiftool = shutil.which("exiftool")
+    if exiftool is None:
+        raise SystemExit("exiftool is not installed; run `make setup`")
+    python = [sys.executable]
+    aigclabel = [*python, "-m", "aigclabel"]
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        # An installed package has its bytecode compiled; PYTHONDONTWRITEBYTECODE would make every run
+        # compile from source. The children cache bytecode in a scratch tree (warmed by one run each).
+        env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+        env["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
+        one = work / "one.jpg"
+        shutil.copyfile(SAMPLE, one)
+        write_label(one, AIGCLabel.for_producer(DEMO_PROVIDER_CODE))
+        value = AIGCLabel.for_producer(DEMO_PROVIDER_CODE).to_json()
+        config = write_exiftool_config(work / "tc260.config")
+        out = work / "out.jpg"
+
+        def remove_out() -> None:
+            out.unlink(missing_ok=True)
+
+        cases: list[tuple[str, list[str], list[str], Callable[[], None] | None]] = [
+            ("inspect one.jpg", [*aigclabel, "inspect", str(one)], [exiftool, "-j", str(one)], None),
+            ("inspect --json one.jpg", [*aigclabel, "inspect", "--json", str(one)], [exiftool, "-j", str(one)], None),
+            (
+                "label one.jpg -o out.jpg",
+                [*aigclabel, "label", str(one), "-o", str(out), "-p", DEMO_PROVIDER_CODE],
+                [exiftool, "-config", str(config), f"-XMP-TC260:AIGC={value}", "-o", str(out), str(one)],
+                remove_out,
+            ),
+            ("floor: python -c pass", [*python, "-c", "pass"], [exiftool, "-j", str(one)], None),
+            ("floor: python -c 'import typer'", [*python, "-c", "import typer"], [exiftool, "-j", str(one)], None),
+        ]
+        load = os.getloadavg()
+        print(
+            f"user+sys CPU per process, median of {args.runs} paired runs; Python {sys.version.split()[0]}, "
+            f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}"
+        )
+        print(f"{'aigclabel command':34} {'aigclabel':>10} {'exiftool':>10} {'ratio':>7} {'pair ratio':>11}")
+        for name, ours, theirs, before in cases:
+            paired(ours, theirs, 1, env, before)  # warm-up: bytecode cache, page cache
+            mine, peer = paired(ours, theirs, args.runs, env, before)
+            ratio = statistics.median(mine) / statistics.median(peer)
+            per_pair = statistics.median(m / p for m, p in zip(mine, peer, strict=True) if p > 0)
+            print(
+                f"{name:34} {statistics.median(mine) * 1000:8.1f}ms {statistics.median(peer) * 1000:8.1f}ms "
+                f"{ratio:6.2f}x {per_pair:10.2f}x"
+            )
+
+
+if __name__ == "__main__":
+    main()
