@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 from . import __version__
+from ._cli_params import LightGroup
 from ._console import lazy_console, real_console
 from .api import Inspection, inspect, strip_label
 from .containers import registered
@@ -53,6 +54,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode=None,
+    cls=LightGroup,
 )
 out = lazy_console(soft_wrap=True)
 err = lazy_console(stderr=True)
@@ -67,7 +69,7 @@ def _fail(exc: AIGCLabelError) -> NoReturn:
 
 def _version(value: bool) -> None:
     if value:
-        out.print(f"aigclabel {__version__}")
+        typer.echo(f"aigclabel {__version__}")
         raise typer.Exit()
 
 

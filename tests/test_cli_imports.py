@@ -18,8 +18,9 @@ from aigclabel import DEMO_PROVIDER_CODE
 from tests.conftest import SAMPLES
 
 ROOT = Path(__file__).resolve().parent.parent
-#: Packages that cost tens of milliseconds each to import and that no JPEG command needs.
-HEAVY = ("numpy", "pikepdf", "av", "cv2", "scipy", "PIL", "sqlalchemy")
+#: Packages that cost tens of milliseconds each to import and that no JPEG command needs (Typer would
+#: import Pydantic to convert arguments; aigclabel._cli_params converts them without it).
+HEAVY = ("numpy", "pikepdf", "av", "cv2", "scipy", "PIL", "sqlalchemy", "pydantic")
 MARK = "imports-probe:"
 
 PROBE = f"""
@@ -73,3 +74,29 @@ def test_inspect_table_jpeg_imports_no_numpy_pikepdf_or_av(labelled: Path) -> No
     code, loaded, stdout = run_cli("inspect", str(labelled))
     assert code == 0 and "conforms" in stdout and DEMO_PROVIDER_CODE in stdout
     assert loaded == ["rich"], f"`aigclabel inspect` on a JPEG imported {loaded} (only Rich draws its table)"
+
+
+def test_arguments_converted_without_pydantic_keep_typer_checks(tmp_path: Path) -> None:
+    """Values and refusals of the converted parameters: paths checked, enum values chosen, others Typer's."""
+    from typer.testing import CliRunner
+
+    from aigclabel import inspect
+    from aigclabel.cli import app
+
+    runner = CliRunner()
+    photo = tmp_path / "p.jpg"
+    photo.write_bytes((SAMPLES / "sample.jpg").read_bytes())
+    out = tmp_path / "out.jpg"
+    done = runner.invoke(app, ["label", str(photo), "-p", DEMO_PROVIDER_CODE, "-o", str(out), "--label", "3"])
+    assert done.exit_code == 0, done.output
+    found = inspect(out).labels[0].label
+    assert found is not None and found.label == "3" and found.content_producer == DEMO_PROVIDER_CODE
+    refused = {
+        "missing file": (["inspect", str(tmp_path / "nope.jpg")], "does not exist"),
+        "directory": (["inspect", str(tmp_path)], "is a directory"),
+        "bad enum value": (["label", str(photo), "-p", DEMO_PROVIDER_CODE, "--label", "7"], "'7' is not one of"),
+        "int option (Typer's own converter)": (["batch", "inspect", str(tmp_path), "--workers", "x"], "integer"),
+    }
+    for case, (args, message) in refused.items():
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2 and message in result.output, (case, result.output)
