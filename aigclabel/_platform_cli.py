@@ -1,7 +1,8 @@
 """CLI commands for platforms and auditors: ``verify``, ``sign``, ``keys ...`` and ``audit ...``.
 
 Kept out of :mod:`aigclabel.cli` so the heavy imports (SQLAlchemy, Alembic) happen only when these
-commands run. Extra exit codes: 6 key or signature error, 7 audit database error.
+commands run. Extra exit codes: 6 key or signature error, 7 audit database error (and 8, file system
+refused, as everywhere).
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ._io import access_error
 from .containers import Container, FoundLabel, open_container
 from .errors import AIGCLabelError, MalformedFileError
 from .label import AIGCLabel, Problem
@@ -33,6 +34,10 @@ def _guarded(path: Path, container: Container, action: Callable[[], _T]) -> _T:
         raise MalformedFileError(f"{path}: malformed {container.description} ({type(exc).__name__}: {exc})") from exc
     except RecursionError:
         raise MalformedFileError(f"{path}: {container.description} nests too deeply") from None
+    except OSError as exc:
+        if exc.errno is None:  # a library's own OSError (Pillow's "cannot identify"), not the file system
+            raise
+        raise access_error(exc, path) from exc
 
 
 def read_labels(path: Path | str) -> list[FoundLabel]:

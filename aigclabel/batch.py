@@ -203,6 +203,8 @@ def run(
         else:
             futures = [submit(function, str(root), rel, job) for rel in todo]
         with open(report, "a", encoding="utf-8") as sink:
+            if _ends_mid_line(report):
+                sink.write("\n")
             for count, future in enumerate(_completed(futures), start=1):
                 record = future.result()
                 sink.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -218,6 +220,14 @@ def run(
             pool.shutdown(cancel_futures=True)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _ends_mid_line(report: Path) -> bool:
+    """A crash can leave the report ending mid-line; the next record must not be glued to that
+    fragment, or it would be unreadable too and its file redone on every later resume."""
+    with open(report, "rb") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        return size > 0 and handle.seek(size - 1) >= 0 and handle.read(1) != b"\n"
 
 
 def _completed(futures: list[Future[dict[str, Any]]]) -> Iterable[Future[dict[str, Any]]]:

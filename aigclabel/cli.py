@@ -16,6 +16,8 @@ Exit codes (also listed by ``aigclabel --help``):
 5     invalid label value (bad Label, characters outside Annex E j)...)
 6     key or signature error
 7     audit database error
+8     the file system refused: permission denied, disk full, read-only, not a regular file
+      (FIFO, device, directory), or a file whose owner or hard links a rewrite would change
 ====  ==============================================================
 """
 
@@ -49,7 +51,7 @@ app = typer.Typer(
         "Label AI-generated content per GB 45438-2025 and verify those labels.\n\n"
         "Exit codes: 0 ok; 1 a file lacks a conforming label (check: not compliant); 2 usage error; "
         "3 unsupported format; 4 malformed file; 5 invalid label value; 6 key or signature error; "
-        "7 audit database error."
+        "7 audit database error; 8 file system refused (permission, disk full, read-only, not a regular file)."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -61,10 +63,14 @@ err = lazy_console(stderr=True)
 
 
 def _fail(exc: AIGCLabelError) -> NoReturn:
+    _say(exc)
+    raise typer.Exit(exc.exit_code)
+
+
+def _say(exc: AIGCLabelError) -> None:
     from rich.text import Text
 
     err.print(Text.assemble(("error:", "bold red"), f" {exc}"), highlight=False)
-    raise typer.Exit(exc.exit_code)
 
 
 def _version(value: bool) -> None:
@@ -667,5 +673,15 @@ def watermark_detect(
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point. An operating-system error no command turned into a typed one
+    (disk full, permission denied) still ends with a message and exit code 8, not a traceback."""
+    from ._io import access_error
+
+    try:
+        app()
+    except OSError as exc:
+        if exc.errno is None:
+            raise
+        error = access_error(exc, exc.filename or "file")
+        _say(error)
+        sys.exit(error.exit_code)

@@ -45,3 +45,14 @@ class TruncatedFileError(MalformedFileError):
 
 class LimitExceededError(MalformedFileError):
     """A declared size exceeds what aigclabel is willing to load into memory."""
+
+
+class FileAccessError(AIGCLabelError):
+    """The file system refused what was asked (permission denied, disk full, read-only, a file
+    that is not a regular one, or a file whose identity a rewrite would break); nothing was changed."""
+
+    exit_code = 8
+
+
+class NotRegularFileError(FileAccessError):
+    """The path names a directory, FIFO, socket or device rather than a regular file."""

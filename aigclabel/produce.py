@@ -18,14 +18,11 @@ input is never modified unless it is also the output.
 from __future__ import annotations
 
 import contextlib
-import os
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ._io import atomic_output
+from ._io import scratch, write_lock
 from .api import write_label
 from .label import AIGCLabel
 
@@ -62,16 +59,6 @@ class ProduceResult:
     audit_event_id: int | None
 
 
-@contextlib.contextmanager
-def _scratch(directory: Path, suffix: str) -> Iterator[Path]:
-    fd, name = tempfile.mkstemp(prefix=".aigclabel-stage-", suffix=suffix, dir=directory)
-    os.close(fd)
-    try:
-        yield Path(name)
-    finally:
-        Path(name).unlink(missing_ok=True)
-
-
 def label_file(
     src: Path | str, label: AIGCLabel, output: Path | str | None = None, options: ProduceOptions | None = None
 ) -> ProduceResult:
@@ -84,25 +71,27 @@ def label_file(
     label.validate(role="producer")
     watermark_payload: str | None = None
     with contextlib.ExitStack() as stack:
+        stack.enter_context(write_lock(target))  # a concurrent writer waits, then works on our result
         work = source
         if opts.watermark_key is not None:
             from .watermark import Payload, embed_file
 
-            marked = stack.enter_context(_scratch(target.parent, source.suffix))
+            marked = stack.enter_context(scratch(target, source.suffix))
             embed_file(work, marked, label.produce_id, key_id=opts.watermark_key_id, key=opts.watermark_key)
             watermark_payload = Payload.for_produce_id(label.produce_id, opts.watermark_key_id).hex()
             work = marked
         if opts.signing_key is not None:
             label = sign(replace(label, reserved_code1=""), payload_digest(work), opts.signing_key)
-        final = stack.enter_context(atomic_output(target, mode_from=source))
+        # The last step writes ``target`` itself (atomically): a container that keeps its label
+        # beside the file (plain text's XMP sidecar) must see the final name, not a temporary one.
         if opts.c2pa is not None:
             from .c2pa_manifest import write_manifest
 
-            labelled = stack.enter_context(_scratch(target.parent, source.suffix))
+            labelled = stack.enter_context(scratch(target, source.suffix))
             write_label(work, label, labelled)
-            write_manifest(labelled, final, label, credentials=opts.c2pa, title=source.name)
+            write_manifest(labelled, target, label, credentials=opts.c2pa, title=source.name)
         else:
-            write_label(work, label, final)
+            write_label(work, label, target)
     event_id = None
     if opts.audit is not None:
         from .audit import EventKind, file_event

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from aigclabel import AIGCLabel, AIGCLabelError, api
+from aigclabel._io import is_temp_name
 from aigclabel.containers import Container
 from aigclabel.xmp import TC260_NS
 from tests.conftest import require_tool
@@ -221,7 +222,7 @@ def label_of(path: Path) -> list[AIGCLabel | None]:
 
 def no_temp_files(folder: Path) -> bool:
     """True when no atomic-write temporary file was left behind in ``folder``."""
-    return not [p for p in folder.iterdir() if p.name.endswith(".aigclabel-tmp")]
+    return not [p for p in folder.iterdir() if is_temp_name(p.name)]
 
 
 def fuzz_once(tmp_path: Path, name: str, mutate: Callable[[bytes], bytes], original: bytes) -> None:

@@ -1,4 +1,5 @@
-"""fsync policy of atomic_output: on by default, off only when asked (argument or AIGCLABEL_FSYNC=0)."""
+"""fsync policy of atomic_output: on by default (the new file, then its directory after the rename),
+off only when asked (argument or AIGCLABEL_FSYNC=0)."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def _fsyncs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **kwargs: bool) -> 
 
 def test_default_is_durable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(_io, "DURABLE", True)
-    assert _fsyncs(monkeypatch, tmp_path) == 1
+    assert _fsyncs(monkeypatch, tmp_path) == 2
 
 
 def test_argument_overrides_the_process_default(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -39,7 +40,7 @@ def test_argument_overrides_the_process_default(monkeypatch: pytest.MonkeyPatch,
     assert _fsyncs(monkeypatch, tmp_path, durable=False) == 0
     monkeypatch.setattr(_io, "DURABLE", False)
     assert _fsyncs(monkeypatch, tmp_path) == 0
-    assert _fsyncs(monkeypatch, tmp_path, durable=True) == 1
+    assert _fsyncs(monkeypatch, tmp_path, durable=True) == 2
 
 
 def test_permissions_follow_the_replaced_file(tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, TypeVar
 
-from .._io import atomic_output
+from .._io import access_error, atomic_output, open_regular
 from ..errors import InvalidLabelError, MalformedFileError, UnsupportedFormatError, WriteNotSupportedError
 from ..label import AIGCLabel, ParsedLabel
 
@@ -191,8 +191,9 @@ def _ordered() -> tuple[type[Container], ...]:
 
 def _sniff(path: Path) -> bytes:
     """The first :data:`SNIFF_BYTES` of the file, read without the buffered-file machinery: this
-    runs once per file before the container opens it properly, so it should cost two syscalls."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    runs once per file before the container opens it properly, so it should cost a few syscalls
+    (the fstat refuses a FIFO or device before any read could block on it)."""
+    fd = open_regular(path)
     try:
         head = os.read(fd, SNIFF_BYTES)
         while head and len(head) < SNIFF_BYTES:  # short reads happen on pipes and some filesystems
@@ -208,16 +209,18 @@ def _sniff(path: Path) -> bytes:
 def open_container(path: Path | str) -> Container:
     """The container for the file at ``path``, chosen by its content (and suffix for text formats).
 
-    Raises :class:`UnsupportedFormatError` when no registered container accepts it.
+    Raises :class:`UnsupportedFormatError` when no registered container accepts it,
+    :class:`~aigclabel.errors.NotRegularFileError` for a directory, FIFO, socket or device (refused
+    without blocking), and :class:`~aigclabel.errors.FileAccessError` when it cannot be read.
     """
     if not isinstance(path, Path):
         path = Path(path)
     try:
         head = _sniff(path)
-    except IsADirectoryError:
-        raise UnsupportedFormatError(f"{path} is a directory, not a file") from None
     except FileNotFoundError:
         raise UnsupportedFormatError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise access_error(exc, path) from None
     for cls in _ordered():
         if cls.accept(head, path):
             return cls()

@@ -20,28 +20,46 @@ not travel with the text when only the ``.txt`` is copied. The text bytes are ne
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import shutil
 from pathlib import Path
 
 from .. import xmp
-from .._io import COPY_CHUNK, MAX_METADATA_BYTES, atomic_output
-from ..errors import LimitExceededError, WriteNotSupportedError
+from .._io import COPY_CHUNK, MAX_METADATA_BYTES, atomic_output, open_regular, write_lock
+from ..errors import LimitExceededError
 from ..label import AIGCLabel
 from . import Container, FoundLabel, register
 
 
 def sidecars(path: Path) -> tuple[Path, Path]:
-    """The primary sidecar (``notes.xmp``) and the alternative one (``notes.txt.xmp``)."""
+    """The primary sidecar (``notes.xmp``) and the alternative one (``notes.txt.xmp``).
+
+    A symlinked text is labelled through its target's sidecars, as every other format labels the
+    target, so the link and the target read the same label.
+    """
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
     return path.with_suffix(".xmp"), path.with_name(path.name + ".xmp")
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except FileNotFoundError:
+        return False
+
+
 def _load(path: Path) -> bytes | None:
-    if not path.is_file():
+    try:
+        fd = open_regular(path)
+    except (FileNotFoundError, NotADirectoryError):
         return None
-    if path.stat().st_size > MAX_METADATA_BYTES:
-        raise LimitExceededError(f"XMP sidecar {path.name} is over {MAX_METADATA_BYTES} bytes")
-    return path.read_bytes()
+    with open(fd, "rb") as handle:
+        if os.fstat(fd).st_size > MAX_METADATA_BYTES:
+            raise LimitExceededError(f"XMP sidecar {path.name} is over {MAX_METADATA_BYTES} bytes")
+        return handle.read()
 
 
 def _store(sidecar: Path, packet: bytes | None) -> None:
@@ -91,21 +109,33 @@ class TextContainer(Container):
         self._apply(Path(src), Path(dst), None)
 
     def _apply(self, src: Path, dst: Path, value: str | None) -> None:
-        if dst.exists() and dst.is_dir():
-            raise WriteNotSupportedError(f"{dst} is a directory")
-        primary, alternative = sidecars(dst)
-        src_primary, src_alternative = sidecars(src)
-        base = _load(primary) if dst.resolve() == src.resolve() else _load(src_primary)
-        if dst.resolve() != src.resolve():
-            with atomic_output(dst, mode_from=src) as tmp:
-                self.rewrite(src, tmp, None)
-        if value is not None:
-            _store(primary, xmp.set_aigc(base, value))
-        elif base is not None:
-            _store(primary, xmp.remove_aigc(base))
-        other = _load(alternative if dst.resolve() == src.resolve() else src_alternative)
-        if other is not None and xmp.find_aigc(other):
-            _store(alternative, xmp.remove_aigc(other))
+        """Every new packet is built before anything is written, and a copied text only appears once
+        its sidecar is stored, so a failure (a corrupt sidecar, a full disk) leaves no output behind.
+
+        The sidecar starts from the source's; a source without one (a scratch copy made by a
+        pipeline) starts from the destination's own, so labelling in place keeps its other XMP.
+        """
+        with write_lock(dst):
+            primary, alternative = sidecars(dst)
+            src_primary, src_alternative = sidecars(src)
+            in_place = _same_file(src, dst)
+            base = _load(primary if in_place else src_primary)
+            if base is None and not in_place:
+                base = _load(primary)
+            new_primary = xmp.set_aigc(base, value) if value is not None else None
+            if value is None and base is not None:
+                new_primary = xmp.remove_aigc(base)
+            other = _load(alternative if in_place else src_alternative)
+            clear_other = other is not None and bool(xmp.find_aigc(other))
+            new_other = xmp.remove_aigc(other) if other is not None and clear_other else None
+            with contextlib.ExitStack() as stack:
+                if not in_place:
+                    tmp = stack.enter_context(atomic_output(dst, mode_from=src))
+                    self.rewrite(src, tmp, None)
+                if value is not None or base is not None:
+                    _store(primary, new_primary)
+                if clear_other:
+                    _store(alternative, new_other)
 
     def payload_digest(self, path: Path) -> bytes:
         """SHA-256 of the file's bytes (the label lives in the sidecar, never in the text)."""

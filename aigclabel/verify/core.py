@@ -34,16 +34,14 @@ from __future__ import annotations
 import contextlib
 import importlib
 import json
-import os
 import re
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from .._io import atomic_output
+from .._io import atomic_output, scratch, write_lock
 from ..api import Inspection, inspect
 from ..errors import AIGCLabelError, MalformedFileError, UnsupportedFormatError
 from ..label import AIGCLabel, LabelValue
@@ -555,14 +553,12 @@ def apply(
             labeler = next((lb for lb in reversed(registered_labelers().values()) if lb.supports(src)), None)
             if labeler is None:
                 status = "not available: no visible labeler is registered for this format (aigclabel.explicit)"
-    staged: Path | None = None
     source = src
-    try:
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(write_lock(dst))  # a concurrent writer of dst waits, then works on our result
         if labeler is not None:
             # The visible label goes to a temporary file first, so a failure leaves the input untouched.
-            fd, name = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=f".aigclabel-tmp{src.suffix}", dir=dst.parent)
-            os.close(fd)
-            staged = Path(name)
+            staged = stack.enter_context(scratch(dst, src.suffix))
             try:
                 labeler.add_label(src, staged, verdict.classification)
                 source, status = staged, f"added by {labeler.name}"
@@ -573,9 +569,6 @@ def apply(
             before = bytes.fromhex(verdict.payload_digest) if source != src and verdict.payload_digest else None
             label = sign(label, payload_digest(source), key, "propagator", before)
         written = write_label(source, label, dst)
-    finally:
-        if staged is not None:
-            staged.unlink(missing_ok=True)
     prompt_path = None
     if prompt == "sidecar":
         prompt_path = _write_prompt_file(written, verdict, label, text)
