@@ -474,7 +474,10 @@ def check(
     html_path: Annotated[
         Path | None, typer.Option("--html", help="Also write a self-contained HTML report here.")
     ] = None,
-    ocr: Annotated[bool, typer.Option("--ocr", help="Also OCR visible labels with tesseract (chi_sim).")] = False,
+    ocr: Annotated[
+        bool,
+        typer.Option("--ocr/--no-ocr", help="Read visible labels of any style with OCR (off: aigclabel plates only)."),
+    ] = True,
     explicit_only: Annotated[
         bool, typer.Option("--explicit-only", help="Skip the implicit-label rule (checked by `inspect`).")
     ] = False,

@@ -638,3 +638,28 @@ def test_burn_in_never_paints_over_an_existing_label(tmp_path: Path) -> None:
     assert applied.visible.startswith("not added: the content already shows a visible label")
     with Image.open(path) as im:
         assert im.convert("RGB").tobytes() == pixels
+
+
+def test_burn_in_writes_text_and_audio_prompts_when_asked(tmp_path: Path) -> None:
+    import numpy as np
+    from scipy.io import wavfile
+
+    from aigclabel.explicit.audio import detect_rhythm, load_mono
+
+    text = tmp_path / "answer.md"
+    text.write_text("第一段。\n\n第二段。\n", encoding="utf-8")
+    applied = apply(classify(text, True, KeyRegistry(), XMP_ONLY), PLATFORM, prompt="burn")
+    assert applied.visible == "added by explicit-text"
+    from aigclabel.explicit.text import find_text_labels
+
+    [found] = find_text_labels(text.read_text(encoding="utf-8"), fmt="markdown")
+    assert (found.text, found.where) == ("人工智能生成", "start")
+    assert "【可能为人工智能生成】" in text.read_text(encoding="utf-8")
+    sound = tmp_path / "voice.wav"
+    wavfile.write(sound, 16000, (np.sin(np.arange(32000) * 0.05) * 8000).astype(np.int16))
+    applied = apply(classify(sound, True, KeyRegistry(), XMP_ONLY), PLATFORM, prompt="burn")
+    assert applied.visible == "added by explicit-audio"
+    [cue] = detect_rhythm(load_mono(sound), 8000)
+    assert cue.start < 1.0 and cue.frequency == pytest.approx(1000, abs=15)
+    label = read_label(sound)
+    assert label is not None and label.label == "2"

@@ -397,6 +397,13 @@ class CueMatch:
     start: float
     tones: tuple[float, ...]
     gaps: tuple[float, ...]
+    #: Tone frequency in Hz (0 when unknown).
+    frequency: float = 0.0
+
+    @property
+    def dot(self) -> float:
+        """The short tone's duration in seconds (median of the three)."""
+        return float(np.median([self.tones[0], *self.tones[2:]]))
 
     @property
     def end(self) -> float:
@@ -472,6 +479,127 @@ def detect_cue(samples: Floats, rate: int, timing: CueTiming | None = None) -> l
     return matches
 
 
+#: GB 45438 §5.3 sets no tone or speed for the rhythm; what another producer's cue may use.
+RHYTHM_MIN_HZ, RHYTHM_MAX_HZ = 300.0, 3000.0
+RHYTHM_MIN_DOT, RHYTHM_MAX_DOT = 0.06, 0.25
+#: The long tone is 3 dots (Morse); accepted from 3 / 1.5 to 3 x 1.5, and short tones within 1.5x of each other.
+RHYTHM_RATIO_TOLERANCE = 1.5
+
+
+def tonal_frequencies(samples: Floats, rate: int, most: int = 10) -> list[float]:
+    """The frequencies (Hz) of the steady tones in ``samples``, most frequent first.
+
+    A 32 ms frame is tonal when one spectral peak between :data:`RHYTHM_MIN_HZ` and
+    :data:`RHYTHM_MAX_HZ` holds over half its energy; the peaks of tonal frames are pooled by
+    frequency (±3 %), and pools of at least 5 frames (~40 ms of tone) are returned.
+    """
+    nper = 256 if rate <= 16000 else 1024
+    if samples.size < nper:
+        return []
+    freqs, _, spec = signal.stft(samples.astype(np.float64), rate, nperseg=nper, noverlap=nper * 3 // 4)
+    power = np.abs(spec) ** 2
+    total = power.sum(axis=0) + 1e-12
+    band = (freqs >= RHYTHM_MIN_HZ) & (freqs <= min(RHYTHM_MAX_HZ, rate / 2 - 1))
+    if not band.any():
+        return []
+    sub = power[band]
+    peak = sub.argmax(axis=0)
+    # The peak with its two neighbours holds a windowed sine's energy.
+    padded = np.pad(sub, ((1, 1), (0, 0)))
+    cols = np.arange(sub.shape[1])
+    held = padded[peak, cols] + padded[peak + 1, cols] + padded[peak + 2, cols]
+    tonal = (held / total > 0.5) & (total > (10 ** (-45 / 10)) * nper)
+    if not tonal.any():
+        return []
+    # Refine each tonal frame's peak by parabolic interpolation, then pool.
+    band_freqs = freqs[band]
+    step = float(freqs[1] - freqs[0])
+    picks: list[float] = []
+    for col in np.flatnonzero(tonal):
+        k = int(peak[col])
+        a, b, c = (float(np.log(padded[k + j, col] + 1e-20)) for j in range(3))
+        shift = 0.5 * (a - c) / (a - 2 * b + c) if (a - 2 * b + c) != 0 else 0.0
+        picks.append(float(band_freqs[k]) + max(-0.5, min(0.5, shift)) * step)
+    pools: list[list[float]] = []
+    for f in sorted(picks):
+        if pools and f <= pools[-1][0] * 1.03:
+            pools[-1].append(f)
+        else:
+            pools.append([f])
+    found = sorted((p for p in pools if len(p) >= 5), key=len, reverse=True)
+    return [float(np.median(p)) for p in found[:most]]
+
+
+def detect_rhythm(samples: Floats, rate: int) -> list[CueMatch]:
+    """Every short-long-short-short cue at any tone and speed §5.3 plausibly allows.
+
+    Tones from :func:`tonal_frequencies`; for each, the bursts of :func:`tone_bursts`; four in a row
+    match when the three short ones agree within :data:`RHYTHM_RATIO_TOLERANCE`, the dot is
+    60-250 ms, the long one is about three dots and no gap exceeds three dots.
+    """
+    matches: list[CueMatch] = []
+    tol = RHYTHM_RATIO_TOLERANCE
+    for frequency in tonal_frequencies(samples, rate):
+        bursts = tone_bursts(samples, rate, frequency)
+        i = 0
+        while i + 4 <= len(bursts):
+            group = bursts[i : i + 4]
+            d = [dur for _, dur in group]
+            shorts = [d[0], d[2], d[3]]
+            dot = float(np.median(shorts))
+            gaps = tuple(group[k + 1][0] - (group[k][0] + group[k][1]) for k in range(3))
+            ok = (
+                RHYTHM_MIN_DOT / 1.25 <= dot <= RHYTHM_MAX_DOT * 1.25
+                and max(shorts) <= tol * min(shorts)
+                and 3 / tol <= d[1] / dot <= 3 * tol
+                and all(0 < g <= 3 * dot for g in gaps)
+            )
+            if ok:
+                matches.append(CueMatch(group[0][0], tuple(float(v) for v in d), gaps, round(frequency, 1)))
+                i += 4
+            else:
+                i += 1
+    return sorted(matches, key=lambda m: m.start)
+
+
+def speech_spans(samples: Floats, rate: int, min_seconds: float = 0.6) -> list[tuple[float, float]]:
+    """(start, end) seconds of stretches that sound like speech: a voice-activity detector.
+
+    A 32 ms frame is voice-like when it is loud, not a single tone (no peak holding half its
+    energy), not noise (spectral flatness under 0.3) and has most energy in 100-4000 Hz; stretches of
+    such frames (gaps under 0.3 s bridged) at least ``min_seconds`` long whose loudness moves by
+    syllables (a frame-to-frame level spread over 6 dB) are speech. It cannot say what is said.
+    """
+    nper = max(64, int(0.032 * rate))
+    if samples.size < nper * 4:
+        return []
+    freqs, times, spec = signal.stft(samples.astype(np.float64), rate, nperseg=nper, noverlap=nper // 2)
+    power = np.abs(spec) ** 2 + 1e-20
+    total = power.sum(axis=0)
+    level = 10 * np.log10(total / nper)
+    loud = level > max(-50.0, float(np.percentile(level, 20)) + 10)
+    flatness = np.exp(np.log(power).mean(axis=0)) / power.mean(axis=0)
+    voice_band = power[(freqs >= 100) & (freqs <= 4000)].sum(axis=0) / total
+    padded = np.pad(power, ((1, 1), (0, 0)))
+    peak = power.argmax(axis=0)
+    cols = np.arange(power.shape[1])
+    tonal = (padded[peak, cols] + padded[peak + 1, cols] + padded[peak + 2, cols]) / total > 0.5
+    voiced = loud & (flatness < 0.3) & (voice_band > 0.7) & ~tonal
+    bridge = max(1, int(0.3 / (times[1] - times[0]))) if times.size > 1 else 1
+    closed = ndimage.binary_closing(voiced, structure=np.ones(bridge)) | voiced
+    runs, _ = ndimage.label(closed)
+    spans: list[tuple[float, float]] = []
+    for index, found in enumerate(ndimage.find_objects(runs)):
+        if found is None:
+            continue
+        s, e = found[0].start, found[0].stop
+        start, end = float(times[s]), float(times[e - 1])
+        inside = level[s:e][runs[s:e] == index + 1]
+        if end - start >= min_seconds and float(np.std(np.diff(inside))) > 6.0 * 0.5 and np.ptp(inside) > 6.0:
+            spans.append((start, end))
+    return spans
+
+
 def load_mono(path: Path | str, rate: int = ANALYSIS_RATE) -> Floats:
     """Decode ``path`` to mono float32 at ``rate`` (for analysis), refusing absurdly long inputs."""
     blocks, _, _ = _decode(path, rate, "mono", "audio")
@@ -492,6 +620,8 @@ class AudioScan:
     duration: float
     cues: list[CueMatch]
     spoken: list[float]
+    #: (start, end) seconds of speech of any kind (:func:`speech_spans`): what it says needs a person.
+    speech: list[tuple[float, float]] = field(default_factory=list)
 
 
 #: Seconds of audio analysed at once by :func:`scan_audio` (windows overlap by one label length).
@@ -499,29 +629,36 @@ SCAN_WINDOW_SECONDS = 60.0
 
 
 def scan_audio(path: Path | str, timing: CueTiming | None = None, *, spoken: bool = True) -> AudioScan:
-    """Find cues (and our spoken clip) in a file of any length in bounded memory.
+    """Find cues, our spoken clip and stretches of speech in a file of any length in bounded memory.
 
-    The audio is decoded at 8 kHz mono and analysed in 60 s windows that overlap by more than one
-    label, so a label straddling a window edge is still seen whole once; duplicates are merged.
+    With ``timing`` only cues of that exact timing count (:func:`detect_cue`); without, any
+    short-long-short-short rhythm §5.3 plausibly allows (:func:`detect_rhythm`). The audio is
+    decoded at 8 kHz mono and analysed in 60 s windows that overlap by more than one label, so a
+    label straddling a window edge is still seen whole once; duplicates are merged.
     """
-    timing = timing or CueTiming()
+    exact = timing is not None
+    timing = timing or CueTiming(dot=RHYTHM_MAX_DOT, dash=3 * RHYTHM_MAX_DOT * RHYTHM_RATIO_TOLERANCE)
     rate = ANALYSIS_RATE
     ref_seconds = spoken_label(rate).size / rate if spoken else 0.0
     overlap = int((max(timing.duration, ref_seconds) + 1.0) * rate)
     window = int(SCAN_WINDOW_SECONDS * rate)
     cues: list[CueMatch] = []
     hits: list[float] = []
+    speech: list[tuple[float, float]] = []
 
     def analyse(chunk: Floats, base: int) -> None:
         offset = base / rate
-        for match in detect_cue(chunk, rate, timing):
+        for match in detect_cue(chunk, rate, timing) if exact else detect_rhythm(chunk, rate):
             start = match.start + offset
             if all(abs(start - c.start) > 0.05 for c in cues):
-                cues.append(CueMatch(float(start), match.tones, match.gaps))
+                cues.append(CueMatch(float(start), match.tones, match.gaps, match.frequency or timing.frequency))
         if spoken:
             for t in find_spoken_label(chunk, rate):
                 if all(abs(t + offset - h) > 0.5 for h in hits):
                     hits.append(float(t + offset))
+            for s, e in speech_spans(chunk, rate):
+                if all(abs(s + offset - a) > 0.5 for a, _ in speech):
+                    speech.append((s + offset, e + offset))
 
     blocks, _, _ = _decode(path, rate, "mono", "audio")
     buffer = np.zeros(0, dtype=np.float32)
@@ -533,7 +670,9 @@ def scan_audio(path: Path | str, timing: CueTiming | None = None, *, spoken: boo
             analyse(buffer[: window + overlap], base)
             buffer, base = buffer[window:], base + window
     analyse(buffer, base)
-    return AudioScan(duration=total / rate, cues=sorted(cues, key=lambda c: c.start), spoken=sorted(hits))
+    return AudioScan(
+        duration=total / rate, cues=sorted(cues, key=lambda c: c.start), spoken=sorted(hits), speech=sorted(speech)
+    )
 
 
 def detect_cue_in_file(path: Path | str, timing: CueTiming | None = None) -> list[CueMatch]:
@@ -569,11 +708,14 @@ __all__ = [
     "add_audio_label",
     "detect_cue",
     "detect_cue_in_file",
+    "detect_rhythm",
     "find_spoken_label",
     "label_pcm_stream",
     "load_mono",
     "make_cue",
     "scan_audio",
+    "speech_spans",
     "spoken_label",
+    "tonal_frequencies",
     "tone_bursts",
 ]

@@ -36,7 +36,10 @@ MAX_LABEL_CHARS = 120
 DEFAULT_WINDOW = 64
 
 # Both elements close together, in either order, on one line: "人工智能生成", "由AI生成", "合成 by AI".
-_LABEL_RE = re.compile(r"(?:人工智能|AI)[^\n]{0,12}?(?:生成|合成)|(?:生成|合成)[^\n]{0,12}?(?:人工智能|AI)")
+_GENERATED = r"(?:生成|合成|[Gg]enerated|GENERATED|[Ss]ynthesi[sz]ed)"
+_LABEL_RE = re.compile(
+    rf"(?:人工智能|(?<![A-Za-z])AI)[^\n]{{0,12}}?{_GENERATED}|(?:生成|合成)[^\n]{{0,12}}?(?:人工智能|AI(?![A-Za-z]))"
+)
 _FRONT_MATTER_RE = re.compile(r"\A(?:\ufeff)?---[ \t]*\r?\n.*?\r?\n(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.S)
 _MD_SPECIAL_RE = re.compile(r"([\\`*_{}\[\]<>#+!|~])")
 

@@ -1,0 +1,317 @@
+"""Reading visible labels of any style on images and video frames: OCR, then measuring what it read.
+
+A label drawn by another tool has no colour or plate we can look for, so the text itself is found:
+RapidOCR (PP-OCR detection and recognition models shipped inside the ``rapidocr`` wheel, run by
+onnxruntime, Chinese and English) reads a downscaled copy of the picture (:data:`OCR_SIDE` px on the
+long side: a 5 % label on a 2 MP photo is still ~15 px tall there, and the detector costs ~0.1 s
+instead of seconds). When RapidOCR is not installed, Debian's tesseract (``chi_sim+eng``) is the
+fallback. Nothing is downloaded at run time.
+
+Each line that carries the AI element (人工智能 / AI) becomes a :class:`ImageTextLabel` with the
+generation element checked (生成 / 合成 / generated / synthesized ...), its character height measured
+on the full-resolution picture (the rows where the text's strokes are, not the detector's padded
+box) against the shortest side, and its position (corner, edge or centre).
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+from PIL import Image
+from scipy import ndimage
+
+from .. import _budget
+
+#: Long side (px) of the copy OCR reads.
+OCR_SIDE = 512
+#: A line whose box lies within this fraction of the width (height) of the left/right (top/bottom)
+#: border is at that edge; near two edges it is in a corner; otherwise it is in the centre part.
+EDGE_BAND = 0.2
+#: Lowest recognition confidence kept.
+MIN_SCORE = 0.5
+
+Position = Literal["corner", "edge", "centre"]
+Box = tuple[int, int, int, int]
+
+_AI_RE = re.compile(r"人工智能|(?<![A-Z])A[I1l|](?![A-Z])|AIGC", re.I)
+_GEN_RE = re.compile(r"生成|合成|制作|GENERAT|SYNTHE|CREATED|MADE", re.I)
+
+
+@dataclass(frozen=True)
+class TextLine:
+    """One line of text OCR read, with its box in the picture's pixels."""
+
+    text: str
+    box: Box
+    score: float
+
+
+@dataclass(frozen=True)
+class ImageTextLabel:
+    """A line of text carrying the AI element, measured as GB 45438 §5.2 asks."""
+
+    text: str
+    box: Box
+    glyph_height: int
+    short_side: int
+    position: Position
+    has_generation: bool
+    score: float
+
+    @property
+    def ratio(self) -> float:
+        """Character height over the shortest side."""
+        return self.glyph_height / self.short_side if self.short_side else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (the measured figures a report shows)."""
+        return {
+            "text": self.text,
+            "box": list(self.box),
+            "glyph_height_px": self.glyph_height,
+            "short_side_px": self.short_side,
+            "ratio": round(self.ratio, 4),
+            "position": self.position,
+            "has_generation_element": self.has_generation,
+            "score": round(self.score, 3),
+        }
+
+
+def has_ai_element(text: str) -> bool:
+    """True when ``text`` carries the AI element (人工智能, or AI as a word; OCR's "Al"/"A1" count)."""
+    return _AI_RE.search(text) is not None
+
+
+def has_generation_element(text: str) -> bool:
+    """True when ``text`` carries the generation element (生成 / 合成 / generated / synthesized ...)."""
+    return _GEN_RE.search(text) is not None
+
+
+def ocr_engine_name() -> str | None:
+    """``"rapidocr"``, ``"tesseract"`` or ``None`` (no OCR available)."""
+    if _rapidocr() is not None:
+        return "rapidocr"
+    return "tesseract" if _tesseract_exe() else None
+
+
+@functools.cache
+def _rapidocr() -> Any:
+    try:
+        from rapidocr import RapidOCR
+    except ImportError:
+        return None
+    threads = int(os.environ.get("AIGCLABEL_OCR_THREADS", "1"))
+    return RapidOCR(
+        params={
+            "Global.log_level": "critical",
+            "Global.use_cls": False,
+            "Global.max_side_len": 4096,
+            "Det.limit_type": "max",
+            "Det.limit_side_len": OCR_SIDE,
+            "EngineConfig.onnxruntime.intra_op_num_threads": threads,
+            "EngineConfig.onnxruntime.inter_op_num_threads": 1,
+        }
+    )
+
+
+@functools.cache
+def _tesseract_exe() -> str | None:
+    return shutil.which("tesseract")
+
+
+def downscale(image: Image.Image, side: int = OCR_SIDE) -> tuple[Image.Image, float]:
+    """An RGB copy at most ``side`` px on the long side, and the factor back to ``image``'s pixels."""
+    rgb = image.convert("RGB")
+    scale = max(rgb.width, rgb.height) / side
+    if scale <= 1:
+        return rgb, 1.0
+    small = rgb.resize((max(1, round(rgb.width / scale)), max(1, round(rgb.height / scale))), Image.Resampling.BOX)
+    return small, rgb.width / small.width
+
+
+def ocr_lines(image: Image.Image, side: int = OCR_SIDE) -> list[TextLine]:
+    """Every line of text OCR reads on ``image`` (boxes in ``image``'s pixels), empty without an engine."""
+    _budget.check("OCR")
+    small, scale = downscale(image, side)
+    engine = _rapidocr()
+    lines = _rapid_lines(engine, small) if engine is not None else _tesseract_lines(small)
+    return [TextLine(line.text, _scaled(line.box, scale), line.score) for line in _merge_lines(lines)]
+
+
+def _scaled(box: Box, scale: float) -> Box:
+    x0, y0, x1, y1 = box
+    return round(x0 * scale), round(y0 * scale), round(x1 * scale), round(y1 * scale)
+
+
+def _rapid_lines(engine: Any, image: Image.Image) -> list[TextLine]:
+    result = engine(np.asarray(image), use_det=True, use_cls=False, use_rec=True)
+    boxes, texts, scores = (getattr(result, name, None) for name in ("boxes", "txts", "scores"))
+    if boxes is None or texts is None or scores is None:
+        return []
+    found = []
+    for box, text, score in zip(boxes, texts, scores, strict=False):
+        if float(score) < MIN_SCORE or not text.strip():
+            continue
+        xs, ys = [p[0] for p in box], [p[1] for p in box]
+        box_px = (int(min(xs)), int(min(ys)), int(max(xs)) + 1, int(max(ys)) + 1)
+        found.append(TextLine(str(text), box_px, float(score)))
+    return found
+
+
+def _tesseract_lines(image: Image.Image) -> list[TextLine]:
+    exe = _tesseract_exe()
+    if exe is None:
+        return []
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    try:
+        done = subprocess.run(
+            [exe, "stdin", "stdout", "-l", "chi_sim+eng", "--psm", "11", "tsv"],
+            input=buf.getvalue(),
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    words: dict[tuple[str, ...], list[tuple[str, Box, float]]] = {}
+    for row in done.stdout.decode("utf-8", "replace").splitlines()[1:]:
+        cols = row.split("\t")
+        if len(cols) != 12 or not cols[11].strip() or float(cols[10]) < MIN_SCORE * 100:
+            continue
+        x, y, w, h = (int(v) for v in cols[6:10])
+        words.setdefault(tuple(cols[1:5]), []).append((cols[11].strip(), (x, y, x + w, y + h), float(cols[10]) / 100))
+    lines = []
+    for group in words.values():
+        boxes = [b for _, b, _ in group]
+        box = (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
+        lines.append(TextLine("".join(t for t, _, _ in group), box, min(s for _, _, s in group)))
+    return lines
+
+
+def _merge_lines(lines: list[TextLine]) -> list[TextLine]:
+    """Join boxes on one text line that OCR split ("AI" and "生成" drawn apart)."""
+    merged: list[TextLine] = []
+    for line in sorted(lines, key=lambda item: item.box[0]):
+        x0, y0, x1, y1 = line.box
+        for i, other in enumerate(merged):
+            a0, b0, a1, b1 = other.box
+            height = max(y1 - y0, b1 - b0)
+            same_row = abs((y0 + y1) - (b0 + b1)) / 2 <= 0.35 * height and 0.6 <= (y1 - y0) / max(1, b1 - b0) <= 1.7
+            if same_row and 0 <= x0 - a1 <= 1.2 * height:
+                merged[i] = TextLine(
+                    other.text + line.text, (a0, min(y0, b0), max(x1, a1), max(y1, b1)), min(line.score, other.score)
+                )
+                break
+        else:
+            merged.append(line)
+    return merged
+
+
+def ink_height(gray: npt.NDArray[np.floating[Any]], box: Box) -> int:
+    """Height in pixels of the characters inside an OCR ``box`` of a grey picture.
+
+    The detector's box is padded, so it is not the character height. The crop around it is split in
+    two at Otsu's threshold; in each polarity the glyphs are the connected pieces that stay inside
+    the crop (the plate or the picture around the text touches its border), cross the middle of
+    the text line (picture blobs above or below it do not) and are not as wide as the whole line (a
+    plate). The polarity whose pieces cover more of the line's width is the text; its pieces' row
+    span is the character height.
+    """
+    x0, y0, x1, y1 = box
+    line = y1 - y0
+    pad = max(2, line // 5)
+    top, left = max(0, y0 - pad), max(0, x0 - pad)
+    crop = np.clip(gray[top : min(gray.shape[0], y1 + pad), left : min(gray.shape[1], x1 + pad)], 0, 255)
+    if crop.shape[0] < 4 or crop.shape[1] < 4:
+        return line
+    threshold, _ = cv2.threshold(crop.astype(np.uint8), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    middle = (y0 + y1) / 2 - top
+    best: tuple[float, int] | None = None
+    for mask in (crop > threshold, crop <= threshold):
+        labels, count = ndimage.label(mask)
+        if count == 0:
+            continue
+        sizes = np.bincount(labels.ravel(), minlength=count + 1)[1:]
+        cover = np.zeros(crop.shape[1], dtype=bool)
+        rows: list[tuple[int, int]] = []
+        for index, found in enumerate(ndimage.find_objects(labels)):
+            if found is None:
+                continue
+            r0, r1, c0, c1 = found[0].start, found[0].stop, found[1].start, found[1].stop
+            inside = r0 > 0 and c0 > 0 and r1 < crop.shape[0] and c1 < crop.shape[1]
+            glyph_like = r1 - r0 <= 1.2 * line and c1 - c0 <= 0.8 * crop.shape[1]
+            on_line = r0 <= middle + 0.1 * line and r1 >= middle - 0.1 * line
+            if inside and glyph_like and on_line and sizes[index] >= max(4, 0.0005 * crop.size):
+                cover[c0:c1] = True
+                rows.append((r0, r1))
+        if rows and (best is None or cover.mean() > best[0]):
+            best = (float(cover.mean()), max(r for _, r in rows) - min(r for r, _ in rows))
+    return best[1] if best else line
+
+
+def position_of(box: Box, width: int, height: int) -> Position:
+    """Corner, edge or centre: where ``box`` lies in a ``width`` x ``height`` picture."""
+    x0, y0, x1, y1 = box
+    near_x = min(x0, width - x1) <= EDGE_BAND * width
+    near_y = min(y0, height - y1) <= EDGE_BAND * height
+    if near_x and near_y:
+        return "corner"
+    return "edge" if near_x or near_y else "centre"
+
+
+def measure_line(gray: npt.NDArray[np.floating[Any]], line: TextLine) -> ImageTextLabel:
+    """Measure one OCR line on the full-resolution grey picture ``gray``."""
+    height, width = gray.shape[:2]
+    return ImageTextLabel(
+        text=line.text,
+        box=line.box,
+        glyph_height=ink_height(gray, line.box),
+        short_side=min(width, height),
+        position=position_of(line.box, width, height),
+        has_generation=has_generation_element(line.text),
+        score=line.score,
+    )
+
+
+def grey(image: Image.Image) -> npt.NDArray[np.float32]:
+    """The picture as a float grey array (what :func:`measure_line` measures on)."""
+    return np.asarray(image.convert("L"), dtype=np.float32)
+
+
+def find_image_labels(image: Image.Image, side: int = OCR_SIDE) -> list[ImageTextLabel]:
+    """Lines on ``image`` carrying the AI element, best first (both elements, then taller)."""
+    lines = [line for line in ocr_lines(image, side) if has_ai_element(line.text)]
+    if not lines:
+        return []
+    gray = grey(image)
+    found = [measure_line(gray, line) for line in lines]
+    return sorted(found, key=lambda item: (not item.has_generation, -item.glyph_height))
+
+
+def read_box(image: Image.Image, box: Box) -> str:
+    """The text recognised inside ``box`` alone (a cheap re-read, e.g. the same label on a later frame)."""
+    _budget.check("OCR")
+    x0, y0, x1, y1 = box
+    pad = max(2, (y1 - y0) // 6)
+    crop = image.convert("RGB").crop((max(0, x0 - pad), max(0, y0 - pad), x1 + pad, y1 + pad))
+    if 0 < crop.height < 48:  # the recogniser reads 48 px lines; tiny video text reads better enlarged
+        factor = 48 / crop.height
+        crop = crop.resize((max(1, round(crop.width * factor)), 48), Image.Resampling.BICUBIC)
+    engine = _rapidocr()
+    if engine is None:
+        return "".join(line.text for line in _tesseract_lines(crop))
+    result = engine(np.asarray(crop), use_det=False, use_cls=False, use_rec=True)
+    texts = getattr(result, "txts", None) or ()
+    scores = getattr(result, "scores", None) or ()
+    return "".join(str(t) for t, s in zip(texts, scores, strict=False) if float(s) >= MIN_SCORE)

@@ -1,0 +1,52 @@
+"""Labels drawn by other tools: `check` gives the right verdict and reason, `verify` finds a trace.
+
+The files come from :mod:`tests._thirdparty` (Pillow, ffmpeg drawtext, numpy tones, espeak-ng); this
+runs a 16-file subset of the 64-file held-out set that ``bench/verify.py`` measures in full.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from aigclabel.check import check_file
+from aigclabel.signing import KeyRegistry
+from aigclabel.verify import Classification, classify
+
+from ._thirdparty import Case, cases, judge
+from .conftest import require_tool
+
+SUBSET = cases(small=True)
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    require_tool("ffmpeg")
+    require_tool("espeak-ng")
+    folder = tmp_path_factory.mktemp("thirdparty")
+    return {case.name: case.make(folder) for case in SUBSET}
+
+
+@pytest.mark.parametrize("case", SUBSET, ids=lambda c: c.name)
+def test_check_gives_the_verdict_and_reason_a_person_would(case: Case, made: dict[str, Path]) -> None:
+    report = check_file(made[case.name], implicit=False)
+    good, why = judge(case, [(r.rule, r.status) for r in report.rules])
+    assert good, f"{why}: " + "; ".join(f"{r.rule}={r.status} ({r.detail})" for r in report.rules)
+    if case.compliant and case.kind in ("image", "video"):
+        size = next(r for r in report.rules if r.rule == "label-size")
+        assert size.measured["ratio"] >= 0.05  # the measured figure is reported
+
+
+@pytest.mark.parametrize("case", SUBSET, ids=lambda c: c.name)
+def test_verify_finds_labels_it_did_not_draw(case: Case, made: dict[str, Path]) -> None:
+    verdict = classify(made[case.name], None, KeyRegistry())
+    traces = [e for e in verdict.evidence if e.role == "trace"]
+    if case.reason == "review":  # speech: a person must listen, it is no trace
+        assert verdict.classification is Classification.NONE
+        assert any(e.kind == "speech" for e in verdict.evidence)
+    elif case.labelled:
+        assert verdict.classification is Classification.SUSPECTED, verdict.evidence
+        assert traces and traces[0].kind == "explicit-label"
+    else:
+        assert verdict.classification is Classification.NONE, traces
