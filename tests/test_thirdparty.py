@@ -50,3 +50,24 @@ def test_verify_finds_labels_it_did_not_draw(case: Case, made: dict[str, Path]) 
         assert traces and traces[0].kind == "explicit-label"
     else:
         assert verdict.classification is Classification.NONE, traces
+
+
+def test_tesseract_fallback_reads_a_red_plate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    require_tool("tesseract")
+    from PIL import Image, ImageDraw, ImageFont
+
+    from aigclabel.explicit.fonts import find_cjk_font
+    from aigclabel.explicit.ocr import find_image_labels, ocr_engine_name
+
+    image = Image.new("RGB", (640, 480), (90, 120, 160))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((380, 400, 620, 465), fill=(200, 20, 30))
+    draw.text((390, 405), "AI生成", font=ImageFont.truetype(str(find_cjk_font()), 48), fill="white")
+    monkeypatch.setenv("AIGCLABEL_OCR", "tesseract")
+    assert ocr_engine_name() == "tesseract"
+    [found] = find_image_labels(image)
+    assert found.text in ("AI生成", "Al生成") and found.position == "corner" and found.has_generation
+    from aigclabel.explicit.image import glyph_height
+
+    drawn = glyph_height("AI生成", 48, str(find_cjk_font())) / 480
+    assert found.ratio == pytest.approx(drawn, rel=0.15)  # measured on the glyph pixels, not the box

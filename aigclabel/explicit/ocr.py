@@ -27,7 +27,7 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 import numpy.typing as npt
-from PIL import Image
+from PIL import Image, ImageOps
 from scipy import ndimage
 
 from .. import _budget
@@ -104,8 +104,13 @@ def ocr_engine_name() -> str | None:
     return "tesseract" if _tesseract_exe() else None
 
 
-@functools.cache
 def _rapidocr() -> Any:
+    """The RapidOCR engine; ``None`` when it is not installed or ``AIGCLABEL_OCR=tesseract`` asks for the fallback."""
+    return None if os.environ.get("AIGCLABEL_OCR") == "tesseract" else _load_rapidocr()
+
+
+@functools.cache
+def _load_rapidocr() -> Any:
     try:
         from rapidocr import RapidOCR
     except ImportError:
@@ -173,7 +178,8 @@ def _tesseract_lines(image: Image.Image) -> list[TextLine]:
     if exe is None:
         return []
     buf = io.BytesIO()
-    image.save(buf, format="PNG")
+    # Light text on a colourful plate reads only once the picture is grey with its contrast stretched.
+    ImageOps.autocontrast(image.convert("L")).save(buf, format="PNG")
     try:
         done = subprocess.run(
             [exe, "stdin", "stdout", "-l", "chi_sim+eng", "--psm", "11", "tsv"],
