@@ -251,7 +251,7 @@ def main() -> None:
         f'local f = io.open("{photo}", "rb")\nwrk.body = f:read("*all")\nf:close()\n'
     )
     port = free_port()
-    server = start_server(port, args.workers, work)
+    server = start_server(port, args.workers, work, queue=args.connections)  # every request served, none shed
     try:
         wait_ready(f"http://127.0.0.1:{port}/healthz")
         url = f"http://127.0.0.1:{port}/v1/{args.endpoint}?filename=photo.jpg"

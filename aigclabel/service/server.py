@@ -2,8 +2,8 @@
 
 * **Header timeout**: uvicorn has a keep-alive timeout but none for a request whose headers dribble in
   (or never come), so :class:`GuardedH11Protocol` closes a connection whose request head is not complete
-  within ``header_seconds``; past ``max_connections`` open connections a new one is closed at once, so
-  idle sockets cannot exhaust file descriptors. (Body timeouts are in the app: it reads the body.)
+  within ``header_seconds``; past ``max_connections`` open connections an idle one is closed for each new
+  one, so idle sockets cannot exhaust file descriptors. (Body timeouts are in the app: it reads the body.)
 * **Errors in one shape**: uvicorn's own 400 for an unparsable request is JSON like the app's.
 * **Bounded shutdown**: SIGTERM stops accepting, waits at most ``graceful_seconds`` for requests in flight.
 * **No orphans**: a ``--workers`` child stops when its supervisor dies (kill -9 included).
@@ -45,12 +45,14 @@ class GuardedH11Protocol(H11Protocol):
     _head_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        """Accept, or close at once when too many connections are open."""
+        """Accept; past the cap, make room by closing a connection that has not sent a request head."""
         super().connection_made(transport)
-        if len(self.connections) > self.max_connections:
-            transport.close()
-            return
         self._arm_head_timer()
+        if len(self.connections) > self.max_connections:
+            # Evicting an idle connection (not refusing the new one) keeps the service answering during a
+            # flood of idle sockets: a real client sends its head at once and is no longer evictable.
+            idle = next((c for c in self.connections if c is not self and _evictable(c)), None)
+            (idle.transport if idle is not None else transport).close()
 
     def data_received(self, data: bytes) -> None:
         """Feed h11; the head timer runs while a request head is incomplete."""
@@ -96,6 +98,14 @@ class GuardedH11Protocol(H11Protocol):
         with contextlib.suppress(RuntimeError, OSError):
             self.transport.write(head + body)
         self.transport.close()
+
+
+def _evictable(connection: object) -> bool:
+    """A connection with no request in progress (idle, or its head still incomplete)."""
+    if not isinstance(connection, H11Protocol) or connection.transport is None:
+        return False
+    no_request = connection.cycle is None or connection.cycle.response_complete
+    return no_request and connection.conn.their_state is h11.IDLE and not connection.transport.is_closing()
 
 
 def watch_parent(interval: float = 1.0) -> asyncio.Task[None] | None:
