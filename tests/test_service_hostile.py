@@ -295,3 +295,16 @@ def test_startup_removes_only_dead_processes_upload_folders(tmp_path: Path) -> N
     live.mkdir()
     with _app_client(tmp_path):
         assert not stale.exists() and live.exists()
+
+
+def test_an_unexpected_exception_is_a_500_in_the_error_shape_with_headers(tmp_path: Path) -> None:
+    app = create_app(ServiceSettings(work_dir=tmp_path))
+
+    def broken() -> None:
+        raise RuntimeError("/secret/internal/path exploded")
+
+    app.add_api_route("/broken", broken)
+    with TestClient(app, base_url="http://127.0.0.1") as running:
+        answer = running.get("/broken")
+    assert answer.status_code == 500 and answer.json()["error"] == "internal-error"
+    assert "/secret" not in answer.text and answer.headers["x-content-type-options"] == "nosniff"
