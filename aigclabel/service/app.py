@@ -12,6 +12,8 @@ the body ``{"error", "detail"}``; temporary paths never leak into answers or the
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import hmac
 import json
 import logging
@@ -20,8 +22,10 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
+from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from enum import StrEnum
@@ -97,6 +101,8 @@ _UPLOAD_TYPES = re.compile(
 _PIXEL_DETECTOR_COST = 20.0
 #: Prefix of upload directories; the PID lets a restarted service delete only its dead predecessors' ones.
 UPLOAD_PREFIX = "aigclabel-upload-"
+#: Niceness of the heavy lane's threads (0 normal, 19 lowest).
+HEAVY_NICENESS = 10
 #: Longest stored file name in bytes (most file systems allow 255; the prefix directory is separate).
 _MAX_NAME_BYTES = 200
 
@@ -273,12 +279,14 @@ class WorkPool:
     """At most ``places`` analyses at once, ``queue`` more waiting; beyond that, 503 with ``Retry-After``.
 
     Why: analysis is CPU-bound. Forty requests sharing two cores all finish late; a bounded pool lets
-    the admitted ones finish at full speed and tells the rest, at once, when to come back.
+    the admitted ones finish at full speed and tells the rest, at once, when to come back. With an
+    ``executor`` the work runs on its threads instead of the shared thread pool (see :func:`heavy_pool`).
     """
 
-    def __init__(self, places: int, queue: int) -> None:
+    def __init__(self, places: int, queue: int, executor: Executor | None = None) -> None:
         self.places = places
         self.queue = queue
+        self.executor = executor
         self.busy = 0
         self.waiting = 0
         self._free = asyncio.Semaphore(places)
@@ -309,6 +317,32 @@ class WorkPool:
             self.busy -= 1
             self._free.release()
             self.mean_seconds = 0.8 * self.mean_seconds + 0.2 * (time.monotonic() - started)
+
+
+def _lower_priority() -> None:
+    """Thread initializer: nice this thread (Linux schedules threads separately), so decoding yields the CPU."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HEAVY_NICENESS)
+
+
+def heavy_pool(settings: ServiceSettings) -> WorkPool:
+    """The lane for pixel and sample analysis (unlabelled or thorough verification, compliance checks).
+
+    Why a separate lane: a quarter of the uploads being decode bombs or long unlabelled videos must not
+    queue the cheap majority (labelled files answered from their label) behind them. Heavy work gets
+    half the places, on threads of lower priority, so the light lane keeps its latency.
+    """
+    places = max(1, settings.pool // 2)
+    executor = ThreadPoolExecutor(places, thread_name_prefix="aigclabel-heavy", initializer=_lower_priority)
+    return WorkPool(places, settings.queue_places, executor)
+
+
+def _label_ok(path: Path) -> bool:
+    """Whether ``path`` carries one conforming label (then verification takes the fast path)."""
+    try:
+        return inspect(path).ok
+    except AIGCLabelError:
+        return False
 
 
 def _image_pixels(path: Path) -> int | None:
@@ -410,6 +444,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         application.state.audit = AuditStore(config.audit_url) if config.audit_url else None
         application.state.registry = KeyRegistry.load(config.keys_file) if config.keys_file else None
         application.state.detectors = budgeted_detectors(config.request_seconds / 2)
+        application.state.heavy = heavy_pool(config)
         from .server import watch_parent
 
         watcher = watch_parent()
@@ -418,6 +453,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         finally:
             if watcher is not None:
                 watcher.cancel()
+            application.state.heavy.executor.shutdown(wait=False, cancel_futures=True)
             if application.state.audit is not None:
                 application.state.audit.close()
 
@@ -465,9 +501,9 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         options.setdefault("responses", _ERROR_DOC)
         return app.post(path, summary=summary, openapi_extra=_UPLOAD_DOC, **options)
 
-    async def analyse(function: Callable[..., Any], *args: Any) -> Any:
-        """Run ``function`` in a pool place, in a worker thread, under a fresh per-request budget."""
-        pool: WorkPool = app.state.pool
+    async def analyse(function: Callable[..., Any], *args: Any, heavy: bool = False) -> Any:
+        """Run ``function`` in a place of the light or heavy lane, in a worker thread, under a fresh budget."""
+        pool: WorkPool = app.state.heavy if heavy else app.state.pool
         async with pool.place():
             limits = work.Budget(seconds=config.request_seconds)
 
@@ -475,7 +511,10 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
                 with work.budget(limits):
                     return function(*args)
 
-            return await run_in_threadpool(run)
+            if pool.executor is None:
+                return await run_in_threadpool(run)
+            context = contextvars.copy_context()
+            return await asyncio.get_running_loop().run_in_executor(pool.executor, context.run, run)
 
     async def health(database: bool) -> Response:
         store: AuditStore | None = app.state.audit
@@ -572,8 +611,11 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         return BackgroundTask(run_in_threadpool, mark)
 
     async def verify_and_record(upload: Upload, declared_ai: bool | None, thorough: bool) -> tuple[Verdict, int | None]:
+        # A labelled file is answered from its label (milliseconds); anything else runs the detectors.
+        heavy = thorough or not await analyse(_label_ok, upload.path)
         verdict: Verdict = await analyse(
-            lambda: classify(upload.path, declared_ai, app.state.registry, app.state.detectors, thorough=thorough)
+            lambda: classify(upload.path, declared_ai, app.state.registry, app.state.detectors, thorough=thorough),
+            heavy=heavy,
         )
         event_id = await run_in_threadpool(record, upload, verdict_event(verdict))
         return verdict, event_id
@@ -604,7 +646,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             return check_files([upload.path])
 
         try:
-            reports = await analyse(checked)
+            reports = await analyse(checked, heavy=True)
         except work.BudgetExceeded as exc:
             raise LimitExceededError(f"not checked: {exc}") from None
         return _scrubbed(upload, reports[0].to_dict())
