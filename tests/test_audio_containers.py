@@ -18,6 +18,7 @@ import mutagen
 import mutagen.apev2
 import mutagen.flac
 import mutagen.id3
+import mutagen.ogg
 import mutagen.wave
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -717,3 +718,22 @@ def test_ogg_theora_video_is_labelled_in_its_comment_header(demo_label: AIGCLabe
     assert stream_hash(out) == stream_hash(src)
     assert container.payload_digest(out) == container.payload_digest(src)
     assert api.read_labels(api.strip_label(out)) == []
+
+
+def test_ogg_skeleton_first_and_cut_short_theora(demo_label: AIGCLabel, tmp_path: Path) -> None:
+    """A Skeleton stream before the Theora one (what ffmpeg2theora and many .ogv files have), and a
+    recording cut inside its last page: both labelled in the Theora comment header, packets unchanged."""
+    video = ["-f", "lavfi", "-i", "testsrc2=size=96x64:rate=10:duration=2"]
+    theora = _ffmpeg(tmp_path / "t.ogv", "-c:v", "libtheora", source=video).read_bytes()
+    page = mutagen.ogg.OggPage()
+    page.serial, page.first, page.position = 0x5E1E, True, 0
+    page.packets = [b"fishead\0" + struct.pack("<HHqqqq", 3, 0, 0, 1000, 0, 1000) + bytes(20)]
+    for name, data in (("skeleton.ogv", page.write() + theora), ("cut.ogv", theora[: len(theora) * 2 // 3])):
+        src = tmp_path / name
+        src.write_bytes(data)
+        assert open_container(src).name == "ogg"
+        digest, before = open_container(src).payload_digest(src), stream_hash(src)
+        out = api.write_label(src, demo_label, tmp_path / f"labelled-{name}")
+        assert [f.location for f in api.read_labels(out)] == ["Theora comment AIGC"]
+        assert exiftool_tags(out)["Theora:Aigc"] == demo_label.to_json()
+        assert stream_hash(out) == before and open_container(out).payload_digest(out) == digest

@@ -9,9 +9,11 @@ and granule positions do not), so every audio and video packet is unchanged. Oth
 vendor string and Opus/Vorbis comment padding stay.
 
 The codec is taken from the first packet of the first page (in an Ogg video that is the Theora
-stream, whose comment header players show as the file's tags); Ogg files starting with another
-stream (Skeleton, Dirac) are left to other containers. In a chained or multiplexed file only the
-first logical stream is labelled and read.
+stream, whose comment header players show as the file's tags; a Skeleton stream before it is
+skipped); Ogg files starting with another stream (Dirac, Kate) are left to other containers. A
+file cut short inside its last page (a recording that stopped; players play what is there) is
+labelled too: mutagen copies that page as it is, and the digest counts what is there. In a
+chained or multiplexed file only the first labellable logical stream is labelled and read.
 """
 
 from __future__ import annotations
@@ -47,12 +49,18 @@ _COMMENT_PACKETS = (b"\x03vorbis", b"OpusTags", b"\x81theora")
 
 
 def _codec(head: bytes) -> tuple[str, Any] | None:
-    if len(head) < 28 or head[:4] != b"OggS" or head[4] != 0 or not head[5] & 0x02:
-        return None
-    first = head[27 + head[26] :]
-    for signature, codec in _CODECS.items():
-        if first.startswith(signature):
-            return codec
+    """The codec of the first logical stream we can label, from the beginning-of-stream pages that
+    open every Ogg file (a Skeleton stream, which carries no comments, may come first)."""
+    pos = 0
+    while len(head) >= pos + 28 and head[pos : pos + 4] == b"OggS" and head[pos + 4] == 0 and head[pos + 5] & 0x02:
+        lacing = head[pos + 27 : pos + 27 + head[pos + 26]]
+        first = head[pos + 27 + head[pos + 26] :]
+        for signature, codec in _CODECS.items():
+            if first.startswith(signature):
+                return codec
+        if not first.startswith(b"fishead\0"):
+            return None  # a stream we do not know (Dirac, Kate...) comes first: not ours to label
+        pos += 27 + len(lacing) + sum(lacing)
     return None
 
 
@@ -68,8 +76,10 @@ def _pages(handle: BinaryIO) -> Iterator[tuple[int, int, list[int], bytes]]:
         if magic != b"OggS" or version != 0:
             raise MalformedFileError(f"no Ogg page at offset {handle.tell() - 27}")
         lacing = list(read_exact(handle, count, "Ogg lacing table"))
-        body = read_exact(handle, sum(lacing), "Ogg page")
+        body = handle.read(sum(lacing))
         yield serial, granule, lacing, body
+        if len(body) < sum(lacing):
+            return  # a recording cut short inside its last page: what is there counts
 
 
 def _audio_packets(handle: BinaryIO) -> Iterator[tuple[int, bytes]]:
