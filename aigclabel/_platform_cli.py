@@ -143,7 +143,7 @@ def verify(
     from rich.text import Text
 
     from .signing import SigningKey
-    from .verify import Applied, apply, classify
+    from .verify import Applied, apply, classify, plan_detectors, registered_detectors
 
     try:
         registry = _registry(keys, trust_demo_key, db, use_db=bool(db or os.environ.get("AIGCLABEL_DB")))
@@ -180,8 +180,11 @@ def verify(
     for item in verdict.evidence:
         table.add_row(Text(item.kind), Text(item.role), Text(item.location), Text(item.detail))
     out.print(table)
-    if verdict.skipped_detectors and not thorough:
-        out.print(f"  not run: {', '.join(verdict.skipped_detectors)} (--thorough runs them)", highlight=False)
+    # Only detectors that apply to this format were skipped by the fast path; the others never run on it.
+    applicable = {name for name, _ in plan_detectors(registered_detectors(), verdict.format)}
+    fast_skipped = [name for name in verdict.skipped_detectors if name in applicable]
+    if fast_skipped and not thorough:
+        out.print(f"  not run: {', '.join(fast_skipped)} (--thorough runs them)", highlight=False)
     for check in verdict.signatures.values():
         origin = "proves origin (pinned key)" if check.proves_origin else "does not prove origin"
         out.print(f"  {check.field}: {check.state.value} - {check.reason}; {origin}", highlight=False, markup=False)

@@ -407,10 +407,10 @@ def _still_there(track: _Track, image: Image.Image) -> bool:
 def _video_rules(path: Path, ocr: bool) -> tuple[list[RuleResult], bytes | None]:
     """The opening label of a video: found on the first frames (plate or OCR), followed frame to frame.
 
-    Frames are searched every :data:`VIDEO_SEARCH_STEP` s over the first :data:`VIDEO_SEARCH_SECONDS`
-    s; once a label is found its start is refined on the frames since the previous search, and it
-    is re-read every :data:`VIDEO_TRACK_STEP` s (its end refined the same way), so the span is exact
-    to the frame while OCR runs only a few times.
+    Frames are searched every :data:`VIDEO_SEARCH_STEP` s over the first second and every other step
+    up to :data:`VIDEO_SEARCH_SECONDS` s; once a label is found its start is refined on the frames
+    since the previous search, and it is re-read every :data:`VIDEO_TRACK_STEP` s (its end refined
+    the same way), so the span is exact to the frame while OCR runs only a few times.
     """
     clause = "GB 45438 §5.4"
     thumb: bytes | None = None
@@ -452,7 +452,8 @@ def _video_rules(path: Path, ocr: bool) -> tuple[list[RuleResult], bytes | None]
                     track.start = earlier
             elif time > VIDEO_SEARCH_SECONDS:
                 break
-            next_look = time + VIDEO_SEARCH_STEP
+            # Densely over the opening second (where a conforming label starts), sparser after it.
+            next_look = time + (VIDEO_SEARCH_STEP if time < 1.0 else 2 * VIDEO_SEARCH_STEP)
         elif _still_there(track, image):
             track.last = time
             next_look = time + VIDEO_TRACK_STEP

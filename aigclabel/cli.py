@@ -496,9 +496,18 @@ def check(
     if as_json:
         sys.stdout.write(to_json(reports) + "\n")
     else:
-        colours = {"pass": "green", "fail": "red", "error": "red", "warning": "yellow", "skipped": "dim"}
+        colours = {
+            "pass": "green",
+            "fail": "red",
+            "error": "red",
+            "warning": "yellow",
+            "review": "bold blue",
+            "skipped": "dim",
+        }
         for report in reports:
             verdict = "[green]compliant[/]" if report.compliant else "[red]NOT compliant[/]"
+            if report.needs_review:
+                verdict += " [bold blue](needs human review)[/]"
             out.print(Text.assemble((str(report.path), "bold"), f" ({report.kind}) ", Text.from_markup(verdict)))
             table = Table("rule", "clause", "status", "detail")
             for rule in report.rules:

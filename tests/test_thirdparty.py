@@ -71,3 +71,16 @@ def test_tesseract_fallback_reads_a_red_plate(tmp_path: Path, monkeypatch: pytes
 
     drawn = glyph_height("AI生成", 48, str(find_cjk_font())) / 480
     assert found.ratio == pytest.approx(drawn, rel=0.15)  # measured on the glyph pixels, not the box
+
+
+def test_cli_check_shows_what_needs_review(made: dict[str, Path]) -> None:
+    from typer.testing import CliRunner
+
+    from aigclabel.check import to_html
+    from aigclabel.cli import app
+
+    speech = made["aud-speech-zh"]
+    result = CliRunner().invoke(app, ["check", "--explicit-only", str(speech)])
+    assert result.exit_code == 0, result.output  # review is not a failure
+    assert "needs human review" in result.stdout
+    assert '<td class="review">review</td>' in to_html([check_file(speech, implicit=False)])

@@ -136,7 +136,8 @@ class ExplicitVideoLabelDetector:
         first = rules[0]
         if "start_s" not in first.measured:
             return []
-        return [Evidence("explicit-label", first.detail, "video frames", self.name, data=dict(first.measured))]
+        where = f"{first.measured['start_s']:.2f}-{first.measured['end_s']:.2f} s"
+        return [Evidence("explicit-label", first.detail, where, self.name, data=dict(first.measured))]
 
 
 class ExplicitAudioLabelDetector:
