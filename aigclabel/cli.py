@@ -686,6 +686,11 @@ def watermark_detect(
         raise typer.Exit(worst)
 
 
+from .gateway.cli import gateway as _gateway  # noqa: E402
+
+app.command("gateway")(_gateway)
+
+
 def main() -> None:
     """Console-script entry point. An operating-system error no command turned into a typed one
     (disk full, permission denied) still ends with a message and exit code 8, not a traceback."""

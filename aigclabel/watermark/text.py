@@ -41,6 +41,7 @@ from .payload import DEMO_KEY, Payload
 __all__ = [
     "GreenListDetection",
     "GreenListProcessor",
+    "StreamMarker",
     "TextMark",
     "detect_green_list",
     "green_mask",
@@ -235,3 +236,59 @@ def strip_text_mark(text: str) -> str:
     for run in _runs(text):
         text = text.replace(run, "")
     return text
+
+
+class StreamMarker:
+    """Insert the invisible mark into text that arrives in pieces (streamed LLM output), without buffering it.
+
+    Each piece comes back at once, marked after the first letter of every line as :func:`mark_text` does,
+    fenced and indented code left alone; only the characters of the current line before its first
+    letter are remembered. Front matter is not recognised (generated answers do not start with one).
+    """
+
+    def __init__(self, payload: Payload, key: bytes = DEMO_KEY) -> None:
+        self._mark = _encode_mark(payload, key)
+        self._prefix: list[str] = []  # the current line up to its first letter
+        self._lettered = False
+        self._fence: str | None = None
+        self._prev_blank = True
+
+    def _end_line(self) -> None:
+        stripped = "".join(self._prefix).strip()
+        if not self._lettered and stripped.startswith(("```", "~~~")):
+            self._toggle_fence(stripped)
+        if not self._lettered:
+            self._prev_blank = not stripped
+        self._prefix, self._lettered = [], False
+
+    def _toggle_fence(self, stripped: str) -> None:
+        if self._fence is None:
+            self._fence = stripped[:3]
+        elif stripped.startswith(self._fence):
+            self._fence = None
+
+    def feed(self, piece: str) -> str:
+        """``piece`` with the mark inserted where a line's first letter is in it."""
+        out: list[str] = []
+        start = 0
+        for i, ch in enumerate(piece):
+            if ch == "\n":
+                self._end_line()
+            elif not self._lettered:
+                if not unicodedata.category(ch).startswith("L"):
+                    if len(self._prefix) < 64:  # a fence or indent is decided by its first characters
+                        self._prefix.append(ch)
+                    continue
+                self._lettered = True
+                prefix = "".join(self._prefix)
+                stripped = prefix.strip()
+                code = prefix.startswith(("    ", "\t")) and self._prev_blank
+                self._prev_blank = False
+                if stripped.startswith(("```", "~~~")):
+                    self._toggle_fence(stripped)
+                elif self._fence is None and not code:
+                    out.append(piece[start : i + 1])
+                    out.append(self._mark)
+                    start = i + 1
+        out.append(piece[start:])
+        return "".join(out)

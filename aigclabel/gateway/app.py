@@ -1,0 +1,440 @@
+"""The gateway's ASGI app: labelled routes, pass-through for everything else.
+
+Upstream calls go through one pooled :class:`httpx.AsyncClient` and are streamed (``send(stream=True)``,
+what ``client.stream`` wraps): a streamed answer is read from the upstream only as fast as the client
+takes it (backpressure), and closing either side closes the other (cancellation). Upstream errors
+(status >= 400) are passed on as they came; an unreachable or silent upstream becomes a 502 or 504 in
+the OpenAI error format; an upstream that breaks off mid-stream breaks the client's stream off too.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+import logging
+import secrets
+import tempfile
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from functools import partial
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import anyio
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from ..audit import AuditEvent, EventKind
+from ..errors import AIGCLabelError, LimitExceededError
+from ..label import AIGCLabel
+from .media import MediaLayers, label_image_bytes, label_speech_bytes
+from .settings import GatewaySettings
+from .text import LABEL_FIELD, Kind, SSEFramer, TextLabeller, label_headers, sse_event
+
+log = logging.getLogger("aigclabel.gateway")
+
+#: Headers that belong to one connection, never forwarded (RFC 9110 §7.6.1), plus the ones recomputed.
+_HOP_BY_HOP = frozenset(
+    {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "trailers",
+     "transfer-encoding", "upgrade", "host", "content-length"}
+)  # fmt: skip
+#: Client credentials for the gateway: never sent upstream.
+_CLIENT_SECRETS = frozenset({"authorization", "api-key", "x-api-key"})
+#: Headers of an upstream answer that no longer describe a body the gateway rewrote.
+_BODY_HEADERS = frozenset({"content-length", "content-encoding", "etag", "content-md5"})
+#: Where the gateway serves the labelled images of ``url`` answers.
+IMAGE_ROUTE = "/aigclabel/images"
+
+
+class UpstreamBrokeOff(Exception):
+    """The upstream stopped mid-answer; the client's connection is cut the same way."""
+
+
+def _error(status: int, message: str, code: str, kind: str = "gateway_error") -> JSONResponse:
+    """An error in the OpenAI wire format, so OpenAI clients raise their usual exceptions."""
+    return JSONResponse({"error": {"message": message, "type": kind, "param": None, "code": code}}, status_code=status)
+
+
+class _ClosingStream(StreamingResponse):
+    """A streamed response whose iterator is closed as soon as the response ends, however it ends
+    (so a client that went away closes the upstream connection at once, not at garbage collection)."""
+
+    body_iterator: AsyncIterator[bytes]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.body_iterator.aclose()  # type: ignore[attr-defined]
+
+
+class Gateway:
+    """The proxy: one per app, holding the upstream client and the kept images."""
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        self.settings = settings
+        self.root = settings.upstream_root
+        self.client: httpx.AsyncClient | None = None
+        self.kept: OrderedDict[str, Path] = OrderedDict()
+        self.image_dir: tempfile.TemporaryDirectory[str] | None = None
+        self.layers = MediaLayers(
+            watermark_key=settings.watermark_key if settings.watermark else None,
+            watermark_key_id=settings.watermark_key_id,
+            signing_key=settings.signing_key,
+            audit=settings.audit,
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+    @asynccontextmanager
+    async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
+        """Open the upstream connection pool and the image folder; close both on shutdown."""
+        timeout = httpx.Timeout(self.settings.read_timeout, connect=self.settings.connect_timeout)
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=256)
+        self.image_dir = tempfile.TemporaryDirectory(prefix="aigclabel-gateway-images-")
+        async with httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False) as client:
+            self.client = client
+            try:
+                yield
+            finally:
+                self.client = None
+                self.image_dir.cleanup()
+
+    # ------------------------------------------------------------------ upstream
+    def _upstream_headers(self, request: Request, *, identity: bool) -> dict[str, str]:
+        headers = {k: v for k, v in request.headers.items() if k not in _HOP_BY_HOP and k not in _CLIENT_SECRETS}
+        if not identity and "content-length" in request.headers:
+            headers["content-length"] = request.headers["content-length"]  # a streamed body keeps its declared size
+        if self.settings.upstream_api_key:
+            headers["authorization"] = f"Bearer {self.settings.upstream_api_key}"
+        if identity:
+            headers["accept-encoding"] = "identity"  # a body the gateway rewrites must arrive uncompressed
+        return headers
+
+    async def _send(self, request: Request, content: Any, *, identity: bool) -> httpx.Response | Response:
+        """The upstream's answer (headers read, body not yet), or an error response to give the client."""
+        assert self.client is not None
+        url = self.root + request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        upstream = self.client.build_request(
+            request.method, url, headers=self._upstream_headers(request, identity=identity), content=content
+        )
+        try:
+            return await self.client.send(upstream, stream=True)
+        except httpx.TimeoutException as exc:
+            return _error(504, f"the upstream did not answer in time ({type(exc).__name__})", "upstream_timeout")
+        except httpx.TransportError as exc:
+            return _error(502, f"the upstream cannot be reached ({type(exc).__name__}: {exc})", "upstream_unreachable")
+        except ClientDisconnect:
+            return Response(status_code=499)
+
+    @staticmethod
+    def _headers(upstream: httpx.Response, *, rewritten: bool) -> dict[str, str]:
+        drop = _HOP_BY_HOP | _BODY_HEADERS if rewritten else _HOP_BY_HOP - {"content-length"}
+        return {k: v for k, v in upstream.headers.items() if k.lower() not in drop}
+
+    def _relay(self, upstream: httpx.Response) -> Response:
+        """The upstream's answer as it came, streamed raw (compressed bytes stay compressed)."""
+
+        async def body() -> AsyncIterator[bytes]:
+            try:
+                async for data in upstream.aiter_raw():
+                    yield data
+            except httpx.TransportError as exc:
+                raise UpstreamBrokeOff(f"upstream broke off: {type(exc).__name__}") from exc
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await upstream.aclose()
+
+        return _ClosingStream(
+            body(), status_code=upstream.status_code, headers=self._headers(upstream, rewritten=False)
+        )
+
+    async def _read(self, upstream: httpx.Response) -> bytes:
+        """A whole (bounded) upstream body."""
+        limit = self.settings.max_body_bytes
+        parts: list[bytes] = []
+        size = 0
+        try:
+            async for data in upstream.aiter_bytes():
+                size += len(data)
+                if size > limit:
+                    raise LimitExceededError(f"the upstream's answer is over {limit} bytes")
+                parts.append(data)
+        finally:
+            await upstream.aclose()
+        return b"".join(parts)
+
+    async def _request_body(self, request: Request) -> bytes:
+        limit = self.settings.max_body_bytes
+        parts: list[bytes] = []
+        size = 0
+        async for data in request.stream():
+            size += len(data)
+            if size > limit:
+                raise _TooLarge(f"the request body is over {limit} bytes")
+            parts.append(data)
+        return b"".join(parts)
+
+    async def _audit(self, event: AuditEvent) -> None:
+        store = self.settings.audit
+        if store is not None:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(store.record, event)
+
+    def _event(self, labeller: TextLabeller, route: str, **detail: Any) -> AuditEvent:
+        """The audit event of one text answer (its ``path`` detail names the route)."""
+        return AuditEvent(
+            kind=EventKind.LABEL,
+            produce_id=labeller.label.produce_id,
+            provider_code=labeller.label.content_producer,
+            content_sha256=labeller.content_sha256(),
+            watermark_payload=labeller.payload.hex() if self.settings.text_mark else None,
+            detail={"path": f"gateway:{route}", **labeller.audit_detail(), **detail},
+        )
+
+    # ------------------------------------------------------------------ routes
+    async def passthrough(self, request: Request) -> Response:
+        """Any route the gateway does not label: request and answer streamed through untouched."""
+        has_body = "content-length" in request.headers or "transfer-encoding" in request.headers
+        upstream = await self._send(request, request.stream() if has_body else None, identity=False)
+        return upstream if isinstance(upstream, Response) else self._relay(upstream)
+
+    async def text(self, request: Request, kind: Kind) -> Response:
+        """``/v1/chat/completions`` and ``/v1/completions``: label the answer, streamed or whole."""
+        body = await self._request_body(request)
+        upstream = await self._send(request, body, identity=True)
+        if isinstance(upstream, Response):
+            return upstream
+        if upstream.status_code >= 400:
+            return self._relay(upstream)
+        label = self.settings.new_label()
+        labeller = TextLabeller(self.settings, label, kind)
+        ctype = upstream.headers.get("content-type", "")
+        headers = {**self._headers(upstream, rewritten=True), **label_headers([label])}
+        route = request.url.path
+        if ctype.startswith("text/event-stream"):
+            return _ClosingStream(self._labelled_events(upstream, labeller, route), upstream.status_code, headers)
+        if not ctype.startswith("application/json"):
+            await upstream.aclose()
+            return _error(
+                502, f"the upstream answered {ctype or 'without a content type'}; cannot label it", "unlabelable_answer"
+            )
+        try:
+            answer = json.loads(await self._read(upstream))
+        except ValueError:
+            return _error(502, "the upstream's answer is not JSON; cannot label it", "unlabelable_answer")
+        if not isinstance(answer, dict):
+            return _error(502, "the upstream's answer is not a JSON object; cannot label it", "unlabelable_answer")
+        labeller.label_body(answer)
+        await self._audit(self._event(labeller, route, stream=False, state="complete"))
+        return JSONResponse(answer, upstream.status_code, headers)
+
+    async def _labelled_events(
+        self, upstream: httpx.Response, labeller: TextLabeller, route: str
+    ) -> AsyncIterator[bytes]:
+        framer = SSEFramer()
+        state = "client-disconnected"
+        try:
+            try:
+                async for data in upstream.aiter_bytes():
+                    events = framer.feed(data)
+                    if events:
+                        yield b"".join(labeller.label_event(event) for event in events)
+            except httpx.TransportError as exc:
+                state = f"upstream-broke-off: {type(exc).__name__}"
+                raise UpstreamBrokeOff(state) from exc
+            rest = framer.rest()
+            closing = b"".join(sse_event(chunk) for chunk in labeller.closing_chunks())
+            if rest or closing:
+                yield closing + rest
+            state = "complete" if labeller.done else "upstream-ended-without-done"
+        finally:
+            with anyio.CancelScope(shield=True):
+                await upstream.aclose()
+            await self._audit(self._event(labeller, route, stream=True, state=state))
+
+    async def images(self, request: Request) -> Response:
+        """``/v1/images/generations`` and ``/v1/images/edits``: label every image, ``b64_json`` or ``url``."""
+        upstream = await self._send(request, await self._request_body(request), identity=True)
+        if isinstance(upstream, Response):
+            return upstream
+        if upstream.status_code >= 400:
+            return self._relay(upstream)
+        try:
+            answer = json.loads(await self._read(upstream))
+            items = answer["data"]
+            assert isinstance(items, list) and all(isinstance(item, dict) for item in items)
+        except (ValueError, KeyError, TypeError, AssertionError):
+            return _error(
+                502, "the upstream's image answer is not the OpenAI JSON shape; cannot label it", "unlabelable_answer"
+            )
+        labels: list[AIGCLabel] = []
+        for number, item in enumerate(items):
+            label = self.settings.new_label()
+            if isinstance(item.get("b64_json"), str):
+                try:
+                    data = base64.b64decode(item["b64_json"], validate=True)
+                except (binascii.Error, ValueError):
+                    return _error(502, f"image {number}: b64_json is not base64", "unlabelable_answer")
+            elif isinstance(item.get("url"), str):
+                fetched = await self._fetch_image(item["url"])
+                if isinstance(fetched, Response):
+                    return fetched
+                data = fetched
+            else:
+                return _error(502, f"image {number} has neither b64_json nor url", "unlabelable_answer")
+            layers = replace(self.layers, origin=f"gateway:{request.url.path}[{number}]")
+            labelled, result = await anyio.to_thread.run_sync(
+                partial(
+                    label_image_bytes, data, label, layers=layers, visible=self.settings.image_visible,
+                    visible_text=self.settings.text_label,
+                )
+            )  # fmt: skip
+            if "b64_json" in item and isinstance(item["b64_json"], str):
+                item["b64_json"] = base64.b64encode(labelled).decode("ascii")
+            else:
+                item["url"] = self._keep_image(request, labelled, result.path.suffix)
+            item[LABEL_FIELD] = result.label.to_dict()
+            labels.append(result.label)
+        headers = {**self._headers(upstream, rewritten=True), **(label_headers(labels) if labels else {})}
+        return JSONResponse(answer, upstream.status_code, headers)
+
+    async def _fetch_image(self, url: str) -> bytes | Response:
+        """An image an ``url`` answer points to, fetched only from the upstream's own origin."""
+        assert self.client is not None
+        absolute = urljoin(self.root + "/", url)
+        mine, theirs = urlsplit(self.root), urlsplit(absolute)
+        if (theirs.scheme, theirs.netloc) != (mine.scheme, mine.netloc):
+            return _error(
+                502,
+                "an image url points outside the upstream; the gateway fetches only from the upstream",
+                "foreign_image_url",
+            )
+        headers = (
+            {"authorization": f"Bearer {self.settings.upstream_api_key}"} if self.settings.upstream_api_key else {}
+        )
+        try:
+            fetched = await self.client.send(self.client.build_request("GET", absolute, headers=headers), stream=True)
+        except httpx.TimeoutException:
+            return _error(504, "the upstream did not deliver an image in time", "upstream_timeout")
+        except httpx.TransportError as exc:
+            return _error(
+                502, f"cannot fetch an image from the upstream ({type(exc).__name__})", "upstream_unreachable"
+            )
+        if fetched.status_code >= 400:
+            await fetched.aclose()
+            return _error(
+                502, f"the upstream answered {fetched.status_code} for an image url", "upstream_image_missing"
+            )
+        return await self._read(fetched)
+
+    def _keep_image(self, request: Request, data: bytes, suffix: str) -> str:
+        assert self.image_dir is not None
+        name = secrets.token_urlsafe(24) + suffix
+        path = Path(self.image_dir.name) / name
+        path.write_bytes(data)
+        self.kept[name] = path
+        while len(self.kept) > self.settings.kept_images:
+            self.kept.popitem(last=False)[1].unlink(missing_ok=True)
+        return str(request.url_for("kept_image", name=name))
+
+    async def kept_image(self, request: Request) -> Response:
+        """A labelled image of an earlier ``url`` answer (names are unguessable, like signed URLs)."""
+        path = self.kept.get(request.path_params["name"])
+        if path is None:
+            return _error(
+                404, "no such image (it may have been dropped: the gateway keeps only the newest)", "not_found"
+            )
+        return FileResponse(path)
+
+    async def speech(self, request: Request) -> Response:
+        """``/v1/audio/speech``: the audible label and the implicit label in the returned file."""
+        body = await self._request_body(request)
+        try:
+            asked = json.loads(body).get("response_format") or "mp3"
+        except (ValueError, AttributeError):
+            asked = "mp3"  # the upstream will refuse the body itself
+        upstream = await self._send(request, body, identity=True)
+        if isinstance(upstream, Response):
+            return upstream
+        if upstream.status_code >= 400:
+            return self._relay(upstream)
+        data = await self._read(upstream)
+        label = self.settings.new_label()
+        layers = replace(self.layers, origin=f"gateway:{request.url.path}")
+        labelled, result = await anyio.to_thread.run_sync(
+            lambda: label_speech_bytes(data, str(asked), label, layers=layers, kind=self.settings.audio_label)
+        )
+        headers = {**self._headers(upstream, rewritten=True), **label_headers([result.label])}
+        return Response(labelled, upstream.status_code, headers)
+
+
+class _TooLarge(AIGCLabelError):
+    """A body over the gateway's limit."""
+
+
+def _guard(
+    gateway: Gateway, handler: Callable[[Request], Awaitable[Response]]
+) -> Callable[[Request], Awaitable[Response]]:
+    """Check the client's gateway key, and turn typed errors into OpenAI-style error answers."""
+    keys = gateway.settings.api_keys
+
+    async def endpoint(request: Request) -> Response:
+        if keys:
+            given = request.headers.get("authorization", "")
+            token = given[7:] if given[:7].lower() == "bearer " else ""
+            if not any(hmac.compare_digest(token.encode(), key.encode()) for key in keys):
+                return _error(
+                    401,
+                    "missing or wrong gateway API key (Authorization: Bearer ...)",
+                    "invalid_api_key",
+                    "authentication_error",
+                )
+        try:
+            return await handler(request)
+        except _TooLarge as exc:
+            return _error(413, str(exc), "too_large")
+        except AIGCLabelError as exc:
+            return _error(502, f"the upstream's answer cannot be labelled: {exc}", "unlabelable_answer")
+        except ClientDisconnect:
+            return Response(status_code=499)
+
+    return endpoint
+
+
+def create_app(settings: GatewaySettings) -> Starlette:
+    """The gateway as an ASGI app (run it with uvicorn, or ``aigclabel gateway``)."""
+    gateway = Gateway(settings)
+    methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+    async def chat(request: Request) -> Response:
+        return await gateway.text(request, "chat")
+
+    async def completions(request: Request) -> Response:
+        return await gateway.text(request, "completion")
+
+    async def health(_request: Request) -> Response:
+        return JSONResponse({"status": "ok", "labels": "aigclabel gateway"})
+
+    routes = [
+        Route("/v1/chat/completions", _guard(gateway, chat), methods=["POST"]),
+        Route("/v1/completions", _guard(gateway, completions), methods=["POST"]),
+        Route("/v1/images/generations", _guard(gateway, gateway.images), methods=["POST"]),
+        Route("/v1/images/edits", _guard(gateway, gateway.images), methods=["POST"]),
+        Route("/v1/audio/speech", _guard(gateway, gateway.speech), methods=["POST"]),
+        Route(IMAGE_ROUTE + "/{name}", gateway.kept_image, methods=["GET"], name="kept_image"),
+        Route("/aigclabel/health", health, methods=["GET"]),
+        Route("/{path:path}", _guard(gateway, gateway.passthrough), methods=methods),
+    ]
+    app = Starlette(routes=routes, lifespan=gateway.lifespan)
+    app.state.gateway = gateway
+    return app
