@@ -42,6 +42,8 @@ class Upstream:
     authorizations: list[str | None] = field(default_factory=list)
     #: Streams whose reader went away before the last token (counted when the generator is closed).
     cut_streams: int = 0
+    #: Tokens sent by every stream so far.
+    sent_tokens: int = 0
     finished_streams: int = 0
     paths: list[str] = field(default_factory=list)
     bodies: list[bytes] = field(default_factory=list)
@@ -64,7 +66,7 @@ def token(i: int) -> str:
     return f"word{i} "
 
 
-def _png(seed: int, size: int = 96) -> bytes:
+def _png(seed: int, size: int = 256) -> bytes:
     rng = np.random.default_rng(seed)
     small = rng.integers(0, 255, (size // 8, size // 8, 3), dtype=np.uint8)
     image = Image.fromarray(small).resize((size, size), Image.Resampling.BICUBIC)
@@ -113,6 +115,7 @@ def create_upstream(seen: Upstream | None = None) -> Starlette:
             return _error(int(model[5:]), f"upstream refuses with {model[5:]}")
         chat = request.url.path.endswith("/chat/completions")
         n_tokens, delay = int(ask.get("tokens", 8)), float(ask.get("delay", 0.0))
+        size = int(ask.get("token_size", 0))  # pads every token to this many characters
         first_delay = float(ask.get("first_delay", delay))
         n_choices = int(ask.get("n", 1))
         made = {"id": "cmpl-test", "created": 1700000000, "model": model}
@@ -153,7 +156,8 @@ def create_upstream(seen: Upstream | None = None) -> Starlette:
                         await anyio.sleep(STALL_SECONDS)
                     if i == BEFORE_TROUBLE and model == "disconnect":
                         raise ConnectionAbortedError("the test upstream drops the connection")
-                    yield event([choice(c, token(i), None) for c in range(n_choices)])
+                    yield event([choice(c, token(i).ljust(size, "."), None) for c in range(n_choices)])
+                    seen.sent_tokens += 1
                 yield event([choice(c, None, "stop") for c in range(n_choices)])
                 yield b"data: [DONE]\n\n"
                 done = True
@@ -194,6 +198,7 @@ def create_upstream(seen: Upstream | None = None) -> Starlette:
         return JSONResponse({"created": 1700000000, "data": data})
 
     async def files(request: Request) -> Response:
+        note(request, b"")
         found = images.get(request.path_params["name"])
         return Response(found, media_type="image/png") if found else _error(404, "no such file")
 

@@ -7,6 +7,20 @@ visible or audible label, and optionally a watermark and a signature. Each answe
 audit store. Every other route is passed through untouched. See :func:`aigclabel.gateway.app.create_app`.
 """
 
-from .settings import GatewaySettings
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .settings import GatewaySettings
 
 __all__ = ["GatewaySettings"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: the CLI imports aigclabel.gateway.cli at every start, and the settings pull in the label modules.
+    if name == "GatewaySettings":
+        from .settings import GatewaySettings
+
+        return GatewaySettings
+    raise AttributeError(name)

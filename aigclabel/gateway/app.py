@@ -36,7 +36,7 @@ from starlette.types import Receive, Scope, Send
 from ..audit import AuditEvent, EventKind
 from ..errors import AIGCLabelError, LimitExceededError
 from ..label import AIGCLabel
-from .media import MediaLayers, label_image_bytes, label_speech_bytes
+from .media import SPEECH_SUFFIXES, MediaLayers, label_image_bytes, label_speech_bytes
 from .settings import GatewaySettings
 from .text import LABEL_FIELD, Kind, SSEFramer, TextLabeller, label_headers, sse_event
 
@@ -363,6 +363,11 @@ class Gateway:
             asked = json.loads(body).get("response_format") or "mp3"
         except (ValueError, AttributeError):
             asked = "mp3"  # the upstream will refuse the body itself
+        if asked not in SPEECH_SUFFIXES:  # refused before the upstream spends time on it
+            message = (
+                f"response_format {asked!r} cannot carry the implicit label; use one of {', '.join(SPEECH_SUFFIXES)}"
+            )
+            return _error(400, message, "unsupported_response_format", "invalid_request_error")
         upstream = await self._send(request, body, identity=True)
         if isinstance(upstream, Response):
             return upstream

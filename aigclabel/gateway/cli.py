@@ -8,8 +8,6 @@ from typing import Annotated, Literal
 
 import typer
 
-from ..explicit.text import DEFAULT_LABEL
-
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
@@ -29,7 +27,7 @@ def gateway(
     position: Annotated[
         Literal["start", "end", "both"], typer.Option(help="Where the text label goes in every answer.")
     ] = "start",
-    label_text: Annotated[str, typer.Option(help="Text of the explicit label.")] = DEFAULT_LABEL,
+    label_text: Annotated[str | None, typer.Option(help="Text of the explicit label (default: 人工智能生成).")] = None,
     text_format: Annotated[
         Literal["plain", "markdown"], typer.Option("--format", help="How the text label is written.")
     ] = "plain",
@@ -62,6 +60,7 @@ def gateway(
     from ..audit import AuditStore
     from ..cli import _fail, _signing_key, _watermark_key, err
     from ..errors import AIGCLabelError
+    from ..explicit.text import DEFAULT_LABEL
     from .app import create_app
     from .settings import GatewaySettings
 
@@ -76,7 +75,7 @@ def gateway(
             producer=producer,
             upstream_api_key=os.environ.get("AIGCLABEL_UPSTREAM_API_KEY") or None,
             api_keys=accepted,
-            text_label=label_text,
+            text_label=label_text or DEFAULT_LABEL,
             text_position=position,
             text_format=text_format,
             text_mark=text_mark,

@@ -1,0 +1,413 @@
+"""The labelling gateway, driven by the official ``openai`` client, in front of a fake OpenAI-compatible upstream.
+
+Everything runs on loopback: the upstream (``tests/openai_upstream.py``) and the gateway are uvicorn
+servers in threads. Files the gateway returns are read back with aigclabel's readers and exiftool/ffprobe.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from aigclabel import DEMO_PROVIDER_CODE, inspect
+from aigclabel.audit import AuditStore
+from aigclabel.cli import app as cli_app
+from aigclabel.explicit.audio import detect_cue_in_file
+from aigclabel.explicit.image import locate_label
+from aigclabel.explicit.text import find_text_labels, label_text
+from aigclabel.gateway import GatewaySettings
+from aigclabel.gateway.app import create_app
+from aigclabel.gateway.text import SSEFramer, TextLabeller
+from aigclabel.label import AIGCLabel
+from aigclabel.signing import SignatureState, demo_registry, demo_signing_key, payload_digest, verify
+from aigclabel.watermark import detect_file
+from aigclabel.watermark.text import read_text_mark, strip_text_mark
+from tests._tools import exiftool_label, free_port, wait_for_http
+from tests.conftest import require_tool
+from tests.openai_upstream import BEFORE_TROUBLE, Upstream, create_upstream, serve, token
+
+UPSTREAM_KEY = "sk-upstream-secret"
+GATEWAY_KEY = "sk-gateway-key"
+MESSAGES: Any = [{"role": "user", "content": "hello"}]
+HEAD = label_text("", position="start")
+TAIL = label_text("", position="end")
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[tuple[str, Upstream]]:
+    seen = Upstream()
+    with serve(create_upstream(seen)) as url:
+        yield url, seen
+
+
+@contextmanager
+def gateway(upstream_url: str, **options: Any) -> Iterator[tuple[openai.OpenAI, str]]:
+    """A gateway in front of ``upstream_url`` and an OpenAI client pointed at it."""
+    settings = GatewaySettings(
+        upstream=upstream_url, producer=DEMO_PROVIDER_CODE, upstream_api_key=UPSTREAM_KEY,
+        api_keys=frozenset({GATEWAY_KEY}), **options,
+    )  # fmt: skip
+    with serve(create_app(settings)) as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key=GATEWAY_KEY, max_retries=0, timeout=15)
+        try:
+            yield client, url
+        finally:
+            client.close()
+
+
+def answer(n: int) -> str:
+    return "".join(token(i) for i in range(n))
+
+
+def collect(stream: Any) -> tuple[list[Any], str]:
+    chunks = list(stream)
+    return chunks, "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+
+
+# ---------------------------------------------------------------------------- text
+
+
+def test_streamed_chat_is_labelled_in_its_first_chunk_and_audited(
+    upstream: tuple[str, Upstream], tmp_path: Path
+) -> None:
+    store = AuditStore(tmp_path / "audit.sqlite")
+    with gateway(upstream[0], audit=store) as (client, _):
+        raw = client.chat.completions.with_raw_response.create(model="tiny", messages=MESSAGES, stream=True)
+        chunks, text = collect(raw.parse())
+    assert chunks[0].choices[0].delta.content == HEAD  # the label comes before the first token does
+    assert text == label_text(answer(8), position="start")
+    assert [f.where for f in find_text_labels(text)] == ["start"]
+    field = AIGCLabel.from_mapping(chunks[0].model_extra["aigc"])
+    assert field.content_producer == raw.headers["aigc-contentproducer"] == DEMO_PROVIDER_CODE
+    assert field.produce_id == raw.headers["aigc-produceid"]
+    (event,) = store.trace(produce_id=field.produce_id)
+    assert event.detail["state"] == "complete" and event.detail["stream"] is True
+    assert event.content_sha256 == hashlib.sha256(text.encode()).hexdigest()
+    store.close()
+
+
+def test_end_label_goes_into_the_finishing_chunk(upstream: tuple[str, Upstream]) -> None:
+    with gateway(upstream[0], text_position="end") as (client, _):
+        chunks, text = collect(client.chat.completions.create(model="tiny", messages=MESSAGES, stream=True))
+    assert text == answer(8) + TAIL
+    finishing = next(c for c in chunks if c.choices and c.choices[0].finish_reason)
+    assert finishing.choices[0].delta.content == TAIL
+    assert [f.where for f in find_text_labels(text)] == ["end"]
+
+
+def test_whole_chat_answers_label_every_choice(upstream: tuple[str, Upstream]) -> None:
+    with gateway(upstream[0], text_position="both") as (client, _):
+        raw = client.chat.completions.with_raw_response.create(
+            model="tiny", messages=MESSAGES, n=2, extra_body={"tokens": 5}
+        )
+        done = raw.parse()
+    expected = label_text(answer(5), position="both")
+    assert [c.message.content for c in done.choices] == [expected, expected]
+    assert done.model_extra["aigc"]["ProduceID"] == raw.headers["aigc-produceid"]
+    assert done.usage is not None and done.usage.completion_tokens == 5  # the rest of the answer is untouched
+
+
+def test_completions_streamed_and_whole(upstream: tuple[str, Upstream]) -> None:
+    with gateway(upstream[0], text_position="both") as (client, _):
+        streamed = client.completions.create(model="tiny", prompt="x", stream=True, extra_body={"tokens": 4})
+        text = "".join(c.choices[0].text for c in streamed if c.choices)
+        whole = client.completions.create(model="tiny", prompt="x", extra_body={"tokens": 4})
+    assert text == HEAD + answer(4) + TAIL
+    assert whole.choices[0].text == label_text(answer(4), position="both")
+
+
+def test_unicode_mark_carries_the_produce_id(upstream: tuple[str, Upstream]) -> None:
+    with gateway(upstream[0], text_mark=True) as (client, _):
+        raw = client.chat.completions.with_raw_response.create(model="tiny", messages=MESSAGES, stream=True)
+        _, text = collect(raw.parse())
+        whole = client.chat.completions.create(model="tiny", messages=MESSAGES)
+    mark = read_text_mark(text)
+    assert mark is not None and mark.verified and mark.payload.matches(raw.headers["aigc-produceid"])
+    assert strip_text_mark(text) == label_text(answer(8))
+    marked = whole.choices[0].message.content or ""
+    found = read_text_mark(marked)
+    assert found is not None and found.payload.matches(whole.model_extra["aigc"]["ProduceID"])
+
+
+def test_label_is_sent_while_the_upstream_stalls_and_closing_cancels_it(upstream: tuple[str, Upstream]) -> None:
+    """No buffering: the label and the first tokens reach the client while the upstream is still silent;
+    closing the client's stream closes the upstream's."""
+    url, seen = upstream
+    cut_before = seen.cut_streams
+    with gateway(url) as (client, _):
+        stream = client.chat.completions.create(model="stall", messages=MESSAGES, stream=True)
+        received = [next(stream) for _ in range(BEFORE_TROUBLE + 1)]  # the upstream sends no more than this
+        assert received[0].choices[0].delta.content == HEAD
+        assert "".join(c.choices[0].delta.content for c in received[1:]) == answer(BEFORE_TROUBLE)
+        stream.close()
+        _wait_for(lambda: seen.cut_streams > cut_before)
+
+
+def test_stalled_upstream_is_cut_after_the_read_timeout(upstream: tuple[str, Upstream], tmp_path: Path) -> None:
+    store = AuditStore(tmp_path / "audit.sqlite")
+    with gateway(upstream[0], read_timeout=0.5, audit=store) as (client, _):
+        stream = client.chat.completions.create(model="stall", messages=MESSAGES, stream=True)
+        with pytest.raises((httpx.HTTPError, openai.APIError)):
+            list(stream)
+    _wait_for(lambda: any(state.startswith("upstream-broke-off: ReadTimeout") for state in _states(store)))
+    store.close()
+
+
+def test_upstream_disconnect_mid_stream_reaches_the_client(upstream: tuple[str, Upstream]) -> None:
+    with gateway(upstream[0]) as (client, _):
+        stream = client.chat.completions.create(model="disconnect", messages=MESSAGES, stream=True)
+        got: list[Any] = []
+        with pytest.raises((httpx.HTTPError, openai.APIError)):
+            got.extend(stream)
+        assert "".join(c.choices[0].delta.content or "" for c in got) == HEAD + answer(BEFORE_TROUBLE)
+
+
+@pytest.mark.parametrize(
+    ("model", "error"), [("fail-429", openai.RateLimitError), ("fail-500", openai.InternalServerError)]
+)
+def test_upstream_errors_pass_through_unchanged(
+    upstream: tuple[str, Upstream], model: str, error: type[Exception]
+) -> None:
+    with gateway(upstream[0]) as (client, _), pytest.raises(error) as caught:
+        client.chat.completions.create(model=model, messages=MESSAGES, stream=True)
+    assert isinstance(caught.value, openai.APIStatusError)
+    assert caught.value.body == {
+        "message": f"upstream refuses with {model[5:]}",
+        "type": "upstream_test",
+        "code": model[5:],
+    }
+
+
+def test_unreachable_upstream_is_a_502(tmp_path: Path) -> None:
+    with gateway(f"http://127.0.0.1:{free_port()}") as (client, _), pytest.raises(openai.APIStatusError) as caught:
+        client.chat.completions.create(model="tiny", messages=MESSAGES)
+    assert caught.value.status_code == 502 and caught.value.code == "upstream_unreachable"
+
+
+# ---------------------------------------------------------------------------- keys and pass-through
+
+
+def test_gateway_and_upstream_keys_are_kept_apart(upstream: tuple[str, Upstream]) -> None:
+    url, seen = upstream
+    with gateway(url) as (client, base):
+        models = client.models.list()
+        assert [m.id for m in models.data] == ["tiny"]
+        assert seen.authorizations[-1] == f"Bearer {UPSTREAM_KEY}"
+        asked = len(seen.paths)
+        wrong = openai.OpenAI(base_url=base + "/v1", api_key="sk-wrong", max_retries=0)
+        with pytest.raises(openai.AuthenticationError):
+            wrong.chat.completions.create(model="tiny", messages=MESSAGES)
+        with pytest.raises(openai.AuthenticationError):
+            wrong.models.list()
+        assert len(seen.paths) == asked  # refused before the upstream was asked
+    settings = GatewaySettings(upstream=url, producer=DEMO_PROVIDER_CODE)
+    with serve(create_app(settings)) as bare:
+        httpx.get(bare + "/v1/models", headers={"authorization": "Bearer client-only"}).raise_for_status()
+        assert seen.authorizations[-1] is None  # no upstream key configured: nothing is sent, not the client's
+
+
+def test_other_routes_pass_through_byte_for_byte(upstream: tuple[str, Upstream]) -> None:
+    url, seen = upstream
+    body = bytes(range(256)) * 1000
+    with gateway(url) as (_, base):
+        answer_ = httpx.put(
+            base + "/v1/echo?x=1", content=body, headers={"authorization": f"Bearer {GATEWAY_KEY}", "x-custom": "kept"}
+        )
+    assert answer_.status_code == 200 and answer_.content == body and answer_.headers["x-echo-method"] == "PUT"
+    assert "aigc-produceid" not in answer_.headers
+    assert seen.bodies[-1] == body
+
+
+def test_backpressure_holds_the_upstream_back(upstream: tuple[str, Upstream]) -> None:
+    """A client that stops reading stops the upstream (through the gateway's bounded buffers)."""
+    url, seen = upstream
+    tokens = 3000  # 3000 x 64 KiB: far more than every socket buffer on the way can hold
+    progress = seen.sent_tokens
+    with gateway(url) as (_, base):
+        headers = {"authorization": f"Bearer {GATEWAY_KEY}"}
+        ask = {"model": "tiny", "messages": MESSAGES, "stream": True, "tokens": tokens, "token_size": 65536}
+        cut_before = seen.cut_streams
+        with httpx.stream("POST", base + "/v1/chat/completions", json=ask, headers=headers, timeout=15) as answer_:
+            next(answer_.iter_raw(4096))
+            last, still = -1, 0
+            for _ in range(100):  # until the upstream's count has not moved for 0.3 s (at most 10 s)
+                time.sleep(0.1)
+                now = seen.sent_tokens - progress
+                still = still + 1 if now == last else 0
+                last = now
+                if still >= 3:
+                    break
+            assert still >= 3 and last < tokens // 4
+        _wait_for(lambda: seen.cut_streams > cut_before)
+
+
+# ---------------------------------------------------------------------------- images and speech
+
+
+def _check_file(data: bytes, suffix: str, tmp_path: Path, produce_id: str) -> Path:
+    path = tmp_path / f"out-{produce_id}{suffix}"
+    path.write_bytes(data)
+    found = inspect(path)
+    assert found.ok and found.labels[0].label is not None and found.labels[0].label.produce_id == produce_id
+    return path
+
+
+def test_b64_images_carry_every_layer(upstream: tuple[str, Upstream], tmp_path: Path) -> None:
+    require_tool("exiftool")
+    store = AuditStore(tmp_path / "audit.sqlite")
+    options = {"image_visible": True, "watermark": True, "signing_key": demo_signing_key(), "audit": store}
+    with gateway(upstream[0], **options) as (client, _):
+        raw = client.images.with_raw_response.generate(model="tiny", prompt="a cat", n=2, response_format="b64_json")
+        result = raw.parse()
+    ids = [item.model_extra["aigc"]["ProduceID"] for item in result.data]
+    assert raw.headers["aigc-produceid"] == ",".join(ids) and len(set(ids)) == 2
+    for item, produce_id in zip(result.data, ids, strict=True):
+        path = _check_file(base64.b64decode(item.b64_json or ""), ".png", tmp_path, produce_id)
+        label = AIGCLabel.from_mapping(json.loads(exiftool_label(path) or "{}"))
+        assert label.produce_id == produce_id  # an independent reader agrees
+        check = verify(label, payload_digest(path), demo_registry())
+        assert check.state is SignatureState.VALID
+        mark = detect_file(path)
+        assert mark is not None and mark.present and mark.payload is not None and mark.payload.matches(produce_id)
+        with Image.open(path) as image:
+            assert locate_label(image.convert("RGB")) is not None
+        (event,) = store.trace(produce_id=produce_id)
+        assert event.watermark_payload == mark.payload.hex()
+    store.close()
+
+
+def test_url_images_are_fetched_from_the_upstream_only(upstream: tuple[str, Upstream], tmp_path: Path) -> None:
+    url, seen = upstream
+    with gateway(url) as (client, base):
+        result = client.images.generate(model="tiny", prompt="a cat", response_format="url")
+        image_url = result.data[0].url or ""
+        assert image_url.startswith(base + "/aigclabel/images/")
+        _check_file(httpx.get(image_url).content, ".png", tmp_path, result.data[0].model_extra["aigc"]["ProduceID"])
+        assert seen.paths[-1].startswith("/files/") and seen.authorizations[-1] == f"Bearer {UPSTREAM_KEY}"
+        with pytest.raises(openai.APIStatusError) as caught:
+            client.images.generate(model="foreign-url", prompt="a cat", response_format="url")
+    assert caught.value.status_code == 502 and caught.value.code == "foreign_image_url"
+
+
+def test_image_edits_upload_passes_and_the_answer_is_labelled(upstream: tuple[str, Upstream], tmp_path: Path) -> None:
+    url, seen = upstream
+    source = io.BytesIO()
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(source, "PNG")
+    with gateway(url) as (client, _):
+        result = client.images.edit(image=("in.png", source.getvalue(), "image/png"), prompt="bluer")
+    assert seen.bodies[-1] == source.getvalue()
+    _check_file(
+        base64.b64decode(result.data[0].b64_json or ""),
+        ".png",
+        tmp_path,
+        result.data[0].model_extra["aigc"]["ProduceID"],
+    )
+
+
+@pytest.mark.parametrize("fmt", ["mp3", "wav"])
+def test_speech_gets_the_audible_cue_and_the_implicit_label(
+    upstream: tuple[str, Upstream], tmp_path: Path, fmt: str
+) -> None:
+    ffprobe = require_tool("ffprobe")
+    with gateway(upstream[0]) as (client, _):
+        spoken = client.audio.speech.create(model="tiny", voice="alloy", input="hello", response_format=fmt)  # type: ignore[arg-type]
+    path = _check_file(spoken.content, f".{fmt}", tmp_path, spoken.response.headers["aigc-produceid"])
+    (cue,) = detect_cue_in_file(path)
+    assert cue.start < 0.5  # before the 1 s of speech
+    probe = subprocess.run([ffprobe, "-v", "error", "-show_entries", "format=duration", "-of", "json", str(path)],
+                           capture_output=True, text=True, check=True)  # fmt: skip
+    assert float(json.loads(probe.stdout)["format"]["duration"]) > 1.5  # 1 s of speech + the cue
+
+
+def test_speech_format_without_a_label_slot_is_refused_before_the_upstream(upstream: tuple[str, Upstream]) -> None:
+    url, seen = upstream
+    with gateway(url) as (client, _):
+        asked = len(seen.paths)
+        with pytest.raises(openai.BadRequestError, match="pcm"):
+            client.audio.speech.create(model="tiny", voice="alloy", input="hello", response_format="pcm")
+    assert len(seen.paths) == asked
+
+
+# ---------------------------------------------------------------------------- pieces and the command
+
+
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n"])
+def test_sse_framing_survives_any_split(newline: bytes) -> None:
+    events = [b'data: {"a":1}' + newline * 2, b": comment" + newline + b"data: [DONE]" + newline * 2]
+    stream = b"".join(events)
+    for cut in range(1, len(stream)):
+        framer = SSEFramer()
+        assert framer.feed(stream[:cut]) + framer.feed(stream[cut:]) == events
+
+
+def test_stream_without_finish_reason_gets_its_end_label_before_done() -> None:
+    settings = GatewaySettings(upstream="http://127.0.0.1:1", producer=DEMO_PROVIDER_CODE, text_position="end")
+    labeller = TextLabeller(settings, settings.new_label(), "chat")
+    first = labeller.label_event(b'data: {"id":"x","choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n')
+    assert b'"aigc"' in first
+    done = labeller.label_event(b"data: [DONE]\n\n")
+    chunk = json.loads(done.split(b"\n\n")[0][6:])
+    assert chunk["id"] == "x" and chunk["choices"][0]["delta"]["content"] == TAIL
+    assert done.endswith(b"data: [DONE]\n\n")
+
+
+def test_tool_calls_get_no_text_label() -> None:
+    settings = GatewaySettings(upstream="http://127.0.0.1:1", producer=DEMO_PROVIDER_CODE, text_position="both")
+    labeller = TextLabeller(settings, settings.new_label(), "chat")
+    call = {"index": 0, "delta": {"role": "assistant", "content": None, "tool_calls": [{"index": 0}]}}
+    chunk: dict[str, Any] = {"choices": [call]}
+    labeller.label_chunk(chunk)
+    assert chunk["choices"][0]["delta"]["content"] is None
+    assert labeller.closing_chunks() == []
+
+
+def test_command_refuses_an_open_address_without_a_key() -> None:
+    result = CliRunner().invoke(
+        cli_app, ["gateway", "--upstream", "http://127.0.0.1:9", "-p", DEMO_PROVIDER_CODE, "--host", "0.0.0.0"]
+    )
+    assert result.exit_code == 2 and "non-loopback" in result.output
+
+
+def test_command_starts_the_gateway(upstream: tuple[str, Upstream], tmp_path: Path) -> None:
+    port = free_port()
+    db = tmp_path / "audit.sqlite"
+    command = [sys.executable, "-m", "aigclabel", "gateway", "--upstream", upstream[0] + "/v1",
+               "-p", DEMO_PROVIDER_CODE, "--port", str(port), "--db", str(db), "--position", "end"]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/aigclabel/health", process)
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=0)
+        done = client.chat.completions.create(model="tiny", messages=MESSAGES, extra_body={"tokens": 2})
+    finally:
+        process.terminate()
+        process.wait(10)
+    assert done.choices[0].message.content == label_text(answer(2), position="end")
+    store = AuditStore(db)
+    assert len(store.trace(produce_id=done.model_extra["aigc"]["ProduceID"])) == 1
+    store.close()
+
+
+def _states(store: AuditStore) -> list[str]:
+    return [str(e.detail.get("state")) for e in store.events()]
+
+
+def _wait_for(condition: Any, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
