@@ -95,6 +95,7 @@ def test_streamed_chat_is_labelled_in_its_first_chunk_and_audited(
     field = AIGCLabel.from_mapping(chunks[0].model_extra["aigc"])
     assert field.content_producer == raw.headers["aigc-contentproducer"] == DEMO_PROVIDER_CODE
     assert field.produce_id == raw.headers["aigc-produceid"]
+    _wait_for(lambda: bool(store.trace(produce_id=field.produce_id)))  # written after the answer's last byte
     (event,) = store.trace(produce_id=field.produce_id)
     assert event.detail["state"] == "complete" and event.detail["stream"] is True
     assert event.content_sha256 == hashlib.sha256(text.encode()).hexdigest()

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hmac
 import json
 import logging
 import secrets
 import tempfile
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from functools import partial
@@ -27,13 +28,15 @@ from urllib.parse import urljoin, urlsplit
 
 import anyio
 import httpx
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from ..audit import AuditEvent, EventKind
+from ..audit import AuditError, AuditEvent, AuditStore, EventKind
 from ..errors import AIGCLabelError, LimitExceededError
 from ..label import AIGCLabel
 from .media import SPEECH_SUFFIXES, MediaLayers, label_image_bytes, label_speech_bytes
@@ -51,6 +54,8 @@ _HOP_BY_HOP = frozenset(
 _CLIENT_SECRETS = frozenset({"authorization", "api-key", "x-api-key"})
 #: Headers of an upstream answer that no longer describe a body the gateway rewrote.
 _BODY_HEADERS = frozenset({"content-length", "content-encoding", "etag", "content-md5"})
+#: Audit events waiting to be written, at most (answers wait for room beyond that).
+_AUDIT_QUEUE = 10_000
 #: Where the gateway serves the labelled images of ``url`` answers.
 IMAGE_ROUTE = "/aigclabel/images"
 
@@ -66,9 +71,17 @@ def _error(status: int, message: str, code: str, kind: str = "gateway_error") ->
 
 class _ClosingStream(StreamingResponse):
     """A streamed response whose iterator is closed as soon as the response ends, however it ends
-    (so a client that went away closes the upstream connection at once, not at garbage collection)."""
+    (so a client that went away closes the upstream connection at once, not at garbage collection),
+    then runs ``after`` (the audit record: after the last byte, so it never delays the answer)."""
 
     body_iterator: AsyncIterator[bytes]
+
+    def __init__(
+        self, content: AsyncIterator[bytes], status_code: int, headers: Mapping[str, str],
+        after: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:  # fmt: skip
+        super().__init__(content, status_code, headers)
+        self.after = after
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -76,6 +89,8 @@ class _ClosingStream(StreamingResponse):
         finally:
             with anyio.CancelScope(shield=True):
                 await self.body_iterator.aclose()  # type: ignore[attr-defined]
+                if self.after is not None:
+                    await self.after()
 
 
 class Gateway:
@@ -87,6 +102,7 @@ class Gateway:
         self.client: httpx.AsyncClient | None = None
         self.kept: OrderedDict[str, Path] = OrderedDict()
         self.image_dir: tempfile.TemporaryDirectory[str] | None = None
+        self.audit_queue: MemoryObjectSendStream[AuditEvent] | None = None
         self.layers = MediaLayers(
             watermark_key=settings.watermark_key if settings.watermark else None,
             watermark_key_id=settings.watermark_key_id,
@@ -97,17 +113,42 @@ class Gateway:
     # ------------------------------------------------------------------ lifecycle
     @asynccontextmanager
     async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
-        """Open the upstream connection pool and the image folder; close both on shutdown."""
+        """Open the upstream connection pool, the image folder and the audit writer; close them on shutdown
+        (the audit events still queued are written first)."""
         timeout = httpx.Timeout(self.settings.read_timeout, connect=self.settings.connect_timeout)
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=256)
         self.image_dir = tempfile.TemporaryDirectory(prefix="aigclabel-gateway-images-")
-        async with httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False) as client:
+        sender, receiver = anyio.create_memory_object_stream[AuditEvent](max_buffer_size=_AUDIT_QUEUE)
+        async with (
+            httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False) as client,
+            anyio.create_task_group() as tasks,
+        ):
             self.client = client
+            if self.settings.audit is not None:
+                self.audit_queue = sender
+                tasks.start_soon(self._write_audit, receiver, self.settings.audit)
+            else:
+                receiver.close()
             try:
                 yield
             finally:
                 self.client = None
                 self.image_dir.cleanup()
+                sender.close()
+
+    @staticmethod
+    async def _write_audit(events: MemoryObjectReceiveStream[AuditEvent], store: AuditStore) -> None:
+        """Write queued events, all that have gathered in one transaction: one commit per batch, not per answer."""
+        async with events:
+            async for first in events:
+                batch = [first]
+                with contextlib.suppress(anyio.WouldBlock, anyio.EndOfStream):
+                    while len(batch) < _AUDIT_QUEUE:
+                        batch.append(events.receive_nowait())
+                try:
+                    await anyio.to_thread.run_sync(store.record_many, batch)
+                except AuditError as exc:
+                    log.error("%d audit events not recorded: %s", len(batch), exc)
 
     # ------------------------------------------------------------------ upstream
     def _upstream_headers(self, request: Request, *, identity: bool) -> dict[str, str]:
@@ -184,11 +225,11 @@ class Gateway:
             parts.append(data)
         return b"".join(parts)
 
-    async def _audit(self, event: AuditEvent) -> None:
-        store = self.settings.audit
-        if store is not None:
+    async def _audit(self, make: Callable[..., AuditEvent], *args: Any, **kwargs: Any) -> None:
+        """Queue ``make(*args, **kwargs)`` for the audit writer (no-op without a store)."""
+        if self.audit_queue is not None:
             with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(store.record, event)
+                await self.audit_queue.send(make(*args, **kwargs))
 
     def _event(self, labeller: TextLabeller, route: str, **detail: Any) -> AuditEvent:
         """The audit event of one text answer (its ``path`` detail names the route)."""
@@ -198,7 +239,7 @@ class Gateway:
             provider_code=labeller.label.content_producer,
             content_sha256=labeller.content_sha256(),
             watermark_payload=labeller.payload.hex() if self.settings.text_mark else None,
-            detail={"path": f"gateway:{route}", **labeller.audit_detail(), **detail},
+            detail={"path": f"gateway:{route}", **labeller.audit_detail(), "state": labeller.state, **detail},
         )
 
     # ------------------------------------------------------------------ routes
@@ -222,7 +263,9 @@ class Gateway:
         headers = {**self._headers(upstream, rewritten=True), **label_headers([label])}
         route = request.url.path
         if ctype.startswith("text/event-stream"):
-            return _ClosingStream(self._labelled_events(upstream, labeller, route), upstream.status_code, headers)
+            events = self._labelled_events(upstream, labeller)
+            after = partial(self._audit, self._event, labeller, route, stream=True)
+            return _ClosingStream(events, upstream.status_code, headers, after)
         if not ctype.startswith("application/json"):
             await upstream.aclose()
             return _error(
@@ -235,14 +278,12 @@ class Gateway:
         if not isinstance(answer, dict):
             return _error(502, "the upstream's answer is not a JSON object; cannot label it", "unlabelable_answer")
         labeller.label_body(answer)
-        await self._audit(self._event(labeller, route, stream=False, state="complete"))
-        return JSONResponse(answer, upstream.status_code, headers)
+        record = BackgroundTask(self._audit, self._event, labeller, route, stream=False)
+        return JSONResponse(answer, upstream.status_code, headers, background=record)
 
-    async def _labelled_events(
-        self, upstream: httpx.Response, labeller: TextLabeller, route: str
-    ) -> AsyncIterator[bytes]:
+    async def _labelled_events(self, upstream: httpx.Response, labeller: TextLabeller) -> AsyncIterator[bytes]:
         framer = SSEFramer()
-        state = "client-disconnected"
+        labeller.state = "client-disconnected"
         try:
             try:
                 async for data in upstream.aiter_bytes():
@@ -250,17 +291,16 @@ class Gateway:
                     if events:
                         yield b"".join(labeller.label_event(event) for event in events)
             except httpx.TransportError as exc:
-                state = f"upstream-broke-off: {type(exc).__name__}"
-                raise UpstreamBrokeOff(state) from exc
+                labeller.state = f"upstream-broke-off: {type(exc).__name__}"
+                raise UpstreamBrokeOff(labeller.state) from exc
             rest = framer.rest()
             closing = b"".join(sse_event(chunk) for chunk in labeller.closing_chunks())
             if rest or closing:
                 yield closing + rest
-            state = "complete" if labeller.done else "upstream-ended-without-done"
+            labeller.state = "complete" if labeller.done else "upstream-ended-without-done"
         finally:
             with anyio.CancelScope(shield=True):
                 await upstream.aclose()
-            await self._audit(self._event(labeller, route, stream=True, state=state))
 
     async def images(self, request: Request) -> Response:
         """``/v1/images/generations`` and ``/v1/images/edits``: label every image, ``b64_json`` or ``url``."""

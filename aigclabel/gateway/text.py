@@ -86,6 +86,8 @@ class TextLabeller:
         self._last: dict[str, Any] = {}
         #: Set once the upstream sent ``[DONE]``.
         self.done = False
+        #: How the answer ended, for the audit record.
+        self.state = "complete"
 
     # ------------------------------------------------------------------ whole answers
     def label_body(self, body: dict[str, Any]) -> dict[str, Any]:

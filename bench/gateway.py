@@ -1,0 +1,186 @@
+"""What the labelling gateway costs a streamed LLM answer: added time to the first token, and token throughput.
+
+Starts the test upstream (``tests/openai_upstream.py``, a server speaking the OpenAI wire format) and
+``aigclabel gateway`` in front of it, each in its own process on a free 127.0.0.1 port, then streams
+``/v1/chat/completions`` from both with httpx, alternating direct and gateway requests so drift in the
+machine's load hits both alike:
+
+* **first token**: time from sending the request to receiving the first answer token (``word0``), with
+  the upstream taking ``--prefill`` seconds before it; the gateway's label arrives with the upstream's
+  first chunk, before that. Reported as the median and p90 of the difference gateway - direct.
+* **throughput**: ``--streams`` concurrent answers of ``--tokens`` tokens each, the upstream sending
+  as fast as it can (``--delay 0``) or at a set pace; tokens received per second through each path.
+
+    python bench/gateway.py [--requests 200] [--tokens 2000] [--streams 8] [--delay 0] [--text-mark]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from aigclabel import DEMO_PROVIDER_CODE  # noqa: E402
+
+MESSAGES = [{"role": "user", "content": "hello"}]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"server exited early: {process.args}")
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise SystemExit(f"server not ready: {url}")
+
+
+def serve_upstream(port: int) -> None:
+    """Run the test upstream in this process (the benchmark starts itself with --serve-upstream)."""
+    import uvicorn
+
+    from tests.openai_upstream import create_upstream
+
+    uvicorn.run(create_upstream(), host="127.0.0.1", port=port, log_level="warning")
+
+
+async def first_token(client: httpx.AsyncClient, base: str, prefill: float) -> float:
+    """Seconds from sending the request to the first answer token."""
+    body = {"model": "tiny", "messages": MESSAGES, "stream": True, "tokens": 4, "first_delay": prefill}
+    start = time.perf_counter()
+    async with client.stream("POST", base + "/v1/chat/completions", json=body) as answer:
+        seen = -1.0
+        async for data in answer.aiter_bytes():
+            if seen < 0 and b"word0" in data:
+                seen = time.perf_counter() - start
+    return seen
+
+
+async def stream_tokens(client: httpx.AsyncClient, base: str, tokens: int, delay: float) -> int:
+    """Read one streamed answer to its end; the number of token events received."""
+    body = {"model": "tiny", "messages": MESSAGES, "stream": True, "tokens": tokens, "delay": delay}
+    count = 0
+    async with client.stream("POST", base + "/v1/chat/completions", json=body) as answer:
+        async for data in answer.aiter_bytes():
+            count += data.count(b'"content":"word')
+    return count
+
+
+async def throughput(base: str, streams: int, tokens: int, delay: float) -> float:
+    async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=streams)) as client:
+        start = time.perf_counter()
+        counts = await asyncio.gather(*(stream_tokens(client, base, tokens, delay) for _ in range(streams)))
+        elapsed = time.perf_counter() - start
+    if sum(counts) != streams * tokens:
+        raise SystemExit(f"{base}: received {sum(counts)} tokens, expected {streams * tokens}")
+    return sum(counts) / elapsed
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def measure(args: argparse.Namespace, direct: str, gateway: str, pids: dict[str, int]) -> None:
+    async with httpx.AsyncClient(timeout=60) as client:
+        for base in (direct, gateway):  # warm both connection pools
+            await first_token(client, base, 0.0)
+        gaps, plain, labelled = [], [], []
+        before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        for _ in range(args.requests):
+            a = await first_token(client, direct, args.prefill)
+            b = await first_token(client, gateway, args.prefill)
+            plain.append(a)
+            labelled.append(b)
+            gaps.append(b - a)
+    served = {"gateway": args.requests, "upstream": 2 * args.requests}  # the upstream serves both paths
+    request_cpu = {name: (cpu_seconds(pid) - before[name]) / served[name] for name, pid in pids.items()}
+    gaps.sort()
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(f"first token, {args.requests} requests, upstream prefill {args.prefill * 1000:.0f} ms:")
+    print(f"  direct  median {statistics.median(plain) * 1000:7.2f} ms")
+    print(f"  gateway median {statistics.median(labelled) * 1000:7.2f} ms")
+    print(f"  added   median {statistics.median(gaps) * 1000:7.2f} ms   p90 {gaps[int(0.9 * len(gaps))] * 1000:.2f} ms")
+    print("  CPU time per request (a whole 4-token answer; the gateway's includes its audit record):")
+    for name, seconds in request_cpu.items():
+        print(f"    {name:8s} {seconds * 1000:.2f} ms")
+    rates: dict[str, list[float]] = {"direct": [], "gateway": []}
+    cpu = dict.fromkeys(pids, 0.0)
+    for _ in range(args.rounds):
+        rates["direct"].append(await throughput(direct, args.streams, args.tokens, args.delay))
+        before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        rates["gateway"].append(await throughput(gateway, args.streams, args.tokens, args.delay))
+        for name, pid in pids.items():
+            cpu[name] += cpu_seconds(pid) - before[name]
+    d, g = statistics.median(rates["direct"]), statistics.median(rates["gateway"])
+    pace = "as fast as the upstream can" if args.delay == 0 else f"one token per {args.delay * 1000:g} ms per stream"
+    print(f"throughput, {args.streams} streams x {args.tokens} tokens, {pace}, median of {args.rounds} rounds:")
+    print(f"  direct  {d:9.0f} tokens/s")
+    print(f"  gateway {g:9.0f} tokens/s   ({100 * g / d:.1f} % of direct)")
+    total = args.rounds * args.streams * args.tokens
+    print("CPU time per streamed token, in the gateway runs (independent of other load on the machine):")
+    for name, seconds in cpu.items():
+        print(f"  {name:8s} {seconds / total * 1e6:6.1f} us")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=200, help="first-token requests per path")
+    parser.add_argument("--prefill", type=float, default=0.02, help="upstream's delay before the first token (s)")
+    parser.add_argument("--tokens", type=int, default=2000, help="tokens per streamed answer")
+    parser.add_argument("--streams", type=int, default=8, help="concurrent streams in the throughput test")
+    parser.add_argument("--delay", type=float, default=0.0, help="upstream's delay between tokens (s)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--text-mark", action="store_true", help="also insert the invisible Unicode mark")
+    parser.add_argument("--no-audit", action="store_true", help="run the gateway without its audit store")
+    parser.add_argument("--serve-upstream", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_upstream:
+        serve_upstream(args.serve_upstream)
+        return
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    up_port, gw_port = free_port(), free_port()
+    direct, gateway = f"http://127.0.0.1:{up_port}", f"http://127.0.0.1:{gw_port}"
+    with tempfile.TemporaryDirectory() as scratch:
+        upstream = subprocess.Popen([sys.executable, __file__, "--serve-upstream", str(up_port)], env=env)
+        command = [sys.executable, "-m", "aigclabel", "gateway", "--upstream", direct, "-p", DEMO_PROVIDER_CODE,
+                   "--port", str(gw_port), "--db", str(Path(scratch) / "audit.sqlite")]  # fmt: skip
+        if args.text_mark:
+            command.append("--text-mark")
+        if args.no_audit:
+            command.append("--no-audit")
+        proxy = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_ready(direct + "/v1/models", upstream)
+            wait_ready(gateway + "/aigclabel/health", proxy)
+            asyncio.run(measure(args, direct, gateway, {"gateway": proxy.pid, "upstream": upstream.pid}))
+        finally:
+            for process in (proxy, upstream):
+                process.terminate()
+                process.wait(10)
+
+
+if __name__ == "__main__":
+    main()
