@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
-from ..errors import InvalidLabelError
+from ..errors import AIGCLabelError
 from ..explicit.text import DEFAULT_LABEL, TextFormat, validate_label_text
 from ..label import AIGCLabel
 from ..watermark.payload import DEMO_KEY
@@ -17,6 +17,12 @@ if TYPE_CHECKING:
     from ..signing import SigningKey
 
 TextPosition = Literal["start", "end", "both"]
+
+
+class GatewayConfigError(AIGCLabelError, ValueError):
+    """A gateway setting that cannot work (an upstream that is no HTTP URL...)."""
+
+    exit_code = 2
 
 
 @dataclass(frozen=True)
@@ -58,11 +64,11 @@ class GatewaySettings:
     def __post_init__(self) -> None:
         parts = urlsplit(self.upstream)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise InvalidLabelError(f"upstream {self.upstream!r} is not an http:// or https:// URL")
+            raise GatewayConfigError(f"upstream {self.upstream!r} is not an http:// or https:// URL")
         AIGCLabel.for_producer(self.producer)  # a bad producer code fails at start, not on the first answer
         validate_label_text(self.text_label)
         if self.text_position not in ("start", "end", "both"):
-            raise InvalidLabelError(f"text position must be start, end or both, not {self.text_position!r}")
+            raise GatewayConfigError(f"text position must be start, end or both, not {self.text_position!r}")
 
     @property
     def upstream_root(self) -> str:
