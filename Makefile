@@ -1,7 +1,7 @@
 # The two commands a fresh machine needs: `make demo` and `make test`.
 PYTHON ?= python3
 
-.PHONY: setup corpus demo test lint pytest bench
+.PHONY: setup corpus demo test lint pytest bench test-hooks
 
 setup:
 	bash scripts/install-system-deps.sh
@@ -26,3 +26,9 @@ test: setup corpus lint pytest
 
 bench: setup
 	$(PYTHON) bench/images.py
+
+# The generation hooks against the real frameworks (not part of `make test`: torch alone is ~870 MB).
+test-hooks: setup
+	$(PYTHON) -m pip install -q --disable-pip-version-check torch==2.13.0
+	$(PYTHON) -m pip install -q --disable-pip-version-check -e '.[hooks]'
+	$(PYTHON) -m pytest -q tests/test_hooks.py

@@ -7,6 +7,7 @@ the watermark, the signature and the implicit label. Work files live in a privat
 from __future__ import annotations
 
 import io
+import mimetypes
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -65,12 +66,14 @@ def image_suffix(data: bytes) -> str:
     """The file suffix of an encoded image, from its content (raises a typed error when it is none)."""
     try:
         with Image.open(io.BytesIO(data)) as image:
-            fmt = image.format or ""
+            fmt, mime = image.format or "", image.get_format_mimetype() or ""
     except Image.DecompressionBombError as exc:
         raise LimitExceededError(f"image: {exc}") from exc
     except (UnidentifiedImageError, OSError) as exc:
         raise MalformedFileError(f"not an image Pillow can read ({exc})") from exc
-    suffix = next((ext for ext, name in Image.registered_extensions().items() if name == fmt), None)
+    # The usual suffix (".jpg", not Pillow's first-registered ".jfif"), else any Pillow knows for the format.
+    suffix = mimetypes.guess_extension(mime) if mime else None
+    suffix = suffix or next((ext for ext, name in Image.registered_extensions().items() if name == fmt), None)
     if suffix is None:
         raise UnsupportedFormatError(f"image format {fmt or 'unknown'} has no file suffix")
     return suffix
