@@ -86,6 +86,10 @@ class _ClosingStream(StreamingResponse):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await super().__call__(scope, receive, send)
+        except UpstreamBrokeOff as exc:
+            # Returning without the closing chunk makes the server drop the connection: the client's stream
+            # breaks off as the upstream's did, and the log gets a line instead of a traceback.
+            log.warning("%s; the client's stream is cut too", exc)
         finally:
             with anyio.CancelScope(shield=True):
                 await self.body_iterator.aclose()  # type: ignore[attr-defined]
