@@ -8,8 +8,6 @@ from typing import Annotated, Literal
 
 import typer
 
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
 
 def gateway(
     upstream: Annotated[str, typer.Option(help="Root URL of the OpenAI-compatible server (vLLM, SGLang, Ollama...).")],
@@ -20,9 +18,10 @@ def gateway(
     port: Annotated[int, typer.Option(help="TCP port.")] = 8081,
     api_key: Annotated[
         list[str] | None,
-        typer.Option(
-            "--api-key", help="Key clients must send (repeatable; or AIGCLABEL_GATEWAY_API_KEYS, comma-separated)."
-        ),
+        typer.Option("--api-key", help="Key clients must send, 16+ visible ASCII characters (repeatable)."),
+    ] = None,
+    api_key_file: Annotated[
+        Path | None, typer.Option("--api-key-file", help="File of keys clients may send, one per line.")
     ] = None,
     position: Annotated[
         Literal["start", "end", "both"], typer.Option(help="Where the text label goes in every answer.")
@@ -58,18 +57,17 @@ def gateway(
     import uvicorn
 
     from ..audit import AuditStore
-    from ..cli import _fail, _signing_key, _watermark_key, err
+    from ..cli import _fail, _signing_key, _watermark_key
     from ..errors import AIGCLabelError
     from ..explicit.text import DEFAULT_LABEL
+    from ..service.settings import collect_keys, is_loopback
     from .app import create_app
-    from .settings import GatewaySettings
+    from .settings import GatewayConfigError, GatewaySettings
 
-    env_keys = os.environ.get("AIGCLABEL_GATEWAY_API_KEYS", "")
-    accepted = frozenset(api_key or ()) | frozenset(k.strip() for k in env_keys.split(",") if k.strip())
-    if not accepted and host not in LOOPBACK:
-        err.print("[bold red]error:[/] refusing to serve on a non-loopback address without --api-key", highlight=False)
-        raise typer.Exit(2)
     try:
+        accepted = collect_keys(api_key or (), api_key_file)
+        if not accepted and not is_loopback(host):
+            raise GatewayConfigError("refusing to serve on a non-loopback address without --api-key or --api-key-file")
         settings = GatewaySettings(
             upstream=upstream,
             producer=producer,
