@@ -49,7 +49,7 @@ ET.register_namespace(TC260_PREFIX, TC260_NS)
 
 
 def _parse(packet: bytes | str) -> ET.Element:
-    text = packet.decode("utf-8") if isinstance(packet, bytes) else packet
+    text = _decode(packet) if isinstance(packet, bytes) else packet
     text = text.strip("\x00 \t\r\n\ufeff")
     try:
         root: ET.Element = SafeET.fromstring(text, forbid_dtd=True)
@@ -60,11 +60,37 @@ def _parse(packet: bytes | str) -> ET.Element:
     return root
 
 
+#: XMP allows UTF-16 and UTF-32 (XMP Part 1, 7.1): their BOMs, or how ``<?`` starts a packet without one.
+_WIDE = (
+    (b"\x00\x00\xfe\xff", "utf-32-be"),
+    (b"\xff\xfe\x00\x00", "utf-32-le"),
+    (b"\xfe\xff", "utf-16-be"),
+    (b"\xff\xfe", "utf-16-le"),
+    (b"\x00\x00\x00<\x00\x00\x00?", "utf-32-be"),
+    (b"<\x00\x00\x00?\x00\x00\x00", "utf-32-le"),
+    (b"\x00<\x00?", "utf-16-be"),
+    (b"<\x00?\x00", "utf-16-le"),
+)
+
+
 def _decode(packet: bytes) -> str:
+    """The packet's text: UTF-8, or UTF-16/32 told by BOM or by the ``<?`` it starts with. Edits are
+    always written back as UTF-8, which every XMP reader must accept."""
+    for mark, encoding in _WIDE:
+        if packet.startswith(mark):
+            width = 4 if "32" in encoding else 2
+            body = packet[: len(packet) - len(packet) % width]  # trailing NUL padding of odd length
+            try:
+                text = body.decode(encoding).lstrip("\ufeff")
+            except UnicodeDecodeError:
+                break
+            if text.lstrip().startswith("<"):  # else it was not a wide packet after all
+                return text
+            break
     try:
         return packet.decode("utf-8")
     except UnicodeDecodeError:
-        raise MalformedFileError("XMP packet is not UTF-8") from None
+        raise MalformedFileError("XMP packet is not UTF-8, UTF-16 or UTF-32") from None
 
 
 class _Forbidden(Exception):
@@ -190,6 +216,8 @@ def _rebuild(packet: str, value: str | None) -> bytes:
                 parent.remove(child)
         parent.attrib.pop(_AIGC_TAG, None)
     rdf = root if root.tag == f"{{{RDF_NS}}}RDF" else root.find(f".//{{{RDF_NS}}}RDF")
+    if rdf is None and root.tag == f"{{{X_NS}}}xmpmeta" and value is not None:
+        rdf = ET.SubElement(root, f"{{{RDF_NS}}}RDF")  # an empty x:xmpmeta (Pillow's tests have them)
     if rdf is None:
         raise MalformedFileError("XMP packet has no rdf:RDF element")
     if value is not None:

@@ -23,12 +23,6 @@ PER_FORMAT = 40
 #: Known failures: corpus path -> why. Remove the entry with the fix (its xfail is strict).
 KNOWN: dict[str, str] = {
     # images
-    "pillow-13.0.0/Tests/images/jpeg_ff00_header.jpg": "JPEG: FF 00 between header segments is refused",
-    "pillow-13.0.0/Tests/images/junk_jpeg_header.jpg": "JPEG: junk bytes between header segments are refused",
-    "pillow-13.0.0/Tests/images/photoshop-200dpi-broken.jpg": "JPEG: junk bytes between segments are refused",
-    "pillow-13.0.0/Tests/images/truncated_app14.jpg": "JPEG: junk bytes after a short APP14 are refused",
-    "pillow-13.0.0/Tests/images/xmp_no_prefix.jpg": "JPEG: XMP packet without rdf:RDF cannot be merged into",
-    "pillow-13.0.0/Tests/images/xmp_padded.jpg": "JPEG: XMP packet without rdf:RDF cannot be merged into",
     "pillow-13.0.0/Tests/images/test_extents_transparency.gif": "GIF: stray block introducer is refused",
     "pillow-13.0.0/Tests/images/multipage_multiple_frame_loop.tiff": "TIFF: looping IFD chain is refused",
     "pillow-13.0.0/Tests/images/multipage_single_frame_loop.tiff": "TIFF: looping IFD chain is refused",

@@ -25,6 +25,8 @@ from ._tools import (
     FuzzDir,
     assert_refused_untouched,
     exiftool_json,
+    exiftool_label,
+    exiftool_read,
     libxmp_read,
     run_every_action,
     write_exiftool_config,
@@ -520,7 +522,7 @@ _SOI_APP0 = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x
 @pytest.mark.parametrize(
     ("data", "error", "match"),
     [
-        (_SOI_APP0 + b"\x00\x00\xff\xda", MalformedFileError, "expected a marker"),
+        (_SOI_APP0 + b"\x00\x00\x00\x00", MalformedFileError, "expected a marker"),
         (_SOI_APP0 + b"\xff\xfe\x00\x01", MalformedFileError, "invalid length"),
         (_SOI_APP0 + b"\xff\xd9", MalformedFileError, "EOI comes before"),
         (_SOI_APP0 + b"\xff\xfe\x01\x00abc", TruncatedFileError, "ends inside segment"),
@@ -533,6 +535,62 @@ def test_malformed_files_raise_typed_errors(
     tmp_path: Path, demo_label: AIGCLabel, data: bytes, error: type[Exception], match: str
 ) -> None:
     assert_refused_untouched(tmp_path / "bad.jpg", data, error, match, demo_label)
+
+
+@pytest.mark.parametrize("junk", [b"hello", b"\xff\x00", b"\x01"])
+def test_stray_bytes_between_header_segments_are_skipped_and_kept(
+    tmp_path: Path, demo_label: AIGCLabel, junk: bytes
+) -> None:
+    """libjpeg (Pillow) skips extraneous bytes before a marker; so do we, and the bytes stay."""
+    clean = _rich_jpeg(tmp_path / "clean.jpg")
+    data = clean.read_bytes()
+    at = len(_SOI_APP0)  # right after Pillow's APP0
+    src = tmp_path / "junk.jpg"
+    src.write_bytes(data[:at] + junk + data[at:])
+    assert _pixels(src) == _pixels(clean)
+    out = api.write_label(src, demo_label, tmp_path / "out.jpg")
+    written = out.read_bytes()
+    assert written[written.index(b"\xff\xda") :] == data[data.index(b"\xff\xda") :], "scan data changed"
+    assert junk in written[: written.index(b"\xff\xda")]
+    assert _pixels(out) == _pixels(clean)
+    assert JpegContainer().payload_digest(out) == JpegContainer().payload_digest(clean)
+    assert _aigc_labels(out) == [demo_label.to_json()]
+    assert exiftool_label(out) == demo_label.to_json()
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-be", "utf-16-le"])
+def test_utf16_xmp_packet_is_merged_into_and_written_as_utf8(
+    tmp_path: Path, demo_label: AIGCLabel, encoding: str
+) -> None:
+    """XMP may be UTF-16 (XMP Part 1, 7.1); its properties are kept, the packet is written back as UTF-8."""
+    packet = (
+        '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/">'
+        '<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description rdf:about=""'
+        ' xmlns:dc="http://purl.org/dc/elements/1.1/" dc:format="image/jpeg"/></rdf:RDF></x:xmpmeta>'
+        '<?xpacket end="w"?>'
+    ).encode(encoding)
+    _image().save(tmp_path / "clean.jpg", "JPEG")
+    clean = (tmp_path / "clean.jpg").read_bytes()
+    segment = b"\xff\xe1" + struct.pack(">H", 2 + len(XMP_SIG) + len(packet)) + XMP_SIG + packet
+    src = tmp_path / "utf16.jpg"
+    src.write_bytes(clean[: len(_SOI_APP0)] + segment + clean[len(_SOI_APP0) :])
+    out = api.write_label(src, demo_label, tmp_path / "out.jpg")
+    _assert_lossless(src, out)
+    assert exiftool_label(out) == demo_label.to_json()
+    assert exiftool_read(out).get("XMP-dc:Format") == "image/jpeg"
+
+
+def test_empty_xmpmeta_packet_gets_an_rdf_element(tmp_path: Path, demo_label: AIGCLabel) -> None:
+    """An ``x:xmpmeta`` with no ``rdf:RDF`` (as in Pillow's test images) is labelled, not refused."""
+    packet = b'<?xpacket begin="\xef\xbb\xbf" id="W5M0MpCehiHzreSzNTczkc9d"?>\n<x:xmpmeta xmlns:x="adobe:ns:meta/" />'
+    _image().save(tmp_path / "clean.jpg", "JPEG")
+    clean = (tmp_path / "clean.jpg").read_bytes()
+    segment = b"\xff\xe1" + struct.pack(">H", 2 + len(XMP_SIG) + len(packet)) + XMP_SIG + packet
+    src = tmp_path / "empty.jpg"
+    src.write_bytes(clean[: len(_SOI_APP0)] + segment + clean[len(_SOI_APP0) :])
+    out = api.write_label(src, demo_label, tmp_path / "out.jpg")
+    _assert_lossless(src, out)
+    assert exiftool_label(out) == demo_label.to_json()
 
 
 def test_data_before_soi_is_refused(tmp_path: Path) -> None:

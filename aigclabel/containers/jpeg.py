@@ -67,6 +67,10 @@ _EXT_HEADER = len(EXT_SIG) + 32 + 8
 _MAX_SEGMENTS = 1 << 16
 _WINDOW = 1 << 13  # covers a typical header (JFIF, XMP, tables); bigger segments are read on their own
 _MAX_FILL = 1 << 16  # 0xFF fill bytes allowed before one marker (B.1.1.2); more is hostile
+#: Stray bytes skipped before a header marker. libjpeg (and so Pillow) skips them with a "Corrupt JPEG
+#: data: extraneous bytes before marker" warning and decodes the image; we do the same, within bounds.
+_MAX_JUNK = 1 << 16
+_RESYNC = re.compile(rb"\xff[^\x00\xff]")
 _TC260 = TC260_NS.encode()
 _GUID_VALUE = r"[0-9A-Fa-f]{32}"
 _HAS_EXT_ATTR = re.compile(r"""(\s+[\w.-]+:HasExtendedXMP\s*=\s*)(["'])(""" + _GUID_VALUE + r""")\2""")
@@ -139,8 +143,14 @@ def _read_header(handle: BinaryIO) -> _Header:
         quad = take(at, 4)  # marker and, for all but standalone markers, the segment length
         if len(quad) < 2:
             raise TruncatedFileError(f"JPEG ends at offset {pos} before any scan (no SOS marker)")
-        if quad[0] != 0xFF:
-            raise MalformedFileError(f"JPEG: expected a marker at offset {pos}, found byte 0x{quad[0]:02X}")
+        if quad[0] != 0xFF or quad[1] == 0x00:
+            # Stray bytes (or a stuffed FF 00) where a marker belongs: skip to the next marker as
+            # decoders do. They stay in the file, copied with the segment that follows them.
+            found = _RESYNC.search(take(pos + 1, _MAX_JUNK))
+            if found is None:
+                raise MalformedFileError(f"JPEG: expected a marker at offset {pos}, found byte 0x{quad[0]:02X}")
+            at = pos + 1 + found.start()
+            quad = take(at, 4)
         while quad[1] == 0xFF:  # fill bytes before the marker
             at += 1
             if at - start > _MAX_FILL:
