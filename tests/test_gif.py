@@ -188,6 +188,27 @@ def test_malformed_files_raise_typed_errors(
     assert_refused_untouched(tmp_path / "bad.gif", data, error, match, demo_label)
 
 
+def test_stray_bytes_after_an_image_are_kept_as_payload(tmp_path: Path, demo_label: AIGCLabel) -> None:
+    """A file whose last image is followed by bytes that introduce no block (Pillow's
+    test_extents_transparency.gif has a second GIF appended; Pillow skips such bytes) is labelled;
+    the stray bytes stay."""
+    clean = _animated(tmp_path / "clean.gif").read_bytes()
+    assert clean.endswith(b"\x3b")
+    stray = clean[:-1] + b"JUNK\x3b"
+    src = tmp_path / "stray.gif"
+    src.write_bytes(stray)
+    out = api.write_label(src, demo_label, tmp_path / "out.gif")
+    assert out.read_bytes().endswith(b"JUNK\x3b"), "the stray bytes were not copied"
+    assert _all_frames(out) == _all_frames(src)
+    assert GifContainer().payload_digest(out) == GifContainer().payload_digest(src)
+    assert [f.raw for f in api.read_labels(out)] == [demo_label.to_json()]
+    tags = exiftool_json("-XMP-TC260:AIGC", out, config=write_exiftool_config(tmp_path))[0]
+    assert tags.get("XMP-TC260:AIGC") == demo_label.to_json()
+    changed = tmp_path / "changed.gif"
+    changed.write_bytes(stray[:-2] + b"\x00\x3b")
+    assert GifContainer().payload_digest(changed) != GifContainer().payload_digest(src)
+
+
 def test_absurd_block_count_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "many.gif"
     path.write_bytes(b"GIF89a\x01\x00\x01\x00\x00\x00\x00" + b"\x21\xfe\x00" * 270000 + b"\x3b")

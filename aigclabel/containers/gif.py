@@ -61,7 +61,8 @@ class _Layout:
     version: bytes
     screen_end: int  # offset after the Logical Screen Descriptor and Global Color Table
     blocks: list[_Block]
-    trailer: int  # offset of the 0x3B trailer
+    trailer: int  # offset of the 0x3B trailer (or of the stray bytes that end the walk)
+    stray: bool = False  # the walk ended at a byte that is no block introducer, not at the trailer
 
 
 def _skip_sub_blocks(handle: BinaryIO, size: int) -> None:
@@ -140,6 +141,11 @@ def _walk(handle: BinaryIO) -> _Layout:
             blocks.append(_Block("image", 0, start, handle.tell()))
             continue
         if intro[0] != _EXT:
+            if any(block.kind == "image" for block in blocks):
+                # Stray bytes after an image (Pillow's test_extents_transparency.gif has a second
+                # GIF appended): decoders stop or skip them. They are kept as they are and count as
+                # payload, since a decoder may render something from them.
+                return _Layout(head[:6], screen_end, blocks, start, stray=True)
             raise MalformedFileError(f"GIF: unknown block introducer 0x{intro[0]:02X} at offset {start}")
         label = read_exact(handle, 1, "an extension label")[0]
         if label == _COMMENT:
@@ -312,4 +318,7 @@ class GifContainer(Container):
             for block in layout.blocks:
                 if block.kind == "image" or (block.kind == "ext" and block.label in _PAYLOAD_EXTENSIONS):
                     hash_range(handle, block.start, block.end - block.start, digest.update, "a GIF block")
+            if layout.stray:
+                end = file_size(handle)
+                hash_range(handle, layout.trailer, end - layout.trailer, digest.update, "the GIF's stray data")
         return digest.digest()
