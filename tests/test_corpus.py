@@ -23,8 +23,6 @@ PER_FORMAT = 40
 #: Known failures: corpus path -> why. Remove the entry with the fix (its xfail is strict).
 KNOWN: dict[str, str] = {
     # images
-    "pillow-13.0.0/Tests/images/multipage_multiple_frame_loop.tiff": "TIFF: looping IFD chain is refused",
-    "pillow-13.0.0/Tests/images/multipage_single_frame_loop.tiff": "TIFF: looping IFD chain is refused",
     "pillow-13.0.0/Tests/images/tiff_wrong_bits_per_sample.tiff": "TIFF: strip running past the end is refused",
     "pillow-13.0.0/Tests/images/avif/star.avifs": "HEIF: image sequences are read-only",
     # PDF: damaged (qpdf recovers), encrypted with an empty user password

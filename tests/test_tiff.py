@@ -253,15 +253,53 @@ def test_payload_digest_sees_pixel_changes(tmp_path: Path) -> None:
     assert TiffContainer().payload_digest(a) != TiffContainer().payload_digest(b)
 
 
-def test_ifd_loop_and_bad_offsets_are_typed(le_lzw: Path, demo_label: AIGCLabel) -> None:
+def _chain(data: bytes) -> list[int]:
+    """IFD offsets of a little-endian classic TIFF, following next pointers until 0 or a repeat."""
+    chain: list[int] = []
+    (offset,) = struct.unpack("<I", data[4:8])
+    while offset and offset not in chain:
+        chain.append(offset)
+        (count,) = struct.unpack("<H", data[offset : offset + 2])
+        (offset,) = struct.unpack("<I", data[offset + 2 + 12 * count : offset + 6 + 12 * count])
+    return chain + ([offset] if offset else [])
+
+
+def _loop_back(path: Path, to_first: bool) -> bytes:
+    """Make the last IFD's next pointer loop back to IFD0 (or to itself)."""
+    data = bytearray(path.read_bytes())
+    chain = _chain(bytes(data))
+    last = chain[-1]
+    (count,) = struct.unpack("<H", data[last : last + 2])
+    data[last + 2 + 12 * count : last + 6 + 12 * count] = struct.pack("<I", chain[0] if to_first else last)
+    path.write_bytes(bytes(data))
+    return bytes(data)
+
+
+@pytest.mark.parametrize("fixture", ["le_lzw", "multipage"])
+@pytest.mark.parametrize("with_xmp", [False, True])
+def test_ifd_chain_loop_is_cut_where_readers_stop(
+    fixture: str, with_xmp: bool, request: pytest.FixtureRequest, tmp_path: Path, demo_label: AIGCLabel
+) -> None:
+    """Pillow and libtiff stop at an IFD that comes round again; we label such a file (Pillow's
+    multipage_*_loop.tiff) and cut the loop, so the output is a valid TIFF with the same pages."""
+    src: Path = request.getfixturevalue(fixture)
+    if with_xmp:
+        api.write_label(src, demo_label)
+    looped = _loop_back(src, to_first=fixture == "multipage")
+    assert _chain(looped)[-1] in _chain(looped)[:-1]
+    out = api.write_label(src, demo_label, tmp_path / "out.tif")
+    assert src.read_bytes() == looped
+    chain = _chain(out.read_bytes())
+    assert len(set(chain)) == len(chain), "the output's IFD chain still loops"
+    assert same_pixels(pixels(src), pixels(out))
+    assert TiffContainer().payload_digest(src) == TiffContainer().payload_digest(out)
+    assert exiftool_label(out) == demo_label.to_json()
+    stripped = api.strip_label(out, tmp_path / "stripped.tif")
+    assert label_of(stripped) == [] and same_pixels(pixels(src), pixels(stripped))
+
+
+def test_bad_ifd_offset_is_typed(le_lzw: Path) -> None:
     data = bytearray(le_lzw.read_bytes())
-    (ifd0,) = struct.unpack("<I", data[4:8])
-    (count,) = struct.unpack("<H", data[ifd0 : ifd0 + 2])
-    data[ifd0 + 2 + 12 * count : ifd0 + 6 + 12 * count] = struct.pack("<I", ifd0)  # IFD0 -> IFD0
-    le_lzw.write_bytes(bytes(data))
-    with pytest.raises(MalformedFileError, match="loops"):
-        api.write_label(le_lzw, demo_label)
-    assert le_lzw.read_bytes() == bytes(data)
     data[4:8] = struct.pack("<I", len(data) + 100)
     le_lzw.write_bytes(bytes(data))
     with pytest.raises(MalformedFileError):

@@ -201,12 +201,13 @@ def _ints(handle: BinaryIO, layout: _Layout, entry: _Entry, size: int) -> list[i
 
 
 def _pages(handle: BinaryIO, layout: _Layout, first: int, size: int) -> Iterator[_Ifd]:
-    """IFD0, IFD1... following next-IFD pointers, refusing loops."""
+    """IFD0, IFD1... following next-IFD pointers, stopping where the chain loops back (as libtiff
+    and Pillow do); the last page's ``next_offset`` is then not 0."""
     seen: set[int] = set()
     offset = first
     while offset:
         if offset in seen:
-            raise MalformedFileError("TIFF IFD chain loops")
+            return
         if len(seen) >= _MAX_PAGES:
             raise LimitExceededError(f"TIFF has more than {_MAX_PAGES} pages")
         seen.add(offset)
@@ -333,6 +334,14 @@ class TiffContainer(Container):
                     new_entry = _entry_bytes(layout, ftype, len(new), end)
                     out.write(new + (b"\0" if len(new) & 1 else b""))
                     end += len(new) + (len(new) & 1)
+                # A chain that loops back is cut where it loops (readers stop there anyway), so the
+                # output is a valid TIFF and a superseded IFD0 can never come back into the chain.
+                last = pages[-1]
+                if last.next_offset:
+                    out.seek(last.offset + layout.count_size + len(last.entries) * layout.entry_size)
+                    out.write(layout.pack_offset(0))
+                    out.seek(end)
+                next_of_ifd0 = 0 if ifd0 is last else ifd0.next_offset
                 if entry is not None and new_entry is not None:
                     index = ifd0.entries.index(entry)
                     out.seek(ifd0.offset + layout.count_size + index * layout.entry_size)
@@ -344,7 +353,7 @@ class TiffContainer(Container):
                         raws.insert(at, new_entry)
                     if not raws:
                         raise MalformedFileError("TIFF IFD0 holds nothing but XMP")
-                    out.write(_ifd_bytes(layout, raws, ifd0.next_offset))
+                    out.write(_ifd_bytes(layout, raws, next_of_ifd0))
                     out.seek(layout.head_size - layout.value_size)
                     out.write(layout.pack_offset(end))
                 if blank is not None:
