@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from ._io import access_error
 from .containers import Container, FoundLabel, open_container
-from .errors import AIGCLabelError, MalformedFileError
+from .errors import AIGCLabelError, MalformedFileError, NeedsRepairError
 from .label import AIGCLabel, Problem
 
 _T = TypeVar("_T")
@@ -56,20 +56,36 @@ def read_label(path: Path | str) -> AIGCLabel | None:
     return None
 
 
-def write_label(path: Path | str, label: AIGCLabel, output: Path | str | None = None) -> Path:
+def _write_or_repair(src: Path, container: Container, write: Callable[[], None], repair: Callable[[], None]) -> None:
+    try:
+        _guarded(src, container, write)
+    except NeedsRepairError:
+        _guarded(src, container, repair)
+
+
+def write_label(path: Path | str, label: AIGCLabel, output: Path | str | None = None, *, repair: bool = False) -> Path:
     """Label ``path`` (in place, atomically, unless ``output`` is given); returns the written path.
 
     Any existing label in any placement is replaced, so the result carries exactly one (§6.1 c).
+    With ``repair``, a file refused with :class:`NeedsRepairError` (a damaged PDF that qpdf recovers)
+    is rewritten whole, repaired, instead; earlier revisions and digital signatures do not survive that.
     """
     src = _as_path(path)
     dst = Path(output) if output is not None else src
     container = open_container(src)
-    _guarded(src, container, lambda: container.write(src, dst, label))
+    if repair:
+        label.validate()
+        _write_or_repair(
+            src, container, lambda: container.write(src, dst, label), lambda: container.repair(src, dst, label)
+        )
+    else:
+        _guarded(src, container, lambda: container.write(src, dst, label))
     return dst
 
 
-def strip_label(path: Path | str, output: Path | str | None = None) -> Path:
-    """Remove every implicit label from ``path`` (in place unless ``output`` is given).
+def strip_label(path: Path | str, output: Path | str | None = None, *, repair: bool = False) -> Path:
+    """Remove every implicit label from ``path`` (in place unless ``output`` is given); ``repair`` as
+    for :func:`write_label`.
 
     Measures Art. 10 forbids removing labels maliciously; this exists for producers re-issuing
     their own content and for test fixtures.
@@ -77,7 +93,10 @@ def strip_label(path: Path | str, output: Path | str | None = None) -> Path:
     src = _as_path(path)
     dst = Path(output) if output is not None else src
     container = open_container(src)
-    _guarded(src, container, lambda: container.strip(src, dst))
+    if repair:
+        _write_or_repair(src, container, lambda: container.strip(src, dst), lambda: container.repair(src, dst, None))
+    else:
+        _guarded(src, container, lambda: container.strip(src, dst))
     return dst
 
 

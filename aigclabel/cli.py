@@ -122,6 +122,14 @@ def label(
     db: Annotated[
         str | None, typer.Option("--db", help="Record the event in this audit database (default: $AIGCLABEL_DB).")
     ] = None,
+    repair: Annotated[
+        bool,
+        typer.Option(
+            "--repair",
+            help="Rewrite a damaged file that would be refused (a PDF qpdf repairs) whole, repaired; "
+            "drops earlier revisions and digital signatures.",
+        ),
+    ] = False,
 ) -> None:
     """Write the GB 45438 implicit label into FILE, replacing any label it had.
 
@@ -140,6 +148,7 @@ def label(
             watermark_key=_watermark_key(watermark_key_file) if watermark else None,
             c2pa=_c2pa_credentials() if c2pa else None,
             audit=_audit_store(db or os.environ.get("AIGCLABEL_DB")),
+            repair=repair,
         )
         result = label_file(file, made, output, options)
     except AIGCLabelError as exc:
@@ -268,10 +277,18 @@ def strip(
         Path, typer.Argument(help="File to strip (in place unless -o is given).", exists=True, dir_okay=False)
     ],
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of in place.")] = None,
+    repair: Annotated[
+        bool,
+        typer.Option(
+            "--repair",
+            help="Rewrite a damaged file that would be refused (a PDF qpdf repairs) whole, repaired; "
+            "drops earlier revisions and digital signatures.",
+        ),
+    ] = False,
 ) -> None:
     """Remove every implicit label from FILE (for re-issuing your own content; see Measures Art. 10)."""
     try:
-        written = strip_label(file, output)
+        written = strip_label(file, output, repair=repair)
     except AIGCLabelError as exc:
         _fail(exc)
     typer.echo(f"stripped {written}")

@@ -56,3 +56,8 @@ class FileAccessError(AIGCLabelError):
 
 class NotRegularFileError(FileAccessError):
     """The path names a directory, FIFO, socket or device rather than a regular file."""
+
+
+class NeedsRepairError(MalformedFileError):
+    """The file is damaged in a way its format's reference tools recover from, but writing into it as
+    it is would not be safe; ``--repair`` (``repair=True``) rewrites it whole, repaired, instead."""

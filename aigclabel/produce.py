@@ -45,6 +45,8 @@ class ProduceOptions:
     c2pa: C2PACredentials | None = None
     #: Audit store to record the event in; ``None``: not recorded.
     audit: AuditStore | None = None
+    #: Rewrite a damaged file whole, repaired, where the format can (``write_label(repair=True)``).
+    repair: bool = False
 
 
 @dataclass(frozen=True)
@@ -88,10 +90,10 @@ def label_file(
             from .c2pa_manifest import write_manifest
 
             labelled = stack.enter_context(scratch(target, source.suffix))
-            write_label(work, label, labelled)
+            write_label(work, label, labelled, repair=opts.repair)
             write_manifest(labelled, target, label, credentials=opts.c2pa, title=source.name)
         else:
-            write_label(work, label, target)
+            write_label(work, label, target, repair=opts.repair)
     event_id = None
     if opts.audit is not None:
         from .audit import EventKind, file_event

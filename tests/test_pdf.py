@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pikepdf
@@ -16,7 +17,7 @@ from aigclabel import DEMO_PROVIDER_CODE, AIGCLabel
 from aigclabel.api import inspect, read_labels, strip_label, write_label
 from aigclabel.containers import open_container
 from aigclabel.containers.pdf import EncryptedPDFError, PdfContainer
-from aigclabel.errors import MalformedFileError
+from aigclabel.errors import NeedsRepairError
 from aigclabel.xmp import TC260_NS
 
 from ._tools import (
@@ -222,30 +223,96 @@ def test_reads_label_saved_by_pikepdf_in_object_stream(tmp_path: Path) -> None:
     assert len(found) == 1 and found[0].label is not None and found[0].label.content_producer == "pike"
 
 
-def test_encrypted_pdfs_raise_typed_errors_and_stay_unchanged(tmp_path: Path, demo_label: AIGCLabel) -> None:
-    locked, owner_only = tmp_path / "locked.pdf", tmp_path / "owner.pdf"
+def test_pdf_with_a_user_password_is_refused_and_unchanged(tmp_path: Path, demo_label: AIGCLabel) -> None:
+    locked = tmp_path / "locked.pdf"
     pdf = pikepdf.new()
     pdf.add_blank_page()
     pdf.save(locked, encryption=pikepdf.Encryption(owner="o", user="u", R=6))
-    pdf.save(owner_only, encryption=pikepdf.Encryption(owner="o", user="", R=6))
-    for path in (locked, owner_only):
-        before = digest(path)
-        with pytest.raises(EncryptedPDFError):
-            write_label(path, demo_label)
-        assert digest(path) == before
+    before = digest(locked)
+    with pytest.raises(EncryptedPDFError, match="needs a password"):
+        write_label(locked, demo_label)
     with pytest.raises(EncryptedPDFError):
         read_labels(locked)
-    assert read_labels(owner_only) == []
+    assert digest(locked) == before
 
 
-def test_damaged_xref_offset_refuses_incremental_update(tmp_path: Path, demo_label: AIGCLabel) -> None:
-    data = make_pdf(tmp_path / "in.pdf").read_bytes()
+def _show_encryption(path: Path) -> str:
+    result = subprocess.run([require_tool("qpdf"), "--show-encryption", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@pytest.mark.parametrize(
+    "encryption",
+    [
+        pikepdf.Encryption(owner="o", user="", R=3, aes=False, metadata=False),
+        pikepdf.Encryption(owner="o", user="", R=4, aes=False, metadata=False),
+        pikepdf.Encryption(owner="o", user="", R=4, aes=True),
+        pikepdf.Encryption(owner="o", user="", R=4, aes=True, metadata=False),
+        pikepdf.Encryption(owner="o", user="", R=6),
+    ],
+    ids=["rc4-128-r3", "rc4-r4", "aes-128", "aes-128-clear-metadata", "aes-256"],
+)
+def test_encrypted_pdf_with_empty_user_password_is_labelled_incrementally(
+    tmp_path: Path, demo_label: AIGCLabel, encryption: pikepdf.Encryption
+) -> None:
+    """What a reader opens without a password gets labelled: the update's strings and stream are
+    encrypted with the document key, the encryption dictionary is kept, the owner password still works."""
+    plain = make_pdf(tmp_path / "plain.pdf", xmp_title="Sunset")
+    src = tmp_path / "in.pdf"
+    with pikepdf.open(plain) as pdf:
+        pdf.save(src, encryption=encryption)
+    original = src.read_bytes()
+    out = write_label(src, demo_label, tmp_path / "out.pdf")
+    data = out.read_bytes()
+    assert data.startswith(original)
+    appended = data[len(original) :]
+    assert b"/AIGC <" in appended, "the Info string was not encrypted"
+    if encryption.metadata:  # else /EncryptMetadata false: the XMP stream stays in clear, as the file says
+        assert demo_label.produce_id.encode() not in appended, "the label was appended in clear"
+    qpdf_check(out)
+    assert _show_encryption(out) == _show_encryption(src)
+    for password in ("", "o"):
+        with pikepdf.open(out, password=password) as pdf:
+            assert str(pdf.docinfo["/AIGC"]) == demo_label.to_json()
+            assert str(pdf.docinfo["/Author"]) == "作者 Author"
+            meta = pdf.open_metadata()
+            assert meta[AIGC_XMP] == demo_label.to_json()
+            assert meta["dc:title"] == "Sunset"
+    tags = exiftool_tags(out, "-PDF:all", "-XMP:all")
+    assert tags["PDF:AIGC"] == demo_label.to_json()
+    assert PdfContainer().payload_digest(out) == PdfContainer().payload_digest(src)
+    stripped = strip_label(out, tmp_path / "stripped.pdf")
+    qpdf_check(stripped)
+    assert read_labels(stripped) == []
+
+
+def test_damaged_xref_offset_refuses_incremental_update_and_repair_rewrites_it(
+    tmp_path: Path, demo_label: AIGCLabel
+) -> None:
+    """qpdf recovers the file, but an update would chain to the broken section: refused, saying to use
+    --repair; with it the file is rewritten whole, valid, with the label and the same pages."""
+    src = make_pdf(tmp_path / "in.pdf")
+    data = src.read_bytes()
     broken = tmp_path / "broken.pdf"
     broken.write_bytes(re.sub(rb"startxref\s+\d+", b"startxref\n17", data))
     before = digest(broken)
-    with pytest.raises(MalformedFileError, match="full rewrite"):
+    with pytest.raises(NeedsRepairError, match="--repair"):
         write_label(broken, demo_label)
     assert digest(broken) == before
+    cli = [sys.executable, "-m", "aigclabel"]
+    refused = subprocess.run([*cli, "label", str(broken), "-p", DEMO_PROVIDER_CODE], capture_output=True, text=True)
+    assert refused.returncode == NeedsRepairError.exit_code and "--repair" in refused.stderr
+    assert digest(broken) == before
+    done = subprocess.run([*cli, "label", str(broken), "-p", DEMO_PROVIDER_CODE, "--repair"], capture_output=True)
+    assert done.returncode == 0, done.stderr
+    qpdf_check(broken)
+    assert inspect(broken).ok
+    assert PdfContainer().payload_digest(broken) == PdfContainer().payload_digest(src)
+    stripped = tmp_path / "stripped.pdf"
+    assert subprocess.run([*cli, "strip", str(broken), "-o", str(stripped), "--repair"]).returncode == 0
+    qpdf_check(stripped)
+    assert read_labels(stripped) == []
 
 
 @pytest.fixture(scope="module")

@@ -129,6 +129,12 @@ class Container(ABC):
             self.rewrite(Path(src), tmp, None)
             self.check_written(tmp, None)
 
+    def repair(self, src: Path, dst: Path, label: AIGCLabel | None) -> None:
+        """Rewrite a file :meth:`write` refused with :class:`~aigclabel.errors.NeedsRepairError` whole,
+        repaired, with ``label`` as its only label (``None``: none). Formats without such a rewrite
+        raise :class:`WriteNotSupportedError`."""
+        raise WriteNotSupportedError(f"aigclabel cannot repair {self.description} files; re-save it with its editor")
+
     def distinct_labels(self, found: list[FoundLabel]) -> list[FoundLabel]:
         """``found`` with the copies a format keeps by design (:attr:`mirrored_locations`) counted once."""
         mirrored = [f for f in found if f.location in self.mirrored_locations]

@@ -23,14 +23,24 @@ Callers who need the label bytes gone use :meth:`PdfContainer.strip_full` (or
 :meth:`PdfContainer.write_full`), which rewrite the whole file with pikepdf and drop old revisions
 — and invalidate any signature.
 
-Encrypted PDFs raise :class:`EncryptedPDFError` on writing: a new string would have to be
-encrypted with the document key, and a label must not require the owner password.
+**Encrypted PDFs** that open without a password (empty user password: any reader shows them) are
+labelled by the same incremental update: its strings and the new Metadata stream are encrypted with
+the document key (RC4, AES-128 or AES-256, per object as the security handler says; metadata stays
+clear under ``/EncryptMetadata false``) and its trailer keeps ``/Encrypt`` and ``/ID``, so the owner
+password and permissions are untouched. A PDF that needs a user password raises
+:class:`EncryptedPDFError`.
+
+**Damaged PDFs** that qpdf repairs on opening raise :class:`~aigclabel.errors.NeedsRepairError`: an
+update would chain to the broken cross-reference data. ``--repair`` (:meth:`PdfContainer.repair`)
+rewrites them whole instead. A warning qpdf already gives for the input does not fail the check of
+the output.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import re
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -39,7 +49,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from .. import xmp
 from .._io import MAX_METADATA_BYTES, atomic_output, copy_rest, file_size
-from ..errors import MalformedFileError, TruncatedFileError, WriteNotSupportedError
+from ..errors import MalformedFileError, NeedsRepairError, TruncatedFileError, WriteNotSupportedError
 from ..label import AIGCLabel
 from . import Container, FoundLabel, register
 
@@ -50,12 +60,17 @@ INFO_KEY = "/AIGC"
 XMP_LOCATION = "XMP TC260:AIGC in catalog /Metadata"
 _STARTXREF = re.compile(rb"startxref\s*(\d+)")
 _OBJ_HEADER = re.compile(rb"\s*(\d+)\s+(\d+)\s+obj\b")
+#: What a refusal of a damaged file tells the user to do.
+_REPAIR_HINT = (
+    "use `aigclabel label --repair` (or `strip --repair`; in Python `write_label(..., repair=True)`) to rewrite "
+    "it whole with qpdf's repair: that drops earlier revisions and invalidates digital signatures"
+)
 #: How far from the end of the file we look for the last ``startxref``.
 _TAIL = 4096
 
 
 class EncryptedPDFError(WriteNotSupportedError):
-    """The PDF is encrypted: it can be read when its user password is empty, but not labelled."""
+    """The PDF needs a password to open (or uses an encryption method aigclabel cannot write)."""
 
 
 def _copy(obj: pikepdf.Object) -> pikepdf.Dictionary:
@@ -116,27 +131,37 @@ def _stream_data(stream: pikepdf.Stream, what: str) -> bytes:
         raise MalformedFileError(f"{what} cannot be decoded: {exc}") from None
 
 
-def _refuse_repaired(pdf: pikepdf.Pdf) -> None:
-    """An update appended to a file qpdf had to repair would chain to the damaged section."""
+def _refuse_repaired(pdf: pikepdf.Pdf, path: Path) -> list[str]:
+    """An update appended to a file qpdf had to repair would chain to the damaged section. Returns
+    qpdf's other warnings about the input (qpdf hands each warning out once)."""
     pdf.Root.get("/Pages")  # make qpdf resolve the catalog, so repair warnings are in
-    damage = [w for w in pdf.get_warnings() if "damaged" in w or "xref" in w.lower()]
+    warnings = _warnings(pdf, path)
+    damage = [w for w in warnings if "damaged" in w or "xref" in w.lower()]
     if damage:
-        raise MalformedFileError(
-            f"PDF cross-reference data is damaged ({damage[0]}); an incremental update would chain to it. "
-            "Use a full rewrite (PdfContainer.write_full) to repair and label it"
+        raise NeedsRepairError(
+            f"PDF cross-reference data is damaged ({damage[0]}); an incremental update would chain to it: "
+            + _REPAIR_HINT
         )
+    return warnings
 
 
-def _verify(path: Path, value: str | None) -> None:
-    """Re-open what we wrote: it must parse without repair and carry exactly the intended label."""
+def _warnings(pdf: pikepdf.Pdf, path: Path) -> list[str]:
+    """qpdf's warnings without the file name, so those of an input and its output compare."""
+    return [w.replace(str(path), "").lstrip(": ") for w in pdf.get_warnings()]
+
+
+def _verify(path: Path, value: str | None, known: Iterable[str] = ()) -> None:
+    """Re-open what we wrote: it must parse without new warnings (``known``: the input's own, which the
+    unchanged prefix still causes) and carry exactly the intended label."""
     with _open(path) as pdf:
         info_values = [f.raw for f in _info_labels(pdf)]
         _packet, xmp_values = _xmp_values(pdf)
-        warnings = pdf.get_warnings()
+        old = set(known)
+        warnings = [w for w in _warnings(pdf, path) if w not in old]
     wanted = [value] if value is not None else []
     if warnings or info_values != wanted or xmp_values != wanted:
         detail = warnings[0] if warnings else "label did not read back"
-        raise MalformedFileError(f"incremental update could not be verified ({detail}); the input was left as it was")
+        raise MalformedFileError(f"the written PDF could not be verified ({detail}); the input was left as it was")
 
 
 def _metadata_stream(pdf: pikepdf.Pdf) -> pikepdf.Stream | None:
@@ -185,6 +210,93 @@ def _literal(text: str) -> bytes:
     return b"(" + body.replace(b"\r", b"\\r") + b")"
 
 
+def _rc4(key: bytes, data: bytes) -> bytes:
+    """RC4 (ISO 32000-1 §7.6.2, security handler revisions 2-4 without AES): key schedule and stream."""
+    box = list(range(256))
+    j = 0
+    for i in range(256):
+        j = (j + box[i] + key[i % len(key)]) & 0xFF
+        box[i], box[j] = box[j], box[i]
+    out = bytearray(len(data))
+    i = j = 0
+    for n, byte in enumerate(data):
+        i = (i + 1) & 0xFF
+        j = (j + box[i]) & 0xFF
+        box[i], box[j] = box[j], box[i]
+        out[n] = byte ^ box[(box[i] + box[j]) & 0xFF]
+    return bytes(out)
+
+
+def _aes_cbc(key: bytes, data: bytes) -> bytes:
+    """AES-CBC with a random IV in front and PKCS#7 padding (ISO 32000-1 §7.6.2, AESV2 and AESV3)."""
+    from cryptography.hazmat.primitives import padding
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    iv = os.urandom(16)
+    padder = padding.PKCS7(128).padder()
+    padded = padder.update(data) + padder.finalize()
+    encryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
+    return iv + encryptor.update(padded) + encryptor.finalize()
+
+
+class _Seal:
+    """Encrypts the strings and streams of the objects an incremental update appends to an encrypted
+    PDF with the document's own key, which qpdf derives when the user password is empty. Nothing
+    else about the encryption changes: the update's trailer points at the same ``/Encrypt``."""
+
+    def __init__(self, pdf: pikepdf.Pdf) -> None:
+        import pikepdf
+
+        info = pdf.encryption
+        self.key = bytes(info.encryption_key)
+        # pikepdf's EncryptionMethod enum is not exported; its member names are stable.
+        self.strings, self.streams = info.string_method.name, info.stream_method.name
+        if info.V < 4:  # no crypt filters before V4: everything is RC4 (pikepdf then reports "none")
+            self.strings = self.streams = "rc4"
+        encrypt = pdf.trailer.get("/Encrypt")
+        flag = encrypt.get("/EncryptMetadata") if isinstance(encrypt, pikepdf.Dictionary) else None
+        self.metadata = not (isinstance(flag, bool) and not flag)
+        supported = {"none", "rc4", "aes", "aesv3"}
+        if not self.key or self.strings not in supported or self.streams not in supported:
+            raise EncryptedPDFError("this PDF uses an encryption method aigclabel cannot write; it was left unchanged")
+
+    def _apply(self, method: str, ref: tuple[int, int], data: bytes) -> bytes:
+        if method == "none":
+            return data
+        if method == "aesv3":
+            return _aes_cbc(self.key, data)  # AES-256 uses the file key itself (ISO 32000-2 §7.6.3.3)
+        salt = b"sAlT" if method == "aes" else b""
+        seed = self.key + ref[0].to_bytes(4, "little")[:3] + ref[1].to_bytes(2, "little") + salt
+        key = hashlib.md5(seed, usedforsecurity=False).digest()[: min(len(self.key) + 5, 16)]
+        return _aes_cbc(key, data) if salt else _rc4(key, data)
+
+    def string(self, ref: tuple[int, int], data: bytes) -> bytes:
+        """A hex string literal of ``data`` encrypted for object ``ref``."""
+        return b"<" + self._apply(self.strings, ref, data).hex().encode() + b">"
+
+    def stream(self, ref: tuple[int, int], data: bytes, metadata: bool) -> bytes:
+        """Stream ``data`` encrypted for object ``ref`` (metadata stays clear with /EncryptMetadata false)."""
+        return data if metadata and not self.metadata else self._apply(self.streams, ref, data)
+
+
+def _unparse(obj: Any, seal: _Seal | None, ref: tuple[int, int]) -> bytes:
+    """``obj`` in PDF syntax, its strings encrypted for object ``ref`` when ``seal`` is given."""
+    import pikepdf
+
+    if isinstance(obj, pikepdf.Object) and obj.is_indirect:
+        return b"%d %d R" % obj.objgen
+    if seal is None and isinstance(obj, pikepdf.Object):
+        return bytes(obj.unparse())
+    if isinstance(obj, pikepdf.String):
+        return seal.string(ref, bytes(obj)) if seal is not None else bytes(obj.unparse())
+    if isinstance(obj, pikepdf.Dictionary):
+        items = (pikepdf.Name(key).unparse() + b" " + _unparse(obj.get(key), seal, ref) for key in obj.keys())  # noqa: SIM118
+        return b"<< " + b" ".join(items) + b" >>"
+    if isinstance(obj, pikepdf.Array):
+        return b"[ " + b" ".join(_unparse(item, seal, ref) for item in obj) + b" ]"
+    return bytes(pikepdf.Array([obj]).unparse())[1:-1].strip()  # numbers, booleans, names, null
+
+
 @register
 class PdfContainer(Container):
     """PDF documents, labelled by incremental update."""
@@ -213,21 +325,20 @@ class PdfContainer(Container):
     def rewrite(self, src: Path, dst: Path, label: AIGCLabel | None) -> None:
         value = label.to_json() if label is not None else None
         with _open(src) as pdf:
-            if pdf.is_encrypted:
-                raise EncryptedPDFError(f"{src} is encrypted; labelling it would need its encryption key")
             current = _info_labels(pdf)
             packet, xmp_values = _xmp_values(pdf)
-            _refuse_repaired(pdf)
+            known = _refuse_repaired(pdf, src)
             info_values = [f.raw for f in current]
             wanted = [value] if value is not None else []
             # Already exactly as asked: append nothing, so the file stays byte-identical.
             unchanged = info_values == wanted and xmp_values == wanted
             update = b"" if unchanged else self._update(src, pdf, value, packet)
+            known += _warnings(pdf, src)
         with open(src, "rb") as source, open(dst, "wb") as out:
             copy_rest(source, out)
             out.write(update)
         if update:
-            _verify(dst, value)
+            _verify(dst, value, known)
 
     def _update(self, src: Path, pdf: pikepdf.Pdf, value: str | None, packet: bytes | None) -> bytes:
         import pikepdf
@@ -249,10 +360,10 @@ class PdfContainer(Container):
         elif _OBJ_HEADER.match(at_prev):
             xref_stream = True
         else:
-            raise MalformedFileError(
-                "PDF cross-reference offset is damaged, so an incremental update would be unreliable; "
-                "use a full rewrite (PdfContainer.write_full) to repair and label it"
+            raise NeedsRepairError(
+                "PDF cross-reference offset is damaged, so an incremental update would be unreliable: " + _REPAIR_HINT
             )
+        seal = _Seal(pdf) if pdf.is_encrypted else None
         size_entry = pdf.trailer.get("/Size")
         next_num = int(size_entry) if isinstance(size_entry, int) else 1
         objects: dict[tuple[int, int], bytes] = {}
@@ -270,12 +381,13 @@ class PdfContainer(Container):
             for key in list(copy.keys()):
                 if _is_label_key(key):
                     del copy[key]
-            body = copy.unparse()
-            if value is not None:
-                body = body[:-2].rstrip() + b" " + INFO_KEY.encode() + b" " + _literal(value) + b" >>"
             info_ref = info.objgen if info is not None and info.is_indirect else allocate()
             if info_ref[0] >= next_num:
                 next_num = info_ref[0] + 1
+            body = _unparse(copy, seal, info_ref)
+            if value is not None:
+                literal = seal.string(info_ref, value.encode("ascii")) if seal is not None else _literal(value)
+                body = body[:-2].rstrip() + b" " + INFO_KEY.encode() + b" " + literal + b" >>"
             objects[info_ref] = body
 
         # XMP: edit the packet losslessly and store it as a new version of the Metadata stream.
@@ -292,16 +404,17 @@ class PdfContainer(Container):
             if new_packet is None:  # nothing but our label was in it: unlink it from the catalog
                 catalog = _copy(root)
                 del catalog["/Metadata"]
-                objects[root.objgen] = catalog.unparse()
+                objects[root.objgen] = _unparse(catalog, seal, root.objgen)
             else:
-                objects[meta.objgen] = _stream_object(new_packet)
+                objects[meta.objgen] = _stream_object(_sealed(seal, meta.objgen, new_packet))
         elif meta is None and new_packet is not None:
             meta_ref = allocate()
-            objects[meta_ref] = _stream_object(new_packet)
+            objects[meta_ref] = _stream_object(_sealed(seal, meta_ref, new_packet))
             catalog = _copy(root)
             if "/Metadata" in catalog:
                 del catalog["/Metadata"]
-            objects[root.objgen] = catalog.unparse()[:-2].rstrip() + b" /Metadata %d %d R >>" % meta_ref
+            body = _unparse(catalog, seal, root.objgen)
+            objects[root.objgen] = body[:-2].rstrip() + b" /Metadata %d %d R >>" % meta_ref
         if root.objgen[0] >= next_num:
             next_num = root.objgen[0] + 1
 
@@ -311,6 +424,8 @@ class PdfContainer(Container):
         ident = pdf.trailer.get("/ID")
         if isinstance(ident, pikepdf.Array):
             trailer.append(b"/ID " + ident.unparse())
+        if seal is not None:  # the same encryption dictionary (never itself encrypted)
+            trailer.append(b"/Encrypt " + _unparse(pdf.trailer.get("/Encrypt"), None, (0, 0)))
         trailer.append(b"/Prev %d" % prev)
 
         out = bytearray(b"\n" if not tail.endswith((b"\n", b"\r")) else b"")
@@ -339,6 +454,12 @@ class PdfContainer(Container):
     def strip_full(self, src: Path, dst: Path) -> None:
         """Remove the label and every earlier revision that contained it, by a full pikepdf rewrite."""
         self._full(Path(src), Path(dst), None)
+
+    def repair(self, src: Path, dst: Path, label: AIGCLabel | None) -> None:
+        """A damaged PDF rewritten whole by pikepdf after qpdf's repair (:meth:`write_full`)."""
+        if label is not None:
+            label.validate()
+        self._full(Path(src), Path(dst), label.to_json() if label is not None else None)
 
     def _full(self, src: Path, dst: Path, value: str | None) -> None:
         import pikepdf
@@ -370,6 +491,7 @@ class PdfContainer(Container):
                 stream.Subtype = pikepdf.Name.XML
                 pdf.Root.Metadata = pdf.make_indirect(stream)
             pdf.save(tmp, fix_metadata_version=False)
+            _verify(tmp, value)
 
     # ------------------------------------------------------------------ payload
     def payload_digest(self, path: Path) -> bytes:
@@ -446,6 +568,10 @@ def _canonical_items(
             continue
         feed(key.encode())
         _canonical(value, feed, seen, depth + 1)
+
+
+def _sealed(seal: _Seal | None, ref: tuple[int, int], packet: bytes) -> bytes:
+    return seal.stream(ref, packet, metadata=True) if seal is not None else packet
 
 
 def _stream_object(data: bytes) -> bytes:

@@ -36,7 +36,7 @@ from typing import Any
 
 from aigclabel import DEMO_PROVIDER_CODE, AIGCLabel, _io, api
 from aigclabel.containers import open_container
-from aigclabel.errors import AIGCLabelError
+from aigclabel.errors import AIGCLabelError, NeedsRepairError
 from aigclabel.signing import payload_digest
 
 #: The unpacked sdists (see ``fetch.py``).
@@ -45,7 +45,7 @@ CORPUS = Path(__file__).resolve().parent / ".cache" / "files"
 #: Outcomes that fail the targets (0 crashes, 0 silent losses, 0 damaged outputs, no false refusals).
 FAILURES = frozenset({"crash", "loss", "damaged", "false-refusal"})
 #: Every outcome, in table order.
-STATUSES = ("verified", "refused", "false-refusal", "crash", "loss", "damaged")
+STATUSES = ("verified", "repaired", "refused", "false-refusal", "crash", "loss", "damaged")
 
 AUDIO_VIDEO = frozenset({"mp3", "wav", "flac", "ogg", "mp4", "matroska", "avi", "flv"})
 IMAGES = frozenset({"jpeg", "png", "gif", "tiff", "webp", "heif"})
@@ -258,51 +258,65 @@ def _compare(fmt: str, before: Reference, path: Path, what: str) -> None:
         raise _Fail("loss", f"{what}: the reference reader decodes different content")
 
 
+def _round_trip(src: Path, labelled: Path, stripped: Path, fmt: str, before: Reference, repair: bool) -> str:
+    """Label, check, strip, check; raises :class:`_Fail` or the library's error. Returns the stage
+    reached, for the message of an unexpected exception."""
+    original = _sha256(src)
+    label = AIGCLabel.for_producer(DEMO_PROVIDER_CODE)
+    api.inspect(src)
+    digest = payload_digest(src)
+    api.write_label(src, label, labelled, repair=repair)
+    if _sha256(src) != original:
+        raise _Fail("loss", "labelling modified the input file")
+    inspection = api.inspect(labelled)
+    if inspection.label != label or not inspection.ok:
+        raise _Fail("loss", f"labelled file reads back {len(inspection.labels)} labels, not ours")
+    if payload_digest(labelled) != digest:
+        raise _Fail("loss", "payload digest changed by labelling")
+    _compare(fmt, before, labelled, "labelled")
+    api.strip_label(labelled, stripped, repair=repair)
+    if api.read_labels(stripped):
+        raise _Fail("loss", "a label survived strip")
+    if payload_digest(stripped) != digest:
+        raise _Fail("loss", "payload digest changed by strip")
+    _compare(fmt, before, stripped, "stripped")
+    return "done"
+
+
 def check_file(rel: str, source: Path, fmt: str, work: Path) -> tuple[Outcome, Path | None]:
     """Run the whole round trip on a copy of ``source`` in ``work``; returns the outcome and the labelled
-    file (kept for the exiftool batch), or ``None`` when nothing was written."""
+    file (kept for the exiftool batch), or ``None`` when nothing was written. A file refused with
+    :class:`NeedsRepairError` is tried again with ``repair=True`` (``--repair``)."""
     outcome = Outcome(rel, fmt)
     work.mkdir(parents=True, exist_ok=True)
     src = work / ("in" + source.suffix)
     shutil.copyfile(source, src)
     labelled, stripped = work / ("labelled" + source.suffix), work / ("stripped" + source.suffix)
-    original = _sha256(src)
     before = reference(fmt, src)
-    label = AIGCLabel.for_producer(DEMO_PROVIDER_CODE)
-    stage = "inspect"
-    try:
-        api.inspect(src)
-        stage = "payload digest"
-        digest = payload_digest(src)
-        stage = "label"
-        api.write_label(src, label, labelled)
-        if _sha256(src) != original:
-            raise _Fail("loss", "labelling modified the input file")
-        inspection = api.inspect(labelled)
-        if inspection.label != label or not inspection.ok:
-            raise _Fail("loss", f"labelled file reads back {len(inspection.labels)} labels, not ours")
-        if payload_digest(labelled) != digest:
-            raise _Fail("loss", "payload digest changed by labelling")
-        _compare(fmt, before, labelled, "labelled")
-        stage = "strip"
-        api.strip_label(labelled, stripped)
-        if api.read_labels(stripped):
-            raise _Fail("loss", "a label survived strip")
-        if payload_digest(stripped) != digest:
-            raise _Fail("loss", "payload digest changed by strip")
-        _compare(fmt, before, stripped, "stripped")
-    except _Fail as fail:
-        outcome.status, outcome.reason = fail.status, fail.reason
-    except AIGCLabelError as exc:
-        outcome.reason = f"{stage}: {_short(exc)}"
-        if before.accepted:
-            outcome.status = "false-refusal"
-        else:
-            outcome.status = "refused"
-            outcome.notes.append(f"reference refuses too: {before.error}")
-    except Exception as exc:  # the point is to count these
-        outcome.status, outcome.reason = "crash", f"{stage}: {_short(exc)}"
-    keep = labelled if outcome.status == "verified" else None
+    repair = False
+    while True:
+        try:
+            _round_trip(src, labelled, stripped, fmt, before, repair)
+            if repair:
+                outcome.status = "repaired"
+        except NeedsRepairError as exc:
+            if not repair:
+                outcome.reason, repair = f"without --repair: {_short(exc)}", True
+                continue
+            outcome.status, outcome.reason = "false-refusal", f"--repair: {_short(exc)}"
+        except _Fail as fail:
+            outcome.status, outcome.reason = fail.status, fail.reason
+        except AIGCLabelError as exc:
+            outcome.reason = ("--repair: " if repair else "") + _short(exc)
+            if before.accepted:
+                outcome.status = "false-refusal"
+            else:
+                outcome.status = "refused"
+                outcome.notes.append(f"reference refuses too: {before.error}")
+        except Exception as exc:  # the point is to count these
+            outcome.status, outcome.reason = "crash", _short(exc)
+        break
+    keep = labelled if outcome.status in ("verified", "repaired") else None
     return outcome, keep
 
 
@@ -394,7 +408,9 @@ def table(outcomes: list[Outcome]) -> str:
     for o in outcomes:
         by_format.setdefault(o.format, Counter())[o.status] += 1
         seen[o.format] += o.label_seen
-    head = "| format | files | verified | label seen by exiftool | " + " | ".join(STATUSES[1:]) + " |"
+    names = {"repaired": "verified with --repair", "false-refusal": "false refusal"}
+    head = "| format | files | verified | label seen by exiftool | " + " | ".join(names.get(s, s) for s in STATUSES[1:])
+    head += " |"
     lines = [head, "|" + " --- |" * (4 + len(STATUSES) - 1)]
     total: Counter[str] = Counter()
     for fmt in sorted(by_format):
