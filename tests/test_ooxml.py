@@ -59,11 +59,19 @@ class _Unseekable(io.RawIOBase):
 
 
 def make_package(
-    path: Path, kind: str = "docx", *, custom: str | None = None, descriptors: bool = False, strict: bool = False
+    path: Path,
+    kind: str = "docx",
+    *,
+    custom: str | None = None,
+    descriptors: bool = False,
+    strict: bool = False,
+    main_by_default: bool = False,
 ) -> Path:
-    """A minimal but valid package: stored and deflated members, a binary media part, core props."""
+    """A minimal but valid package: stored and deflated members, a binary media part, core props.
+    ``main_by_default`` types the main part by ``<Default Extension="xml">`` instead of an Override."""
     main, main_type = MAIN_TYPES[kind]
-    overrides = f'<Override PartName="/{main}" ContentType="{main_type}"/>'
+    xml_default = main_type if main_by_default else "application/xml"
+    overrides = "" if main_by_default else f'<Override PartName="/{main}" ContentType="{main_type}"/>'
     overrides += (
         '<Override PartName="/docProps/core.xml" '
         'ContentType="application/vnd.openxmlformats-package.core-properties+xml"/>'
@@ -90,7 +98,7 @@ def make_package(
             '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
             '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
             '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
-            '<Default Extension="xml" ContentType="application/xml"/><Default Extension="png" ContentType="image/png"/>'
+            f'<Default Extension="xml" ContentType="{xml_default}"/><Default Extension="png" ContentType="image/png"/>'
             f"{overrides}</Types>"
         ),
         "_rels/.rels": (
@@ -159,6 +167,26 @@ def test_label_is_written_raw_copied_and_read_by_exiftool(tmp_path: Path, demo_l
     tags = json.loads(result.stdout)[0]
     assert tags["XML:AIGC"] == demo_label.to_json()
     assert tags["File:FileType"].lower() == kind
+
+
+@pytest.mark.parametrize("kind", ["xlsx", "docx"])
+def test_main_part_typed_by_default_extension_is_labelled(tmp_path: Path, demo_label: AIGCLabel, kind: str) -> None:
+    """``<Default Extension="xml" ContentType="...main+xml">`` types the main part as well as an Override."""
+    src = make_package(tmp_path / f"in.{kind}", kind, main_by_default=True)
+    assert "Override PartName=\"/xl" not in src.read_bytes().decode("latin-1")
+    assert isinstance(open_container(src), OOXMLContainer)
+    out = write_label(src, demo_label, tmp_path / f"out.{kind}")
+    old, new = raw_members(src), raw_members(out)
+    assert all(new[name] == old[name] for name in old.keys() - EDITED)
+    with zipfile.ZipFile(out) as archive:
+        types = archive.read("[Content_Types].xml").decode()
+    assert '<Override PartName="/docProps/custom.xml"' in types  # the Default would mistype it
+    assert [f.label for f in read_labels(out)] == [demo_label]
+    result = subprocess.run(
+        [require_tool("exiftool"), "-j", "-a", "-G1", str(out)], capture_output=True, text=True, check=True
+    )
+    assert json.loads(result.stdout)[0]["XML:AIGC"] == demo_label.to_json()
+    assert read_labels(strip_label(out, tmp_path / f"stripped.{kind}")) == []
 
 
 def test_merges_into_existing_custom_properties(tmp_path: Path, demo_label: AIGCLabel) -> None:

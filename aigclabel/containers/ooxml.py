@@ -105,7 +105,13 @@ def _is_ooxml(archive: ZipArchive) -> bool:
     if entry is None:
         return False
     root = parse_xml(archive.read(entry, 4 << 20), CONTENT_TYPES)
-    return any(_MAIN_TYPES.search(el.get("ContentType", "")) for el in root.iter(f"{{{CT_NS}}}Override"))
+    # The main part is usually typed by an Override, but a Default for its extension is just as valid
+    # (OPC Part 2 §10.1.2.2; some XLSX writers type every .xml part as the workbook that way).
+    return any(
+        _MAIN_TYPES.search(el.get("ContentType", ""))
+        for tag in ("Override", "Default")
+        for el in root.iter(f"{{{CT_NS}}}{tag}")
+    )
 
 
 @register
