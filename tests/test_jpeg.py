@@ -593,6 +593,32 @@ def test_empty_xmpmeta_packet_gets_an_rdf_element(tmp_path: Path, demo_label: AI
     assert exiftool_label(out) == demo_label.to_json()
 
 
+def _afcp_trailer(start: int, text: bytes) -> bytes:
+    """An AFCP trailer (big-endian 'AXS!') at absolute offset ``start`` holding one TEXT entry."""
+    value_at = start + 12 + 12
+    header = b"AXS!" + b"\x00\x01" + struct.pack(">HI", 1, 0)
+    entry = b"TEXT" + struct.pack(">II", len(text), value_at)
+    return header + entry + text + b"AXS!" + struct.pack(">II", start, 0)
+
+
+def test_afcp_trailer_offsets_follow_the_header_growth(tmp_path: Path, demo_label: AIGCLabel) -> None:
+    """AFCP stores absolute offsets after EOI: they move with the bytes the new XMP segment adds, so
+    exiftool reads the trailer without having to repair it."""
+    _image().save(tmp_path / "plain.jpg", "JPEG")
+    plain = (tmp_path / "plain.jpg").read_bytes()
+    src = tmp_path / "afcp.jpg"
+    src.write_bytes(plain + _afcp_trailer(len(plain), b"caption kept"))
+    before = _exiftool("-AFCP:all", "-ExifTool:Warning", src)[0]
+    assert before.get("AFCP:Text") == "caption kept" and "ExifTool:Warning" not in before
+    out = api.write_label(src, demo_label, tmp_path / "out.jpg")
+    after = _exiftool("-AFCP:all", "-ExifTool:Warning", out)[0]
+    assert after.get("AFCP:Text") == "caption kept"
+    assert "ExifTool:Warning" not in after, after
+    assert JpegContainer().payload_digest(out) == JpegContainer().payload_digest(src)
+    stripped = api.strip_label(out, tmp_path / "stripped.jpg")
+    assert stripped.read_bytes() == src.read_bytes()  # strip gives the original bytes back, trailer included
+
+
 def test_data_before_soi_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "junk.jpg"
     path.write_bytes(b"junk" + _SOI_APP0)

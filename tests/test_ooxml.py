@@ -173,7 +173,7 @@ def test_label_is_written_raw_copied_and_read_by_exiftool(tmp_path: Path, demo_l
 def test_main_part_typed_by_default_extension_is_labelled(tmp_path: Path, demo_label: AIGCLabel, kind: str) -> None:
     """``<Default Extension="xml" ContentType="...main+xml">`` types the main part as well as an Override."""
     src = make_package(tmp_path / f"in.{kind}", kind, main_by_default=True)
-    assert "Override PartName=\"/xl" not in src.read_bytes().decode("latin-1")
+    assert 'Override PartName="/xl' not in src.read_bytes().decode("latin-1")
     assert isinstance(open_container(src), OOXMLContainer)
     out = write_label(src, demo_label, tmp_path / f"out.{kind}")
     old, new = raw_members(src), raw_members(out)

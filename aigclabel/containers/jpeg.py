@@ -577,7 +577,10 @@ class JpegContainer(Container):
                         fout.write(piece)
                     else:
                         copy_range(fin, fout, piece[0], piece[1] - piece[0], "a JPEG segment")
+                shift = fout.tell() - rest_from
                 copy_range(fin, fout, rest_from, file_size(fin) - rest_from, "the JPEG scan data")
+                if shift:
+                    _shift_afcp(fin, fout, header.sos, shift)
 
     def payload_digest(self, path: Path) -> bytes:
         """SHA-256 of what a decoder renders: every marker segment except APPn (FF E0-EF) and COM
@@ -594,6 +597,41 @@ class JpegContainer(Container):
             handle.seek(header.sos)
             _hash_from_sos(handle, digest.update)
         return digest.digest()
+
+
+def _shift_afcp(fin: BinaryIO, fout: BinaryIO, sos: int, shift: int) -> None:
+    """Move the absolute offsets of an AFCP trailer (AXS File Concatenation Protocol: IPTC, text and
+    previews appended after EOI) by ``shift``, the bytes the header grew or shrank, so readers do not
+    have to guess them (exiftool otherwise reports "Adjusted AFCP offsets"). A trailer whose offsets
+    were already wrong is left as it was: there is nothing sure to move."""
+    size = file_size(fin)
+    if size - sos < 24:
+        return
+    fin.seek(size - 12)
+    footer = fin.read(12)
+    if footer[:3] != b"AXS" or footer[3:4] not in (b"!", b"*"):
+        return
+    order = ">" if footer[3:4] == b"!" else "<"
+    (start,) = struct.unpack(order + "I", footer[4:8])
+    if not sos <= start <= size - 24:
+        return
+    fin.seek(start)
+    head = fin.read(12)
+    if head[:4] != footer[:4]:
+        return
+    (count,) = struct.unpack(order + "H", head[6:8])
+    directory = fin.read(12 * count)
+    if len(directory) != 12 * count:
+        return
+    entries = [struct.unpack(order + "4sII", directory[12 * i : 12 * i + 12]) for i in range(count)]
+    if not all(start + 12 <= offset and offset + length <= size - 12 for _tag, length, offset in entries):
+        return
+    for index, (_tag, _length, offset) in enumerate(entries):
+        fout.seek(start + shift + 12 + 12 * index + 8)
+        fout.write(struct.pack(order + "I", offset + shift))
+    fout.seek(size + shift - 8)
+    fout.write(struct.pack(order + "I", start + shift))
+    fout.seek(0, 2)
 
 
 _PADDING = re.compile(rb"\s+(<\?xpacket end=)")
