@@ -264,7 +264,11 @@ def _check_bounds(handle: BinaryIO, layout: _Layout, pages: list[_Ifd], size: in
                 raise TruncatedFileError(f"TIFF tag {entry.tag} points past the end of the file")
         for offset, count in _data_extents(handle, layout, page, size):
             if offset + count > size:
-                raise TruncatedFileError("TIFF strip or tile runs past the end of the file")
+                raise TruncatedFileError(
+                    "TIFF strip or tile runs past the end of the file (truncated, or wrong StripByteCounts): "
+                    "appending the label would make it read the appended bytes. Re-save the image (e.g. "
+                    "`tiffcp in.tif out.tif`, or Pillow) and label the copy"
+                )
 
 
 def _ifd_bytes(layout: _Layout, entries: list[bytes], next_offset: int) -> bytes:
@@ -397,9 +401,12 @@ class TiffContainer(Container):
                     if entry.tag in STRUCTURE_TAGS:
                         digest.update(struct.pack(">HHQ", entry.tag, entry.type, entry.count))
                         digest.update(_value(handle, layout, entry, size))
-                for offset, count in _data_extents(handle, layout, page, size):
-                    if offset + count > size:
-                        raise TruncatedFileError("TIFF strip or tile runs past the end of the file")
+                for offset, declared in _data_extents(handle, layout, page, size):
+                    if offset > size:
+                        raise TruncatedFileError("TIFF strip or tile starts past the end of the file")
+                    # A strip running past the end (Pillow reads those) counts as what a decoder gets:
+                    # its bytes up to the end of the file.
+                    count = min(declared, size - offset)
                     handle.seek(offset)
                     remaining = count
                     while remaining:
