@@ -97,8 +97,6 @@ _UPLOAD_TYPES = re.compile(
     r"|image/[\w.+-]+|audio/[\w.+-]+|video/[\w.+-]+|text/(markdown|html))\s*(;.*)?",
     re.I,
 )
-#: Detectors at least this costly decode pixels: the service checks the image size before calling them.
-_PIXEL_DETECTOR_COST = 20.0
 #: Prefix of upload directories; the PID lets a restarted service delete only its dead predecessors' ones.
 UPLOAD_PREFIX = "aigclabel-upload-"
 #: Niceness of the heavy lane's threads (0 normal, 19 lowest).
@@ -371,8 +369,7 @@ class BudgetedDetector:
         with work.stage(self.name, self.seconds):
             try:
                 work.check(self.name)
-                if self.cost >= _PIXEL_DETECTOR_COST and (pixels := _image_pixels(path)) is not None:
-                    work.require_pixels(pixels, "the image")
+                # The detector charges what it decodes (pixels after its own downscaling, samples, frames).
                 return self.inner.detect(path)
             except work.BudgetExceeded as exc:
                 return [Evidence("detector-skipped", f"not searched: {exc}", "-", self.name, "info")]
