@@ -110,7 +110,8 @@ def test_host_allow_list_stops_dns_rebinding(client: TestClient) -> None:
     )
     assert rebound.status_code == 421 and rebound.json()["error"] == "host-not-allowed"
     for host in ("localhost:8080", "127.0.0.1", "[::1]:8080"):
-        assert client.get("/healthz", headers={"Host": host}).status_code == 200, host
+        assert client.get("/v1/formats", headers={"Host": host}).status_code == 200, host
+    assert client.get("/healthz", headers={"Host": "10.0.0.7:8080"}).status_code == 200, "probes come by pod address"
 
 
 @pytest.mark.parametrize(

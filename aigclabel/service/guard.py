@@ -29,6 +29,8 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"cross-origin-resource-policy", b"same-origin"),
     (b"cross-origin-opener-policy", b"same-origin"),
 )
+#: Paths any Host may reach: orchestrators probe by pod address, and they reveal nothing.
+PROBES = frozenset({"/healthz", "/readyz"})
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 
 
@@ -119,7 +121,7 @@ class Guard:
             return 403, "loopback-only", "this service has no API keys and answers on loopback addresses only"
         headers: list[tuple[bytes, bytes]] = scope.get("headers", [])
         host = next((value.decode("latin-1") for name, value in headers if name == b"host"), "")
-        if not self.settings.host_allowed(host):
+        if not self.settings.host_allowed(host) and scope.get("path") not in PROBES:
             # DNS rebinding: a page on evil.example resolving to 127.0.0.1 sends Host: evil.example.
             return 421, "host-not-allowed", "this Host is not served here (see --allowed-host)"
         return None
