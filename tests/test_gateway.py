@@ -27,7 +27,7 @@ from typer.testing import CliRunner
 from aigclabel import DEMO_PROVIDER_CODE, inspect
 from aigclabel.audit import AuditStore
 from aigclabel.cli import app as cli_app
-from aigclabel.explicit.audio import detect_cue_in_file
+from aigclabel.explicit.audio import detect_cue_in_file, find_spoken_label, load_mono
 from aigclabel.explicit.image import locate_label
 from aigclabel.explicit.text import find_text_labels, label_text
 from aigclabel.gateway import GatewaySettings
@@ -121,6 +121,16 @@ def test_whole_chat_answers_label_every_choice(upstream: tuple[str, Upstream]) -
     assert [c.message.content for c in done.choices] == [expected, expected]
     assert done.model_extra["aigc"]["ProduceID"] == raw.headers["aigc-produceid"]
     assert done.usage is not None and done.usage.completion_tokens == 5  # the rest of the answer is untouched
+
+
+def test_streamed_choices_are_labelled_each(upstream: tuple[str, Upstream]) -> None:
+    with gateway(upstream[0], text_position="both") as (client, _):
+        chunks = list(client.chat.completions.create(model="tiny", messages=MESSAGES, n=2, stream=True))
+    texts = ["", ""]
+    for chunk in chunks:
+        for choice in chunk.choices:
+            texts[choice.index] += choice.delta.content or ""
+    assert texts == [HEAD + answer(8) + TAIL] * 2
 
 
 def test_completions_streamed_and_whole(upstream: tuple[str, Upstream]) -> None:
@@ -320,19 +330,22 @@ def test_image_edits_upload_passes_and_the_answer_is_labelled(upstream: tuple[st
     )
 
 
-@pytest.mark.parametrize("fmt", ["mp3", "wav"])
-def test_speech_gets_the_audible_cue_and_the_implicit_label(
-    upstream: tuple[str, Upstream], tmp_path: Path, fmt: str
+@pytest.mark.parametrize(("fmt", "kind"), [("mp3", "cue"), ("wav", "speech")])
+def test_speech_gets_the_audible_label_and_the_implicit_label(
+    upstream: tuple[str, Upstream], tmp_path: Path, fmt: str, kind: str
 ) -> None:
     ffprobe = require_tool("ffprobe")
-    with gateway(upstream[0]) as (client, _):
+    with gateway(upstream[0], audio_label=kind) as (client, _):
         spoken = client.audio.speech.create(model="tiny", voice="alloy", input="hello", response_format=fmt)  # type: ignore[arg-type]
     path = _check_file(spoken.content, f".{fmt}", tmp_path, spoken.response.headers["aigc-produceid"])
-    (cue,) = detect_cue_in_file(path)
-    assert cue.start < 0.5  # before the 1 s of speech
+    if kind == "cue":
+        (cue,) = detect_cue_in_file(path)
+        assert cue.start < 0.5  # before the 1 s of speech
+    else:
+        assert [round(start) for start in find_spoken_label(load_mono(path))] == [0]
     probe = subprocess.run([ffprobe, "-v", "error", "-show_entries", "format=duration", "-of", "json", str(path)],
                            capture_output=True, text=True, check=True)  # fmt: skip
-    assert float(json.loads(probe.stdout)["format"]["duration"]) > 1.5  # 1 s of speech + the cue
+    assert float(json.loads(probe.stdout)["format"]["duration"]) > 1.5  # 1 s of speech + the label
 
 
 def test_speech_format_without_a_label_slot_is_refused_before_the_upstream(upstream: tuple[str, Upstream]) -> None:
