@@ -663,3 +663,20 @@ def test_burn_in_writes_text_and_audio_prompts_when_asked(tmp_path: Path) -> Non
     assert cue.start < 1.0 and cue.frequency == pytest.approx(1000, abs=15)
     label = read_label(sound)
     assert label is not None and label.label == "2"
+
+
+def test_burn_in_overlays_the_opening_of_a_video_when_asked(tmp_path: Path) -> None:
+    from aigclabel.check import check_file
+
+    ffmpeg = require_tool("ffmpeg")
+    clip = tmp_path / "clip.mp4"
+    subprocess.run(
+        [ffmpeg, "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=s=320x240:r=25:d=3",
+         "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(clip)],
+        check=True,
+    )  # fmt: skip
+    applied = apply(classify(clip, True, KeyRegistry(), XMP_ONLY), PLATFORM, prompt="burn")
+    assert applied.visible == "added by explicit-video"
+    rules = {r.rule: r for r in check_file(clip).rules}
+    assert rules["implicit-label"].status == "pass"
+    assert rules["video-label"].status == "pass" and rules["video-label-duration"].measured["seconds"] >= 2.0
