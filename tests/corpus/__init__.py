@@ -96,8 +96,15 @@ def _pillow(path: Path) -> Reference:
             with Image.open(path) as image:
                 image.load()
                 frames = getattr(image, "n_frames", 1)
-                pixels = hashlib.sha256(image.tobytes()).hexdigest()
-                return Reference(True, fingerprint=(image.mode, image.size, frames, pixels))
+                pixels = [hashlib.sha256(image.tobytes()).hexdigest()]
+                for index in range(1, min(frames, 8)):  # later frames too (MPO, APNG, GIF, TIFF pages)
+                    try:
+                        image.seek(index)
+                        image.load()
+                        pixels.append(hashlib.sha256(image.tobytes()).hexdigest())
+                    except Exception as exc:  # compared as its error: the input may lack that frame
+                        pixels.append(type(exc).__name__)
+                return Reference(True, fingerprint=(image.mode, image.size, frames, tuple(pixels)))
         except Exception as exc:  # any failure of the reference decoder is its refusal
             return Reference(False, _short(exc))
 
