@@ -27,6 +27,7 @@ from typer.testing import CliRunner
 from aigclabel import DEMO_PROVIDER_CODE, inspect
 from aigclabel.audit import AuditStore
 from aigclabel.cli import app as cli_app
+from aigclabel.errors import LimitExceededError
 from aigclabel.explicit.audio import detect_cue_in_file, find_spoken_label, load_mono
 from aigclabel.explicit.image import locate_label
 from aigclabel.explicit.text import find_text_labels, label_text
@@ -367,6 +368,19 @@ def test_sse_framing_survives_any_split(newline: bytes) -> None:
     for cut in range(1, len(stream)):
         framer = SSEFramer()
         assert framer.feed(stream[:cut]) + framer.feed(stream[cut:]) == events
+
+
+def test_multi_line_data_events_are_labelled_and_endless_ones_refused() -> None:
+    settings = GatewaySettings(upstream="http://127.0.0.1:1", producer=DEMO_PROVIDER_CODE)
+    labeller = TextLabeller(settings, settings.new_label(), "completion")
+    event = b'id: 7\ndata: {"choices":\ndata: [{"index":0,"text":"hi"}]}\n\n'
+    out = labeller.label_event(event)
+    assert out.startswith(b"id: 7\ndata: {") and out.count(b"data:") == 1
+    assert json.loads(out.split(b"data: ")[1])["choices"][0]["text"] == HEAD + "hi"
+    framer = SSEFramer(max_event=1000)
+    framer.feed(b"data: " + b"x" * 900)
+    with pytest.raises(LimitExceededError):
+        framer.feed(b"x" * 200)
 
 
 def test_stream_without_finish_reason_gets_its_end_label_before_done() -> None:

@@ -294,7 +294,7 @@ class Gateway:
                     events = framer.feed(data)
                     if events:
                         yield b"".join(labeller.label_event(event) for event in events)
-            except httpx.TransportError as exc:
+            except (httpx.TransportError, LimitExceededError) as exc:
                 labeller.state = f"upstream-broke-off: {type(exc).__name__}"
                 raise UpstreamBrokeOff(labeller.state) from exc
             rest = framer.rest()

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ..errors import LimitExceededError
 from ..explicit.text import label_stream, label_text
 from ..label import AIGCLabel
 from ..watermark.payload import Payload
@@ -23,6 +24,8 @@ Kind = Literal["chat", "completion"]
 #: Response field holding the implicit label (the seven Annex E fields).
 LABEL_FIELD = "aigc"
 
+#: Longest server-sent event the gateway holds while waiting for its end.
+MAX_EVENT_BYTES = 4 << 20
 _EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
 _DATA_LINE = re.compile(rb"^data: ?(.*)$", re.M)
 
@@ -37,10 +40,15 @@ def label_headers(labels: list[AIGCLabel]) -> dict[str, str]:
 
 
 class SSEFramer:
-    """Cuts a byte stream into complete server-sent events (each with its blank-line terminator)."""
+    """Cuts a byte stream into complete server-sent events (each with its blank-line terminator).
 
-    def __init__(self) -> None:
+    An event growing past ``max_event`` bytes without ending raises :class:`LimitExceededError`: memory
+    stays bounded whatever the upstream sends.
+    """
+
+    def __init__(self, max_event: int = MAX_EVENT_BYTES) -> None:
         self._buffer = b""
+        self.max_event = max_event
 
     def feed(self, data: bytes) -> list[bytes]:
         """The events completed by ``data``; an unfinished one is kept for the next call."""
@@ -51,6 +59,8 @@ class SSEFramer:
             events.append(buffer[start : end.end()])
             start = end.end()
         self._buffer = buffer[start:]
+        if len(self._buffer) > self.max_event:
+            raise LimitExceededError(f"an upstream event grew past {self.max_event} bytes without ending")
         return events
 
     def rest(self) -> bytes:
@@ -114,10 +124,10 @@ class TextLabeller:
     # ------------------------------------------------------------------ streams
     def label_event(self, event: bytes) -> bytes:
         """One complete server-sent event, labelled if it carries a chunk that needs it."""
-        match = _DATA_LINE.search(event)
-        if match is None:
+        lines = list(_DATA_LINE.finditer(event))
+        if not lines:
             return event
-        data = match.group(1).rstrip(b"\r")
+        data = b"\n".join(line.group(1).rstrip(b"\r") for line in lines)  # several data lines make one value
         if data == b"[DONE]":
             self.done = True
             return b"".join(sse_event(chunk) for chunk in self.closing_chunks()) + event
@@ -127,7 +137,10 @@ class TextLabeller:
             return event
         if not isinstance(chunk, dict) or "error" in chunk or not self.label_chunk(chunk):
             return event
-        return event[: match.start()] + b"data: " + _dumps(chunk) + event[match.end() :]
+        first, last = lines[0], lines[-1]
+        others = _DATA_LINE.sub(b"", event[first.end() : last.start()]).strip(b"\r\n")  # id:, event: lines kept
+        kept = others + b"\n" if others else b""
+        return event[: first.start()] + kept + b"data: " + _dumps(chunk) + event[last.end() :]
 
     def label_chunk(self, chunk: dict[str, Any]) -> bool:
         """Label one streamed chunk in place; False when it is unchanged."""
