@@ -64,6 +64,17 @@ out = lazy_console(soft_wrap=True)
 err = lazy_console(stderr=True)
 
 
+#: ``--repair`` of ``label`` and ``strip``.
+RepairOption = Annotated[
+    bool,
+    typer.Option(
+        "--repair",
+        help="Rewrite a damaged file that would be refused (a PDF qpdf repairs) whole, repaired; "
+        "drops earlier revisions and digital signatures.",
+    ),
+]
+
+
 def _fail(exc: AIGCLabelError) -> NoReturn:
     _say(exc)
     raise typer.Exit(exc.exit_code)
@@ -122,14 +133,7 @@ def label(
     db: Annotated[
         str | None, typer.Option("--db", help="Record the event in this audit database (default: $AIGCLABEL_DB).")
     ] = None,
-    repair: Annotated[
-        bool,
-        typer.Option(
-            "--repair",
-            help="Rewrite a damaged file that would be refused (a PDF qpdf repairs) whole, repaired; "
-            "drops earlier revisions and digital signatures.",
-        ),
-    ] = False,
+    repair: RepairOption = False,
 ) -> None:
     """Write the GB 45438 implicit label into FILE, replacing any label it had.
 
@@ -277,14 +281,7 @@ def strip(
         Path, typer.Argument(help="File to strip (in place unless -o is given).", exists=True, dir_okay=False)
     ],
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of in place.")] = None,
-    repair: Annotated[
-        bool,
-        typer.Option(
-            "--repair",
-            help="Rewrite a damaged file that would be refused (a PDF qpdf repairs) whole, repaired; "
-            "drops earlier revisions and digital signatures.",
-        ),
-    ] = False,
+    repair: RepairOption = False,
 ) -> None:
     """Remove every implicit label from FILE (for re-issuing your own content; see Measures Art. 10)."""
     try:

@@ -558,6 +558,15 @@ def test_stray_bytes_between_header_segments_are_skipped_and_kept(
     assert exiftool_label(out) == demo_label.to_json()
 
 
+def _jpeg_with_xmp(path: Path, packet: bytes) -> Path:
+    """A plain Pillow JPEG with ``packet`` as its XMP segment, right after APP0, bytes as given."""
+    _image().save(path, "JPEG")
+    clean = path.read_bytes()
+    segment = b"\xff\xe1" + struct.pack(">H", 2 + len(XMP_SIG) + len(packet)) + XMP_SIG + packet
+    path.write_bytes(clean[: len(_SOI_APP0)] + segment + clean[len(_SOI_APP0) :])
+    return path
+
+
 @pytest.mark.parametrize("encoding", ["utf-16-be", "utf-16-le"])
 def test_utf16_xmp_packet_is_merged_into_and_written_as_utf8(
     tmp_path: Path, demo_label: AIGCLabel, encoding: str
@@ -569,11 +578,7 @@ def test_utf16_xmp_packet_is_merged_into_and_written_as_utf8(
         ' xmlns:dc="http://purl.org/dc/elements/1.1/" dc:format="image/jpeg"/></rdf:RDF></x:xmpmeta>'
         '<?xpacket end="w"?>'
     ).encode(encoding)
-    _image().save(tmp_path / "clean.jpg", "JPEG")
-    clean = (tmp_path / "clean.jpg").read_bytes()
-    segment = b"\xff\xe1" + struct.pack(">H", 2 + len(XMP_SIG) + len(packet)) + XMP_SIG + packet
-    src = tmp_path / "utf16.jpg"
-    src.write_bytes(clean[: len(_SOI_APP0)] + segment + clean[len(_SOI_APP0) :])
+    src = _jpeg_with_xmp(tmp_path / "utf16.jpg", packet)
     out = api.write_label(src, demo_label, tmp_path / "out.jpg")
     _assert_lossless(src, out)
     assert exiftool_label(out) == demo_label.to_json()
@@ -583,11 +588,7 @@ def test_utf16_xmp_packet_is_merged_into_and_written_as_utf8(
 def test_empty_xmpmeta_packet_gets_an_rdf_element(tmp_path: Path, demo_label: AIGCLabel) -> None:
     """An ``x:xmpmeta`` with no ``rdf:RDF`` (as in Pillow's test images) is labelled, not refused."""
     packet = b'<?xpacket begin="\xef\xbb\xbf" id="W5M0MpCehiHzreSzNTczkc9d"?>\n<x:xmpmeta xmlns:x="adobe:ns:meta/" />'
-    _image().save(tmp_path / "clean.jpg", "JPEG")
-    clean = (tmp_path / "clean.jpg").read_bytes()
-    segment = b"\xff\xe1" + struct.pack(">H", 2 + len(XMP_SIG) + len(packet)) + XMP_SIG + packet
-    src = tmp_path / "empty.jpg"
-    src.write_bytes(clean[: len(_SOI_APP0)] + segment + clean[len(_SOI_APP0) :])
+    src = _jpeg_with_xmp(tmp_path / "empty.jpg", packet)
     out = api.write_label(src, demo_label, tmp_path / "out.jpg")
     _assert_lossless(src, out)
     assert exiftool_label(out) == demo_label.to_json()
