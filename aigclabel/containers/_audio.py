@@ -21,13 +21,11 @@ import contextlib
 import io
 import re
 import struct
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import mutagen
-import mutagen.id3
 
 from .._io import file_size
 from ..errors import AIGCLabelError, MalformedFileError
@@ -36,20 +34,13 @@ from ..xmp import find_aigc, remove_aigc
 from . import FoundLabel
 from ._stream import copy_range
 
-# mutagen's ID3 API is untyped; these aliases keep mypy --strict quiet without per-call ignores.
-ID3: Any = mutagen.id3.ID3
-PRIV: Any = mutagen.id3.PRIV
-TXXX: Any = mutagen.id3.TXXX
-LATIN1: Any = mutagen.id3.Encoding.LATIN1
-PARSE_V1: Any = mutagen.id3.ParseID3v1
 _FRAME_ID = re.compile(rb"[A-Z0-9]{3,4}")
 
 #: Vorbis comment field (and ID3 TXXX description, APEv2 key, RIFF chunk ID) we write.
 AIGC_KEY = "AIGC"
 
-#: Exceptions mutagen and the byte parsers let through on hostile input.
-_PARSE_ERRORS = (
-    mutagen.MutagenError,
+#: Exceptions the byte parsers let through on hostile input (mutagen's own: see :func:`_error_types`).
+_PARSE_ERRORS: tuple[type[Exception], ...] = (
     struct.error,
     ValueError,
     IndexError,
@@ -59,6 +50,20 @@ _PARSE_ERRORS = (
     UnicodeError,
     AssertionError,
 )
+
+
+def _id3() -> Any:
+    """``mutagen.id3`` (untyped), imported when an ID3 tag is parsed or rendered: mutagen costs 10 ms
+    of start-up that a CLI run on an image should not pay."""
+    import mutagen.id3
+
+    return mutagen.id3
+
+
+def _error_types() -> tuple[type[Exception], ...]:
+    """:data:`_PARSE_ERRORS`, plus ``mutagen.MutagenError`` once mutagen is loaded (before, none can occur)."""
+    mutagen = sys.modules.get("mutagen")
+    return (*_PARSE_ERRORS, mutagen.MutagenError) if mutagen is not None else _PARSE_ERRORS
 
 
 def is_aigc_name(name: str) -> bool:
@@ -73,7 +78,7 @@ def parse_errors(path: Path, what: str) -> Iterator[None]:
         yield
     except AIGCLabelError:
         raise
-    except _PARSE_ERRORS as exc:
+    except _error_types() as exc:
         message = str(exc) or type(exc).__name__
         raise MalformedFileError(f"{path}: malformed {what} ({message})") from exc
     except RecursionError:
@@ -143,13 +148,13 @@ def _load_id3(data: bytes) -> tuple[Any, int]:
     """
     major = data[3]
     version = 4 if major == 4 else 3
-    tags = ID3(io.BytesIO(data), translate=True, v2_version=version, load_v1=False)
+    tags = _id3().ID3(io.BytesIO(data), translate=True, v2_version=version, load_v1=False)
     return tags, version
 
 
 def id3_findings(data: bytes, where: str) -> list[FoundLabel]:
     """Labels in a complete ID3v2 tag: every ``TXXX`` described ``*AIGC*`` and XMP ``TC260:AIGC``."""
-    tags = ID3(io.BytesIO(data), translate=False, load_v1=False)
+    tags = _id3().ID3(io.BytesIO(data), translate=False, load_v1=False)
     version = f"ID3v2.{tags.version[1]}"
     found: list[FoundLabel] = []
     for frame in tags.values():
@@ -300,8 +305,8 @@ def id3_render(data: bytes | None, label: AIGCLabel | None, v1: bytes | None = N
     if data:
         tags, version = _load_id3(data)
     else:
-        tags, version = ID3(), 3
-        for frame in (PARSE_V1(v1, v2_version=3) or {}).values() if v1 else ():
+        tags, version = _id3().ID3(), 3
+        for frame in (_id3().ParseID3v1(v1, v2_version=3) or {}).values() if v1 else ():
             if any(str(text).strip() for text in getattr(frame, "text", ())):
                 tags.add(frame)
     for frame in list(tags.getall("TXXX")):
@@ -313,9 +318,9 @@ def id3_render(data: bytes | None, label: AIGCLabel | None, v1: bytes | None = N
             if packet is not frame.data:
                 tags.delall(frame.HashKey)
                 if packet is not None:
-                    tags.add(PRIV(owner="XMP", data=packet))
+                    tags.add(_id3().PRIV(owner="XMP", data=packet))
     if label is not None:
-        tags.add(TXXX(encoding=LATIN1, desc=AIGC_KEY, text=[label.to_json()]))
+        tags.add(_id3().TXXX(encoding=_id3().Encoding.LATIN1, desc=AIGC_KEY, text=[label.to_json()]))
     if not tags.values() and not tags.unknown_frames:
         return b""
     # A buffer holding only the tag: mutagen rewrites it in place. 128 trailing zero bytes keep

@@ -18,8 +18,6 @@ import struct
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 
-import mutagen.flac
-
 from .._io import file_size, read_exact
 from ..errors import MalformedFileError, TruncatedFileError
 from ..label import AIGCLabel
@@ -27,8 +25,6 @@ from . import Container, FoundLabel, register
 from ._audio import id3v2_size, parse_errors, rewrite_vorbis, vorbis_findings
 from ._stream import copy_range, hash_range
 
-#: mutagen's FLAC class (untyped).
-MutagenFLAC: Any = mutagen.flac.FLAC
 _STREAMINFO = 0
 _INVALID_BLOCK = 127
 #: More metadata blocks than this is hostile.
@@ -84,6 +80,13 @@ def _streaminfo_and_audio(handle: BinaryIO) -> tuple[bytes, int, int]:
     return streaminfo, audio_start, end
 
 
+def _flac() -> Any:
+    """mutagen's FLAC class (untyped), imported when a FLAC file is read or written (it costs start-up time)."""
+    import mutagen.flac
+
+    return mutagen.flac.FLAC
+
+
 @register
 class FLAC(Container):
     """Native FLAC (an ID3v2 prefix is tolerated and kept)."""
@@ -114,7 +117,7 @@ class FLAC(Container):
     def read(self, path: Path) -> list[FoundLabel]:
         """Every ``*AIGC*=`` Vorbis comment."""
         with parse_errors(path, "FLAC metadata"):
-            return vorbis_findings(MutagenFLAC(path).tags, "Vorbis comment")
+            return vorbis_findings(_flac()(path).tags, "Vorbis comment")
 
     def rewrite(self, src: Path, dst: Path, label: AIGCLabel | None) -> None:
         """Stream ``src`` to ``dst``, then let mutagen rewrite the metadata blocks of the copy.
@@ -124,7 +127,7 @@ class FLAC(Container):
         metadata blocks, where ffmpeg sees it as a (junk) first packet. The bytes after the source's
         declared metadata are put back as they were, so every reader sees the same stream.
         """
-        rewrite_vorbis(src, dst, label, "FLAC metadata", MutagenFLAC)
+        rewrite_vorbis(src, dst, label, "FLAC metadata", _flac())
         with open(src, "rb") as fin, open(dst, "r+b") as fout, parse_errors(src, "FLAC metadata"):
             _info, src_start, _end = _streaminfo_and_audio(fin)
             _info, dst_start, _end = _streaminfo_and_audio(fout)

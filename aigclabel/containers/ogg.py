@@ -19,16 +19,11 @@ chained or multiplexed file only the first labellable logical stream is labelled
 from __future__ import annotations
 
 import hashlib
+import importlib
 import struct
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
-
-from mutagen.oggflac import OggFLAC
-from mutagen.oggopus import OggOpus
-from mutagen.oggspeex import OggSpeex
-from mutagen.oggtheora import OggTheora
-from mutagen.oggvorbis import OggVorbis
 
 from .._io import MAX_METADATA_BYTES, read_exact
 from ..errors import LimitExceededError, MalformedFileError, TruncatedFileError
@@ -36,19 +31,19 @@ from ..label import AIGCLabel
 from . import Container, FoundLabel, register
 from ._audio import parse_errors, rewrite_vorbis, vorbis_findings
 
-#: First-packet signature -> (codec name, mutagen class).
-_CODECS: dict[bytes, tuple[str, Any]] = {
-    b"\x01vorbis": ("Vorbis", OggVorbis),
-    b"OpusHead": ("Opus", OggOpus),
-    b"\x7fFLAC": ("FLAC", OggFLAC),
-    b"Speex   ": ("Speex", OggSpeex),
-    b"\x80theora": ("Theora", OggTheora),
+#: First-packet signature -> (codec name, mutagen module and class, imported when a file is opened).
+_CODECS: dict[bytes, tuple[str, str]] = {
+    b"\x01vorbis": ("Vorbis", "oggvorbis.OggVorbis"),
+    b"OpusHead": ("Opus", "oggopus.OggOpus"),
+    b"\x7fFLAC": ("FLAC", "oggflac.OggFLAC"),
+    b"Speex   ": ("Speex", "oggspeex.OggSpeex"),
+    b"\x80theora": ("Theora", "oggtheora.OggTheora"),
 }
 #: Comment packets of codecs whose comment header is self-identifying.
 _COMMENT_PACKETS = (b"\x03vorbis", b"OpusTags", b"\x81theora")
 
 
-def _codec(head: bytes) -> tuple[str, Any] | None:
+def _codec(head: bytes) -> tuple[str, str] | None:
     """The codec of the first logical stream we can label, from the beginning-of-stream pages that
     open every Ogg file (a Skeleton stream, which carries no comments, may come first)."""
     pos = 0
@@ -139,7 +134,8 @@ class Ogg(Container):
         if found is None:
             raise MalformedFileError(f"{path}: first Ogg page is not a Vorbis, Opus, FLAC, Speex or Theora header")
         name, kind = found
-        return name, kind(path)
+        module, cls = kind.split(".")
+        return name, getattr(importlib.import_module(f"mutagen.{module}"), cls)(path)
 
     def read(self, path: Path) -> list[FoundLabel]:
         """Every ``*AIGC*=`` entry of the first stream's comment header."""
