@@ -71,8 +71,8 @@ RepairOption = Annotated[
     bool,
     typer.Option(
         "--repair",
-        help="Rewrite a damaged file that would be refused (a PDF qpdf repairs) whole, repaired; "
-        "drops earlier revisions and digital signatures.",
+        help="Rewrite a damaged file that would be refused whole, repaired (a PDF qpdf repairs: drops "
+        "earlier revisions and digital signatures; a cut-short MKV/WebM/AVI: remuxed, same packets).",
     ),
 ]
 

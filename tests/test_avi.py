@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from aigclabel import AIGCLabel
 from aigclabel.api import read_labels, write_label
 from aigclabel.containers.avi import AVIContainer, scan
-from aigclabel.errors import MalformedFileError, TruncatedFileError, WriteNotSupportedError
+from aigclabel.errors import MalformedFileError, NeedsRepairError, TruncatedFileError
 from tests._tools import assert_hostile_cases, assert_typed_error_or_valid, truncate_or_flip
 from tests._video import AUDIO, VIDEO, Fresh, copier, decode_errors, ffmpeg, ffprobe_tags, packet_count, stream_hash
 
@@ -100,7 +100,7 @@ def test_opendml_extension_is_refused_not_damaged(fresh: Fresh, demo_label: AIGC
     src = fresh("no_room")
     data = src.read_bytes() + b"RIFF" + struct.pack("<I", 16) + b"AVIX" + b"LIST" + struct.pack("<I", 4) + b"movi"
     src.write_bytes(data)
-    with pytest.raises(WriteNotSupportedError):
+    with pytest.raises(NeedsRepairError):
         write_label(src, demo_label)
     assert src.read_bytes() == data
 
@@ -143,6 +143,19 @@ def test_cut_short_recording_is_labelled_or_refused(fresh: Fresh, tmp_path: Path
     assert AVIContainer().payload_digest(out) == AVIContainer().payload_digest(cut)
     no_room = fresh("no_room").read_bytes()[: len(whole) * 2 // 3]
     cut.write_bytes(no_room)
-    with pytest.raises(WriteNotSupportedError, match="remux"):
+    with pytest.raises(NeedsRepairError, match="--repair"):
         write_label(cut, demo_label)
     assert cut.read_bytes() == no_room
+
+
+def test_repair_remuxes_a_cut_file_without_room(fresh: Fresh, tmp_path: Path, demo_label: AIGCLabel) -> None:
+    """``--repair``: remuxed with PyAV (same packets, new index and JUNK room), then labelled in INFO."""
+    data = fresh("no_room").read_bytes()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(data[: len(data) * 2 // 3])
+    out = write_label(cut, demo_label, tmp_path / "repaired.avi", repair=True)
+    assert cut.read_bytes() == data[: len(data) * 2 // 3]
+    assert [f.label for f in read_labels(out)] == [demo_label]
+    assert ffprobe_tags(out)["AIGC"] == demo_label.to_json()
+    assert stream_hash(out) == stream_hash(cut)
+    assert not decode_errors(out)

@@ -17,7 +17,7 @@ from aigclabel import AIGCLabel
 from aigclabel.api import read_labels, strip_label, write_label
 from aigclabel.containers import matroska as mkv
 from aigclabel.containers.matroska import MatroskaContainer
-from aigclabel.errors import MalformedFileError, TruncatedFileError, WriteNotSupportedError
+from aigclabel.errors import MalformedFileError, NeedsRepairError, TruncatedFileError
 from tests._tools import assert_hostile_cases, assert_typed_error_or_valid, exiftool_tags, truncate_or_flip
 from tests._video import AUDIO, VIDEO, Fresh, copier, decode_errors, ffmpeg, ffprobe_tags, packet_count, stream_hash
 from tests.conftest import require_tool
@@ -342,8 +342,9 @@ def exiftool_mkv_label(path: Path) -> str | None:
     return values[0] if values else None
 
 
-def assert_labelled_everywhere(src: Path, out: Path, label: AIGCLabel) -> None:
-    """ffprobe, exiftool (no ``-ee``), mkvinfo and we read ``label``; media identical to ``src``."""
+def assert_labelled_everywhere(src: Path, out: Path, label: AIGCLabel, *, remuxed: bool = False) -> None:
+    """ffprobe, exiftool (no ``-ee``), mkvinfo and we read ``label``; media identical to ``src`` (the
+    same packets; also the same Cluster bytes unless ``remuxed``)."""
     assert [f.label for f in read_labels(out)] == [label]
     assert ffprobe_tags(out)["AIGC"] == label.to_json()
     assert exiftool_mkv_label(out) == label.to_json()
@@ -351,12 +352,13 @@ def assert_labelled_everywhere(src: Path, out: Path, label: AIGCLabel) -> None:
     assert label.to_json() in mkvinfo.stdout
     assert stream_hash(out) == stream_hash(src)
     container = MatroskaContainer()
-    assert container.payload_digest(out) == container.payload_digest(src)
+    assert remuxed or container.payload_digest(out) == container.payload_digest(src)
 
     def complaints(path: Path) -> str:
         return re.sub(r" @ 0x[0-9a-f]+", "", decode_errors(path))
 
-    assert complaints(out) == complaints(src)  # a cut-short source keeps its "ended prematurely"
+    # a cut-short source keeps its "ended prematurely"; a remuxed one ends cleanly
+    assert complaints(out) == ("" if remuxed else complaints(src))
 
 
 def test_mediarecorder_webm_without_seekhead_is_labelled(fresh: Fresh, tmp_path: Path, demo_label: AIGCLabel) -> None:
@@ -384,7 +386,7 @@ def test_cut_short_recordings(fresh: Fresh, tmp_path: Path, demo_label: AIGCLabe
     cut_mkv = tmp_path / "cut.mkv"
     cut_mkv.write_bytes(data[: len(data) * 2 // 3])
     assert read_labels(cut_mkv) == []
-    with pytest.raises(WriteNotSupportedError, match="remux"):
+    with pytest.raises(NeedsRepairError, match="--repair"):
         write_label(cut_mkv, demo_label)
     assert cut_mkv.read_bytes() == data[: len(data) * 2 // 3]
 
@@ -404,4 +406,19 @@ def test_tags_after_clusters_move_into_void_before_them(fresh: Fresh, tmp_path: 
     assert max(e.offset for e in kids if e.id == mkv.TAGS) < clusters[0]
     assert out.stat().st_size <= src.stat().st_size
     assert mkvextract_tags(out) == {**before, "AIGC": [demo_label.to_json()]}
+    assert check_positions(out) > 0
+
+
+def test_repair_remuxes_a_cut_file_write_refuses(fresh: Fresh, tmp_path: Path, demo_label: AIGCLabel) -> None:
+    """``--repair``: the cut ffmpeg file (label only fits after the Clusters) is remuxed with PyAV and labelled
+    before its Clusters; the packets are the ones the cut source has."""
+    data = fresh("mkv").read_bytes()
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(data[: len(data) * 2 // 3])
+    with pytest.raises(NeedsRepairError, match="--repair"):
+        write_label(cut, demo_label)
+    out = write_label(cut, demo_label, tmp_path / "repaired.mkv", repair=True)
+    assert cut.read_bytes() == data[: len(data) * 2 // 3]
+    assert_labelled_everywhere(cut, out, demo_label, remuxed=True)
+    assert ffprobe_tags(out)["title"] == "kept"
     assert check_positions(out) > 0

@@ -13,10 +13,14 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
-from .._io import COPY_CHUNK, copy_exact
-from ..errors import TruncatedFileError
+from .._io import COPY_CHUNK, atomic_output, copy_exact
+from ..errors import MalformedFileError, TruncatedFileError
+
+if TYPE_CHECKING:
+    from ..label import AIGCLabel
+    from . import Container
 
 #: Copy in slices this big so that writeback of one slice overlaps the copy of the next.
 _RANGE_CHUNK = 64 << 20
@@ -92,3 +96,45 @@ def open_output(path: Path) -> BinaryIO:
     except BaseException:
         os.close(fd)
         raise
+
+
+def remux(src: Path, dst: Path, fmt: str, metadata: dict[str, str]) -> None:
+    """``ffmpeg -i src -map 0 -c copy -f fmt dst`` done with PyAV (no ffmpeg binary needed): the same
+    coded packets in a container written afresh, so its indexes and sizes are whole again. Global
+    tags are copied except AIGC ones; ``metadata`` is added. For ``--repair`` only: the muxer
+    rewrites every structure, so payload bytes move (the packets themselves stay as they were).
+    """
+    import av  # PyAV loads the libav* libraries: only a repair needs them
+
+    try:
+        with av.open(str(src)) as source, av.open(str(dst), "w", format=fmt) as out:
+            streams = {s.index: out.add_stream_from_template(s) for s in source.streams if s.type in _REMUXED}
+            if not streams:
+                raise MalformedFileError(f"{src}: no audio or video stream to keep")
+            out.metadata.update({k: v for k, v in source.metadata.items() if "AIGC" not in k.upper()})
+            out.metadata.update(metadata)
+            for packet in source.demux([source.streams[i] for i in streams]):
+                if packet.dts is None:
+                    continue  # the demuxer's end-of-stream marker, not data
+                packet.stream = streams[packet.stream.index]
+                out.mux(packet)
+    except av.FFmpegError as exc:
+        raise MalformedFileError(f"{src}: ffmpeg could not remux it ({exc})") from exc
+
+
+_REMUXED = ("video", "audio", "subtitle")
+
+
+def repair_by_remux(container: Container, src: Path, dst: Path, label: AIGCLabel | None, fmt: str) -> None:
+    """:meth:`Container.repair` of the video formats: :func:`remux` ``src`` (asking the muxer for the
+    label too, so ffmpeg places it where its readers look), then label the remuxed file as usual."""
+    if label is not None:
+        label.validate()
+    with atomic_output(dst, mode_from=src) as tmp:
+        remuxed = tmp.with_name(tmp.name + ".remux")
+        try:
+            remux(src, remuxed, fmt, {"AIGC": label.to_json()} if label is not None else {})
+            container.rewrite(remuxed, tmp, label)
+        finally:
+            remuxed.unlink(missing_ok=True)
+        container.check_written(tmp, label)

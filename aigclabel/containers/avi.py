@@ -16,11 +16,12 @@ placed where no chunk after it changes position:
 2. else in a ``JUNK`` chunk at RIFF level before ``movi``;
 3. else appended at the end of the first ``RIFF`` (after ``idx1``), which shifts nothing unless
    OpenDML ``AVIX`` extension chunks follow; that case is refused with
-   :class:`~aigclabel.errors.WriteNotSupportedError` rather than risking their absolute indexes.
+   :class:`~aigclabel.errors.NeedsRepairError` rather than risking their absolute indexes.
 
 A file cut short (a recording that stopped: the RIFF, ``movi`` or ``idx1`` runs past the end of the
 file; players play what is there) is read, and labelled by cases 1 and 2, which leave its end alone;
-case 3 would append inside the cut chunk and is refused with a remux hint.
+case 3 would append inside the cut chunk and is refused with :class:`NeedsRepairError`; ``--repair``
+(:meth:`AVIContainer.repair`) then remuxes the file with PyAV and labels the result.
 
 Removed labels become ``JUNK`` of the same size, for the same reason (an INFO list that ends the
 file is shrunk instead, so write + strip gives back the original bytes).
@@ -35,10 +36,16 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .._io import MAX_METADATA_BYTES, file_size
-from ..errors import LimitExceededError, MalformedFileError, TruncatedFileError, WriteNotSupportedError
+from ..errors import (
+    LimitExceededError,
+    MalformedFileError,
+    NeedsRepairError,
+    TruncatedFileError,
+    WriteNotSupportedError,
+)
 from ..label import AIGCLabel
 from . import Container, FoundLabel, register
-from ._stream import apply_patches, hash_range, open_output
+from ._stream import apply_patches, hash_range, open_output, repair_by_remux
 
 CHUNK_ID = b"AIGC"
 MAX_CHUNKS = 1_000_000
@@ -282,14 +289,16 @@ class AVIContainer(Container):
         new = _chunk(b"LIST", b"INFO" + b"".join(body))
         riff = layout.riff
         if riff.missing:
-            raise WriteNotSupportedError(
+            raise NeedsRepairError(
                 "the file is cut short inside its RIFF chunk and has no room for LIST/INFO before 'movi'; "
-                "remux it first (ffmpeg -i in.avi -map 0 -c copy out.avi) and label the remuxed file"
+                "use `aigclabel label --repair` (in Python `write_label(..., repair=True)`) to remux it "
+                "(ffmpeg -c copy: the same packets, index rebuilt) and label that"
             )
         if riff.end < layout.total:
-            raise WriteNotSupportedError(
+            raise NeedsRepairError(
                 "no room for LIST/INFO before 'movi' and OpenDML extension chunks follow the first RIFF; "
-                "appending would move their absolute indexes"
+                "appending would move their absolute indexes. `aigclabel label --repair` remuxes it "
+                "(ffmpeg -c copy) with room reserved"
             )
         at = riff.offset + 8 + riff.size
         pad = b"\0" if riff.size & 1 else b""
@@ -299,6 +308,11 @@ class AVIContainer(Container):
         patches.append((at, riff.end - at, pad + new))
         patches.append((riff.offset + 4, 4, struct.pack("<I", new_size)))
         return patches
+
+    def repair(self, src: Path, dst: Path, label: AIGCLabel | None) -> None:
+        """Remux ``src`` with PyAV (``-c copy``: same packets, new index and the ``JUNK`` room ffmpeg
+        reserves) and label that; for files :meth:`write` refuses (cut short with no room)."""
+        repair_by_remux(self, src, dst, label, "avi")
 
     def payload_digest(self, path: Path) -> bytes:
         """SHA-256 over the data of every ``LIST movi`` (in ``AVI `` and ``AVIX`` RIFF chunks), in order.

@@ -43,10 +43,16 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .._io import MAX_METADATA_BYTES, file_size
-from ..errors import LimitExceededError, MalformedFileError, TruncatedFileError, WriteNotSupportedError
+from ..errors import (
+    LimitExceededError,
+    MalformedFileError,
+    NeedsRepairError,
+    TruncatedFileError,
+    WriteNotSupportedError,
+)
 from ..label import AIGCLabel
 from . import Container, FoundLabel, register
-from ._stream import apply_patches, hash_range, open_output
+from ._stream import apply_patches, hash_range, open_output, repair_by_remux
 
 EBML_ID = 0x1A45DFA3
 SEGMENT = 0x18538067
@@ -79,7 +85,8 @@ _TARGET_UIDS = {0x63C5: "TrackUID", 0x63C9: "EditionUID", 0x63C4: "ChapterUID", 
 KEY_NAME = "AIGC"
 _CUT_SHORT = (
     "the file is cut short inside a Cluster and has no room for the label before the Clusters; "
-    "remux it first (ffmpeg -i in.mkv -map 0 -c copy out.mkv) and label the remuxed file"
+    "use `aigclabel label --repair` (in Python `write_label(..., repair=True)`) to remux it (ffmpeg -c copy: "
+    "the same packets, indexes rebuilt) and label that"
 )
 MAX_DEPTH = 16
 MAX_ELEMENTS = 5_000_000
@@ -590,7 +597,7 @@ class MatroskaContainer(Container):
                 return self._with_seekhead(handle, layout, patches, used, removed, None, bool(removed), required=False)
             start = kids[index].offset
             if layout.truncated:
-                raise WriteNotSupportedError(_CUT_SHORT)
+                raise NeedsRepairError(_CUT_SHORT)
             if all(e.id == VOID for e in kids[index + 1 :]) and not layout.size_unknown:
                 # Already the Segment's last element (as after an earlier move): resize it where it is.
                 patches.append((start, layout.data_end - start, new))
@@ -602,7 +609,7 @@ class MatroskaContainer(Container):
             slot = kids[index].header + kids[index].size
             patches.append((kids[index].offset, slot, void(slot)))
         if layout.truncated:
-            raise WriteNotSupportedError(_CUT_SHORT)
+            raise NeedsRepairError(_CUT_SHORT)
         position = layout.data_end - layout.data_start
         appended = bytearray(new)
         patches = self._with_seekhead(handle, layout, patches, used, removed, position, True, tail=appended)
@@ -637,7 +644,7 @@ class MatroskaContainer(Container):
         for start, stop in runs:
             try:
                 plan = self._into_run(handle, layout, (start, stop), index, tags, edit)
-            except WriteNotSupportedError:
+            except (WriteNotSupportedError, NeedsRepairError):
                 continue
             if plan is not None:
                 return plan
@@ -765,17 +772,28 @@ class MatroskaContainer(Container):
                     tail = None  # one chained SeekHead is enough
             if data is None:
                 if required:
-                    raise WriteNotSupportedError(
+                    raise NeedsRepairError(
                         "the SeekHead has no room for a Tags entry and Tags cannot be placed before the "
-                        "Clusters; remux with mkvmerge to make room"
+                        "Clusters; `aigclabel label --repair` remuxes it (ffmpeg -c copy) to make room"
                     )
                 continue
             patches.append((kids[i].offset, slot, data))
         if tags_position is not None and not placed and required:
             first_cluster = next((e.offset for e in kids if e.id == CLUSTER), None)
             if first_cluster is not None and tags_position + layout.data_start > first_cluster:
-                raise WriteNotSupportedError("the file has no SeekHead, so Tags after the Clusters would be invisible")
+                raise NeedsRepairError(
+                    "the file has no SeekHead, so Tags after the Clusters would be invisible; "
+                    "`aigclabel label --repair` remuxes it (ffmpeg -c copy) with one"
+                )
         return patches
+
+    def repair(self, src: Path, dst: Path, label: AIGCLabel | None) -> None:
+        """Remux ``src`` with PyAV (``-c copy``: same packets, Cues and SeekHead rebuilt, Tags before
+        the Clusters) and label that; for files :meth:`write` refuses (cut short, no room)."""
+        with open(src, "rb") as handle:
+            handle.seek(0)
+            fmt = "webm" if b"webm" in handle.read(64) else "matroska"
+        repair_by_remux(self, src, dst, label, fmt)
 
     def payload_digest(self, path: Path) -> bytes:
         """SHA-256 over every Cluster element of the first Segment (headers and content), in order.
