@@ -594,6 +594,35 @@ def test_empty_xmpmeta_packet_gets_an_rdf_element(tmp_path: Path, demo_label: AI
     assert exiftool_label(out) == demo_label.to_json()
 
 
+def test_mpo_index_offsets_follow_an_xmp_packet_stored_after_it(tmp_path: Path, demo_label: AIGCLabel) -> None:
+    """Pillow writes an MPO's MPF index (APP2) before its XMP: when the packet grows, the second
+    image moves away from the index, whose offsets are moved with it."""
+    rng = np.random.default_rng(3)
+    first, second = (Image.fromarray(rng.integers(0, 255, (40, 60, 3), dtype=np.uint8)) for _ in range(2))
+    src = tmp_path / "in.mpo"
+    first.save(src, save_all=True, append_images=[second], xmp=FOREIGN_XMP)
+    data = src.read_bytes()
+    assert data.index(b"MPF\0") < data.index(XMP_SIG), "Pillow stores the index first"
+
+    def frames(path: Path) -> list[bytes]:
+        with Image.open(path) as image:
+            assert image.n_frames == 2
+            out = []
+            for index in range(2):
+                image.seek(index)
+                out.append(image.convert("RGB").tobytes())
+            return out
+
+    out = api.write_label(src, demo_label, tmp_path / "out.mpo")
+    assert len(out.read_bytes()) > len(data) + 100
+    assert frames(out) == frames(src)
+    tags = _exiftool("-MPF:all", "-ExifTool:Warning", "-b", out)[0]
+    assert "ExifTool:Warning" not in tags, tags
+    assert exiftool_label(out) == demo_label.to_json()
+    stripped = api.strip_label(out, tmp_path / "stripped.mpo")
+    assert frames(stripped) == frames(src)
+
+
 def _afcp_trailer(start: int, text: bytes) -> bytes:
     """An AFCP trailer (big-endian 'AXS!') at absolute offset ``start`` holding one TEXT entry."""
     value_at = start + 12 + 12

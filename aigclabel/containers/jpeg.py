@@ -556,6 +556,8 @@ class JpegContainer(Container):
                         at += 1
                     replaced[at] = [*replaced.get(at, [segments[at]]), *new_segment]
 
+            _keep_mpf_offsets(fin, segments, replaced)
+
             # Untouched neighbours are merged into one source range, and the last range runs on to
             # the end of the file: a label write is a few kernel copies, whatever the segment count.
             pieces: list[bytes | list[int]] = []
@@ -597,6 +599,56 @@ class JpegContainer(Container):
             handle.seek(header.sos)
             _hash_from_sos(handle, digest.update)
         return digest.digest()
+
+
+_APP2 = 0xE2
+_MP_ENTRY = 0xB002
+
+
+def _keep_mpf_offsets(fin: BinaryIO, segments: list[_Segment], replaced: dict[int, list[bytes | _Segment]]) -> None:
+    """Keep a Multi-Picture Format index (CIPA DC-007, APP2 ``MPF``: MPO, Ultra HDR) pointing at its
+    images. Their offsets count from the MPF header, so only growth *after* that segment (an XMP
+    packet stored behind it) moves them; the index entries are then moved by as much."""
+    mpf = next((i for i, seg in enumerate(segments) if seg.marker == _APP2 and _peek(fin, seg, 4) == b"MPF\0"), None)
+    if mpf is None:
+        return
+
+    def size(part: bytes | _Segment) -> int:
+        return len(part) if isinstance(part, bytes) else part.end - part.start
+
+    shift = sum(sum(map(size, parts)) - size(segments[i]) for i, parts in replaced.items() if i >= mpf)
+    if not shift:
+        return
+    segment = segments[mpf]
+    fin.seek(segment.at + 4)
+    payload = bytearray(fin.read(segment.end - segment.at - 4))
+    tiff = 4
+    order = {b"II": "<", b"MM": ">"}.get(bytes(payload[tiff : tiff + 2]))
+    if order is None or len(payload) < tiff + 8:
+        return  # not an index we can read: it was unusable before the edit too
+    (ifd,) = struct.unpack_from(order + "I", payload, tiff + 4)
+    if tiff + ifd + 2 > len(payload):
+        return
+    (count,) = struct.unpack_from(order + "H", payload, tiff + ifd)
+    for n in range(count):
+        at = tiff + ifd + 2 + 12 * n
+        if at + 12 > len(payload):
+            return
+        tag, _type, length, value = struct.unpack_from(order + "HHII", payload, at)
+        if tag != _MP_ENTRY or length % 16 or tiff + value + length > len(payload):
+            continue
+        for entry in range(length // 16):
+            field_at = tiff + value + 16 * entry + 8
+            (offset,) = struct.unpack_from(order + "I", payload, field_at)
+            if offset:  # 0 is the first image, the one this header belongs to
+                struct.pack_into(order + "I", payload, field_at, offset + shift)
+    new = _segment_bytes(_APP2, bytes(payload))
+    replaced[mpf] = [new if part is segment else part for part in replaced.get(mpf, [segment])]
+
+
+def _peek(fin: BinaryIO, segment: _Segment, size: int) -> bytes:
+    fin.seek(segment.at + 4)
+    return fin.read(min(size, segment.end - segment.at - 4))
 
 
 def _shift_afcp(fin: BinaryIO, fout: BinaryIO, sos: int, shift: int) -> None:
