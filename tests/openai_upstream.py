@@ -183,6 +183,8 @@ def create_upstream(seen: Upstream | None = None) -> Starlette:
         model = str(ask.get("model", "tiny"))
         if model.startswith("fail-"):
             return _error(int(model[5:]), f"upstream refuses with {model[5:]}")
+        if model == "bad-shape":
+            return JSONResponse({"created": 1700000000, "data": "not a list"})
         data = []
         for i in range(int(ask.get("n", 1))):
             png = _png(len(images) + i)

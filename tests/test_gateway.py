@@ -313,7 +313,10 @@ def test_url_images_are_fetched_from_the_upstream_only(upstream: tuple[str, Upst
         assert seen.paths[-1].startswith("/files/") and seen.authorizations[-1] == f"Bearer {UPSTREAM_KEY}"
         with pytest.raises(openai.APIStatusError) as caught:
             client.images.generate(model="foreign-url", prompt="a cat", response_format="url")
-    assert caught.value.status_code == 502 and caught.value.code == "foreign_image_url"
+        assert caught.value.status_code == 502 and caught.value.code == "foreign_image_url"
+        with pytest.raises(openai.APIStatusError) as caught:
+            client.images.generate(model="bad-shape", prompt="a cat")
+    assert caught.value.status_code == 502 and caught.value.code == "unlabelable_answer"
 
 
 def test_image_edits_upload_passes_and_the_answer_is_labelled(upstream: tuple[str, Upstream], tmp_path: Path) -> None:

@@ -315,9 +315,10 @@ class Gateway:
             return self._relay(upstream)
         try:
             answer = json.loads(await self._read(upstream))
-            items = answer["data"]
-            assert isinstance(items, list) and all(isinstance(item, dict) for item in items)
-        except (ValueError, KeyError, TypeError, AssertionError):
+        except ValueError:
+            answer = None
+        items = answer.get("data") if isinstance(answer, dict) else None
+        if not (isinstance(items, list) and all(isinstance(item, dict) for item in items)):
             return _error(
                 502, "the upstream's image answer is not the OpenAI JSON shape; cannot label it", "unlabelable_answer"
             )
