@@ -390,12 +390,13 @@ class FuzzDir:
 
 def run_every_action(path: Path, out: Path, mutated: bytes, container: Container) -> None:
     """inspect, write, strip and payload digest on hostile bytes: only typed errors, input unchanged,
-    no temporary file left. ``out`` is left for the caller to check and remove."""
+    no temporary file left. ``out`` is what strip wrote (if it succeeded), for the caller to check and remove."""
     path.write_bytes(mutated)
     label = AIGCLabel.for_producer("001191110000MA00DEMQ0B1DEMO")
     for action in (
         lambda: api.inspect(path),
         lambda: api.write_label(path, label, out),
+        lambda: out.unlink(missing_ok=True),  # what the caller checks is strip's output, never write's
         lambda: api.strip_label(path, out),
         lambda: container.payload_digest(path),
     ):
