@@ -315,6 +315,18 @@ def test_damaged_xref_offset_refuses_incremental_update_and_repair_rewrites_it(
     assert read_labels(stripped) == []
 
 
+def test_repair_of_a_trailer_without_size_writes_a_valid_file(tmp_path: Path, demo_label: AIGCLabel) -> None:
+    """qpdf recovers a trailer that lacks /Size but, saving, writes /Size only over an existing key."""
+    data = make_pdf(tmp_path / "in.pdf").read_bytes()
+    broken = tmp_path / "no-size.pdf"
+    broken.write_bytes(re.sub(rb"/Size \d+", b"", data))
+    with pytest.raises(NeedsRepairError):
+        write_label(broken, demo_label)
+    out = write_label(broken, demo_label, tmp_path / "out.pdf", repair=True)
+    qpdf_check(out)
+    assert inspect(out).ok
+
+
 @pytest.fixture(scope="module")
 def fuzz_seed(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     src = make_pdf(tmp_path_factory.mktemp("seed") / "seed.pdf", object_streams=True, xmp_title="t")

@@ -490,6 +490,10 @@ class PdfContainer(Container):
                 stream.Type = pikepdf.Name.Metadata
                 stream.Subtype = pikepdf.Name.XML
                 pdf.Root.Metadata = pdf.make_indirect(stream)
+            if "/Size" not in pdf.trailer:
+                # qpdf writes the real /Size only over an existing key: without one (a repaired
+                # trailer that lacked it) the output would be damaged the same way
+                pdf.trailer.Size = 0
             pdf.save(tmp, fix_metadata_version=False)
             _verify(tmp, value)
 
