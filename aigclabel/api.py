@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import struct
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ._io import access_error
+from ._guard import hostile_input
 from .containers import Container, FoundLabel, open_container
-from .errors import AIGCLabelError, MalformedFileError, NeedsRepairError
+from .errors import AIGCLabelError, LimitExceededError, NeedsRepairError
 from .label import AIGCLabel, Problem
 
 _T = TypeVar("_T")
-
-#: Low-level exceptions a parser may hit on hostile bytes; they become MalformedFileError.
-_DECODE_ERRORS = (struct.error, ValueError, IndexError, KeyError, EOFError, zlib.error, OverflowError, UnicodeError)
 
 
 def _as_path(path: Path | str) -> Path:
@@ -26,18 +21,8 @@ def _as_path(path: Path | str) -> Path:
 
 
 def _guarded(path: Path, container: Container, action: Callable[[], _T]) -> _T:
-    try:
+    with hostile_input(path, container.description):
         return action()
-    except AIGCLabelError:
-        raise
-    except _DECODE_ERRORS as exc:
-        raise MalformedFileError(f"{path}: malformed {container.description} ({type(exc).__name__}: {exc})") from exc
-    except RecursionError:
-        raise MalformedFileError(f"{path}: {container.description} nests too deeply") from None
-    except OSError as exc:
-        if exc.errno is None:  # a library's own OSError (Pillow's "cannot identify"), not the file system
-            raise
-        raise access_error(exc, path) from exc
 
 
 def read_labels(path: Path | str) -> list[FoundLabel]:
@@ -45,6 +30,21 @@ def read_labels(path: Path | str) -> list[FoundLabel]:
     path = _as_path(path)
     container = open_container(path)
     return _guarded(path, container, lambda: container.read(path))
+
+
+def vet(path: Path | str) -> None:
+    """Raise :class:`LimitExceededError` when the file is over one of our parsers' limits.
+
+    Call it before handing a file to an unbounded decoder (FFmpeg, Pillow): FFmpeg allocates what a
+    compressed ID3 frame declares, 1 GiB from a 1 MB file. Any other finding (no label, damaged,
+    unsupported format) is left for the decoder and the caller to report.
+    """
+    try:
+        read_labels(path)
+    except LimitExceededError:
+        raise
+    except AIGCLabelError:
+        pass
 
 
 def read_label(path: Path | str) -> AIGCLabel | None:

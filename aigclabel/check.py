@@ -28,6 +28,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from . import _budget, api
+from ._guard import hostile_input
 from ._io import MAX_DECODE_PIXELS
 from .errors import AIGCLabelError, LimitExceededError, MalformedFileError, UnsupportedFormatError
 from .explicit.audio import CueTiming, scan_audio
@@ -65,6 +66,8 @@ class FileReport:
     kind: Kind
     rules: list[RuleResult] = field(default_factory=list)
     thumbnail_png: bytes | None = None
+    #: CLI exit code of the typed error that stopped a rule (4 malformed, 3 unsupported...), else ``None``.
+    error_code: int | None = None
 
     @property
     def compliant(self) -> bool:
@@ -125,19 +128,20 @@ def detect_kind(path: Path) -> Kind:
     return "unknown"
 
 
-def _implicit_rule(path: Path) -> RuleResult:
+def _implicit_rule(path: Path) -> tuple[RuleResult, AIGCLabelError | None]:
+    """The implicit-label rule, and the typed error when the file could not be read."""
     rule, clause, title = "implicit-label", "GB 45438 §6.1, Annex E", "implicit metadata label present and valid"
     try:
         result = api.inspect(path)
     except AIGCLabelError as exc:
-        return RuleResult(rule, clause, title, "error", str(exc))
+        return RuleResult(rule, clause, title, "error", str(exc)), exc
     problems = [f"{p.severity} {p.code}: {p.message}" for p in result.problems]
     if result.ok:
         detail = f"label in {result.labels[0].location}"
         return RuleResult(
             rule, clause, title, "pass", detail, {"label": result.label.to_dict() if result.label else {}}
-        )
-    return RuleResult(rule, clause, title, "fail", "; ".join(problems) or "no conforming label")
+        ), None
+    return RuleResult(rule, clause, title, "fail", "; ".join(problems) or "no conforming label"), None
 
 
 def _text_rules(path: Path) -> list[RuleResult]:
@@ -507,28 +511,43 @@ def check_file(
     """
     path = Path(path)
     report = FileReport(path=str(path), kind="unknown")
+    error: AIGCLabelError | None = None
     try:
         if not path.is_file():
             raise UnsupportedFormatError(f"{path}: not a file")
-        report.kind = detect_kind(path)
-        if report.kind == "text":
-            report.rules += _text_rules(path)
-        elif report.kind == "image":
-            rules, report.thumbnail_png = _image_rules(path, ocr)
-            report.rules += rules
-        elif report.kind == "audio":
-            report.rules += _audio_rules(path, timing)
-        elif report.kind == "video":
-            rules, report.thumbnail_png = _video_rules(path, ocr)
-            report.rules += rules
-        else:
-            raise UnsupportedFormatError(f"{path}: not a text, image, audio or video file aigclabel can check")
+        # Our bounded parsers read the file first: one over their limits never reaches a decoder.
+        rule, error = _implicit_rule(path)
+        if isinstance(error, LimitExceededError):
+            raise error
+        with hostile_input(path, "content"):
+            _apply_rules(report, path, ocr, timing)
     except AIGCLabelError as exc:
+        if isinstance(exc, UnsupportedFormatError) and isinstance(error, MalformedFileError):
+            exc = error  # a file nothing can decode is a damaged one of ours
         report.rules.append(RuleResult("readable", "-", "file can be analysed", "error", str(exc)))
+        report.error_code = exc.exit_code
         return report
     if implicit:
-        report.rules.insert(0, _implicit_rule(path))
+        report.rules.insert(0, rule)
+        if isinstance(error, MalformedFileError):
+            report.error_code = error.exit_code
     return report
+
+
+def _apply_rules(report: FileReport, path: Path, ocr: bool, timing: CueTiming | None) -> None:
+    report.kind = detect_kind(path)
+    if report.kind == "text":
+        report.rules += _text_rules(path)
+    elif report.kind == "image":
+        rules, report.thumbnail_png = _image_rules(path, ocr)
+        report.rules += rules
+    elif report.kind == "audio":
+        report.rules += _audio_rules(path, timing)
+    elif report.kind == "video":
+        rules, report.thumbnail_png = _video_rules(path, ocr)
+        report.rules += rules
+    else:
+        raise UnsupportedFormatError(f"{path}: not a text, image, audio or video file aigclabel can check")
 
 
 def check_files(paths: Iterable[Path | str], **options: Any) -> list[FileReport]:

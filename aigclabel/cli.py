@@ -39,7 +39,7 @@ from ._cli_params import LightGroup
 from ._console import lazy_console, real_console
 from .api import Inspection, inspect, strip_label
 from .containers import registered
-from .errors import AIGCLabelError
+from .errors import AIGCLabelError, LimitExceededError
 from .label import AIGCLabel, LabelValue
 
 if TYPE_CHECKING:
@@ -211,8 +211,12 @@ def inspect_command(
             if key is not None:
                 from .watermark import detect_file
 
-                found = detect_file(file, key=key)
-                result.extras["watermark"] = found.to_dict() if found is not None else None
+                try:
+                    found = detect_file(file, key=key)
+                except LimitExceededError as exc:  # the label was read; only the watermark search is skipped
+                    result.extras["watermark"] = {"searched": False, "reason": str(exc)}
+                else:
+                    result.extras["watermark"] = found.to_dict() if found is not None else None
             if c2pa:
                 from .c2pa_manifest import read_manifest
 
@@ -263,6 +267,8 @@ def _print_inspections(results: list[Inspection]) -> None:
             mark = result.extras["watermark"]
             if mark is None:
                 shown = "not an image, audio, video or text file"
+            elif not mark.get("searched", True):
+                shown = f"not searched ({mark['reason']})"
             elif mark["present"]:
                 shown = f"present ({mark['media']}, score {mark['score']}), payload {mark['produce_id_digest']}"
             else:
@@ -500,7 +506,7 @@ def check(
         bool, typer.Option("--explicit-only", help="Skip the implicit-label rule (checked by `inspect`).")
     ] = False,
 ) -> None:
-    """Compliance report per file and per GB 45438 rule (exit 0 = all compliant, 1 = not)."""
+    """Compliance report per file and per GB 45438 rule (exit 0 = all compliant, 1 = not, 3/4 = unreadable)."""
     from rich.table import Table
     from rich.text import Text
 
@@ -529,6 +535,9 @@ def check(
             for rule in report.rules:
                 table.add_row(rule.rule, rule.clause, Text(rule.status, colours[rule.status]), Text(rule.detail))
             out.print(table)
+    errors = [r.error_code for r in reports if r.error_code is not None]
+    if errors:
+        raise typer.Exit(max(errors))  # 4 for a malformed file, 3 for one check cannot read: the table in --help
     if not all(r.compliant for r in reports):
         raise typer.Exit(EXIT_LABEL_PROBLEM)
 

@@ -190,6 +190,11 @@ class AIGCLabel:
             raise InvalidLabelError(f"label is not valid JSON: {exc}") from None
         if not isinstance(data, dict):
             raise InvalidLabelError("label JSON must be an object")
+        if "\\u" in text:  # only a \uD8xx escape can smuggle in a lone surrogate, which no output can encode
+            try:
+                json.dumps(data, ensure_ascii=False).encode("utf-8")
+            except UnicodeEncodeError:
+                raise InvalidLabelError("label JSON holds a lone UTF-16 surrogate escape (not Unicode text)") from None
         duplicates = data.duplicates if isinstance(data, _Object) else ()  # the wrapper's, nested ones too
         shape: LabelShape = "bare"
         if set(data) == {WRAPPER_KEY}:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, TypeVar
 
+from .._guard import guard_method, hostile_input
 from .._io import access_error, atomic_output, open_regular
 from ..errors import InvalidLabelError, MalformedFileError, UnsupportedFormatError, WriteNotSupportedError
 from ..label import AIGCLabel, ParsedLabel
@@ -84,6 +85,15 @@ class Container(ABC):
     #: Locations :meth:`write` fills with the same label together (e.g. PDF Info and XMP); identical
     #: labels in exactly these count as one label in :func:`aigclabel.api.inspect`.
     mirrored_locations: ClassVar[frozenset[str]] = frozenset()
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        """Put every parsing method a format module defines behind :func:`aigclabel._guard.hostile_input`,
+        so no parser exception escapes as anything but a typed error, whatever the module forgot."""
+        super().__init_subclass__(**kwargs)
+        for name in ("read", "rewrite", "payload_digest"):
+            method = cls.__dict__.get(name)
+            if method is not None:
+                setattr(cls, name, guard_method(method))
 
     @classmethod
     @abstractmethod
@@ -228,7 +238,9 @@ def open_container(path: Path | str) -> Container:
     except OSError as exc:
         raise access_error(exc, path) from None
     for cls in _ordered():
-        if cls.accept(head, path):
+        with hostile_input(path, f"{cls.description} header"):
+            accepted = cls.accept(head, path)
+        if accepted:
             return cls()
     if not head:
         raise MalformedFileError(f"{path} is empty")

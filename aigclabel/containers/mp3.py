@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import BinaryIO, ClassVar
 
 from .._io import COPY_CHUNK, copy_exact, file_size, read_exact
-from ..errors import MalformedFileError, TruncatedFileError
+from ..errors import LimitExceededError, MalformedFileError, TruncatedFileError
 from ..label import AIGCLabel
 from . import Container, FoundLabel, register
 from ._audio import id3_findings, id3_has_label, id3_render, id3v2_size, is_aigc_name, parse_errors
@@ -143,7 +143,7 @@ def _layout(handle: BinaryIO) -> _Layout:
         layout.leading.append((pos, total))
         pos += total
         if len(layout.leading) > _MAX_TAGS:
-            raise MalformedFileError("too many stacked ID3v2 tags")
+            raise LimitExceededError(f"more than {_MAX_TAGS} stacked ID3v2 tags")
     layout.audio_start = end = pos
     if end + 128 <= size and _read_at(handle, size - 128, 3) == b"TAG":
         layout.trailing.append(("ID3v1", size - 128, 128))
@@ -247,6 +247,8 @@ class MP3(Container):
                 after = _read_at(handle, pos, 2 * _SYNC_SEARCH)
         except OSError:
             return False
+        if id3v2_size(after[:10]) is not None:
+            return True  # more stacked tags than any real file has: ours, and reading it reports the limit
         if not after.strip(b"\x00"):
             return True  # a tag and nothing else (or a file cut short inside it): still ours to report
         if after.lstrip(b"\x00")[:4] == b"fLaC":

@@ -29,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .. import _budget
+from .._guard import hostile_input
 from .._io import MAX_DECODE_PIXELS, atomic_output
 from ..errors import AIGCLabelError, LimitExceededError, MalformedFileError, UnsupportedFormatError
 from ..label import AIGCLabel
@@ -184,7 +185,7 @@ def _read_rgb(path: Path, for_embed: bool = False) -> tuple[npt.NDArray[np.uint8
                 keep["exif"] = upright.info["exif"]
             mode = "RGBA" if "A" in upright.getbands() else "RGB"
             return np.asarray(upright.convert(mode)), fmt, keep
-    except (OSError, Image.DecompressionBombError) as exc:
+    except OSError as exc:  # Pillow's "truncated"/"cannot identify"; its bomb limits become LimitExceededError
         raise MalformedFileError(f"{path}: cannot decode image: {exc}") from exc
 
 
@@ -337,8 +338,19 @@ def embed_file(
 
 
 def detect_file(path: str | Path, *, key: bytes = DEMO_KEY) -> WatermarkResult | None:
-    """Look for a watermark in an image, audio or text file; None when the file is none of those."""
+    """Look for a watermark in an image, audio or text file; None when the file is none of those.
+
+    Raises :class:`LimitExceededError` ("not searched") for media over the decode limits.
+    """
     path = Path(path)
+    with hostile_input(path, "media"):
+        return _detect_file(path, key)
+
+
+def _detect_file(path: Path, key: bytes) -> WatermarkResult | None:
+    from ..api import vet
+
+    vet(path)  # a file over our parsers' limits never reaches FFmpeg or Pillow
     media = _media_of(path)
     if media == "text":
         with open(path, "rb") as handle:
