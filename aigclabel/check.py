@@ -66,7 +66,7 @@ class FileReport:
     kind: Kind
     rules: list[RuleResult] = field(default_factory=list)
     thumbnail_png: bytes | None = None
-    #: CLI exit code of the typed error that stopped a rule (4 malformed, 3 unsupported...), else ``None``.
+    #: CLI exit code (4) when the file is malformed or over a limit, else ``None``.
     error_code: int | None = None
 
     @property
@@ -525,7 +525,8 @@ def check_file(
         if isinstance(exc, UnsupportedFormatError) and isinstance(error, MalformedFileError):
             exc = error  # a file nothing can decode is a damaged one of ours
         report.rules.append(RuleResult("readable", "-", "file can be analysed", "error", str(exc)))
-        report.error_code = exc.exit_code
+        if isinstance(exc, MalformedFileError):  # not one check has no rules for (that stays "not compliant")
+            report.error_code = exc.exit_code
         return report
     if implicit:
         report.rules.insert(0, rule)

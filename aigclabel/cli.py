@@ -506,7 +506,7 @@ def check(
         bool, typer.Option("--explicit-only", help="Skip the implicit-label rule (checked by `inspect`).")
     ] = False,
 ) -> None:
-    """Compliance report per file and per GB 45438 rule (exit 0 = all compliant, 1 = not, 3/4 = unreadable)."""
+    """Compliance report per file and per GB 45438 rule (exit 0 = all compliant, 1 = not, 4 = malformed)."""
     from rich.table import Table
     from rich.text import Text
 
@@ -537,7 +537,7 @@ def check(
             out.print(table)
     errors = [r.error_code for r in reports if r.error_code is not None]
     if errors:
-        raise typer.Exit(max(errors))  # 4 for a malformed file, 3 for one check cannot read: the table in --help
+        raise typer.Exit(max(errors))  # 4: a malformed file, as in the table of exit codes
     if not all(r.compliant for r in reports):
         raise typer.Exit(EXIT_LABEL_PROBLEM)
 

@@ -8,14 +8,17 @@ import os
 import re
 import subprocess
 import sys
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from aigclabel import xmp
+from aigclabel import AIGCLabel, api, xmp
 from aigclabel.cli import app
+from aigclabel.containers import open_container
+from aigclabel.errors import LimitExceededError
 
 from . import _hostile
 
@@ -176,3 +179,25 @@ def test_capped_child_reports_its_peak(tmp_path: Path) -> None:
     code, stderr, peak_kib = run_capped(["inspect", str(_hostile.SAMPLES / "sample.png")])
     assert code in (0, 1), stderr
     assert 10 << 10 < peak_kib < 400 << 10
+
+
+def test_a_second_custom_properties_part_is_a_second_label(tmp_path: Path) -> None:
+    """Two ``docProps/custom.xml`` members (Label 1 and 3): read shows both, label leaves one part."""
+    path = hostile(tmp_path, "two.docx", _hostile.docx_two_custom)
+    found = api.inspect(path)
+    assert [f.label.label for f in found.labels if f.label] == ["1", "3"]
+    assert "multiple-labels" in [p.code for p in found.problems]
+    out = tmp_path / "one.docx"
+    api.write_label(path, AIGCLabel.for_producer(PRODUCER, "again"), out)
+    with zipfile.ZipFile(out) as archive:
+        assert [i.filename for i in archive.infolist()].count("docProps/custom.xml") == 1
+    assert [f.label.produce_id for f in api.read_labels(out) if f.label] == ["again"]
+
+
+def test_payload_digest_refuses_an_inflate_bomb_before_inflating(tmp_path: Path) -> None:
+    """A DOCX member of 64 MiB of zeros (1000:1) is refused from its declared sizes alone."""
+    path = hostile(tmp_path, "zero.docx", lambda: _hostile.docx_zero_member(64 << 20))
+    container = open_container(path)
+    with pytest.raises(LimitExceededError, match="zip bomb"):
+        container.payload_digest(path)
+    assert api.read_labels(path) == []  # reading the label parts is unaffected

@@ -13,10 +13,11 @@ e-book comes close, and the extra bookkeeping is not worth its risk here.
 
 from __future__ import annotations
 
+import hashlib
 import struct
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -41,6 +42,15 @@ _ZIP64_EOCD = struct.Struct("<4sQ2H2L4Q")
 MAX_MEMBERS = 200_000
 #: Largest part (compressed or not) we agree to load for editing.
 MAX_PART_BYTES = MAX_METADATA_BYTES
+#: Most bytes a payload digest inflates over all members: about ten seconds of inflate + SHA-256.
+#: A 4 MB DOCX can declare a 4 GiB member of zeros (the digest took 27-53 s); real documents hold
+#: well under a gigabyte of media.
+MAX_INFLATED_BYTES = 1 << 30
+#: Highest inflate ratio of a member over :data:`INFLATE_RATIO_FLOOR` bytes. Deflate tops out near
+#: 1032:1 (all zeros); XML compresses about 10:1 and media hardly at all, so 200:1 is a bomb.
+MAX_INFLATE_RATIO = 200
+#: Members smaller than this inflated may have any ratio (small XML parts often exceed 200:1).
+INFLATE_RATIO_FLOOR = 1 << 20
 _U32 = 0xFFFFFFFF
 
 
@@ -172,6 +182,43 @@ class ZipArchive:
         folded = name.casefold()
         return next((e for e in self.entries if e.name.casefold() == folded), None)
 
+    def find_all_ci(self, name: str) -> list[ZipEntry]:
+        """Every member called ``name`` ignoring ASCII case, in central-directory order.
+
+        A hostile package can hold the same part twice (ZIP readers disagree on which one wins),
+        so label readers look at all of them.
+        """
+        folded = name.casefold()
+        return [e for e in self.entries if e.name.casefold() == folded]
+
+    def digest(self, skip: Callable[[ZipEntry], bool]) -> bytes:
+        """SHA-256 over every member but directories and those ``skip`` names: names and uncompressed
+        bytes, in name order (the payload digest of the ZIP-based formats).
+
+        Before inflating anything the declared sizes are checked against :data:`MAX_INFLATED_BYTES`
+        and :data:`MAX_INFLATE_RATIO` (inflation then stops at the declared size). Hashing the
+        compressed bytes instead would avoid inflating, but a re-zip with another compression level
+        would change the digest and break every signature over it.
+        """
+        members = sorted((e for e in self.entries if not e.name.endswith("/") and not skip(e)), key=lambda e: e.name)
+        total = 0
+        for entry in members:
+            total += entry.size
+            if total > MAX_INFLATED_BYTES:
+                raise LimitExceededError(f"ZIP members inflate to over {MAX_INFLATED_BYTES} bytes (zip bomb?)")
+            if entry.size > INFLATE_RATIO_FLOOR and entry.size > MAX_INFLATE_RATIO * max(entry.compressed_size, 1):
+                raise LimitExceededError(
+                    f"ZIP member {entry.name!r} inflates {entry.compressed_size} bytes to {entry.size} "
+                    f"(over {MAX_INFLATE_RATIO}:1, zip bomb?)"
+                )
+        digest = hashlib.sha256()
+        for entry in members:
+            digest.update(entry.name.encode() + b"\0")
+            member = hashlib.sha256()
+            self.stream(entry, member.update)
+            digest.update(member.digest())
+        return digest.digest()
+
     def extent(self, entry: ZipEntry) -> tuple[int, int]:
         """Byte range ``[start, end)`` of the member's local header, data and descriptor."""
         return entry.offset, self._extent[entry.offset]
@@ -289,9 +336,10 @@ def rewrite_zip(
     dst: Path,
     replace: dict[str, bytes],
     add: list[tuple[str, bytes]],
+    drop: Collection[ZipEntry] = (),
 ) -> None:
-    """Write ``archive`` to ``dst`` with the members named in ``replace`` given new contents and
-    ``add`` appended; every other member is copied byte for byte.
+    """Write ``archive`` to ``dst`` with the members named in ``replace`` given new contents,
+    the members in ``drop`` left out and ``add`` appended; every other member is copied byte for byte.
 
     A replaced member keeps its place, name, timestamp and compression method (so an EPUB's
     ``mimetype`` stays first and stored).
@@ -303,7 +351,9 @@ def rewrite_zip(
         raise ValueError(f"cannot replace missing members {sorted(missing)}")
     central: dict[int, bytes] = {}
     with open(archive.path, "rb") as src, open(dst, "wb") as out:
-        physical = sorted(archive.entries, key=lambda e: e.offset)
+        dropped = {id(e) for e in drop}
+        kept = [e for e in archive.entries if id(e) not in dropped]
+        physical = sorted(kept, key=lambda e: e.offset)
         first = physical[0].offset if physical else archive.cd_offset
         copy_range(src, out, 0, first, "ZIP prefix")
         for entry in physical:
@@ -320,7 +370,7 @@ def rewrite_zip(
         for name, data in add:
             added.append(_write_new(out, name, data))
         cd_start = out.tell()
-        records = [central[id(e)] for e in archive.entries] + added
+        records = [central[id(e)] for e in kept] + added
         for record in records:
             out.write(record)
         cd_size = out.tell() - cd_start

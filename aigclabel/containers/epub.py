@@ -15,7 +15,6 @@ keeps its bytes) and every other member, ``mimetype`` first and stored, is copie
 
 from __future__ import annotations
 
-import hashlib
 import posixpath
 import re
 from html import unescape
@@ -124,15 +123,7 @@ class EpubContainer(Container):
         holds the label): member names and uncompressed bytes, in name order."""
         archive = ZipArchive(path)
         skip = {"mimetype", _opf_name(archive)}
-        digest = hashlib.sha256()
-        for entry in sorted(archive.entries, key=lambda e: e.name):
-            if entry.name in skip or entry.name.endswith("/"):
-                continue
-            digest.update(entry.name.encode() + b"\0")
-            member = hashlib.sha256()
-            archive.stream(entry, member.update)
-            digest.update(member.digest())
-        return digest.digest()
+        return archive.digest(lambda e: e.name in skip)
 
 
 def set_opf_label(data: bytes, value: str | None, what: str) -> bytes:

@@ -19,7 +19,6 @@ is written in Transitional markup, which Strict consumers also accept).
 
 from __future__ import annotations
 
-import hashlib
 import posixpath
 import re
 import xml.etree.ElementTree as ET
@@ -152,13 +151,13 @@ class OOXMLContainer(Container):
         if not _is_ooxml(archive):
             raise MalformedFileError(f"{path} is a ZIP file but not a Word, Excel or PowerPoint package")
         part = self._custom_part(archive) or CUSTOM_PART
-        entry = archive.find_ci(part)
-        if entry is None:
-            return []
-        root = parse_xml(archive.read(entry), entry.name)
         found: list[FoundLabel] = []
-        for name, value in _label_properties(root):
-            found.append(FoundLabel.from_text(f"{entry.name} property {name}", value))
+        entries = archive.find_all_ci(part)  # a second copy of the part is a second (hidden) label
+        for index, entry in enumerate(entries):
+            root = parse_xml(archive.read(entry), entry.name)
+            where = f"{entry.name} (copy {index + 1} of {len(entries)})" if len(entries) > 1 else entry.name
+            for name, value in _label_properties(root):
+                found.append(FoundLabel.from_text(f"{where} property {name}", value))
         return found
 
     # ------------------------------------------------------------------ writing
@@ -170,7 +169,8 @@ class OOXMLContainer(Container):
         add: list[tuple[str, bytes]] = []
         linked = self._custom_part(archive)
         part = linked or CUSTOM_PART
-        entry = archive.find_ci(part)
+        copies = archive.find_all_ci(part)
+        entry = copies[0] if copies else None  # further copies are dropped: one part, one label
         value = label.to_json() if label is not None else None
         if entry is not None:
             old = archive.read(entry)
@@ -191,25 +191,15 @@ class OOXMLContainer(Container):
             new_ct = _register_content_type(ct, "/" + (entry.name if entry else part))
             if new_ct != ct:
                 replace[CONTENT_TYPES] = new_ct
-        rewrite_zip(archive, dst, replace, add)
+        rewrite_zip(archive, dst, replace, add, drop=copies[1:])
 
     def payload_digest(self, path: Path) -> bytes:
         """SHA-256 over every package member except the document-properties parts (``docProps/*``)
         and the package relationships/content types that only register them: names and
         uncompressed bytes, in name order. Editing properties leaves it unchanged; editing the
         document body, a sheet or a slide changes it."""
-        archive = ZipArchive(path)
-        digest = hashlib.sha256()
         skip = {CONTENT_TYPES.casefold(), ROOT_RELS.casefold()}
-        for entry in sorted(archive.entries, key=lambda e: e.name):
-            folded = entry.name.casefold()
-            if folded.startswith("docprops/") or folded in skip or entry.name.endswith("/"):
-                continue
-            digest.update(entry.name.encode() + b"\0")
-            member = hashlib.sha256()
-            archive.stream(entry, member.update)
-            digest.update(member.digest())
-        return digest.digest()
+        return ZipArchive(path).digest(lambda e: e.name.casefold().startswith("docprops/") or e.name.casefold() in skip)
 
 
 def _property_spans(text: str) -> list[tuple[int, int, str, int]]:
