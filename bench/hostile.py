@@ -25,7 +25,7 @@ from tests._hostile import FULL_SIZE  # noqa: E402  (names only: the files are b
 
 # Built in a child so this process stays small: a forked child's ru_maxrss starts at its parent's.
 BUILD = (
-    "import sys; from tests._hostile import FULL_SIZE as C; open(sys.argv[2], 'wb').write(C[int(sys.argv[1])].build())"  # noqa: E501
+    "import sys; from tests._hostile import FULL_SIZE as C; open(sys.argv[2], 'wb').write(C[int(sys.argv[1])].build())"
 )
 
 COMMANDS: dict[str, list[str]] = {
