@@ -15,6 +15,7 @@ report shows a thumbnail for a person to judge.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
 import io
 import json
@@ -25,11 +26,11 @@ from typing import Any, Literal
 
 import av
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from . import _budget, api
+from ._decode import decode_for_analysis
 from ._guard import hostile_input
-from ._io import MAX_DECODE_PIXELS
 from .errors import AIGCLabelError, LimitExceededError, MalformedFileError, UnsupportedFormatError
 from .explicit.audio import CueTiming, scan_audio
 from .explicit.image import DARK_PLATE, LIGHT_PLATE, LOCATE_TOLERANCE, MIN_HEIGHT_RATIO, LocatedLabel, locate_label
@@ -176,26 +177,22 @@ def _size_rule(clause: str, glyph: int, short: int) -> RuleResult:
     return RuleResult("label-size", clause, "character height >= 5 % of the shortest side", status, detail, measured)
 
 
-def _open_image(path: Path) -> Image.Image:
-    try:
-        with Image.open(path) as opened:
-            if opened.width * opened.height > MAX_DECODE_PIXELS:
-                raise LimitExceededError(
-                    f"{path}: {opened.width}x{opened.height} image is over the "
-                    f"{MAX_DECODE_PIXELS // 1_000_000} MP scan limit"
-                )
-            image = ImageOps.exif_transpose(opened) or opened
-            image.load()
-            return image.convert("RGB")
-    except Image.DecompressionBombError as exc:
-        raise LimitExceededError(f"{path}: {exc}") from exc
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise MalformedFileError(f"{path}: cannot decode image ({exc})") from exc
-
-
 def _image_rules(path: Path, ocr: bool) -> tuple[list[RuleResult], bytes]:
-    image = _open_image(path)
-    return _picture_rules(image, "GB 45438 §5.2", ocr), _thumbnail(image)
+    image, factor = decode_for_analysis(path)  # at most 16 MP analysed: a 49 MP flat PNG cost 1 GB
+    rules = _picture_rules(image, "GB 45438 §5.2", ocr)
+    return [_full_scale(rule, factor) for rule in rules] if factor > 1 else rules, _thumbnail(image)
+
+
+_BOXES, _LENGTHS = ("plate", "ink", "box"), ("glyph_height_px", "short_side_px")
+
+
+def _full_scale(rule: RuleResult, factor: int) -> RuleResult:
+    """``rule`` measured on an image analysed at 1/``factor`` scale, with its measurements in file pixels."""
+    measured = {
+        key: [v * factor for v in value] if key in _BOXES else value * factor if key in _LENGTHS else value
+        for key, value in rule.measured.items()
+    }
+    return dataclasses.replace(rule, measured=measured, detail=f"{rule.detail} (analysed at 1/{factor} scale)")
 
 
 def _picture_rules(image: Image.Image, clause: str, ocr: bool) -> list[RuleResult]:

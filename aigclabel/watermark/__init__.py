@@ -29,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .. import _budget
+from .._decode import decode_for_analysis
 from .._guard import hostile_input
 from .._io import MAX_DECODE_PIXELS, atomic_output
 from ..errors import AIGCLabelError, LimitExceededError, MalformedFileError, UnsupportedFormatError
@@ -369,8 +370,8 @@ def _detect_file(path: Path, key: bytes) -> WatermarkResult | None:
     if media == "image":
         from .image import Z_PRESENT
 
-        pixels, _fmt, _keep = _read_rgb(path)
-        d = detect_image(pixels, key)
+        image, _factor = decode_for_analysis(path, keep_alpha=True)  # half scale over 16 MP: the search covers it
+        d = detect_image(np.asarray(image), key)
         return WatermarkResult(
             "image",
             d.present,

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from ..errors import AIGCLabelError, LimitExceededError
-from ..explicit.detector import DECODE_ERRORS, IMAGE_FORMATS
+from ..explicit.detector import IMAGE_FORMATS
 from ..verify import Evidence, register_detector
 
 #: Containers the watermark module can decode: still images (Pillow), plain text, and anything with
@@ -53,7 +53,7 @@ class WatermarkDetector:
             result = detect_file(path, key=key)
         except LimitExceededError as exc:
             return [Evidence("detector-skipped", f"not searched: {exc}", "-", self.name, "info")]
-        except (AIGCLabelError, *DECODE_ERRORS):
+        except AIGCLabelError:  # every decoder exception is typed by detect_file's guard
             return []
         if result is None or not result.present:
             return []

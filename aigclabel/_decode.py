@@ -1,0 +1,74 @@
+"""Bounded image decoding for analysis (``check``, the verify detectors, the watermark reader).
+
+A few hundred KB of PNG can declare 49 megapixels; decoding that at full size and running the
+detectors on it cost 1.2 GB. Analysis needs neither: the watermark detector works from half scale
+(its search covers scales 0.4-2) and the visible-label locator measures glyph height relative to
+the shortest side. So :func:`decode_for_analysis`
+
+* refuses, before decoding, an image over :data:`aigclabel._io.MAX_DECODE_PIXELS` (width x height
+  from the header, :class:`LimitExceededError`, "not searched");
+* scales an image over :data:`ANALYSIS_PIXELS` down by 2 (at most ``max_factor``): a JPEG is decoded
+  at that scale directly (``draft``: the IDCT skips the detail), any other format is decoded and
+  box-reduced at once, so only one full-size buffer ever exists;
+* applies the EXIF orientation after scaling (cheaper, same result).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PIL import Image
+
+from . import _budget
+from ._guard import hostile_input
+from ._io import MAX_DECODE_PIXELS
+from .errors import LimitExceededError
+
+#: Images above this many pixels are analysed at reduced scale.
+ANALYSIS_PIXELS = 16_000_000
+
+# EXIF Orientation -> the transpose that shows the picture upright (as PIL.ImageOps.exif_transpose).
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def check_pixels(path: Path, width: int, height: int) -> None:
+    """Raise :class:`LimitExceededError` when ``width`` x ``height`` is over the decode limit."""
+    if width * height > MAX_DECODE_PIXELS:
+        raise LimitExceededError(
+            f"{path}: {width}x{height} image is over the {MAX_DECODE_PIXELS // 1_000_000} MP scan limit; not searched"
+        )
+
+
+def decode_for_analysis(
+    path: Path, *, max_pixels: int = ANALYSIS_PIXELS, max_factor: int = 2, keep_alpha: bool = False
+) -> tuple[Image.Image, int]:
+    """The upright image at ``path`` in RGB (RGBA with ``keep_alpha`` when it has alpha), at most
+    ``max_pixels`` where a power-of-two factor up to ``max_factor`` allows, and that factor."""
+    with hostile_input(path, "image"), Image.open(path) as opened:
+        width, height = opened.size
+        check_pixels(path, width, height)
+        factor = 1
+        while factor < max_factor and (width // factor) * (height // factor) > max_pixels:
+            factor *= 2
+        orientation = opened.getexif().get(0x0112)
+        if factor > 1 and opened.format == "JPEG":
+            opened.draft("RGB", (width // factor, height // factor))
+        _budget.charge_pixels(opened.width * opened.height, f"the {width}x{height} image")  # no-op outside the service
+        opened.load()
+        mode = "RGBA" if keep_alpha and "A" in opened.getbands() else "RGB"
+        image = opened if opened.mode == mode else opened.convert(mode)
+        done = round(width / image.width)  # what draft() already did
+        if factor > done:
+            image = image.reduce(factor // done)
+        if image is opened:
+            image = opened.copy()  # closing the file also closes the image it decoded into
+        transpose = _UPRIGHT.get(orientation) if isinstance(orientation, int) else None
+        return (image.transpose(transpose) if transpose is not None else image), factor
