@@ -1,7 +1,7 @@
 # The two commands a fresh machine needs: `make demo` and `make test`.
 PYTHON ?= python3
 
-.PHONY: setup corpus demo test lint pytest bench test-hooks
+.PHONY: setup corpus demo test lint pytest bench test-hooks fuzz
 
 setup:
 	bash scripts/install-system-deps.sh
@@ -32,3 +32,9 @@ test-hooks: setup
 	$(PYTHON) -m pip install -q --disable-pip-version-check torch==2.13.0
 	$(PYTHON) -m pip install -q --disable-pip-version-check -e '.[hooks]'
 	$(PYTHON) -m pytest -q tests/test_hooks.py
+
+# Nightly-style: 10x the mutants of the CI run (400 per format through the parsers, 30 through the
+# decoders), with a fresh seed each time unless AIGCLABEL_FUZZ_SEED is given.
+fuzz:
+	AIGCLABEL_FUZZ_SCALE=$${AIGCLABEL_FUZZ_SCALE:-10} AIGCLABEL_FUZZ_SEED=$${AIGCLABEL_FUZZ_SEED:-$$(date +%s)} \
+		$(PYTHON) -m pytest -q tests/test_fuzz_commands.py tests/test_hostile.py

@@ -158,7 +158,7 @@ def speex_rate_zero() -> bytes:
 
 def ebml_huge_doctype() -> bytes:
     """A Matroska EBML header whose DocType element declares 1 GiB of text."""
-    doctype = b"\x42\x82" + bytes([0x08]) + (1 << 30).to_bytes(7, "big") + b"webm"
+    doctype = b"\x42\x82" + b"\x01" + (1 << 30).to_bytes(7, "big") + b"webm"  # 8-byte size vint
     header = b"\x1a\x45\xdf\xa3" + bytes([0x80 | len(doctype)]) + doctype
     return header + bytes(64)
 

@@ -90,6 +90,8 @@ _CUT_SHORT = (
 )
 MAX_DEPTH = 16
 MAX_ELEMENTS = 5_000_000
+#: Longest EBML DocType accepted ("matroska" and "webm" are the ones we handle).
+_MAX_DOCTYPE = 64
 
 
 # ---------------------------------------------------------------------------- EBML primitives
@@ -533,8 +535,14 @@ class MatroskaContainer(Container):
         at = head.find(b"\x42\x82", 4, 64)
         if at < 0 or at + 3 > len(head):
             return False
-        length = head[at + 2] & 0x7F if head[at + 2] & 0x80 else 0
-        return head[at + 3 : at + 3 + length].rstrip(b"\0") in (b"matroska", b"webm")
+        width = 9 - head[at + 2].bit_length()  # EBML vint: leading zero bits + 1
+        if width > 8 or at + 2 + width > len(head):
+            return False
+        length = int.from_bytes(head[at + 2 : at + 2 + width], "big") & ((1 << (7 * width)) - 1)
+        if length > _MAX_DOCTYPE:
+            raise LimitExceededError(f"EBML DocType declares {length} bytes (a DocType is a short word)")
+        start = at + 2 + width
+        return head[start : start + length].rstrip(b"\0") in (b"matroska", b"webm")
 
     def read(self, path: Path) -> list[FoundLabel]:
         """AIGC SimpleTags in every Tags element of the first Segment."""
