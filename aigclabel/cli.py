@@ -577,6 +577,9 @@ def mark(
     policy: Any = "if-supported" if lenient else "require"
     label_text = text or explicit.DEFAULT_LABEL
     try:
+        from .api import vet
+
+        vet(file)  # a file over our parsers' limits never reaches FFmpeg or Pillow
         kind = detect_kind(file)
         if kind == "text":
             explicit.add_text_label(

@@ -15,8 +15,10 @@ from pathlib import Path
 import pytest
 import typer
 from click.testing import CliRunner
+from PIL import Image
 
 from aigclabel import AIGCLabel, api, xmp
+from aigclabel._decode import decode_for_analysis
 from aigclabel.cli import app
 from aigclabel.containers import open_container
 from aigclabel.errors import LimitExceededError
@@ -204,3 +206,16 @@ def test_payload_digest_refuses_an_inflate_bomb_before_inflating(tmp_path: Path)
     with pytest.raises(LimitExceededError, match="zip bomb"):
         container.payload_digest(path)
     assert api.read_labels(path) == []  # reading the label parts is unaffected
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_analysis_decodes_large_images_at_half_scale(tmp_path: Path, fmt: str) -> None:
+    """Over 16 MP, check/verify/watermark detect analyse half scale (JPEG decoded so by its IDCT);
+    the 7000x7000 PNG of the issue went from 1.0-1.3 GB to 0.4-0.56 GB (bench/hostile.py)."""
+    path = tmp_path / f"big.{fmt.lower()}"
+    Image.new("RGB", (4100, 4002), (90, 120, 150)).save(path, fmt)
+    image, factor = decode_for_analysis(path)
+    assert (factor, image.size, image.mode) == (2, (2050, 2001), "RGB")
+    small = tmp_path / f"small.{fmt.lower()}"
+    Image.new("RGB", (4000, 4000), (90, 120, 150)).save(small, fmt)
+    assert decode_for_analysis(small)[0].size == (4000, 4000)
