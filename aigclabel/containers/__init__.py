@@ -237,11 +237,10 @@ def open_container(path: Path | str) -> Container:
         raise UnsupportedFormatError(f"{path}: no such file") from None
     except OSError as exc:
         raise access_error(exc, path) from None
-    for cls in _ordered():
-        with hostile_input(path, f"{cls.description} header"):
-            accepted = cls.accept(head, path)
-        if accepted:
-            return cls()
+    with hostile_input(path, "file header"):  # one guard for all: this runs once per file in bulk inspection
+        for cls in _ordered():
+            if cls.accept(head, path):
+                return cls()
     if not head:
         raise MalformedFileError(f"{path} is empty")
     raise UnsupportedFormatError(f"{path}: not a format aigclabel knows ({len(registered())} formats registered)")
