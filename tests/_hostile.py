@@ -209,6 +209,19 @@ def _zip_append(data: bytes, name: str, deflated: bytes, crc: int, size: int) ->
     return data[:cd_offset] + local + raw + deflated + cd + end
 
 
+def pdf_flate_bomb(inflated: int = 512 << 20) -> bytes:
+    """The sample PDF whose first page's content stream inflates to ``inflated`` zero bytes."""
+    import pikepdf
+
+    with pikepdf.open(SAMPLES / "sample.pdf") as pdf:
+        stream = pikepdf.Stream(pdf, b"")
+        stream.write(_deflate_zeros(inflated), filter=pikepdf.Name.FlateDecode)
+        pdf.pages[0].obj.Contents = pdf.make_indirect(stream)
+        out = io.BytesIO()
+        pdf.save(out)
+    return out.getvalue()
+
+
 def surrogate_label_png() -> bytes:
     """The sample PNG labelled with JSON whose ContentProducer holds a lone surrogate escape."""
     text = LABEL_JSON.replace('"ContentProducer":"', '"ContentProducer":"\\ud800')
@@ -240,5 +253,6 @@ FULL_SIZE: tuple[Hostile, ...] = (
     Hostile("stacked-id3.mp3", mp3_stacked_tags),
     Hostile("huge-doctype.webm", ebml_huge_doctype),
     Hostile("two-custom.docx", docx_two_custom),
+    Hostile("flate-bomb.pdf", pdf_flate_bomb),
     Hostile("surrogate.png", surrogate_label_png),
 )

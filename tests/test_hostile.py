@@ -3,6 +3,7 @@ never a traceback, within bounded memory. The bombs are built here at test time 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -219,3 +220,19 @@ def test_analysis_decodes_large_images_at_half_scale(tmp_path: Path, fmt: str) -
     small = tmp_path / f"small.{fmt.lower()}"
     Image.new("RGB", (4000, 4000), (90, 120, 150)).save(small, fmt)
     assert decode_for_analysis(small)[0].size == (4000, 4000)
+
+
+def test_pdf_payload_digest_refuses_a_flate_bomb_and_streams_the_rest(tmp_path: Path) -> None:
+    """300 MiB of zeros in one content stream: refused after counting; 8 MiB: hashed in chunks,
+    with the digest pikepdf's own decoding gives."""
+    path = hostile(tmp_path, "bomb.pdf", lambda: _hostile.pdf_flate_bomb(300 << 20))
+    with pytest.raises(LimitExceededError, match="flate bomb"):
+        open_container(path).payload_digest(path)
+    small = hostile(tmp_path, "zeros.pdf", lambda: _hostile.pdf_flate_bomb(8 << 20))
+    import pikepdf
+
+    from aigclabel.containers.pdf import _decoded_digest
+
+    with pikepdf.open(small) as pdf:
+        stream = pdf.pages[0].obj.Contents
+        assert _decoded_digest(stream) == (8 << 20, hashlib.sha256(stream.read_bytes()).digest())

@@ -48,8 +48,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from .. import xmp
-from .._io import MAX_METADATA_BYTES, atomic_output, copy_rest, file_size
-from ..errors import MalformedFileError, NeedsRepairError, TruncatedFileError, WriteNotSupportedError
+from .._io import COPY_CHUNK, MAX_METADATA_BYTES, atomic_output, copy_rest, file_size
+from ..errors import (
+    LimitExceededError,
+    MalformedFileError,
+    NeedsRepairError,
+    TruncatedFileError,
+    WriteNotSupportedError,
+)
 from ..label import AIGCLabel
 from . import Container, FoundLabel, register
 
@@ -506,6 +512,7 @@ class PdfContainer(Container):
         full rewrite that renumbers objects or recompresses streams) leaves it unchanged."""
         digest = hashlib.sha256()
         with _open(path) as pdf:
+            _check_inflation(pdf)
             seen: dict[tuple[int, int], int] = {}
             for number, page in enumerate(pdf.pages):
                 digest.update(b"page %d\n" % number)
@@ -516,6 +523,64 @@ class PdfContainer(Container):
                         digest.update(key.encode())
                         _canonical(value, digest.update, seen, 0)
         return digest.digest()
+
+
+#: Most bytes the payload digest may inflate over all Flate streams: a 0.5 MB PDF whose page content
+#: inflates to 512 MiB cost 25-55 s and 1.1 GB before this bound. A page of text inflates to tens of KB.
+MAX_DIGEST_INFLATE = 256 << 20
+
+
+def _check_inflation(pdf: pikepdf.Pdf) -> None:
+    """Raise :class:`LimitExceededError` when the Flate streams inflate past :data:`MAX_DIGEST_INFLATE`.
+
+    pikepdf decodes a stream into one buffer, with no bound, so the sizes are counted first, in
+    bounded chunks (damaged data stops the count: pikepdf then falls back to the raw bytes).
+    """
+    import pikepdf
+
+    total = 0
+    for obj in pdf.objects:
+        if not isinstance(obj, pikepdf.Stream):
+            continue
+        filters = obj.stream_dict.get("/Filter")
+        first = filters[0] if isinstance(filters, pikepdf.Array) and len(filters) else filters
+        if first is None or str(first) != "/FlateDecode":
+            continue
+        inflater, data = zlib.decompressobj(), obj.read_raw_bytes()
+        with contextlib.suppress(zlib.error):
+            while data:
+                total += len(inflater.decompress(data, COPY_CHUNK))
+                if total > MAX_DIGEST_INFLATE:
+                    raise LimitExceededError(f"PDF streams inflate past {MAX_DIGEST_INFLATE} bytes (flate bomb?)")
+                data = inflater.unconsumed_tail
+
+
+def _decoded_digest(stream: pikepdf.Stream) -> tuple[int, bytes]:
+    """Length and SHA-256 of the stream's decoded data (generalized filters), as pikepdf decodes it.
+
+    A plain Flate stream is inflated and hashed in bounded chunks: pikepdf would hold all of it,
+    twice (its buffer and the Python copy).
+    """
+    import pikepdf
+
+    filters = stream.stream_dict.get("/Filter")
+    if str(filters) == "/FlateDecode" and "/DecodeParms" not in stream.stream_dict:
+        inflater, data, digest, size = zlib.decompressobj(), stream.read_raw_bytes(), hashlib.sha256(), 0
+        try:
+            while data:
+                out = inflater.decompress(data, COPY_CHUNK)
+                digest.update(out)
+                size += len(out)
+                data = inflater.unconsumed_tail
+            if inflater.eof:
+                return size, digest.digest()
+        except zlib.error:
+            pass  # damaged or truncated: let pikepdf decide, as before
+    try:
+        decoded = stream.read_bytes(decode_level=pikepdf.StreamDecodeLevel.generalized)
+    except pikepdf.PdfError:
+        decoded = stream.read_raw_bytes()
+    return len(decoded), hashlib.sha256(decoded).digest()
 
 
 _SKIP_KEYS = frozenset({"/Metadata", "/PieceInfo", "/LastModified", "/Parent", "/P", "/Length", "/DL"})
@@ -537,12 +602,9 @@ def _canonical(obj: Any, feed: Callable[[bytes], object], seen: dict[tuple[int, 
     if isinstance(obj, pikepdf.Stream):
         feed(b"stream")
         _canonical_items(obj.stream_dict.items(), feed, seen, depth, stream=True)
-        try:
-            data = obj.read_bytes(decode_level=pikepdf.StreamDecodeLevel.generalized)
-        except pikepdf.PdfError:
-            data = obj.read_raw_bytes()
-        feed(b"%d:" % len(data))
-        feed(hashlib.sha256(data).digest())
+        size, hashed = _decoded_digest(obj)
+        feed(b"%d:" % size)
+        feed(hashed)
     elif isinstance(obj, pikepdf.Dictionary):
         feed(b"<<")
         _canonical_items(obj.items(), feed, seen, depth, stream=False)
