@@ -11,7 +11,7 @@ exception that is not already an :class:`~aigclabel.errors.AIGCLabelError` is co
   fail on this message, so it never hides a regression;
 * Pillow's decompression-bomb and text-chunk limits -> :class:`LimitExceededError`;
 * an ``OSError`` with an ``errno`` (disk full, permission denied...) is a failure of the machine,
-  not of the file, and passes through unchanged;
+  not of the file: :class:`~aigclabel.errors.FileAccessError` (:func:`aigclabel._io.access_error`);
 * everything else -> :class:`MalformedFileError` naming the exception type.
 
 :class:`aigclabel.containers.Container` applies it to every ``read``, ``rewrite`` and
@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
+from ._io import access_error
 from .errors import AIGCLabelError, LimitExceededError, MalformedFileError
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -51,8 +52,8 @@ def _detail(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if type(exc).__name__ not in text else text
 
 
-def converted(exc: Exception, where: str) -> AIGCLabelError | None:
-    """The typed error for ``exc`` raised while parsing ``where``; ``None`` when it must pass unchanged."""
+def converted(exc: Exception, where: str, path: Path | str) -> AIGCLabelError:
+    """The typed error for ``exc``, raised while parsing ``where`` (in the file ``path``)."""
     if isinstance(exc, AIGCLabelError):
         return exc
     if isinstance(exc, RecursionError):
@@ -60,7 +61,7 @@ def converted(exc: Exception, where: str) -> AIGCLabelError | None:
     if isinstance(exc, MemoryError):
         return LimitExceededError(f"{where} needs more memory than this process may use (a size limit is missing)")
     if isinstance(exc, OSError) and exc.errno is not None:
-        return None
+        return access_error(exc, path)
     if type(exc).__name__ in _LIMIT_TYPES or any(m in str(exc) for m in _LIMIT_MESSAGES):
         return LimitExceededError(f"{where} is over a decoder size limit ({_detail(exc)}); not searched")
     return MalformedFileError(f"{where} is malformed ({_detail(exc)})")
@@ -74,14 +75,11 @@ def hostile_input(path: Path | str, what: str) -> Iterator[None]:
     except AIGCLabelError:
         raise
     except Exception as exc:  # every parser exception, not a hand-kept list (see the module docstring)
-        _reraise(exc, f"{printable(str(path))}: {what}")
+        _reraise(exc, f"{printable(str(path))}: {what}", path)
 
 
-def _reraise(exc: Exception, where: str) -> NoReturn:
-    typed = converted(exc, where)
-    if typed is None:
-        raise exc
-    raise typed from exc
+def _reraise(exc: Exception, where: str, path: Path | str) -> NoReturn:
+    raise converted(exc, where, path) from exc
 
 
 def guard_method(method: _F) -> _F:
@@ -96,7 +94,7 @@ def guard_method(method: _F) -> _F:
         except AIGCLabelError:
             raise
         except Exception as exc:
-            _reraise(exc, f"{printable(str(path))}: {getattr(self, 'description', 'file')}")
+            _reraise(exc, f"{printable(str(path))}: {getattr(self, 'description', 'file')}", path)
 
     guarded._hostile_guarded = True  # type: ignore[attr-defined]
     return guarded  # type: ignore[return-value]

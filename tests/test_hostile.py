@@ -32,7 +32,7 @@ COMMAND = typer.main.get_command(app)
 REPO = Path(__file__).resolve().parent.parent
 PRODUCER = "001191110000MA00DEMQ0B1DEMO"
 #: The exit codes ``aigclabel --help`` documents.
-DOCUMENTED = {0, 1, 2, 3, 4, 5, 6, 7}
+DOCUMENTED = {0, 1, 2, 3, 4, 5, 6, 7, 8}
 #: Address-space cap of the CLI children: a regression that allocates gigabytes fails as MemoryError.
 ADDRESS_SPACE = 1536 << 20
 
