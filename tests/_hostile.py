@@ -55,6 +55,16 @@ def png_pixel_flood(side: int = 7000) -> bytes:
     return out.getvalue()
 
 
+def png_huge_dimensions(side: int = 20_000) -> bytes:
+    """A 16x16 PNG whose IHDR claims ``side`` x ``side`` pixels (over every decode limit)."""
+    out = io.BytesIO()
+    Image.new("RGB", (16, 16), (1, 2, 3)).save(out, "PNG")
+    data = bytearray(out.getvalue())
+    struct.pack_into(">II", data, 16, side, side)
+    struct.pack_into(">I", data, 29, zlib.crc32(bytes(data[12:29])))
+    return bytes(data)
+
+
 def png_text_bomb(inflated: int = 64 << 20) -> bytes:
     """A small PNG with a zTXt chunk that inflates to ``inflated`` bytes (over Pillow's text limit)."""
     out = io.BytesIO()
@@ -248,6 +258,7 @@ FULL_SIZE: tuple[Hostile, ...] = (
     Hostile("id3-zlib-bomb.mp3", mp3_id3_zlib_bomb),
     Hostile("pixel-flood.png", png_pixel_flood),
     Hostile("ztxt-bomb.png", png_text_bomb),
+    Hostile("huge-dimensions.png", png_huge_dimensions),
     Hostile("zero-member.docx", docx_zero_member),
     Hostile("vendor-length.flac", flac_vendor_length),
     Hostile("stacked-id3.mp3", mp3_stacked_tags),

@@ -137,6 +137,16 @@ def test_text_chunk_bomb_is_not_searched(tmp_path: Path) -> None:
     assert code == 1 and "not searched" in output  # no label; the watermark search was skipped, not crashed
 
 
+def test_huge_declared_dimensions_are_not_searched(tmp_path: Path) -> None:
+    path = hostile(tmp_path, "huge.png", _hostile.png_huge_dimensions)
+    code, output = run(["watermark", "detect", str(path)])
+    assert code == 4 and "not searched" in output
+    code, output = run(["inspect", "--watermark", str(path)])
+    assert code == 1 and "not searched" in output
+    assert run(["check", str(path)])[0] == 4
+    assert run(["verify", "--json", str(path)])[0] in (0, 1)
+
+
 def test_check_exit_code_is_4_for_a_malformed_file(tmp_path: Path) -> None:
     path = tmp_path / "cut.mp3"
     path.write_bytes(_hostile.mp3_stacked_tags(3)[:40])
