@@ -20,9 +20,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import _budget
+from .._guard import hostile_input
 from .._io import MAX_DECODE_PIXELS
 from ..containers import open_container
-from ..errors import AIGCLabelError
+from ..errors import AIGCLabelError, LimitExceededError
 from ..verify import PROMPTS, Classification, Evidence, register_detector, register_visible_labeler
 from .ocr import ImageTextLabel
 
@@ -32,7 +33,6 @@ IMAGE_FORMATS = frozenset({"jpeg", "png", "webp", "tiff", "heif"})
 VIDEO_FORMATS = frozenset({"mp4", "matroska", "avi", "flv", "gif"})
 AUDIO_FORMATS = frozenset({"wav", "flac", "mp3", "ogg"})
 TEXT_FORMATS = frozenset({"text", "markdown", "html"})
-DECODE_ERRORS = (OSError, ValueError, SyntaxError, IndexError, MemoryError)
 
 
 def _format(path: Path) -> str | None:
@@ -73,13 +73,17 @@ class ExplicitImageLabelDetector:
         from .ocr import find_image_labels, has_ai_element, ocr_engine_name, read_box
 
         try:
-            with Image.open(path) as opened:
+            with hostile_input(path, "image"), Image.open(path) as opened:
                 if opened.width * opened.height > MAX_DECODE_PIXELS:
                     return [_too_large(self.name, f"{opened.width}x{opened.height} image")]
                 opened.draft("RGB", (SEARCH_SIDE, SEARCH_SIDE))
                 _budget.charge_pixels(opened.width * opened.height, f"the {opened.width}x{opened.height} image")
                 image = (ImageOps.exif_transpose(opened) or opened).convert("RGB")
-        except (*DECODE_ERRORS, Image.DecompressionBombError):
+        except _budget.BudgetExceeded:
+            raise
+        except LimitExceededError as exc:  # Pillow's own bomb limits; a MemoryError says a limit is missing
+            return [Evidence("detector-skipped", str(exc), "-", self.name, "info")]
+        except AIGCLabelError:  # not an image Pillow decodes: no evidence either way
             return []
         image.thumbnail((SEARCH_SIDE * 4, SEARCH_SIDE * 4))
         engine = ocr_engine_name() is not None
