@@ -33,7 +33,7 @@ test-hooks: setup
 	$(PYTHON) -m pip install -q --disable-pip-version-check -e '.[hooks]'
 	$(PYTHON) -m pytest -q tests/test_hooks.py
 
-# Nightly-style: 10x the mutants of the CI run (400 per format through the parsers, 30 through the
+# Nightly-style: 10x the mutants of the CI run (2,000 per format through the parsers, 150 through the
 # decoders), with a fresh seed each time unless AIGCLABEL_FUZZ_SEED is given.
 fuzz:
 	AIGCLABEL_FUZZ_SCALE=$${AIGCLABEL_FUZZ_SCALE:-10} AIGCLABEL_FUZZ_SEED=$${AIGCLABEL_FUZZ_SEED:-$$(date +%s)} \
