@@ -41,8 +41,17 @@ import numpy as np
 from PIL import Image
 
 from aigclabel import DEMO_PROVIDER_CODE, AIGCLabel, write_label
+from aigclabel._media import MediaSample
 from aigclabel.signing import demo_registry, demo_signing_key, payload_digest, sign
-from aigclabel.verify import Classification, Evidence, TraceDetector, classify, registered_detectors
+from aigclabel.verify import (
+    Classification,
+    Evidence,
+    TraceDetector,
+    classify,
+    detector_shares_media,
+    registered_detectors,
+    run_detector,
+)
 
 
 class Timed:
@@ -53,12 +62,13 @@ class Timed:
         self.name = inner.name
         self.formats = getattr(inner, "formats", None)
         self.cost = getattr(inner, "cost", None) or 50.0
+        self.shares_media = detector_shares_media(inner)
         self.totals, self.calls = totals, calls
 
-    def detect(self, path: Path) -> list[Evidence]:
+    def detect(self, path: Path, media: MediaSample | None = None) -> list[Evidence]:
         start = time.perf_counter()
         try:
-            return self.inner.detect(path)
+            return run_detector(self.inner, path, media)
         finally:
             self.totals[self.name] += time.perf_counter() - start
             self.calls[self.name] += 1

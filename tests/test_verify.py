@@ -12,6 +12,7 @@ from PIL import Image, ImageDraw
 from typer.testing import CliRunner
 
 from aigclabel import DEMO_PROVIDER_CODE, AIGCLabel, read_label, write_label
+from aigclabel._media import MediaSample
 from aigclabel.cli import app
 from aigclabel.signing import (
     KeyRegistry,
@@ -680,3 +681,61 @@ def test_burn_in_overlays_the_opening_of_a_video_when_asked(tmp_path: Path) -> N
     rules = {r.rule: r for r in check_file(clip).rules}
     assert rules["implicit-label"].status == "pass"
     assert rules["video-label"].status == "pass" and rules["video-label-duration"].measured["seconds"] >= 2.0
+
+
+class _Recorder:
+    """A detector that takes the shared decode and notes the picture it was handed."""
+
+    shares_media = True
+    formats = frozenset({"jpeg"})
+
+    def __init__(self, name: str, seen: list[tuple[str, object]]) -> None:
+        self.name, self.seen = name, seen
+
+    def detect(self, path: Path, media: MediaSample | None = None) -> list[Evidence]:
+        assert media is not None
+        self.seen.append((self.name, media.analysis_image()[0]))
+        return []
+
+
+class _OldStyle:
+    """A detector written before the shared decode: ``detect(path)`` only."""
+
+    name = "old-style"
+
+    def __init__(self, seen: list[tuple[str, object]]) -> None:
+        self.seen = seen
+
+    def detect(self, path: Path) -> list[Evidence]:
+        self.seen.append((self.name, path))
+        return [Evidence("watermark", "old-style trace", "-", self.name)]
+
+
+def test_detectors_of_one_upload_share_one_decode(tmp_path: Path) -> None:
+    path = tmp_path / "upload.jpg"
+    shutil.copyfile(SAMPLES / "sample.jpg", path)
+    seen: list[tuple[str, object]] = []
+    chosen = {"a": _Recorder("a", seen), "b": _Recorder("b", seen), "old-style": _OldStyle(seen)}
+    verdict = classify(path, None, KeyRegistry(), chosen)  # type: ignore[arg-type]
+    assert verdict.classification is Classification.SUSPECTED  # the old-style detector still counts
+    pictures = {name: picture for name, picture in seen}
+    assert set(pictures) == {"a", "b", "old-style"}
+    assert pictures["a"] is pictures["b"]  # one decode, handed to both
+    with Image.open(path) as original:
+        assert pictures["a"].size == original.size  # type: ignore[attr-defined]
+
+
+def test_visible_label_found_through_the_shared_decode(tmp_path: Path) -> None:
+    from aigclabel.explicit import add_image_label
+
+    path = tmp_path / "photo.jpg"
+    image = Image.new("RGB", (1600, 1200), (90, 140, 60))
+    ImageDraw.Draw(image).rectangle((40, 900, 700, 1100), fill=(250, 250, 250))
+    image.save(path, quality=90)
+    painted = tmp_path / "painted.jpg"
+    add_image_label(path, painted, implicit="never")
+    detector = registered_detectors()["explicit-image-label"]
+    alone = [e.to_dict() for e in detector.detect(painted)]
+    verdict = classify(painted, None, KeyRegistry(), {"explicit-image-label": detector})
+    assert alone and alone[0]["kind"] == "explicit-label"
+    assert [e.to_dict() for e in verdict.evidence if e.source == "explicit-image-label"] == alone

@@ -18,14 +18,18 @@ spoken prompt for *confirmed*) prepended.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import _budget
-from .._guard import hostile_input
 from .._io import MAX_DECODE_PIXELS
+from .._media import MediaSample
 from ..containers import open_container
 from ..errors import AIGCLabelError, LimitExceededError
 from ..verify import PROMPTS, Classification, Evidence, register_detector, register_visible_labeler
 from .ocr import ImageTextLabel
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 #: Container formats Pillow decodes as still images.
 IMAGE_FORMATS = frozenset({"jpeg", "png", "webp", "tiff", "heif"})
@@ -62,30 +66,26 @@ class ExplicitImageLabelDetector:
 
     name = "explicit-image-label"
     formats = IMAGE_FORMATS
-    #: One reduced decode, the plate locator, then OCR of a 512 px copy: ~0.1 s for a 2 MP JPEG.
+    #: Reads the upload's shared decode (:class:`aigclabel._media.MediaSample`).
+    shares_media = True
+    #: The plate locator, then OCR of a 512 px copy of the shared decode: ~0.05 s for a 2 MP JPEG.
     cost = 30.0
 
-    def detect(self, path: Path) -> list[Evidence]:
+    def detect(self, path: Path, media: MediaSample | None = None) -> list[Evidence]:
         """Evidence of a visible label on a still image (empty for other files)."""
-        from PIL import Image, ImageOps
-
         from . import locate_label
         from .ocr import find_image_labels, has_ai_element, ocr_engine_name, read_box
 
+        sample = media if media is not None else MediaSample(path, _format(path))
         try:
-            with hostile_input(path, "image"), Image.open(path) as opened:
-                if opened.width * opened.height > MAX_DECODE_PIXELS:
-                    return [_too_large(self.name, f"{opened.width}x{opened.height} image")]
-                opened.draft("RGB", (SEARCH_SIDE, SEARCH_SIDE))
-                _budget.charge_pixels(opened.width * opened.height, f"the {opened.width}x{opened.height} image")
-                image = (ImageOps.exif_transpose(opened) or opened).convert("RGB")
+            decoded, _ = sample.analysis_image()
         except _budget.BudgetExceeded:
             raise
-        except LimitExceededError as exc:  # Pillow's own bomb limits; a MemoryError says a limit is missing
+        except LimitExceededError as exc:  # over our scan limit or Pillow's bomb limits: not searched
             return [Evidence("detector-skipped", str(exc), "-", self.name, "info")]
         except AIGCLabelError:  # not an image Pillow decodes: no evidence either way
             return []
-        image.thumbnail((SEARCH_SIDE * 4, SEARCH_SIDE * 4))
+        image = _search_copy(decoded, sample.container)
         engine = ocr_engine_name() is not None
         plate = locate_label(image)
         text = read_box(image, plate.plate) if plate is not None and engine else None
@@ -105,6 +105,22 @@ class ExplicitImageLabelDetector:
             skipped = "no OCR engine: labels of other styles not searched"
             return [Evidence("detector-skipped", skipped, "-", self.name, "info")]
         return [_text_evidence(found, self.name, image.size) for found in find_image_labels(image)[:1]]
+
+
+def _search_copy(image: Image.Image, container: str | None) -> Image.Image:
+    """The RGB copy the label search reads: a JPEG at the DCT scale a ``draft`` to :data:`SEARCH_SIDE`
+    would have decoded (what this detector read before the decode was shared), at most 4x that."""
+    rgb = image.convert("RGB") if image.mode != "RGB" else image
+    if container == "jpeg":
+        factor = 8
+        while factor > 1 and min(rgb.width, rgb.height) // factor < SEARCH_SIDE:
+            factor //= 2
+        if factor > 1:
+            rgb = rgb.reduce(factor)
+    if max(rgb.size) > SEARCH_SIDE * 4:
+        rgb = rgb.copy() if rgb is image else rgb
+        rgb.thumbnail((SEARCH_SIDE * 4, SEARCH_SIDE * 4))
+    return rgb
 
 
 def _text_evidence(found: ImageTextLabel, source: str, size: tuple[int, int], when: str = "") -> Evidence:

@@ -45,6 +45,7 @@ from starlette.requests import ClientDisconnect
 
 from .. import __version__
 from .. import _budget as work
+from .._media import MediaSample
 from ..api import inspect, write_label
 from ..audit import AuditEvent, AuditStore
 from ..audit.events import file_event, verdict_event
@@ -60,7 +61,17 @@ from ..errors import (
 )
 from ..label import AIGCLabel, LabelValue
 from ..signing import KeyRegistry
-from ..verify import Evidence, TraceDetector, Verdict, classify, detector_cost, detector_formats, registered_detectors
+from ..verify import (
+    Evidence,
+    TraceDetector,
+    Verdict,
+    classify,
+    detector_cost,
+    detector_formats,
+    detector_shares_media,
+    registered_detectors,
+    run_detector,
+)
 from .guard import Guard, page_csp
 from .settings import DEFAULT_MAX_UPLOAD, ServiceSettings
 
@@ -362,15 +373,16 @@ class BudgetedDetector:
         self.name = inner.name
         self.formats = detector_formats(inner)
         self.cost = detector_cost(inner)
+        self.shares_media = detector_shares_media(inner)
         self.seconds = seconds
 
-    def detect(self, path: Path) -> list[Evidence]:
+    def detect(self, path: Path, media: MediaSample | None = None) -> list[Evidence]:
         """The inner detector's evidence, or a "not searched: over budget" finding."""
         with work.stage(self.name, self.seconds):
             try:
                 work.check(self.name)
                 # The detector charges what it decodes (pixels after its own downscaling, samples, frames).
-                return self.inner.detect(path)
+                return run_detector(self.inner, path, media)
             except work.BudgetExceeded as exc:
                 return [Evidence("detector-skipped", f"not searched: {exc}", "-", self.name, "info")]
 

@@ -29,6 +29,7 @@ from .core import (
     classify,
     detector_cost,
     detector_formats,
+    detector_shares_media,
     plan_detectors,
     prompt_file_for,
     propagation_label,
@@ -36,6 +37,7 @@ from .core import (
     register_visible_labeler,
     registered_detectors,
     registered_labelers,
+    run_detector,
     unregister_detector,
 )
 from .xmp_source import XmpSourceTypeDetector
@@ -62,6 +64,7 @@ __all__ = [
     "classify",
     "detector_cost",
     "detector_formats",
+    "detector_shares_media",
     "plan_detectors",
     "prompt_file_for",
     "propagation_label",
@@ -69,5 +72,6 @@ __all__ = [
     "register_visible_labeler",
     "registered_detectors",
     "registered_labelers",
+    "run_detector",
     "unregister_detector",
 ]

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from .._io import atomic_output, scratch, write_lock
+from .._media import MediaSample
 from ..api import Inspection, inspect
 from ..errors import AIGCLabelError, MalformedFileError, UnsupportedFormatError
 from ..label import AIGCLabel, LabelValue
@@ -138,6 +139,9 @@ class TraceDetector(Protocol):
       ``None``: every format.
     * ``cost``: rough relative cost (:data:`DEFAULT_DETECTOR_COST` when absent); cheaper detectors
       run first.
+    * ``shares_media``: when true, :func:`classify` calls ``detect(path, media=sample)`` with the
+      :class:`aigclabel._media.MediaSample` of the call, so the detectors of one upload decode it
+      once; a detector without it is called as ``detect(path)``.
     """
 
     name: str
@@ -161,6 +165,19 @@ def detector_cost(detector: TraceDetector) -> float:
     """The detector's declared relative ``cost`` (:data:`DEFAULT_DETECTOR_COST` when it has none)."""
     cost = getattr(detector, "cost", DEFAULT_DETECTOR_COST)
     return float(cost) if isinstance(cost, int | float) else DEFAULT_DETECTOR_COST
+
+
+def detector_shares_media(detector: TraceDetector) -> bool:
+    """True when ``detector`` takes the shared decoded sample (its optional ``shares_media``)."""
+    return bool(getattr(detector, "shares_media", False))
+
+
+def run_detector(detector: TraceDetector, path: Path, media: MediaSample | None = None) -> list[Evidence]:
+    """``detector``'s evidence on ``path``, handing it ``media`` when it takes the shared sample."""
+    if detector_shares_media(detector):
+        sample = media if media is not None else MediaSample(path)
+        return detector.detect(path, media=sample)  # type: ignore[call-arg]
+    return detector.detect(path)
 
 
 def plan_detectors(detectors: Mapping[str, TraceDetector], container: str) -> list[tuple[str, TraceDetector]]:
@@ -388,9 +405,10 @@ def classify(
     # change every other outcome.
     planned = plan_detectors(chosen, report.format) if thorough or stated is None else []
     ran = {name for name, _ in planned}
+    media = MediaSample(target, report.format)  # decoded once, on first use, for every detector
     for name, detector in planned:
         try:
-            evidence.extend(detector.detect(target))
+            evidence.extend(run_detector(detector, target, media))
         except Exception as exc:  # a faulty plug-in must not stop Art. 6 verification; it is reported
             evidence.append(Evidence("detector-error", f"{name}: {type(exc).__name__}: {exc}", "-", name, "info"))
 
@@ -511,10 +529,11 @@ def _visible_label_present(verdict: Verdict) -> Evidence | None:
     found = [e for e in verdict.evidence if e.kind.startswith("explicit-") and e.role == "trace"]
     if not found:
         skipped = {n: d for n, d in registered_detectors().items() if n in verdict.skipped_detectors}
+        media = MediaSample(verdict.path, verdict.format)
         for name, detector in plan_detectors(skipped, verdict.format):
             if name.startswith("explicit-"):
                 with contextlib.suppress(Exception):  # a detector fault only means "not known": burn in
-                    found += [e for e in detector.detect(verdict.path) if e.role == "trace"]
+                    found += [e for e in run_detector(detector, verdict.path, media) if e.role == "trace"]
     return found[0] if found else None
 
 

@@ -23,7 +23,7 @@ import contextlib
 import wave
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -47,6 +47,9 @@ from .text import (
     strip_text_mark,
 )
 
+if TYPE_CHECKING:
+    from PIL import Image
+
 __all__ = [
     "DEMO_KEY",
     "AudioDetection",
@@ -57,6 +60,7 @@ __all__ = [
     "TextMark",
     "WatermarkResult",
     "detect_audio",
+    "detect_decoded_image",
     "detect_file",
     "detect_green_list",
     "detect_image",
@@ -348,6 +352,22 @@ def detect_file(path: str | Path, *, key: bytes = DEMO_KEY) -> WatermarkResult |
         return _detect_file(path, key)
 
 
+def detect_decoded_image(image: Image.Image, key: bytes = DEMO_KEY) -> WatermarkResult:
+    """Look for a watermark in an already decoded picture (e.g. the shared decode of ``verify``)."""
+    from .image import Z_PRESENT
+
+    d = detect_image(np.asarray(image), key)
+    return WatermarkResult(
+        "image",
+        d.present,
+        d.z,
+        Z_PRESENT,
+        d.payload,
+        d.mac_ok and d.present,
+        {"scale": round(d.scale, 4), "rotation_deg": round(d.rotation_deg, 2), "ms": round(d.elapsed_ms, 1)},
+    )
+
+
 def _detect_file(path: Path, key: bytes) -> WatermarkResult | None:
     from ..api import vet
 
@@ -368,19 +388,8 @@ def _detect_file(path: Path, key: bytes) -> WatermarkResult | None:
             {"marks": float(mark.count) if mark else 0.0},
         )
     if media == "image":
-        from .image import Z_PRESENT
-
         image, _factor = decode_for_analysis(path, keep_alpha=True)  # half scale over 16 MP: the search covers it
-        d = detect_image(np.asarray(image), key)
-        return WatermarkResult(
-            "image",
-            d.present,
-            d.z,
-            Z_PRESENT,
-            d.payload,
-            d.mac_ok and d.present,
-            {"scale": round(d.scale, 4), "rotation_deg": round(d.rotation_deg, 2), "ms": round(d.elapsed_ms, 1)},
-        )
+        return detect_decoded_image(image, key)
     if media == "audio":
         from .audio import Z_PRESENT as AZ
 

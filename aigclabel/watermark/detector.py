@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .._guard import hostile_input
+from .._media import MediaSample
 from ..errors import AIGCLabelError, LimitExceededError
 from ..explicit.detector import IMAGE_FORMATS
 from ..verify import Evidence, register_detector
@@ -42,15 +44,22 @@ class WatermarkDetector:
     formats = WATERMARK_FORMATS
     #: Decodes the whole medium and correlates against the key: the dearest detector.
     cost = 100.0
+    #: A still image is read from the upload's shared decode (:class:`aigclabel._media.MediaSample`).
+    shares_media = True
 
-    def detect(self, path: Path) -> list[Evidence]:
+    def detect(self, path: Path, media: MediaSample | None = None) -> list[Evidence]:
         """Evidence of a watermark, with its payload when the keyed MAC verifies."""
-        from . import DEMO_KEY, detect_file
+        from . import DEMO_KEY, WatermarkResult, detect_decoded_image, detect_file
 
         key_hex = os.environ.get("AIGCLABEL_WATERMARK_KEY")
         try:
             key = bytes.fromhex(key_hex) if key_hex else DEMO_KEY
-            result = detect_file(path, key=key)
+            result: WatermarkResult | None
+            if media is not None and media.container in IMAGE_FORMATS:
+                with hostile_input(path, "image"):  # the analysis types its errors as detect_file does
+                    result = detect_decoded_image(media.analysis_image()[0], key)
+            else:
+                result = detect_file(path, key=key)
         except LimitExceededError as exc:
             return [Evidence("detector-skipped", f"not searched: {exc}", "-", self.name, "info")]
         except AIGCLabelError:  # every decoder exception is typed by detect_file's guard
