@@ -9,7 +9,7 @@ The public API is small::
     print(inspect("out.jpg").label)
 """
 
-from .api import Inspection, inspect, read_label, read_labels, strip_label, write_label
+from .api import Inspection, Written, inspect, read_label, read_labels, strip_label, write_label, write_many
 from .containers import FoundLabel, open_container, registered
 from .errors import (
     AIGCLabelError,
@@ -54,6 +54,7 @@ __all__ = [
     "TruncatedFileError",
     "UnsupportedFormatError",
     "WriteNotSupportedError",
+    "Written",
     "inspect",
     "make_provider_code",
     "new_produce_id",
@@ -64,4 +65,5 @@ __all__ = [
     "registered",
     "strip_label",
     "write_label",
+    "write_many",
 ]

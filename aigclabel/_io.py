@@ -4,7 +4,9 @@ recognisable temporary files, and bounded, checked reads."""
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import errno
+import functools
 import hashlib
 import os
 import re
@@ -12,9 +14,11 @@ import secrets
 import shutil
 import socket
 import stat
+import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
@@ -112,8 +116,19 @@ def _pid_alive(pid: int) -> bool | None:
     except ProcessLookupError:
         return False
     except OSError:
-        return True  # exists, owned by someone else
-    return True
+        pass  # exists, owned by someone else
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """True for a process that has exited but not been reaped yet (a killed writer whose parent
+    died too can stay so for a moment); it never writes again. False where ``/proc`` is missing."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            state = handle.read().rpartition(b")")[2].split()[:1]
+    except OSError:
+        return False
+    return state in ([b"Z"], [b"X"])
 
 
 def sweep_stale(directory: Path) -> list[Path]:
@@ -214,7 +229,7 @@ def open_regular(path: Path) -> int:
 
 
 @contextlib.contextmanager
-def write_lock(path: Path) -> Iterator[os.stat_result | None]:
+def write_lock(path: Path, before_wait: Callable[[], None] | None = None) -> Iterator[os.stat_result | None]:
     """Hold an exclusive ``flock`` on the regular file at ``path`` (following symlinks); yields its stat,
     or ``None`` when there is no file there yet.
 
@@ -223,6 +238,8 @@ def write_lock(path: Path) -> Iterator[os.stat_result | None]:
     first one's result instead of silently undoing it. The lock is re-entrant within a thread (a
     pipeline may lock the target, then write it through :func:`atomic_output`). Where ``flock`` is
     missing (Windows) or refused (some network file systems), writes go ahead unlocked.
+    ``before_wait`` runs before blocking on a lock another process holds (a durability group uses
+    it to release the locks it holds first, so two groups never wait on each other).
     """
     held: set[tuple[int, int]] = _held.__dict__.setdefault("keys", set())
     fd = -1
@@ -239,7 +256,12 @@ def write_lock(path: Path) -> Iterator[os.stat_result | None]:
                 return
             try:
                 fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-                fcntl.flock(fd, fcntl.LOCK_EX)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    if before_wait is not None:
+                        before_wait()
+                    fcntl.flock(fd, fcntl.LOCK_EX)
             except OSError:
                 yield st  # unreadable or unlockable: the write itself decides
                 return
@@ -271,6 +293,8 @@ def atomic_output(dst: Path, *, mode_from: Path | None = None, durable: bool | N
     left exactly as it was; operating-system errors (disk full, read-only, permission denied)
     become :class:`FileAccessError`. ``durable`` (default :data:`DURABLE`) fsyncs the new file
     before the rename and the directory after it, so neither exposes data still only in memory.
+    Inside a :func:`durability_group` a durable write is complete and checked when the block ends,
+    but its fsync and rename are done by the group, together with the group's other files.
 
     The file stays what it was. A symlink ``dst`` is followed: its target is rewritten and the link
     stays a link. A replaced file keeps its mode, owner, group and extended attributes; a new one
@@ -282,29 +306,195 @@ def atomic_output(dst: Path, *, mode_from: Path | None = None, durable: bool | N
     intact is one the user chooses: ``-o`` to a new file.
     """
     dst = Path(dst)
+    durable = DURABLE if durable is None else durable
+    group = _group.get() if durable else None
     try:
         if os.path.islink(dst):
             dst = Path(os.path.realpath(dst))
-        with write_lock(dst) as replaced:
+        if group is not None and dst in group.targets:
+            group.flush()  # a second write of one file reads the first one's result
+        with contextlib.ExitStack() as locks:
+            replaced = locks.enter_context(write_lock(dst, group.flush if group is not None else None))
             if replaced is not None:
                 _check_replaceable(dst, replaced)
             tmp = new_temp(dst)
             try:
                 yield tmp
                 _copy_identity(tmp, dst, replaced, mode_from)
-                if DURABLE if durable is None else durable:
+                if group is not None:
+                    group.add(tmp, dst, locks.pop_all())  # the lock is held until the group renames
+                    return
+                if durable:
                     _fsync(tmp)
                 os.replace(tmp, dst)
             except BaseException:
                 with contextlib.suppress(FileNotFoundError):
                     tmp.unlink()
                 raise
-            if DURABLE if durable is None else durable:
+            if durable:
                 _fsync_directory(dst.parent)
     except OSError as exc:
         if exc.errno is None:
             raise
         raise access_error(exc, dst) from exc
+
+
+@dataclass
+class _Pending:
+    tmp: Path
+    dst: Path
+    lock: contextlib.ExitStack
+    owner: object
+
+
+@dataclass
+class DurabilityGroup:
+    """Durable writes done together: see :func:`durability_group`."""
+
+    #: Files held before the group flushes on its own (each holds a lock and a descriptor).
+    limit: int = 64
+    #: Set by the caller to tell whose write each pending file is; :attr:`failed` is keyed by it.
+    owner: object = None
+    #: Writes whose fsync or rename failed at a flush (their targets are unchanged), by owner.
+    failed: dict[object, FileAccessError] = field(default_factory=dict)
+    pending: list[_Pending] = field(default_factory=list)
+    targets: set[Path] = field(default_factory=set)
+
+    def add(self, tmp: Path, dst: Path, lock: contextlib.ExitStack) -> None:
+        """Take over a complete temporary file ``tmp`` that is to replace ``dst`` (locked by ``lock``)."""
+        self.pending.append(_Pending(tmp, dst, lock, self.owner))
+        self.targets.add(dst)
+        if len(self.pending) >= self.limit:
+            self.flush()
+
+    def flush(self) -> None:
+        """Make every pending file durable, rename each over its target, fsync their directories.
+
+        One write-back round for all of them: on Linux one ``syncfs`` per file system (which flushes
+        other processes' pending writes there too, and reports write-back errors since 5.8), else an
+        fsync of each temporary file after all were written. A file whose sync or rename fails is
+        recorded in :attr:`failed` and its target left as it was.
+        """
+        pending, self.pending = self.pending, []
+        self.targets.clear()
+        renamed: dict[Path, list[_Pending]] = {}
+        try:
+            synced = []
+            by_directory: dict[Path, list[_Pending]] = {}
+            for item in pending:
+                by_directory.setdefault(item.tmp.parent, []).append(item)
+            flushed: set[int] = set()  # file systems synced whole
+            for directory, items in by_directory.items():
+                device = _syncfs(directory, flushed)
+                for item in items:
+                    try:
+                        if device is None:
+                            _fsync(item.tmp)
+                    except OSError as exc:
+                        self._fail(item, exc)
+                    else:
+                        synced.append(item)
+            for item in synced:
+                try:
+                    os.replace(item.tmp, item.dst)
+                except OSError as exc:
+                    self._fail(item, exc)
+                else:
+                    renamed.setdefault(item.dst.parent, []).append(item)
+            # Released before the directory fsyncs: closing the last descriptor of a replaced file
+            # frees it, and doing so during a journal commit waits for the commit to end.
+            _release(pending)
+            for directory, items in renamed.items():
+                try:
+                    _fsync_directory(directory)
+                except OSError as exc:
+                    for item in items:
+                        self._fail(item, exc)
+        finally:
+            _release(pending)
+
+    def discard(self) -> None:
+        """Drop every pending file: its target stays as it was."""
+        pending, self.pending = self.pending, []
+        self.targets.clear()
+        _release(pending)
+
+    def _fail(self, item: _Pending, exc: OSError) -> None:
+        self.failed[item.owner] = access_error(exc, item.dst)
+
+
+def _release(pending: list[_Pending]) -> None:
+    """Remove the temporary files not renamed and release the locks (again: a no-op)."""
+    for item in pending:
+        with contextlib.suppress(FileNotFoundError):
+            item.tmp.unlink()
+        item.lock.close()
+
+
+def _syncfs(directory: Path, flushed: set[int]) -> int | None:
+    """``syncfs`` the file system holding ``directory`` unless it is in ``flushed``; its device
+    number, or ``None`` where that is unavailable or failed (the caller then fsyncs each file, which
+    also tells which one failed)."""
+    if not _SYNCFS_REPORTS_ERRORS:
+        return None
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        device = os.fstat(fd).st_dev
+        if device in flushed:
+            return device
+        if _libc_syncfs()(fd) != 0:
+            return None
+        flushed.add(device)
+        return device
+    finally:
+        os.close(fd)
+
+
+def _kernel_at_least(version: tuple[int, int]) -> bool:
+    match = re.match(r"(\d+)\.(\d+)", os.uname().release) if hasattr(os, "uname") else None
+    return bool(match) and (int(match[1]), int(match[2])) >= version  # type: ignore[index]
+
+
+#: ``syncfs`` reports write-back errors from Linux 5.8 on; before, it returned 0 whatever happened.
+_SYNCFS_REPORTS_ERRORS = sys.platform.startswith("linux") and _kernel_at_least((5, 8))
+
+
+@functools.cache
+def _libc_syncfs() -> Callable[[int], int]:
+    import ctypes  # only when a group flushes: ctypes costs a few ms at import
+
+    function: Callable[[int], int] = ctypes.CDLL(None, use_errno=True).syncfs
+    return function
+
+
+_group: contextvars.ContextVar[DurabilityGroup | None] = contextvars.ContextVar("aigclabel_durability", default=None)
+
+
+@contextlib.contextmanager
+def durability_group(limit: int = 64) -> Iterator[DurabilityGroup]:
+    """Group the durable writes of :func:`atomic_output` in this block (this thread or task).
+
+    Each write is complete and checked when its own block ends, but its file is fsynced and renamed
+    over the target by the group, ``limit`` files at a time and at the end of this block, so many
+    small files cost one write-back round rather than one each. Every target is durable when the
+    block returns (except those in :attr:`DurabilityGroup.failed`, which are unchanged); until then a
+    target shows its old content, and a crash leaves each one old or new. A target's lock is held
+    until its rename. On an exception the pending files are dropped, their targets unchanged.
+    """
+    group = DurabilityGroup(limit=limit)
+    token = _group.set(group)
+    try:
+        yield group
+    except BaseException:
+        group.discard()
+        raise
+    else:
+        group.flush()
+    finally:
+        _group.reset(token)
 
 
 def _check_replaceable(dst: Path, st: os.stat_result) -> None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 from ._guard import hostile_input
+from ._io import durability_group
 from .containers import Container, FoundLabel, open_container
 from .errors import AIGCLabelError, LimitExceededError, NeedsRepairError
 from .label import AIGCLabel, Problem
@@ -81,6 +82,52 @@ def write_label(path: Path | str, label: AIGCLabel, output: Path | str | None = 
     else:
         _guarded(src, container, lambda: container.write(src, dst, label))
     return dst
+
+
+@dataclass(frozen=True)
+class Written:
+    """One file of :func:`write_many`: where the labelled copy went, or why it was not written."""
+
+    path: Path
+    output: Path
+    error: AIGCLabelError | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the file was labelled (and is durable)."""
+        return self.error is None
+
+
+def write_many(
+    items: Iterable[tuple[Path | str, AIGCLabel] | tuple[Path | str, AIGCLabel, Path | str | None]],
+    *,
+    group: int = 64,
+) -> list[Written]:
+    """Label many files, each like :func:`write_label` (``(path, label)`` in place, or
+    ``(path, label, output)``), with their fsyncs grouped ``group`` files at a time.
+
+    Every file is as durable when this returns as after :func:`write_label`, and a crash leaves
+    each target old or new, but the files share one write-back round per group instead of one
+    each. A file that cannot be labelled gets its error in the result and does not stop the others.
+    A path listed twice is written twice, in order.
+    """
+    results: list[Written] = []
+    with durability_group(limit=group) as pending:
+        for index, item in enumerate(items):
+            src, label = _as_path(item[0]), item[1]
+            output = item[2] if len(item) > 2 else None
+            dst = _as_path(output) if output is not None else src
+            pending.owner = index
+            try:
+                write_label(src, label, dst)
+            except AIGCLabelError as exc:
+                results.append(Written(src, dst, exc))
+            else:
+                results.append(Written(src, dst))
+    return [
+        Written(done.path, done.output, pending.failed[index]) if index in pending.failed else done
+        for index, done in enumerate(results)
+    ]
 
 
 def strip_label(path: Path | str, output: Path | str | None = None, *, repair: bool = False) -> Path:
