@@ -299,7 +299,11 @@ def _audio_rules(path: Path, timing: CueTiming | None) -> list[RuleResult]:
         ],
         "spoken_label_s": [round(t, 3) for t in spoken],
         "speech_s": [{"start_s": round(a, 2), "end_s": round(b, 2), "position": p} for a, b, p in speech],
+        "analysed_s": round(scan.analysed, 3),
     }
+    if scan.not_searched is not None:
+        a, b = scan.not_searched
+        measured["not_searched"] = {"start_s": round(a, 3), "end_s": round(b, 3), "reason": "over budget"}
     clause = "GB 45438 §5.3"
     title = "spoken label or short-long-short-short rhythm cue"
     if cues:
@@ -328,6 +332,13 @@ def _audio_rules(path: Path, timing: CueTiming | None) -> list[RuleResult]:
                 measured,
             )
         ]
+    if scan.not_searched is not None:
+        a, b = scan.not_searched
+        detail = (
+            f"no rhythm cue and no speech in the {scan.analysed:.0f} s analysed (the start and the end); "
+            f"{a:.0f}-{b:.0f} s of the middle not searched: over budget"
+        )
+        return [RuleResult("audio-label", clause, title, "review", detail, measured)]
     return [
         RuleResult(
             "audio-label", clause, title, "fail", "no rhythm cue and no speech at the start or the end", measured

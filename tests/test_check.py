@@ -242,3 +242,28 @@ def test_damaged_files_never_crash_the_checker_or_the_labellers(tmp_path: Path) 
                     audio_label(path, tmp_path / "out.wav", kind="cue", implicit="if-supported")
             except AIGCLabelError:
                 pass
+
+
+def test_long_audio_is_analysed_at_its_ends_within_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Over the analysis budget the start and end are searched, the middle is reported as not searched."""
+    from aigclabel.explicit import audio
+
+    require_tool("ffmpeg")
+    monkeypatch.setattr(audio, "SCAN_BUDGET_SECONDS", 120.0)  # a 10-minute file then stands for a 2-hour one
+    monkeypatch.setattr(audio, "SCAN_END_SECONDS", 60.0)
+    plain = tmp_path / "plain.mp3"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "anullsrc=r=8000:cl=mono", "-t", "600", "-b:a", "8k", plain],
+        check=True,
+    )
+    (rule,) = [r for r in check_file(plain).rules if r.rule == "audio-label"]
+    assert rule.status == "review" and "not searched: over budget" in rule.detail
+    assert 60 <= rule.measured["analysed_s"] <= 130
+    gap = rule.measured["not_searched"]
+    assert gap["start_s"] == pytest.approx(60.0, abs=1) and 520 <= gap["end_s"] <= 545
+    assert rule.measured["duration_s"] == pytest.approx(600.0, abs=1)
+
+    labelled = add_audio_label(plain, tmp_path / "end.mp3", kind="cue", positions=("end",), implicit="if-supported")
+    (rule,) = [r for r in check_file(labelled.path).rules if r.rule == "audio-label"]
+    assert rule.status == "pass" and rule.measured["cues"][0]["position"] == "end"
+    assert rule.measured["analysed_s"] <= 130 and "not_searched" in rule.measured

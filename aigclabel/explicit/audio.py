@@ -622,19 +622,33 @@ class AudioScan:
     spoken: list[float]
     #: (start, end) seconds of speech of any kind (:func:`speech_spans`): what it says needs a person.
     speech: list[tuple[float, float]] = field(default_factory=list)
+    #: Seconds of audio analysed (the whole file unless it is longer than the analysis budget).
+    analysed: float = 0.0
+    #: (start, end) seconds of the middle not searched because the file is over the analysis budget.
+    not_searched: tuple[float, float] | None = None
 
 
 #: Seconds of audio analysed at once by :func:`scan_audio` (windows overlap by one label length).
 SCAN_WINDOW_SECONDS = 60.0
+#: Most seconds of audio :func:`scan_audio` analyses; a longer file is analysed at its start and end.
+SCAN_BUDGET_SECONDS = 900.0
+#: Of the budget, the seconds analysed at the very end of a long file (§5.3 labels go at the start or end).
+SCAN_END_SECONDS = 300.0
 
 
-def scan_audio(path: Path | str, timing: CueTiming | None = None, *, spoken: bool = True) -> AudioScan:
-    """Find cues, our spoken clip and stretches of speech in a file of any length in bounded memory.
+def scan_audio(
+    path: Path | str, timing: CueTiming | None = None, *, spoken: bool = True, budget: float | None = None
+) -> AudioScan:
+    """Find cues, our spoken clip and stretches of speech in a file of any length in bounded memory and time.
 
     With ``timing`` only cues of that exact timing count (:func:`detect_cue`); without, any
     short-long-short-short rhythm §5.3 plausibly allows (:func:`detect_rhythm`). The audio is
     decoded at 8 kHz mono and analysed in 60 s windows that overlap by more than one label, so a
-    label straddling a window edge is still seen whole once; duplicates are merged.
+    label straddling a window edge is still seen whole once; duplicates are merged. Analysis (not
+    decoding, which is cheap) is what costs, so about ``budget`` seconds (default
+    :data:`SCAN_BUDGET_SECONDS`) are analysed at most: a longer file is analysed over its first
+    ``budget - SCAN_END_SECONDS`` and its last :data:`SCAN_END_SECONDS` seconds, and the span between
+    is reported in :attr:`AudioScan.not_searched`.
     """
     exact = timing is not None
     timing = timing or CueTiming(dot=RHYTHM_MAX_DOT, dash=3 * RHYTHM_MAX_DOT * RHYTHM_RATIO_TOLERANCE)
@@ -645,8 +659,11 @@ def scan_audio(path: Path | str, timing: CueTiming | None = None, *, spoken: boo
     cues: list[CueMatch] = []
     hits: list[float] = []
     speech: list[tuple[float, float]] = []
+    analysed = 0
 
-    def analyse(chunk: Floats, base: int) -> None:
+    def analyse(chunk: Floats, base: int, fresh: int) -> None:
+        nonlocal analysed
+        analysed += fresh
         offset = base / rate
         for match in detect_cue(chunk, rate, timing) if exact else detect_rhythm(chunk, rate):
             start = match.start + offset
@@ -660,18 +677,45 @@ def scan_audio(path: Path | str, timing: CueTiming | None = None, *, spoken: boo
                 if all(abs(s + offset - a) > 0.5 for a, _ in speech):
                     speech.append((s + offset, e + offset))
 
+    budget = SCAN_BUDGET_SECONDS if budget is None else budget
+    head = int(max(0.0, budget - SCAN_END_SECONDS) * rate)  # analysed from the start before skipping
+    keep = int(min(SCAN_END_SECONDS, budget) * rate) + overlap  # held back once skipping, for the end
     blocks, _, _ = _decode(path, rate, "mono", "audio")
+    pending: list[Floats] = []
     buffer = np.zeros(0, dtype=np.float32)
     base = total = 0
+    skipped_from: int | None = None
     for block in blocks:
-        buffer = np.concatenate([buffer, block[0]])
+        pending.append(block[0])
         total += block.shape[1]
-        while buffer.size >= window + overlap:
-            analyse(buffer[: window + overlap], base)
+        if total - base < max(window + overlap, keep + window):
+            continue
+        buffer = np.concatenate([buffer, *pending])
+        pending = []
+        while base < head and buffer.size >= window + overlap:
+            analyse(buffer[: window + overlap], base, window)
             buffer, base = buffer[window:], base + window
-    analyse(buffer, base)
+        if base >= head and buffer.size > keep:  # over budget: only the last part is kept
+            skipped_from = base if skipped_from is None else skipped_from
+            drop = buffer.size - keep
+            buffer, base = buffer[drop:], base + drop
+    buffer = np.concatenate([buffer, *pending])
+    if base >= head and buffer.size > keep:
+        skipped_from = base if skipped_from is None else skipped_from
+        drop = buffer.size - keep
+        buffer, base = buffer[drop:], base + drop
+    gap = (skipped_from / rate, base / rate) if skipped_from is not None else None
+    while buffer.size > window + overlap:
+        analyse(buffer[: window + overlap], base, window)
+        buffer, base = buffer[window:], base + window
+    analyse(buffer, base, buffer.size)
     return AudioScan(
-        duration=total / rate, cues=sorted(cues, key=lambda c: c.start), spoken=sorted(hits), speech=sorted(speech)
+        duration=total / rate,
+        cues=sorted(cues, key=lambda c: c.start),
+        spoken=sorted(hits),
+        speech=sorted(speech),
+        analysed=analysed / rate,
+        not_searched=gap,
     )
 
 
