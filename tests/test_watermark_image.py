@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from aigclabel.cli import app
 from aigclabel.errors import MalformedFileError
-from aigclabel.watermark import Payload, detect_file, detect_image, embed_file, embed_image, psnr
+from aigclabel.watermark import DEMO_KEY, Payload, detect_file, detect_image, embed_file, embed_image, psnr
 
 from .conftest import require_tool
 
@@ -268,3 +268,36 @@ def test_payload_code_corrects_errors_and_mac_rejects_noise() -> None:
     assert ok and got == PAYLOAD
     assert not decode_soft(soft, b"another key")[1]
     assert sum(decode_soft(rng.standard_normal(CODED_BITS), DEMO_KEY)[1] for _ in range(200)) == 0
+
+
+def test_copy_attack_does_not_verify_on_other_images() -> None:
+    """The attacker's tile estimate from one marked image, added at 42 dB to 20 other images."""
+    from aigclabel.watermark.attack import apply_tile, estimate_tile
+    from aigclabel.watermark.image import _detect_whitened, _luma, _whiten
+
+    donor = natural(1, 768, 1024)  # 48 tiles to average: a clean estimate
+    hosts = [natural(s, 360, 480) for s in range(40, 60)]
+    bound = estimate_tile(embed_image(donor, PAYLOAD))
+    found = [detect_image(apply_tile(h, bound, 42.0)) for h in hosts]
+    assert [d.payload for d in found] == [None] * len(hosts)
+    # Reported as a mark made for other content, not as "no mark".
+    assert all(d.present and not d.content_ok for d in found)
+    # The same attack on the unbound mark (what video frames carry) forges the payload: the attack is real.
+    unbound = estimate_tile(embed_image(donor, PAYLOAD, bind=False))
+    forged = [_detect_whitened(_whiten(_luma(apply_tile(h, unbound, 42.0))), DEMO_KEY).payload for h in hosts]
+    assert forged == [PAYLOAD] * len(hosts)
+
+
+def test_copied_mark_is_reported_as_content_mismatch(tmp_path: Path) -> None:
+    from aigclabel.watermark import CONTENT_MISMATCH
+    from aigclabel.watermark.attack import apply_tile, estimate_tile
+    from aigclabel.watermark.detector import WatermarkDetector
+
+    forged = apply_tile(natural(41, 360, 480), estimate_tile(embed_image(natural(1, 768, 1024), PAYLOAD)), 42.0)
+    path = tmp_path / "forged.png"
+    Image.fromarray(forged).save(path)
+    res = detect_file(path)
+    assert res is not None and res.present and not res.verified and res.payload is None
+    assert res.details["unverified"] == CONTENT_MISMATCH
+    (evidence,) = WatermarkDetector().detect(path)
+    assert evidence.detail.endswith("unverified: content mismatch") and not evidence.data

@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
 __all__ = [
+    "CONTENT_MISMATCH",
     "DEMO_KEY",
     "AudioDetection",
     "GreenListDetection",
@@ -90,6 +91,10 @@ _VIDEO_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska
 _MAX_EMBED_AUDIO_S = 1800.0
 _DETECT_AUDIO_S = 120.0
 _DETECT_TEXT_BYTES = 16 << 20
+
+
+#: ``details["unverified"]`` of an image whose mark was made for other content (a copied mark).
+CONTENT_MISMATCH = "content mismatch"
 
 
 @dataclass(frozen=True)
@@ -364,7 +369,12 @@ def detect_decoded_image(image: Image.Image, key: bytes = DEMO_KEY) -> Watermark
         Z_PRESENT,
         d.payload,
         d.mac_ok and d.present,
-        {"scale": round(d.scale, 4), "rotation_deg": round(d.rotation_deg, 2), "ms": round(d.elapsed_ms, 1)},
+        {
+            "scale": round(d.scale, 4),
+            "rotation_deg": round(d.rotation_deg, 2),
+            "ms": round(d.elapsed_ms, 1),
+            **({} if d.content_ok else {"unverified": CONTENT_MISMATCH}),
+        },
     )
 
 

@@ -68,10 +68,11 @@ class WatermarkDetector:
             return []
         payload = result.payload.hex() if result.payload is not None and result.verified else None
         detail = f"{result.media} watermark, score {result.score:.1f} (threshold {result.threshold})"
+        why = result.details.get("unverified", "payload not verified with this key")
         return [
             Evidence(
                 "watermark",
-                detail + (f", payload {payload}" if payload else ", payload not verified with this key"),
+                detail + (f", payload {payload}" if payload else f", unverified: {why}"),
                 result.media,
                 self.name,
                 data={"watermark_payload": payload} if payload else {},

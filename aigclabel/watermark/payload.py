@@ -10,13 +10,19 @@ truncated) and protected by a rate-1/2, constraint-length-7 convolutional code (
 polynomials 171/133 octal) decoded with soft-decision Viterbi. The MAC both rejects decoding errors
 and makes a payload read with the wrong key fail verification. Every pattern the modalities spread
 these bits with is drawn from a keyed generator, so without the key the mark can be neither read nor
-forged.
+forged from scratch.
+
+A modality may *bind* the mark to its host: the MAC is then computed over the payload and
+``bound`` bytes (the image mark uses a 32-bit perceptual hash of the host), which are not transmitted.
+The detector recomputes the hash from what it received, so a mark copied onto other content fails
+verification (see :mod:`.image`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +36,7 @@ __all__ = [
     "Payload",
     "conv_encode",
     "decode_soft",
+    "decode_soft_bound",
     "encode_payload",
     "keyed_rng",
     "produce_id_digest",
@@ -161,10 +168,28 @@ def viterbi_decode(soft: FloatArray, n_info: int) -> BitArray:
     return bits[:n_info]
 
 
-def encode_payload(payload: Payload, key: bytes) -> BitArray:
-    """The :data:`CODED_BITS` channel bits for ``payload`` (payload + keyed MAC, convolutionally coded)."""
+def _bound_mac(key: bytes, data: bytes, bound: bytes) -> bytes:
+    return hmac.new(key, b"aigclabel-wm-bound" + data + bound, hashlib.sha256).digest()[: MAC_BITS // 8]
+
+
+def encode_payload(payload: Payload, key: bytes, bound: bytes = b"") -> BitArray:
+    """The :data:`CODED_BITS` channel bits for ``payload`` + keyed MAC (over ``bound`` too), convolutionally coded.
+
+    ``bound`` itself is not transmitted: the detector recomputes it from the host and tries the few values
+    its unreliable bits allow (:func:`decode_soft_bound`).
+    """
     data = payload.to_bytes()
-    return conv_encode(_bytes_to_bits(data + _mac(key, data)))
+    return conv_encode(_bytes_to_bits(data + (_bound_mac(key, data, bound) if bound else _mac(key, data))))
+
+
+def decode_soft_bound(soft: FloatArray, key: bytes, candidates: Iterable[bytes]) -> tuple[Payload, bytes | None]:
+    """Decode a host-bound payload; returns it and the candidate host hash its MAC verifies with, if any."""
+    raw = np.packbits(viterbi_decode(soft, INFO_BITS)).tobytes()
+    data, mac = raw[:8], raw[8:]
+    for bound in candidates:
+        if hmac.compare_digest(mac, _bound_mac(key, data, bound)):
+            return Payload.from_bytes(data), bound
+    return Payload.from_bytes(data), None
 
 
 def decode_soft(soft: FloatArray, key: bytes) -> tuple[Payload, bool]:

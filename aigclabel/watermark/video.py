@@ -71,7 +71,8 @@ def embed_video(
                     if count > _MAX_FRAMES:
                         raise LimitExceededError(f"{src}: more than {_MAX_FRAMES} frames")
                     rgb = np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8)
-                    marked = av.VideoFrame.from_ndarray(embed_image(rgb, payload, key, target_psnr), format="rgb24")
+                    out_rgb = embed_image(rgb, payload, key, target_psnr, bind=False)
+                    marked = av.VideoFrame.from_ndarray(out_rgb, format="rgb24")
                     marked.pts = frame.pts
                     marked.time_base = frame.time_base
                     for pkt in vout.encode(marked):
