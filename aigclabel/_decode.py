@@ -16,6 +16,7 @@ the shortest side. So :func:`decode_for_analysis`
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
@@ -39,12 +40,18 @@ _UPRIGHT = {
 }
 
 
-def check_pixels(path: Path, width: int, height: int) -> None:
+def check_pixels(path: Path | str, width: int, height: int, what: str = "image") -> None:
     """Raise :class:`LimitExceededError` when ``width`` x ``height`` is over the decode limit."""
     if width * height > MAX_DECODE_PIXELS:
         raise LimitExceededError(
-            f"{path}: {width}x{height} image is over the {MAX_DECODE_PIXELS // 1_000_000} MP scan limit; not searched"
+            f"{path}: {width}x{height} {what} is over the {MAX_DECODE_PIXELS // 1_000_000} MP scan limit; not searched"
         )
+
+
+def check_video_pixels(path: Path | str, stream: Any) -> None:
+    """:func:`check_pixels` on a PyAV video stream's declared frame size, before any frame is decoded."""
+    context = stream.codec_context
+    check_pixels(path, int(context.width or stream.width or 0), int(context.height or stream.height or 0), "video")
 
 
 def decode_for_analysis(

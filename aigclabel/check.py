@@ -29,7 +29,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from . import _budget, api
-from ._decode import decode_for_analysis
+from ._decode import check_pixels, check_video_pixels, decode_for_analysis
 from ._guard import hostile_input
 from .errors import AIGCLabelError, LimitExceededError, MalformedFileError, UnsupportedFormatError
 from .explicit.audio import CueTiming, scan_audio
@@ -391,6 +391,7 @@ def _frames(path: Path) -> Iterator[tuple[float, Image.Image, float]]:
     try:
         with av.open(str(path), metadata_errors="replace") as container:
             stream = container.streams.video[0]
+            check_video_pixels(path, stream)
             step = 1 / float(stream.average_rate or stream.guessed_rate or 25)
             t0: float | None = None
             last = -step
@@ -401,6 +402,7 @@ def _frames(path: Path) -> Iterator[tuple[float, Image.Image, float]]:
                 if time - t0 > VIDEO_SCAN_SECONDS:
                     return
                 _budget.charge_frames(1, "the video")
+                check_pixels(path, frame.width, frame.height, "video frame")  # the stream may under-declare
                 image = frame.to_image()  # type: ignore[no-untyped-call]
                 angle = round(float(getattr(frame, "rotation", 0) or 0)) % 360
                 if angle in (90, 180, 270):  # judge the frame as it is displayed

@@ -267,3 +267,25 @@ def test_long_audio_is_analysed_at_its_ends_within_budget(tmp_path: Path, monkey
     (rule,) = [r for r in check_file(labelled.path).rules if r.rule == "audio-label"]
     assert rule.status == "pass" and rule.measured["cues"][0]["position"] == "end"
     assert rule.measured["analysed_s"] <= 130 and "not_searched" in rule.measured
+
+
+def test_video_over_the_pixel_limit_is_not_decoded(tmp_path: Path) -> None:
+    """A 52 MP frame (a flat one compresses to ~300 KB) is refused from its declared size, before decoding."""
+    from aigclabel._io import MAX_DECODE_PIXELS
+    from aigclabel.errors import LimitExceededError
+    from aigclabel.explicit.detector import ExplicitVideoLabelDetector
+    from aigclabel.watermark.video import detect_video
+
+    require_tool("ffmpeg")
+    big = tmp_path / "big.mkv"
+    source = "color=c=gray:s=8192x6400:d=0.04:r=25"
+    assert MAX_DECODE_PIXELS < 8192 * 6400
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", source, "-frames:v", "1", "-c:v", "mjpeg", str(big)], check=True
+    )
+    (rule,) = check_file(big).rules[-1:]
+    assert rule.status == "error" and "8192x6400 video is over the" in rule.detail and "not searched" in rule.detail
+    (skipped,) = ExplicitVideoLabelDetector().detect(big)
+    assert skipped.kind == "detector-skipped" and "scan limit; not searched" in skipped.detail
+    with pytest.raises(LimitExceededError, match="scan limit; not searched"):
+        detect_video(big)

@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .. import _budget
+from .._decode import check_video_pixels
 from ..errors import LimitExceededError, MalformedFileError
 from .image import ImageDetection, _check_image, _detect_whitened, _luma, _whiten, embed_image
 from .payload import DEMO_KEY, Payload
@@ -94,6 +95,7 @@ def detect_video(path: Path, key: bytes = DEMO_KEY, frames: int = _SAMPLE_FRAMES
             if not inp.streams.video:
                 raise MalformedFileError(f"{path}: no video stream")
             stream = inp.streams.video[0]
+            check_video_pixels(path, stream)
             total = stream.frames or 0
             if total > frames * _SEEK_AFTER and stream.duration and stream.time_base:
                 picked = _seek_sampled(inp, stream, frames)
