@@ -175,6 +175,9 @@ def _rapid_lines(engine: Any, small: Image.Image, image: Image.Image, scale: flo
     found = []
     for box in boxes:
         xs, ys = [p[0] for p in box], [p[1] for p in box]
+        width, height = max(xs) - min(xs), max(ys) - min(ys)
+        if width >= 0.9 * small.width and height >= 0.9 * small.height and width < 2 * height:
+            continue  # the whole frame: the model's answer to fine texture or noise, not a line of text
         box_px = _scaled((int(min(xs)), int(min(ys)), int(max(xs)) + 1, int(max(ys)) + 1), scale)
         text, score = _read_crop(engine, image, box_px)
         if score >= MIN_SCORE and text.strip():
@@ -183,13 +186,17 @@ def _rapid_lines(engine: Any, small: Image.Image, image: Image.Image, scale: flo
 
 
 def _crop_line(image: Image.Image, box: Box) -> Image.Image:
-    """The line in ``box`` with a margin, at least the 48 px the recogniser reads (tiny text reads better enlarged)."""
+    """The line in ``box`` with a margin, 48 px tall as the recogniser reads it (tiny text reads better
+    enlarged; a tall crop is reduced here, averaging its pixels, rather than resampled by the engine)."""
     x0, y0, x1, y1 = box
     pad = max(2, (y1 - y0) // 6)
     crop = image.crop((max(0, x0 - pad), max(0, y0 - pad), x1 + pad, y1 + pad))
     if 0 < crop.height < 48:
         factor = 48 / crop.height
         crop = crop.resize((max(1, round(crop.width * factor)), 48), Image.Resampling.BICUBIC)
+    elif crop.height > 96:
+        factor = 48 / crop.height
+        crop = crop.resize((max(1, round(crop.width * factor)), 48), Image.Resampling.BOX)
     return crop
 
 
