@@ -3,7 +3,8 @@
 Each format gets a small labelled seed file; seeded mutations (truncation, bit flips, inserted bytes,
 mostly in the first 4 KB where the structure lives) go through ``label``, ``inspect --json`` and
 ``strip`` (the container parsers: 200 mutants per format) and through ``check``, ``verify``, ``inspect
---watermark`` and ``watermark detect`` (the decoders: 15 per format, they are slower). About 20 s. ``make fuzz`` runs
+--watermark`` and ``watermark detect`` (the decoders: 15 per format, they are slower) and ``mark`` (3 per
+format, it re-encodes media). About 20 s. ``make fuzz`` runs
 many more with ``AIGCLABEL_FUZZ_SCALE`` (a multiplier) and ``AIGCLABEL_FUZZ_SEED``.
 """
 
@@ -34,6 +35,8 @@ SEED = int(os.environ.get("AIGCLABEL_FUZZ_SEED", "45438"))
 #: Mutants per format through the container commands, and through the decoding commands.
 PARSER_MUTANTS = max(1, int(200 * SCALE))
 DECODER_MUTANTS = max(1, int(15 * SCALE))
+#: Mutants per format through ``mark`` (it re-encodes images, audio and video: the slowest command).
+MARK_MUTANTS = max(1, int(3 * SCALE))
 runner = CliRunner()
 #: The click command built once: typer rebuilds it on every invoke, 80 % of a fast command's time.
 COMMAND = typer.main.get_command(app)
@@ -146,3 +149,11 @@ def test_parser_commands_on_mutants(seeds: dict[str, Path], tmp_path: Path, name
 @pytest.mark.parametrize("name", sorted(registered()))
 def test_decoder_commands_on_mutants(seeds: dict[str, Path], tmp_path: Path, name: str) -> None:
     _fuzz(seeds, tmp_path, name, DECODER_MUTANTS, DECODER_COMMANDS)
+
+
+MARK_COMMANDS = [["mark", "-o", "{out}", "{file}"]]
+
+
+@pytest.mark.parametrize("name", sorted(registered()))
+def test_mark_on_mutants(seeds: dict[str, Path], tmp_path: Path, name: str) -> None:
+    _fuzz(seeds, tmp_path, name, MARK_MUTANTS, MARK_COMMANDS)
