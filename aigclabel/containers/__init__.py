@@ -80,7 +80,8 @@ class Container(ABC):
     primary_location: ClassVar[str] = ""
     #: False for formats we can read but not write losslessly.
     can_write: ClassVar[bool] = True
-    #: Higher runs first in :func:`open_container`; use it when one format is a subtype of another.
+    #: Higher runs first in :func:`open_container`; use it when one format is a subtype of another,
+    #: or for an unambiguous signature that is cheap to test.
     priority: ClassVar[int] = 0
     #: Locations :meth:`write` fills with the same label together (e.g. PDF Info and XMP); identical
     #: labels in exactly these count as one label in :func:`aigclabel.api.inspect`.

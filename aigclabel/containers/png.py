@@ -187,6 +187,9 @@ class PngContainer(Container):
     extensions: ClassVar[tuple[str, ...]] = (".png", ".apng")
     mime_type: ClassVar[str] = "image/png"
     primary_location: ClassVar[str] = "XMP TC260:AIGC in iTXt XML:com.adobe.xmp"
+    #: The 8-byte signature starts no other format, so it is checked before the costlier sniffers
+    #: (MP3 frame chains, HTML, MP4 boxes): a quarter of a bulk PNG inspection went to them.
+    priority: ClassVar[int] = 1
 
     @classmethod
     def accept(cls, head: bytes, path: Path) -> bool:
