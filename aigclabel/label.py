@@ -16,6 +16,25 @@ Values should consist of GB 18030 code points 0x21, 0x23-0x5B, 0x5D-0x7E plus th
 ``"`` is allowed because JSON escapes it as ``\\"``. Annex E says "mainly", so :meth:`AIGCLabel.problems`
 reports a breach and the strict constructors reject it: we write only conforming labels and read
 anything that parses.
+
+Severity of each finding follows the standard (readings taken where it is silent are marked):
+
+* **error**: what GB 45438 requires. §6.1 a) requires five elements (Label, ContentProducer,
+  ProduceID, ContentPropagator, PropagateID), so a missing key for any of them is an error;
+  Annex E c) fixes the Label values; a label stating "1" (AI-generated) with an empty
+  ContentProducer or ProduceID names no responsible provider (§6.1 a 2, 3); JSON types, unknown or
+  repeated keys break the Annex E b) form.
+* **warning**: what the standard only shows or says "may"/"mainly". The key order is the order
+  Annex E b) prints, but RFC 8259 leaves object members unordered and ordinary JSON libraries
+  reorder them, so a different order is reported (``field-order``) and the label is still read
+  (most interoperable reading; the standard text seen does not say the order is binding).
+  ReservedCode1/2 "may" carry data (Annex E f, i): a missing reserved key is a warning. A Label "2"
+  or "3" with no producer is how a platform labels content of unknown origin (Measures Art. 6(2),
+  (3)), so that is a warning too. Empty propagation *values* are normal before publication and not
+  reported (Annex E Note 1 is unconfirmed).
+* **vendor limits** are warnings naming the vendor: the standard sets no length limit; Tencent
+  Cloud's API caps each field at 2048 characters (``vendor-length``). :meth:`AIGCLabel.validate`
+  still refuses it, so nothing we write is rejected by a known platform.
 """
 
 from __future__ import annotations
@@ -44,12 +63,27 @@ FIELD_NAMES: tuple[str, ...] = (
     "ReservedCode2",
 )
 
+_FIELD_POSITION = {key: i for i, key in enumerate(FIELD_NAMES)}
+
 #: Key of the wrapped shape ``{"AIGC": {...}}``.
 WRAPPER_KEY = "AIGC"
 
-#: Longest value we accept per field. The standard sets no limit; Tencent Cloud caps each field at
-#: 2048 characters, which is the most interoperable bound and still fits an SM2 ``SecurityData``.
+#: Longest value per field a known platform accepts. The standard sets no limit; Tencent Cloud's API
+#: caps each field at 2048 characters. Reading reports a longer value as a warning naming the vendor;
+#: writing refuses it (an SM2 ``SecurityData`` fits well within it).
 MAX_FIELD_LENGTH = 2048
+
+#: Who imposes :data:`MAX_FIELD_LENGTH` (named in the finding).
+FIELD_LENGTH_VENDOR = "Tencent Cloud"
+
+#: The five elements GB 45438 §6.1 a) requires; the two reserved keys are optional content (Annex E f, i).
+REQUIRED_ELEMENTS: frozenset[str] = frozenset(
+    ("Label", "ContentProducer", "ProduceID", "ContentPropagator", "PropagateID")
+)
+
+#: Findings :meth:`AIGCLabel.validate` refuses although they are warnings: vendor limits, which a
+#: label we write must still meet.
+_REFUSED_ON_WRITE = frozenset({"vendor-length"})
 
 #: Longest raw label text we try to parse; anything longer is hostile or not a label.
 MAX_LABEL_TEXT = 64 * 1024
@@ -214,9 +248,22 @@ class AIGCLabel:
                 problems.append(Problem("unknown-key", f"unknown key {key!r} (keys are case-sensitive)", field=key))
         for key in FIELD_NAMES:
             if key not in data:
-                problems.append(Problem("missing-key", f"key {key} is missing", "warning", key))
+                if key in REQUIRED_ELEMENTS:
+                    message = f"key {key} is missing (GB 45438 §6.1 a) requires this element)"
+                    problems.append(Problem("missing-key", message, field=key))
+                else:
+                    problems.append(Problem("missing-key", f"key {key} is missing (Annex E b)", "warning", key))
             elif not isinstance(data[key], str):
                 problems.append(Problem("not-a-string", f"{key} must be a JSON string", field=key))
+        present = [key for key in data if key in _FIELD_POSITION]
+        if present != sorted(present, key=_FIELD_POSITION.__getitem__):
+            problems.append(
+                Problem(
+                    "field-order",
+                    f"keys are in the order {', '.join(present)}; Annex E b) prints {', '.join(FIELD_NAMES)}",
+                    "warning",
+                )
+            )
         label = cls.from_mapping(data)
         problems.extend(label.problems())
         return ParsedLabel(label=label, shape=shape, problems=tuple(problems))
@@ -249,9 +296,11 @@ class AIGCLabel:
         if not clean:
             for value, key in zip(values, FIELD_NAMES, strict=True):
                 if len(value) > MAX_FIELD_LENGTH:
-                    found.append(
-                        Problem("too-long", f"{key} is {len(value)} characters (limit {MAX_FIELD_LENGTH})", field=key)
+                    message = (
+                        f"{key} is {len(value)} characters; {FIELD_LENGTH_VENDOR} accepts at most "
+                        f"{MAX_FIELD_LENGTH} (a vendor limit, GB 45438 sets none)"
                     )
+                    found.append(Problem("vendor-length", message, "warning", key))
                 if not _VALUE_CHARS.fullmatch(value):
                     bad = sorted({c for c in value if not _VALUE_CHARS.fullmatch(c)})
                     shown = ", ".join(repr(c) for c in bad[:5])
@@ -263,11 +312,12 @@ class AIGCLabel:
                         )
                     )
         if role in ("any", "producer"):
+            # A confirmed label must name its provider (§6.1 a); a "2"/"3" may come from a platform
+            # labelling content of unknown origin (Measures Art. 6(2), (3)).
+            severity: Severity = "error" if role == "producer" or self.label == LabelValue.CONFIRMED else "warning"
             for attr, key in (("content_producer", "ContentProducer"), ("produce_id", "ProduceID")):
                 if not getattr(self, attr):
-                    found.append(
-                        Problem("missing-producer", f"{key} is empty", "warning" if role == "any" else "error", key)
-                    )
+                    found.append(Problem("missing-producer", f"{key} is empty", severity, key))
         if role == "propagator":
             for attr, key in (("content_propagator", "ContentPropagator"), ("propagate_id", "PropagateID")):
                 if not getattr(self, attr):
@@ -280,8 +330,9 @@ class AIGCLabel:
         return found
 
     def validate(self, role: Literal["any", "producer", "propagator"] = "any") -> None:
-        """Raise :class:`InvalidLabelError` listing every error-severity problem."""
-        errors = [p.message for p in self.problems(role) if p.severity == "error"]
+        """Raise :class:`InvalidLabelError` listing every error-severity problem and every vendor limit
+        breached (what we write must be accepted by every known platform)."""
+        errors = [p.message for p in self.problems(role) if p.severity == "error" or p.code in _REFUSED_ON_WRITE]
         if errors:
             raise InvalidLabelError("invalid AIGC label: " + "; ".join(errors))
 

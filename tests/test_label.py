@@ -94,3 +94,38 @@ def test_any_conforming_value_roundtrips(value: str) -> None:
     made = AIGCLabel(label="1", content_producer="p", produce_id="i", reserved_code1=value)
     assert made.problems() == []
     assert AIGCLabel.parse(made.to_json("wrapped")).label == made
+
+
+def test_severities_follow_the_standard() -> None:
+    full = {"Label": "1", "ContentProducer": "a", "ProduceID": "b", "ReservedCode1": ""}
+    full |= {"ContentPropagator": "", "PropagateID": "", "ReservedCode2": ""}
+    assert AIGCLabel.parse(json.dumps(full)).problems == ()
+
+    def findings(data: dict[str, str]) -> set[tuple[str, str | None, str]]:
+        return {(p.code, p.field, p.severity) for p in AIGCLabel.parse(json.dumps(data)).problems}
+
+    # §6.1 a) elements missing: errors; reserved keys missing: warnings
+    no_propagation = {k: v for k, v in full.items() if k not in ("PropagateID", "ReservedCode2")}
+    assert findings(no_propagation) == {
+        ("missing-key", "PropagateID", "error"),
+        ("missing-key", "ReservedCode2", "warning"),
+    }
+    # a confirmed label without a producer: error; a platform's "2"/"3" without one: warning
+    assert ("missing-producer", "ContentProducer", "error") in findings(full | {"ContentProducer": ""})
+    assert ("missing-producer", "ProduceID", "warning") in findings(full | {"Label": "3", "ProduceID": ""})
+    # the 2048 cap is Tencent Cloud's: a warning naming it, refused only when we write
+    long = AIGCLabel.parse(json.dumps(full | {"ReservedCode2": "A" * 2049}))
+    assert long.conforms and [(p.code, p.severity) for p in long.problems] == [("vendor-length", "warning")]
+    assert "Tencent Cloud" in long.problems[0].message
+    with pytest.raises(InvalidLabelError, match="Tencent Cloud"):
+        long.label.validate()
+
+
+def test_field_order_is_a_finding_but_the_label_is_read() -> None:
+    label = AIGCLabel.for_producer(DEMO_PROVIDER_CODE, "id-1")
+    reordered = dict(reversed(list(label.to_dict().items())))
+    for text in (json.dumps(reordered), json.dumps({"AIGC": reordered})):
+        parsed = AIGCLabel.parse(text)
+        assert parsed.label == label and parsed.conforms
+        assert [(p.code, p.severity) for p in parsed.problems] == [("field-order", "warning")]
+    assert AIGCLabel.parse(label.to_json("wrapped")).problems == ()

@@ -26,7 +26,7 @@ def _reference_field_problems(label: AIGCLabel) -> list[tuple[str, str | None]]:
     found = []
     for key, value in zip(FIELD_NAMES, label.to_dict().values(), strict=True):
         if len(value) > MAX_FIELD_LENGTH:
-            found.append(("too-long", key))
+            found.append(("vendor-length", key))
         if not _ALLOWED.fullmatch(value):
             found.append(("bad-characters", key))
     return found
@@ -45,7 +45,7 @@ _value = st.one_of(
 def test_problems_match_a_field_by_field_check(values: list[str]) -> None:
     label = AIGCLabel(*values)
     found = label.problems()
-    assert [(p.code, p.field) for p in found if p.code in ("too-long", "bad-characters")] == (
+    assert [(p.code, p.field) for p in found if p.code in ("vendor-length", "bad-characters")] == (
         _reference_field_problems(label)
     )
     for key, value in (("ContentProducer", values[1]), ("ContentPropagator", values[4])):

@@ -4,8 +4,13 @@ TC260-PG-20258A §6.3 puts the bare seven-field JSON in the document Info dictio
 ``/AIGC`` (a PDF text string; the JSON is ASCII, so it is written as a literal string). PDF 2.0
 deprecates the Info dictionary in favour of XMP, so the same value also goes into the catalog
 ``/Metadata`` stream as the TC260 XMP property (merged into an existing packet by
-:mod:`aigclabel.xmp`). Both are one label in two synchronised placements; :meth:`PdfContainer.read`
-reports each, so a disagreement between them is visible.
+:mod:`aigclabel.xmp`). Both are one label in two synchronised placements, not two labels under
+GB 45438 §6.1 c): ISO 32000 defines the Info dictionary and the catalog XMP as two encodings of the
+*same* document metadata that a writer keeps equivalent (PDF 2.0 readers take XMP, older ones and
+TC260's guide take Info), so a reader sees the one label whichever it consults. §6.1 c) forbids
+keeping a second label beside the first (appending instead of replacing); that is what the check
+flags elsewhere. :attr:`PdfContainer.mirrored_locations` makes identical copies count once;
+:meth:`PdfContainer.read` still reports each, so copies that differ are flagged as conflicting.
 
 **Incremental update.** :meth:`PdfContainer.rewrite` never rewrites the document: it copies the
 original bytes unchanged and appends a PDF incremental update (ISO 32000-1 §7.5.6) holding a new
