@@ -191,6 +191,7 @@ def test_hostile_labels_written_by_pillow_are_suspected_not_crashes(tmp_path: Pa
 def test_garbage_signature_on_a_conforming_label_keeps_the_label_and_the_field(tmp_path: Path) -> None:
     path = tmp_path / "g.jpg"
     stored = {"Label": "1", "ContentProducer": DEMO_PROVIDER_CODE, "ProduceID": "p", "ReservedCode1": "{bad"}
+    stored |= {"ContentPropagator": "", "PropagateID": "", "ReservedCode2": ""}  # all §6.1 a) keys: conforming
     Image.new("RGB", (16, 16), "gray").save(path, xmp=_xmp_with_label(json.dumps(stored)))
     verdict = classify(path, None, demo_registry(), XMP_ONLY)
     assert verdict.classification is Classification.CONFIRMED
