@@ -411,7 +411,9 @@ def audit_export(
 
 @audit_app.command("retention")
 def audit_retention(
-    days: Annotated[int, typer.Option("--days", help="Keep this many days (minimum 183, Art. 9).")] = 183,
+    days: Annotated[
+        int, typer.Option("--days", help="Keep this many days (at least 183 and six calendar months, Art. 9).")
+    ] = 183,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Count, do not delete.")] = False,
     db: DbOption = None,
 ) -> None:

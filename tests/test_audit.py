@@ -135,6 +135,19 @@ def test_retention_never_deletes_rows_younger_than_the_period(store: AuditStore)
     assert purge(store, 400, now=NOW + timedelta(days=1)).deleted == 0
 
 
+def test_retention_keeps_six_calendar_months_even_when_they_are_184_days(store: AuditStore) -> None:
+    now = datetime(2027, 1, 1, 12, 0, tzinfo=UTC)  # 1 July to 1 January: 184 days
+    six_months = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
+    assert (now - six_months).days == 184
+    ages = {"day-184": six_months + timedelta(seconds=1), "older": six_months - timedelta(seconds=1)}
+    store.record_many([AuditEvent(kind="export_unlabeled", produce_id=k, ts=v) for k, v in ages.items()])
+    result = purge(store, now=now)
+    assert (result.cutoff, result.deleted) == (six_months, 1)
+    assert [e.produce_id for e in store.events()] == ["day-184"]
+    # a month without the day clamps earlier (31 August back to 29 February 2028 keeps more, not less)
+    assert purge(store, now=datetime(2028, 8, 31, tzinfo=UTC), dry_run=True).cutoff == datetime(2028, 2, 29, tzinfo=UTC)
+
+
 @pytest.mark.parametrize("days", [0, -5, 30, 182])
 def test_retention_below_six_months_is_refused(store: AuditStore, days: int) -> None:
     store.record(AuditEvent(kind="export_unlabeled", ts=NOW - timedelta(days=365)))
