@@ -18,6 +18,7 @@ Exit codes (also listed by ``aigclabel --help``):
 7     audit database error
 8     the file system refused: permission denied, disk full, read-only, not a regular file
       (FIFO, device, directory), or a file whose owner or hard links a rewrite would change
+9     ``strip`` refused: the label is not provably yours (Measures Art. 10); see ``--force-remove-label``
 ====  ==============================================================
 """
 
@@ -37,7 +38,7 @@ import typer
 from . import __version__
 from ._cli_params import LightGroup
 from ._console import lazy_console, real_console
-from .api import Inspection, inspect, strip_label
+from .api import Inspection, inspect
 from .containers import registered
 from .errors import AIGCLabelError, LimitExceededError
 from .label import AIGCLabel, LabelValue
@@ -55,7 +56,8 @@ app = typer.Typer(
         "Label AI-generated content per GB 45438-2025 and verify those labels.\n\n"
         "Exit codes: 0 ok; 1 a file lacks a conforming label (check: not compliant); 2 usage error; "
         "3 unsupported format; 4 malformed file; 5 invalid label value; 6 key or signature error; "
-        "7 audit database error; 8 file system refused (permission, disk full, read-only, not a regular file)."
+        "7 audit database error; 8 file system refused (permission, disk full, read-only, not a regular file); "
+        "9 strip refused (label not provably yours, Measures Art. 10)."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -289,14 +291,48 @@ def strip(
         Path, typer.Argument(help="File to strip (in place unless -o is given).", exists=True, dir_okay=False)
     ],
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of in place.")] = None,
+    sign_key: Annotated[
+        Path | None,
+        typer.Option("--sign-key", help="Your private key: labels whose ReservedCode1 it signed may be removed."),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force-remove-label", help="Remove a label that is not provably yours (needs --reason)."),
+    ] = False,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why the override is lawful; stored in the audit log.")
+    ] = None,
+    db: Annotated[
+        str | None,
+        typer.Option("--db", help="Audit database for the strip event (default: $AIGCLABEL_DB, else a local SQLite)."),
+    ] = None,
     repair: RepairOption = False,
 ) -> None:
-    """Remove every implicit label from FILE (for re-issuing your own content; see Measures Art. 10)."""
+    """Remove every implicit label from FILE, if it is provably yours (Measures Art. 10).
+
+    A label is yours when its ReservedCode1 verifies under --sign-key. Anything else (another
+    producer's label, an unsigned or unreadable one) is refused (exit 9) unless --force-remove-label
+    --reason "..." is given. Every strip is recorded in the audit log (kind "strip").
+    """
+    from .removal import apply_strip, plan_strip
+
+    if force != (reason is not None):
+        err.print("error: --force-remove-label and --reason go together", highlight=False, markup=False)
+        raise typer.Exit(2)
+    store = None
     try:
-        written = strip_label(file, output, repair=repair)
+        plan = plan_strip(file, signing_key=_signing_key(sign_key, False), force_reason=reason)
+        from .audit import AuditStore
+
+        store = AuditStore(db)
+        result = apply_strip(plan, output, store, repair=repair)
     except AIGCLabelError as exc:
         _fail(exc)
-    typer.echo(f"stripped {written}")
+    finally:
+        if store is not None:
+            store.close()
+    summary = f"{result.basis}, {len(result.removed)} removed, audit event {result.audit_event_id}"
+    typer.echo(f"stripped {result.path}  ({summary})")
 
 
 @app.command()

@@ -29,7 +29,11 @@ def test_label_inspect_strip_cycle_and_exit_codes(tmp_path: Path) -> None:
     data = json.loads(runner.invoke(app, ["inspect", "--json", str(photo)]).output)
     assert data[0]["labels"][0]["fields"]["ProduceID"] == "[b]id[/b]"
     clean = tmp_path / "clean.jpg"
-    assert runner.invoke(app, ["strip", str(photo), "-o", str(clean)]).exit_code == 0
+    db = str(tmp_path / "audit.sqlite")
+    refused = runner.invoke(app, ["strip", str(photo), "-o", str(clean), "--db", db])
+    assert refused.exit_code == 9 and not clean.exists(), "an unsigned label is not provably ours (Art. 10)"
+    forced = ["--force-remove-label", "--reason", "cycle test", "--db", db]
+    assert runner.invoke(app, ["strip", str(photo), "-o", str(clean), *forced]).exit_code == 0
     assert inspect(clean).labels == [] and inspect(photo).ok
 
 

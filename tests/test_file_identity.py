@@ -86,7 +86,8 @@ def test_every_format_round_trips_through_the_cli(name: str, tmp_path: Path) -> 
     assert _produce_id(_inspected(copy)) == "copy"
     assert _produce_id(_inspected(work)) == "in-place", "-o leaves the input as it was"
     stripped = tmp_path / f"stripped{sample.suffix}"
-    assert _cli("strip", copy, "-o", stripped)[0] == 0
+    forced = ("--force-remove-label", "--reason", "identity test", "--db", tmp_path / "audit.sqlite")
+    assert _cli("strip", copy, "-o", stripped, *forced)[0] == 0
     assert _inspected(stripped)["labels"] == []
     assert _hidden(tmp_path) == [], "no temporary file or hidden sidecar is left behind"
 
