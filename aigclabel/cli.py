@@ -626,7 +626,11 @@ def mark(
             img = explicit.add_image_label(
                 file, output, text=label_text, placement=cast(Any, position or "bottom-right"), implicit=policy
             )
-            detail = f"glyph height {img.layout.glyph_height} px ({img.layout.glyph_ratio:.1%} of the shortest side)"
+            layout = img.layout
+            detail = (
+                f"glyph height {layout.glyph_height} px ({layout.glyph_ratio:.1%} of the shortest side), "
+                f"smallest glyph {layout.smallest_glyph} px ({layout.smallest_glyph_ratio:.1%})"
+            )
         elif kind == "audio":
             positions = tuple((position or "start").split(","))
             aud = explicit.add_audio_label(

@@ -366,3 +366,31 @@ def test_plate_touching_a_dark_subject_is_found(tmp_path: Path, name: str) -> No
         located = locate_label(candidate)
         assert located is not None
         assert all(abs(a - b) <= 2 for a, b in zip(located.plate, result.layout.plate, strict=True))
+
+
+def _glyph_heights(before: Image.Image, after: Image.Image) -> list[int]:
+    """Ink height of each glyph in the output, glyphs split at the ink-free columns of the plate."""
+    box, _, (plate, ink_colour) = _measure(before, after)
+    b = np.asarray(after.convert("RGB"), dtype=int)[box[1] : box[3], box[0] : box[2]]
+    ink = np.abs(b - np.asarray(plate)).max(axis=2) > 0.5 * np.abs(np.asarray(ink_colour) - plate).max()
+    columns = np.concatenate([[False], ink.any(axis=0), [False]])
+    edges = np.nonzero(np.diff(columns.astype(int)))[0].reshape(-1, 2)  # [start, stop) runs of inked columns
+    heights = []
+    for start, stop in edges:
+        rows = np.nonzero(ink[:, start:stop].any(axis=1))[0]
+        heights.append(int(rows.max() - rows.min() + 1))
+    return heights
+
+
+@pytest.mark.parametrize("text", ["AI生成", "人工智能生成"])
+@pytest.mark.parametrize("size", [(1000, 700), (320, 240)])
+def test_every_glyph_latin_included_is_at_least_5_percent(tmp_path: Path, text: str, size: tuple[int, int]) -> None:
+    src, dst = tmp_path / "in.png", tmp_path / "out.png"
+    original = _noise(*size)
+    original.save(src)
+    result = add_image_label(src, dst, text=text, implicit="if-supported")
+    heights = _glyph_heights(original, Image.open(dst))
+    assert len(heights) >= len(text), heights  # every glyph found (a CJK one may split at a blank column)
+    short = min(size)
+    assert min(heights) >= 0.052 * short, (heights, short)
+    assert min(heights) == result.layout.smallest_glyph
