@@ -61,3 +61,10 @@ class NotRegularFileError(FileAccessError):
 class NeedsRepairError(MalformedFileError):
     """The file is damaged in a way its format's reference tools recover from, but writing into it as
     it is would not be safe; ``--repair`` (``repair=True``) rewrites it whole, repaired, instead."""
+
+
+class LabelRemovalRefusedError(AIGCLabelError):
+    """Removing a label was refused: it is not provably the caller's (Measures Art. 10 forbids removing
+    labels); the producer's key, or an override with a reason that is logged, is needed."""
+
+    exit_code = 9

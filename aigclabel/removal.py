@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from .api import read_labels, strip_label
-from .errors import AIGCLabelError, UnsupportedFormatError
+from .errors import LabelRemovalRefusedError, UnsupportedFormatError
 from .label import AIGCLabel
 
 if TYPE_CHECKING:
@@ -43,11 +43,7 @@ if TYPE_CHECKING:
 
 Basis = Literal["own-key", "override", "no-label"]
 
-
-class LabelRemovalRefusedError(AIGCLabelError):
-    """Removing the label was refused: it is not provably the caller's (Measures Art. 10)."""
-
-    exit_code = 9
+__all__ = ["LabelRemovalRefusedError", "StripPlan", "StripResult", "apply_strip", "plan_strip"]
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from aigclabel import DEMO_PROVIDER_CODE
 from aigclabel.audit import AuditStore
 from aigclabel.cli import app
-from aigclabel.removal import LabelRemovalRefusedError
+from aigclabel.errors import LabelRemovalRefusedError
 from aigclabel.signing import SigningKey
 
 from ._tools import exiftool_label
