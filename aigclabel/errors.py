@@ -68,3 +68,9 @@ class LabelRemovalRefusedError(AIGCLabelError):
     labels); the producer's key, or an override with a reason that is logged, is needed."""
 
     exit_code = 9
+
+
+class ConfigurationError(AIGCLabelError):
+    """A setting that cannot work (an empty API key, a bad number, an unsafe bind); exits like a usage error."""
+
+    exit_code = 2

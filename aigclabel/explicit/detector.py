@@ -47,13 +47,8 @@ def _format(path: Path) -> str | None:
 
 
 def _too_large(detector: str, what: str) -> Evidence:
-    return Evidence(
-        "detector-skipped",
-        f"{what} is over the {MAX_DECODE_PIXELS // 1_000_000} MP scan limit; not searched",
-        "-",
-        detector,
-        "info",
-    )
+    limit = MAX_DECODE_PIXELS // 1_000_000
+    return Evidence.skipped(detector, f"{what} is over the {limit} MP scan limit; not searched")
 
 
 #: The label search decodes an image at no less than this (JPEG at a DCT scale, which is fast) and reads
@@ -82,7 +77,7 @@ class ExplicitImageLabelDetector:
         except _budget.BudgetExceeded:
             raise
         except LimitExceededError as exc:  # over our scan limit or Pillow's bomb limits: not searched
-            return [Evidence("detector-skipped", str(exc), "-", self.name, "info")]
+            return [Evidence.skipped(self.name, str(exc))]
         except AIGCLabelError:  # not an image Pillow decodes: no evidence either way
             return []
         image = _search_copy(decoded, sample.container)
@@ -103,7 +98,7 @@ class ExplicitImageLabelDetector:
             ]
         if not engine:
             skipped = "no OCR engine: labels of other styles not searched"
-            return [Evidence("detector-skipped", skipped, "-", self.name, "info")]
+            return [Evidence.skipped(self.name, skipped)]
         return [_text_evidence(found, self.name, image.size) for found in find_image_labels(image)[:1]]
 
 
@@ -152,7 +147,7 @@ class ExplicitVideoLabelDetector:
         try:
             rules, _ = _video_rules(path, ocr=True)
         except AIGCLabelError as exc:
-            return [Evidence("detector-skipped", f"not searched: {exc}", "-", self.name, "info")]
+            return [Evidence.skipped(self.name, f"not searched: {exc}")]
         first = rules[0]
         if "start_s" not in first.measured:
             return []
@@ -176,7 +171,7 @@ class ExplicitAudioLabelDetector:
         try:
             scan = scan_audio(path)
         except AIGCLabelError as exc:
-            return [Evidence("detector-skipped", f"not searched: {exc}", "-", self.name, "info")]
+            return [Evidence.skipped(self.name, f"not searched: {exc}")]
         found = [
             Evidence(
                 "explicit-label",

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
-from ..errors import AIGCLabelError
+from ..errors import ConfigurationError
 from ..explicit.text import DEFAULT_LABEL, TextFormat, validate_label_text
 from ..label import AIGCLabel
 from ..watermark.payload import DEMO_KEY
@@ -19,10 +19,8 @@ if TYPE_CHECKING:
 TextPosition = Literal["start", "end", "both"]
 
 
-class GatewayConfigError(AIGCLabelError, ValueError):
+class GatewayConfigError(ConfigurationError, ValueError):
     """A gateway setting that cannot work (an upstream that is no HTTP URL...)."""
-
-    exit_code = 2
 
 
 @dataclass(frozen=True)

@@ -384,7 +384,7 @@ class BudgetedDetector:
                 # The detector charges what it decodes (pixels after its own downscaling, samples, frames).
                 return run_detector(self.inner, path, media)
             except work.BudgetExceeded as exc:
-                return [Evidence("detector-skipped", f"not searched: {exc}", "-", self.name, "info")]
+                return [Evidence.skipped(self.name, f"not searched: {exc}")]
 
 
 def budgeted_detectors(seconds: float) -> dict[str, BudgetedDetector]:

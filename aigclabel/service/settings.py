@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import AIGCLabelError
+from ..errors import ConfigurationError
 
 #: Default largest upload accepted, in bytes.
 DEFAULT_MAX_UPLOAD = 512 << 20
@@ -38,10 +38,8 @@ BODY_GRACE_ENV = "AIGCLABEL_BODY_GRACE_SECONDS"
 BODY_RATE_ENV = "AIGCLABEL_MIN_BODY_RATE"
 
 
-class ServiceConfigError(AIGCLabelError):
+class ServiceConfigError(ConfigurationError):
     """A service setting is unusable (empty or weak API key, bad number, unsafe bind)."""
-
-    exit_code = 2
 
 
 def is_loopback(host: str) -> bool:

@@ -116,6 +116,11 @@ class Evidence:
     role: EvidenceRole = "trace"
     data: Mapping[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def skipped(cls, source: str, reason: str) -> Evidence:
+        """The finding of a detector that could not search this file (``reason`` says why), for review."""
+        return cls("detector-skipped", reason, "-", source, "info")
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {

@@ -61,7 +61,7 @@ class WatermarkDetector:
             else:
                 result = detect_file(path, key=key)
         except LimitExceededError as exc:
-            return [Evidence("detector-skipped", f"not searched: {exc}", "-", self.name, "info")]
+            return [Evidence.skipped(self.name, f"not searched: {exc}")]
         except AIGCLabelError:  # every decoder exception is typed by detect_file's guard
             return []
         if result is None or not result.present:
