@@ -24,6 +24,7 @@ import os
 import pkgutil
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import ClassVar, TypeVar
 
@@ -34,6 +35,23 @@ from ..label import AIGCLabel, ParsedLabel
 
 #: How many leading bytes :func:`open_container` reads for sniffing.
 SNIFF_BYTES = 4096
+
+
+class MediaKind(StrEnum):
+    """What a format's content is, which decides the explicit label, watermark and checks it gets.
+
+    ``image`` is a raster picture Pillow decodes; ``document`` is a page or markup format (PDF, OOXML,
+    EPUB, SVG) that carries an implicit label but is never decoded as media; ``text`` is prose whose
+    explicit label is written into it (plain text, Markdown, HTML). An audio or video container may
+    hold the other kind (an ``.m4a`` in MP4, an ``.ogv`` in Ogg): its streams decide
+    (:func:`aigclabel._media.media_of`).
+    """
+
+    IMAGE = "image"
+    AUDIO = "audio"
+    VIDEO = "video"
+    DOCUMENT = "document"
+    TEXT = "text"
 
 
 @dataclass(frozen=True)
@@ -76,6 +94,8 @@ class Container(ABC):
     extensions: ClassVar[tuple[str, ...]] = ()
     #: Primary MIME type.
     mime_type: ClassVar[str] = "application/octet-stream"
+    #: The kind of content the format is made for (every container declares it).
+    media: ClassVar[MediaKind]
     #: Where :meth:`write` puts the label, in the format's own terms.
     primary_location: ClassVar[str] = ""
     #: False for formats we can read but not write losslessly.
@@ -196,6 +216,23 @@ def registered() -> dict[str, type[Container]]:
     """All registered containers by name (loads the plugin modules on first use)."""
     _load_plugins()
     return dict(_REGISTRY)
+
+
+def containers_of(media: MediaKind) -> dict[str, type[Container]]:
+    """The registered containers of one media kind, by name."""
+    return {name: cls for name, cls in registered().items() if cls.media is media}
+
+
+def container_for_suffix(suffix: str) -> type[Container] | None:
+    """The container whose :attr:`Container.extensions` include ``suffix`` (``".jpg"`` or ``"JPG"``), if any."""
+    suffix = suffix.lower() if suffix.startswith(".") else f".{suffix.lower()}"
+    return next((cls for cls in registered().values() if suffix in cls.extensions), None)
+
+
+def container_for_mime(mime_type: str) -> type[Container] | None:
+    """The container whose :attr:`Container.mime_type` is ``mime_type``, if any."""
+    mime_type = mime_type.lower()
+    return next((cls for cls in registered().values() if cls.mime_type == mime_type), None)
 
 
 def _ordered() -> tuple[type[Container], ...]:

@@ -44,7 +44,7 @@ from ..errors import (
     WriteNotSupportedError,
 )
 from ..label import AIGCLabel
-from . import Container, FoundLabel, register
+from . import Container, FoundLabel, MediaKind, register
 from ._stream import apply_patches, hash_range, open_output, repair_by_remux
 
 CHUNK_ID = b"AIGC"
@@ -190,6 +190,7 @@ class AVIContainer(Container):
     description = "AVI video"
     extensions = (".avi",)
     mime_type = "video/x-msvideo"
+    media = MediaKind.VIDEO
     primary_location = "RIFF/LIST-INFO/AIGC"
 
     @classmethod

@@ -23,7 +23,7 @@ from pathlib import Path
 from ..errors import MalformedFileError
 from ..label import AIGCLabel
 from ..xmp import xml_text
-from . import Container, FoundLabel, register
+from . import Container, FoundLabel, MediaKind, register
 from ._zip import LOCAL_SIG, ZipArchive, rewrite_zip
 from .ooxml import decode_xml, parse_xml
 
@@ -80,6 +80,7 @@ class EpubContainer(Container):
     description = "EPUB e-book"
     extensions = (".epub",)
     mime_type = "application/epub+zip"
+    media = MediaKind.DOCUMENT
     primary_location = 'OPF <meta name="AIGC">'
 
     @classmethod

@@ -21,7 +21,7 @@ from typing import Any, BinaryIO, ClassVar
 from .._io import file_size, read_exact
 from ..errors import MalformedFileError, TruncatedFileError
 from ..label import AIGCLabel
-from . import Container, FoundLabel, register
+from . import Container, FoundLabel, MediaKind, register
 from ._audio import id3v2_size, parse_errors, rewrite_vorbis, vorbis_findings
 from ._stream import copy_range, hash_range
 
@@ -95,6 +95,7 @@ class FLAC(Container):
     description: ClassVar[str] = "FLAC audio"
     extensions: ClassVar[tuple[str, ...]] = (".flac",)
     mime_type: ClassVar[str] = "audio/flac"
+    media: ClassVar[MediaKind] = MediaKind.AUDIO
     primary_location: ClassVar[str] = "Vorbis comment AIGC"
     #: Checked before MP3, which also claims files that start with an ID3v2 tag.
     priority: ClassVar[int] = 1

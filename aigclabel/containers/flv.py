@@ -27,7 +27,7 @@ from typing import Any, BinaryIO
 from .._io import MAX_METADATA_BYTES, file_size
 from ..errors import LimitExceededError, MalformedFileError, TruncatedFileError, WriteNotSupportedError
 from ..label import AIGCLabel
-from . import Container, FoundLabel, register
+from . import Container, FoundLabel, MediaKind, register
 from ._stream import copy_range, hash_range, open_output
 
 KEY_NAME = "AIGC"
@@ -272,6 +272,7 @@ class FLVContainer(Container):
     description = "FLV video"
     extensions = (".flv",)
     mime_type = "video/x-flv"
+    media = MediaKind.VIDEO
     primary_location = "onMetaData AMF0 key AIGC"
 
     @classmethod

@@ -30,7 +30,7 @@ from .._io import MAX_METADATA_BYTES, file_size, read_exact
 from ..errors import LimitExceededError, MalformedFileError, TruncatedFileError
 from ..label import AIGCLabel
 from ..xmp import TC260_NS, find_aigc, remove_aigc, set_aigc
-from . import Container, FoundLabel, register
+from . import Container, FoundLabel, MediaKind, register
 from ._stream import copy_range, hash_range
 
 XMP_APP_ID = b"XMP DataXMP"
@@ -217,6 +217,7 @@ class GifContainer(Container):
     description = "GIF image"
     extensions = (".gif",)
     mime_type = "image/gif"
+    media = MediaKind.IMAGE
     primary_location = "GIF XMP Application Extension TC260:AIGC"
 
     @classmethod

@@ -31,7 +31,7 @@ from .._io import MAX_METADATA_BYTES, copy_rest, file_size, read_exact
 from ..errors import LimitExceededError, MalformedFileError, TruncatedFileError, WriteNotSupportedError
 from ..label import AIGCLabel
 from ..xmp import find_aigc, remove_aigc, set_aigc
-from . import Container, FoundLabel, register
+from . import Container, FoundLabel, MediaKind, register
 from ._stream import copy_range, hash_range
 
 XMP_CONTENT_TYPE = b"application/rdf+xml"
@@ -418,6 +418,7 @@ class HeifContainer(Container):
     description: ClassVar[str] = "HEIF/AVIF image"
     extensions: ClassVar[tuple[str, ...]] = (".heic", ".heif", ".avif", ".hif")
     mime_type: ClassVar[str] = "image/heif"
+    media: ClassVar[MediaKind] = MediaKind.IMAGE
     primary_location: ClassVar[str] = "XMP TC260:AIGC in HEIF item application/rdf+xml"
 
     @classmethod

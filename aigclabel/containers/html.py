@@ -28,7 +28,7 @@ from .._io import COPY_CHUNK, MAX_METADATA_BYTES, copy_rest
 from ..errors import LimitExceededError, MalformedFileError, UnsupportedFormatError
 from ..label import AIGCLabel
 from ..xmp import xml_text
-from . import Container, FoundLabel, register
+from . import Container, FoundLabel, MediaKind, register
 
 _SNIFF = re.compile(
     rb"^(?:\xef\xbb\xbf)?\s*(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*(?:<!doctype\s+html|<html[\s>])", re.I | re.S
@@ -124,6 +124,7 @@ class HtmlContainer(Container):
     description = "HTML document"
     extensions = (".html", ".htm", ".xhtml", ".shtml")
     mime_type = "text/html"
+    media = MediaKind.TEXT
     primary_location = '<meta name="AIGC"> in <head>'
 
     @classmethod

@@ -48,7 +48,7 @@ from .._io import COPY_CHUNK, MAX_METADATA_BYTES, file_size
 from ..errors import LimitExceededError, MalformedFileError, TruncatedFileError
 from ..label import AIGCLabel
 from ..xmp import TC260_NS, find_aigc, has_properties, remove_aigc, set_aigc
-from . import Container, FoundLabel, register
+from . import Container, FoundLabel, MediaKind, register
 from ._stream import copy_range
 
 XMP_SIG = b"http://ns.adobe.com/xap/1.0/\x00"
@@ -445,6 +445,7 @@ class JpegContainer(Container):
     description = "JPEG image"
     extensions = (".jpg", ".jpeg", ".jpe", ".jfif")
     mime_type = "image/jpeg"
+    media = MediaKind.IMAGE
     primary_location = "APP1 XMP TC260:AIGC"
 
     @classmethod

@@ -36,7 +36,7 @@ from typing import BinaryIO
 from .._io import MAX_METADATA_BYTES, file_size
 from ..errors import LimitExceededError, MalformedFileError
 from ..label import FIELD_NAMES, AIGCLabel
-from . import Container, FoundLabel, register
+from . import Container, FoundLabel, MediaKind, register
 from ._stream import copy_range, hash_range
 
 _BOM = b"\xef\xbb\xbf"
@@ -190,6 +190,7 @@ class MarkdownContainer(Container):
     description = "Markdown document"
     extensions = (".md", ".markdown", ".mdown", ".mkd", ".mdx")
     mime_type = "text/markdown"
+    media = MediaKind.TEXT
     primary_location = "YAML front matter AIGC:"
 
     @classmethod

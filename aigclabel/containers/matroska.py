@@ -51,7 +51,7 @@ from ..errors import (
     WriteNotSupportedError,
 )
 from ..label import AIGCLabel
-from . import Container, FoundLabel, register
+from . import Container, FoundLabel, MediaKind, register
 from ._stream import apply_patches, hash_range, open_output, repair_by_remux
 
 EBML_ID = 0x1A45DFA3
@@ -525,6 +525,7 @@ class MatroskaContainer(Container):
     description = "Matroska/WebM"
     extensions = (".mkv", ".mka", ".mk3d", ".webm")
     mime_type = "video/x-matroska"
+    media = MediaKind.VIDEO
     primary_location = "Segment/Tags/Tag(global)/SimpleTag(AIGC) TagString"
 
     @classmethod

@@ -30,7 +30,7 @@ from typing import BinaryIO, ClassVar
 from .._io import COPY_CHUNK, copy_exact, file_size, read_exact
 from ..errors import LimitExceededError, MalformedFileError, TruncatedFileError
 from ..label import AIGCLabel
-from . import Container, FoundLabel, register
+from . import Container, FoundLabel, MediaKind, register
 from ._audio import id3_findings, id3_has_label, id3_render, id3v2_size, is_aigc_name, parse_errors
 from ._stream import copy_range
 
@@ -221,6 +221,7 @@ class MP3(Container):
     description: ClassVar[str] = "MP3 audio"
     extensions: ClassVar[tuple[str, ...]] = (".mp3", ".mp2", ".mpga")
     mime_type: ClassVar[str] = "audio/mpeg"
+    media: ClassVar[MediaKind] = MediaKind.AUDIO
     primary_location: ClassVar[str] = "ID3v2 TXXX:AIGC"
 
     @classmethod

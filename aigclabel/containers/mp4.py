@@ -45,7 +45,7 @@ from .. import xmp
 from .._io import MAX_METADATA_BYTES, file_size
 from ..errors import LimitExceededError, MalformedFileError, TruncatedFileError, WriteNotSupportedError
 from ..label import AIGCLabel
-from . import Container, FoundLabel, register
+from . import Container, FoundLabel, MediaKind, register
 from ._stream import copy_range, hash_range, open_output
 
 if TYPE_CHECKING:  # numpy costs 0.1 s to import: only rewriting chunk offset tables needs it
@@ -664,6 +664,7 @@ class MP4Container(Container):
     description = "ISO base media (MP4/MOV/M4A/3GP)"
     extensions = (".mp4", ".m4v", ".m4a", ".mov", ".3gp", ".3g2", ".m4b", ".f4v")
     mime_type = "video/mp4"
+    media = MediaKind.VIDEO
     primary_location = "moov/udta/meta(mdta) keys:AIGC + ilst data (UTF-8)"
 
     @classmethod

@@ -28,7 +28,7 @@ from typing import Any, BinaryIO, ClassVar
 from .._io import MAX_METADATA_BYTES, read_exact
 from ..errors import LimitExceededError, MalformedFileError, TruncatedFileError
 from ..label import AIGCLabel
-from . import Container, FoundLabel, register
+from . import Container, FoundLabel, MediaKind, register
 from ._audio import parse_errors, rewrite_vorbis, vorbis_findings
 
 #: First-packet signature -> (codec name, mutagen module and class, imported when a file is opened).
@@ -119,6 +119,7 @@ class Ogg(Container):
     description: ClassVar[str] = "Ogg audio/video"
     extensions: ClassVar[tuple[str, ...]] = (".ogg", ".oga", ".opus", ".spx", ".ogv")
     mime_type: ClassVar[str] = "audio/ogg"
+    media: ClassVar[MediaKind] = MediaKind.AUDIO
     primary_location: ClassVar[str] = "Vorbis comment AIGC"
 
     @classmethod

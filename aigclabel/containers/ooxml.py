@@ -29,7 +29,7 @@ from defusedxml import DefusedXmlException
 
 from ..errors import MalformedFileError
 from ..label import AIGCLabel
-from . import Container, FoundLabel, register
+from . import Container, FoundLabel, MediaKind, register
 from ._zip import LOCAL_SIG, ZipArchive, rewrite_zip
 
 CONTENT_TYPES = "[Content_Types].xml"
@@ -121,6 +121,7 @@ class OOXMLContainer(Container):
     description = "Office Open XML document"
     extensions = _OOXML_SUFFIXES
     mime_type = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+    media = MediaKind.DOCUMENT
     primary_location = "docProps/custom.xml property AIGC"
 
     @classmethod

@@ -62,7 +62,7 @@ from ..errors import (
     WriteNotSupportedError,
 )
 from ..label import AIGCLabel
-from . import Container, FoundLabel, register
+from . import Container, FoundLabel, MediaKind, register
 
 if TYPE_CHECKING:  # pikepdf (and numpy with it) costs 0.15 s to import: each function imports it when it runs
     import pikepdf
@@ -316,6 +316,7 @@ class PdfContainer(Container):
     description = "PDF document"
     extensions = (".pdf",)
     mime_type = "application/pdf"
+    media = MediaKind.DOCUMENT
     primary_location = "Info dictionary /AIGC and XMP TC260:AIGC in the catalog /Metadata"
     mirrored_locations = frozenset({f"Info dictionary {INFO_KEY}", XMP_LOCATION})
 

@@ -25,7 +25,7 @@ from .._io import MAX_METADATA_BYTES, copy_exact, copy_rest, file_size, read_exa
 from ..errors import LimitExceededError, MalformedFileError, TruncatedFileError
 from ..label import AIGCLabel
 from ..xmp import find_aigc, remove_aigc, set_aigc
-from . import Container, FoundLabel, register
+from . import Container, FoundLabel, MediaKind, register
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 XMP_KEYWORD = b"XML:com.adobe.xmp"
@@ -186,6 +186,7 @@ class PngContainer(Container):
     description: ClassVar[str] = "PNG image"
     extensions: ClassVar[tuple[str, ...]] = (".png", ".apng")
     mime_type: ClassVar[str] = "image/png"
+    media: ClassVar[MediaKind] = MediaKind.IMAGE
     primary_location: ClassVar[str] = "XMP TC260:AIGC in iTXt XML:com.adobe.xmp"
     #: The 8-byte signature starts no other format, so it is checked before the costlier sniffers
     #: (MP3 frame chains, HTML, MP4 boxes): a quarter of a bulk PNG inspection went to them.

@@ -29,7 +29,7 @@ from defusedxml import DefusedXmlException
 from .. import xmp
 from ..errors import LimitExceededError, MalformedFileError, UnsupportedFormatError
 from ..label import AIGCLabel
-from . import Container, FoundLabel, register
+from . import Container, FoundLabel, MediaKind, register
 
 #: Largest SVG we edit in memory (reading streams and has no limit).
 MAX_SVG_BYTES = 64 << 20
@@ -91,6 +91,7 @@ class SvgContainer(Container):
     description = "SVG image"
     extensions = (".svg",)
     mime_type = "image/svg+xml"
+    media = MediaKind.DOCUMENT
     primary_location = "XMP TC260:AIGC in <metadata>"
 
     @classmethod

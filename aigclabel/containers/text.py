@@ -30,7 +30,7 @@ from .. import xmp
 from .._io import COPY_CHUNK, MAX_METADATA_BYTES, atomic_output, open_regular, write_lock
 from ..errors import LimitExceededError
 from ..label import AIGCLabel
-from . import Container, FoundLabel, register
+from . import Container, FoundLabel, MediaKind, register
 
 
 def sidecars(path: Path) -> tuple[Path, Path]:
@@ -78,6 +78,7 @@ class TextContainer(Container):
     description = "plain-text file"
     extensions = (".txt", ".text")
     mime_type = "text/plain"
+    media = MediaKind.TEXT
     primary_location = "XMP sidecar <name>.xmp, TC260:AIGC"
     priority = -10  # formats with real magic bytes win over a misleading suffix
 

@@ -35,7 +35,7 @@ from .._io import MAX_METADATA_BYTES, copy_rest, file_size, read_exact
 from ..errors import LimitExceededError, MalformedFileError, TruncatedFileError
 from ..label import AIGCLabel
 from ..xmp import find_aigc, remove_aigc, set_aigc
-from . import Container, FoundLabel, register
+from . import Container, FoundLabel, MediaKind, register
 
 XMP_TAG = 700
 #: Byte size of one value of each TIFF 6.0 / BigTIFF field type.
@@ -288,6 +288,7 @@ class TiffContainer(Container):
     description: ClassVar[str] = "TIFF image"
     extensions: ClassVar[tuple[str, ...]] = (".tif", ".tiff")
     mime_type: ClassVar[str] = "image/tiff"
+    media: ClassVar[MediaKind] = MediaKind.IMAGE
     primary_location: ClassVar[str] = "XMP TC260:AIGC in IFD0 tag 700"
 
     @classmethod

@@ -38,7 +38,7 @@ from .._io import copy_exact, file_size, read_exact
 from ..errors import LimitExceededError, MalformedFileError, TruncatedFileError
 from ..label import AIGCLabel
 from ..xmp import find_aigc, remove_aigc
-from . import Container, FoundLabel, register
+from . import Container, FoundLabel, MediaKind, register
 from ._audio import AIGC_KEY, id3_findings, id3_has_label, id3_render, is_aigc_name, parse_errors, xmp_findings
 from ._stream import copy_range, hash_range
 
@@ -224,6 +224,7 @@ class WAV(Container):
     description: ClassVar[str] = "WAV audio"
     extensions: ClassVar[tuple[str, ...]] = (".wav", ".wave", ".bwf", ".rf64")
     mime_type: ClassVar[str] = "audio/wav"
+    media: ClassVar[MediaKind] = MediaKind.AUDIO
     primary_location: ClassVar[str] = "RIFF AIGC chunk"
 
     @classmethod

@@ -23,7 +23,7 @@ from .._io import copy_exact, copy_rest, file_size, read_exact
 from ..errors import LimitExceededError, MalformedFileError, TruncatedFileError
 from ..label import AIGCLabel
 from ..xmp import find_aigc, remove_aigc, set_aigc
-from . import Container, FoundLabel, register
+from . import Container, FoundLabel, MediaKind, register
 
 XMP_FOURCC = b"XMP "
 #: Chunks that carry what a decoder renders (see :meth:`WebpContainer.payload_digest`).
@@ -119,6 +119,7 @@ class WebpContainer(Container):
     description: ClassVar[str] = "WebP image"
     extensions: ClassVar[tuple[str, ...]] = (".webp",)
     mime_type: ClassVar[str] = "image/webp"
+    media: ClassVar[MediaKind] = MediaKind.IMAGE
     primary_location: ClassVar[str] = "XMP TC260:AIGC in RIFF chunk 'XMP '"
 
     @classmethod
