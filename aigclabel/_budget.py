@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 
-from .errors import LimitExceededError
+from .errors import BudgetExceeded
 
 __all__ = [
     "Budget",
@@ -33,10 +33,6 @@ __all__ = [
     "require_pixels",
     "stage",
 ]
-
-
-class BudgetExceeded(LimitExceededError):
-    """The request's (or detector's) work budget is spent; the work was not done."""
 
 
 @dataclass

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ._io import atomic_output
-from .errors import AIGCLabelError, MalformedFileError, UnsupportedFormatError
+from .errors import AIGCLabelError, C2PAError, MalformedFileError, UnsupportedFormatError
 from .label import AIGCLabel
 from .sourcetypes import AI_SOURCE_TYPES, IPTC_PREFIX, TRAINED_ALGORITHMIC_MEDIA, source_type_code
 from .verify import Evidence, register_detector
@@ -35,12 +35,6 @@ GB_ASSERTION = "cn.org.tc260.aigc"
 _OFFLINE_SETTINGS: dict[str, Any] = {
     "verify": {"remote_manifest_fetch": False, "ocsp_fetch": False},
 }
-
-
-class C2PAError(AIGCLabelError):
-    """c2pa-python refused to sign or read the file."""
-
-    exit_code = 4
 
 
 @dataclass(frozen=True)

@@ -490,8 +490,9 @@ def serve(
     import os
 
     from .audit import resolve_url
+    from .errors import ServiceConfigError
     from .service.server import run
-    from .service.settings import ServiceConfigError, ServiceSettings, collect_keys, is_loopback
+    from .service.settings import ServiceSettings, collect_keys, is_loopback
 
     try:
         overrides: dict[str, object] = {"audit_url": resolve_url(db)}

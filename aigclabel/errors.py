@@ -2,7 +2,38 @@
 
 Every error a user can provoke with a bad file or a bad value is one of these, so callers (the CLI,
 the HTTP service) can turn it into a clear message and an exit code or 4xx status without ever
-catching a bare ``Exception``.
+catching a bare ``Exception``. Each class carries its CLI ``exit_code`` and the ``http_status`` and
+``http_error`` code the service answers with; subclasses inherit both unless they set their own.
+
+The tree (exit code; HTTP status and error code; other base classes in brackets)::
+
+    AIGCLabelError                               exit 10  HTTP 400 bad-request
+      InvalidLabelError [ValueError]             exit 5   HTTP 422 invalid-label
+      UnsupportedFormatError                     exit 3   HTTP 415 unsupported-format
+        WriteNotSupportedError                   exit 3   HTTP 415 unsupported-format
+          EncryptedPDFError                      exit 3   HTTP 415 unsupported-format
+      MalformedFileError                         exit 4   HTTP 422 malformed-file
+        TruncatedFileError                       exit 4   HTTP 422 malformed-file
+        LimitExceededError                       exit 4   HTTP 413 too-large
+          BudgetExceeded                         exit 4   HTTP 413 too-large
+        NeedsRepairError                         exit 4   HTTP 422 malformed-file
+      FileAccessError                            exit 8   HTTP 400 bad-request
+        NotRegularFileError                      exit 8   HTTP 400 bad-request
+      LabelRemovalRefusedError                   exit 9   HTTP 400 bad-request
+      ConfigurationError                         exit 2   HTTP 400 bad-request
+        ServiceConfigError                       exit 2   HTTP 400 bad-request
+        GatewayConfigError [ValueError]          exit 2   HTTP 400 bad-request
+      RetentionError [ValueError]                exit 2   HTTP 400 bad-request
+      FontNotFoundError                          exit 3   HTTP 400 bad-request
+      SignatureError                             exit 6   HTTP 400 bad-request
+        KeyRegistryError                         exit 6   HTTP 400 bad-request
+      VerifyError                                exit 5   HTTP 400 bad-request
+      C2PAError                                  exit 4   HTTP 400 bad-request
+      AuditError                                 exit 7   HTTP 400 bad-request
+        AuditUnavailableError                    exit 7   HTTP 503 audit-unavailable
+      RequestTooLargeError                       exit 10  HTTP 413 too-large
+
+``tests/test_errors.py`` checks this tree against the classes, so it cannot go stale.
 """
 
 from __future__ import annotations
@@ -13,18 +44,26 @@ class AIGCLabelError(Exception):
 
     #: Process exit code the CLI uses for this kind of error.
     exit_code: int = 10
+    #: HTTP status the service answers with.
+    http_status: int = 400
+    #: The ``error`` member of the service's JSON answer.
+    http_error: str = "bad-request"
 
 
 class InvalidLabelError(AIGCLabelError, ValueError):
     """A label value breaks GB 45438 Annex E (unknown Label, bad characters, missing producer...)."""
 
     exit_code = 5
+    http_status = 422
+    http_error = "invalid-label"
 
 
 class UnsupportedFormatError(AIGCLabelError):
     """No container module recognises the file, or the format cannot hold a label."""
 
     exit_code = 3
+    http_status = 415
+    http_error = "unsupported-format"
 
 
 class WriteNotSupportedError(UnsupportedFormatError):
@@ -33,10 +72,16 @@ class WriteNotSupportedError(UnsupportedFormatError):
     exit_code = 3
 
 
+class EncryptedPDFError(WriteNotSupportedError):
+    """The PDF needs a password to open (or uses an encryption method aigclabel cannot write)."""
+
+
 class MalformedFileError(AIGCLabelError):
     """The file is corrupt, hostile or not what its signature claims; nothing was written."""
 
     exit_code = 4
+    http_status = 422
+    http_error = "malformed-file"
 
 
 class TruncatedFileError(MalformedFileError):
@@ -45,6 +90,13 @@ class TruncatedFileError(MalformedFileError):
 
 class LimitExceededError(MalformedFileError):
     """A declared size exceeds what aigclabel is willing to load into memory."""
+
+    http_status = 413
+    http_error = "too-large"
+
+
+class BudgetExceeded(LimitExceededError):
+    """The request's (or detector's) work budget is spent; the work was not done."""
 
 
 class FileAccessError(AIGCLabelError):
@@ -74,3 +126,68 @@ class ConfigurationError(AIGCLabelError):
     """A setting that cannot work (an empty API key, a bad number, an unsafe bind); exits like a usage error."""
 
     exit_code = 2
+
+
+class ServiceConfigError(ConfigurationError):
+    """A service setting is unusable (empty or weak API key, bad number, unsafe bind)."""
+
+
+class GatewayConfigError(ConfigurationError, ValueError):
+    """A gateway setting that cannot work (an upstream that is no HTTP URL...)."""
+
+
+class RetentionError(AIGCLabelError, ValueError):
+    """A retention period shorter than the law allows, or a bad clock value."""
+
+    exit_code = 2
+
+
+class FontNotFoundError(AIGCLabelError):
+    """No font with CJK glyphs is available (install the project's dependencies)."""
+
+    exit_code = 3
+
+
+class SignatureError(AIGCLabelError):
+    """A key or signature cannot be made, loaded or parsed (bad key file, unknown algorithm...)."""
+
+    exit_code = 6
+
+
+class KeyRegistryError(SignatureError):
+    """A key registry file is malformed or contradicts itself."""
+
+
+class VerifyError(AIGCLabelError):
+    """A verification result cannot be applied (nothing to label, or a bad propagator value)."""
+
+    exit_code = 5
+
+
+class C2PAError(AIGCLabelError):
+    """c2pa-python refused to sign or read the file."""
+
+    exit_code = 4
+
+
+class AuditError(AIGCLabelError):
+    """The audit database cannot be opened or written, or an event is not acceptable."""
+
+    exit_code = 7
+
+
+class AuditUnavailableError(AuditError):
+    """The audit database did not answer (down, unreachable, locked): retry later.
+
+    The message names the failure class only; the driver's text (host, port, user) stays in ``__cause__``.
+    """
+
+    http_status = 503
+    http_error = "audit-unavailable"
+
+
+class RequestTooLargeError(AIGCLabelError):
+    """A request body is over the gateway's size limit."""
+
+    http_status = 413
+    http_error = "too-large"

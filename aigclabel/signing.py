@@ -60,7 +60,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
-from .errors import AIGCLabelError, MalformedFileError
+from .errors import KeyRegistryError, MalformedFileError, SignatureError
 from .label import DEMO_PROVIDER_CODE, MAX_FIELD_LENGTH, AIGCLabel
 
 Role = Literal["producer", "propagator"]
@@ -79,16 +79,6 @@ MAX_SIGNATURES = 4
 
 _PRODUCER_FIELDS = ("Label", "ContentProducer", "ProduceID")
 _PROPAGATOR_FIELDS = ("Label", "ContentProducer", "ProduceID", "ReservedCode1", "ContentPropagator", "PropagateID")
-
-
-class SignatureError(AIGCLabelError):
-    """A key or signature cannot be made, loaded or parsed (bad key file, unknown algorithm...)."""
-
-    exit_code = 6
-
-
-class KeyRegistryError(SignatureError):
-    """A key registry file is malformed or contradicts itself."""
 
 
 class Algorithm(StrEnum):

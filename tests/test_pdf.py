@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from aigclabel import DEMO_PROVIDER_CODE, AIGCLabel
 from aigclabel.api import inspect, read_labels, strip_label, write_label
 from aigclabel.containers import open_container
-from aigclabel.containers.pdf import EncryptedPDFError, PdfContainer
-from aigclabel.errors import NeedsRepairError
+from aigclabel.containers.pdf import PdfContainer
+from aigclabel.errors import EncryptedPDFError, NeedsRepairError
 from aigclabel.xmp import TC260_NS
 
 from ._tools import (

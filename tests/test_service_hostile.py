@@ -22,9 +22,9 @@ from typer.testing import CliRunner
 from aigclabel import DEMO_PROVIDER_CODE, AIGCLabel
 from aigclabel import _budget as work
 from aigclabel.cli import app as cli
+from aigclabel.errors import ServiceConfigError
 from aigclabel.service import ServiceSettings, create_app
 from aigclabel.service.app import UPLOAD_PREFIX, WorkPool
-from aigclabel.service.settings import ServiceConfigError
 
 from .conftest import SAMPLES
 from .test_service import RAW, UPLOAD_ENDPOINTS, _blank_png

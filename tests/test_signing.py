@@ -17,12 +17,11 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from aigclabel import DEMO_PROVIDER_CODE, AIGCLabel, read_label, write_label
+from aigclabel.errors import KeyRegistryError, SignatureError
 from aigclabel.signing import (
     Algorithm,
     KeyRegistry,
-    KeyRegistryError,
     PublicKey,
-    SignatureError,
     SignatureState,
     SigningKey,
     canonical_message,

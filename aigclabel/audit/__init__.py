@@ -5,10 +5,11 @@ PostgreSQL (``postgresql://...``, install the ``postgres`` extra) for production
 managed by the Alembic migrations shipped in :mod:`aigclabel.audit.migrations`, applied on open.
 """
 
+from ..errors import AuditError, RetentionError
 from .events import file_event, verdict_event
 from .models import EventKind
-from .retention import MIN_RETENTION_DAYS, RetentionError, RetentionResult, purge
-from .store import DB_ENV, DEFAULT_SQLITE_FILE, AuditError, AuditEvent, AuditStore, file_sha256, resolve_url
+from .retention import MIN_RETENTION_DAYS, RetentionResult, purge
+from .store import DB_ENV, DEFAULT_SQLITE_FILE, AuditEvent, AuditStore, file_sha256, resolve_url
 
 __all__ = [
     "DB_ENV",

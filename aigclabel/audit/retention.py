@@ -14,7 +14,7 @@ import calendar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from ..errors import AIGCLabelError
+from ..errors import RetentionError
 from .store import AuditStore
 
 #: The shortest retention period a caller may ask for, in days; the cutoff is in any case never later
@@ -23,12 +23,6 @@ MIN_RETENTION_DAYS = 183
 
 #: Art. 9: logs are kept for at least six months.
 MIN_RETENTION_MONTHS = 6
-
-
-class RetentionError(AIGCLabelError, ValueError):
-    """A retention period shorter than the law allows, or a bad clock value."""
-
-    exit_code = 2
 
 
 @dataclass(frozen=True)

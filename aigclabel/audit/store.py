@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from ..errors import AIGCLabelError
+from ..errors import AuditError, AuditUnavailableError
 from ..signing import KeyRegistry, PublicKey, RegisteredKey
 from .models import MAX_ID_LENGTH, Event, EventKind, StoredKey
 
@@ -41,19 +41,6 @@ SQLITE_BUSY_TIMEOUT_MS = 60_000
 #: Largest ``detail`` JSON accepted per event.
 MAX_DETAIL_BYTES = 64 * 1024
 _PG_MIGRATION_LOCK = 0x41494743  # "AIGC": advisory lock serialising concurrent migrations
-
-
-class AuditError(AIGCLabelError):
-    """The audit database cannot be opened or written, or an event is not acceptable."""
-
-    exit_code = 7
-
-
-class AuditUnavailableError(AuditError):
-    """The audit database did not answer (down, unreachable, locked): retry later.
-
-    The message names the failure class only; the driver's text (host, port, user) stays in ``__cause__``.
-    """
 
 
 @dataclass(frozen=True)

@@ -55,11 +55,11 @@ from typing import TYPE_CHECKING, Any, cast
 from .. import xmp
 from .._io import COPY_CHUNK, MAX_METADATA_BYTES, atomic_output, copy_rest, file_size
 from ..errors import (
+    EncryptedPDFError,
     LimitExceededError,
     MalformedFileError,
     NeedsRepairError,
     TruncatedFileError,
-    WriteNotSupportedError,
 )
 from ..label import AIGCLabel
 from . import Container, FoundLabel, MediaKind, register
@@ -78,10 +78,6 @@ _REPAIR_HINT = (
 )
 #: How far from the end of the file we look for the last ``startxref``.
 _TAIL = 4096
-
-
-class EncryptedPDFError(WriteNotSupportedError):
-    """The PDF needs a password to open (or uses an encryption method aigclabel cannot write)."""
 
 
 def _copy(obj: pikepdf.Object) -> pikepdf.Dictionary:

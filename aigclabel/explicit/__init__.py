@@ -13,6 +13,7 @@ matches and has to be issued again for the labelled copy.
 
 from __future__ import annotations
 
+from ..errors import FontNotFoundError
 from .audio import (
     AudioLabelResult,
     CueMatch,
@@ -24,7 +25,7 @@ from .audio import (
     make_cue,
     scan_audio,
 )
-from .fonts import FontNotFoundError, find_cjk_font
+from .fonts import find_cjk_font
 from .image import ImageLabelResult, LabelLayout, LocatedLabel, add_image_label, locate_label, plan_label
 from .text import (
     DEFAULT_LABEL,

@@ -23,16 +23,10 @@ from pathlib import Path
 
 from PIL import ImageFont
 
-from ..errors import AIGCLabelError
+from ..errors import FontNotFoundError
 
 #: Characters every label font must cover.
 REQUIRED_GLYPHS = "人工智能生成合成AI"
-
-
-class FontNotFoundError(AIGCLabelError):
-    """No font with CJK glyphs is available (install the project's dependencies)."""
-
-    exit_code = 3
 
 
 def _covers(path: Path, index: int = 0) -> bool:

@@ -37,7 +37,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from ..audit import AuditError, AuditEvent, AuditStore, EventKind
-from ..errors import AIGCLabelError, LimitExceededError
+from ..errors import AIGCLabelError, LimitExceededError, RequestTooLargeError
 from ..label import AIGCLabel
 from .media import SPEECH_SUFFIXES, MediaLayers, label_image_bytes, label_speech_bytes
 from .settings import GatewaySettings
@@ -225,7 +225,7 @@ class Gateway:
         async for data in request.stream():
             size += len(data)
             if size > limit:
-                raise _TooLarge(f"the request body is over {limit} bytes")
+                raise RequestTooLargeError(f"the request body is over {limit} bytes")
             parts.append(data)
         return b"".join(parts)
 
@@ -428,10 +428,6 @@ class Gateway:
         return Response(labelled, upstream.status_code, headers)
 
 
-class _TooLarge(AIGCLabelError):
-    """A body over the gateway's limit."""
-
-
 def _guard(
     gateway: Gateway, handler: Callable[[Request], Awaitable[Response]]
 ) -> Callable[[Request], Awaitable[Response]]:
@@ -451,7 +447,7 @@ def _guard(
                 )
         try:
             return await handler(request)
-        except _TooLarge as exc:
+        except RequestTooLargeError as exc:
             return _error(413, str(exc), "too_large")
         except AIGCLabelError as exc:
             return _error(502, f"the upstream's answer cannot be labelled: {exc}", "unlabelable_answer")

@@ -58,11 +58,11 @@ def gateway(
 
     from ..audit import AuditStore
     from ..cli import _fail, _signing_key, _watermark_key
-    from ..errors import AIGCLabelError
+    from ..errors import AIGCLabelError, GatewayConfigError
     from ..explicit.text import DEFAULT_LABEL
     from ..service.settings import collect_keys, is_loopback
     from .app import create_app
-    from .settings import GatewayConfigError, GatewaySettings
+    from .settings import GatewaySettings
 
     try:
         accepted = collect_keys(api_key or (), api_key_file)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
-from ..errors import ConfigurationError
+from ..errors import GatewayConfigError
 from ..explicit.text import DEFAULT_LABEL, TextFormat, validate_label_text
 from ..label import AIGCLabel
 from ..watermark.payload import DEMO_KEY
@@ -17,10 +17,6 @@ if TYPE_CHECKING:
     from ..signing import SigningKey
 
 TextPosition = Literal["start", "end", "both"]
-
-
-class GatewayConfigError(ConfigurationError, ValueError):
-    """A gateway setting that cannot work (an upstream that is no HTTP URL...)."""
 
 
 @dataclass(frozen=True)

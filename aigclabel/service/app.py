@@ -50,15 +50,8 @@ from ..api import inspect, write_label
 from ..audit import AuditEvent, AuditStore
 from ..audit.events import file_event, verdict_event
 from ..audit.models import EventKind
-from ..audit.store import AuditUnavailableError
 from ..containers import registered
-from ..errors import (
-    AIGCLabelError,
-    InvalidLabelError,
-    LimitExceededError,
-    MalformedFileError,
-    UnsupportedFormatError,
-)
+from ..errors import AIGCLabelError, AuditUnavailableError, LimitExceededError
 from ..label import AIGCLabel, LabelValue
 from ..signing import KeyRegistry
 from ..verify import (
@@ -78,15 +71,6 @@ from .settings import DEFAULT_MAX_UPLOAD, ServiceSettings
 __all__ = ["DEFAULT_MAX_UPLOAD", "ServiceSettings", "create_app"]
 
 _log = logging.getLogger("aigclabel.service")
-
-_STATUS_BY_ERROR: tuple[tuple[type[AIGCLabelError], int, str], ...] = (
-    (AuditUnavailableError, 503, "audit-unavailable"),
-    (LimitExceededError, 413, "too-large"),
-    (UnsupportedFormatError, 415, "unsupported-format"),
-    (MalformedFileError, 422, "malformed-file"),
-    (InvalidLabelError, 422, "invalid-label"),
-    (AIGCLabelError, 400, "bad-request"),
-)
 
 _HTTP_ERROR_CODES = {
     400: "bad-request",
@@ -485,15 +469,13 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     async def _label_error(request: Request, exc: AIGCLabelError) -> JSONResponse:
         upload = upload_of(request)
         message = upload.scrub(str(exc)) if upload else str(exc)
-        for kind, status, code in _STATUS_BY_ERROR:
-            if isinstance(exc, kind):
-                headers = None
-                if status == 503:
-                    # The driver's message names the database host and port: logged, never answered.
-                    _log.error("audit database unavailable: %s", exc.__cause__ or exc)
-                    message, headers = "the audit database is unavailable; retry later", {"Retry-After": "5"}
-                return JSONResponse({"error": code, "detail": message}, status_code=status, headers=headers)
-        raise AssertionError("unreachable: AIGCLabelError is in the table")  # pragma: no cover
+        headers = None
+        if isinstance(exc, AuditUnavailableError):
+            # The driver's message names the database host and port: logged, never answered.
+            _log.error("audit database unavailable: %s", exc.__cause__ or exc)
+            message, headers = "the audit database is unavailable; retry later", {"Retry-After": "5"}
+        # Status and error code come from the class (aigclabel.errors lists them all).
+        return JSONResponse({"error": exc.http_error, "detail": message}, status_code=exc.http_status, headers=headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import ConfigurationError
+from ..errors import ServiceConfigError
 
 #: Default largest upload accepted, in bytes.
 DEFAULT_MAX_UPLOAD = 512 << 20
@@ -36,10 +36,6 @@ BUDGET_ENV = "AIGCLABEL_REQUEST_SECONDS"
 BODY_IDLE_ENV = "AIGCLABEL_BODY_IDLE_SECONDS"
 BODY_GRACE_ENV = "AIGCLABEL_BODY_GRACE_SECONDS"
 BODY_RATE_ENV = "AIGCLABEL_MIN_BODY_RATE"
-
-
-class ServiceConfigError(ConfigurationError):
-    """A service setting is unusable (empty or weak API key, bad number, unsafe bind)."""
 
 
 def is_loopback(host: str) -> bool:

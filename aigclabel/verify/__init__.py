@@ -8,6 +8,7 @@ live beside them (``aigclabel.explicit.detector``, ``aigclabel.watermark.detecto
 
 from __future__ import annotations
 
+from ..errors import VerifyError
 from .core import (
     _DETECTORS,
     _LABELERS,
@@ -23,7 +24,6 @@ from .core import (
     PromptMode,
     TraceDetector,
     Verdict,
-    VerifyError,
     VisibleLabeler,
     apply,
     classify,

@@ -44,7 +44,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from .._io import atomic_output, scratch, write_lock
 from .._media import MediaSample
 from ..api import Inspection, inspect
-from ..errors import AIGCLabelError, MalformedFileError, UnsupportedFormatError
+from ..errors import AIGCLabelError, MalformedFileError, UnsupportedFormatError, VerifyError
 from ..label import AIGCLabel, LabelValue
 from ..signing import (
     KeyRegistry,
@@ -63,12 +63,6 @@ PLUGIN_MODULES: tuple[str, ...] = (
     "aigclabel.watermark.detector",
     "aigclabel.c2pa_manifest",
 )
-
-
-class VerifyError(AIGCLabelError):
-    """A verification result cannot be applied (nothing to label, or a bad propagator value)."""
-
-    exit_code = 5
 
 
 class Classification(StrEnum):
