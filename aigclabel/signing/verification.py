@@ -60,8 +60,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
-from .errors import KeyRegistryError, MalformedFileError, SignatureError
-from .label import DEMO_PROVIDER_CODE, MAX_FIELD_LENGTH, AIGCLabel
+from ..errors import KeyRegistryError, MalformedFileError, SignatureError
+from ..label import DEMO_PROVIDER_CODE, MAX_FIELD_LENGTH, AIGCLabel
 
 Role = Literal["producer", "propagator"]
 
@@ -438,7 +438,7 @@ class KeyRegistry:
     def save(self, path: Path | str) -> Path:
         """Write the registry as JSON (public keys only; safe to publish)."""
         target = Path(path)
-        from ._io import atomic_output
+        from .._io import atomic_output
 
         with atomic_output(target) as tmp:
             tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
@@ -546,8 +546,8 @@ def payload_digest(path: Path | str) -> bytes:
     Raises :class:`~aigclabel.errors.UnsupportedFormatError` when the format has none, and
     :class:`~aigclabel.errors.MalformedFileError` on a corrupt file.
     """
-    from .api import _guarded
-    from .containers import open_container
+    from ..api import _guarded
+    from ..containers import open_container
 
     target = Path(path)
     container = open_container(target)
