@@ -23,6 +23,7 @@ The tree (exit code; HTTP status and error code; other base classes in brackets)
       ConfigurationError                         exit 2   HTTP 400 bad-request
         ServiceConfigError                       exit 2   HTTP 400 bad-request
         GatewayConfigError [ValueError]          exit 2   HTTP 400 bad-request
+        MissingExtraError                        exit 2   HTTP 501 extra-not-installed
       RetentionError [ValueError]                exit 2   HTTP 400 bad-request
       FontNotFoundError                          exit 3   HTTP 400 bad-request
       SignatureError                             exit 6   HTTP 400 bad-request
@@ -134,6 +135,22 @@ class ServiceConfigError(ConfigurationError):
 
 class GatewayConfigError(ConfigurationError, ValueError):
     """A gateway setting that cannot work (an upstream that is no HTTP URL...)."""
+
+
+class MissingExtraError(ConfigurationError):
+    """An optional part of aigclabel is not installed; the message names the extra that adds it."""
+
+    http_status = 501
+    http_error = "extra-not-installed"
+
+    def __init__(self, feature: str, extra: str) -> None:
+        self.feature, self.extra = feature, extra
+        super().__init__(
+            f"{feature} needs an optional dependency that is not installed: pip install 'aigclabel[{extra}]'"
+        )
+
+    def __reduce__(self) -> tuple[type[MissingExtraError], tuple[str, str]]:
+        return type(self), (self.feature, self.extra)
 
 
 class RetentionError(AIGCLabelError, ValueError):

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from aigclabel import DEMO_PROVIDER_CODE, AIGCLabel, read_label, write_label
-from aigclabel.errors import KeyRegistryError, SignatureError
+from aigclabel.errors import KeyRegistryError, MissingExtraError, SignatureError
 from aigclabel.signing import (
     Algorithm,
     KeyRegistry,
@@ -409,3 +410,50 @@ def test_one_key_cannot_belong_to_two_providers() -> None:
     registry = pinned(DEMO_PROVIDER_CODE, key)
     with pytest.raises(KeyRegistryError):
         registry.add(OTHER_PROVIDER, key.public_key)
+
+
+# ------------------------------------------------------------------------------------- optional libraries
+def test_importing_signing_loads_no_crypto_library() -> None:
+    code = "import sys, aigclabel.signing; print(sorted(m for m in ('cryptography', 'gmssl') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert done.stdout.strip() == "[]"
+
+
+@pytest.fixture
+def sm2_signed(image: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, SigningKey, AIGCLabel]:
+    """An image signed with an SM2 key, then gmssl made unimportable (as on an install without ``[sm2]``)."""
+    sm = SigningKey.generate("sm2")
+    label = signed_file(image, sm)
+    monkeypatch.setitem(sys.modules, "gmssl", None)
+    monkeypatch.setitem(sys.modules, "gmssl.sm2", None)
+    return image, sm, label
+
+
+def test_sm2_without_gmssl_names_the_extra(sm2_signed: tuple[Path, SigningKey, AIGCLabel]) -> None:
+    image, sm, label = sm2_signed
+    with pytest.raises(MissingExtraError, match=r"pip install 'aigclabel\[sm2\]'") as caught:
+        SigningKey.generate("sm2")
+    assert caught.value.extra == "sm2" and caught.value.exit_code == 2
+    with pytest.raises(MissingExtraError):
+        sm.sign(b"message")
+    # Checking never raises: the signature reads as unverifiable, with the same advice.
+    check = verify(label, payload_digest(image), pinned(DEMO_PROVIDER_CODE, sm))
+    assert check.state is SignatureState.UNVERIFIABLE
+    assert "aigclabel[sm2]" in check.reason
+    # SM2 public keys still parse, so registries listing them still load; the SM2 DEMO key is left out.
+    assert PublicKey.from_hex("sm2", sm.public_key.hex) == sm.public_key
+    assert [entry.public_key.alg for entry in demo_registry()] == [Algorithm.ED25519]
+    ed = SigningKey.generate()
+    ed_label = sign(AIGCLabel.for_producer(DEMO_PROVIDER_CODE), bytes(32), ed)
+    assert verify(ed_label, bytes(32), pinned(DEMO_PROVIDER_CODE, ed)).state is SignatureState.VALID
+
+
+def test_cli_sm2_key_without_gmssl_exits_2(sm2_signed: tuple[Path, SigningKey, AIGCLabel], tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from aigclabel.cli import app
+
+    result = CliRunner().invoke(app, ["keys", "generate", "--out", str(tmp_path / "k.json"), "--alg", "sm2"])
+    assert result.exit_code == 2
+    assert "aigclabel[sm2]" in result.output
+    assert not (tmp_path / "k.json").exists()
