@@ -19,7 +19,7 @@ from tests.conftest import SAMPLES
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Packages that cost tens of milliseconds each to import and that no JPEG command needs (Typer would
-#: import Pydantic to convert arguments; aigclabel._cli_params converts them without it).
+#: import Pydantic to convert arguments; aigclabel.cli._params converts them without it).
 HEAVY = ("numpy", "pikepdf", "av", "cv2", "scipy", "PIL", "sqlalchemy", "pydantic", "mutagen")
 MARK = "imports-probe:"
 

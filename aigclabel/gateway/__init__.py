@@ -18,7 +18,7 @@ __all__ = ["GatewaySettings"]
 
 
 def __getattr__(name: str) -> Any:
-    # Lazy: the CLI imports aigclabel.gateway.cli at every start, and the settings pull in the label modules.
+    # Lazy: the settings pull in the label modules, which importing the package must not.
     if name == "GatewaySettings":
         from .settings import GatewaySettings
 

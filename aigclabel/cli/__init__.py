@@ -1,0 +1,91 @@
+"""Command-line interface: the ``aigclabel`` command, built from one module per audience.
+
+====================  ===============================================================================
+:mod:`.producer`      an AI service provider labelling what it generates: ``label``, ``mark``, ``sign``,
+                      ``strip``, ``watermark embed``
+:mod:`.platform`      a platform checking what it receives or spreads: ``inspect``, ``verify``, ``check``,
+                      ``watermark detect``
+:mod:`.audit`         whoever keeps the records: ``audit ...``, ``keys ...``
+:mod:`.operations`    whoever runs aigclabel as a service or over many files: ``batch``, ``serve``,
+                      ``gateway``, ``demo``, ``formats``
+====================  ===============================================================================
+
+The commands stay thin: each parses options, calls the library and prints. Every module is imported at
+start (Typer reads every command's signature), so commands import what they use inside their body.
+"""
+
+# No `from __future__ import annotations`: Typer reads the signature of every command on each run.
+
+import atexit
+import gc
+import sys
+from typing import Annotated
+
+import typer
+
+from .. import __version__
+from . import audit, operations, platform, producer
+from ._common import say
+from ._params import LightGroup
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="aigclabel",
+    help=(
+        "Label AI-generated content per GB 45438-2025 and verify those labels.\n\n"
+        "Exit codes: 0 ok; 1 a file lacks a conforming label (check: not compliant); 2 usage error; "
+        "3 unsupported format; 4 malformed file; 5 invalid label value; 6 key or signature error; "
+        "7 audit database error; 8 file system refused (permission, disk full, read-only, not a regular file); "
+        "9 strip refused (label not provably yours, Measures Art. 10)."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+    cls=LightGroup,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"aigclabel {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Label AI-generated content per GB 45438-2025 and verify those labels."""
+
+
+watermark_app = typer.Typer(
+    help="Invisible watermarks (image, audio, text) carrying a ProduceID digest.", no_args_is_help=True
+)
+watermark_app.add_typer(producer.watermark_app)
+watermark_app.add_typer(platform.watermark_app)
+
+# Without a name, each module's commands join the top level (listed by `--help` in this order).
+for module in (producer, platform, audit, operations):
+    app.add_typer(module.app)
+app.add_typer(watermark_app, name="watermark")
+
+
+def main() -> None:
+    """Console-script entry point. An operating-system error no command turned into a typed one
+    (disk full, permission denied) still ends with a message and exit code 8, not a traceback."""
+    from .._io import access_error
+
+    # At exit the interpreter's last garbage collections walk every object the imports made (20 ms of
+    # a one-file run); frozen objects are skipped, and the operating system frees the memory anyway.
+    atexit.register(gc.freeze)
+    try:
+        app()
+    except OSError as exc:
+        if exc.errno is None:
+            raise
+        error = access_error(exc, exc.filename or "file")
+        say(error)
+        sys.exit(error.exit_code)
