@@ -116,6 +116,37 @@ def test_survives_attack(marked: tuple[Img, Img], attack: str) -> None:
     assert found.payload == PAYLOAD
 
 
+#: What platforms do to the orientation and shape of an upload: flips, quarter turns, aspect changes.
+GEOMETRY: dict[str, Callable[[Img], Img]] = {
+    "flip-h": lambda a: np.ascontiguousarray(a[:, ::-1]),
+    "flip-v": lambda a: np.ascontiguousarray(a[::-1]),
+    "rot90": lambda a: np.ascontiguousarray(np.rot90(a, 1)),
+    "rot270": lambda a: np.ascontiguousarray(np.rot90(a, 3)),
+    "width-0.8": lambda a: np.asarray(Image.fromarray(a).resize((round(a.shape[1] * 0.8), a.shape[0]))),
+    "height-0.8": lambda a: np.asarray(Image.fromarray(a).resize((a.shape[1], round(a.shape[0] * 0.8)))),
+}
+
+
+@pytest.fixture(scope="module")
+def marked_large() -> Img:
+    return embed_image(natural(2, 512, 640), PAYLOAD)
+
+
+@pytest.mark.parametrize("attack", sorted(GEOMETRY))
+def test_survives_flips_quarter_turns_and_aspect_change(marked_large: Img, attack: str) -> None:
+    found = detect_image(GEOMETRY[attack](marked_large))
+    # The payload verifies: the host hash was recomputed in the corrected geometry (content_ok).
+    assert found.present and found.content_ok, f"{attack}: z={found.z:.2f}"
+    assert found.payload == PAYLOAD
+
+
+def test_marks_of_the_first_version_still_verify() -> None:
+    """A JPEG marked by the first released embedder (kept in tests/data) reads with today's detector."""
+    res = detect_file(Path(__file__).parent / "data" / "watermark-v1.jpg")
+    assert res is not None and res.present and res.matches("marked-by-v1")
+    assert res.payload is not None and res.payload.key_id == 3
+
+
 def test_resize_estimate_is_accurate(marked: tuple[Img, Img]) -> None:
     found = detect_image(_resize(marked[1], 0.5))
     assert abs(found.scale - 0.5) < 0.01
@@ -125,6 +156,7 @@ def test_unmarked_images_are_not_detected(marked: tuple[Img, Img]) -> None:
     hosts = [natural(s, 256 + 32 * (s % 3), 320) for s in range(10, 22)]
     hosts.append(marked[0])
     hosts.append(np.asarray(Image.open(Path(__file__).parent.parent / "aigclabel" / "samples" / "sample.jpg")))
+    hosts += [GEOMETRY[name](h) for name, h in zip(sorted(GEOMETRY), hosts[:6], strict=False)]
     for host in hosts:
         found = detect_image(host)
         assert not found.present, f"false positive z={found.z:.2f}"

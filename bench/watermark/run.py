@@ -62,7 +62,46 @@ def _noise(img: Img) -> Img:
     return np.asarray(np.clip(img + rng.normal(0, 5.0, img.shape), 0, 255), dtype=np.uint8)
 
 
-ATTACKS: dict[str, Callable[[Img], Img]] = {
+def _blur(img: Img, sigma: float) -> Img:
+    import cv2
+
+    return np.asarray(cv2.GaussianBlur(img, (0, 0), sigma), dtype=np.uint8)
+
+
+def _aspect(img: Img, fx: float, fy: float) -> Img:
+    h, w = img.shape[:2]
+    return np.asarray(Image.fromarray(img).resize((round(w * fx), round(h * fy)), Image.Resampling.BICUBIC))
+
+
+def _down_up(img: Img, f: float) -> Img:
+    h, w = img.shape[:2]
+    small = Image.fromarray(img).resize((max(1, round(w * f)), max(1, round(h * f))), Image.Resampling.BICUBIC)
+    return np.asarray(small.resize((w, h), Image.Resampling.BICUBIC))
+
+
+def _paste(img: Img) -> Img:
+    """The marked picture scaled to 50 % and pasted into a larger unrelated picture (a collage or a post)."""
+    h, w = img.shape[:2]
+    small = _resize(img, 0.5)
+    canvas = np.asarray(Image.fromarray(_noise_texture(h, w, 3)).convert("RGB")).copy()
+    y, x = h // 5, w // 3
+    canvas[y : y + small.shape[0], x : x + small.shape[1]] = small[: h - y, : w - x]
+    return canvas
+
+
+def _noise_texture(h: int, w: int, seed: int) -> Img:
+    rng = np.random.default_rng(seed)
+    fy, fx = np.fft.fftfreq(h)[:, None], np.fft.rfftfreq(w)[None, :]
+    amp = 1.0 / np.maximum(np.hypot(fx, fy), 1.0 / max(h, w)) ** 1.2
+    chans = [np.fft.irfft2(amp * np.exp(2j * np.pi * rng.random(amp.shape)), s=(h, w)) for _ in range(3)]
+    img = np.stack(chans, -1)
+    img = (img - img.mean()) / (img.std() + 1e-9) * 40 + 120
+    return np.asarray(np.clip(img, 0, 255), dtype=np.uint8)
+
+
+#: What a platform or an evader does to an upload, by group (``--attacks``).
+ATTACK_GROUPS: dict[str, dict[str, Callable[[Img], Img]]] = {}
+ATTACK_GROUPS["basic"] = {
     "none": lambda a: a,
     "jpeg-q50": lambda a: _encode(a, "JPEG", quality=50),
     "webp-q75": lambda a: _encode(a, "WEBP", quality=75),
@@ -73,6 +112,26 @@ ATTACKS: dict[str, Callable[[Img], Img]] = {
     "noise-5": _noise,
     "screenshot-0.8": lambda a: _encode(_resize(a, 0.8), "PNG"),
 }
+ATTACK_GROUPS["geometry"] = {
+    "flip-h": lambda a: np.ascontiguousarray(a[:, ::-1]),
+    "flip-v": lambda a: np.ascontiguousarray(a[::-1]),
+    "rot90": lambda a: np.ascontiguousarray(np.rot90(a, 1)),
+    "rot180": lambda a: np.ascontiguousarray(np.rot90(a, 2)),
+    "rot270": lambda a: np.ascontiguousarray(np.rot90(a, 3)),
+    "aspect-w0.8": lambda a: _aspect(a, 0.8, 1.0),
+    "aspect-h0.8": lambda a: _aspect(a, 1.0, 0.8),
+}
+ATTACK_GROUPS["heavy"] = {
+    "jpeg-q20": lambda a: _encode(a, "JPEG", quality=20),
+    "jpeg-q10": lambda a: _encode(a, "JPEG", quality=10),
+    "webp-q50": lambda a: _encode(a, "WEBP", quality=50),
+    "down0.25-up": lambda a: _down_up(a, 0.25),
+    "blur-2": lambda a: _blur(a, 2.0),
+    "down0.5+jpeg70": lambda a: _encode(_resize(a, 0.5), "JPEG", quality=70),
+    "crop50+up+webp": lambda a: _encode(_resize(_crop(a, 0.5), 2.0), "WEBP", quality=75),
+    "paste-50%": _paste,
+}
+ATTACKS: dict[str, Callable[[Img], Img]] = {k: v for group in ATTACK_GROUPS.values() for k, v in group.items()}
 
 
 # --- methods ----------------------------------------------------------------------------------------
@@ -192,6 +251,57 @@ def _photos() -> dict[str, Img]:
     return out
 
 
+def _synthetic() -> dict[str, Img]:
+    """ "AI-like" pictures where a mark shows first: flat illustrations, an icon, text screenshots, a dark render."""
+    from PIL import ImageDraw, ImageFont
+
+    out: dict[str, Img] = {}
+    rng = np.random.default_rng(4)
+
+    def shapes(w: int, h: int, n: int, bg: tuple[int, int, int]) -> Image.Image:
+        im = Image.new("RGB", (w, h), bg)
+        draw = ImageDraw.Draw(im)
+        for _ in range(n):
+            x0, y0 = int(rng.integers(0, w)), int(rng.integers(0, h))
+            x1, y1 = x0 + int(rng.integers(w // 10, w // 2)), y0 + int(rng.integers(h // 10, h // 2))
+            colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+            (draw.ellipse if rng.random() < 0.5 else draw.rectangle)((x0, y0, x1, y1), fill=colour)
+        return im
+
+    out["illustration"] = np.asarray(shapes(1024, 768, 14, (236, 230, 214)))
+    icon = Image.new("RGB", (256, 256), (255, 255, 255))
+    d = ImageDraw.Draw(icon)
+    d.rounded_rectangle((24, 24, 232, 232), radius=48, fill=(52, 120, 246))
+    d.ellipse((80, 70, 176, 166), fill=(255, 255, 255))
+    d.rectangle((112, 150, 144, 200), fill=(255, 214, 10))
+    out["icon-256"] = np.asarray(icon)
+    words = ["the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "while", "forty", "wizards"]
+    words += ["box", "jaunty", "quartz"]
+    for name, (w, h, size, bg, fg) in {
+        "text-shot": (1280, 720, 22, (255, 255, 255), (20, 20, 20)),
+        "text-dark": (900, 1600, 30, (24, 26, 30), (230, 230, 230)),
+    }.items():
+        im = Image.new("RGB", (w, h), bg)
+        d = ImageDraw.Draw(im)
+        font = ImageFont.load_default(size=size)
+        for row in range(size, h - size, int(size * 1.6)):
+            line = " ".join(words[int(i)] for i in rng.integers(0, len(words), 12))
+            d.text((size, row), line, fill=fg, font=font)
+        out[name] = np.asarray(im)
+    yy, xx = np.mgrid[0:1024, 0:1024].astype(np.float32) / 1024
+    glow = 18 + 60 * np.exp(-((xx - 0.6) ** 2 + (yy - 0.4) ** 2) / 0.02) + 10 * yy
+    dark = np.stack([glow * 0.6, glow * 0.8, glow], -1) + rng.normal(0, 0.8, (1024, 1024, 3))
+    out["dark-render"] = np.asarray(np.clip(dark, 0, 255), dtype=np.uint8)
+    poster = shapes(768, 1152, 6, (250, 244, 235))
+    grad = np.linspace(0, 60, 1152, dtype=np.float32)[:, None, None]
+    out["poster"] = np.asarray(np.clip(np.asarray(poster, np.float32) - grad, 0, 255), dtype=np.uint8)
+    from skimage import data
+
+    out["astronaut-256"] = np.asarray(Image.fromarray(np.asarray(data.astronaut())).resize((256, 256)))
+    out["coffee-256"] = np.asarray(Image.fromarray(np.asarray(data.coffee())).resize((256, 192)))
+    return out
+
+
 def _unmarked(n: int, seed: int = 0) -> list[Img]:
     """Random crops / rescales of every scikit-image sample photo plus pink-noise textures."""
     from skimage import data
@@ -294,6 +404,8 @@ def main() -> None:
     parser.add_argument("--fpr-peers", type=int, default=100, help="unmarked images per peer method")
     parser.add_argument("--methods", default="aigclabel,dwtDct,dwtDctSvd,rivaGan,blind")
     parser.add_argument("--copy", type=int, default=100, help="unmarked images for the copy (forgery) attack")
+    parser.add_argument("--images", default="photos,synthetic", help="image sets: photos (scikit-image), synthetic")
+    parser.add_argument("--attacks", default="basic,geometry,heavy", help="attack groups: " + ",".join(ATTACK_GROUPS))
     args = parser.parse_args()
 
     wanted = set(args.methods.split(","))
@@ -315,46 +427,55 @@ def main() -> None:
             methods.append(b)
 
     photos = _photos()
-    rng = np.random.default_rng(2026)
-    print(f"# {len(photos)} photos: " + ", ".join(f"{k} {v.shape[1]}x{v.shape[0]}" for k, v in photos.items()))
-    rows: list[list[str]] = []
-    summary: dict[str, dict[str, Cell]] = {}
-    quality: dict[str, tuple[float, float, float, float]] = {}
+    sets: dict[str, dict[str, Img]] = {}
+    if "photos" in args.images.split(","):
+        sets["photos"] = photos
+    if "synthetic" in args.images.split(","):
+        sets["synthetic"] = _synthetic()
+    groups = {g: ATTACK_GROUPS[g] for g in args.attacks.split(",")}
+    attacks = {k: v for group in groups.values() for k, v in group.items()}
+    for set_name, imgs in sets.items():
+        print(f"# {set_name}: " + ", ".join(f"{k} {v.shape[1]}x{v.shape[0]}" for k, v in imgs.items()))
+    summary: dict[tuple[str, str], dict[str, Cell]] = {}
+    quality: dict[tuple[str, str], tuple[float, float, float, float, float]] = {}
     for m in methods:
+        rng = np.random.default_rng(2026)
         k = _threshold_bits(m.bits)
-        cells = {a: Cell() for a in ATTACKS}
-        psnrs: list[float] = []
-        ssims: list[float] = []
-        emb_ms: list[float] = []
-        det_ms: list[float] = []
-        for photo in photos.values():
-            bits = rng.integers(0, 2, 64).astype(np.uint8)
-            t0 = time.perf_counter()
-            marked = m.embed(photo, bits)
-            emb_ms.append((time.perf_counter() - t0) * 1000 / (photo.shape[0] * photo.shape[1] / 1e6))
-            psnrs.append(psnr(photo, marked))
-            ssims.append(_ssim(photo, marked))
-            for attack, fn in ATTACKS.items():
-                attacked = fn(marked)
+        for set_name, imgs in sets.items():
+            cells = {a: Cell() for a in attacks}
+            psnrs: list[float] = []
+            ssims: list[float] = []
+            emb_ms: list[float] = []
+            det_ms: list[float] = []
+            for photo in imgs.values():
+                bits = rng.integers(0, 2, 64).astype(np.uint8)
                 t0 = time.perf_counter()
-                got, present = m.detect(attacked, bits)
-                if attack == "none":
-                    det_ms.append((time.perf_counter() - t0) * 1000 / (attacked.shape[0] * attacked.shape[1] / 1e6))
-                if got is None or len(got) < m.bits:
-                    acc = 0.5
-                    matched = 0
-                else:
-                    matched = int((got[: m.bits] == bits[: m.bits]).sum())
-                    acc = matched / m.bits
-                cells[attack].acc.append(acc)
-                cells[attack].hits.append(bool(present) if present is not None else matched >= k)
-        summary[m.name] = cells
-        quality[m.name] = (
-            statistics.mean(psnrs),
-            statistics.mean(ssims),
-            statistics.median(emb_ms),
-            statistics.median(det_ms),
-        )
+                marked = m.embed(photo, bits)
+                emb_ms.append((time.perf_counter() - t0) * 1000 / (photo.shape[0] * photo.shape[1] / 1e6))
+                psnrs.append(psnr(photo, marked))
+                ssims.append(_ssim(photo, marked))
+                for attack, fn in attacks.items():
+                    attacked = fn(marked)
+                    t0 = time.perf_counter()
+                    got, present = m.detect(attacked, bits)
+                    if attack == "none":
+                        det_ms.append((time.perf_counter() - t0) * 1000 / (attacked.shape[0] * attacked.shape[1] / 1e6))
+                    if got is None or len(got) < m.bits:
+                        acc = 0.5
+                        matched = 0
+                    else:
+                        matched = int((got[: m.bits] == bits[: m.bits]).sum())
+                        acc = matched / m.bits
+                    cells[attack].acc.append(acc)
+                    cells[attack].hits.append(bool(present) if present is not None else matched >= k)
+            summary[(m.name, set_name)] = cells
+            quality[(m.name, set_name)] = (
+                statistics.mean(psnrs),
+                statistics.mean(ssims),
+                min(ssims),
+                statistics.median(emb_ms),
+                statistics.median(det_ms) if det_ms else float("nan"),
+            )
         print(f"# done {m.name}", file=sys.stderr)
 
     # False positives on unmarked images.
@@ -376,26 +497,31 @@ def main() -> None:
         fpr[m.name] = f"{hits}/{n}"
         print(f"# fpr done {m.name}", file=sys.stderr)
 
-    header = ["method", "PSNR", "SSIM", "emb ms/MP", "det ms/MP", "FP", *ATTACKS]
-    for m in methods:
-        q_psnr, q_ssim, q_emb, q_det = quality[m.name]
-        cells = summary[m.name]
-        row = [m.name, f"{q_psnr:.1f}", f"{q_ssim:.4f}", f"{q_emb:.0f}", f"{q_det:.0f}", fpr[m.name]]
-        for attack in ATTACKS:
-            c = cells[attack]
-            row.append(f"{statistics.mean(c.acc) * 100:.0f}%/{sum(c.hits)}/{len(c.hits)}")
-        rows.append(row)
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    print("\ncell = mean bit accuracy / images detected (TPR) of " + str(len(photos)) + "; FP = false positives")
-    print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
-    for row in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+    print("\ncell = mean bit accuracy / images detected (TPR) / images; FP = false positives on unmarked images")
+    for set_name, imgs in sets.items():
+        for group_name, group in groups.items():
+            header = ["method", "PSNR", "SSIM", "min SSIM", "emb ms/MP", "det ms/MP", "FP", *group]
+            rows: list[list[str]] = []
+            for m in methods:
+                q_psnr, q_ssim, q_min, q_emb, q_det = quality[(m.name, set_name)]
+                cells = summary[(m.name, set_name)]
+                row = [m.name, f"{q_psnr:.1f}", f"{q_ssim:.4f}", f"{q_min:.3f}", f"{q_emb:.0f}", f"{q_det:.0f}"]
+                row.append(fpr[m.name])
+                for attack in group:
+                    c = cells[attack]
+                    row.append(f"{statistics.mean(c.acc) * 100:.0f}%/{sum(c.hits)}/{len(c.hits)}")
+                rows.append(row)
+            widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+            print(f"\n## {set_name} ({len(imgs)} images), {group_name} attacks")
+            print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
+            for row in rows:
+                print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
     if ours_z:
         z = np.asarray(ours_z)
-        from aigclabel.watermark.image import Z_PRESENT, Z_WITH_MAC, _hash_candidates
+        from aigclabel.watermark.image import _DIHEDRAL, MAX_GEOMETRIES, TILE, Z_PRESENT, Z_WITH_MAC, _hash_candidates
 
         q = [0.5 * math.erfc(t / math.sqrt(2)) for t in (Z_PRESENT, Z_WITH_MAC)]
-        hyp = 6 * 16384  # geometry hypotheses x cyclic offsets
+        hyp = MAX_GEOMETRIES * len(_DIHEDRAL) * TILE * TILE  # geometries x flips/rotations x cyclic offsets
         low = float((z >= Z_WITH_MAC).mean())
         mac = len(_hash_candidates(np.zeros((64, 64), np.float32), None, b"k")) * 2.0**-16  # host hashes tried
         print(
@@ -406,7 +532,7 @@ def main() -> None:
             f"tried) = union bound {hyp * q[0]:.1e} + measured {low:.3f} * {mac:.1e} = {hyp * q[0] + low * mac:.1e}"
         )
 
-    if "aigclabel" in wanted:
+    if "aigclabel" in wanted and args.copy:
         _estimation_attacks(photos, args.copy)
 
     # 1080p timing: embed + detect.
