@@ -96,6 +96,12 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": {"message": message, "type": "upstream_test", "code": str(status)}}, status)
 
 
+def _typed(event: dict[str, Any], number: int) -> bytes:
+    """A Responses API server-sent event: ``event:`` line, then the data with its ``sequence_number``."""
+    data = json.dumps({**event, "sequence_number": number}, separators=(",", ":")).encode()
+    return b"event: " + event["type"].encode() + b"\ndata: " + data + b"\n\n"
+
+
 def create_upstream(seen: Upstream | None = None) -> Starlette:
     """The fake OpenAI-compatible server; ``seen`` records what it received."""
     seen = seen if seen is not None else Upstream()
@@ -214,6 +220,93 @@ def create_upstream(seen: Upstream | None = None) -> Starlette:
             return _error(400, f"format {fmt} not offered by the test upstream")
         return Response(_speech(fmt), media_type=media[fmt])
 
+    async def responses(request: Request) -> Response:
+        """The Responses API: one message output item with one ``output_text`` part, typed events when streamed."""
+        body = await request.body()
+        note(request, body)
+        ask = json.loads(body)
+        model = str(ask.get("model", "tiny"))
+        if model.startswith("fail-"):
+            return _error(int(model[5:]), f"upstream refuses with {model[5:]}")
+        n_tokens, delay = int(ask.get("tokens", 8)), float(ask.get("delay", 0.0))
+        text = "".join(token(i) for i in range(n_tokens))
+
+        def part(done: str) -> dict[str, Any]:
+            return {"type": "output_text", "text": done, "annotations": []}
+
+        def item(done: str | None) -> dict[str, Any]:
+            content = [] if done is None else [part(done)]
+            status = "in_progress" if done is None else "completed"
+            return {"id": "msg_1", "type": "message", "status": status, "role": "assistant", "content": content}
+
+        def response(status: str, output: list[dict[str, Any]]) -> dict[str, Any]:
+            return {
+                "id": "resp_1", "object": "response", "created_at": 1700000000, "status": status, "model": model,
+                "output": output, "parallel_tool_calls": True, "tool_choice": "auto", "tools": [],
+                "usage": {"input_tokens": 3, "output_tokens": n_tokens, "total_tokens": n_tokens + 3,
+                          "input_tokens_details": {"cached_tokens": 0},
+                          "output_tokens_details": {"reasoning_tokens": 0}},
+            }  # fmt: skip
+
+        if not ask.get("stream"):
+            return JSONResponse(response("completed", [item(text)]))
+        at = {"item_id": "msg_1", "output_index": 0, "content_index": 0}
+
+        async def stream() -> AsyncIterator[bytes]:
+            events: list[dict[str, Any]] = [
+                {"type": "response.created", "response": response("in_progress", [])},
+                {"type": "response.output_item.added", "output_index": 0, "item": item(None)},
+                {"type": "response.content_part.added", **at, "part": part("")},
+            ]
+            for number, event in enumerate(events):
+                yield _typed(event, number)
+            number = len(events)
+            for i in range(n_tokens):
+                await anyio.sleep(delay)
+                yield _typed({"type": "response.output_text.delta", **at, "delta": token(i), "logprobs": []}, number)
+                number += 1
+                seen.sent_tokens += 1
+            for event in (
+                {"type": "response.output_text.done", **at, "text": text, "logprobs": []},
+                {"type": "response.content_part.done", **at, "part": part(text)},
+                {"type": "response.output_item.done", "output_index": 0, "item": item(text)},
+                {"type": "response.completed", "response": response("completed", [item(text)])},
+            ):
+                yield _typed(event, number)
+                number += 1
+
+        return _Stream(stream(), media_type="text/event-stream")
+
+    async def ollama(request: Request) -> Response:
+        """Ollama's own API: JSON lines when streamed (its default), one object when ``"stream": false``."""
+        body = await request.body()
+        note(request, body)
+        ask = json.loads(body)
+        model = str(ask.get("model", "tiny"))
+        if model.startswith("fail-"):
+            return JSONResponse({"error": f"upstream refuses with {model[5:]}"}, int(model[5:]))
+        n_tokens = int(ask.get("options", {}).get("tokens", 8))
+        chat = request.url.path.endswith("/chat")
+
+        def line(text: str, done: bool) -> dict[str, Any]:
+            piece = {"message": {"role": "assistant", "content": text}} if chat else {"response": text}
+            end = {"done_reason": "stop", "eval_count": n_tokens} if done else {}
+            return {"model": model, "created_at": "2026-11-28T00:00:00Z", **piece, "done": done, **end}
+
+        if ask.get("stream") is False:
+            return JSONResponse(line("".join(token(i) for i in range(n_tokens)), True))
+
+        async def stream() -> AsyncIterator[bytes]:
+            for i in range(n_tokens):
+                if i == BEFORE_TROUBLE and model == "disconnect":
+                    raise ConnectionAbortedError("the test upstream drops the connection")
+                yield json.dumps(line(token(i), False)).encode() + b"\n"
+                seen.sent_tokens += 1
+            if model != "no-done":
+                yield json.dumps(line("", True)).encode() + b"\n"
+
+        return _Stream(stream(), media_type="application/x-ndjson")
+
     async def models(request: Request) -> Response:
         note(request, b"")
         return JSONResponse({"object": "list", "data": [{"id": "tiny", "object": "model", "owned_by": "test"}]})
@@ -227,6 +320,9 @@ def create_upstream(seen: Upstream | None = None) -> Starlette:
         routes=[
             Route("/v1/chat/completions", completions, methods=["POST"]),
             Route("/v1/completions", completions, methods=["POST"]),
+            Route("/v1/responses", responses, methods=["POST"]),
+            Route("/api/chat", ollama, methods=["POST"]),
+            Route("/api/generate", ollama, methods=["POST"]),
             Route("/v1/images/generations", generations, methods=["POST"]),
             Route("/v1/images/edits", generations, methods=["POST"]),
             Route("/v1/audio/speech", speech, methods=["POST"]),

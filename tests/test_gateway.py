@@ -156,6 +156,60 @@ def test_unicode_mark_carries_the_produce_id(upstream: tuple[str, Upstream]) -> 
     assert found is not None and found.payload.matches(whole.model_extra["aigc"]["ProduceID"])
 
 
+def test_responses_api_streamed_and_whole(upstream: tuple[str, Upstream]) -> None:
+    """``/v1/responses``: the deltas add up to the labelled text, and every repeated copy of the text (done
+    events, the final response) is that same text, so the client's final response matches its stream."""
+    with gateway(upstream[0], text_position="both", text_mark=True) as (client, _):
+        raw = client.responses.with_raw_response.create(model="tiny", input="hi", stream=True)
+        events = list(raw.parse())
+        whole = client.responses.create(model="tiny", input="hi", extra_body={"tokens": 5})
+    streamed = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert strip_text_mark(streamed) == HEAD + answer(8) + TAIL
+    mark = read_text_mark(streamed)
+    assert mark is not None and mark.verified and mark.payload.matches(raw.headers["aigc-produceid"])
+    final = next(e for e in events if e.type == "response.completed").response
+    assert final.output_text == streamed
+    assert next(e for e in events if e.type == "response.output_text.done").text == streamed
+    assert [e.sequence_number for e in events] == list(range(len(events)))  # the extra tail delta renumbered
+    assert final.model_extra["aigc"]["ProduceID"] == raw.headers["aigc-produceid"]
+    assert strip_text_mark(whole.output_text) == label_text(answer(5), position="both")
+    assert whole.model_extra["aigc"]["ContentProducer"] == DEMO_PROVIDER_CODE
+
+
+def test_json_output_gets_the_implicit_label_only(upstream: tuple[str, Upstream]) -> None:
+    """A JSON mode or schema answer is read by a program: a visible label would corrupt it."""
+    json_mode: Any = {"type": "json_object"}
+    with gateway(upstream[0], text_position="both", text_mark=True) as (client, _):
+        raw = client.chat.completions.with_raw_response.create(
+            model="tiny", messages=MESSAGES, response_format=json_mode, extra_body={"tokens": 3}
+        )
+        done = raw.parse()
+        _, text = collect(client.chat.completions.create(model="tiny", messages=MESSAGES, stream=True,
+                                                         response_format=json_mode))  # fmt: skip
+    assert done.choices[0].message.content == answer(3) and text == answer(8)
+    assert done.model_extra["aigc"]["ProduceID"] == raw.headers["aigc-produceid"]
+
+
+def test_ollama_api_streamed_whole_and_cut_short(upstream: tuple[str, Upstream]) -> None:
+    """Ollama's own ``/api/chat`` and ``/api/generate`` (JSON lines), through the official ``ollama`` client."""
+    ollama = pytest.importorskip("ollama")
+    with gateway(upstream[0], text_position="both") as (_, url):
+        client = ollama.Client(host=url, headers={"Authorization": f"Bearer {GATEWAY_KEY}"})
+        parts = list(client.chat(model="tiny", messages=MESSAGES, stream=True))
+        whole = client.generate(model="tiny", prompt="x", options={"tokens": 4})
+        cut = list(client.generate(model="no-done", prompt="x", stream=True))
+        structured = client.chat(model="tiny", messages=MESSAGES, format="json", options={"tokens": 2})
+        lines = httpx.post(  # the client drops fields it does not know; the raw lines carry the implicit label
+            url + "/api/chat", json={"model": "tiny", "messages": MESSAGES}, headers=client._client.headers
+        )
+    assert "".join(p.message.content or "" for p in parts) == HEAD + answer(8) + TAIL and parts[-1].done
+    first = json.loads(lines.text.splitlines()[0])
+    assert AIGCLabel.from_mapping(first["aigc"]).produce_id == lines.headers["aigc-produceid"]
+    assert whole.response == label_text(answer(4), position="both")
+    assert "".join(p.response for p in cut) == HEAD + answer(8) + TAIL  # the tail came in a line of its own
+    assert structured.message.content == answer(2)
+
+
 def test_label_is_sent_while_the_upstream_stalls_and_closing_cancels_it(upstream: tuple[str, Upstream]) -> None:
     """No buffering: the label and the first tokens reach the client while the upstream is still silent;
     closing the client's stream closes the upstream's."""

@@ -40,8 +40,15 @@ from ..audit import AuditError, AuditEvent, AuditStore, EventKind
 from ..errors import AIGCLabelError, LimitExceededError, RequestTooLargeError
 from ..label import AIGCLabel
 from .media import SPEECH_SUFFIXES, MediaLayers, label_image_bytes, label_speech_bytes
+from .ollama import OllamaLabeller
+from .responses import ResponsesLabeller
 from .settings import GatewaySettings
-from .text import LABEL_FIELD, Kind, SSEFramer, TextLabeller, label_headers, sse_event
+from .text import LABEL_FIELD, AnswerLabeller, SSEFramer, TextLabeller, asks_structured, label_headers
+
+#: Builds the labeller of one text answer from its label and whether the client asked for JSON output.
+MakeLabeller = Callable[[GatewaySettings, AIGCLabel, bool], AnswerLabeller]
+#: Content types of a streamed text answer: OpenAI's server-sent events, Ollama's JSON lines.
+_STREAM_TYPES = ("text/event-stream", "application/x-ndjson")
 
 log = logging.getLogger("aigclabel.gateway")
 
@@ -235,7 +242,7 @@ class Gateway:
             with anyio.CancelScope(shield=True):
                 await self.audit_queue.send(make(*args, **kwargs))
 
-    def _event(self, labeller: TextLabeller, route: str, **detail: Any) -> AuditEvent:
+    def _event(self, labeller: AnswerLabeller, route: str, **detail: Any) -> AuditEvent:
         """The audit event of one text answer (its ``path`` detail names the route)."""
         return AuditEvent(
             kind=EventKind.LABEL,
@@ -253,8 +260,9 @@ class Gateway:
         upstream = await self._send(request, request.stream() if has_body else None, identity=False)
         return upstream if isinstance(upstream, Response) else self._relay(upstream)
 
-    async def text(self, request: Request, kind: Kind) -> Response:
-        """``/v1/chat/completions`` and ``/v1/completions``: label the answer, streamed or whole."""
+    async def text(self, request: Request, make: MakeLabeller) -> Response:
+        """A text route (chat, completions, responses, Ollama's chat and generate): label the answer,
+        streamed or whole."""
         body = await self._request_body(request)
         upstream = await self._send(request, body, identity=True)
         if isinstance(upstream, Response):
@@ -262,11 +270,11 @@ class Gateway:
         if upstream.status_code >= 400:
             return self._relay(upstream)
         label = self.settings.new_label()
-        labeller = TextLabeller(self.settings, label, kind)
+        labeller = make(self.settings, label, _structured(body))
         ctype = upstream.headers.get("content-type", "")
         headers = {**self._headers(upstream, rewritten=True), **label_headers([label])}
         route = request.url.path
-        if ctype.startswith("text/event-stream"):
+        if ctype.startswith(_STREAM_TYPES):
             events = self._labelled_events(upstream, labeller)
             after = partial(self._audit, self._event, labeller, route, stream=True)
             return _ClosingStream(events, upstream.status_code, headers, after)
@@ -285,8 +293,8 @@ class Gateway:
         record = BackgroundTask(self._audit, self._event, labeller, route, stream=False)
         return JSONResponse(answer, upstream.status_code, headers, background=record)
 
-    async def _labelled_events(self, upstream: httpx.Response, labeller: TextLabeller) -> AsyncIterator[bytes]:
-        framer = SSEFramer()
+    async def _labelled_events(self, upstream: httpx.Response, labeller: AnswerLabeller) -> AsyncIterator[bytes]:
+        framer = SSEFramer(framing=labeller.framing)
         labeller.state = "client-disconnected"
         try:
             try:
@@ -298,7 +306,9 @@ class Gateway:
                 labeller.state = f"upstream-broke-off: {type(exc).__name__}"
                 raise UpstreamBrokeOff(labeller.state) from exc
             rest = framer.rest()
-            closing = b"".join(sse_event(chunk) for chunk in labeller.closing_chunks())
+            if rest.strip() and labeller.framing == "ndjson":
+                rest = labeller.label_event(rest)  # a last JSON line without its newline
+            closing = labeller.closing()
             if rest or closing:
                 yield closing + rest
             labeller.state = "complete" if labeller.done else "upstream-ended-without-done"
@@ -457,23 +467,45 @@ def _guard(
     return endpoint
 
 
+def _text(settings: GatewaySettings, label: AIGCLabel, structured: bool, *, kind: Any) -> AnswerLabeller:
+    return TextLabeller(settings, label, kind, structured=structured)
+
+
+def _responses(settings: GatewaySettings, label: AIGCLabel, structured: bool) -> AnswerLabeller:
+    return ResponsesLabeller(settings, label, structured=structured)
+
+
+def _ollama(settings: GatewaySettings, label: AIGCLabel, structured: bool, *, kind: Any) -> AnswerLabeller:
+    return OllamaLabeller(settings, label, kind, structured=structured)
+
+
+def _structured(body: bytes) -> bool:
+    """Whether the request asks for JSON output (parsed only when a format field may be in it)."""
+    if b'"response_format"' not in body and b'"format"' not in body:
+        return False
+    try:
+        return asks_structured(json.loads(body))
+    except ValueError:
+        return False
+
+
 def create_app(settings: GatewaySettings) -> Starlette:
     """The gateway as an ASGI app (run it with uvicorn, or ``aigclabel gateway``)."""
     gateway = Gateway(settings)
     methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
-    async def chat(request: Request) -> Response:
-        return await gateway.text(request, "chat")
-
-    async def completions(request: Request) -> Response:
-        return await gateway.text(request, "completion")
+    def text_route(make: MakeLabeller) -> Callable[[Request], Awaitable[Response]]:
+        return _guard(gateway, partial(gateway.text, make=make))
 
     async def health(_request: Request) -> Response:
         return JSONResponse({"status": "ok", "labels": "aigclabel gateway"})
 
     routes = [
-        Route("/v1/chat/completions", _guard(gateway, chat), methods=["POST"]),
-        Route("/v1/completions", _guard(gateway, completions), methods=["POST"]),
+        Route("/v1/chat/completions", text_route(partial(_text, kind="chat")), methods=["POST"]),
+        Route("/v1/completions", text_route(partial(_text, kind="completion")), methods=["POST"]),
+        Route("/v1/responses", text_route(_responses), methods=["POST"]),
+        Route("/api/chat", text_route(partial(_ollama, kind="chat")), methods=["POST"]),
+        Route("/api/generate", text_route(partial(_ollama, kind="generate")), methods=["POST"]),
         Route("/v1/images/generations", _guard(gateway, gateway.images), methods=["POST"]),
         Route("/v1/images/edits", _guard(gateway, gateway.images), methods=["POST"]),
         Route("/v1/audio/speech", _guard(gateway, gateway.speech), methods=["POST"]),
