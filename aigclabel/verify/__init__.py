@@ -1,6 +1,6 @@
-"""Platform verification per Measures Art. 6 (see :mod:`aigclabel.verify.core` for the rules).
+"""Platform verification per Measures Art. 6 (see :mod:`aigclabel.verify.classification` for the rules).
 
-The public names live in :mod:`.core` (classification, evidence, the detector registry, apply);
+The public names live in :mod:`.classification` (classification, evidence, the detector registry, apply);
 :mod:`.xmp_source` holds the IPTC digital-source-type detector. Detectors for the other techniques
 live beside them (``aigclabel.explicit.detector``, ``aigclabel.watermark.detector``,
 ``aigclabel.c2pa_manifest``) and register themselves when :func:`registered_detectors` first runs.
@@ -9,7 +9,7 @@ live beside them (``aigclabel.explicit.detector``, ``aigclabel.watermark.detecto
 from __future__ import annotations
 
 from ..errors import VerifyError
-from .core import (
+from .classification import (
     _DETECTORS,
     _LABELERS,
     DEFAULT_DETECTOR_COST,

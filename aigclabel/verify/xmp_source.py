@@ -8,7 +8,7 @@ import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
 from ..sourcetypes import GENERATIVE_AI, source_type_code
-from .core import Evidence, register_detector
+from .classification import Evidence, register_detector
 
 IPTC_EXT_NS = "http://iptc.org/std/Iptc4xmpExt/2008-02-29/"
 RDF_NS = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
