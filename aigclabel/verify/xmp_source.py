@@ -8,7 +8,8 @@ import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
 from ..sourcetypes import GENERATIVE_AI, source_type_code
-from .classification import Evidence, register_detector
+from .detectors import register_detector
+from .evidence import Evidence
 
 IPTC_EXT_NS = "http://iptc.org/std/Iptc4xmpExt/2008-02-29/"
 RDF_NS = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
