@@ -52,6 +52,8 @@ class MediaKind(StrEnum):
     VIDEO = "video"
     DOCUMENT = "document"
     TEXT = "text"
+    #: A virtual scene (GB 45438 §5.5): a 3-D model a viewer renders, such as glTF.
+    SCENE = "scene"
 
 
 @dataclass(frozen=True)
