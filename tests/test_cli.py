@@ -8,9 +8,10 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from aigclabel import DEMO_PROVIDER_CODE, inspect
+from aigclabel import DEMO_PROVIDER_CODE, errors, inspect
 from aigclabel.audit import AuditStore
 from aigclabel.cli import app
+from aigclabel.cli.exit_codes import ERROR_MEANINGS, EXIT_CODES, markdown
 
 from .conftest import SAMPLES
 
@@ -52,6 +53,24 @@ def test_error_exit_codes(tmp_path: Path) -> None:
     mixed = runner.invoke(app, ["inspect", "--json", str(photo), str(junk)])
     assert mixed.exit_code == 3
     assert {row.get("error") is not None for row in json.loads(mixed.output)} == {True, False}
+
+
+def test_exit_code_table_covers_every_error_class_and_is_the_readme_and_help_table() -> None:
+    """One table: every error class's code is in it, the README shows it as it is, ``--help`` prints it."""
+    described = {cls for cls, _ in ERROR_MEANINGS}
+    for cls in vars(errors).values():
+        if not (isinstance(cls, type) and issubclass(cls, errors.AIGCLabelError)) or cls is errors.AIGCLabelError:
+            continue
+        if cls.exit_code == errors.AIGCLabelError.exit_code:
+            continue  # the base class's code: raised by the service only (RequestTooLargeError), never the CLI
+        assert cls.exit_code in EXIT_CODES, cls
+        parent = next(base for base in cls.__mro__[1:] if issubclass(base, errors.AIGCLabelError))
+        if cls.exit_code != parent.exit_code:
+            assert cls in described, f"{cls.__name__} sets exit code {cls.exit_code}: say what it means"
+    assert markdown() in (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    shown = " ".join(runner.invoke(app, ["--help"], terminal_width=200).output.split())
+    for code, meaning in EXIT_CODES.items():
+        assert f"{code} {meaning}" in shown, code
 
 
 def test_formats_lists_every_family() -> None:

@@ -21,6 +21,7 @@ from PIL import Image
 from aigclabel import AIGCLabel, api, xmp
 from aigclabel._decode import decode_for_analysis
 from aigclabel.cli import app
+from aigclabel.cli.exit_codes import EXIT_CODES
 from aigclabel.containers import open_container
 from aigclabel.errors import LimitExceededError
 
@@ -32,7 +33,7 @@ COMMAND = typer.main.get_command(app)
 REPO = Path(__file__).resolve().parent.parent
 PRODUCER = "001191110000MA00DEMQ0B1DEMO"
 #: The exit codes ``aigclabel --help`` documents.
-DOCUMENTED = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9}
+DOCUMENTED = set(EXIT_CODES)
 #: Address-space cap of the CLI children: a regression that allocates gigabytes fails as MemoryError.
 ADDRESS_SPACE = 1536 << 20
 

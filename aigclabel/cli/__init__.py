@@ -27,18 +27,13 @@ from .. import __version__
 from . import audit, operations, platform, producer
 from ._common import say
 from ._params import LightGroup
+from .exit_codes import help_text
 
 __all__ = ["app", "main"]
 
 app = typer.Typer(
     name="aigclabel",
-    help=(
-        "Label AI-generated content per GB 45438-2025 and verify those labels.\n\n"
-        "Exit codes: 0 ok; 1 a file lacks a conforming label (check: not compliant); 2 usage error; "
-        "3 unsupported format; 4 malformed file; 5 invalid label value; 6 key or signature error; "
-        "7 audit database error; 8 file system refused (permission, disk full, read-only, not a regular file); "
-        "9 strip refused (label not provably yours, Measures Art. 10)."
-    ),
+    help=f"Label AI-generated content per GB 45438-2025 and verify those labels.\n\n{help_text()}",
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode=None,

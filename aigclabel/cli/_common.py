@@ -12,15 +12,11 @@ import typer
 
 from ..errors import AIGCLabelError
 from ._console import lazy_console
+from .exit_codes import USAGE
 
 if TYPE_CHECKING:
     from ..audit import AuditStore
     from ..signing import SigningKey
-
-#: Exit code of a file without one conforming label (``check``: not compliant; ``batch``: some files failed).
-EXIT_LABEL_PROBLEM = 1
-#: Exit code of a usage error (Click's own, and the CLI's checks of option combinations).
-EXIT_USAGE = 2
 
 #: Standard output and standard error of every command (Rich loads on first use).
 out = lazy_console(soft_wrap=True)
@@ -43,7 +39,7 @@ def fail(exc: AIGCLabelError) -> NoReturn:
 def usage_error(message: str) -> NoReturn:
     """Report a usage problem Click cannot see (options that go together, a bad key file) and exit 2."""
     say(message)
-    raise typer.Exit(EXIT_USAGE)
+    raise typer.Exit(USAGE)
 
 
 #: ``--repair`` of ``label`` and ``strip``.

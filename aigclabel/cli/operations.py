@@ -16,8 +16,9 @@ import typer
 
 from ..errors import AIGCLabelError, GatewayConfigError, ServiceConfigError
 from ..label import AIGCLabel
-from ._common import EXIT_LABEL_PROBLEM, err, fail, out, signing_key, usage_error, watermark_key
+from ._common import err, fail, out, signing_key, usage_error, watermark_key
 from ._console import real_console
+from .exit_codes import LABEL_PROBLEM
 
 app = typer.Typer()
 
@@ -68,7 +69,7 @@ def demo(
         highlight=False,
     )
     if not rows or not all(r.ok for r in rows):
-        raise typer.Exit(EXIT_LABEL_PROBLEM)
+        raise typer.Exit(LABEL_PROBLEM)
 
 
 @app.command()
@@ -136,7 +137,7 @@ def batch(
         highlight=False,
     )
     if summary.errors:
-        raise typer.Exit(EXIT_LABEL_PROBLEM)
+        raise typer.Exit(LABEL_PROBLEM)
 
 
 @app.command()

@@ -21,7 +21,8 @@ import typer
 
 from ..api import Inspection, inspect
 from ..errors import AIGCLabelError, LimitExceededError
-from ._common import EXIT_LABEL_PROBLEM, DbOption, auditing, fail, out, say, store, watermark_key
+from ._common import DbOption, auditing, fail, out, say, store, watermark_key
+from .exit_codes import LABEL_PROBLEM
 
 if TYPE_CHECKING:
     from ..signing import KeyRegistry
@@ -91,7 +92,7 @@ def inspect_command(
     if worst:
         raise typer.Exit(worst)
     if not all(r.ok for r in results):
-        raise typer.Exit(EXIT_LABEL_PROBLEM)
+        raise typer.Exit(LABEL_PROBLEM)
 
 
 def _print_inspections(results: list[Inspection]) -> None:
@@ -299,7 +300,7 @@ def check(
     if errors:
         raise typer.Exit(max(errors))  # 4: a malformed file, as in the table of exit codes
     if not all(r.compliant for r in reports):
-        raise typer.Exit(EXIT_LABEL_PROBLEM)
+        raise typer.Exit(LABEL_PROBLEM)
 
 
 @watermark_app.command("detect")
@@ -327,7 +328,7 @@ def watermark_detect(
         row.update(found.to_dict() if found else {"media": None, "present": False})
         rows.append(row)
         if not row["present"]:
-            worst = max(worst, EXIT_LABEL_PROBLEM)
+            worst = max(worst, LABEL_PROBLEM)
     if as_json:
         sys.stdout.write(json.dumps(rows, ensure_ascii=False, indent=2) + "\n")
     else:
