@@ -9,13 +9,16 @@ or audible explicit label, and remove a label that is provably the provider's ow
 # and evaluating annotation strings cost 15 ms of a one-file `inspect`. Names imported only for
 # type checking are quoted.
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar, get_args
 
 import typer
 
-from ..errors import AIGCLabelError
+from ..containers import MediaKind
+from ..errors import AIGCLabelError, UnsupportedFormatError
 from ..label import AIGCLabel, LabelValue
 from ._common import (
     DbOption,
@@ -32,6 +35,7 @@ from ._common import (
 
 if TYPE_CHECKING:
     from ..c2pa_manifest import C2PACredentials
+    from ..explicit._implicit import ImplicitPolicy
     from ..signing import Role
 
 app = typer.Typer()
@@ -96,15 +100,16 @@ def label(
             signing_key=signing_key(sign_key, demo_key),
             watermark_key=watermark_key(watermark_key_file) if watermark else None,
             c2pa=_c2pa_credentials() if c2pa else None,
-            audit=optional_store(db or os.environ.get("AIGCLABEL_DB")),
+            audit=optional_store(db or os.environ.get("AIGCLABEL_DB")),  # opened last: nothing after it can fail
             repair=repair,
         )
-        result = label_file(file, made, output, options)
+        try:
+            result = label_file(file, made, output, options)
+        finally:
+            if options.audit is not None:
+                options.audit.close()
     except AIGCLabelError as exc:
         fail(exc)
-    finally:
-        if "options" in locals() and options.audit is not None:
-            options.audit.close()
     layers = [name for name, on in (("watermark", result.watermark_payload), ("signed", result.signed),
                                      ("c2pa", result.c2pa), ("audited", result.audit_event_id)) if on]  # fmt: skip
     extra = f"  ({', '.join(layers)})" if layers else ""
@@ -188,62 +193,131 @@ def mark(
     ] = False,
 ) -> None:
     """Add a visible or audible explicit label (GB 45438 §5.1-§5.4) to a copy of FILE."""
-    from typing import Any, cast
+    from ..api import vet
 
-    from .. import explicit
-    from ..check import detect_kind
-    from ..errors import UnsupportedFormatError
-
-    policy: Any = "if-supported" if lenient else "require"
-    label_text = text or explicit.DEFAULT_LABEL
+    request = _MarkRequest(
+        output=output,
+        text=text,
+        position=position,
+        seconds=seconds,
+        persistent=persistent,
+        audio_kind=audio_kind,
+        mix=mix,
+        implicit="if-supported" if lenient else "require",
+    )
     try:
-        from ..api import vet
-
         vet(file)  # a file over our parsers' limits never reaches FFmpeg or Pillow
-        kind = detect_kind(file)
-        if kind == "text":
-            explicit.add_text_label(
-                file, output, label=label_text, position=cast(Any, position or "start"), implicit=policy
-            )
-            detail = "text label added"
-        elif kind == "image":
-            img = explicit.add_image_label(
-                file, output, text=label_text, placement=cast(Any, position or "bottom-right"), implicit=policy
-            )
-            layout = img.layout
-            detail = (
-                f"glyph height {layout.glyph_height} px ({layout.glyph_ratio:.1%} of the shortest side), "
-                f"smallest glyph {layout.smallest_glyph} px ({layout.smallest_glyph_ratio:.1%})"
-            )
-        elif kind == "audio":
-            positions = tuple((position or "start").split(","))
-            aud = explicit.add_audio_label(
-                file,
-                output,
-                kind=cast(Any, audio_kind),
-                positions=cast(Any, positions),
-                mode="mix" if mix else "insert",
-                implicit=policy,
-            )
-            detail = "labels at " + ", ".join(f"{o:.2f} s" for o in aud.offsets)
-        elif kind == "video":
-            vid = explicit.add_video_label(
-                file,
-                output,
-                text=label_text,
-                placement=cast(Any, position or "bottom-right"),
-                seconds=seconds,
-                persistent=persistent,
-                implicit=policy,
-            )
-            detail = f"label on {vid.labelled_frames} of {vid.frames} frames ({vid.labelled_seconds:.2f} s)"
-        else:
+        media = _media_of(file)
+        labeller = _LABELLERS.get(media) if media is not None else None
+        if labeller is None:
             raise UnsupportedFormatError(f"{file}: not a text, image, audio or video file")
+        detail = labeller(file, request)
     except AIGCLabelError as exc:
         fail(exc)
     except ValueError as exc:
         usage_error(str(exc))
     out.print(f"wrote {output}: {detail}", highlight=False, markup=False)
+
+
+@dataclass(frozen=True)
+class _MarkRequest:
+    """The options of ``mark``; ``position`` and ``audio_kind`` are checked by the labeller of the file's kind."""
+
+    output: Path
+    text: str | None
+    position: str | None
+    seconds: float
+    persistent: bool
+    audio_kind: str
+    mix: bool
+    implicit: "ImplicitPolicy"
+
+
+_T = TypeVar("_T", bound=str)
+
+
+def _pick(value: str | None, default: _T, choices: tuple[_T, ...], option: str) -> _T:
+    """``value`` as one of ``choices`` (``default`` when not given); any other value is a usage error."""
+    if value is None:
+        return default
+    for choice in choices:
+        if choice == value:
+            return choice
+    usage_error(f"{option} {value!r} is not one of {', '.join(choices)}")
+
+
+def _mark_text(file: Path, request: _MarkRequest) -> str:
+    from ..explicit.text import DEFAULT_LABEL, Position, add_text_label
+
+    position = _pick(request.position, "start", get_args(Position), "--position")
+    label = request.text or DEFAULT_LABEL
+    add_text_label(file, request.output, label=label, position=position, implicit=request.implicit)
+    return "text label added"
+
+
+def _mark_image(file: Path, request: _MarkRequest) -> str:
+    from ..explicit.image import Placement, add_image_label
+    from ..explicit.text import DEFAULT_LABEL
+
+    placement = _pick(request.position, "bottom-right", get_args(Placement), "--position")
+    text = request.text or DEFAULT_LABEL
+    layout = add_image_label(file, request.output, text=text, placement=placement, implicit=request.implicit).layout
+    return (
+        f"glyph height {layout.glyph_height} px ({layout.glyph_ratio:.1%} of the shortest side), "
+        f"smallest glyph {layout.smallest_glyph} px ({layout.smallest_glyph_ratio:.1%})"
+    )
+
+
+def _mark_audio(file: Path, request: _MarkRequest) -> str:
+    from ..explicit.audio import AudioPosition, LabelKind, add_audio_label
+
+    kind = _pick(request.audio_kind, "both", get_args(LabelKind), "--audio-label")
+    positions = tuple(
+        _pick(where, "start", get_args(AudioPosition), "--position")
+        for where in (request.position or "start").split(",")
+    )
+    done = add_audio_label(
+        file,
+        request.output,
+        kind=kind,
+        positions=positions,
+        mode="mix" if request.mix else "insert",
+        implicit=request.implicit,
+    )
+    return "labels at " + ", ".join(f"{offset:.2f} s" for offset in done.offsets)
+
+
+def _mark_video(file: Path, request: _MarkRequest) -> str:
+    from ..explicit.image import Placement
+    from ..explicit.text import DEFAULT_LABEL
+    from ..explicit.video import add_video_label
+
+    done = add_video_label(
+        file,
+        request.output,
+        text=request.text or DEFAULT_LABEL,
+        placement=_pick(request.position, "bottom-right", get_args(Placement), "--position"),
+        seconds=request.seconds,
+        persistent=request.persistent,
+        implicit=request.implicit,
+    )
+    return f"label on {done.labelled_frames} of {done.frames} frames ({done.labelled_seconds:.2f} s)"
+
+
+#: The explicit labeller of each media kind ``mark`` labels (a document has none).
+_LABELLERS: dict[MediaKind, Callable[[Path, _MarkRequest], str]] = {
+    MediaKind.TEXT: _mark_text,
+    MediaKind.IMAGE: _mark_image,
+    MediaKind.AUDIO: _mark_audio,
+    MediaKind.VIDEO: _mark_video,
+}
+
+
+def _media_of(file: Path) -> "MediaKind | None":
+    from ..check import detect_kind
+
+    kind = detect_kind(file)
+    return None if kind == "unknown" else MediaKind(kind)
 
 
 @app.command("sign")
