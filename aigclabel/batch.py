@@ -9,8 +9,8 @@ one fsync round, then the renames, then one fsync per directory, so a labelled f
 before its report line is written, at a fraction of the cost of one fsync round per file.
 
 Work runs in a :class:`concurrent.futures.ProcessPoolExecutor` by default, or on a Dask cluster
-(``distributed``) for millions of files: the per-file functions are plain top-level functions of
-this module, so any executor that pickles by reference can run them.
+(``distributed``, :func:`run_on_dask`) for millions of files: the per-file functions are plain top-level
+functions of this module, so any executor that pickles by reference can run them.
 """
 
 from __future__ import annotations
@@ -234,6 +234,34 @@ def run(
             pool.shutdown(cancel_futures=True)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def run_on_dask(
+    action: str,
+    root: Path,
+    report: Path,
+    scheduler: str,
+    *,
+    job: object = None,
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> BatchSummary:
+    """:func:`run` on a Dask cluster: ``scheduler`` is a scheduler's address, or ``"local"`` for a cluster
+    of ``workers`` (default 2) single-threaded processes on this machine, started here and closed after."""
+    from distributed import Client, LocalCluster
+
+    cluster = LocalCluster(n_workers=workers or 2, threads_per_worker=1) if scheduler == "local" else None  # type: ignore[no-untyped-call]
+    try:
+        with Client(cluster if cluster is not None else scheduler) as client:  # type: ignore[no-untyped-call]
+
+            def submit(function: PerFile, *args: object) -> Future[dict[str, Any]]:
+                future: Future[dict[str, Any]] = client.submit(function, *args, pure=False)
+                return future
+
+            return run(action, root, report, job=job, progress=progress, submit=submit)
+    finally:
+        if cluster is not None:
+            cluster.close()
 
 
 def _sweep(root: Path, todo: list[str], job: object) -> None:

@@ -116,17 +116,7 @@ def batch(
             bar.update(task, completed=done, total=total)
 
         if dask:
-            from distributed import Client, LocalCluster
-
-            cluster = LocalCluster(n_workers=workers or 2, threads_per_worker=1) if dask == "local" else None  # type: ignore[no-untyped-call]
-            with Client(cluster if cluster is not None else dask) as client:  # type: ignore[no-untyped-call]
-
-                def submit(function: object, *args: object) -> object:
-                    return client.submit(function, *args, pure=False)
-
-                summary = batch_module.run(action, directory, report, job=job, progress=tick, submit=submit)  # type: ignore[arg-type]
-            if cluster is not None:
-                cluster.close()
+            summary = batch_module.run_on_dask(action, directory, report, dask, job=job, workers=workers, progress=tick)
         else:
             summary = batch_module.run(action, directory, report, job=job, workers=workers, progress=tick)
     if csv_path:
