@@ -149,3 +149,53 @@ def test_a_gltf_without_an_asset_is_malformed(tmp_path: Path) -> None:
     path.write_text('{"scenes": []}')
     with pytest.raises(MalformedFileError, match="no asset"):
         api.read_labels(path)
+
+
+# ---------------------------------------------------------------------------- the visible label (§5.5)
+
+
+def _projected_plate(path: Path) -> tuple[np.ndarray[Any, Any], float]:
+    """The label plate's corners in the camera's normalised device coordinates, and the view's aspect."""
+    doc = pygltflib.GLTF2().load(str(path))
+    camera_node = next(n for n in doc.nodes if n.camera is not None)
+    plate_node = doc.nodes[next(c for c in camera_node.children if doc.nodes[c].name == "AIGC explicit label")]
+    accessor = doc.accessors[doc.meshes[plate_node.mesh].primitives[0].attributes.POSITION]
+    view = doc.bufferViews[accessor.bufferView]
+    data = doc.get_data_from_buffer_uri(doc.buffers[view.buffer].uri)
+    corners = np.frombuffer(data[view.byteOffset : view.byteOffset + view.byteLength], np.float32).reshape(4, 3)
+    camera = doc.cameras[camera_node.camera].perspective
+    f = 1 / np.tan(camera.yfov / 2)
+    aspect = camera.aspectRatio
+    ndc = np.stack([corners[:, 0] * f / aspect / -corners[:, 2], corners[:, 1] * f / -corners[:, 2]], axis=1)
+    return ndc, aspect
+
+
+def test_scene_label_is_a_plate_in_the_cameras_opening_frame(glb: Path, tmp_path: Path) -> None:
+    from aigclabel.explicit import add_scene_label, find_scene_labels
+
+    labelled = api.write_label(glb, LABEL, tmp_path / "labelled.glb")
+    result = add_scene_label(labelled, tmp_path / "marked.glb")
+    assert result.cameras == 1 and not result.free_standing and result.implicit_kept
+    assert result.glyph_ratio >= 0.05  # §5.2's 5 % of the shortest side, applied to the view
+    assert find_scene_labels(result.path) == ["AIGC explicit label"]
+    assert api.read_label(result.path) == LABEL  # the implicit label carried over
+    before, after = pygltflib.GLTF2().load(str(glb)), pygltflib.GLTF2().load(str(result.path))
+    assert before.binary_blob() == after.binary_blob()  # the file's own buffers untouched
+    ndc, aspect = _projected_plate(result.path)
+    assert np.all(np.abs(ndc) <= 1) and ndc[:, 0].max() > 0.5 and ndc[:, 1].min() < -0.5  # bottom-right, in frame
+    plate_height = (ndc[:, 1].max() - ndc[:, 1].min()) / 2  # of the view height
+    assert plate_height * min(1.0, aspect) >= 0.05
+    assert len(trimesh.load(result.path).geometry) == 2  # the viewer sees the model and the plate
+
+
+def test_scene_without_a_camera_gets_a_plate_above_it(tmp_path: Path) -> None:
+    from aigclabel.explicit import add_scene_label, find_scene_labels
+
+    box = trimesh.creation.box(extents=(2, 1, 1))
+    path = tmp_path / "nocam.gltf"
+    path.write_bytes(trimesh.exchange.gltf.export_gltf(trimesh.Scene(box), embed_buffers=True)["model.gltf"])
+    result = add_scene_label(path, tmp_path / "marked.gltf", implicit="if-supported")
+    assert result.free_standing and result.cameras == 0 and find_scene_labels(result.path)
+    scene = trimesh.load(result.path)
+    plate = next(g for name, g in scene.geometry.items() if "AIGC" in name)
+    assert plate.bounds[0][1] > 0.5 and np.isclose(plate.bounds[1][0] - plate.bounds[0][0], 2)  # above, as wide

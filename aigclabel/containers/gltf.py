@@ -21,6 +21,7 @@ import hashlib
 import json
 import re
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -251,15 +252,7 @@ class GlbContainer(Container):
 
     def rewrite(self, src: Path, dst: Path, label: AIGCLabel | None) -> None:
         """A new JSON chunk, then every later byte copied as it was."""
-        with src.open("rb") as handle, dst.open("wb") as out:
-            text, length = self._json(handle)
-            old_chunk = handle.tell() - _HEADER.size
-            data = with_label(text, label).encode("utf-8")
-            data += b" " * (-len(data) % 4)
-            new_chunk = _CHUNK.size + len(data)
-            out.write(_HEADER.pack(_GLB_MAGIC, 2, length - old_chunk + new_chunk))
-            out.write(_CHUNK.pack(len(data), _CHUNK_JSON) + data)
-            copy_rest(handle, out)
+        write_scene_json(src, dst, lambda text: with_label(text, label))
 
     def payload_digest(self, path: Path) -> bytes:
         """SHA-256 of the JSON without the label, then of every byte after the JSON chunk."""
@@ -270,3 +263,30 @@ class GlbContainer(Container):
             while chunk := handle.read(1 << 20):
                 digest.update(chunk)
         return digest.digest()
+
+
+def read_scene_json(path: Path) -> str:
+    """The glTF JSON of a ``.gltf`` or ``.glb`` file."""
+    with path.open("rb") as handle:
+        if handle.read(4) == _GLB_MAGIC:
+            handle.seek(0)
+            return GlbContainer._json(handle)[0]
+    return GltfContainer._text(path)
+
+
+def write_scene_json(src: Path, dst: Path, edit: Callable[[str], str]) -> None:
+    """Write ``src`` to the new file ``dst`` with its glTF JSON passed through ``edit``; in a GLB the JSON
+    chunk is rebuilt (space-padded) and every later byte copied as it was."""
+    with src.open("rb") as handle, dst.open("wb") as out:
+        if handle.read(4) != _GLB_MAGIC:
+            out.write(edit(GltfContainer._text(src)).encode("utf-8"))
+            return
+        handle.seek(0)
+        text, length = GlbContainer._json(handle)
+        old_chunk = handle.tell() - _HEADER.size
+        data = edit(text).encode("utf-8")
+        data += b" " * (-len(data) % 4)
+        new_chunk = _CHUNK.size + len(data)
+        out.write(_HEADER.pack(_GLB_MAGIC, 2, length - old_chunk + new_chunk))
+        out.write(_CHUNK.pack(len(data), _CHUNK_JSON) + data)
+        copy_rest(handle, out)

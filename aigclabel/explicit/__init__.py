@@ -27,6 +27,7 @@ from .audio import (
 )
 from .fonts import find_cjk_font
 from .image import ImageLabelResult, LabelLayout, LocatedLabel, add_image_label, locate_label, plan_label
+from .scene import SceneLabelResult, add_scene_label, find_scene_labels
 from .text import (
     DEFAULT_LABEL,
     ENGLISH_LABEL,
@@ -51,10 +52,12 @@ __all__ = [
     "ImageLabelResult",
     "LabelLayout",
     "LocatedLabel",
+    "SceneLabelResult",
     "TextLabelFinding",
     "VideoLabelResult",
     "add_audio_label",
     "add_image_label",
+    "add_scene_label",
     "add_text_label",
     "add_video_label",
     "alabel_stream",
@@ -63,6 +66,7 @@ __all__ = [
     "detect_cue",
     "detect_cue_in_file",
     "find_cjk_font",
+    "find_scene_labels",
     "find_text_labels",
     "label_pcm_stream",
     "label_stream",
