@@ -110,7 +110,10 @@ def test_cli_round_trip_in_place_and_with_output(glb: Path, tmp_path: Path) -> N
     run = [sys.executable, "-m", "aigclabel"]
     subprocess.run([*run, "label", "-p", DEMO_PROVIDER_CODE, str(glb)], check=True, capture_output=True)
     subprocess.run([*run, "label", "-p", DEMO_PROVIDER_CODE, str(glb), "-o", str(tmp_path / "o.glb")], check=True)
-    for path in (glb, tmp_path / "o.glb"):
+    marked = tmp_path / "marked.glb"
+    done = subprocess.run([*run, "mark", str(glb), "-o", str(marked)], check=True, capture_output=True, text=True)
+    assert "camera" in done.stdout
+    for path in (glb, tmp_path / "o.glb", marked):
         shown = json.loads(subprocess.run([*run, "inspect", "--json", str(path)], capture_output=True).stdout)
         assert shown[0]["format"] == "glb" and shown[0]["ok"] and len(shown[0]["labels"]) == 1
 

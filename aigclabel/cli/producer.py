@@ -171,7 +171,9 @@ def strip(
 
 @app.command()
 def mark(
-    file: Annotated[Path, typer.Argument(help="Text, image, audio or video file.", exists=True, dir_okay=False)],
+    file: Annotated[
+        Path, typer.Argument(help="Text, image, audio, video or glTF scene file.", exists=True, dir_okay=False)
+    ],
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the labelled copy.")],
     text: Annotated[
         str | None, typer.Option("--text", help="Label text (must contain 人工智能/AI and 生成/合成).")
@@ -192,7 +194,7 @@ def mark(
         bool, typer.Option(help="Do not fail when no container module can carry the implicit label over.")
     ] = False,
 ) -> None:
-    """Add a visible or audible explicit label (GB 45438 §5.1-§5.4) to a copy of FILE."""
+    """Add a visible or audible explicit label (GB 45438 §5.1-§5.5) to a copy of FILE."""
     from ..api import vet
 
     request = _MarkRequest(
@@ -210,7 +212,7 @@ def mark(
         media = _media_of(file)
         labeller = _LABELLERS.get(media) if media is not None else None
         if labeller is None:
-            raise UnsupportedFormatError(f"{file}: not a text, image, audio or video file")
+            raise UnsupportedFormatError(f"{file}: not a text, image, audio, video or glTF scene file")
         detail = labeller(file, request)
     except AIGCLabelError as exc:
         fail(exc)
@@ -304,17 +306,33 @@ def _mark_video(file: Path, request: _MarkRequest) -> str:
     return f"label on {done.labelled_frames} of {done.frames} frames ({done.labelled_seconds:.2f} s)"
 
 
+def _mark_scene(file: Path, request: _MarkRequest) -> str:
+    from ..explicit.scene import add_scene_label
+    from ..explicit.text import DEFAULT_LABEL
+
+    done = add_scene_label(file, request.output, text=request.text or DEFAULT_LABEL, implicit=request.implicit)
+    if done.free_standing:
+        return "label plate above the scene (it has no camera)"
+    return f"label plate in the view of {done.cameras} camera(s), smallest glyph {done.glyph_ratio:.1%} of the view"
+
+
 #: The explicit labeller of each media kind ``mark`` labels (a document has none).
 _LABELLERS: dict[MediaKind, Callable[[Path, _MarkRequest], str]] = {
     MediaKind.TEXT: _mark_text,
     MediaKind.IMAGE: _mark_image,
     MediaKind.AUDIO: _mark_audio,
     MediaKind.VIDEO: _mark_video,
+    MediaKind.SCENE: _mark_scene,
 }
 
 
 def _media_of(file: Path) -> "MediaKind | None":
     from ..check import detect_kind
+    from ..containers import container_for_suffix
+
+    declared = container_for_suffix(file.suffix)
+    if declared is not None and declared.media is MediaKind.SCENE:
+        return declared.media  # neither Pillow nor FFmpeg opens a scene
 
     kind = detect_kind(file)
     return None if kind == "unknown" else MediaKind(kind)
