@@ -237,14 +237,6 @@ def test_pillow_reads_our_xmp(tmp_path: Path, demo_label: AIGCLabel) -> None:
         assert pillow_xmp_label(image.info["xmp"]) == demo_label.to_json()
 
 
-def test_strip_without_label_is_byte_identical(rich_png: Path, tmp_path: Path) -> None:
-    plain = tmp_path / "plain.png"
-    _image().save(plain)
-    out = tmp_path / "out.png"
-    api.strip_label(plain, out)
-    assert out.read_bytes() == plain.read_bytes()
-
-
 def test_truncated_file_is_typed(tmp_path: Path, demo_label: AIGCLabel) -> None:
     path = tmp_path / "t.png"
     _image().save(path)
