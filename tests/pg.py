@@ -3,7 +3,7 @@ localhost port, create a database, stop and delete everything at the end.
 
 PostgreSQL refuses to run as root, so under root (as in CI) every server command runs as the
 ``postgres`` system user that Debian's package creates, and the temp dir is handed to that user.
-A missing PostgreSQL is a test failure, not a skip: CI installs it (scripts/install-system-deps.sh).
+A missing PostgreSQL skips on a developer machine and fails in CI, which installs it (scripts/install-system-deps.sh).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests._tools import free_port
+from tests.conftest import missing
 
 
 def find_bindir() -> Path | None:
@@ -46,7 +47,7 @@ class PostgresServer:
     def __init__(self) -> None:
         bindir = find_bindir()
         if bindir is None:
-            pytest.fail("PostgreSQL server binaries not found; run `make setup` (installs the postgresql package)")
+            missing("PostgreSQL server binaries not found", "run `make setup` (installs the postgresql package)")
         self.bindir = bindir
         self.root = Path(tempfile.mkdtemp(prefix="aigclabel-pg-"))
         self.data = self.root / "data"

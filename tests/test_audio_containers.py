@@ -39,6 +39,8 @@ from ._tools import DC_NS, assert_refused, exiftool_tags, libxmp_write
 from ._video import stream_hash
 from .conftest import require_tool
 
+pytestmark = pytest.mark.interop  # ffmpeg makes the fixtures; ffprobe, exiftool and sox read them back
+
 SINE = ["-f", "lavfi", "-i", "sine=frequency=440:duration=1"]
 #: name -> (suffix, ffmpeg output options, container name)
 FORMATS: dict[str, tuple[str, list[str], str]] = {

@@ -17,6 +17,8 @@ from aigclabel.signing import demo_registry
 from tests.pg import PostgresServer, running_server
 from tests.test_audit import check_concurrent_first_open, check_concurrent_writers, check_crash_mid_batch
 
+pytestmark = pytest.mark.interop  # a throwaway PostgreSQL server
+
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
 

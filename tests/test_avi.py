@@ -16,6 +16,8 @@ from aigclabel.errors import MalformedFileError, NeedsRepairError, TruncatedFile
 from tests._tools import assert_hostile_cases, assert_typed_error_or_valid, truncate_or_flip
 from tests._video import AUDIO, VIDEO, Fresh, copier, decode_errors, ffmpeg, ffprobe_tags, packet_count, stream_hash
 
+pytestmark = pytest.mark.interop  # ffmpeg makes the fixtures; ffprobe reads them back
+
 
 def _children(path: Path) -> list[tuple[bytes, bytes, int]]:
     with open(path, "rb") as handle:

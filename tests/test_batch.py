@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from aigclabel import DEMO_PROVIDER_CODE, inspect
 from aigclabel.batch import LabelJob, run, write_csv
 
@@ -63,6 +65,7 @@ def test_resume_after_a_crash_redoes_only_unfinished_files(tmp_path: Path) -> No
     assert third.ok == 1, "a file changed since it was done is redone"
 
 
+@pytest.mark.interop  # a local Dask cluster: scheduler and worker processes
 def test_cli_batch_with_csv_and_local_dask_cluster(tmp_path: Path) -> None:
     root, report, table = tmp_path / "in", tmp_path / "r.jsonl", tmp_path / "r.csv"
     files = _tree(root, copies=2)

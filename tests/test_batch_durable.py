@@ -54,6 +54,7 @@ def _count_syncs(monkeypatch: pytest.MonkeyPatch) -> tuple[list[int], list[int]]
     return fsyncs, syncfs
 
 
+@pytest.mark.interop  # exiftool
 @pytest.mark.parametrize("whole_fs", [True, False], ids=["syncfs", "fsync-each"])
 def test_group_renames_complete_files_at_the_end(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, whole_fs: bool

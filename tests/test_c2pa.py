@@ -12,6 +12,8 @@ from aigclabel.c2pa_manifest import C2PACredentials, generate_demo_credentials, 
 
 from .conftest import SAMPLES
 
+pytestmark = pytest.mark.interop  # the c2pa SDK
+
 
 @pytest.mark.parametrize("name", ["sample.jpg", "sample.png"])
 def test_manifest_declares_ai_and_keeps_gb_label(tmp_path: Path, name: str, demo_label: AIGCLabel) -> None:

@@ -79,6 +79,7 @@ def test_image_label_too_small_fails_the_size_rule(tmp_path: Path) -> None:
     assert rules["label-size"].status == "fail" and rules["label-size"].measured["ratio"] < 0.05
 
 
+@pytest.mark.interop  # ffmpeg
 def test_audio_rules(tmp_path: Path) -> None:
     ffmpeg = require_tool("ffmpeg")
     src = tmp_path / "in.wav"
@@ -95,6 +96,7 @@ def test_audio_rules(tmp_path: Path) -> None:
     assert check_file(src, implicit=False).rules[0].status == "fail"
 
 
+@pytest.mark.interop  # ffmpeg
 def test_video_rules_measure_seconds(tmp_path: Path) -> None:
     ffmpeg = require_tool("ffmpeg")
     src = tmp_path / "in.mp4"
@@ -189,6 +191,7 @@ def test_html_report_is_self_contained_and_escaped(tmp_path: Path) -> None:
     assert "GB 45438 §5.2" in to_html([check_file(hostile, implicit=False)])
 
 
+@pytest.mark.interop  # ffmpeg
 def test_damaged_files_never_crash_the_checker_or_the_labellers(tmp_path: Path) -> None:
     from aigclabel.errors import AIGCLabelError
     from aigclabel.explicit import add_audio_label as audio_label
@@ -244,6 +247,7 @@ def test_damaged_files_never_crash_the_checker_or_the_labellers(tmp_path: Path) 
                 pass
 
 
+@pytest.mark.interop  # ffmpeg
 def test_long_audio_is_analysed_at_its_ends_within_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Over the analysis budget the start and end are searched, the middle is reported as not searched."""
     from aigclabel.explicit import audio
@@ -269,6 +273,7 @@ def test_long_audio_is_analysed_at_its_ends_within_budget(tmp_path: Path, monkey
     assert rule.measured["analysed_s"] <= 130 and "not_searched" in rule.measured
 
 
+@pytest.mark.interop  # ffmpeg
 def test_video_over_the_pixel_limit_is_not_decoded(tmp_path: Path) -> None:
     """A 52 MP frame (a flat one compresses to ~300 KB) is refused from its declared size, before decoding."""
     from aigclabel._io import MAX_DECODE_PIXELS

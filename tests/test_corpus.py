@@ -4,7 +4,7 @@ label, inspect, independent reader, payload identity and strip on every format (
 A format's test fails on any crash, silent loss, damaged output or false refusal, except the ones listed
 in :data:`KNOWN`; each of those is its own strict xfail, so fixing it turns that test red until the
 entry is removed. ``make corpus`` downloads the corpus (``make test`` does it first); without it these
-tests skip, unless ``AIGCLABEL_CORPUS=required`` (set by the Makefile) makes the absence a failure.
+tests skip, unless ``CI`` or ``AIGCLABEL_CORPUS=required`` (set by the Makefile) makes the absence a failure.
 """
 
 from __future__ import annotations
@@ -14,7 +14,10 @@ import os
 import pytest
 
 from aigclabel.containers import registered
+from tests.conftest import missing
 from tests.corpus import CORPUS, FAILURES, Outcome, run_corpus
+
+pytestmark = pytest.mark.interop  # the downloaded corpus of other projects' files
 
 #: Files per format in the CI sample (hash-chosen, so the same every run); ``python -m tests.corpus``
 #: runs them all.
@@ -36,7 +39,7 @@ def outcomes() -> dict[str, Outcome]:
     if not CORPUS.is_dir():
         if os.environ.get("AIGCLABEL_CORPUS") == "required":
             pytest.fail(f"the corpus is missing ({CORPUS.name}): `make corpus` should have downloaded it")
-        pytest.skip("the corpus of other projects' files is not downloaded: run `make corpus`")
+        missing("the corpus of other projects' files is not downloaded", "run `make corpus`")
     return {o.path: o for o in run_corpus(PER_FORMAT, always=KNOWN)}
 
 

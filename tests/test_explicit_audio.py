@@ -23,6 +23,8 @@ from aigclabel.explicit.audio import find_spoken_label, load_mono
 
 from .conftest import require_tool
 
+pytestmark = pytest.mark.interop  # ffmpeg makes and reads every file
+
 RATE = 16000
 FORMATS = {".wav": "pcm_s16le", ".mp3": "mp3", ".flac": "flac", ".ogg": "opus", ".m4a": "aac"}
 

@@ -19,7 +19,7 @@ from aigclabel.errors import InvalidLabelError, MalformedFileError, UnsupportedF
 from aigclabel.explicit import add_image_label, find_cjk_font, locate_label, plan_label
 from aigclabel.explicit.image import glyph_height
 
-from .conftest import require_tool
+from .conftest import require_module, require_tool
 
 RNG = np.random.default_rng(45438)
 
@@ -105,6 +105,7 @@ def test_plate_contrast_against_text_and_background(tmp_path: Path, colour: tupl
     assert _ratio(plate, colour) >= 3.0  # the plate stands out from the picture
 
 
+@pytest.mark.interop  # exiftool
 def test_jpeg_keeps_exif_icc_xmp_label_and_subsampling(tmp_path: Path, demo_label: AIGCLabel) -> None:
     exiftool = require_tool("exiftool")
     src, dst = tmp_path / "in.jpg", tmp_path / "out.jpg"
@@ -311,7 +312,7 @@ PHOTOS = (
 
 
 def _photo(name: str) -> Image.Image:
-    skdata = pytest.importorskip("skimage.data")
+    skdata = require_module("skimage.data")
     pixels = np.asarray(getattr(skdata, name)())
     if pixels.dtype != np.uint8:  # boolean/float samples (horse)
         pixels = (pixels.astype(float) * 255 / max(1.0, float(pixels.max()))).astype(np.uint8)

@@ -17,6 +17,8 @@ from aigclabel.explicit import add_video_label
 
 from .conftest import require_tool
 
+pytestmark = pytest.mark.interop  # ffmpeg makes and reads every file
+
 W, H, FPS = 320, 240, 25
 
 

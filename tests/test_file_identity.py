@@ -24,7 +24,7 @@ from aigclabel._io import atomic_output, is_temp_name, new_temp, sweep_stale
 from aigclabel.cli import app
 
 from ._tools import no_temp_files
-from .conftest import SAMPLES
+from .conftest import SAMPLES, missing
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parent.parent
@@ -143,7 +143,7 @@ def test_read_only_file_system_is_a_clear_error(tmp_path: Path) -> None:
 def _run_as(who: list[str], *args: str | Path) -> subprocess.CompletedProcess[bytes]:
     setpriv = shutil.which("setpriv")
     if setpriv is None:
-        pytest.skip("setpriv is not installed")
+        missing("setpriv is not installed", "install util-linux")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HOME": "/tmp"}
     probe = [setpriv, *who, sys.executable, "-c", "import typer, aigclabel"]
     probed = subprocess.run(probe, capture_output=True, env=env)

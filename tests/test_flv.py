@@ -20,6 +20,8 @@ from tests._tools import assert_hostile_cases, assert_typed_error_or_valid, trun
 from tests._video import AUDIO, VIDEO, Fresh, copier, decode_errors, ffmpeg, ffprobe_tags, packet_count, stream_hash
 from tests.conftest import require_tool
 
+pytestmark = pytest.mark.interop  # ffmpeg makes the fixtures; ffprobe reads them back
+
 
 def check_structure(path: Path) -> dict[str, Any]:
     """Independent walk: every PreviousTagSize matches, keyframe positions hit video keyframe tags.

@@ -29,6 +29,8 @@ from aigclabel.containers import registered
 from .test_hostile import DOCUMENTED, PRODUCER
 from .test_text_documents import make_epub
 
+pytestmark = pytest.mark.interop  # slow (~20 s idle: thousands of CLI runs) and ffmpeg-made seeds
+
 SAMPLES = Path(__file__).resolve().parent.parent / "aigclabel" / "samples"
 SCALE = float(os.environ.get("AIGCLABEL_FUZZ_SCALE", "1"))
 SEED = int(os.environ.get("AIGCLABEL_FUZZ_SEED", "45438"))

@@ -42,6 +42,8 @@ from tests._tools import exiftool_label, free_port, wait_for_http
 from tests.conftest import require_tool
 from tests.openai_upstream import BEFORE_TROUBLE, Upstream, create_upstream, serve, token
 
+pytestmark = pytest.mark.interop  # the openai client against servers on loopback, exiftool and ffprobe
+
 UPSTREAM_KEY = "sk-upstream-secret"
 GATEWAY_KEY = "sk-gateway-key"
 MESSAGES: Any = [{"role": "user", "content": "hello"}]

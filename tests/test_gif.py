@@ -25,7 +25,7 @@ from ._tools import (
     run_every_action,
     write_exiftool_config,
 )
-from .conftest import require_tool
+from .conftest import require_module, require_tool
 
 XMP_START = b"\x21\xff\x0b" + XMP_APP_ID
 
@@ -55,6 +55,7 @@ def _without_xmp(data: bytes) -> bytes:
     return data[:start] + data[end:]
 
 
+@pytest.mark.interop  # exiftool
 def test_write_is_lossless_for_animated_gif(tmp_path: Path, demo_label: AIGCLabel) -> None:
     src = _animated(tmp_path / "in.gif")
     out = tmp_path / "out.gif"
@@ -127,6 +128,7 @@ def test_comment_label_is_reported_and_removed(tmp_path: Path, demo_label: AIGCL
     assert _all_frames(src) == _all_frames(out)
 
 
+@pytest.mark.interop  # exiftool
 def test_exiftool_written_xmp_is_edited_in_place(tmp_path: Path, demo_label: AIGCLabel) -> None:
     exe = require_tool("exiftool")
     path = _animated(tmp_path / "et.gif")
@@ -149,7 +151,7 @@ def test_exiftool_written_xmp_is_edited_in_place(tmp_path: Path, demo_label: AIG
 
 
 def test_python_xmp_toolkit_both_ways(tmp_path: Path, demo_label: AIGCLabel) -> None:
-    pytest.importorskip("libxmp")
+    require_module("libxmp")
     ours = _animated(tmp_path / "ours.gif")
     api.write_label(ours, demo_label)
     assert libxmp_read(ours) == demo_label.to_json()
@@ -188,6 +190,7 @@ def test_malformed_files_raise_typed_errors(
     assert_refused_untouched(tmp_path / "bad.gif", data, error, match, demo_label)
 
 
+@pytest.mark.interop  # exiftool
 def test_stray_bytes_after_an_image_are_kept_as_payload(tmp_path: Path, demo_label: AIGCLabel) -> None:
     """A file whose last image is followed by bytes that introduce no block (Pillow's
     test_extents_transparency.gif has a second GIF appended; Pillow skips such bytes) is labelled;
@@ -209,6 +212,7 @@ def test_stray_bytes_after_an_image_are_kept_as_payload(tmp_path: Path, demo_lab
     assert GifContainer().payload_digest(changed) != GifContainer().payload_digest(src)
 
 
+@pytest.mark.slow  # 270,000 blocks
 def test_absurd_block_count_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "many.gif"
     path.write_bytes(b"GIF89a\x01\x00\x01\x00\x00\x00\x00" + b"\x21\xfe\x00" * 270000 + b"\x3b")
@@ -229,6 +233,7 @@ def _fuzz_seed() -> bytes:
     return seed.read_bytes()
 
 
+@pytest.mark.slow  # hypothesis
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_fuzzed_files_give_typed_errors_or_results(data: st.DataObject) -> None:

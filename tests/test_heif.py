@@ -70,6 +70,7 @@ def _pillow_xmp(path: Path) -> bytes | None:
         return value if value else None
 
 
+@pytest.mark.interop  # exiftool
 @pytest.mark.parametrize(
     ("suffix", "xmp", "exif"),
     [(".heic", None, False), (".heic", FOREIGN_XMP, True), (".avif", None, True), (".avif", FOREIGN_XMP, False)],
@@ -124,6 +125,7 @@ def test_read_pillow_heif_xmp_item(tmp_path: Path, demo_label: AIGCLabel) -> Non
     assert found[0].location.startswith("XMP TC260:AIGC in HEIF item")
 
 
+@pytest.mark.interop  # exiftool
 def test_exiftool_writes_we_read_and_replace(tmp_path: Path, demo_label: AIGCLabel) -> None:
     path = _save(tmp_path / "e.heic", exif=True)
     before_pixels = pixels(path)
@@ -166,6 +168,7 @@ def _move_xmp_into_idat(path: Path) -> None:
     path.write_bytes(bytes(data[: meta.box.start]) + new_meta + bytes(data[meta.box.end :]))
 
 
+@pytest.mark.interop  # exiftool
 def test_xmp_item_in_idat(tmp_path: Path, demo_label: AIGCLabel) -> None:
     path = _save(tmp_path / "idat.heic", new_packet(demo_label.to_json()))
     before_pixels = pixels(path)
@@ -188,6 +191,7 @@ def test_xmp_item_in_idat(tmp_path: Path, demo_label: AIGCLabel) -> None:
     assert same_pixels(pixels(path), before_pixels)
 
 
+@pytest.mark.interop  # exiftool
 def test_image_collection_and_sequence(tmp_path: Path, demo_label: AIGCLabel) -> None:
     frames = [_rgb(seed, (24, 16)) for seed in (1, 2, 3)]
     collection = tmp_path / "multi.heic"  # libheif writes three image items, no moov

@@ -102,6 +102,7 @@ def test_tuple_outputs_keep_their_shape(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------- the real frameworks
 
 
+@pytest.mark.interop  # torch and a generation framework (`make test-hooks`)
 def test_transformers_generate_with_the_processor() -> None:
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
@@ -118,6 +119,7 @@ def test_transformers_generate_with_the_processor() -> None:
     assert not detect_green_list(plain).present
 
 
+@pytest.mark.interop  # torch and a generation framework (`make test-hooks`)
 def test_diffusers_pipeline_images_are_labelled(tmp_path: Path) -> None:
     torch = pytest.importorskip("torch")
     diffusers = pytest.importorskip("diffusers")

@@ -159,6 +159,7 @@ def test_check_exit_code_is_4_for_a_malformed_file(tmp_path: Path) -> None:
     assert code == 4
 
 
+@pytest.mark.slow  # CLI children under a memory cap
 def test_id3_zlib_bomb_is_refused_before_anything_inflates_it(tmp_path: Path) -> None:
     """256 MiB of zeros in one compressed ID3v2.4 frame: every command stops at the frame limit."""
     path = hostile(tmp_path, "bomb.mp3", lambda: _hostile.mp3_id3_zlib_bomb(256 << 20))
@@ -191,6 +192,7 @@ assert xmp.remove_aigc(padded) is None
 """
 
 
+@pytest.mark.slow  # a 16 MB packet
 def test_a_16_mb_xmp_packet_is_edited_in_linear_time() -> None:
     """Quadratic whitespace handling took minutes at 64 KB; 16 MB must finish well inside the guard."""
     subprocess.run([sys.executable, "-c", LINEAR_CHILD, str(16 << 20)], check=True, timeout=30, cwd=REPO)
@@ -225,6 +227,7 @@ def test_payload_digest_refuses_an_inflate_bomb_before_inflating(tmp_path: Path)
     assert api.read_labels(path) == []  # reading the label parts is unaffected
 
 
+@pytest.mark.slow  # large images
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
 def test_analysis_decodes_large_images_at_half_scale(tmp_path: Path, fmt: str) -> None:
     """Over 16 MP, check/verify/watermark detect analyse half scale (JPEG decoded so by its IDCT);
@@ -238,6 +241,7 @@ def test_analysis_decodes_large_images_at_half_scale(tmp_path: Path, fmt: str) -
     assert decode_for_analysis(small)[0].size == (4000, 4000)
 
 
+@pytest.mark.slow  # a flate bomb
 def test_pdf_payload_digest_refuses_a_flate_bomb_and_streams_the_rest(tmp_path: Path) -> None:
     """300 MiB of zeros in one content stream: refused after counting; 8 MiB: hashed in chunks,
     with the digest pikepdf's own decoding gives."""

@@ -31,7 +31,7 @@ from ._tools import (
     run_every_action,
     write_exiftool_config,
 )
-from .conftest import require_tool
+from .conftest import require_module, require_tool
 
 # ---------------------------------------------------------------------------- fixtures and helpers
 
@@ -113,6 +113,7 @@ def _user_comment(label: AIGCLabel, prefix: bytes = b"ASCII\x00\x00\x00") -> byt
 # ---------------------------------------------------------------------------- round trips
 
 
+@pytest.mark.interop  # exiftool
 def test_write_keeps_exif_icc_and_foreign_xmp(tmp_path: Path, demo_label: AIGCLabel) -> None:
     src = _rich_jpeg(tmp_path / "in.jpg")
     out = tmp_path / "out.jpg"
@@ -163,6 +164,7 @@ def test_new_xmp_segment_goes_after_app0_and_exif(tmp_path: Path, demo_label: AI
     assert out.read_bytes() == src.read_bytes()
 
 
+@pytest.mark.interop  # exiftool
 def test_labelling_twice_leaves_exactly_one_label(tmp_path: Path, demo_label: AIGCLabel) -> None:
     path = _rich_jpeg(tmp_path / "a.jpg")
     api.write_label(path, demo_label)
@@ -193,6 +195,7 @@ def test_in_place_write_is_atomic_and_keeps_mode(tmp_path: Path, demo_label: AIG
 # ---------------------------------------------------------------------------- EXIF UserComment
 
 
+@pytest.mark.interop  # exiftool
 @pytest.mark.parametrize(
     ("prefix", "in_ifd0", "where"),
     [
@@ -250,6 +253,7 @@ def test_user_comment_only_label_gets_xmp_after_the_blanked_exif(tmp_path: Path,
     assert _segments(out.read_bytes())[1] == _segments(src.read_bytes())[1]
 
 
+@pytest.mark.interop  # exiftool
 def test_plain_user_comment_is_not_a_label(tmp_path: Path, demo_label: AIGCLabel) -> None:
     src = tmp_path / "in.jpg"
     _image().save(src, "JPEG", exif=_exif(b"ASCII\x00\x00\x00holiday photo"))
@@ -296,6 +300,7 @@ def _extended_packet(label: AIGCLabel | None, description: str) -> bytes:
     ).encode()
 
 
+@pytest.mark.interop  # exiftool
 def test_label_in_extended_xmp_is_found_and_moved(tmp_path: Path, demo_label: AIGCLabel) -> None:
     old = AIGCLabel.for_producer(demo_label.content_producer, label="3")
     description = "long " * 20000  # 100 kB: two Extended XMP chunks
@@ -385,6 +390,7 @@ def test_duplicate_and_unreferenced_placements_are_all_reported_and_cleaned(
 # ---------------------------------------------------------------------------- size limit
 
 
+@pytest.mark.interop  # exiftool
 def test_xmp_padding_is_dropped_when_that_makes_room(tmp_path: Path, demo_label: AIGCLabel) -> None:
     body = FOREIGN_XMP.replace(b"Sunset", b"S" * 60000)
     padded = body.replace(b" " * 300, b" " * (65502 - len(body) + 300))
@@ -398,6 +404,7 @@ def test_xmp_padding_is_dropped_when_that_makes_room(tmp_path: Path, demo_label:
     assert meta["XMP-dc:Title"] == "S" * 60000
 
 
+@pytest.mark.interop  # exiftool
 def test_oversized_xmp_spills_into_extended_xmp(tmp_path: Path, demo_label: AIGCLabel) -> None:
     title = "T" * (65502 - len(FOREIGN_XMP) + 6)
     full = FOREIGN_XMP.replace(b"Sunset", title.encode()).replace(b" " * 300, b" ")
@@ -415,7 +422,7 @@ def test_oversized_xmp_spills_into_extended_xmp(tmp_path: Path, demo_label: AIGC
     assert meta["XMP-TC260:AIGC"] == demo_label.to_json()
     assert meta["XMP-dc:Title"] == title and meta["XMP-xmp:CreatorTool"] == "Paint 1.0"
     assert rest == _segments(src.read_bytes())[1] and _pixels(out) == _pixels(src)
-    libxmp = pytest.importorskip("libxmp")
+    libxmp = require_module("libxmp")
     files = libxmp.XMPFiles(file_path=str(out))
     xmp = files.get_xmp()
     files.close_file()
@@ -443,6 +450,7 @@ def test_oversized_xmp_with_extended_xmp_already_is_refused(tmp_path: Path, demo
 # ---------------------------------------------------------------------------- interop
 
 
+@pytest.mark.interop  # exiftool
 def test_exiftool_written_label_is_read_and_replaced(tmp_path: Path, demo_label: AIGCLabel) -> None:
     exe = require_tool("exiftool")
     path = _rich_jpeg(tmp_path / "et.jpg")
@@ -469,7 +477,7 @@ def test_exiftool_written_label_is_read_and_replaced(tmp_path: Path, demo_label:
 
 
 def test_python_xmp_toolkit_both_ways(tmp_path: Path, demo_label: AIGCLabel) -> None:
-    libxmp = pytest.importorskip("libxmp")
+    libxmp = require_module("libxmp")
     libxmp.XMPMeta.register_namespace(TC260_NS, "TC260")
     ours = _rich_jpeg(tmp_path / "ours.jpg")
     api.write_label(ours, demo_label)
@@ -537,6 +545,7 @@ def test_malformed_files_raise_typed_errors(
     assert_refused_untouched(tmp_path / "bad.jpg", data, error, match, demo_label)
 
 
+@pytest.mark.interop  # exiftool
 @pytest.mark.parametrize("junk", [b"hello", b"\xff\x00", b"\x01"])
 def test_stray_bytes_between_header_segments_are_skipped_and_kept(
     tmp_path: Path, demo_label: AIGCLabel, junk: bytes
@@ -567,6 +576,7 @@ def _jpeg_with_xmp(path: Path, packet: bytes) -> Path:
     return path
 
 
+@pytest.mark.interop  # exiftool
 @pytest.mark.parametrize("encoding", ["utf-16-be", "utf-16-le"])
 def test_utf16_xmp_packet_is_merged_into_and_written_as_utf8(
     tmp_path: Path, demo_label: AIGCLabel, encoding: str
@@ -585,6 +595,7 @@ def test_utf16_xmp_packet_is_merged_into_and_written_as_utf8(
     assert exiftool_read(out).get("XMP-dc:Format") == "image/jpeg"
 
 
+@pytest.mark.interop  # exiftool
 def test_empty_xmpmeta_packet_gets_an_rdf_element(tmp_path: Path, demo_label: AIGCLabel) -> None:
     """An ``x:xmpmeta`` with no ``rdf:RDF`` (as in Pillow's test images) is labelled, not refused."""
     packet = b'<?xpacket begin="\xef\xbb\xbf" id="W5M0MpCehiHzreSzNTczkc9d"?>\n<x:xmpmeta xmlns:x="adobe:ns:meta/" />'
@@ -594,6 +605,7 @@ def test_empty_xmpmeta_packet_gets_an_rdf_element(tmp_path: Path, demo_label: AI
     assert exiftool_label(out) == demo_label.to_json()
 
 
+@pytest.mark.interop  # exiftool
 def test_mpo_index_offsets_follow_an_xmp_packet_stored_after_it(tmp_path: Path, demo_label: AIGCLabel) -> None:
     """Pillow writes an MPO's MPF index (APP2) before its XMP: when the packet grows, the second
     image moves away from the index, whose offsets are moved with it."""
@@ -631,6 +643,7 @@ def _afcp_trailer(start: int, text: bytes) -> bytes:
     return header + entry + text + b"AXS!" + struct.pack(">II", start, 0)
 
 
+@pytest.mark.interop  # exiftool
 def test_afcp_trailer_offsets_follow_the_header_growth(tmp_path: Path, demo_label: AIGCLabel) -> None:
     """AFCP stores absolute offsets after EOI: they move with the bytes the new XMP segment adds, so
     exiftool reads the trailer without having to repair it."""
@@ -683,6 +696,7 @@ def _fuzz_seed(kind: str) -> bytes:
     return seed.read_bytes()
 
 
+@pytest.mark.slow  # hypothesis
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_fuzzed_files_give_typed_errors_or_results(data: st.DataObject) -> None:

@@ -6,6 +6,7 @@ import json
 import re
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -40,6 +41,7 @@ _value = st.one_of(
 )
 
 
+@pytest.mark.slow  # hypothesis
 @settings(max_examples=300, deadline=None)
 @given(st.lists(_value, min_size=7, max_size=7))
 def test_problems_match_a_field_by_field_check(values: list[str]) -> None:

@@ -22,6 +22,8 @@ from tests._tools import assert_hostile_cases, assert_typed_error_or_valid, exif
 from tests._video import AUDIO, VIDEO, Fresh, copier, decode_errors, ffmpeg, ffprobe_tags, packet_count, stream_hash
 from tests.conftest import require_tool
 
+pytestmark = pytest.mark.interop  # ffmpeg makes the fixtures; mkvtoolnix reads them back
+
 H264_AAC = [*VIDEO, *AUDIO, "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-shortest"]
 VP9_OPUS = [*VIDEO, *AUDIO, "-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-c:a", "libopus"]
 VP9_OPUS += ["-shortest"]

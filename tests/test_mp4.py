@@ -22,7 +22,9 @@ from aigclabel.errors import LimitExceededError, MalformedFileError, TruncatedFi
 from aigclabel.xmp import TC260_NS
 from tests._tools import DC_NS, assert_hostile_cases, assert_typed_error_or_valid, libxmp_write, truncate_or_flip
 from tests._video import AUDIO, VIDEO, Fresh, copier, decode_errors, ffmpeg, ffprobe_tags, packet_count, stream_hash
-from tests.conftest import require_tool
+from tests.conftest import require_module, require_tool
+
+pytestmark = pytest.mark.interop  # ffmpeg makes the fixtures; ffprobe and exiftool read them back
 
 H264_AAC = [*VIDEO, *AUDIO, "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-shortest"]
 
@@ -158,7 +160,7 @@ def test_reads_mutagen_freeform_and_replaces_it(fresh: Fresh, demo_label: AIGCLa
 
 @pytest.mark.parametrize(("name", "where"), [("faststart", "uuid (top level)"), ("mov", "moov/udta/XMP_")])
 def test_reads_and_strips_xmp_written_by_exempi(fresh: Fresh, name: str, where: str, demo_label: AIGCLabel) -> None:
-    libxmp = pytest.importorskip("libxmp")
+    libxmp = require_module("libxmp")
     src = fresh(name)
     original_hash = stream_hash(src)
     libxmp_write(src, demo_label.to_json(), extra={(DC_NS, "format"): "video/mp4"})

@@ -145,6 +145,7 @@ def custom_xml(path: Path) -> str:
 EDITED = {"docProps/custom.xml", "_rels/.rels", "[Content_Types].xml"}
 
 
+@pytest.mark.interop  # exiftool
 @pytest.mark.parametrize("kind", sorted(MAIN_TYPES))
 def test_label_is_written_raw_copied_and_read_by_exiftool(tmp_path: Path, demo_label: AIGCLabel, kind: str) -> None:
     src = make_package(tmp_path / f"in.{kind}", kind)
@@ -169,6 +170,7 @@ def test_label_is_written_raw_copied_and_read_by_exiftool(tmp_path: Path, demo_l
     assert tags["File:FileType"].lower() == kind
 
 
+@pytest.mark.interop  # exiftool
 @pytest.mark.parametrize("kind", ["xlsx", "docx"])
 def test_main_part_typed_by_default_extension_is_labelled(tmp_path: Path, demo_label: AIGCLabel, kind: str) -> None:
     """``<Default Extension="xml" ContentType="...main+xml">`` types the main part as well as an Override."""

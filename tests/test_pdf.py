@@ -64,6 +64,7 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@pytest.mark.interop  # qpdf
 @pytest.mark.parametrize("object_streams", [False, True], ids=["xref-table", "xref-stream"])
 def test_incremental_update_is_read_by_qpdf_pikepdf_and_exiftool(
     tmp_path: Path, demo_label: AIGCLabel, object_streams: bool
@@ -104,6 +105,7 @@ def test_container_is_chosen_by_content(tmp_path: Path) -> None:
     assert isinstance(open_container(src), PdfContainer)
 
 
+@pytest.mark.interop  # qpdf
 def test_labelling_twice_keeps_one_label_and_same_label_adds_nothing(tmp_path: Path, demo_label: AIGCLabel) -> None:
     src = make_pdf(tmp_path / "in.pdf", object_streams=True)
     once, twice, other = tmp_path / "1.pdf", tmp_path / "2.pdf", tmp_path / "3.pdf"
@@ -117,6 +119,7 @@ def test_labelling_twice_keeps_one_label_and_same_label_adds_nothing(tmp_path: P
     assert [f.label for f in read_labels(other)] == [second, second]
 
 
+@pytest.mark.interop  # qpdf
 def test_strip_is_incremental_and_strip_full_removes_the_bytes(tmp_path: Path, demo_label: AIGCLabel) -> None:
     src = make_pdf(tmp_path / "in.pdf", xmp_title="Kept")
     labelled, stripped, purged = tmp_path / "l.pdf", tmp_path / "s.pdf", tmp_path / "p.pdf"
@@ -139,6 +142,7 @@ def test_strip_is_incremental_and_strip_full_removes_the_bytes(tmp_path: Path, d
     assert again.read_bytes() == src.read_bytes()
 
 
+@pytest.mark.interop  # qpdf
 def test_write_full_rewrites_and_keeps_payload_digest(tmp_path: Path, demo_label: AIGCLabel) -> None:
     src = make_pdf(tmp_path / "in.pdf")
     incremental, full = tmp_path / "inc.pdf", tmp_path / "full.pdf"
@@ -155,6 +159,7 @@ def test_write_full_rewrites_and_keeps_payload_digest(tmp_path: Path, demo_label
     assert container.payload_digest(changed) != base
 
 
+@pytest.mark.interop  # exiftool
 def test_reads_labels_written_by_exiftool_and_labels_on_top_of_its_update(
     tmp_path: Path, demo_label: AIGCLabel
 ) -> None:
@@ -188,6 +193,7 @@ def test_reads_labels_written_by_exiftool_and_labels_on_top_of_its_update(
     assert [f.label for f in read_labels(out)] == [demo_label, demo_label]
 
 
+@pytest.mark.interop  # exiftool
 def test_reads_xmp_label_written_by_exiftool_and_merges_into_its_packet(tmp_path: Path, demo_label: AIGCLabel) -> None:
     src = make_pdf(tmp_path / "in.pdf")
     config = write_exiftool_config(tmp_path / "aigc.config", EXIFTOOL_PDF_CONFIG)
@@ -242,6 +248,7 @@ def _show_encryption(path: Path) -> str:
     return result.stdout
 
 
+@pytest.mark.interop  # qpdf
 @pytest.mark.parametrize(
     "encryption",
     [
@@ -287,6 +294,7 @@ def test_encrypted_pdf_with_empty_user_password_is_labelled_incrementally(
     assert read_labels(stripped) == []
 
 
+@pytest.mark.interop  # qpdf
 def test_damaged_xref_offset_refuses_incremental_update_and_repair_rewrites_it(
     tmp_path: Path, demo_label: AIGCLabel
 ) -> None:
@@ -316,6 +324,7 @@ def test_damaged_xref_offset_refuses_incremental_update_and_repair_rewrites_it(
     assert read_labels(stripped) == []
 
 
+@pytest.mark.interop  # qpdf
 def test_repair_of_a_trailer_without_size_writes_a_valid_file(tmp_path: Path, demo_label: AIGCLabel) -> None:
     """qpdf recovers a trailer that lacks /Size but, saving, writes /Size only over an existing key."""
     data = make_pdf(tmp_path / "in.pdf").read_bytes()

@@ -199,6 +199,7 @@ def test_bad_crc_on_label_chunk_is_malformed_and_input_kept(rich_png: Path, demo
     assert sorted(p.name for p in rich_png.parent.iterdir()) == ["rich.png"]
 
 
+@pytest.mark.interop  # exiftool
 def test_exiftool_reads_ours_and_we_read_exiftools(tmp_path: Path, rich_png: Path, demo_label: AIGCLabel) -> None:
     api.write_label(rich_png, demo_label)
     assert exiftool_label(rich_png) == demo_label.to_json()

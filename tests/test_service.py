@@ -197,6 +197,7 @@ def _assert_clean_answer(answer: Response, where: str) -> None:
         assert detail and "aigclabel-" not in str(detail), where
 
 
+@pytest.mark.slow  # every format's damaged bodies through the service (~20 s loaded)
 @pytest.mark.parametrize("sample", sorted(SAMPLES.glob("sample.*")), ids=lambda p: p.suffix[1:])
 def test_hostile_bodies_of_every_format_get_4xx_never_5xx(client: TestClient, sample: Path) -> None:
     data = sample.read_bytes()

@@ -22,6 +22,8 @@ import pytest
 from ._tools import free_port
 from .test_service_hostile import PNG
 
+pytestmark = pytest.mark.interop  # real server processes on loopback
+
 BODY_LIMITS = {
     "AIGCLABEL_HEADER_SECONDS": "1",
     "AIGCLABEL_BODY_IDLE_SECONDS": "1",

@@ -73,6 +73,7 @@ def exiftool_label(path: Path) -> AIGCLabel:
 
 
 # ------------------------------------------------------------------------------------- round trips
+@pytest.mark.interop  # exiftool
 def test_signed_label_verifies_after_independent_read_back(image: Path, key: SigningKey) -> None:
     signed_file(image, key)
     label = exiftool_label(image)
@@ -102,6 +103,7 @@ def test_canonical_message_is_the_annex_a1_form() -> None:
     )
 
 
+@pytest.mark.interop  # exiftool
 def test_metadata_edit_by_exiftool_keeps_signature_valid(tmp_path: Path, key: SigningKey) -> None:
     exiftool = require_tool("exiftool")
     path = tmp_path / "a.jpg"
@@ -141,6 +143,7 @@ def _openssl() -> str:
     return require_tool("openssl")
 
 
+@pytest.mark.interop  # openssl
 def test_sm2_signature_verifies_with_openssl(tmp_path: Path) -> None:
     key = SigningKey.generate("sm2")
     message = canonical_message(AIGCLabel.for_producer(DEMO_PROVIDER_CODE), bytes(32), "producer")
@@ -164,6 +167,7 @@ def test_sm2_signature_verifies_with_openssl(tmp_path: Path) -> None:
     assert done.returncode != 0
 
 
+@pytest.mark.interop  # openssl
 def test_openssl_sm2_signature_verifies_here(tmp_path: Path) -> None:
     openssl = _openssl()
     subprocess.run([openssl, "genpkey", "-algorithm", "SM2", "-out", "k.pem"], cwd=tmp_path, check=True)
@@ -183,6 +187,7 @@ def test_openssl_sm2_signature_verifies_here(tmp_path: Path) -> None:
     assert not public.verify(message + b" ", signature)
 
 
+@pytest.mark.interop  # openssl
 def test_ed25519_signature_verifies_with_openssl(tmp_path: Path) -> None:
     key = SigningKey.generate("ed25519")
     message = b'"Label":"1","ContentProducer":"X","ProduceID":"Y"'
@@ -328,6 +333,7 @@ def test_invalid_public_keys_are_rejected() -> None:
         PublicKey.from_hex("rsa", "00")
 
 
+@pytest.mark.slow  # hypothesis
 @settings(max_examples=100, deadline=None)
 @given(st.text(max_size=300))
 def test_arbitrary_reserved_code_never_raises(value: str) -> None:

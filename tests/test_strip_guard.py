@@ -53,6 +53,7 @@ def _events(db: Path) -> list[dict[str, object]]:
         store.close()
 
 
+@pytest.mark.interop  # exiftool
 def test_own_signed_label_is_stripped_and_recorded(tmp_path: Path, keys: tuple[Path, Path]) -> None:
     mine, _ = keys
     signed = _labelled(tmp_path, "signed.png", "--sign-key", mine)
@@ -69,6 +70,7 @@ def test_own_signed_label_is_stripped_and_recorded(tmp_path: Path, keys: tuple[P
     assert detail["reason"] is None and detail["actor"]
 
 
+@pytest.mark.interop  # exiftool
 @pytest.mark.parametrize("how", ["no key", "other key", "unsigned"])
 def test_labels_not_provably_yours_are_refused(tmp_path: Path, keys: tuple[Path, Path], how: str) -> None:
     mine, other = keys
@@ -83,6 +85,7 @@ def test_labels_not_provably_yours_are_refused(tmp_path: Path, keys: tuple[Path,
     assert not db.exists(), "a refusal touches nothing, not even the audit store"
 
 
+@pytest.mark.interop  # exiftool
 def test_override_needs_a_reason_and_is_recorded(tmp_path: Path) -> None:
     path = _labelled(tmp_path, "in.png")
     db = tmp_path / "audit.sqlite"

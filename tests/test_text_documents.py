@@ -57,6 +57,7 @@ HTML_PAGES = {
 }
 
 
+@pytest.mark.interop  # exiftool
 @pytest.mark.parametrize("name", sorted(HTML_PAGES))
 def test_html_meta_is_lossless_and_read_by_exiftool(tmp_path: Path, demo_label: AIGCLabel, name: str) -> None:
     labelled = roundtrip(tmp_path, name, HTML_PAGES[name].encode(), demo_label)
@@ -185,6 +186,7 @@ SVGS = {
 }
 
 
+@pytest.mark.interop  # exiftool
 @pytest.mark.parametrize("name", sorted(SVGS))
 def test_svg_xmp_is_read_by_exiftool(tmp_path: Path, demo_label: AIGCLabel, name: str) -> None:
     roundtrip(tmp_path, name, SVGS[name].encode(), demo_label)
@@ -219,6 +221,7 @@ def test_svg_entity_attack_and_non_svg_xml_are_refused(tmp_path: Path, demo_labe
 
 
 # ---------------------------------------------------------------------------------------- plain text
+@pytest.mark.interop  # exiftool
 def test_text_label_goes_to_an_xmp_sidecar_read_by_exiftool(tmp_path: Path, demo_label: AIGCLabel) -> None:
     path = tmp_path / "notes.txt"
     path.write_bytes("人工智能 text\n".encode())
@@ -301,6 +304,7 @@ def raw_members(path: Path) -> dict[str, tuple[int, bytes]]:
     return out
 
 
+@pytest.mark.interop  # exiftool
 def test_epub_opf_meta_is_lossless(tmp_path: Path, demo_label: AIGCLabel) -> None:
     src = make_epub(tmp_path / "book.epub")
     out = tmp_path / "labelled.epub"
@@ -356,6 +360,7 @@ FUZZ_SEEDS = {
 }
 
 
+@pytest.mark.slow  # hypothesis
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(name=st.sampled_from([*sorted(FUZZ_SEEDS), "book.epub"]), data=st.data())
 def test_fuzzed_documents_give_typed_errors_or_valid_results(tmp_path: Path, name: str, data: st.DataObject) -> None:

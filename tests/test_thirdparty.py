@@ -17,6 +17,8 @@ from aigclabel.verify import Classification, classify
 from ._thirdparty import Case, cases, judge
 from .conftest import require_tool
 
+pytestmark = pytest.mark.interop  # ffmpeg, espeak-ng and tesseract draw the labels
+
 SUBSET = cases(small=True)
 
 

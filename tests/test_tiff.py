@@ -92,6 +92,7 @@ def _tag700(path: Path) -> tuple[int, bytes] | None:
         return image.tag_v2.tagtype[700], value
 
 
+@pytest.mark.interop  # exiftool
 @pytest.mark.parametrize("name", ["le_lzw", "be16", "multipage", "bigtiff"])
 def test_write_twice_and_strip_lossless(name: str, request: pytest.FixtureRequest, demo_label: AIGCLabel) -> None:
     path: Path = request.getfixturevalue(name)
@@ -121,6 +122,7 @@ def test_write_twice_and_strip_lossless(name: str, request: pytest.FixtureReques
     assert same_pixels(pixels(path), before_pixels)
 
 
+@pytest.mark.interop  # exiftool
 def test_exif_and_other_tags_kept(le_lzw: Path, multipage: Path, demo_label: AIGCLabel) -> None:
     for path in (le_lzw, multipage):
         api.write_label(path, demo_label)
@@ -133,6 +135,7 @@ def test_exif_and_other_tags_kept(le_lzw: Path, multipage: Path, demo_label: AIG
         assert image.size == (5, 9)
 
 
+@pytest.mark.interop  # exiftool
 def test_exif_sub_ifd_written_by_exiftool_survives(le_lzw: Path, demo_label: AIGCLabel) -> None:
     subprocess.run(
         [require_tool("exiftool"), "-overwrite_original", "-ExifIFD:DateTimeOriginal=2024:01:02 03:04:05", str(le_lzw)],
@@ -150,6 +153,7 @@ def test_exif_sub_ifd_written_by_exiftool_survives(le_lzw: Path, demo_label: AIG
     assert label_of(le_lzw) == [demo_label] and same_pixels(pixels(le_lzw), before)
 
 
+@pytest.mark.interop  # exiftool
 def test_existing_byte_xmp_is_merged_in_place(tmp_path: Path, demo_label: AIGCLabel) -> None:
     path = tmp_path / "foreign.tif"
     _rgb().save(path, tiffinfo=_tiffinfo(FOREIGN_XMP))
@@ -179,6 +183,7 @@ def test_ascii_typed_xmp_is_read_and_rewritten_as_undefined(tmp_path: Path, demo
     assert tag is not None and tag[0] == 7 and pillow_xmp_label(tag[1]) == other.to_json()
 
 
+@pytest.mark.interop  # exiftool
 def test_exiftool_and_libxmp_interop(le_lzw: Path, be16: Path, tmp_path: Path, demo_label: AIGCLabel) -> None:
     exiftool_write(le_lzw, demo_label.to_json(), tmp_path)
     assert label_of(le_lzw) == [demo_label]
@@ -227,6 +232,7 @@ def _tiled_tiff(path: Path, pixels_rgb: np.ndarray, tile: int = 16) -> None:
     path.write_bytes(out + b"".join(tiles))
 
 
+@pytest.mark.interop  # exiftool
 def test_tiled_tiff(tmp_path: Path, demo_label: AIGCLabel) -> None:
     path = tmp_path / "tiled.tif"
     source = np.random.default_rng(5).integers(0, 256, (40, 48, 3), dtype=np.uint8)
@@ -275,6 +281,7 @@ def _loop_back(path: Path, to_first: bool) -> bytes:
     return bytes(data)
 
 
+@pytest.mark.interop  # exiftool
 @pytest.mark.parametrize("fixture", ["le_lzw", "multipage"])
 @pytest.mark.parametrize("with_xmp", [False, True])
 def test_ifd_chain_loop_is_cut_where_readers_stop(

@@ -93,6 +93,7 @@ def test_nothing_is_none(image: Path) -> None:
     assert classify(image, False, KeyRegistry(), XMP_ONLY).classification is Classification.NONE
 
 
+@pytest.mark.interop  # exiftool
 def test_iptc_source_type_written_by_exiftool_is_suspected(image: Path) -> None:
     exiftool("-q", "-overwrite_original", f"-XMP-iptcExt:DigitalSourceType={AI_SOURCE}", str(image))
     verdict = classify(image, False, KeyRegistry(), XMP_ONLY)
@@ -103,6 +104,7 @@ def test_iptc_source_type_written_by_exiftool_is_suspected(image: Path) -> None:
     assert classify(image, True, KeyRegistry(), XMP_ONLY).classification is Classification.POSSIBLE
 
 
+@pytest.mark.interop  # exiftool
 def test_other_source_type_is_not_a_trace(image: Path) -> None:
     exiftool(
         "-q",
@@ -299,6 +301,7 @@ def assert_producer_fields_kept(path: Path, producer: AIGCLabel) -> AIGCLabel:
     return written
 
 
+@pytest.mark.interop  # exiftool
 def test_apply_keeps_producer_fields_and_signs_propagation(image: Path) -> None:
     producer = label_signed(image, demo_signing_key())
     before = payload_digest(image)
@@ -313,6 +316,7 @@ def test_apply_keeps_producer_fields_and_signs_propagation(image: Path) -> None:
     assert verify(written, before, demo_registry(), "propagator").state is SignatureState.VALID
 
 
+@pytest.mark.interop  # exiftool
 def test_apply_possible_and_suspected_write_label_2_and_3(tmp_path: Path) -> None:
     path = tmp_path / "p.png"
     Image.new("RGB", (16, 16), "green").save(path)
@@ -612,6 +616,7 @@ def test_platform_labels_keep_their_class_along_a_chain(image: Path, value: str,
     assert classify(image, None, KeyRegistry(), XMP_ONLY).classification is expected
 
 
+@pytest.mark.interop  # exiftool
 def test_apply_keeps_every_producer_field_and_the_payload(image: Path) -> None:
     producer = label_signed(image, demo_signing_key())
     before = payload_digest(image)
@@ -667,6 +672,7 @@ def test_burn_in_writes_text_and_audio_prompts_when_asked(tmp_path: Path) -> Non
     assert label is not None and label.label == "2"
 
 
+@pytest.mark.interop  # ffmpeg
 def test_burn_in_overlays_the_opening_of_a_video_when_asked(tmp_path: Path) -> None:
     from aigclabel.check import check_file
 

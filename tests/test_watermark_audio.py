@@ -14,6 +14,8 @@ from aigclabel.watermark.audio import snr_db
 
 from .conftest import require_tool
 
+pytestmark = pytest.mark.interop  # espeak-ng speech through ffmpeg codecs
+
 F64 = npt.NDArray[np.float64]
 PAYLOAD = Payload.for_produce_id("audio-produce-id", key_id=3)
 TEXT = (

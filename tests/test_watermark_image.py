@@ -74,6 +74,7 @@ def marked() -> tuple[Img, Img]:
     return host, embed_image(host, PAYLOAD)
 
 
+@pytest.mark.interop  # ffmpeg
 def test_psnr_and_clean_roundtrip(marked: tuple[Img, Img], tmp_path: Path) -> None:
     host, wm = marked
     assert psnr(host, wm) >= 40.0
@@ -231,6 +232,7 @@ def test_truncated_file_is_a_typed_error(tmp_path: Path) -> None:
     assert bad.read_bytes() == data[: len(data) // 2]
 
 
+@pytest.mark.interop  # ffmpeg
 def test_video_frames_are_marked_and_audio_copied(tmp_path: Path) -> None:
     require_tool("ffmpeg")
     src = tmp_path / "in.mp4"
@@ -302,6 +304,7 @@ def test_payload_code_corrects_errors_and_mac_rejects_noise() -> None:
     assert sum(decode_soft(rng.standard_normal(CODED_BITS), DEMO_KEY)[1] for _ in range(200)) == 0
 
 
+@pytest.mark.slow  # many watermark detections
 def test_copy_attack_does_not_verify_on_other_images() -> None:
     """The attacker's tile estimate from one marked image, added at 42 dB to 20 other images."""
     from aigclabel.watermark.attack import apply_tile, estimate_tile

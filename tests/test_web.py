@@ -18,6 +18,8 @@ from aigclabel.signing import demo_registry, demo_signing_key, payload_digest, s
 from ._tools import free_port, wait_for_http
 from .conftest import SAMPLES, require_tool
 
+pytestmark = pytest.mark.interop  # Chromium driven by Playwright against a real server
+
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",

@@ -89,6 +89,7 @@ def _check_lossless(before: bytes, after: bytes) -> None:
     assert [c for c in riff_chunks(after) if c[0] not in (b"VP8X", b"XMP ")] == kept
 
 
+@pytest.mark.interop  # exiftool
 def test_simple_lossy_becomes_extended(lossy: Path, tmp_path: Path, demo_label: AIGCLabel) -> None:
     before, before_pixels = lossy.read_bytes(), pixels(lossy)
     assert [c[0] for c in riff_chunks(before)] == [b"VP8 "]
@@ -141,6 +142,7 @@ def test_lossy_with_alpha_keeps_alph_chunk(tmp_path: Path, demo_label: AIGCLabel
     assert same_pixels(pixels(path), before_pixels) and label_of(path) == [demo_label]
 
 
+@pytest.mark.interop  # exiftool
 def test_animation_kept(animated: Path, tmp_path: Path, demo_label: AIGCLabel) -> None:
     before, before_pixels = animated.read_bytes(), pixels(animated)
     out = tmp_path / "out.webp"
@@ -156,6 +158,7 @@ def test_animation_kept(animated: Path, tmp_path: Path, demo_label: AIGCLabel) -
     assert exiftool_label(out) == demo_label.to_json()
 
 
+@pytest.mark.interop  # exiftool
 def test_extended_keeps_icc_exif_and_foreign_xmp(extended: Path, tmp_path: Path, demo_label: AIGCLabel) -> None:
     before = extended.read_bytes()
     assert [c[0] for c in riff_chunks(before)] == [b"VP8X", b"ICCP", b"VP8 ", b"EXIF", b"XMP "]
@@ -176,6 +179,7 @@ def test_extended_keeps_icc_exif_and_foreign_xmp(extended: Path, tmp_path: Path,
     _check_lossless(before, extended.read_bytes())
 
 
+@pytest.mark.interop  # exiftool
 def test_exiftool_and_libxmp_write_we_read_and_replace(lossy: Path, tmp_path: Path, demo_label: AIGCLabel) -> None:
     exiftool_write(lossy, demo_label.to_json(), tmp_path)
     assert label_of(lossy) == [demo_label]
