@@ -25,6 +25,7 @@ _CLI_CODES: tuple[tuple[int, str], ...] = (
 #: here whose ``exit_code`` differs from its base's fails ``tests/test_cli.py``.
 ERROR_MEANINGS: tuple[tuple[type[errors.AIGCLabelError], str], ...] = (
     (errors.ConfigurationError, "a setting that cannot work (serve, gateway)"),
+    (errors.MissingExtraError, "an optional part not installed (the message names the extra, e.g. aigclabel[sm2])"),
     (errors.RetentionError, "a retention period below six months"),
     (errors.UnsupportedFormatError, "unsupported format, or one that cannot be written losslessly"),
     (errors.FontNotFoundError, "no font with CJK glyphs for a visible label"),
