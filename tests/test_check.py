@@ -18,7 +18,7 @@ from aigclabel.check import check_file, to_html
 from aigclabel.cli import app
 from aigclabel.explicit import add_audio_label, add_image_label, add_video_label, label_text
 
-from .conftest import require_tool
+from .conftest import SAMPLES, require_tool
 
 runner = CliRunner()
 
@@ -162,6 +162,22 @@ def test_cli_mark_then_check(tmp_path: Path) -> None:
     assert runner.invoke(app, ["check", "--explicit-only", str(img_out)]).exit_code == 0
     bad = runner.invoke(app, ["mark", str(img), "-o", str(tmp_path / "z.png"), "--lenient", "--text", "AI"])
     assert bad.exit_code == 5
+
+
+def test_cli_mark_refuses_options_not_of_the_files_kind(tmp_path: Path) -> None:
+    """Each media kind's labeller checks --position and --audio-label against its own choices (exit 2)."""
+    wav = SAMPLES / "sample.wav"
+    cases = {
+        "image placement": (_noise_png(tmp_path / "x.png"), ["--position", "middle"], "'middle' is not one of"),
+        "audio position": (wav, ["--position", "start,top"], "'top' is not one of start, end, middle"),
+        "audio label kind": (wav, ["--audio-label", "beep"], "'beep' is not one of cue, speech, both"),
+        "text position": (SAMPLES / "sample.txt", ["--position", "top"], "'top' is not one of start"),
+    }
+    for case, (source, options, message) in cases.items():
+        out = tmp_path / f"out{source.suffix}"
+        result = runner.invoke(app, ["mark", str(source), "-o", str(out), "--lenient", *options])
+        assert result.exit_code == 2 and message in " ".join(result.output.split()), (case, result.output)
+        assert not out.exists(), case
 
 
 class _Tags(HTMLParser):

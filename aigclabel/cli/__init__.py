@@ -11,7 +11,12 @@
 ====================  ===============================================================================
 
 The commands stay thin: each parses options, calls the library and prints. Every module is imported at
-start (Typer reads every command's signature), so commands import what they use inside their body.
+start (Typer reads every command's signature), so commands import what they use inside their body
+(``tests/test_cli_imports.py`` holds a one-file ``inspect`` and ``label`` to that).
+
+To add a command, write it in the module of whoever runs it under that module's ``@app.command()``; it
+joins the top level by itself. Report a typed error with :func:`._common.fail` (its exit code comes from
+the class, :mod:`.exit_codes`) and print through :data:`._common.out` / :data:`._common.err`.
 """
 
 # No `from __future__ import annotations`: Typer reads the signature of every command on each run.
