@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from ..audit import AuditStore
     from ..signing import SigningKey
 
-#: Standard output and standard error of every command (Rich loads on first use).
+#: Standard output and standard error of every command, for tables and styled lines (Rich loads on first
+#: use); a line of plain text goes through ``typer.echo``, which needs no Rich and reads nothing as markup.
 out = lazy_console(soft_wrap=True)
 err = lazy_console(stderr=True)
 

@@ -59,11 +59,7 @@ def keys_generate(
             registry.save(registry_file)
     except AIGCLabelError as exc:
         fail(exc)
-    out.print(
-        f"{made.alg.value} key {made.key_id} -> {out_file}\npublic key: {made.public_key.hex}",
-        highlight=False,
-        markup=False,
-    )
+    typer.echo(f"{made.alg.value} key {made.key_id} -> {out_file}\npublic key: {made.public_key.hex}")
 
 
 @keys_app.command("add")
@@ -91,7 +87,7 @@ def keys_add(
             store(db).save_key(RegisteredKey(provider, key, not unpinned, note))
     except AIGCLabelError as exc:
         fail(exc)
-    out.print(f"registered {key.key_id} for {provider}", highlight=False, markup=False)
+    typer.echo(f"registered {key.key_id} for {provider}")
 
 
 @keys_app.command("list")
@@ -126,11 +122,7 @@ def audit_init(db: DbOption = None) -> None:
         log = store(db)
     except AIGCLabelError as exc:
         fail(exc)
-    out.print(
-        f"audit database ready at revision {log.schema_revision()}: {log.engine.url!r}",
-        highlight=False,
-        markup=False,
-    )
+    typer.echo(f"audit database ready at revision {log.schema_revision()}: {log.engine.url!r}")
 
 
 @audit_app.command("trace")
@@ -222,7 +214,7 @@ def audit_retention(
     except AIGCLabelError as exc:
         fail(exc)
     verb = "would delete" if dry_run else "deleted"
-    out.print(f"{verb} {result.deleted} events older than {result.cutoff.isoformat()}", highlight=False, markup=False)
+    typer.echo(f"{verb} {result.deleted} events older than {result.cutoff.isoformat()}")
 
 
 @audit_app.command("record-export")
@@ -239,7 +231,7 @@ def audit_record_export(
         event_id = store(db).record(file_event(EventKind.EXPORT_UNLABELED, file, read_label(file), recipient=recipient))
     except AIGCLabelError as exc:
         fail(exc)
-    out.print(f"recorded export event {event_id}", highlight=False, markup=False)
+    typer.echo(f"recorded export event {event_id}")
 
 
 app = typer.Typer()

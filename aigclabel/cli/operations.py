@@ -62,11 +62,9 @@ def demo(
         else:
             table.add_row(row.name, row.format, Text(row.location), row.produce_id, row.signature, row.classification)
     out.print(table)
-    out.print(
+    typer.echo(
         f"{sum(r.ok for r in rows)} of {len(rows)} sample files labelled, signed (public DEMO key), verified and "
-        f"logged in {directory}/ (audit log: {directory / 'audit.sqlite'})",
-        markup=False,
-        highlight=False,
+        f"logged in {directory}/ (audit log: {directory / 'audit.sqlite'})"
     )
     if not rows or not all(r.ok for r in rows):
         raise typer.Exit(LABEL_PROBLEM)
@@ -121,10 +119,9 @@ def batch(
             summary = batch_module.run(action, directory, report, job=job, workers=workers, progress=tick)
     if csv_path:
         batch_module.write_csv(report, csv_path)
-    out.print(
+    typer.echo(
         f"{action}: {summary.ok} ok, {summary.errors} errors, {summary.skipped} skipped (already done) "
-        f"of {summary.total} files in {summary.seconds:.1f}s; report {report}",
-        highlight=False,
+        f"of {summary.total} files in {summary.seconds:.1f}s; report {report}"
     )
     if summary.errors:
         raise typer.Exit(LABEL_PROBLEM)

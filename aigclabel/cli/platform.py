@@ -240,15 +240,14 @@ def verify(
     applicable = {name for name, _ in plan_detectors(registered_detectors(), verdict.format)}
     fast_skipped = [name for name in verdict.skipped_detectors if name in applicable]
     if fast_skipped and not thorough:
-        out.print(f"  not run: {', '.join(fast_skipped)} (--thorough runs them)", highlight=False)
+        typer.echo(f"  not run: {', '.join(fast_skipped)} (--thorough runs them)")
     for check in verdict.signatures.values():
         origin = "proves origin (pinned key)" if check.proves_origin else "does not prove origin"
-        out.print(f"  {check.field}: {check.state.value} - {check.reason}; {origin}", highlight=False, markup=False)
+        typer.echo(f"  {check.field}: {check.state.value} - {check.reason}; {origin}")
     if applied:
-        out.print(
+        typer.echo(
             f"applied: {applied.path}  ContentPropagator={applied.label.content_propagator} "
-            f"PropagateID={applied.label.propagate_id}  visible prompt {applied.prompt!r}: {applied.visible}",
-            highlight=False,
+            f"PropagateID={applied.label.propagate_id}  visible prompt {applied.prompt!r}: {applied.visible}"
         )
 
 
@@ -336,13 +335,11 @@ def watermark_detect(
             if "error" in row:
                 say(row["error"])
             elif row["present"]:
-                out.print(
+                typer.echo(
                     f"{row['path']}  {row['media']} watermark  score={row['score']}  "
-                    f"key_id={row['key_id']}  digest={row['produce_id_digest']}",
-                    highlight=False,
-                    markup=False,
+                    f"key_id={row['key_id']}  digest={row['produce_id_digest']}"
                 )
             else:
-                out.print(f"{row['path']}  no watermark", highlight=False, markup=False)
+                typer.echo(f"{row['path']}  no watermark")
     if worst:
         raise typer.Exit(worst)

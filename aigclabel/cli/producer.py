@@ -26,7 +26,6 @@ from ._common import (
     auditing,
     fail,
     optional_store,
-    out,
     signing_key,
     store,
     usage_error,
@@ -218,7 +217,7 @@ def mark(
         fail(exc)
     except ValueError as exc:
         usage_error(str(exc))
-    out.print(f"wrote {output}: {detail}", highlight=False, markup=False)
+    typer.echo(f"wrote {output}: {detail}")
 
 
 @dataclass(frozen=True)
@@ -373,7 +372,7 @@ def sign_command(
             store(db).record(file_event(EventKind.LABEL, written, signed, detail={"signed": role.value}))
     except AIGCLabelError as exc:
         fail(exc)
-    out.print(f"signed {written} ({role.value}, {signer.alg.value} key {signer.key_id})", highlight=False, markup=False)
+    typer.echo(f"signed {written} ({role.value}, {signer.alg.value} key {signer.key_id})")
 
 
 @watermark_app.command("embed")
@@ -393,4 +392,4 @@ def watermark_embed(
         written = embed_file(file, output, produce_id, key_id=key_id, key=watermark_key(key_file))
     except AIGCLabelError as exc:
         fail(exc)
-    out.print(f"watermarked {written}  key_id={key_id}", highlight=False, markup=False)
+    typer.echo(f"watermarked {written}  key_id={key_id}")
