@@ -9,7 +9,7 @@ or audible explicit label, and remove a label that is provably the provider's ow
 # and evaluating annotation strings cost 15 ms of a one-file `inspect`. Names imported only for
 # type checking are quoted.
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -335,6 +335,40 @@ def _media_of(file: Path) -> "MediaKind | None":
 
     kind = detect_kind(file)
     return None if kind == "unknown" else MediaKind(kind)
+
+
+@app.command("voice-turn")
+def voice_turn(
+    rate: Annotated[int, typer.Option("--rate", help="Sample rate of the PCM on standard input, in Hz.")],
+    channels: Annotated[int, typer.Option("--channels", help="Interleaved channels.")] = 1,
+    sample_format: Annotated[str, typer.Option("--format", help="Raw PCM sample format: s16le or f32le.")] = "s16le",
+    audio_kind: Annotated[str, typer.Option("--audio-label", help="cue (rhythm), speech or both.")] = "cue",
+    position: Annotated[str, typer.Option("--position", help="start, end or both (of the turn).")] = "start",
+) -> None:
+    """Label one voice-assistant turn streamed as raw PCM from standard input to standard output (GB 45438
+    §5.3 note 3: in a voice assistant the label goes at the start and/or end of each turn). The turn's bytes
+    pass through as they arrive, e.g. ``tts ... | aigclabel voice-turn --rate 24000 | player``."""
+    import os
+    import sys
+
+    from ..explicit.audio import LabelKind, PcmFormat, PcmTurnLabeller, TurnPosition
+
+    fmt = _pick(sample_format, "s16le", get_args(PcmFormat), "--format")
+    kind = _pick(audio_kind, "cue", get_args(LabelKind), "--audio-label")
+    where = _pick(position, "start", get_args(TurnPosition), "--position")
+    try:
+        labeller = PcmTurnLabeller(rate, channels=channels, sample_format=fmt, kind=kind, position=where)
+    except AIGCLabelError as exc:
+        fail(exc)
+    source, sink = sys.stdin.fileno(), sys.stdout.buffer
+
+    def chunks() -> "Iterator[bytes]":
+        while data := os.read(source, 1 << 16):  # whatever has arrived, not a full block: no added delay
+            yield data
+
+    for piece in labeller.label_stream(chunks()):
+        sink.write(piece)
+        sink.flush()
 
 
 @app.command("sign")

@@ -182,6 +182,72 @@ def label_pcm_stream(
         yield label
 
 
+#: Raw PCM sample formats :class:`PcmTurnLabeller` handles (what TTS engines stream), with NumPy dtypes.
+PCM_FORMATS: dict[str, str] = {"s16le": "<i2", "f32le": "<f4"}
+PcmFormat = Literal["s16le", "f32le"]
+#: Where a voice-assistant turn gets its label.
+TurnPosition = Literal["start", "end", "both"]
+
+
+class PcmTurnLabeller:
+    """Labels one voice-assistant turn of raw, interleaved PCM bytes as they stream (GB 45438 §5.3 note 3:
+    in voice assistants "start" and "end" mean those of each turn).
+
+    The turn's own bytes pass through untouched and unbuffered; :meth:`head` is the label to send before
+    them and :meth:`tail` the one after (the content is padded with silence to a whole sample frame first).
+    """
+
+    def __init__(
+        self,
+        rate: int,
+        *,
+        channels: int = 1,
+        sample_format: PcmFormat = "s16le",
+        kind: LabelKind = "cue",
+        position: TurnPosition = "start",
+        timing: CueTiming | None = None,
+    ) -> None:
+        if sample_format not in PCM_FORMATS:
+            raise InvalidLabelError(f"PCM format must be one of {', '.join(PCM_FORMATS)}, not {sample_format!r}")
+        if position not in ("start", "end", "both"):
+            raise InvalidLabelError(f"position must be start, end or both, not {position!r}")
+        if not 1 <= channels <= 8:
+            raise InvalidLabelError(f"channels must be 1 to 8, not {channels}")
+        (signal_,) = label_pcm_stream((), rate, channels=channels, kind=kind, position="start", timing=timing)
+        dtype = np.dtype(PCM_FORMATS[sample_format])
+        samples = signal_.T.reshape(-1)  # interleaved
+        if dtype.kind == "i":
+            samples = np.round(np.clip(samples, -1, 1) * 32767)
+        self.label = samples.astype(dtype).tobytes()
+        self.frame = dtype.itemsize * channels
+        self.position = position
+        self.content_bytes = 0
+
+    def head(self) -> bytes:
+        """What goes before the turn's first byte."""
+        return self.label if self.position in ("start", "both") else b""
+
+    def feed(self, data: bytes) -> bytes:
+        """The turn's bytes, passed on as they are."""
+        self.content_bytes += len(data)
+        return data
+
+    def tail(self) -> bytes:
+        """What goes after the turn's last byte (silence completing a cut sample frame, then the label)."""
+        if self.position not in ("end", "both"):
+            return b""
+        return b"\0" * (-self.content_bytes % self.frame) + self.label
+
+    def label_stream(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        """The labelled turn, chunk by chunk: head, the chunks as they come, tail."""
+        if head := self.head():
+            yield head
+        for chunk in chunks:
+            yield self.feed(chunk)
+        if tail := self.tail():
+            yield tail
+
+
 @dataclass
 class AudioLabelResult:
     """What :func:`add_audio_label` wrote: where each label starts in the output, in seconds."""

@@ -264,6 +264,53 @@ async def _spool(request: Request, target: Path, config: ServiceSettings) -> int
             sink.write(chunk)
 
 
+class _DuplexStream(Response):
+    """An answer streamed while the request body is still arriving (the body is read by the answer itself).
+
+    Starlette's ``StreamingResponse`` listens for the client's disconnect on the same receive channel the
+    request body arrives on, so it cannot stream a body it is still reading; this one only sends, and a
+    client that goes away ends the request stream (:class:`ClientDisconnect`), which ends the answer.
+    """
+
+    def __init__(self, content: AsyncIterator[bytes], media_type: str, headers: Mapping[str, str]) -> None:
+        super().__init__(None, 200, headers, media_type)
+        self.content = content
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]
+        await send({"type": "http.response.start", "status": self.status_code, "headers": headers})
+        try:
+            async for chunk in self.content:
+                if chunk:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except ClientDisconnect:
+            return
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+class PcmFormatName(StrEnum):
+    """Raw PCM sample formats of ``/v1/audio/turn``."""
+
+    S16LE = "s16le"
+    F32LE = "f32le"
+
+
+class TurnLabel(StrEnum):
+    """The audible label of a voice-assistant turn."""
+
+    CUE = "cue"
+    SPEECH = "speech"
+    BOTH = "both"
+
+
+class TurnWhere(StrEnum):
+    """Where a voice-assistant turn gets its label."""
+
+    START = "start"
+    END = "end"
+    BOTH = "both"
+
+
 Keyed = Annotated[None, Depends(require_key)]
 Uploaded = Annotated[Upload, Depends(receive_upload)]
 
@@ -570,6 +617,48 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             }
             for name, cls in sorted(registered().items())
         ]
+
+    @app.post(
+        "/v1/audio/turn",
+        summary="Label one voice-assistant turn of raw PCM, streamed in and out (GB 45438 §5.3 note 3)",
+        openapi_extra=_UPLOAD_DOC,
+        responses={200: {"description": "The turn with its audible label, as it streams"}, **_ERROR_DOC},
+        response_class=Response,
+    )
+    async def voice_turn(
+        _: Keyed,
+        request: Request,
+        rate: Annotated[int, Query(ge=8000, le=384000, description="Sample rate in Hz")],
+        channels: Annotated[int, Query(ge=1, le=8, description="Interleaved channels")] = 1,
+        sample_format: Annotated[PcmFormatName, Query(alias="format", description="Raw PCM sample format")] = (
+            PcmFormatName.S16LE
+        ),
+        kind: Annotated[TurnLabel, Query(description="cue (rhythm), speech or both")] = TurnLabel.CUE,
+        position: Annotated[TurnWhere, Query(description="start, end or both (of the turn)")] = TurnWhere.START,
+    ) -> Response:
+        """The request body streams straight into the answer: the label first (with ``start``), every chunk of
+        the turn as it arrives, then the closing label (with ``end``). Nothing is buffered, so a TTS engine
+        can pipe a turn through while it speaks."""
+        from ..explicit.audio import PcmTurnLabeller
+
+        limit = config.max_upload_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise LimitExceededError(f"the turn is {declared} bytes; this service takes at most {limit}")
+        labeller = PcmTurnLabeller(
+            rate, channels=channels, sample_format=sample_format.value, kind=kind.value, position=position.value
+        )
+
+        async def body() -> AsyncIterator[bytes]:
+            yield labeller.head()
+            async for chunk in request.stream():
+                if labeller.content_bytes + len(chunk) > limit:
+                    return  # ends the answer short: past the limit nothing more is labelled or sent
+                yield labeller.feed(chunk)
+            yield labeller.tail()
+
+        headers = {"X-AIGC-Label": f"{kind.value} at {position.value}"}
+        return _DuplexStream(body(), media_type="application/octet-stream", headers=headers)
 
     @upload_route("/v1/inspect", "Every implicit label in the uploaded file")
     async def inspect_upload(_: Keyed, upload: Uploaded) -> dict[str, Any]:
