@@ -96,7 +96,8 @@ def test_the_label_arrives_while_the_turn_is_still_being_sent(tmp_path: Path) ->
     with serve(create_app(ServiceSettings(work_dir=work))) as url:
         host, port = url.removeprefix("http://").split(":")
         with socket.create_connection((host, int(port)), timeout=20) as sock:
-            head = f"POST /v1/audio/turn?rate={RATE} HTTP/1.1\r\nHost: {host}:{port}\r\nTransfer-Encoding: chunked\r\n\r\n"
+            request = f"POST /v1/audio/turn?rate={RATE} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            head = request + "Transfer-Encoding: chunked\r\n\r\n"
             sock.sendall(head.encode() + f"{len(first):x}\r\n".encode() + first + b"\r\n")
             received = b""
             while len(received.partition(b"\r\n\r\n")[2]) < len(label) + len(first):
