@@ -177,6 +177,16 @@ def scratch(beside: Path, suffix: str = "") -> Iterator[Path]:
             tmp.unlink()
 
 
+def same_file(a: Path, b: Path) -> bool:
+    """True when ``a`` and ``b`` name one existing file (through links or different spellings)."""
+    if a == b:
+        return os.path.exists(a)
+    try:
+        return os.path.samefile(a, b)
+    except FileNotFoundError:
+        return False
+
+
 def access_error(exc: OSError, path: Path | str) -> FileAccessError:
     """A :class:`FileAccessError` a person understands for ``exc``, met while working on ``path``."""
     reason = _REASONS.get(exc.errno or 0) or exc.strerror or str(exc)

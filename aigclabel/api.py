@@ -57,11 +57,12 @@ def read_label(path: Path | str) -> AIGCLabel | None:
     return None
 
 
-def _write_or_repair(src: Path, container: Container, write: Callable[[], None], repair: Callable[[], None]) -> None:
+def _write_or_repair(src: Path, container: Container, write: Callable[[], str], repair: Callable[[], None]) -> str:
     try:
-        _guarded(src, container, write)
+        return _guarded(src, container, write)
     except NeedsRepairError:
         _guarded(src, container, repair)
+        return "copy"
 
 
 def write_label(path: Path | str, label: AIGCLabel, output: Path | str | None = None, *, repair: bool = False) -> Path:
@@ -71,17 +72,35 @@ def write_label(path: Path | str, label: AIGCLabel, output: Path | str | None = 
     With ``repair``, a file refused with :class:`NeedsRepairError` (a damaged PDF that qpdf recovers)
     is rewritten whole, repaired, instead; earlier revisions and digital signatures do not survive that.
     """
+    dst = Path(output) if output is not None else _as_path(path)
+    write_label_how(path, label, output, repair=repair)
+    return dst
+
+
+def write_label_how(
+    path: Path | str, label: AIGCLabel, output: Path | str | None = None, *, repair: bool = False
+) -> str:
+    """:func:`write_label`, returning how the file was written: ``"in-place"`` (only the changed
+    metadata, under an undo journal; see :mod:`aigclabel._journal`) or ``"copy"`` (a new file
+    renamed over the old one). Either way a crash leaves the old file or the new one."""
     src = _as_path(path)
     dst = Path(output) if output is not None else src
     container = open_container(src)
     if repair:
         label.validate()
-        _write_or_repair(
+        return _write_or_repair(
             src, container, lambda: container.write(src, dst, label), lambda: container.repair(src, dst, label)
         )
-    else:
-        _guarded(src, container, lambda: container.write(src, dst, label))
-    return dst
+    return _guarded(src, container, lambda: container.write(src, dst, label))
+
+
+def recover(path: Path | str) -> str | None:
+    """Roll back an interrupted in-place write of ``path`` from its undo journal (any read or write
+    of the file through aigclabel does this first anyway). Returns ``"rolled back"``, ``"discarded"``
+    (a journal whose writer died before changing the file) or None when there was nothing to do."""
+    from ._journal import recover as _recover
+
+    return _recover(_as_path(path))
 
 
 @dataclass(frozen=True)

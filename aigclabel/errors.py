@@ -19,6 +19,7 @@ The tree (exit code; HTTP status and error code; other base classes in brackets)
         NeedsRepairError                         exit 4   HTTP 422 malformed-file
       FileAccessError                            exit 8   HTTP 400 bad-request
         NotRegularFileError                      exit 8   HTTP 400 bad-request
+        InterruptedEditError                     exit 8   HTTP 400 bad-request
       LabelRemovalRefusedError                   exit 9   HTTP 400 bad-request
       ConfigurationError                         exit 2   HTTP 400 bad-request
         ServiceConfigError                       exit 2   HTTP 400 bad-request
@@ -109,6 +110,11 @@ class FileAccessError(AIGCLabelError):
 
 class NotRegularFileError(FileAccessError):
     """The path names a directory, FIFO, socket or device rather than a regular file."""
+
+
+class InterruptedEditError(FileAccessError):
+    """An in-place write of the file was interrupted and its undo journal could not be applied (the file
+    cannot be written, or it changed since); ``aigclabel recover`` retries once that is fixed."""
 
 
 class NeedsRepairError(MalformedFileError):

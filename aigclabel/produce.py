@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ._io import scratch, write_lock
-from .api import write_label
+from .api import write_label, write_label_how
 from .label import AIGCLabel
 
 if TYPE_CHECKING:
@@ -59,6 +59,8 @@ class ProduceResult:
     signed: bool
     c2pa: bool
     audit_event_id: int | None
+    #: How the output was written: ``"in-place"`` (a journalled edit of its metadata) or ``"copy"``.
+    write: str = "copy"
 
 
 def label_file(
@@ -72,6 +74,7 @@ def label_file(
     opts = options or ProduceOptions()
     label.validate(role="producer")
     watermark_payload: str | None = None
+    how = "copy"
     with contextlib.ExitStack() as stack:
         stack.enter_context(write_lock(target))  # a concurrent writer waits, then works on our result
         work = source
@@ -93,7 +96,7 @@ def label_file(
             write_label(work, label, labelled, repair=opts.repair)
             write_manifest(labelled, target, label, credentials=opts.c2pa, title=source.name)
         else:
-            write_label(work, label, target, repair=opts.repair)
+            how = write_label_how(work, label, target, repair=opts.repair)
     event_id = None
     if opts.audit is not None:
         from .audit import EventKind, file_event
@@ -113,4 +116,5 @@ def label_file(
         signed=opts.signing_key is not None,
         c2pa=opts.c2pa is not None,
         audit_event_id=event_id,
+        write=how,
     )

@@ -14,7 +14,10 @@ A container does three things, all on paths so that it can stream:
 * :meth:`Container.strip` removes them all.
 
 Writes go through :func:`aigclabel._io.atomic_output`: subclasses implement :meth:`Container.rewrite`
-from a source path to a fresh temporary path, and never touch the source.
+from a source path to a fresh temporary path, and never touch the source. A format that can take the
+label without moving its payload (room in its metadata, or an append) also implements
+:meth:`Container.plan_edit`; a label written over the file itself is then a journalled in-place edit
+(:mod:`aigclabel._journal`) of those few bytes instead of a copy.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ from pathlib import Path
 from typing import ClassVar, TypeVar
 
 from .._guard import guard_method, hostile_input
-from .._io import access_error, atomic_output, open_regular
+from .._io import access_error, atomic_output, open_regular, same_file
+from .._journal import EditPlan, recover_before_open, write_in_place
 from ..errors import InvalidLabelError, MalformedFileError, UnsupportedFormatError, WriteNotSupportedError
 from ..label import AIGCLabel, ParsedLabel
 
@@ -113,7 +117,7 @@ class Container(ABC):
         """Put every parsing method a format module defines behind :func:`aigclabel._guard.hostile_input`,
         so no parser exception escapes as anything but a typed error, whatever the module forgot."""
         super().__init_subclass__(**kwargs)
-        for name in ("read", "rewrite", "payload_digest"):
+        for name in ("read", "rewrite", "payload_digest", "plan_edit"):
             method = cls.__dict__.get(name)
             if method is not None:
                 setattr(cls, name, guard_method(method))
@@ -145,22 +149,41 @@ class Container(ABC):
         """
         raise UnsupportedFormatError(f"payload digest is not implemented for {self.description} files")
 
-    def write(self, src: Path, dst: Path, label: AIGCLabel) -> None:
-        """Write ``src`` to ``dst`` (may be the same path) carrying ``label`` as its only label."""
+    def plan_edit(self, path: Path, label: AIGCLabel | None) -> EditPlan | None:
+        """The in-place edit giving ``path`` ``label`` as its only label (``None``: none), or ``None``
+        when the format has no room for it there (the default): :meth:`write` then writes a copy.
+
+        The plan may only touch metadata (payload bytes and their offsets stay as they are); the
+        edited file is read back with :meth:`check_written` like a copy.
+        """
+        return None
+
+    def write(self, src: Path, dst: Path, label: AIGCLabel) -> str:
+        """Write ``src`` to ``dst`` (may be the same path) carrying ``label`` as its only label.
+
+        Returns how: ``"in-place"`` (a journalled edit of the metadata, see :meth:`plan_edit`) or
+        ``"copy"`` (a new file renamed over ``dst``).
+        """
         label.validate()
         if not self.can_write:
             raise WriteNotSupportedError(f"{self.description} files can be read but not labelled losslessly")
-        with atomic_output(Path(dst), mode_from=Path(src)) as tmp:
-            self.rewrite(Path(src), tmp, label)
-            self.check_written(tmp, label)
+        return self._replace(Path(src), Path(dst), label)
 
-    def strip(self, src: Path, dst: Path) -> None:
-        """Write ``src`` to ``dst`` (may be the same path) without any implicit label."""
+    def strip(self, src: Path, dst: Path) -> str:
+        """Write ``src`` to ``dst`` (may be the same path) without any implicit label; returns how, as :meth:`write`."""
         if not self.can_write:
             raise WriteNotSupportedError(f"{self.description} files can be read but not rewritten losslessly")
-        with atomic_output(Path(dst), mode_from=Path(src)) as tmp:
-            self.rewrite(Path(src), tmp, None)
-            self.check_written(tmp, None)
+        return self._replace(Path(src), Path(dst), None)
+
+    def _replace(self, src: Path, dst: Path, label: AIGCLabel | None) -> str:
+        if same_file(src, dst):
+            done = write_in_place(src, lambda: self.plan_edit(src, label), lambda: self.check_written(src, label))
+            if done is not None:
+                return "in-place"
+        with atomic_output(dst, mode_from=src) as tmp:
+            self.rewrite(src, tmp, label)
+            self.check_written(tmp, label)
+        return "copy"
 
     def repair(self, src: Path, dst: Path, label: AIGCLabel | None) -> None:
         """Rewrite a file :meth:`write` refused with :class:`~aigclabel.errors.NeedsRepairError` whole,
@@ -271,6 +294,7 @@ def open_container(path: Path | str) -> Container:
     """
     if not isinstance(path, Path):
         path = Path(path)
+    recover_before_open(path)
     try:
         head = _sniff(path)
     except FileNotFoundError:

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from .. import xmp
 from .._io import MAX_METADATA_BYTES, file_size
+from .._journal import EditPlan
 from ..errors import LimitExceededError, MalformedFileError, TruncatedFileError, WriteNotSupportedError
 from ..label import AIGCLabel
 from . import Container, FoundLabel, MediaKind, register
@@ -541,23 +542,28 @@ class _ChunkTable:
     offsets: np.ndarray  # original absolute offsets, uint64
 
 
+def _chunk_table_boxes(moov: Box) -> Iterator[tuple[Box, int, int]]:
+    """Every ``stco``/``co64`` box with its entry count and width, checked to fit in the box."""
+    for _path, box, _parent in moov.walk():
+        if box.type not in (b"stco", b"co64") or box.children is not None:
+            continue
+        if len(box.payload) < 8:
+            raise MalformedFileError(f"{_name(box.type)} box is shorter than its header")
+        (count,) = struct.unpack_from(">I", box.payload, 4)
+        width = 4 if box.type == b"stco" else 8
+        if count * width > len(box.payload) - 8:
+            raise MalformedFileError(f"{_name(box.type)} claims {count} chunk offsets, more than fit in it")
+        yield box, count, width
+
+
 def _chunk_tables(moov: Box) -> list[_ChunkTable]:
     import numpy as np
 
     tables: list[_ChunkTable] = []
-    for _path, box, _parent in moov.walk():
-        if box.type not in (b"stco", b"co64") or box.children is not None:
-            continue
-        data = box.payload
-        if len(data) < 8:
-            raise MalformedFileError(f"{_name(box.type)} box is shorter than its header")
-        (count,) = struct.unpack_from(">I", data, 4)
-        width = 4 if box.type == b"stco" else 8
-        if count * width > len(data) - 8:
-            raise MalformedFileError(f"{_name(box.type)} claims {count} chunk offsets, more than fit in it")
+    for box, count, width in _chunk_table_boxes(moov):
         dtype = ">u4" if width == 4 else ">u8"
-        offsets = np.frombuffer(data, dtype=dtype, count=count, offset=8).astype(np.uint64)
-        tables.append(_ChunkTable(box, bytes(data[:4]), offsets))
+        offsets = np.frombuffer(box.payload, dtype=dtype, count=count, offset=8).astype(np.uint64)
+        tables.append(_ChunkTable(box, bytes(box.payload[:4]), offsets))
     return tables
 
 
@@ -655,6 +661,38 @@ def _iter_children(data: bytes | bytearray, start: int, end: int) -> Iterator[tu
         pos += size
 
 
+def _edited(handle: BinaryIO, label: AIGCLabel | None) -> tuple[list[TopBox], int, Box, dict[int, bytes | None]]:
+    """The top-level boxes, the index of ``moov``, ``moov`` carrying ``label`` (``None``: none), and
+    the XMP ``uuid`` boxes that lose a label, by index (``None``: the box goes)."""
+    tops = scan_top(handle)
+    moov_index = _moov_of(tops)
+    moov = parse_moov(_read_box(handle, tops[moov_index], MAX_MOOV_BYTES))
+    if moov.find(b"cmov") is not None:
+        raise WriteNotSupportedError("compressed QuickTime movie header (cmov): its offsets cannot be patched")
+    edit_moov(moov, label)
+    replaced: dict[int, bytes | None] = {}
+    for i, box in enumerate(tops):
+        if box.type == b"uuid" and box.size >= box.header + 16:
+            handle.seek(box.offset + box.header)
+            if handle.read(16) != XMP_UUID:
+                continue
+            packet = _read_box(handle, box, MAX_METADATA_BYTES)[box.header + 16 :]
+            if xmp.find_aigc(packet):
+                stripped = xmp.remove_aigc(packet)
+                replaced[i] = None if stripped is None else Box(b"uuid", XMP_UUID + stripped).to_bytes()
+    return tops, moov_index, moov, replaced
+
+
+def _fill(data: bytes, room: int) -> bytes | None:
+    """``data`` followed by one ``free`` box filling ``room`` bytes, or None when it does not fit."""
+    spare = room - len(data)
+    if spare == 0:
+        return data
+    if 8 <= spare <= 0xFFFFFFFF:
+        return data + struct.pack(">I4s", spare, b"free") + bytes(spare - 8)
+    return None
+
+
 # ---------------------------------------------------------------------------- the container
 @register
 class MP4Container(Container):
@@ -697,23 +735,8 @@ class MP4Container(Container):
     def rewrite(self, src: Path, dst: Path, label: AIGCLabel | None) -> None:
         """Rebuild ``moov`` (and XMP uuid boxes), stream everything else, fix absolute offsets."""
         with open(src, "rb") as handle, open_output(dst) as out:
-            tops = scan_top(handle)
-            moov_index = _moov_of(tops)
-            moov = parse_moov(_read_box(handle, tops[moov_index], MAX_MOOV_BYTES))
-            if moov.find(b"cmov") is not None:
-                raise WriteNotSupportedError("compressed QuickTime movie header (cmov): its offsets cannot be patched")
-            edit_moov(moov, label)
+            tops, moov_index, moov, replaced = _edited(handle, label)
             tables = _chunk_tables(moov)
-            replaced: dict[int, bytes | None] = {}
-            for i, box in enumerate(tops):
-                if box.type == b"uuid" and box.size >= box.header + 16:
-                    handle.seek(box.offset + box.header)
-                    if handle.read(16) != XMP_UUID:
-                        continue
-                    packet = _read_box(handle, box, MAX_METADATA_BYTES)[box.header + 16 :]
-                    if xmp.find_aigc(packet):
-                        stripped = xmp.remove_aigc(packet)
-                        replaced[i] = None if stripped is None else Box(b"uuid", XMP_UUID + stripped).to_bytes()
             mapping = self._layout(tops, moov_index, moov, tables, replaced)
             for i, box in enumerate(tops):
                 if i == moov_index:
@@ -728,6 +751,44 @@ class MP4Container(Container):
                     out.write(raw)
                 else:
                     copy_range(handle, out, box.offset, box.size, _name(box.type))
+
+    def plan_edit(self, path: Path, label: AIGCLabel | None) -> EditPlan | None:
+        """The new ``moov`` written where the old one is. When ``moov`` (with any ``free`` boxes
+        after it) ends the file, the file grows or shrinks to fit it; else it must fit the
+        ``free``/``skip`` boxes around it (what is left over becomes one ``free`` box). An XMP
+        ``uuid`` box that loses its label is rewritten within its own size. No media data moves, so
+        no chunk offset changes. None (write a copy) when that does not fit.
+        """
+        with open(path, "rb") as handle:
+            tops, moov_index, moov, replaced = _edited(handle, label)
+            total = file_size(handle)
+        if any(box.missing for box in tops):
+            return None  # a recording cut short: its mdat header keeps declaring the missing bytes
+        for _checked in _chunk_table_boxes(moov):  # tables the edit keeps must be sound, as a copy demands
+            pass
+        patches: list[tuple[int, bytes]] = []
+        for i, data in replaced.items():
+            fitted = _fill(data or b"", tops[i].size)
+            if fitted is None:
+                return None
+            patches.append((tops[i].offset, fitted))
+        first = last = moov_index
+        while first > 0 and tops[first - 1].type in _FREE and first - 1 not in replaced:
+            first -= 1
+        while last + 1 < len(tops) and (tops[last + 1].type in _FREE or tops[last + 1].type == b""):
+            last += 1
+        new_moov = moov.to_bytes()
+        start = tops[moov_index].offset
+        region: bytes | None = new_moov
+        if last == len(tops) - 1:  # moov at the end: grow or shrink the file, as a copy would
+            total = start + len(new_moov)
+        else:
+            start = tops[first].offset
+            region = _fill(new_moov, tops[last].end - start)
+        if region is None:
+            return None
+        patches.append((start, region))
+        return EditPlan(tuple(sorted(patches)), total)
 
     @staticmethod
     def _layout(

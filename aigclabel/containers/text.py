@@ -27,7 +27,7 @@ import shutil
 from pathlib import Path
 
 from .. import xmp
-from .._io import COPY_CHUNK, MAX_METADATA_BYTES, atomic_output, open_regular, write_lock
+from .._io import COPY_CHUNK, MAX_METADATA_BYTES, atomic_output, open_regular, same_file, write_lock
 from ..errors import LimitExceededError
 from ..label import AIGCLabel
 from . import Container, FoundLabel, MediaKind, register
@@ -42,13 +42,6 @@ def sidecars(path: Path) -> tuple[Path, Path]:
     if path.is_symlink():
         path = Path(os.path.realpath(path))
     return path.with_suffix(".xmp"), path.with_name(path.name + ".xmp")
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except FileNotFoundError:
-        return False
 
 
 def _load(path: Path) -> bytes | None:
@@ -100,14 +93,16 @@ class TextContainer(Container):
         with open(src, "rb") as source, open(dst, "wb") as out:
             shutil.copyfileobj(source, out, COPY_CHUNK)
 
-    def write(self, src: Path, dst: Path, label: AIGCLabel) -> None:
-        """Label ``dst`` (a copy of ``src`` when they differ) through its XMP sidecar."""
+    def write(self, src: Path, dst: Path, label: AIGCLabel) -> str:
+        """Label ``dst`` (a copy of ``src`` when they differ) through its XMP sidecar (written as a copy)."""
         label.validate()
         self._apply(Path(src), Path(dst), label.to_json())
+        return "copy"
 
-    def strip(self, src: Path, dst: Path) -> None:
+    def strip(self, src: Path, dst: Path) -> str:
         """Remove ``TC260:AIGC`` from the sidecars of ``dst``; an emptied sidecar is deleted."""
         self._apply(Path(src), Path(dst), None)
+        return "copy"
 
     def _apply(self, src: Path, dst: Path, value: str | None) -> None:
         """Every new packet is built before anything is written, and a copied text only appears once
@@ -119,7 +114,7 @@ class TextContainer(Container):
         with write_lock(dst):
             primary, alternative = sidecars(dst)
             src_primary, src_alternative = sidecars(src)
-            in_place = _same_file(src, dst)
+            in_place = same_file(src, dst)
             base = _load(primary if in_place else src_primary)
             if base is None and not in_place:
                 base = _load(primary)

@@ -1,0 +1,393 @@
+"""In-place edits protected by an undo journal: a label written into a big file costs its metadata,
+not a copy of the file.
+
+A container that has room for the new label where it is (a ``free`` box beside ``moov``, ID3v2
+padding, a FLAC ``PADDING`` block) or can append it, describes the edit as an :class:`EditPlan`:
+byte patches ``(offset, new bytes)`` and the file's new length. :func:`write_in_place` then
+
+1. compares each patch with what is on disk and keeps only the bytes that differ;
+2. writes the **undo journal** beside the file (``.NAME.aigclabel-journal``): the file's identity,
+   its old and new length, and the original bytes of every region about to be overwritten (and of
+   the tail a shorter file loses), with a SHA-256 over all of it; fsyncs it and its directory;
+3. applies the patches, sets the new length, fsyncs the file;
+4. reads the file back (the container's check); on a mismatch it rolls the edit back and raises;
+5. removes the journal and fsyncs the directory.
+
+A process killed anywhere in between leaves either no journal (the file untouched, or the edit
+complete), a journal that fails its checksum (killed while writing it: the file is untouched, the
+journal is dropped), or a whole journal: the next :func:`recover` (which :func:`open_container
+<aigclabel.containers.open_container>` runs before any read or write of the file, and ``aigclabel
+recover`` runs on demand) writes the original bytes back, restores the length and removes it. So
+the file is always the old one or the new one, as with the atomic copy, which stays the path when a
+format has no room, when the output is another file, or when ``AIGCLABEL_IN_PLACE=0``.
+
+A reader racing an in-place write of the same file may see its metadata mid-edit (as with any tag
+editor that writes in place) and report it malformed; a read after the write sees the old or the new
+file. Writers are serialised by :func:`aigclabel._io.write_lock`, and recovery takes the same lock,
+so it never rolls back an edit that is still running.
+
+``AIGCLABEL_JOURNAL_KILL_AT=k`` (tests only) makes the process SIGKILL itself at the k-th step
+(journal write, fsync, patch half, truncate, unlink...) of an edit or a recovery, and write each
+patch in two halves so a kill can tear it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import signal
+import struct
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from ._io import DURABLE, _fsync_directory, _group, access_error, write_lock
+from .errors import InterruptedEditError
+
+#: ``AIGCLABEL_IN_PLACE=0`` in the environment (read at import) makes every write a full atomic copy.
+#: (Windows has no ``pwrite``: copies only there.)
+IN_PLACE = hasattr(os, "pwrite") and os.environ.get("AIGCLABEL_IN_PLACE", "1").strip().lower() not in {
+    "0",
+    "false",
+    "no",
+    "off",
+}
+
+JOURNAL_TAG = ".aigclabel-journal"
+_MAGIC = b"AIGCJNL1"
+_HEADER = struct.Struct(">8sQQQQI")  # magic, old size, new size, st_dev, st_ino, region count
+_REGION = struct.Struct(">QI")  # offset, length
+#: Patches are compared with the disk in blocks of this size; only differing blocks are written.
+_BLOCK = 512
+#: Largest journal we write: an edit bigger than this is no longer "only the metadata".
+MAX_JOURNAL_BYTES = 64 << 20
+
+_local = threading.local()
+
+
+@dataclass(frozen=True)
+class EditPlan:
+    """An in-place edit: ``patches`` of ``(offset, new bytes)`` (sorted, not overlapping) and the
+    file's length afterwards (bytes past the old end that no patch covers read as zeros)."""
+
+    patches: tuple[tuple[int, bytes], ...]
+    size: int
+
+
+@dataclass(frozen=True)
+class Journal:
+    """A parsed undo journal: how to put the file back as it was."""
+
+    old_size: int
+    new_size: int
+    device: int
+    inode: int
+    regions: tuple[tuple[int, bytes], ...]
+
+
+def journal_path(path: Path) -> Path:
+    """Where the undo journal of ``path`` lives: a hidden file beside it."""
+    name = path.name
+    if len(name) > 200:  # keep under NAME_MAX; the hash keeps long names apart
+        name = name[:100] + "." + hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    return path.parent / f".{name}{JOURNAL_TAG}"
+
+
+def _step() -> None:
+    """One step of an edit or a recovery; see the module docstring for the test hook."""
+    target = os.environ.get("AIGCLABEL_JOURNAL_KILL_AT")
+    if not target:
+        return
+    _local.steps = getattr(_local, "steps", 0) + 1
+    if _local.steps == int(target):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _kill_hook() -> bool:
+    return bool(os.environ.get("AIGCLABEL_JOURNAL_KILL_AT"))
+
+
+def _pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:
+    view = memoryview(data)
+    if _kill_hook() and len(view) > 1:  # two halves, so a kill can leave a torn region behind
+        half = len(view) // 2
+        _pwrite_all_plain(fd, view[:half], offset)
+        _step()
+        view, offset = view[half:], offset + half
+    _pwrite_all_plain(fd, view, offset)
+    _step()
+
+
+def _pwrite_all_plain(fd: int, view: memoryview, offset: int) -> None:
+    while view:
+        done = os.pwrite(fd, view, offset)
+        view, offset = view[done:], offset + done
+
+
+def _pread(fd: int, offset: int, size: int) -> bytes:
+    parts: list[bytes] = []
+    while size > 0:
+        chunk = os.pread(fd, size, offset)
+        if not chunk:
+            break
+        parts.append(chunk)
+        offset += len(chunk)
+        size -= len(chunk)
+    return b"".join(parts)
+
+
+def _differing(fd: int, plan: EditPlan, old_size: int) -> list[tuple[int, bytes, bytes]]:
+    """``(offset, new bytes, old bytes)`` spans where the plan changes the file, in blocks of
+    :data:`_BLOCK` (merged when adjacent); bytes past the old end count as changed."""
+    spans: list[tuple[int, bytes, bytes]] = []
+    for offset, data in plan.patches:
+        old = _pread(fd, offset, min(len(data), max(old_size - offset, 0)))
+        start = None
+        for at in range(0, len(data), _BLOCK):
+            same = data[at : at + _BLOCK] == old[at : at + _BLOCK]
+            if not same and start is None:
+                start = at
+            elif same and start is not None:
+                spans.append((offset + start, data[start:at], old[start:at]))
+                start = None
+        if start is not None:
+            spans.append((offset + start, data[start:], old[start:]))
+    return spans
+
+
+def _encode(journal: Journal) -> bytes:
+    parts = [
+        _HEADER.pack(_MAGIC, journal.old_size, journal.new_size, journal.device, journal.inode, len(journal.regions))
+    ]
+    for offset, data in journal.regions:
+        parts += [_REGION.pack(offset, len(data)), data]
+    body = b"".join(parts)
+    return body + hashlib.sha256(body).digest()
+
+
+def _decode(data: bytes) -> Journal | None:
+    """The journal in ``data``, or None when it is incomplete or damaged (its writer was killed
+    before the edit began)."""
+    if len(data) < _HEADER.size + 32 or hashlib.sha256(data[:-32]).digest() != data[-32:]:
+        return None
+    magic, old_size, new_size, device, inode, count = _HEADER.unpack_from(data)
+    if magic != _MAGIC:
+        return None
+    regions: list[tuple[int, bytes]] = []
+    pos = _HEADER.size
+    for _ in range(count):
+        if pos + _REGION.size > len(data) - 32:
+            return None
+        offset, length = _REGION.unpack_from(data, pos)
+        pos += _REGION.size
+        regions.append((offset, data[pos : pos + length]))
+        pos += length
+    if pos != len(data) - 32:
+        return None
+    return Journal(old_size, new_size, device, inode, tuple(regions))
+
+
+def _fsync(fd: int) -> None:
+    if DURABLE:
+        os.fsync(fd)
+    _step()
+
+
+def _store(path: Path, journal: Journal) -> None:
+    """Write the journal beside the file, durably, before the file is touched."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    fd = os.open(path, flags, 0o600)
+    try:
+        _pwrite_all(fd, _encode(journal), 0)
+        _fsync(fd)
+    finally:
+        os.close(fd)
+    if DURABLE:
+        _fsync_directory(path.parent)
+    _step()
+
+
+def _remove(path: Path) -> None:
+    os.unlink(path)
+    _step()
+    if DURABLE:
+        _fsync_directory(path.parent)
+
+
+def _roll_back(fd: int, journal: Journal) -> None:
+    for offset, data in journal.regions:
+        _pwrite_all(fd, data, offset)
+    os.ftruncate(fd, journal.old_size)
+    _step()
+    _fsync(fd)
+
+
+@contextlib.contextmanager
+def _active(journal: Path) -> Iterator[None]:
+    """Mark ``journal`` as this thread's own edit, which :func:`recover` must leave alone."""
+    mine: set[Path] = _local.__dict__.setdefault("active", set())
+    mine.add(journal)
+    try:
+        yield
+    finally:
+        mine.discard(journal)
+
+
+def write_in_place(path: Path, plan_edit: Callable[[], EditPlan | None], verify: Callable[[], None]) -> int | None:
+    """Apply the edit ``plan_edit()`` describes to ``path`` in place, journalled; returns the number of
+    bytes written to the file, or ``None`` when nothing was done (no plan, in-place writing off, a
+    file with several hard links, not a regular file) and the caller should write a copy instead.
+
+    ``plan_edit`` runs under the file's write lock, so the plan matches the bytes it patches.
+    ``verify`` reads the edited file back and raises if it is wrong; the edit is then rolled back.
+    """
+    if not IN_PLACE:
+        return None
+    try:
+        if os.path.islink(path):
+            path = Path(os.path.realpath(path))
+        group = _group.get()
+        if group is not None and path in group.targets:
+            group.flush()  # a pending copy of this file must land before we edit it
+        with write_lock(path) as st:
+            if st is None or st.st_nlink != 1:
+                return None  # a new file, or hard links: the copy path says what it makes of it
+            recover(path)
+            try:
+                fd = os.open(path, os.O_RDWR | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
+            except OSError as exc:
+                if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ETXTBSY):
+                    return None  # a read-only file in a writable directory can still be replaced
+                raise
+            try:
+                plan = plan_edit()
+                return None if plan is None else _apply(fd, path, plan, verify)
+            finally:
+                os.close(fd)
+    except OSError as exc:
+        if exc.errno is None:
+            raise
+        raise access_error(exc, path) from exc
+
+
+def _apply(fd: int, path: Path, plan: EditPlan, verify: Callable[[], None]) -> int | None:
+    st = os.fstat(fd)
+    old_size = st.st_size
+    spans = _differing(fd, plan, old_size)
+    regions = [(offset, old) for offset, _new, old in spans if old]
+    if plan.size < old_size:
+        regions.append((plan.size, _pread(fd, plan.size, old_size - plan.size)))
+    if sum(len(data) for _offset, data in regions) > MAX_JOURNAL_BYTES:
+        return None  # no longer "only the metadata": a copy costs about the same and is simpler
+    if not spans and plan.size == old_size:
+        verify()
+        return 0
+    journal = Journal(old_size, plan.size, st.st_dev, st.st_ino, tuple(regions))
+    where = journal_path(path)
+    with _active(where):
+        _store(where, journal)
+        try:
+            for offset, new, _old in spans:
+                _pwrite_all(fd, new, offset)
+            if plan.size != old_size:
+                os.ftruncate(fd, plan.size)
+                _step()
+            _fsync(fd)
+            verify()
+        except BaseException:
+            with contextlib.suppress(OSError):
+                _roll_back(fd, journal)
+                _remove(where)
+            raise
+        _remove(where)
+    return sum(len(new) for _offset, new, _old in spans)
+
+
+def pending(path: Path) -> Path | None:
+    """The journal of an interrupted edit of ``path`` (following a symlink), or None: one ``lstat``
+    when there is none, so every open can afford it."""
+    where = journal_path(path)
+    if os.path.lexists(where):
+        return where
+    if os.path.islink(path):
+        real = Path(os.path.realpath(path))
+        where = journal_path(real)
+        if os.path.lexists(where):
+            return where
+    return None
+
+
+def recover(path: Path) -> str | None:
+    """Finish what an interrupted in-place edit of ``path`` left: roll the file back from its
+    journal and remove the journal. Returns what was done (``"rolled back"``, ``"discarded"`` for a
+    journal whose writer died before touching the file or that belongs to a file since replaced),
+    or None when there was nothing to do.
+
+    Raises :class:`InterruptedEditError` when the journal cannot be applied (the file cannot be
+    written, or its length shows it was changed by something else since); the journal is then kept.
+    """
+    where = pending(path)
+    if where is None or where in _local.__dict__.get("active", ()):
+        return None
+    real = Path(os.path.realpath(path)) if os.path.islink(path) else path
+    try:
+        with write_lock(real):
+            return _recover_locked(real, where)
+    except OSError as exc:
+        if exc.errno is None:
+            raise
+        raise InterruptedEditError(
+            f"{path} has an interrupted aigclabel edit ({where.name}) that could not be rolled back "
+            f"({access_error(exc, path)}); run `aigclabel recover` on it as a user who can write it"
+        ) from exc
+
+
+def _recover_locked(path: Path, where: Path) -> str | None:
+    try:
+        with open(where, "rb") as handle:
+            journal = _decode(handle.read(MAX_JOURNAL_BYTES + (1 << 20)))
+    except FileNotFoundError:
+        return None  # the writer we waited for finished and removed it
+    try:
+        fd = os.open(path, os.O_RDWR | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
+    except FileNotFoundError:
+        _remove(where)
+        return "discarded"
+    try:
+        st = os.fstat(fd)
+        if journal is None or (st.st_dev, st.st_ino) != (journal.device, journal.inode):
+            _remove(where)
+            return "discarded"
+        low, high = sorted((journal.old_size, journal.new_size))
+        if not low <= st.st_size <= high:
+            raise InterruptedEditError(
+                f"{path} has an interrupted aigclabel edit ({where.name}), but its length ({st.st_size}) is "
+                f"neither the old ({journal.old_size}) nor the new one ({journal.new_size}): it was changed "
+                "since, so it was not rolled back; remove the journal once you have checked the file"
+            )
+        _roll_back(fd, journal)
+    finally:
+        os.close(fd)
+    _remove(where)
+    return "rolled back"
+
+
+def recover_before_open(path: Path) -> None:
+    """Roll back an interrupted edit of ``path`` if one left a journal (cheap when none did)."""
+    if pending(path) is not None:
+        recover(path)
+
+
+__all__ = [
+    "IN_PLACE",
+    "JOURNAL_TAG",
+    "EditPlan",
+    "journal_path",
+    "pending",
+    "recover",
+    "recover_before_open",
+    "write_in_place",
+]

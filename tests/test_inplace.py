@@ -1,0 +1,191 @@
+"""In-place labels under an undo journal: a writer SIGKILLed at every step leaves the old file or the new one.
+
+Each case forks a child that labels the file in place and kills itself at its k-th step
+(``AIGCLABEL_JOURNAL_KILL_AT``: journal write, fsync, each half of each patch, truncate, unlink),
+for k = 1, 2, ... until the write completes. After every kill the file is recovered, alternately by
+:func:`aigclabel.api.recover` and by simply reading it (every open recovers first), and must then be
+byte for byte the original or the uninterrupted result, decode the same in an independent tool
+(ffprobe, mutagen) and carry the old label or the new one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import struct
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from aigclabel import AIGCLabel
+from aigclabel import _journal as journal
+from aigclabel.api import read_label, read_labels, recover, write_label, write_label_how
+from aigclabel.containers import open_container
+from aigclabel.errors import InterruptedEditError, MalformedFileError
+from tests._video import VIDEO, decode_errors, ffmpeg, ffprobe_tags
+
+H264_AAC = [*VIDEO, "-f", "lavfi", "-i", "sine=frequency=440:duration=1", "-c:v", "libx264", "-c:a", "aac"]
+OLD = AIGCLabel.for_producer("001191440300708461136T1XGW3", "0123456789abcdef0123456789abcdef")
+NEW = AIGCLabel.for_producer("001191440300708461136T1XGW3", "fedcba9876543210fedcba9876543210", label="2")
+
+
+def _mp4_end(folder: Path) -> Path:
+    return ffmpeg(folder / "end.mp4", *H264_AAC)
+
+
+def _mp4_roomy(folder: Path) -> Path:
+    return ffmpeg(folder / "roomy.mp4", *H264_AAC, "-moov_size", "8192")
+
+
+def _mp4_tag(path: Path) -> str | None:
+    return ffprobe_tags(path).get("AIGC")
+
+
+#: name -> (make the unlabelled fixture, its label before the write, the label as an independent tool reads it)
+CASES: dict[str, tuple[Callable[[Path], Path], AIGCLabel | None, Callable[[Path], str | None]]] = {
+    "mp4-moov-at-end": (_mp4_end, None, _mp4_tag),  # the file grows at its end
+    "mp4-faststart-free": (_mp4_roomy, OLD, _mp4_tag),
+}
+
+
+def _killed_write(path: Path, label: AIGCLabel | None, kill_at: int) -> bool:
+    """Label (``None``: recover) ``path`` in a forked child that SIGKILLs itself at step ``kill_at``;
+    True if it was killed, False if it finished first."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 0
+        try:
+            os.environ["AIGCLABEL_JOURNAL_KILL_AT"] = str(kill_at)
+            journal._local.steps = 0
+            if label is None:
+                recover(path)
+            else:
+                assert write_label_how(path, label) == "in-place"
+        except BaseException:
+            traceback.print_exc()
+            code = 3
+        finally:
+            sys.stderr.flush()
+            os._exit(code)
+    _pid, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        assert os.WTERMSIG(status) == signal.SIGKILL
+        return True
+    assert os.WEXITSTATUS(status) == 0, "the in-place write failed in the child"
+    return False
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_killed_in_place_write_leaves_old_or_new(case: str, tmp_path: Path) -> None:
+    make, old, independent = CASES[case]
+    base = make(tmp_path)
+    if old is not None:
+        write_label(base, old)
+    original = base.read_bytes()
+    digest = open_container(base).payload_digest(base)
+    finished = tmp_path / f"finished{base.suffix}"
+    shutil.copy(base, finished)
+    assert write_label_how(finished, NEW) == "in-place"
+    expected = finished.read_bytes()
+    assert independent(finished) == NEW.to_json() and not decode_errors(finished)
+    work = tmp_path / f"work{base.suffix}"
+    outcomes = {"old": 0, "new": 0}
+    for kill_at in range(1, 100):
+        shutil.copy(base, work)
+        killed = _killed_write(work, NEW, kill_at)
+        if killed and kill_at % 2:
+            recover(work)
+        after = read_label(work)  # recovers by itself when the journal is still there
+        assert journal.pending(work) is None
+        data = work.read_bytes()
+        assert data in (original, expected), f"step {kill_at}: neither the old file nor the new one"
+        assert after == (old if data == original else NEW)
+        assert open_container(work).payload_digest(work) == digest
+        assert independent(work) == after.to_json() if after else independent(work) is None
+        outcomes["old" if data == original else "new"] += 1
+        if not killed:
+            break
+    else:
+        pytest.fail("the write never finished")
+    assert kill_at > 6 and outcomes["old"] > 3 and outcomes["new"] >= 2, outcomes
+    assert not decode_errors(work)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_recovery_killed_too_is_recovered_later(tmp_path: Path) -> None:
+    """A recovery SIGKILLed at each of its own steps is finished by the next one."""
+    base = _mp4_end(tmp_path)
+    original = base.read_bytes()
+    work = tmp_path / "work.mp4"
+    for kill_at in range(1, 50):
+        shutil.copy(base, work)
+        assert _killed_write(work, NEW, 7)  # after the journal and the first patch halves
+        assert journal.pending(work) is not None
+        killed = _killed_write(work, None, kill_at)
+        read_labels(work)
+        assert journal.pending(work) is None and work.read_bytes() == original
+        if not killed:
+            break
+    assert kill_at > 3
+
+
+def test_failed_read_back_rolls_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _mp4_end(tmp_path)
+    original = path.read_bytes()
+    container = type(open_container(path))
+
+    def refuse(self: object, written: Path, label: AIGCLabel | None) -> None:
+        raise MalformedFileError("read-back refused")
+
+    monkeypatch.setattr(container, "check_written", refuse)
+    with pytest.raises(MalformedFileError, match="read-back refused"):
+        write_label(path, NEW)
+    assert path.read_bytes() == original and journal.pending(path) is None
+
+
+def test_where_there_is_no_room_the_copy_path_runs(tmp_path: Path) -> None:
+    faststart = ffmpeg(tmp_path / "fast.mp4", *H264_AAC, "-movflags", "+faststart")
+    inode = faststart.stat().st_ino
+    assert write_label_how(faststart, OLD) == "copy"
+    assert faststart.stat().st_ino != inode
+    inode = faststart.stat().st_ino
+    assert write_label_how(faststart, NEW) == "in-place"  # the label slot is now there, same size
+    assert faststart.stat().st_ino == inode and read_label(faststart) == NEW
+    out = tmp_path / "out.mp4"
+    assert write_label_how(faststart, OLD, out) == "copy"  # another output: always a new file
+
+
+def test_read_only_file_is_replaced_by_a_copy(tmp_path: Path) -> None:
+    path = _mp4_roomy(tmp_path)
+    path.chmod(0o444)
+    if os.access(path, os.W_OK):
+        pytest.skip("root writes read-only files")
+    assert write_label_how(path, NEW) == "copy" and read_label(path) == NEW
+
+
+def test_stale_and_damaged_journals(tmp_path: Path) -> None:
+    path = _mp4_end(tmp_path)
+    original = path.read_bytes()
+    where = journal.journal_path(path)
+    where.write_bytes(b"AIGCJNL1 cut short by a kill")  # the writer died while writing it
+    assert recover(path) == "discarded" and not where.exists() and path.read_bytes() == original
+    shutil.copy(path, tmp_path / "twin.mp4")
+    assert _killed_write(tmp_path / "twin.mp4", NEW, 7)
+    os.replace(journal.journal_path(tmp_path / "twin.mp4"), where)  # a journal of another inode
+    assert read_label(path) is None and not where.exists() and path.read_bytes() == original
+    assert _killed_write(path, NEW, 7)
+    with open(path, "ab") as handle:  # changed by something else since: never rolled back blindly
+        handle.write(bytes(1 << 16))
+    with pytest.raises(InterruptedEditError, match="neither the old"):
+        read_labels(path)
+    assert where.exists()
+
+
+def test_journal_names_stay_short(tmp_path: Path) -> None:
+    long = tmp_path / ("x" * 250 + ".mp4")
+    assert len(journal.journal_path(long).name) < 255
+    assert struct.calcsize(">8sQQQQI") == journal._HEADER.size
