@@ -468,13 +468,16 @@ def test_wav_chunks_kept_in_order_label_after_fmt(demo_label: AIGCLabel, tmp_pat
     before = _chunk_ids(src)
     assert b"bext" in before and b"LIST" in before
     payloads = {cid: _chunk(src, cid) for cid in before}
-    api.write_label(src, demo_label)
-    after = _chunk_ids(src)
+    copy = tmp_path / "copy.wav"
+    api.write_label(src, demo_label, copy)  # a copy: the label right after fmt
     fmt = before.index(b"fmt ")
-    assert after == [*before[: fmt + 1], b"AIGC", *before[fmt + 1 :]]
-    assert all(_chunk(src, cid) == payload for cid, payload in payloads.items())
-    assert _chunk(src, b"AIGC") == demo_label.to_json().encode()
-    assert struct.unpack("<I", src.read_bytes()[4:8])[0] == src.stat().st_size - 8
+    assert _chunk_ids(copy) == [*before[: fmt + 1], b"AIGC", *before[fmt + 1 :]]
+    assert api.write_label_how(src, demo_label) == "in-place"  # in place: appended, nothing else moves
+    assert _chunk_ids(src) == [*before, b"AIGC"]
+    for path in (copy, src):
+        assert all(_chunk(path, cid) == payload for cid, payload in payloads.items())
+        assert _chunk(path, b"AIGC") == demo_label.to_json().encode()
+        assert struct.unpack("<I", path.read_bytes()[4:8])[0] == path.stat().st_size - 8
 
 
 def test_wav_list_info_id3_and_xmp_fallbacks_read_and_removed(demo_label: AIGCLabel, tmp_path: Path) -> None:

@@ -14,15 +14,17 @@ case-insensitive). An ID3v2 tag some tools prepend to FLAC is skipped and kept, 
 from __future__ import annotations
 
 import hashlib
+import io
 import struct
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 
-from .._io import file_size, read_exact
+from .._io import MAX_METADATA_BYTES, file_size, read_exact
+from .._journal import EditPlan
 from ..errors import MalformedFileError, TruncatedFileError
 from ..label import AIGCLabel
 from . import Container, FoundLabel, MediaKind, register
-from ._audio import id3v2_size, parse_errors, rewrite_vorbis, vorbis_findings
+from ._audio import id3v2_size, parse_errors, rewrite_vorbis, vorbis_findings, vorbis_set
 from ._stream import copy_range, hash_range
 
 _STREAMINFO = 0
@@ -136,6 +138,36 @@ class FLAC(Container):
                 fout.seek(dst_start)
                 fout.truncate()
                 copy_range(fin, fout, src_start, file_size(fin) - src_start, "FLAC frames")
+
+    def plan_edit(self, path: Path, label: AIGCLabel | None) -> EditPlan | None:
+        """The metadata blocks re-rendered by mutagen (in memory) into their own size: the
+        ``PADDING`` block grows or shrinks by what the comment block does. None (a copy) when the
+        padding is too small, or mutagen reads the blocks differently on their own (a comment block
+        overflowing its declared size)."""
+        with open(path, "rb") as handle, parse_errors(path, "FLAC metadata"):
+            _info, start, _end = _streaminfo_and_audio(handle)
+            total = file_size(handle)
+            if start > MAX_METADATA_BYTES:
+                return None
+            handle.seek(0)
+            head = read_exact(handle, start, "FLAC metadata")
+        buffer = io.BytesIO(head)
+        try:
+            audio = _flac()(buffer)
+            if audio.tags is None:
+                if label is None:
+                    return EditPlan((), total)
+                audio.add_tags()
+            if not vorbis_set(audio.tags, label):
+                return EditPlan((), total)
+            buffer.seek(0)
+            audio.save(buffer, padding=lambda info: info.padding)
+        except Exception:  # the copy path, which sees the whole file, decides what it is
+            return None
+        rendered = buffer.getvalue()
+        if len(rendered) != start:
+            return None
+        return EditPlan(((0, rendered),), total)
 
     def payload_digest(self, path: Path) -> bytes:
         """SHA-256 over ``b"STREAMINFO"`` + the 34-byte STREAMINFO body (sample rate, channels,

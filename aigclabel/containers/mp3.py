@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import BinaryIO, ClassVar
 
 from .._io import COPY_CHUNK, copy_exact, file_size, read_exact
+from .._journal import EditPlan
 from ..errors import LimitExceededError, MalformedFileError, TruncatedFileError
 from ..label import AIGCLabel
 from . import Container, FoundLabel, MediaKind, register
@@ -302,6 +303,35 @@ class MP3(Container):
                     fout.write(id3_render(tag, None) if id3_has_label(tag) else tag)
                 else:
                     copy_exact(fin, fout, size, kind)
+
+    def plan_edit(self, path: Path, label: AIGCLabel | None) -> EditPlan | None:
+        """The first ID3v2 tag re-rendered into its own size (its padding absorbs the label), when no
+        other tag carries a label; else None (a copy)."""
+        with open(path, "rb") as handle, parse_errors(path, "MP3 tag"):
+            layout = _layout(handle)
+            if not layout.leading:
+                return None  # a new tag in front would move the audio
+            tags = []
+            for offset, size in layout.leading:
+                handle.seek(offset)
+                tags.append(read_exact(handle, size, "ID3v2 tag"))
+            if any(id3_has_label(extra) for extra in tags[1:]):
+                return None
+            for kind, offset, size in layout.trailing:
+                handle.seek(offset)
+                if kind == "APEv2":
+                    tag = read_exact(handle, size, "APEv2 tag")
+                    if _ape_without_labels(tag) is not tag:
+                        return None
+                elif kind == "appended ID3v2" and id3_has_label(read_exact(handle, size, "ID3v2 tag")):
+                    return None
+        first = tags[0]
+        if label is None and not id3_has_label(first):
+            return EditPlan((), layout.size)
+        rendered = id3_render(first, label)
+        if len(rendered) != len(first):
+            return None
+        return EditPlan(((layout.leading[0][0], rendered),), layout.size)
 
     def payload_digest(self, path: Path) -> bytes:
         """SHA-256 of the audio region: every byte between the leading ID3v2 tag(s) and the trailing

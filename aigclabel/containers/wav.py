@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import BinaryIO, ClassVar
 
 from .._io import copy_exact, file_size, read_exact
+from .._journal import EditPlan
 from ..errors import LimitExceededError, MalformedFileError, TruncatedFileError
 from ..label import AIGCLabel
 from ..xmp import find_aigc, remove_aigc
@@ -234,21 +235,8 @@ class WAV(Container):
 
     def read(self, path: Path) -> list[FoundLabel]:
         """The ``AIGC`` chunk(s), LIST/INFO ``AIGC`` entries, ``id3 `` TXXX:AIGC and ``_PMX`` XMP, in file order."""
-        found: list[FoundLabel] = []
         with open(path, "rb") as handle, parse_errors(path, "WAV chunk"):
-            for chunk in _walk(handle).chunks:
-                if _is_label_chunk(chunk.cid):
-                    raw = _read_payload(handle, chunk).rstrip(b"\x00")
-                    found.append(FoundLabel.from_text(f"RIFF {chunk.cid.decode()} chunk", raw))
-                elif chunk.cid == b"LIST" and _list_type(handle, chunk) == b"INFO":
-                    for cid, value, _raw in _info_entries(_read_payload(handle, chunk)[4:]):
-                        if is_aigc_name(cid.decode("latin-1")):
-                            found.append(FoundLabel.from_text(f"LIST/INFO {cid.decode()}", _info_text(value)))
-                elif chunk.cid in _ID3_CHUNKS:
-                    found.extend(id3_findings(_read_payload(handle, chunk), f"{chunk.cid.decode().strip()} chunk "))
-                elif chunk.cid == _XMP_CHUNK:
-                    found.extend(xmp_findings(_read_payload(handle, chunk), "_PMX XMP"))
-        return found
+            return [found for chunk in _walk(handle).chunks for found in _chunk_labels(handle, chunk)]
 
     def rewrite(self, src: Path, dst: Path, label: AIGCLabel | None) -> None:
         """Copy every chunk in order, dropping other label placements; one ``AIGC`` chunk after ``fmt ``."""
@@ -305,6 +293,55 @@ class WAV(Container):
                 fout.seek(4)
                 fout.write(struct.pack("<I", riff_size))
 
+    def plan_edit(self, path: Path, label: AIGCLabel | None) -> EditPlan | None:
+        """The ``AIGC`` chunk rewritten where it is when it is the last chunk (the file grows or
+        shrinks) or the new JSON has its exact length; else appended after the last chunk, the old
+        chunk zeroed into a ``JUNK`` chunk (which every reader skips); the RIFF (or ``ds64``) size is
+        patched. None (a copy) when there are several ``AIGC`` chunks, for a removal of one that is not
+        last, a label sits elsewhere
+        (LIST/INFO, ``id3 ``, ``_PMX``), bytes follow the RIFF form, a pad byte is missing, or a size is a
+        placeholder or counts missing bytes."""
+        with open(path, "rb") as handle, parse_errors(path, "WAV chunk"):
+            riff = _walk(handle)
+            for chunk in riff.chunks:
+                if (
+                    chunk.streamed
+                    or chunk.missing
+                    or (chunk.size % 2 and not chunk.padded and chunk is not riff.chunks[-1])
+                ):
+                    return None  # irregular: the copy writes it out whole
+                if not _is_label_chunk(chunk.cid) and _chunk_labels(handle, chunk):
+                    return None
+        if riff.end != riff.size:
+            return None
+        new = _chunk_bytes(AIGC_KEY.encode(), label.to_json().encode("ascii")) if label is not None else b""
+        labels = [c for c in riff.chunks if _is_label_chunk(c.cid)]
+        if len(labels) > 1:
+            return None  # several labels (§6.1 c): the copy leaves one, in its usual place
+        last = riff.chunks[-1]
+        host = last if last in labels else next((c for c in labels if c.end - c.offset == len(new)), None)
+        if label is None and labels and host is not last:
+            return None  # a removal removes the chunk rather than leave a JUNK one
+        patches = [(c.offset, _chunk_bytes(b"JUNK", bytes(c.size))) for c in labels if c is not host]
+        total = riff.size
+        if host is last:
+            total = host.offset + len(new)
+            patches.append((host.offset, new))
+        elif host is not None:
+            patches.append((host.offset, new))
+        elif new:
+            pad = b"\0" if last.size % 2 and not last.padded else b""
+            patches.append((riff.end, pad + new))
+            total = riff.end + len(pad) + len(new)
+        if total != riff.size:
+            if riff.ds64 is not None:
+                patches.append((riff.ds64.payload, struct.pack("<Q", total - 8)))
+            elif total - 8 >= _PLACEHOLDER:
+                return None
+            else:
+                patches.append((4, struct.pack("<I", total - 8)))
+        return EditPlan(tuple(sorted(patches)), total)
+
     def payload_digest(self, path: Path) -> bytes:
         """SHA-256 over the first ``fmt `` and ``data`` chunks, each as its ID, its payload length as
         an 8-byte little-endian integer, and its payload (the pad byte and every other chunk are
@@ -319,6 +356,25 @@ class WAV(Container):
                 digest.update(cid + struct.pack("<Q", chunk.size))
                 hash_range(handle, chunk.payload, chunk.size, digest.update, f"{cid.decode()!r} chunk")
         return digest.digest()
+
+
+def _chunk_labels(handle: BinaryIO, chunk: _Chunk) -> list[FoundLabel]:
+    """The label placements in one chunk: an ``AIGC`` chunk, LIST/INFO ``AIGC`` entries, ``id3 ``
+    TXXX:AIGC, ``_PMX`` XMP."""
+    if _is_label_chunk(chunk.cid):
+        raw = _read_payload(handle, chunk).rstrip(b"\x00")
+        return [FoundLabel.from_text(f"RIFF {chunk.cid.decode()} chunk", raw)]
+    if chunk.cid == b"LIST" and _list_type(handle, chunk) == b"INFO":
+        return [
+            FoundLabel.from_text(f"LIST/INFO {cid.decode()}", _info_text(value))
+            for cid, value, _raw in _info_entries(_read_payload(handle, chunk)[4:])
+            if is_aigc_name(cid.decode("latin-1"))
+        ]
+    if chunk.cid in _ID3_CHUNKS:
+        return id3_findings(_read_payload(handle, chunk), f"{chunk.cid.decode().strip()} chunk ")
+    if chunk.cid == _XMP_CHUNK:
+        return xmp_findings(_read_payload(handle, chunk), "_PMX XMP")
+    return []
 
 
 def _copy_chunk(fin: BinaryIO, fout: BinaryIO, chunk: _Chunk) -> None:
