@@ -11,10 +11,12 @@ of the two distinct results is also decoded by ffmpeg and its label read by an i
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import struct
+import subprocess
 import sys
 import traceback
 from collections.abc import Callable
@@ -236,3 +238,20 @@ def test_journal_names_stay_short(tmp_path: Path) -> None:
     long = tmp_path / ("x" * 250 + ".mp4")
     assert len(journal.journal_path(long).name) < 255
     assert struct.calcsize(">8sQQQQI") == journal._HEADER.size
+
+
+def test_cli_killed_label_then_recover(tmp_path: Path) -> None:
+    """The real command, killed mid-edit, then `aigclabel recover`; `label --json` says how it wrote."""
+    path = _mp4_roomy(tmp_path)
+    original = path.read_bytes()
+    command = [sys.executable, "-m", "aigclabel"]
+    env = {**os.environ, "AIGCLABEL_JOURNAL_KILL_AT": "6"}
+    killed = subprocess.run([*command, "label", str(path), "-p", OLD.content_producer], env=env, check=False)
+    assert killed.returncode == -signal.SIGKILL and journal.pending(path) is not None
+    done = subprocess.run([*command, "recover", str(path)], capture_output=True, text=True, check=False)
+    assert done.returncode == 0 and done.stdout.strip() == f"{path}: rolled back"
+    assert path.read_bytes() == original and journal.pending(path) is None
+    labelled = subprocess.run(
+        [*command, "label", str(path), "-p", OLD.content_producer, "--json"], capture_output=True, text=True, check=True
+    )
+    assert json.loads(labelled.stdout)["write"] == "in-place" and _mp4_tag(path) is not None

@@ -1,5 +1,5 @@
 """Commands of whoever installs and runs aigclabel as a service or over many files: ``batch``, ``serve``,
-``gateway``, ``demo``, ``formats``.
+``gateway``, ``demo``, ``formats``, ``recover``.
 
 They start long-running processes (the HTTP service, the labelling reverse proxy) or drive the
 producer's and platform's operations over a directory tree, and show what this installation supports.
@@ -40,6 +40,30 @@ def formats() -> None:
             "yes" if cls.can_write else "read only",
         )
     out.print(table)
+
+
+@app.command()
+def recover(
+    files: Annotated[list[Path], typer.Argument(help="Files whose in-place write may have been interrupted.")],
+) -> None:
+    """Roll back in-place writes a crash or a kill interrupted, from their undo journals.
+
+    Any aigclabel read or write of such a file does this first anyway; this command does it on
+    demand (after a crash, before other tools open the files). Prints what was done to each file.
+    """
+    from ..api import recover as recover_file
+
+    failed: AIGCLabelError | None = None
+    for path in files:
+        try:
+            done = recover_file(path)
+        except AIGCLabelError as exc:
+            err.print(f"{path}: {exc}", markup=False, highlight=False)
+            failed = failed or exc
+            continue
+        typer.echo(f"{path}: {done or 'nothing to recover'}")
+    if failed is not None:
+        raise typer.Exit(failed.exit_code)
 
 
 @app.command()

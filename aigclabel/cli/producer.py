@@ -82,12 +82,16 @@ def label(
         str | None, typer.Option("--db", help="Record the event in this audit database (default: $AIGCLABEL_DB).")
     ] = None,
     repair: RepairOption = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON: the label, the layers and how the file was written.")
+    ] = False,
 ) -> None:
     """Write the GB 45438 implicit label into FILE, replacing any label it had.
 
     With --watermark, --sign-key/--demo-key and --c2pa it adds those layers too, in the order that
     keeps each valid (watermark, signature, label, manifest); with --db or $AIGCLABEL_DB set, the
-    event is recorded in the audit log.
+    event is recorded in the audit log. A file with room for the label is edited in place under an
+    undo journal ("write": "in-place" in --json), others are rewritten and renamed ("copy").
     """
     import os
 
@@ -109,6 +113,20 @@ def label(
                 options.audit.close()
     except AIGCLabelError as exc:
         fail(exc)
+    if as_json:
+        import json
+
+        body = {
+            "path": str(result.path),
+            "label": result.label.to_dict(),
+            "write": result.write,
+            "watermark_payload": result.watermark_payload,
+            "signed": result.signed,
+            "c2pa": result.c2pa,
+            "audit_event_id": result.audit_event_id,
+        }
+        typer.echo(json.dumps(body, ensure_ascii=False, indent=2))
+        return
     layers = [name for name, on in (("watermark", result.watermark_payload), ("signed", result.signed),
                                      ("c2pa", result.c2pa), ("audited", result.audit_event_id)) if on]  # fmt: skip
     extra = f"  ({', '.join(layers)})" if layers else ""
