@@ -191,8 +191,8 @@ def _decode(data: bytes) -> Journal | None:
 
 
 def _fsync(fd: int) -> None:
-    if DURABLE:
-        os.fsync(fd)
+    if DURABLE:  # the data and the length are what a rollback or a reader needs, not the timestamps
+        getattr(os, "fdatasync", os.fsync)(fd)
     _step()
 
 

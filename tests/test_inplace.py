@@ -46,7 +46,15 @@ def _mp4_roomy(folder: Path) -> Path:
     return ffmpeg(folder / "roomy.mp4", *H264_AAC, "-moov_size", "8192")
 
 
-def _mp4_tag(path: Path) -> str | None:
+def _mkv(folder: Path) -> Path:
+    return ffmpeg(folder / "clip.mkv", *H264_AAC)
+
+
+def _avi(folder: Path) -> Path:
+    return ffmpeg(folder / "clip.avi", *VIDEO, "-c:v", "mpeg4")
+
+
+def _ffprobe_tag(path: Path) -> str | None:
     return ffprobe_tags(path).get("AIGC")
 
 
@@ -90,8 +98,10 @@ def _wav_tag(path: Path) -> str | None:
 
 #: name -> (make the unlabelled fixture, its label before the write, the label as an independent tool reads it)
 CASES: dict[str, tuple[Callable[[Path], Path], AIGCLabel | None, Callable[[Path], str | None]]] = {
-    "mp4-moov-at-end": (_mp4_end, None, _mp4_tag),  # the file grows at its end
-    "mp4-faststart-free": (_mp4_roomy, OLD, _mp4_tag),
+    "mp4-moov-at-end": (_mp4_end, None, _ffprobe_tag),  # the file grows at its end
+    "mp4-faststart-free": (_mp4_roomy, OLD, _ffprobe_tag),
+    "mkv-void": (_mkv, None, _ffprobe_tag),
+    "avi-junk": (_avi, OLD, _ffprobe_tag),
     "mp3-id3-padding": (_padded_mp3, OLD, _mp3_tag),
     "flac-padding": (_audio("tone.flac"), None, _flac_tag),
     "wav-chunk-at-end": (_audio("tone.wav"), OLD, _wav_tag),  # the label chunk is appended, then replaced
@@ -254,4 +264,4 @@ def test_cli_killed_label_then_recover(tmp_path: Path) -> None:
     labelled = subprocess.run(
         [*command, "label", str(path), "-p", OLD.content_producer, "--json"], capture_output=True, text=True, check=True
     )
-    assert json.loads(labelled.stdout)["write"] == "in-place" and _mp4_tag(path) is not None
+    assert json.loads(labelled.stdout)["write"] == "in-place" and _ffprobe_tag(path) is not None

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from .._io import COPY_CHUNK, atomic_output, copy_exact
+from .._journal import EditPlan
 from ..errors import MalformedFileError, TruncatedFileError
 
 if TYPE_CHECKING:
@@ -68,6 +69,21 @@ def apply_patches(src: BinaryIO, dst: BinaryIO, patches: list[tuple[int, int, by
         dst.write(data)
         pos = offset + length
     copy_range(src, dst, pos, total - pos, what)
+
+
+def plan_from_patches(patches: list[tuple[int, int, bytes]], total: int) -> EditPlan | None:
+    """The in-place form of :func:`apply_patches`' patches on a ``total``-byte file, or None when one
+    would move what follows it: each must replace exactly its own length, except one reaching the end
+    of the file (an append, or a tail rewritten longer or shorter), which sets the new length."""
+    edits: list[tuple[int, bytes]] = []
+    size = total
+    for offset, length, data in sorted(patches, key=lambda p: (p[0], p[1])):
+        if offset + length == total and size == total:
+            size = offset + len(data)
+        elif len(data) != length:
+            return None
+        edits.append((offset, data))
+    return EditPlan(tuple(edits), size)
 
 
 def hash_range(src: BinaryIO, offset: int, size: int, update: Callable[[bytes], object], what: str) -> None:

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .._io import MAX_METADATA_BYTES, file_size
+from .._journal import EditPlan
 from ..errors import (
     LimitExceededError,
     MalformedFileError,
@@ -45,7 +46,7 @@ from ..errors import (
 )
 from ..label import AIGCLabel
 from . import Container, FoundLabel, MediaKind, register
-from ._stream import apply_patches, hash_range, open_output, repair_by_remux
+from ._stream import apply_patches, hash_range, open_output, plan_from_patches, repair_by_remux
 
 CHUNK_ID = b"AIGC"
 MAX_CHUNKS = 1_000_000
@@ -220,6 +221,13 @@ class AVIContainer(Container):
             patches = self._plan(handle, layout, label)
             with open_output(dst) as out:
                 apply_patches(handle, out, patches, layout.total, "AVI data")
+
+    def plan_edit(self, path: Path, label: AIGCLabel | None) -> EditPlan | None:
+        """The patches :meth:`rewrite` applies, in place, when none moves what follows it (the label
+        fits the room it takes, or is appended at the end of the file)."""
+        with open(path, "rb") as handle:
+            layout = scan(handle)
+            return plan_from_patches(self._plan(handle, layout, label), layout.total)
 
     def _plan(self, handle: BinaryIO, layout: Layout, label: AIGCLabel | None) -> list[tuple[int, int, bytes]]:
         patches: list[tuple[int, int, bytes]] = []

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .._io import MAX_METADATA_BYTES, file_size
+from .._journal import EditPlan
 from ..errors import (
     LimitExceededError,
     MalformedFileError,
@@ -52,7 +53,7 @@ from ..errors import (
 )
 from ..label import AIGCLabel
 from . import Container, FoundLabel, MediaKind, register
-from ._stream import apply_patches, hash_range, open_output, repair_by_remux
+from ._stream import apply_patches, hash_range, open_output, plan_from_patches, repair_by_remux
 
 EBML_ID = 0x1A45DFA3
 SEGMENT = 0x18538067
@@ -561,6 +562,13 @@ class MatroskaContainer(Container):
             patches = self._plan(handle, layout, label)
             with open_output(dst) as out:
                 apply_patches(handle, out, patches, file_size(handle), "Matroska data")
+
+    def plan_edit(self, path: Path, label: AIGCLabel | None) -> EditPlan | None:
+        """The patches :meth:`rewrite` applies, in place, when none moves what follows it (the label
+        fits the room it takes, or is appended at the end of the file)."""
+        with open(path, "rb") as handle:
+            layout = scan(handle)
+            return plan_from_patches(self._plan(handle, layout, label), file_size(handle))
 
     def _plan(self, handle: BinaryIO, layout: Layout, label: AIGCLabel | None) -> list[tuple[int, int, bytes]]:
         """Byte patches (offset, replaced length, new bytes); length 0 inserts."""
