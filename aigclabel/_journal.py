@@ -71,10 +71,12 @@ _local = threading.local()
 @dataclass(frozen=True)
 class EditPlan:
     """An in-place edit: ``patches`` of ``(offset, new bytes)`` (sorted, not overlapping) and the
-    file's length afterwards (bytes past the old end that no patch covers read as zeros)."""
+    file's length afterwards (bytes past the old end that no patch covers read as zeros); ``check``,
+    a format's own test of the edited file, runs after the read-back (raising rolls the edit back)."""
 
     patches: tuple[tuple[int, bytes], ...]
     size: int
+    check: Callable[[Path], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -297,6 +299,8 @@ def _apply(fd: int, path: Path, plan: EditPlan, verify: Callable[[], None]) -> i
                 _step()
             _fsync(fd)
             verify()
+            if plan.check is not None:
+                plan.check(path)
         except BaseException:
             with contextlib.suppress(OSError):
                 _roll_back(fd, journal)

@@ -54,6 +54,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from .. import xmp
 from .._io import COPY_CHUNK, MAX_METADATA_BYTES, atomic_output, copy_rest, file_size
+from .._journal import EditPlan
 from ..errors import (
     EncryptedPDFError,
     LimitExceededError,
@@ -331,6 +332,23 @@ class PdfContainer(Container):
 
     # ------------------------------------------------------------------ incremental writing
     def rewrite(self, src: Path, dst: Path, label: AIGCLabel | None) -> None:
+        update, check = self._appended(src, label)
+        with open(src, "rb") as source, open(dst, "wb") as out:
+            copy_rest(source, out)
+            out.write(update)
+        if update:
+            check(dst)
+
+    def plan_edit(self, path: Path, label: AIGCLabel | None) -> EditPlan | None:
+        """The incremental update appended to the file itself: the same bytes :meth:`rewrite` adds
+        after its copy, checked the same way (no new qpdf warning)."""
+        update, check = self._appended(path, label)
+        total = os.stat(path).st_size
+        return EditPlan(((total, update),) if update else (), total + len(update), check if update else None)
+
+    def _appended(self, src: Path, label: AIGCLabel | None) -> tuple[bytes, Callable[[Path], None]]:
+        """The incremental update giving ``src`` ``label`` (``b""`` when it already has exactly that),
+        and the check of a file carrying it."""
         value = label.to_json() if label is not None else None
         with _open(src) as pdf:
             current = _info_labels(pdf)
@@ -342,11 +360,7 @@ class PdfContainer(Container):
             unchanged = info_values == wanted and xmp_values == wanted
             update = b"" if unchanged else self._update(src, pdf, value, packet)
             known += _warnings(pdf, src)
-        with open(src, "rb") as source, open(dst, "wb") as out:
-            copy_rest(source, out)
-            out.write(update)
-        if update:
-            _verify(dst, value, known)
+        return update, lambda written: _verify(written, value, known)
 
     def _update(self, src: Path, pdf: pikepdf.Pdf, value: str | None, packet: bytes | None) -> bytes:
         import pikepdf
