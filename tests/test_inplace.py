@@ -6,7 +6,7 @@ for k = 1, 2, ... until the write completes. After every kill the file is recove
 :func:`aigclabel.api.recover` and by simply reading it (every open recovers first), and must then be
 byte for byte the original or the uninterrupted result and carry the old label or the new one; each
 of the two distinct results is also decoded by ffmpeg and its label read by an independent tool
-(ffprobe, mutagen, pikepdf, a RIFF walk written here).
+(ffprobe, mutagen, pikepdf, exiftool, a RIFF walk written here).
 """
 
 from __future__ import annotations
@@ -26,12 +26,14 @@ import mutagen.flac
 import mutagen.id3
 import pikepdf
 import pytest
+from PIL import Image
 
 from aigclabel import AIGCLabel
 from aigclabel import _journal as journal
 from aigclabel.api import read_label, read_labels, recover, write_label, write_label_how
 from aigclabel.containers import open_container
 from aigclabel.errors import InterruptedEditError, MalformedFileError
+from tests._tools import exiftool_label
 from tests._video import VIDEO, decode_errors, ffmpeg, ffprobe_tags
 
 H264_AAC = [*VIDEO, "-f", "lavfi", "-i", "sine=frequency=440:duration=1", "-c:v", "libx264", "-c:a", "aac"]
@@ -67,6 +69,18 @@ def _pdf_info(path: Path) -> str | None:
     with pikepdf.open(path) as pdf:
         value = pdf.docinfo.get("/AIGC")
         return str(value) if value is not None else None
+
+
+def _tiff(folder: Path) -> Path:
+    path = folder / "image.tif"
+    Image.effect_noise((64, 48), 40).convert("RGB").save(path)
+    return path
+
+
+def _pillow_errors(path: Path) -> str:
+    with Image.open(path) as image:
+        image.load()
+    return ""
 
 
 def _ffprobe_tag(path: Path) -> str | None:
@@ -126,6 +140,7 @@ CASES: dict[
     "mkv-void": (_mkv, None, _ffprobe_tag, decode_errors),
     "avi-junk": (_avi, OLD, _ffprobe_tag, decode_errors),
     "pdf-incremental-update": (_pdf, None, _pdf_info, _qpdf_errors),  # appended: a kill leaves a longer file
+    "tiff-appended-ifd": (_tiff, None, exiftool_label, _pillow_errors),
     "mp3-id3-padding": (_padded_mp3, OLD, _mp3_tag, decode_errors),
     "flac-padding": (_audio("tone.flac"), None, _flac_tag, decode_errors),
     "wav-chunk-at-end": (

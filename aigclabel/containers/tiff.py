@@ -25,6 +25,7 @@ dangling reference a new, wrong meaning.
 from __future__ import annotations
 
 import hashlib
+import os
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,12 +33,28 @@ from pathlib import Path
 from typing import BinaryIO, ClassVar
 
 from .._io import MAX_METADATA_BYTES, copy_rest, file_size, read_exact
+from .._journal import EditPlan
 from ..errors import LimitExceededError, MalformedFileError, TruncatedFileError
 from ..label import AIGCLabel
 from ..xmp import find_aigc, remove_aigc, set_aigc
 from . import Container, FoundLabel, MediaKind, register
 
 XMP_TAG = 700
+
+
+class _Edits:
+    """Records the writes of an edit as ``(offset, bytes)``, through the seek/write calls of a file."""
+
+    def __init__(self, position: int) -> None:
+        self.position = position
+        self.edits: list[tuple[int, bytes]] = []
+
+    def seek(self, position: int) -> None:
+        self.position = position
+
+    def write(self, data: bytes) -> None:
+        self.edits.append((self.position, bytes(data)))
+        self.position += len(data)
 #: Byte size of one value of each TIFF 6.0 / BigTIFF field type.
 TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4, 16: 8, 17: 8, 18: 8}
 _INT_FORMATS = {1: "B", 3: "H", 4: "I", 13: "I", 16: "Q", 18: "Q"}
@@ -307,6 +324,24 @@ class TiffContainer(Container):
         return [FoundLabel.from_text(self.primary_location, value) for value in find_aigc(packet)]
 
     def rewrite(self, src: Path, dst: Path, label: AIGCLabel | None) -> None:
+        """The file copied as it is, then :meth:`_edits` applied to the copy."""
+        edits = self._edits(src, label)
+        with open(src, "rb") as handle, open(dst, "wb") as out:
+            copy_rest(handle, out)
+            for offset, data in edits:
+                out.seek(offset)
+                out.write(data)
+
+    def plan_edit(self, path: Path, label: AIGCLabel | None) -> EditPlan | None:
+        """:meth:`_edits` applied to the file itself: nothing in it moves, so every edit is in place."""
+        edits = self._edits(path, label)
+        size = os.stat(path).st_size
+        return EditPlan(tuple(edits), max([size, *(offset + len(data) for offset, data in edits)]))
+
+    def _edits(self, src: Path, label: AIGCLabel | None) -> list[tuple[int, bytes]]:
+        """``(offset, bytes)`` writes that give ``src`` ``label``: the new packet (and IFD0) appended
+        past its end, the entry or header offset repointed, the old packet blanked; ``[]`` when
+        there is nothing to strip."""
         with open(src, "rb") as handle:
             size = file_size(handle)
             layout, first = _header(handle)
@@ -320,50 +355,46 @@ class TiffContainer(Container):
             elif old is not None and find_aigc(old):
                 new = remove_aigc(old)
             else:
-                handle.seek(0)
-                with open(dst, "wb") as out:
-                    copy_rest(handle, out)  # nothing to strip: byte-identical copy
-                return
+                return []  # nothing to strip: byte-identical
             blank = self._blank_range(handle, layout, pages, entry, size)
 
-            with open(dst, "wb") as out:
-                handle.seek(0)
-                copy_rest(handle, out)
-                end = size
-                if end & 1:  # TIFF 6.0: values and IFDs start on word boundaries
-                    out.write(b"\0")
-                    end += 1
-                new_entry: bytes | None = None
-                if new is not None:
-                    ftype = entry.type if entry is not None and entry.type in (1, 7) else 7
-                    new_entry = _entry_bytes(layout, ftype, len(new), end)
-                    out.write(new + (b"\0" if len(new) & 1 else b""))
-                    end += len(new) + (len(new) & 1)
-                # A chain that loops back is cut where it loops (readers stop there anyway), so the
-                # output is a valid TIFF and a superseded IFD0 can never come back into the chain.
-                last = pages[-1]
-                if last.next_offset:
-                    out.seek(last.offset + layout.count_size + len(last.entries) * layout.entry_size)
-                    out.write(layout.pack_offset(0))
-                    out.seek(end)
-                next_of_ifd0 = 0 if ifd0 is last else ifd0.next_offset
-                if entry is not None and new_entry is not None:
-                    index = ifd0.entries.index(entry)
-                    out.seek(ifd0.offset + layout.count_size + index * layout.entry_size)
-                    out.write(new_entry)
-                else:
-                    raws = [e.raw for e in ifd0.entries if e.tag != XMP_TAG]
-                    if new_entry is not None:
-                        at = sum(1 for e in ifd0.entries if e.tag < XMP_TAG)
-                        raws.insert(at, new_entry)
-                    if not raws:
-                        raise MalformedFileError("TIFF IFD0 holds nothing but XMP")
-                    out.write(_ifd_bytes(layout, raws, next_of_ifd0))
-                    out.seek(layout.head_size - layout.value_size)
-                    out.write(layout.pack_offset(end))
-                if blank is not None:
-                    out.seek(blank[0])
-                    out.write(b"\0" * blank[1])
+            out = _Edits(size)
+            end = size
+            if end & 1:  # TIFF 6.0: values and IFDs start on word boundaries
+                out.write(b"\0")
+                end += 1
+            new_entry: bytes | None = None
+            if new is not None:
+                ftype = entry.type if entry is not None and entry.type in (1, 7) else 7
+                new_entry = _entry_bytes(layout, ftype, len(new), end)
+                out.write(new + (b"\0" if len(new) & 1 else b""))
+                end += len(new) + (len(new) & 1)
+            # A chain that loops back is cut where it loops (readers stop there anyway), so the
+            # output is a valid TIFF and a superseded IFD0 can never come back into the chain.
+            last = pages[-1]
+            if last.next_offset:
+                out.seek(last.offset + layout.count_size + len(last.entries) * layout.entry_size)
+                out.write(layout.pack_offset(0))
+                out.seek(end)
+            next_of_ifd0 = 0 if ifd0 is last else ifd0.next_offset
+            if entry is not None and new_entry is not None:
+                index = ifd0.entries.index(entry)
+                out.seek(ifd0.offset + layout.count_size + index * layout.entry_size)
+                out.write(new_entry)
+            else:
+                raws = [e.raw for e in ifd0.entries if e.tag != XMP_TAG]
+                if new_entry is not None:
+                    at = sum(1 for e in ifd0.entries if e.tag < XMP_TAG)
+                    raws.insert(at, new_entry)
+                if not raws:
+                    raise MalformedFileError("TIFF IFD0 holds nothing but XMP")
+                out.write(_ifd_bytes(layout, raws, next_of_ifd0))
+                out.seek(layout.head_size - layout.value_size)
+                out.write(layout.pack_offset(end))
+            if blank is not None:
+                out.seek(blank[0])
+                out.write(b"\0" * blank[1])
+            return out.edits
 
     def _blank_range(
         self, handle: BinaryIO, layout: _Layout, pages: list[_Ifd], entry: _Entry | None, size: int
