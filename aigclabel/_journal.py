@@ -11,14 +11,17 @@ byte patches ``(offset, new bytes)`` and the file's new length. :func:`write_in_
    the tail a shorter file loses), with a SHA-256 over all of it; fsyncs it and its directory;
 3. applies the patches, sets the new length, fsyncs the file;
 4. reads the file back (the container's check); on a mismatch it rolls the edit back and raises;
-5. removes the journal and fsyncs the directory.
+5. removes the journal (without an fsync: see below).
 
 A process killed anywhere in between leaves either no journal (the file untouched, or the edit
 complete), a journal that fails its checksum (killed while writing it: the file is untouched, the
 journal is dropped), or a whole journal: the next :func:`recover` (which :func:`open_container
 <aigclabel.containers.open_container>` runs before any read or write of the file, and ``aigclabel
-recover`` runs on demand) writes the original bytes back, restores the length and removes it. So
-the file is always the old one or the new one, as with the atomic copy, which stays the path when a
+recover`` runs on demand) compares the edited regions and the length with the SHA-256 of the new
+state the journal carries: when every patch is in place the edit is kept (fsynced, the journal
+removed: a removal lost in a crash is therefore harmless, which saves a directory fsync per edit),
+otherwise the original bytes go back, the length is restored and the journal is removed. So the
+file is always the old one or the new one, as with the atomic copy, which stays the path when a
 format has no room, when the output is another file, or when ``AIGCLABEL_IN_PLACE=0``.
 
 A reader racing an in-place write of the same file may see its metadata mid-edit (as with any tag
@@ -57,9 +60,10 @@ IN_PLACE = hasattr(os, "pwrite") and os.environ.get("AIGCLABEL_IN_PLACE", "1").s
 }
 
 JOURNAL_TAG = ".aigclabel-journal"
-_MAGIC = b"AIGCJNL1"
-_HEADER = struct.Struct(">8sQQQQI")  # magic, old size, new size, st_dev, st_ino, region count
-_REGION = struct.Struct(">QI")  # offset, length
+_MAGIC = b"AIGCJNL2"
+#: magic, old size, new size, st_dev, st_ino, region count, SHA-256 of the edited regions and new size
+_HEADER = struct.Struct(">8sQQQQI32s")
+_REGION = struct.Struct(">QII")  # offset, length of the original bytes (that follow), length of the new ones
 #: Patches are compared with the disk in blocks of this size; only differing blocks are written.
 _BLOCK = 512
 #: Largest journal we write: an edit bigger than this is no longer "only the metadata".
@@ -81,13 +85,15 @@ class EditPlan:
 
 @dataclass(frozen=True)
 class Journal:
-    """A parsed undo journal: how to put the file back as it was."""
+    """A parsed undo journal: how to put the file back as it was, and how to tell that the edit
+    completed (then it is kept: ``new_digest`` is :func:`_state_digest` of the edited file)."""
 
     old_size: int
     new_size: int
     device: int
     inode: int
-    regions: tuple[tuple[int, bytes], ...]
+    regions: tuple[tuple[int, bytes, int], ...]  # (offset, original bytes, length written there)
+    new_digest: bytes
 
 
 def journal_path(path: Path) -> Path:
@@ -162,10 +168,18 @@ def _differing(fd: int, plan: EditPlan, old_size: int) -> list[tuple[int, bytes,
 
 def _encode(journal: Journal) -> bytes:
     parts = [
-        _HEADER.pack(_MAGIC, journal.old_size, journal.new_size, journal.device, journal.inode, len(journal.regions))
+        _HEADER.pack(
+            _MAGIC,
+            journal.old_size,
+            journal.new_size,
+            journal.device,
+            journal.inode,
+            len(journal.regions),
+            journal.new_digest,
+        )
     ]
-    for offset, data in journal.regions:
-        parts += [_REGION.pack(offset, len(data)), data]
+    for offset, data, written in journal.regions:
+        parts += [_REGION.pack(offset, len(data), written), data]
     body = b"".join(parts)
     return body + hashlib.sha256(body).digest()
 
@@ -175,21 +189,30 @@ def _decode(data: bytes) -> Journal | None:
     before the edit began)."""
     if len(data) < _HEADER.size + 32 or hashlib.sha256(data[:-32]).digest() != data[-32:]:
         return None
-    magic, old_size, new_size, device, inode, count = _HEADER.unpack_from(data)
+    magic, old_size, new_size, device, inode, count, new_digest = _HEADER.unpack_from(data)
     if magic != _MAGIC:
         return None
-    regions: list[tuple[int, bytes]] = []
+    regions: list[tuple[int, bytes, int]] = []
     pos = _HEADER.size
     for _ in range(count):
         if pos + _REGION.size > len(data) - 32:
             return None
-        offset, length = _REGION.unpack_from(data, pos)
+        offset, length, written = _REGION.unpack_from(data, pos)
         pos += _REGION.size
-        regions.append((offset, data[pos : pos + length]))
+        regions.append((offset, data[pos : pos + length], written))
         pos += length
     if pos != len(data) - 32:
         return None
-    return Journal(old_size, new_size, device, inode, tuple(regions))
+    return Journal(old_size, new_size, device, inode, tuple(regions), new_digest)
+
+
+def _state_digest(fd: int, regions: tuple[tuple[int, bytes, int], ...], size: int) -> bytes:
+    """SHA-256 of the bytes now in the edited regions and of ``size``: equal to the journal's
+    ``new_digest`` once every patch and the new length are in place."""
+    digest = hashlib.sha256(struct.pack(">Q", size))
+    for offset, _old, written in regions:
+        digest.update(struct.pack(">QI", offset, written) + _pread(fd, offset, written))
+    return digest.digest()
 
 
 def _fsync(fd: int) -> None:
@@ -213,15 +236,16 @@ def _store(path: Path, journal: Journal) -> None:
 
 
 def _remove(path: Path) -> None:
+    """Drop a journal. Not fsynced: one that comes back after a crash finds its file either edited
+    completely (kept as it is) or back as it was (rolled back again), and is dropped then."""
     os.unlink(path)
     _step()
-    if DURABLE:
-        _fsync_directory(path.parent)
 
 
 def _roll_back(fd: int, journal: Journal) -> None:
-    for offset, data in journal.regions:
-        _pwrite_all(fd, data, offset)
+    for offset, data, _written in journal.regions:
+        if data:
+            _pwrite_all(fd, data, offset)
     os.ftruncate(fd, journal.old_size)
     _step()
     _fsync(fd)
@@ -279,15 +303,20 @@ def _apply(fd: int, path: Path, plan: EditPlan, verify: Callable[[], None]) -> i
     st = os.fstat(fd)
     old_size = st.st_size
     spans = _differing(fd, plan, old_size)
-    regions = [(offset, old) for offset, _new, old in spans if old]
+    regions = [(offset, old, len(new)) for offset, new, old in spans]
     if plan.size < old_size:
-        regions.append((plan.size, _pread(fd, plan.size, old_size - plan.size)))
-    if sum(len(data) for _offset, data in regions) > MAX_JOURNAL_BYTES:
+        regions.append((plan.size, _pread(fd, plan.size, old_size - plan.size), 0))
+    if sum(len(data) for _offset, data, _written in regions) > MAX_JOURNAL_BYTES:
         return None  # no longer "only the metadata": a copy costs about the same and is simpler
     if not spans and plan.size == old_size:
         verify()
         return 0
-    journal = Journal(old_size, plan.size, st.st_dev, st.st_ino, tuple(regions))
+    new_digest = hashlib.sha256(struct.pack(">Q", plan.size))
+    for offset, new, _old in spans:
+        new_digest.update(struct.pack(">QI", offset, len(new)) + new)
+    for offset, _old, written in regions[len(spans) :]:
+        new_digest.update(struct.pack(">QI", offset, written))
+    journal = Journal(old_size, plan.size, st.st_dev, st.st_ino, tuple(regions), new_digest.digest())
     where = journal_path(path)
     with _active(where):
         _store(where, journal)
@@ -326,9 +355,10 @@ def pending(path: Path) -> Path | None:
 
 def recover(path: Path) -> str | None:
     """Finish what an interrupted in-place edit of ``path`` left: roll the file back from its
-    journal and remove the journal. Returns what was done (``"rolled back"``, ``"discarded"`` for a
-    journal whose writer died before touching the file or that belongs to a file since replaced),
-    or None when there was nothing to do.
+    journal (or keep it, when the edit is complete) and remove the journal. Returns what was done:
+    ``"rolled back"``, ``"completed"`` (the writer died after its edit was in place and synced),
+    ``"discarded"`` (a journal whose writer died before touching the file, or that belongs to a file
+    since replaced), or None when there was nothing to do.
 
     Raises :class:`InterruptedEditError` when the journal cannot be applied (the file cannot be
     written, or its length shows it was changed by something else since); the journal is then kept.
@@ -365,18 +395,28 @@ def _recover_locked(path: Path, where: Path) -> str | None:
         if journal is None or (st.st_dev, st.st_ino) != (journal.device, journal.inode):
             _remove(where)
             return "discarded"
-        low, high = sorted((journal.old_size, journal.new_size))
-        if not low <= st.st_size <= high:
-            raise InterruptedEditError(
-                f"{path} has an interrupted aigclabel edit ({where.name}), but its length ({st.st_size}) is "
-                f"neither the old ({journal.old_size}) nor the new one ({journal.new_size}): it was changed "
-                "since, so it was not rolled back; remove the journal once you have checked the file"
-            )
-        _roll_back(fd, journal)
+        if st.st_size == journal.new_size and _state_digest(fd, journal.regions, st.st_size) == journal.new_digest:
+            _fsync(fd)  # killed before its fsync maybe: what a reader sees now must also be what a crash leaves
+            outcome = "completed"
+        else:
+            _check_fits(path, where, journal, st.st_size)
+            _roll_back(fd, journal)
+            outcome = "rolled back"
     finally:
         os.close(fd)
     _remove(where)
-    return "rolled back"
+    return outcome
+
+
+def _check_fits(path: Path, where: Path, journal: Journal, size: int) -> None:
+    """Refuse to roll back a file whose length shows that something else changed it since."""
+    low, high = sorted((journal.old_size, journal.new_size))
+    if not low <= size <= high:
+        raise InterruptedEditError(
+            f"{path} has an interrupted aigclabel edit ({where.name}), but its length ({size}) is "
+            f"neither the old ({journal.old_size}) nor the new one ({journal.new_size}): it was changed "
+            "since, so it was not rolled back; remove the journal once you have checked the file"
+        )
 
 
 def recover_before_open(path: Path) -> None:

@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 import signal
-import struct
 import subprocess
 import sys
 import traceback
@@ -291,7 +290,26 @@ def test_stale_and_damaged_journals(tmp_path: Path) -> None:
 def test_journal_names_stay_short(tmp_path: Path) -> None:
     long = tmp_path / ("x" * 250 + ".mp4")
     assert len(journal.journal_path(long).name) < 255
-    assert struct.calcsize(">8sQQQQI") == journal._HEADER.size
+    sample = journal.Journal(10, 12, 1, 2, ((0, b"ab", 2), (10, b"", 2)), bytes(32))
+    assert journal._decode(journal._encode(sample)) == sample
+    assert journal._decode(journal._encode(sample)[:-1]) is None
+
+
+def test_a_complete_edit_whose_journal_survived_is_kept(tmp_path: Path) -> None:
+    """Killed after the edit and its fsync, before the journal went: the new file stays."""
+    path = _mp4_roomy(tmp_path)
+    finished = tmp_path / "finished.mp4"
+    shutil.copy(path, finished)
+    write_label(finished, NEW)
+    for kill_at in range(1, 30):
+        work = tmp_path / "work.mp4"
+        shutil.copy(path, work)
+        if not _killed_write(work, NEW, kill_at):
+            break
+        if work.read_bytes() == finished.read_bytes() and journal.pending(work) is not None:
+            assert recover(work) == "completed" and read_label(work) == NEW
+            return
+    pytest.fail("no step left a complete edit with its journal")
 
 
 def test_cli_killed_label_then_recover(tmp_path: Path) -> None:

@@ -55,6 +55,8 @@ class _Edits:
     def write(self, data: bytes) -> None:
         self.edits.append((self.position, bytes(data)))
         self.position += len(data)
+
+
 #: Byte size of one value of each TIFF 6.0 / BigTIFF field type.
 TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4, 16: 8, 17: 8, 18: 8}
 _INT_FORMATS = {1: "B", 3: "H", 4: "I", 13: "I", 16: "Q", 18: "Q"}
