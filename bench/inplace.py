@@ -1,0 +1,225 @@
+"""In-place labels: a 10 GB MP4 and audio files, against ``cp`` (what a copy costs) and mutagen's save.
+
+Usage::
+
+    python bench/inplace.py [--size-gb 10] [--minutes 10] [--count 100] [--dir DIR] [--no-cp]
+
+**Video.** A clip of ``--minutes`` minutes (real sample tables: its ``moov`` is a few hundred KB) is
+grown to ``--size-gb`` by a hole at the end of its ``mdat`` (a sparse file: no disk space, the sample
+offsets stay valid), in two layouts: ``moov`` at the end, and faststart with a ``free`` box after
+``moov`` (``ffmpeg -moov_size``). Each is labelled in place (a first label, then relabels) in a child
+process timing only the library call, with the bytes it wrote (``wchar`` of ``/proc/self/io``:
+journal and patches) and the file's size before and after; the relabel is also timed with
+``AIGCLABEL_FSYNC=0``, which leaves the CPU part (the four flushes of a durable edit, journal data,
+its directory entry, the file, the journal's removal, are the rest). The peer is a copy of the same 10 GB:
+``cp --sparse=never`` + ``sync`` (the atomic copy path writes every byte too), once; ``--no-cp``
+skips it.
+
+**Audio.** ``--count`` copies of an MP3 (ID3v2 tag with 1 KB padding, as taggers leave it), a FLAC
+(ffmpeg's 8 KB padding) and a WAV are labelled in place by :func:`aigclabel.api.write_label_how`
+(durable: journal and file fsynced) and, on their twins, by mutagen (load, set the tag, ``save()`` in
+place, never fsynced); ours is also run with fsync off, mutagen's like for like. Ratios > 1 mean we
+are faster. The script reports, it does not assert.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import mutagen
+import mutagen.id3
+
+sys.path.insert(0, str(Path(__file__).parent))
+from audio import _make_files, _mutagen_write
+
+from aigclabel import DEMO_PROVIDER_CODE, AIGCLabel, read_label, registered
+from aigclabel import _journal as journal
+from aigclabel.api import write_label_how
+
+CHILD = r"""
+import json, sys, time
+from pathlib import Path
+from aigclabel import AIGCLabel, DEMO_PROVIDER_CODE
+from aigclabel.api import write_label_how
+from aigclabel.containers import registered
+registered()
+label = AIGCLabel.for_producer(DEMO_PROVIDER_CODE)
+def wchar():
+    return int(dict(l.split(": ") for l in Path("/proc/self/io").read_text().splitlines())["wchar"])
+path = Path(sys.argv[1])
+before, written = path.stat().st_size, wchar()
+start = time.perf_counter()
+how = write_label_how(path, label)
+elapsed = time.perf_counter() - start
+print(json.dumps({"seconds": elapsed, "written": wchar() - written, "how": how,
+                  "size_before": before, "size_after": path.stat().st_size}))
+"""
+
+
+def _ffmpeg(*args: str) -> None:
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *args], check=True)
+
+
+def _boxes(path: Path) -> list[tuple[bytes, int, int]]:
+    """(type, offset, size) of the top-level boxes (32-bit sizes: the clips are small)."""
+    data = path.read_bytes()
+    out, pos = [], 0
+    while pos + 8 <= len(data):
+        size, kind = struct.unpack_from(">I4s", data, pos)
+        out.append((kind, pos, size))
+        pos += size
+    return out
+
+
+def _grow(clip: Path, big: Path, size: int) -> Path:
+    """``clip`` with its ``mdat`` grown to make the file ``size`` bytes: ffmpeg's 8-byte ``free`` before
+    ``mdat`` becomes the 64-bit size field, the extra bytes are a hole at the end of ``mdat``."""
+    data = clip.read_bytes()
+    boxes = _boxes(clip)
+    index = next(i for i, (kind, _o, _s) in enumerate(boxes) if kind == b"mdat")
+    kind, free_at, free_size = boxes[index - 1]
+    assert kind == b"free" and free_size == 8, "ffmpeg reserves 8 bytes before mdat"
+    _kind, mdat_at, mdat_size = boxes[index]
+    after = data[mdat_at + mdat_size :]
+    grown = size - len(data) + 8 + mdat_size
+    with open(big, "wb") as out:
+        out.write(data[:free_at] + struct.pack(">I4sQ", 1, b"mdat", grown) + data[mdat_at + 8 : mdat_at + mdat_size])
+        out.seek(free_at + grown)
+        out.write(after)
+        out.truncate(free_at + grown + len(after))
+    return big
+
+
+def _make_videos(folder: Path, size_gb: float, minutes: float) -> dict[str, Path]:
+    seed = folder / "seed.mp4"
+    _ffmpeg("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=10", "-f", "lavfi",
+            "-i", "sine=frequency=440:duration=10", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac",
+            str(seed))  # fmt: skip
+    end = folder / "clip-end.mp4"
+    loops = max(int(minutes * 6) - 1, 0)
+    _ffmpeg("-stream_loop", str(loops), "-i", str(seed), "-c", "copy", str(end))
+    moov = next(size for kind, _o, size in _boxes(end) if kind == b"moov")
+    roomy = folder / "clip-free.mp4"
+    _ffmpeg("-i", str(end), "-c", "copy", "-moov_size", str(moov + 4096), str(roomy))
+    size = int(size_gb * (1 << 30))
+    return {
+        "moov at the end": _grow(end, folder / "big-end.mp4", size),
+        "faststart + free": _grow(roomy, folder / "big-free.mp4", size),
+    }
+
+
+def _label_in_child(path: Path, fsync: bool = True) -> dict[str, object]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "AIGCLABEL_FSYNC": "1" if fsync else "0"}
+    done = subprocess.run([sys.executable, "-c", CHILD, str(path)], capture_output=True, text=True, env=env)
+    if done.returncode:
+        raise SystemExit(done.stderr)
+    result: dict[str, object] = json.loads(done.stdout)
+    return result
+
+
+def _bench_video(folder: Path, size_gb: float, minutes: float, runs: int, with_cp: bool) -> None:
+    videos = _make_videos(folder, size_gb, minutes)
+    copy_seconds = None
+    if with_cp:
+        source = next(iter(videos.values()))
+        target = folder / "cp-copy.mp4"
+        start = time.perf_counter()
+        subprocess.run(["cp", "--sparse=never", str(source), str(target)], check=True)
+        subprocess.run(["sync", str(target)], check=True)
+        copy_seconds = time.perf_counter() - start
+        target.unlink()
+        print(f"cp --sparse=never + sync of {size_gb:g} GB: {copy_seconds:.1f} s")
+    for name, path in videos.items():
+        first = _label_in_child(path)
+        again = [_label_in_child(path) for _ in range(runs)]
+        seconds = statistics.median(float(str(r["seconds"])) for r in again)
+        unsynced = statistics.median(float(str(_label_in_child(path, fsync=False)["seconds"])) for _ in range(runs))
+        written = max(int(str(r["written"])) for r in [first, *again])
+        ratio = f"; {copy_seconds / seconds:,.0f}x faster than cp+sync" if copy_seconds else ""
+        print(
+            f"MP4 {size_gb:g} GB, {name}: first label {float(str(first['seconds'])) * 1000:.1f} ms "
+            f"({first['how']}, {first['size_before']} -> {first['size_after']} bytes); relabel median "
+            f"{seconds * 1000:.1f} ms ({again[-1]['how']}; {unsynced * 1000:.1f} ms without fsync); "
+            f"at most {written:,} bytes written{ratio}",
+            flush=True,
+        )
+
+
+def _pad_mp3(files: list[Path]) -> None:
+    for path in files:
+        tags = mutagen.id3.ID3(path)
+        tags.save(path, padding=lambda info: 1024)
+
+
+def _rate(files: list[Path], action: object) -> float:
+    assert callable(action)
+    start = time.perf_counter()
+    for path in files:
+        action(path)
+    return len(files) / (time.perf_counter() - start)
+
+
+def _bench_audio(folder: Path, count: int, seconds: float) -> None:
+    label = AIGCLabel.for_producer(DEMO_PROVIDER_CODE)
+    for fmt in ("mp3", "flac", "wav"):
+        sets = [_make_files(folder / f"{fmt}-{who}", fmt, count, seconds) for who in ("ours", "nofsync", "mutagen")]
+        if fmt == "mp3":
+            for files in sets:
+                _pad_mp3(files)
+        hows: set[str] = set()
+
+        def ours(path: Path, hows: set[str] = hows) -> None:
+            hows.add(write_label_how(path, label))
+
+        durable = _rate(sets[0], ours)
+        journal.DURABLE = False
+        try:
+            fast = _rate(sets[1], ours)
+        finally:
+            journal.DURABLE = True
+        peer = _rate(sets[2], _mutagen_write(label.to_json()))
+        assert read_label(sets[0][-1]) == label and read_label(sets[1][-1]) == label
+        size = sets[0][0].stat().st_size
+        print(
+            f"{fmt:4} {size / 1024:6.0f} KiB  aigclabel ({'/'.join(sorted(hows))}) {durable:6.0f} files/s durable, "
+            f"{fast:6.0f} without fsync   mutagen save {peer:6.0f} files/s   "
+            f"ratio {durable / peer:4.2f}x durable, {fast / peer:4.2f}x like for like",
+            flush=True,
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run both parts and print one line per case."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--size-gb", type=float, default=10.0, help="size of the MP4 files (default 10)")
+    parser.add_argument("--minutes", type=float, default=10.0, help="length of the clip inside them (default 10)")
+    parser.add_argument("--runs", type=int, default=5, help="relabels per MP4 (default 5)")
+    parser.add_argument("--count", type=int, default=100, help="audio files per format (default 100)")
+    parser.add_argument("--seconds", type=float, default=30.0, help="length of each audio file (default 30)")
+    parser.add_argument("--dir", default=None, help="where to make the files (default: the system temp dir)")
+    parser.add_argument("--no-cp", action="store_true", help="skip the cp peer (it writes --size-gb of data)")
+    args = parser.parse_args(argv)
+    if shutil.which("ffmpeg") is None:
+        print("ffmpeg is not installed; run `make setup`", file=sys.stderr)
+        return 2
+    registered()
+    print(f"in-place labels (journal fsynced: {journal.DURABLE}); mutagen {mutagen.version_string}")
+    with tempfile.TemporaryDirectory(prefix="aigclabel-inplace-", dir=args.dir) as tmp:
+        _bench_video(Path(tmp), args.size_gb, args.minutes, args.runs, not args.no_cp)
+    with tempfile.TemporaryDirectory(prefix="aigclabel-inplace-", dir=args.dir) as tmp:
+        _bench_audio(Path(tmp), args.count, args.seconds)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
