@@ -3,15 +3,16 @@
 For MP3, WAV, FLAC, Ogg Vorbis and Opus the script makes ``--count`` copies of one ffmpeg-made file
 of ``--seconds`` seconds and times, per file:
 
-* **write**: label the file in place. Ours: :func:`aigclabel.write_label` (stream to a temporary
-  file, fsync, atomic rename; the input is never modified before the rename). mutagen: load, set the
+* **write**: label the file in place. Ours: :func:`aigclabel.write_label` (a journalled in-place edit
+  where the format has room, FLAC padding and WAV here; else, as for ffmpeg's unpadded MP3s, stream
+  to a temporary file, fsync, atomic rename). ``bench/inplace.py`` compares in-place edits alone. mutagen: load, set the
   tag (``TXXX:AIGC`` / Vorbis ``AIGC``; for WAV, the ``id3 `` chunk, since mutagen cannot write a
   RIFF ``AIGC`` chunk) and ``save()`` in place, with no temporary file and no fsync;
 * **inspect**: read the label back (ours: :func:`aigclabel.inspect`, which also validates it;
   mutagen: load the file and get the tag).
 
-mutagen edits in place, so for long files its write is expected to win: ours copies the audio once
-(that is the price of atomic writes). The script reports, it does not assert.
+mutagen edits in place and never fsyncs, so its write is expected to win. The script reports, it
+does not assert.
 
 Usage: ``python bench/audio.py [--count 200] [--seconds 1] [--formats mp3,wav,flac,ogg,opus] [--dir DIR]``
 """
