@@ -228,10 +228,15 @@ def _store(path: Path, journal: Journal) -> None:
     try:
         _pwrite_all(fd, _encode(journal), 0)
         _fsync(fd)
-    finally:
         os.close(fd)
-    if DURABLE:
-        _fsync_directory(path.parent)
+        if DURABLE:
+            _fsync_directory(path.parent)
+    except BaseException:  # a disk full: the file is untouched, so no journal may stay behind
+        with contextlib.suppress(OSError):
+            os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise
     _step()
 
 

@@ -114,18 +114,23 @@ def _tmpfs(where: Path, size: str) -> Iterator[Path]:
 
 
 @needs_root
-def test_disk_full_is_a_clear_error_and_the_input_survives(tmp_path: Path) -> None:
+def test_disk_full_is_a_clear_error_and_the_input_survives(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from aigclabel import _journal as journal
+
     with _tmpfs(tmp_path / "small", "200k") as small:
-        big = small / "big.txt"
-        big.write_bytes(b"x" * 150_000)
-        sample = SAMPLES / "sample.tiff"  # 47 KB: labelling in place needs room for a second copy
+        sample = SAMPLES / "sample.tiff"
         photo = small / "photo.tiff"
         shutil.copy(sample, photo)
-        code, output = _cli("label", photo, "-p", DEMO_PROVIDER_CODE)
-        assert code == 8, output
-        assert "no space left" in output and "Traceback" not in output
-        assert photo.read_bytes() == sample.read_bytes()
-        assert no_temp_files(small)
+        with open(small / "big.txt", "wb", buffering=0) as filler, contextlib.suppress(OSError):
+            while True:  # every free block
+                filler.write(bytes(4096))
+        for in_place in (True, False):  # the journalled edit needs room for its journal, the copy for a copy
+            monkeypatch.setattr(journal, "IN_PLACE", in_place)
+            code, output = _cli("label", photo, "-p", DEMO_PROVIDER_CODE)
+            assert code == 8, output
+            assert "no space left" in output and "Traceback" not in output
+            assert photo.read_bytes() == sample.read_bytes()
+            assert no_temp_files(small) and journal.pending(photo) is None
 
 
 @needs_root
