@@ -7,8 +7,9 @@ byte patches ``(offset, new bytes)`` and the file's new length. :func:`write_in_
 
 1. compares each patch with what is on disk and keeps only the bytes that differ;
 2. writes the **undo journal** beside the file (``.NAME.aigclabel-journal``): the file's identity,
-   its old and new length, and the original bytes of every region about to be overwritten (and of
-   the tail a shorter file loses), with a SHA-256 over all of it; fsyncs it and its directory;
+   its old and new length, the original bytes of every region about to be overwritten (and of the
+   tail a shorter file loses) and a SHA-256 of the state the edit leads to, sealed with a SHA-256
+   over all of it; fsyncs it and its directory;
 3. applies the patches, sets the new length, fsyncs the file;
 4. reads the file back (the container's check); on a mismatch it rolls the edit back and raises;
 5. removes the journal (without an fsync: see below).
