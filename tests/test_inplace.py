@@ -35,6 +35,8 @@ from aigclabel.errors import InterruptedEditError, MalformedFileError
 from tests._tools import exiftool_label
 from tests._video import VIDEO, decode_errors, ffmpeg, ffprobe_tags
 
+pytestmark = pytest.mark.interop  # ffmpeg, ffprobe, exiftool, qpdf make and read the files
+
 H264_AAC = [*VIDEO, "-f", "lavfi", "-i", "sine=frequency=440:duration=1", "-c:v", "libx264", "-c:a", "aac"]
 OLD = AIGCLabel.for_producer("001191440300708461136T1XGW3", "0123456789abcdef0123456789abcdef")
 NEW = AIGCLabel.for_producer("001191440300708461136T1XGW3", "fedcba9876543210fedcba9876543210", label="2")
