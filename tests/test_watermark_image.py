@@ -141,6 +141,41 @@ def test_survives_flips_quarter_turns_and_aspect_change(marked_large: Img, attac
     assert found.payload == PAYLOAD
 
 
+def flat_pictures() -> dict[str, Img]:
+    """Where a mark shows first: a flat-colour illustration, an app icon, a text screenshot."""
+    from PIL import ImageDraw, ImageFont
+
+    rng = np.random.default_rng(8)
+    shapes = Image.new("RGB", (512, 384), (236, 230, 214))
+    draw = ImageDraw.Draw(shapes)
+    for _ in range(10):
+        x0, y0 = int(rng.integers(0, 512)), int(rng.integers(0, 384))
+        box = (x0, y0, x0 + int(rng.integers(50, 250)), y0 + int(rng.integers(40, 190)))
+        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+        (draw.ellipse if rng.random() < 0.5 else draw.rectangle)(box, fill=colour)
+    icon = Image.new("RGB", (256, 256), (255, 255, 255))
+    draw = ImageDraw.Draw(icon)
+    draw.rounded_rectangle((24, 24, 232, 232), radius=48, fill=(52, 120, 246))
+    draw.ellipse((80, 70, 176, 166), fill=(255, 255, 255))
+    text = Image.new("RGB", (640, 360), (255, 255, 255))
+    draw = ImageDraw.Draw(text)
+    font = ImageFont.load_default(size=18)
+    for row in range(18, 340, 28):
+        draw.text((18, row), "the quick brown fox jumps over a lazy dog, 0123456789", fill=(20, 20, 20), font=font)
+    return {"illustration": np.asarray(shapes), "icon": np.asarray(icon), "text": np.asarray(text)}
+
+
+def test_flat_pictures_stay_clean_and_carry_the_mark() -> None:
+    from skimage.metrics import structural_similarity
+
+    for name, host in flat_pictures().items():
+        wm = embed_image(host, PAYLOAD)
+        ssim = float(structural_similarity(host, wm, channel_axis=2, data_range=255))  # type: ignore[no-untyped-call]
+        assert ssim >= 0.97, f"{name}: SSIM {ssim:.3f}"
+        assert detect_image(wm).payload == PAYLOAD, name
+        assert not detect_image(host).present, name
+
+
 def test_marks_of_the_first_version_still_verify() -> None:
     """A JPEG marked by the first released embedder (kept in tests/data) reads with today's detector."""
     res = detect_file(Path(__file__).parent / "data" / "watermark-v1.jpg")

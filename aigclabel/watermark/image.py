@@ -22,7 +22,9 @@ recomputed through the full corrected geometry (lattice basis and symmetry), so 
 marked picture still verifies, and the copy attack is checked in every orientation.
 
 The pattern is added to luminance only (the same delta to R, G and B), scaled by a local-activity
-mask so textured regions carry more of it, and the global strength is set to hit a target PSNR.
+mask so textured regions carry more of it, and the global strength is set to hit a target PSNR; each
+pixel's amplitude is capped where the local SSIM would drop below ~0.97 (:func:`_strength`), so flat
+illustrations, icons and text screenshots stay clean (they end above the target PSNR).
 
 Content binding (against the copy attack): a tile repeated over the picture can be estimated by anyone
 from one marked image (average the noise residual over the tile positions) and added to other pictures.
@@ -44,8 +46,8 @@ Security analysis (key unknown to the attacker; figures from ``bench/watermark/r
   0 of 100 unmarked images verify with a tile averaged from a 2 MP marked photo (the same attack on an
   unbound mark verifies on 94 of 100). Such images are reported ``present`` with ``content_ok=False``:
   a mark is there but it proves nothing about this picture.
-* removal: subtracting the own-image estimate at 36-42 dB erases the mark on about two thirds of the
-  bench photos. Binding does not help there; only a non-estimable (non-periodic, content-adaptive)
+* removal: subtracting the own-image estimate at 36-42 dB erases the mark on about half to two thirds
+  of the bench photos. Binding does not help there; only a non-estimable (non-periodic, content-adaptive)
   carrier would, at the cost of the self-synchronisation.
 * limits: the hash is taken around the image centre, so crops that move the centre by more than a few
   percent of the central square (off-centre crops, padding; not flips or quarter turns, which the
@@ -54,10 +56,10 @@ Security analysis (key unknown to the attacker; figures from ``bench/watermark/r
 
 Detection decision: ``present`` when the sync peak's z-score over all 16,384 cyclic offsets of the 8
 symmetries reaches :data:`Z_PRESENT`, or reaches :data:`Z_WITH_MAC` while the decoded payload's keyed
-16-bit MAC also verifies (for one of the 37 host hashes tried). At most :data:`MAX_GEOMETRIES` (8)
-geometry hypotheses are tried (identity, 4 lattice candidates, the 0.5x prior, 2 aspect pairs), each in
-8 symmetries: 1,048,576 offsets, so under a Gaussian null the first term is bounded by 1.05e6 * Q(7) ~
-1.3e-6. The null z behaves like the maximum of that many near-Gaussians (``bench/watermark/run.py --fpr N``
+16-bit MAC also verifies (for one of the 37 host hashes tried). At most :data:`MAX_GEOMETRIES` (9)
+geometry hypotheses are tried (identity, 4 lattice candidates, the 0.5x and 2x priors, 2 aspect pairs),
+each in 8 symmetries: 1,179,648 offsets, so under a Gaussian null the first term is bounded by 1.18e6 *
+Q(7) ~ 1.5e-6. The null z behaves like the maximum of that many near-Gaussians (``bench/watermark/run.py --fpr N``
 measures it: mean ~4.7, sd ~0.3 with the symmetry search, ~4.2 before it); :data:`Z_WITH_MAC` was
 raised from 5.0 to 5.5 with the symmetry search so that the z >= Z_WITH_MAC rate stays below 1 %
 (no marked bench image verified with z below 5.5), giving an FPR of about 1.3e-6 + P(z >= 5.5) * 37 *
@@ -92,11 +94,13 @@ _MIN_SCALE, _MAX_SCALE = 0.4, 2.0
 _MAX_SECTOR_DEG = 20.0
 _LATTICE_CROP = 768
 _LATTICE_CANDIDATES = 4
-_PRIOR_SCALES = (0.5,)
+#: Scales always tried: "resized to half" and "a centre crop zoomed back to the original size" (2x), the
+#: commonest platform transforms, whose lattices are the hardest to see (few periods, or periods of 256 px).
+_PRIOR_SCALES = (0.5, 2.0)
 #: First (and second) lattice vectors searched on their own for an aspect change.
 _AXIS_CANDIDATES = 3
 _WARP_MAX = 1024
-#: Geometry hypotheses at most: identity, the lattice candidates, the priors, two aspect-change pairs.
+#: Geometry hypotheses at most: identity, the lattice candidates, the prior scales, two aspect-change pairs.
 MAX_GEOMETRIES = 1 + _LATTICE_CANDIDATES + len(_PRIOR_SCALES) + 2
 #: Host binding: bits of perceptual hash under the MAC; the detector tries flipping up to _BIND_FLIPS
 #: of its _BIND_WEAK least reliable bits: 37 candidates, each a 2^-16 chance for a wrong MAC to pass.
@@ -105,6 +109,13 @@ _BIND_WEAK = 8
 _BIND_FLIPS = 2
 _HASH_SPAN = 192  # side of the central square (tile-space pixels) the hash is computed on
 _HASH_GRID = 16
+#: Perceptual cap (see :func:`_strength`): noise variance that keeps a 7x7 SSIM window above ~0.97
+#: (flat part and gain on the host's local variance), a safety factor for rounding, and how far the
+#: budget the cap frees may raise the other pixels.
+_SSIM_NOISE_FLAT = 1.81
+_SSIM_NOISE_GAIN = 0.062
+_SSIM_SAFETY = 0.9
+_MAX_BOOST = 3.0
 
 FloatImage = npt.NDArray[np.float32]
 UInt8Image = npt.NDArray[np.uint8]
@@ -274,6 +285,39 @@ def _hash_candidates(y: FloatImage, basis: npt.NDArray[np.float64] | None, key: 
     return out
 
 
+def _strength(y: FloatImage, target_psnr: float) -> FloatImage:
+    """Per-pixel amplitude of the mark: a texture mask scaled to the PSNR budget, capped where SSIM would see it.
+
+    The texture mask (local high-pass energy relative to the image's median, 0.35-2.5) puts more of the
+    mark where the picture is busy. On flat illustrations, icons, text screenshots and smooth renders
+    that is not enough: most of the picture is flat and the budget lands there. So each pixel's
+    amplitude is also capped at what keeps the local SSIM (7x7 window, as in Wang et al.) above ~0.97:
+    with the host's local variance v, added noise of variance d keeps the window's SSIM
+    (2v + C2) / (2v + d + C2) at 0.97 or more when d <= 0.031 * (2v + C2) = 1.81 + 0.062 v
+    (C2 = (0.03 * 255)^2), taken at the flattest window the pixel belongs to. The budget the caps free
+    is given back to the pixels under their cap (up to 3x the uncapped strength); a picture that is flat
+    nearly everywhere ends above the target PSNR rather than showing the mark.
+    """
+    hp = y - cv2.GaussianBlur(y, (7, 7), 1.5)
+    activity = np.sqrt(np.maximum(cv2.blur(hp * hp, (9, 9)), 0.0))
+    med = float(np.median(activity[::4, ::4])) + 1e-3
+    mask = np.clip(activity * (1.0 / med), 0.35, 2.5)
+    # Strength from the PSNR budget: MSE of the (rounded) delta must stay under 255^2 / 10^(psnr/10).
+    budget = max(255.0**2 / 10 ** (target_psnr / 10.0) - 1.0 / 12.0, 0.1)
+    uncapped = float(np.sqrt(budget / float(np.mean(mask**2))))
+    mu = cv2.blur(y, (7, 7))
+    var = np.maximum(cv2.blur(y * y, (7, 7)) - mu * mu, 0.0)
+    cap = cv2.erode(np.sqrt(_SSIM_NOISE_FLAT + _SSIM_NOISE_GAIN * var) * _SSIM_SAFETY, np.ones((7, 7), np.uint8))
+    scale = uncapped
+    sub_mask, sub_cap = mask[::3, ::3], cap[::3, ::3]  # the mean square is estimated on a subsample
+    for _ in range(4):
+        ms = float(np.mean(np.minimum(sub_mask * np.float32(scale), sub_cap) ** 2))
+        if ms >= budget * 0.98 or scale >= _MAX_BOOST * uncapped:
+            break
+        scale = min(scale * float(np.sqrt(budget / max(ms, 1e-9))), _MAX_BOOST * uncapped)
+    return np.asarray(np.minimum(mask * np.float32(scale), cap), dtype=np.float32)
+
+
 def embed_image(
     img: npt.NDArray[np.uint8],
     payload: Payload,
@@ -294,14 +338,7 @@ def embed_image(
     h, w = y.shape
     tile = _tile(payload, key, _host_hash(y, key) if bind else b"")
     pattern = np.tile(tile, (-(-h // TILE), -(-w // TILE)))[:h, :w]
-    hp = y - cv2.GaussianBlur(y, (7, 7), 1.5)
-    activity = np.sqrt(np.maximum(cv2.blur(hp * hp, (9, 9)), 0.0))
-    med = float(np.median(activity[::4, ::4])) + 1e-3
-    mask = np.clip(activity * (1.0 / med), 0.35, 2.5)
-    delta = mask * pattern
-    # Strength from the PSNR budget: MSE of the (rounded) delta must stay under 255^2 / 10^(psnr/10).
-    budget = 255.0**2 / 10 ** (target_psnr / 10.0) - 1.0 / 12.0
-    delta *= np.float32(np.sqrt(max(budget, 0.1) / float(np.mean(delta**2))))
+    delta = _strength(y, target_psnr) * pattern
     # Same integer delta on R, G and B (= a luminance-only change), added with uint8 saturation.
     step = np.clip(np.rint(delta), -255, 255).astype(np.int16)
     up = np.clip(step, 0, 255).astype(np.uint8)
@@ -423,8 +460,7 @@ def _estimate_lattice(r: FloatImage) -> list[npt.NDArray[np.float64]]:
             axis_used[int(i == 0)] += inside
     score = np.where(ok & (used >= 4), score / np.sqrt(np.maximum(used, 1.0)), -np.inf).astype(np.float32)
     starts = [np.array([vx[iy, ix], vy[iy, ix]], dtype=np.float64) for iy, ix in _top_peaks(score, _LATTICE_CANDIDATES)]
-    # "Resized to half and left there" is the commonest platform transform and its lattice is the hardest
-    # to see on small images: always try it too (refined locally like the others).
+    # The prior scales are always tried too (refined locally like the others).
     starts += [np.array([s * TILE, 0.0]) for s in _PRIOR_SCALES]
     out: list[npt.NDArray[np.float64]] = []
     for start in starts:
