@@ -28,7 +28,7 @@ import av
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from . import _budget, api
+from . import _budget, api, i18n
 from ._decode import check_pixels, check_video_pixels, decode_for_analysis
 from ._guard import hostile_input
 from .errors import AIGCLabelError, LimitExceededError, MalformedFileError, UnsupportedFormatError
@@ -37,6 +37,7 @@ from .explicit.image import DARK_PLATE, LIGHT_PLATE, LOCATE_TOLERANCE, MIN_HEIGH
 from .explicit.ocr import find_image_labels, has_ai_element, has_generation_element, ocr_engine_name, read_box
 from .explicit.text import DEFAULT_WINDOW, TEXT_SUFFIXES, find_text_labels, read_text_file
 from .explicit.video import MIN_SECONDS
+from .i18n import Lang
 
 Status = Literal["pass", "fail", "warning", "review", "skipped", "error"]
 Kind = Literal["text", "image", "audio", "video", "unknown"]
@@ -580,30 +581,36 @@ td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top
 """
 
 
-def to_html(reports: Sequence[FileReport]) -> str:
-    """A self-contained HTML report (thumbnails inline as data: URIs; all file-derived text escaped)."""
+def to_html(reports: Sequence[FileReport], lang: Lang = "en") -> str:
+    """A self-contained HTML report in ``lang`` (thumbnails inline as data: URIs; all file-derived text
+    escaped). Rule ids and the measured details stay as the checks wrote them."""
     e = html.escape
     ok = sum(r.compliant for r in reports)
     parts = [
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">',
-        "<title>aigclabel compliance report</title>",
+        f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">',
+        f"<title>{e(i18n.text('report.title', lang))}</title>",
         '<meta http-equiv="Content-Security-Policy" '
         "content=\"default-src 'none'; img-src data:; style-src 'unsafe-inline'\">",
         f"<style>{_CSS}</style></head><body>",
-        f"<h1>aigclabel compliance report</h1><p>{ok} of {len(reports)} files compliant.</p>",
+        f"<h1>{e(i18n.text('report.title', lang))}</h1>"
+        f"<p>{e(i18n.text('report.summary', lang, ok=ok, total=len(reports)))}</p>",
     ]
+    head = "".join(f"<th>{e(i18n.text(f'report.{key}', lang))}</th>" for key in ("rule", "clause", "status", "detail"))
     for report in reports:
-        verdict = "compliant" if report.compliant else "NOT compliant"
+        verdict = i18n.text("report.compliant" if report.compliant else "report.not_compliant", lang)
         cls = "pass" if report.compliant else "fail"
-        parts.append(f'<h2>{e(report.path)} <span class="{cls}">{verdict}</span></h2><div class="file">')
+        parts.append(f'<h2>{e(report.path)} <span class="{cls}">{e(verdict)}</span></h2><div class="file">')
         if report.thumbnail_png:
             data = base64.b64encode(report.thumbnail_png).decode("ascii")
-            parts.append(f'<img alt="thumbnail of {e(report.path)}" src="data:image/png;base64,{data}">')
-        parts.append("<table><tr><th>rule</th><th>clause</th><th>status</th><th>detail</th></tr>")
+            alt = i18n.text("report.thumbnail", lang, path=report.path)
+            parts.append(f'<img alt="{e(alt)}" src="data:image/png;base64,{data}">')
+        parts.append(f"<table><tr>{head}</tr>")
         for rule in report.rules:
+            title, clause = i18n.rule_title(rule.rule, rule.title, lang), i18n.clause_name(rule.clause, lang)
+            status = i18n.status_name(rule.status, lang)
             parts.append(
-                f"<tr><td>{e(rule.rule)}<br><small>{e(rule.title)}</small></td><td>{e(rule.clause)}</td>"
-                f'<td class="{e(rule.status)}">{e(rule.status)}</td><td>{e(rule.detail)}</td></tr>'
+                f"<tr><td>{e(rule.rule)}<br><small>{e(title)}</small></td><td>{e(clause)}</td>"
+                f'<td class="{e(rule.status)}">{e(status)}</td><td>{e(rule.detail)}</td></tr>'
             )
         parts.append("</table></div>")
     parts.append("</body></html>")

@@ -89,7 +89,7 @@ def test_drop_labelled_image_shows_fields_and_preview(server: str, browser: obje
     shutil.copy(SAMPLES / "sample.png", photo)
     label = sign(AIGCLabel.for_producer(DEMO_PROVIDER_CODE, "web-test-1"), payload_digest(photo), demo_signing_key())
     write_label(photo, label)
-    page = browser.new_page(viewport={"width": 1200, "height": 900})  # type: ignore[attr-defined]
+    page = browser.new_page(viewport={"width": 1200, "height": 900}, locale="en-US")  # type: ignore[attr-defined]
     page.goto(server + "/")
     page.set_input_files("#file", str(photo))
     page.wait_for_selector("table.label-fields")
@@ -104,7 +104,7 @@ def test_drop_labelled_image_shows_fields_and_preview(server: str, browser: obje
 
 
 def test_unlabelled_and_broken_files(server: str, browser: object, tmp_path: Path) -> None:
-    page = browser.new_page()  # type: ignore[attr-defined]
+    page = browser.new_page(locale="en-US")  # type: ignore[attr-defined]
     page.goto(server + "/")
     page.set_input_files("#file", str(SAMPLES / "sample.jpg"))
     page.wait_for_selector("#results section")
@@ -116,6 +116,30 @@ def test_unlabelled_and_broken_files(server: str, browser: object, tmp_path: Pat
     page.wait_for_selector("#error")
     assert "Error 422" in page.inner_text("#error")
     _shoot(page, tmp_path, "web-error.png")
+    page.close()
+
+
+def test_page_speaks_chinese_to_a_chinese_browser_and_switches(server: str, browser: object, tmp_path: Path) -> None:
+    photo = tmp_path / "generated.png"
+    shutil.copy(SAMPLES / "sample.png", photo)
+    write_label(photo, AIGCLabel.for_producer(DEMO_PROVIDER_CODE, "web-test-zh"))
+    page = browser.new_page(viewport={"width": 1200, "height": 900}, locale="zh-CN")  # type: ignore[attr-defined]
+    problems: list[str] = []
+    page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
+    page.goto(server + "/")
+    assert page.evaluate("document.documentElement.lang") == "zh-CN"
+    assert page.inner_text("#status") == "尚未选择文件。" and "拖到这里" in page.inner_text("#drop")
+    page.set_input_files("#file", str(photo))
+    page.wait_for_selector("table.label-fields")
+    assert page.inner_text("#classification") == "分类：确认（AI生成）"
+    assert "隐式标识（GB 45438—2025 附录E）" in page.inner_text("#results") and "符合附录E" in page.inner_text(
+        "#results"
+    )
+    _shoot(page, tmp_path, "web-zh.png")
+    page.click("#lang")  # the report is drawn again in English, without another request
+    assert page.inner_text("#classification") == "Classification: confirmed"
+    assert page.evaluate("document.documentElement.lang") == "en" and page.inner_text("#lang") == "中文"
+    assert not problems, problems  # the page's CSP still admits its script
     page.close()
 
 

@@ -23,12 +23,15 @@ the class, :mod:`.exit_codes`) and print through :data:`._common.out` / :data:`.
 
 import atexit
 import gc
+import inspect
+import os
 import sys
 from typing import Annotated
 
 import typer
 
 from .. import __version__
+from ..i18n import COMMAND_HELP_ZH, LANG_ENV, resolve_lang, text
 from . import audit, operations, platform, producer
 from ._common import say
 from ._params import LightGroup
@@ -57,6 +60,10 @@ def _root(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
+    lang: Annotated[
+        str | None,
+        typer.Option("--lang", help="zh-CN or en (default: $AIGCLABEL_LANG, then the locale). 语言：zh-CN 或 en。"),
+    ] = None,
 ) -> None:
     """Label AI-generated content per GB 45438-2025 and verify those labels."""
 
@@ -73,11 +80,37 @@ for module in (producer, platform, audit, operations):
 app.add_typer(watermark_app, name="watermark")
 
 
+def _speak(argv: list[str]) -> None:
+    """Take ``--lang`` before Click parses anything, so help and messages are in that language; in
+    Chinese, every command's help starts with its Chinese line."""
+    for index, arg in enumerate(argv):
+        if arg.startswith("--lang="):
+            os.environ[LANG_ENV] = arg.partition("=")[2]
+        elif arg == "--lang" and index + 1 < len(argv):
+            os.environ[LANG_ENV] = argv[index + 1]
+    lang = resolve_lang()
+    if lang != "zh-CN":
+        return
+    app.info.help = f"{text('cli.app', lang)}\n\n{app.info.help}"
+    for module in (producer, platform, audit, operations):
+        for command in module.app.registered_commands:
+            name = command.name or (command.callback.__name__.replace("_", "-") if command.callback else "")
+            if name in COMMAND_HELP_ZH:
+                english = command.help or inspect.getdoc(command.callback) or ""
+                command.help = f"{COMMAND_HELP_ZH[name]}\n\n{english}"
+        for group in module.app.registered_groups:
+            if group.name in COMMAND_HELP_ZH and group.typer_instance is not None:
+                english = group.typer_instance.info.help or ""
+                group.typer_instance.info.help = f"{COMMAND_HELP_ZH[group.name]} {english}"
+    watermark_app.info.help = f"{COMMAND_HELP_ZH['watermark']} {watermark_app.info.help}"
+
+
 def main() -> None:
     """Console-script entry point. An operating-system error no command turned into a typed one
     (disk full, permission denied) still ends with a message and exit code 8, not a traceback."""
     from .._io import access_error
 
+    _speak(sys.argv[1:])
     # At exit the interpreter's last garbage collections walk every object the imports made (20 ms of
     # a one-file run); frozen objects are skipped, and the operating system frees the memory anyway.
     atexit.register(gc.freeze)

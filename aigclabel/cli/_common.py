@@ -28,7 +28,9 @@ def say(message: object) -> None:
     """Print ``error: MESSAGE`` on standard error (the message as plain text, never Rich markup)."""
     from rich.text import Text
 
-    err.print(Text.assemble(("error:", "bold red"), f" {message}"), highlight=False)
+    from ..i18n import resolve_lang, text
+
+    err.print(Text.assemble((text("cli.error", resolve_lang()) + ":", "bold red"), f" {message}"), highlight=False)
 
 
 def fail(exc: AIGCLabelError) -> NoReturn:

@@ -271,10 +271,13 @@ def check(
     from rich.text import Text
 
     from ..check import check_files, to_html, to_json
+    from ..i18n import clause_name, resolve_lang, rule_title, status_name
+    from ..i18n import text as say_in
 
+    lang = resolve_lang()
     reports = check_files(files, implicit=not explicit_only, ocr=ocr)
     if html_path is not None:
-        html_path.write_text(to_html(reports), encoding="utf-8")
+        html_path.write_text(to_html(reports, lang), encoding="utf-8")
     if as_json:
         sys.stdout.write(to_json(reports) + "\n")
     else:
@@ -287,13 +290,17 @@ def check(
             "skipped": "dim",
         }
         for report in reports:
-            verdict = "[green]compliant[/]" if report.compliant else "[red]NOT compliant[/]"
+            verdict = Text(say_in("report.compliant", lang), "green")
+            if not report.compliant:
+                verdict = Text(say_in("report.not_compliant", lang), "red")
             if report.needs_review:
-                verdict += " [bold blue](needs human review)[/]"
-            out.print(Text.assemble((str(report.path), "bold"), f" ({report.kind}) ", Text.from_markup(verdict)))
-            table = Table("rule", "clause", "status", "detail")
+                verdict += Text(say_in("report.needs_review", lang), "bold blue")
+            out.print(Text.assemble((str(report.path), "bold"), f" ({report.kind}) ", verdict))
+            table = Table(*(say_in(f"report.{key}", lang) for key in ("rule", "clause", "status", "detail")))
             for rule in report.rules:
-                table.add_row(rule.rule, rule.clause, Text(rule.status, colours[rule.status]), Text(rule.detail))
+                name = rule.rule if lang == "en" else f"{rule.rule}\n{rule_title(rule.rule, rule.title, lang)}"
+                status = Text(status_name(rule.status, lang), colours[rule.status])
+                table.add_row(name, clause_name(rule.clause, lang), status, Text(rule.detail))
             out.print(table)
     errors = [r.error_code for r in reports if r.error_code is not None]
     if errors:
