@@ -616,9 +616,10 @@ def _fold(r: FloatImage, basis: npt.NDArray[np.float64] | None) -> FloatImage:
 @dataclass(frozen=True)
 class _Read:
     z: float
-    payload: Payload
+    payload: Payload | None  # None: not decoded, the sync peak being too weak for any payload to count
     mac_ok: bool
     symmetry: int  # index into _DIHEDRAL
+    soft: npt.NDArray[np.float64]
 
 
 def _read_fold(acc: FloatImage, key: bytes, candidates: Callable[[int], list[bytes]] | None) -> _Read:
@@ -638,11 +639,15 @@ def _read_fold(acc: FloatImage, key: bytes, candidates: Callable[[int], list[byt
     aligned = np.roll(variants[g], (-int(dy), -int(dx)), axis=(0, 1))
     cells = aligned.reshape(_CELLS, _CELL, _CELLS, _CELL).sum(axis=(1, 3)).ravel() * lay.pn
     soft = np.bincount(lay.data_bit, weights=cells[lay.data_cells], minlength=CODED_BITS).astype(np.float64)
+    if z < Z_WITH_MAC:
+        # No MAC can make so weak a peak present: the Viterbi decode and the host hashes, most of the cost
+        # of rejecting an unmarked image, wait until this read turns out to be the best one.
+        return _Read(z, None, False, g, soft)
     if candidates is None:
         payload, mac_ok = decode_soft(soft, key)
-        return _Read(z, payload, mac_ok, g)
+        return _Read(z, payload, mac_ok, g, soft)
     payload, bound = decode_soft_bound(soft, key, candidates(g))
-    return _Read(z, payload, bound is not None, g)
+    return _Read(z, payload, bound is not None, g, soft)
 
 
 def detect_image(img: npt.NDArray[np.generic], key: bytes = DEMO_KEY) -> ImageDetection:
@@ -689,6 +694,8 @@ def _detect_whitened(
             if got.mac_ok and got.z >= Z_PRESENT:
                 break
     z, payload, mac_ok = best.z, best.payload, best.mac_ok
+    if payload is None:
+        payload = decode_soft(best.soft, key)[0]  # only for the record (``decoded``): it cannot count
     present = z >= Z_PRESENT or (mac_ok and z >= Z_WITH_MAC)
     # A strong sync peak whose payload verifies with none of this image's hashes: the mark was made for
     # other content (copied) or is too damaged to read; either way it proves nothing about this image.
