@@ -112,13 +112,19 @@ def create_upstream(seen: Upstream | None = None) -> Starlette:
         seen.paths.append(request.url.path)
         seen.bodies.append(body)
 
-    async def completions(request: Request) -> Response:
+    async def asked(request: Request) -> tuple[dict[str, Any], str, Response | None]:
+        """The JSON request (noted), its model, and the error a ``fail-NNN`` model asks for."""
         body = await request.body()
         note(request, body)
         ask = json.loads(body)
         model = str(ask.get("model", "tiny"))
-        if model.startswith("fail-"):
-            return _error(int(model[5:]), f"upstream refuses with {model[5:]}")
+        refused = _error(int(model[5:]), f"upstream refuses with {model[5:]}") if model.startswith("fail-") else None
+        return ask, model, refused
+
+    async def completions(request: Request) -> Response:
+        ask, model, refused = await asked(request)
+        if refused is not None:
+            return refused
         chat = request.url.path.endswith("/chat/completions")
         n_tokens, delay = int(ask.get("tokens", 8)), float(ask.get("delay", 0.0))
         size = int(ask.get("token_size", 0))  # pads every token to this many characters
@@ -222,12 +228,9 @@ def create_upstream(seen: Upstream | None = None) -> Starlette:
 
     async def responses(request: Request) -> Response:
         """The Responses API: one message output item with one ``output_text`` part, typed events when streamed."""
-        body = await request.body()
-        note(request, body)
-        ask = json.loads(body)
-        model = str(ask.get("model", "tiny"))
-        if model.startswith("fail-"):
-            return _error(int(model[5:]), f"upstream refuses with {model[5:]}")
+        ask, model, refused = await asked(request)
+        if refused is not None:
+            return refused
         n_tokens, delay = int(ask.get("tokens", 8)), float(ask.get("delay", 0.0))
         text = "".join(token(i) for i in range(n_tokens))
 
