@@ -463,6 +463,49 @@ def test_tool_calls_get_no_text_label() -> None:
     assert labeller.closing_chunks() == []
 
 
+@pytest.mark.parametrize("kind", ["chat", "completion"])
+def test_the_fast_path_changes_nothing_but_the_cost(kind: Any) -> None:
+    """Events the fast path passes unparsed give the same bytes and the same audit digest as the full path:
+    escapes, non-ASCII, several choices, tool calls, spaced JSON, finishing chunks, odd bytes."""
+
+    def event(choices: list[dict[str, Any]], *, spaced: bool = False) -> bytes:
+        chunk = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": choices}
+        separators = (", ", ": ") if spaced else (",", ":")
+        return b"data: " + json.dumps(chunk, separators=separators, ensure_ascii=False).encode() + b"\n\n"
+
+    def choice(index: int, text: str | None, finish: str | None = None, **delta: Any) -> dict[str, Any]:
+        if kind == "completion":
+            return {"index": index, "text": text or "", "logprobs": None, "finish_reason": finish}
+        body = {"content": text, **delta} if text is not None or delta else {}
+        return {"index": index, "delta": body, "logprobs": None, "finish_reason": finish}
+
+    stream = [
+        event([choice(0, "", role="assistant") if kind == "chat" else choice(0, "")]),
+        event([choice(0, "plain ")]),
+        event([choice(0, 'quote " and \\ backslash\n')]),
+        event([choice(0, "中文，标识 ")]),
+        event([choice(0, "\u2028 line separator")]),
+        event([choice(0, "spaced ")], spaced=True),
+        event([choice(0, "a "), choice(1, "b ")]),
+        event([choice(1, "second ")]),
+        event([choice(0, '"finish_reason":"stop" inside the text ')]),
+        event([choice(0, None, tool_calls=[{"index": 0}])] if kind == "chat" else [choice(0, "x ")]),
+        b'data: {"choices":[{"index":0,"delta":{"content":"\xff\xfe"},"finish_reason":null}]}\n\n',
+        event([choice(0, "last", "stop"), choice(1, "", "stop")]),
+        b"data: [DONE]\n\n",
+    ]
+    settings = GatewaySettings(upstream="http://127.0.0.1:1", producer=DEMO_PROVIDER_CODE, text_position="both")
+    label = settings.new_label()
+    fast, full = TextLabeller(settings, label, kind), TextLabeller(settings, label, kind)
+    full._passes_unchanged = lambda _event: False  # type: ignore[method-assign]
+    passed: list[bool] = []
+    check = fast._passes_unchanged
+    fast._passes_unchanged = lambda e: passed.append(check(e)) or passed[-1]  # type: ignore[method-assign]
+    assert [fast.label_event(e) for e in stream] == [full.label_event(e) for e in stream]
+    assert fast.audit_detail() == full.audit_detail()
+    assert sum(passed) >= 4  # the fast path did run (plain, escaped, Chinese, quoted text)
+
+
 def test_command_refuses_an_open_address_without_a_key() -> None:
     result = CliRunner().invoke(
         cli_app, ["gateway", "--upstream", "http://127.0.0.1:9", "-p", DEMO_PROVIDER_CODE, "--host", "0.0.0.0"]
