@@ -1,11 +1,21 @@
 # The two commands a fresh machine needs: `make demo` and `make test`.
-PYTHON ?= python3
+# Both work in a virtual environment, .venv, that the system's python3 creates: Debian 12/13 and Ubuntu mark
+# their own Python externally managed (PEP 668), so pip installs nothing into it. `make VENV=...` picks
+# another place, `make SYSTEM_PYTHON=...` another interpreter to create it with.
+SYSTEM_PYTHON ?= python3
+VENV ?= .venv
+PYTHON := $(VENV)/bin/python
+PIP_INSTALL := $(PYTHON) -m pip install -q --disable-pip-version-check
 
-.PHONY: setup corpus demo test lint pytest bench test-hooks fuzz
+.PHONY: setup venv corpus demo test lint pytest core-install bench test-hooks fuzz
 
-setup:
+# A .venv without a working pip (python3-venv was missing when it was made) is made again.
+venv:
 	bash scripts/install-system-deps.sh
-	$(PYTHON) -m pip install -q --disable-pip-version-check -e '.[service,postgres,c2pa,distributed,dev]'
+	$(PYTHON) -m pip --version >/dev/null 2>&1 || $(SYSTEM_PYTHON) -m venv --clear $(VENV)
+
+setup: venv
+	$(PIP_INSTALL) -e '.[all,dev]'
 
 # Other projects' test media (pinned sdists from PyPI) for tests/test_corpus.py; cached, git-ignored.
 corpus:
@@ -22,15 +32,20 @@ lint:
 pytest: corpus
 	AIGCLABEL_CORPUS=required $(PYTHON) -m pytest -q
 
-test: setup corpus lint pytest
+# `pip install aigclabel` alone (no extras), in a throwaway venv: labels and inspects bundled samples,
+# and a media command names the extra it needs.
+core-install:
+	bash scripts/check-core-install.sh $(PYTHON)
+
+test: setup corpus lint pytest core-install
 
 bench: setup
 	$(PYTHON) bench/images.py
 
 # The generation hooks against the real frameworks (not part of `make test`: torch alone is ~870 MB).
 test-hooks: setup
-	$(PYTHON) -m pip install -q --disable-pip-version-check torch==2.13.0
-	$(PYTHON) -m pip install -q --disable-pip-version-check -e '.[hooks]'
+	$(PIP_INSTALL) torch==2.13.0
+	$(PIP_INSTALL) -e '.[hooks]'
 	$(PYTHON) -m pytest -q tests/test_hooks.py
 
 # Nightly-style: 10x the mutants of the CI run (2,000 per format through the parsers, 150 through the

@@ -34,7 +34,19 @@ from .label import (
     provider_code_problems,
 )
 
-__version__ = "0.1.0"
+
+def __getattr__(name: str) -> str:
+    """``__version__``: the installed package's version (written once, in ``pyproject.toml``). Read on
+    first use, since importing :mod:`importlib.metadata` would cost every command's start."""
+    if name != "__version__":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("aigclabel")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "0+unknown"
+
 
 __all__ = [
     "DEMO_PROVIDER_CODE",

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from ._extras import needs_extra
 from ._io import durability_group, sweep_stale
 from .api import inspect, write_label
 from .errors import AIGCLabelError
@@ -248,7 +249,8 @@ def run_on_dask(
 ) -> BatchSummary:
     """:func:`run` on a Dask cluster: ``scheduler`` is a scheduler's address, or ``"local"`` for a cluster
     of ``workers`` (default 2) single-threaded processes on this machine, started here and closed after."""
-    from distributed import Client, LocalCluster
+    with needs_extra("distributed"):
+        from distributed import Client, LocalCluster
 
     cluster = LocalCluster(n_workers=workers or 2, threads_per_worker=1) if scheduler == "local" else None  # type: ignore[no-untyped-call]
     try:
@@ -314,7 +316,8 @@ def _ends_mid_line(report: Path) -> bool:
 
 def _completed(futures: list[Future[dict[str, Any]]]) -> Iterable[Future[dict[str, Any]]]:
     if futures and not isinstance(futures[0], Future):  # dask futures
-        from distributed import as_completed as dask_completed
+        with needs_extra("distributed"):
+            from distributed import as_completed as dask_completed
 
         return dask_completed(futures)
     return as_completed(futures)

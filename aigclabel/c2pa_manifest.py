@@ -24,6 +24,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from ._extras import needs_extra
 from ._io import atomic_output
 from .errors import AIGCLabelError, C2PAError, MalformedFileError, UnsupportedFormatError
 from .label import AIGCLabel
@@ -85,7 +86,8 @@ class C2PAReport:
 
 
 def _mime(path: Path) -> str:
-    import c2pa
+    with needs_extra("c2pa"):
+        import c2pa
 
     guessed = mimetypes.guess_type(path.name)[0]
     supported = set(c2pa.Reader.get_supported_mime_types())
@@ -95,7 +97,8 @@ def _mime(path: Path) -> str:
 
 
 def _context(anchors_pem: bytes | None) -> Any:
-    import c2pa
+    with needs_extra("c2pa"):
+        import c2pa
 
     settings: dict[str, Any] = json.loads(json.dumps(_OFFLINE_SETTINGS))
     if anchors_pem:
@@ -113,7 +116,8 @@ def write_manifest(
     title: str | None = None,
 ) -> None:
     """Sign ``src`` into ``dst`` with a C2PA manifest declaring AI generation and the GB label fields."""
-    import c2pa
+    with needs_extra("c2pa"):
+        import c2pa
 
     source, target = Path(src), Path(dst)
     creds = credentials or C2PACredentials.demo()
@@ -150,7 +154,8 @@ def write_manifest(
 
 def read_manifest(path: Path | str, *, anchors_pem: bytes | None = None) -> C2PAReport:
     """The AI markers of the file's active C2PA manifest (``present=False`` when it has none)."""
-    import c2pa
+    with needs_extra("c2pa"):
+        import c2pa
 
     source = Path(path)
     try:

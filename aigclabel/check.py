@@ -24,12 +24,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import av
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from . import _budget, api, i18n
 from ._decode import check_pixels, check_video_pixels, decode_for_analysis
+from ._extras import needs_extra
 from ._guard import hostile_input
 from .errors import AIGCLabelError, LimitExceededError, MalformedFileError, UnsupportedFormatError
 from .explicit.audio import CueTiming, scan_audio
@@ -38,6 +38,9 @@ from .explicit.ocr import find_image_labels, has_ai_element, has_generation_elem
 from .explicit.text import DEFAULT_WINDOW, TEXT_SUFFIXES, find_text_labels, read_text_file
 from .explicit.video import MIN_SECONDS
 from .i18n import Lang
+
+with needs_extra("media"):
+    import av
 
 Status = Literal["pass", "fail", "warning", "review", "skipped", "error"]
 Kind = Literal["text", "image", "audio", "video", "unknown"]

@@ -24,7 +24,7 @@ The tree (exit code; HTTP status and error code; other base classes in brackets)
       ConfigurationError                         exit 2   HTTP 400 bad-request
         ServiceConfigError                       exit 2   HTTP 400 bad-request
         GatewayConfigError [ValueError]          exit 2   HTTP 400 bad-request
-        MissingExtraError                        exit 2   HTTP 501 extra-not-installed
+        MissingExtraError [ImportError]          exit 2   HTTP 501 extra-not-installed
       RetentionError [ValueError]                exit 2   HTTP 400 bad-request
       FontNotFoundError                          exit 3   HTTP 400 bad-request
       SignatureError                             exit 6   HTTP 400 bad-request
@@ -143,20 +143,25 @@ class GatewayConfigError(ConfigurationError, ValueError):
     """A gateway setting that cannot work (an upstream that is no HTTP URL...)."""
 
 
-class MissingExtraError(ConfigurationError):
-    """An optional part of aigclabel is not installed; the message names the extra that adds it."""
+class MissingExtraError(ConfigurationError, ImportError):
+    """An optional part of aigclabel is not installed; the message names the extra that adds it.
+
+    Also an :class:`ImportError`, since it stands for one: code that falls back when an optional module
+    cannot be imported (the verify detectors, the OCR engine) keeps doing so."""
 
     http_status = 501
     http_error = "extra-not-installed"
 
-    def __init__(self, feature: str, extra: str) -> None:
+    def __init__(self, feature: str, extra: str, module: str | None = None) -> None:
         self.feature, self.extra = feature, extra
+        missing = f" ({module})" if module else ""
         super().__init__(
-            f"{feature} needs an optional dependency that is not installed: pip install 'aigclabel[{extra}]'"
+            f"{feature} needs an optional dependency that is not installed{missing}: pip install 'aigclabel[{extra}]'"
         )
+        self.name = module
 
-    def __reduce__(self) -> tuple[type[MissingExtraError], tuple[str, str]]:
-        return type(self), (self.feature, self.extra)
+    def __reduce__(self) -> tuple[type[MissingExtraError], tuple[str, str, str | None]]:
+        return type(self), (self.feature, self.extra, self.name)
 
 
 class RetentionError(AIGCLabelError, ValueError):

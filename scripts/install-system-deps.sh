@@ -2,6 +2,7 @@
 # Installs the Debian packages aigclabel's tests, demo and benchmarks use; skips what is present.
 set -euo pipefail
 packages=(
+  python3-venv             # `python3 -m venv .venv` (with pip) for the system's externally managed Python
   libimage-exiftool-perl   # exiftool: independent reader/writer in interop tests and the benchmark peer
   libexempi8               # python-xmp-toolkit: the TC260 image guide's own XMP method
   ffmpeg                   # ffprobe/ffmpeg: fixtures and stream-identity checks

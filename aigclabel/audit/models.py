@@ -10,11 +10,24 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, CheckConstraint, DateTime, Index, Integer, String, UniqueConstraint
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from sqlalchemy.types import TypeDecorator
+from .._extras import needs_extra
+
+with needs_extra("audit"):
+    from sqlalchemy import (
+        JSON,
+        BigInteger,
+        Boolean,
+        CheckConstraint,
+        DateTime,
+        Index,
+        Integer,
+        String,
+        UniqueConstraint,
+    )
+    from sqlalchemy.dialects.postgresql import JSONB
+    from sqlalchemy.engine import Dialect
+    from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+    from sqlalchemy.types import TypeDecorator
 
 #: Longest text we store in an indexed column; Annex E values are capped at 2048 characters.
 MAX_ID_LENGTH = 2048

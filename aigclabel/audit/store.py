@@ -19,18 +19,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, delete, event, func, select, text, update
-from sqlalchemy.engine import Connection
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
-
+from .._extras import needs_extra
 from ..errors import AuditError, AuditUnavailableError
 from ..signing import KeyRegistry, PublicKey, RegisteredKey
 from .models import MAX_ID_LENGTH, Event, EventKind, StoredKey
+
+with needs_extra("audit"):
+    from alembic import command
+    from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from sqlalchemy import Engine, create_engine, delete, event, func, select, text, update
+    from sqlalchemy.engine import Connection
+    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.orm import Session
 
 #: Environment variable naming the database URL (or SQLite file path).
 DB_ENV = "AIGCLABEL_DB"

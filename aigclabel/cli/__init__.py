@@ -30,7 +30,7 @@ from typing import Annotated
 
 import typer
 
-from .. import __version__
+from ..errors import AIGCLabelError
 from ..i18n import COMMAND_HELP_ZH, LANG_ENV, resolve_lang, text
 from . import audit, operations, platform, producer
 from ._common import say
@@ -51,6 +51,8 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
+        from .. import __version__
+
         typer.echo(f"aigclabel {__version__}")
         raise typer.Exit()
 
@@ -116,6 +118,9 @@ def main() -> None:
     atexit.register(gc.freeze)
     try:
         app()
+    except AIGCLabelError as exc:  # raised outside a command's own handling, e.g. a missing extra on import
+        say(exc)
+        sys.exit(exc.exit_code)
     except OSError as exc:
         if exc.errno is None:
             raise

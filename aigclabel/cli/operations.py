@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 
 import typer
 
+from .._extras import needs_extra
 from ..errors import AIGCLabelError, GatewayConfigError, ServiceConfigError
 from ..label import AIGCLabel
 from ._common import err, fail, out, signing_key, usage_error, watermark_key
@@ -270,7 +271,8 @@ def gateway(
     The upstream's key is read from $AIGCLABEL_UPSTREAM_API_KEY (never from the command line, never
     the client's). Without --api-key the gateway binds to loopback only.
     """
-    import uvicorn
+    with needs_extra("service"):
+        import uvicorn
 
     from ..audit import AuditStore
     from ..explicit.text import DEFAULT_LABEL

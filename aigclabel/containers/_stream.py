@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
+from .._extras import needs_extra
 from .._io import COPY_CHUNK, atomic_output, copy_exact
 from .._journal import EditPlan
 from ..errors import MalformedFileError, TruncatedFileError
@@ -120,7 +121,8 @@ def remux(src: Path, dst: Path, fmt: str, metadata: dict[str, str]) -> None:
     tags are copied except AIGC ones; ``metadata`` is added. For ``--repair`` only: the muxer
     rewrites every structure, so payload bytes move (the packets themselves stay as they were).
     """
-    import av  # PyAV loads the libav* libraries: only a repair needs them
+    with needs_extra("media"):
+        import av  # PyAV loads the libav* libraries: only a repair needs them
 
     try:
         with av.open(str(src)) as source, av.open(str(dst), "w", format=fmt) as out:

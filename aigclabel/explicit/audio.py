@@ -24,16 +24,19 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-import av
 import numpy as np
 import numpy.typing as npt
-from scipy import ndimage, signal
-from scipy.ndimage import uniform_filter1d
 
 from .. import _budget
+from .._extras import needs_extra
 from .._io import atomic_output
 from ..errors import InvalidLabelError, LimitExceededError, MalformedFileError, UnsupportedFormatError
 from ._implicit import ImplicitPolicy, read_implicit, restore_implicit
+
+with needs_extra("media"):
+    import av
+    from scipy import ndimage, signal
+    from scipy.ndimage import uniform_filter1d
 
 Floats = npt.NDArray[np.float32]
 LabelKind = Literal["cue", "speech", "both"]

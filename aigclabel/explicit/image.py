@@ -23,13 +23,16 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageDraw, ImageOps, ImageSequence, JpegImagePlugin, PngImagePlugin
-from scipy import ndimage
 
+from .._extras import needs_extra
 from .._io import atomic_output
 from ..errors import InvalidLabelError, LimitExceededError, MalformedFileError, UnsupportedFormatError
 from ._implicit import ImplicitPolicy, read_implicit, restore_implicit
 from .fonts import load_font
 from .text import DEFAULT_LABEL, validate_label_text
+
+with needs_extra("media"):
+    from scipy import ndimage
 
 Placement = Literal["bottom-right", "bottom-left", "top-right", "top-left", "bottom", "top"]
 RGB = tuple[int, int, int]

@@ -25,13 +25,16 @@ import subprocess
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageOps
-from scipy import ndimage
 
 from .. import _budget
+from .._extras import needs_extra
+
+with needs_extra("media"):
+    import cv2
+    from scipy import ndimage
 
 #: Long side (px) of the copy the text-detection model reads (448: the held-out third-party set is
 #: still read 64/64; at 384 a centred label went unseen).

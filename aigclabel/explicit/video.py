@@ -18,8 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import av
-
+from .._extras import needs_extra
 from .._io import atomic_output
 from ..errors import InvalidLabelError, MalformedFileError, UnsupportedFormatError
 from ._implicit import ImplicitPolicy, read_implicit, restore_implicit
@@ -32,6 +31,9 @@ from .image import (
     plan_label,
 )
 from .text import DEFAULT_LABEL
+
+with needs_extra("media"):
+    import av
 
 #: GB 45438 §5.4: the opening label lasts at least 2 s.
 MIN_SECONDS = 2.0

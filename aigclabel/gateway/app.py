@@ -26,16 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-import anyio
-import httpx
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
-from starlette.applications import Starlette
-from starlette.background import BackgroundTask
-from starlette.requests import ClientDisconnect, Request
-from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
-
+from .._extras import needs_extra
 from ..audit import AuditError, AuditEvent, AuditStore, EventKind
 from ..errors import AIGCLabelError, LimitExceededError, RequestTooLargeError
 from ..label import AIGCLabel
@@ -49,6 +40,17 @@ from .text import LABEL_FIELD, AnswerLabeller, SSEFramer, TextLabeller, asks_str
 MakeLabeller = Callable[[GatewaySettings, AIGCLabel, bool], AnswerLabeller]
 #: Content types of a streamed text answer: OpenAI's server-sent events, Ollama's JSON lines.
 _STREAM_TYPES = ("text/event-stream", "application/x-ndjson")
+
+with needs_extra("service"):
+    import anyio
+    import httpx
+    from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+    from starlette.applications import Starlette
+    from starlette.background import BackgroundTask
+    from starlette.requests import ClientDisconnect, Request
+    from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+    from starlette.routing import Route
+    from starlette.types import Receive, Scope, Send
 
 log = logging.getLogger("aigclabel.gateway")
 

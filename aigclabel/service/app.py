@@ -33,18 +33,9 @@ from importlib import resources
 from pathlib import Path, PurePath
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request, Security
-from fastapi.concurrency import run_in_threadpool
-from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from starlette.background import BackgroundTask
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.requests import ClientDisconnect
-
 from .. import __version__
 from .. import _budget as work
+from .._extras import needs_extra
 from .._media import MediaSample
 from ..api import inspect, write_label
 from ..audit import AuditEvent, AuditStore
@@ -67,6 +58,17 @@ from ..verify import (
 )
 from .guard import Guard, page_csp
 from .settings import DEFAULT_MAX_UPLOAD, ServiceSettings
+
+with needs_extra("service"):
+    from fastapi import Depends, FastAPI, HTTPException, Query, Request, Security
+    from fastapi.concurrency import run_in_threadpool
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+    from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+    from starlette.background import BackgroundTask
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+    from starlette.requests import ClientDisconnect
 
 __all__ = ["DEFAULT_MAX_UPLOAD", "ServiceSettings", "create_app"]
 

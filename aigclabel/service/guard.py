@@ -14,9 +14,11 @@ import json
 import logging
 import re
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
+from .._extras import needs_extra
 from .settings import ServiceSettings, is_loopback
+
+with needs_extra("service"):
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _log = logging.getLogger("aigclabel.service")
 

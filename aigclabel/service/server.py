@@ -17,10 +17,12 @@ import os
 import signal
 from typing import Any
 
-import h11
-from uvicorn.protocols.http.h11_impl import H11Protocol
-
+from .._extras import needs_extra
 from .guard import error_body
+
+with needs_extra("service"):
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
 
 #: Environment variable naming the supervisor's PID, set by :func:`run` for ``--workers`` children.
 SUPERVISOR_ENV = "AIGCLABEL_SUPERVISOR_PID"

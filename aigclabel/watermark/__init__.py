@@ -30,6 +30,7 @@ import numpy.typing as npt
 
 from .. import _budget
 from .._decode import decode_for_analysis
+from .._extras import needs_extra
 from .._guard import hostile_input
 from .._io import MAX_DECODE_PIXELS, atomic_output
 from ..errors import AIGCLabelError, LimitExceededError, MalformedFileError, UnsupportedFormatError
@@ -142,7 +143,8 @@ def _media_of(path: Path) -> Media | None:
                 return "image"
     except (UnidentifiedImageError, OSError):
         pass
-    import av
+    with needs_extra("media"):
+        import av
 
     try:
         with av.open(str(path)) as container:
@@ -200,7 +202,8 @@ def _read_rgb(path: Path, for_embed: bool = False) -> tuple[npt.NDArray[np.uint8
 
 
 def _read_audio(path: Path, limit_s: float, truncate: bool) -> tuple[npt.NDArray[np.float64], int]:
-    import av
+    with needs_extra("media"):
+        import av
 
     chunks: list[npt.NDArray[np.float64]] = []
     try:
@@ -244,7 +247,8 @@ def _write_audio(dst: Path, suffix: str, samples: npt.NDArray[np.float64], rate:
             w.setframerate(rate)
             w.writeframes(pcm.tobytes())
         return
-    import av
+    with needs_extra("media"):
+        import av
 
     fmt, codec = _AUDIO_CODECS[suffix]
     layout = "stereo" if pcm.shape[1] > 1 else "mono"

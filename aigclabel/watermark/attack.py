@@ -8,11 +8,14 @@ subtracting it from the marked one tries to remove it.
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 
+from .._extras import needs_extra
 from .image import TILE, _luma
+
+with needs_extra("media"):
+    import cv2
 
 __all__ = ["apply_tile", "estimate_tile"]
 

@@ -27,9 +27,12 @@ from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
-from scipy import signal
 
+from .._extras import needs_extra
 from .payload import CODED_BITS, DEMO_KEY, Payload, decode_soft, encode_payload, keyed_rng
+
+with needs_extra("media"):
+    from scipy import signal
 
 __all__ = ["Z_PRESENT", "Z_WITH_MAC", "AudioDetection", "detect_audio", "embed_audio", "snr_db"]
 

@@ -74,11 +74,14 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import combinations
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 
+from .._extras import needs_extra
 from .payload import CODED_BITS, DEMO_KEY, Payload, decode_soft, decode_soft_bound, encode_payload, keyed_rng
+
+with needs_extra("media"):
+    import cv2
 
 __all__ = ["MAX_GEOMETRIES", "TILE", "Z_PRESENT", "Z_WITH_MAC", "ImageDetection", "detect_image", "embed_image", "psnr"]
 

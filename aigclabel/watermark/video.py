@@ -15,15 +15,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import av
 import numpy as np
 import numpy.typing as npt
 
 from .. import _budget
 from .._decode import check_video_pixels
+from .._extras import needs_extra
 from ..errors import LimitExceededError, MalformedFileError
 from .image import ImageDetection, _check_image, _detect_whitened, _luma, _whiten, embed_image
 from .payload import DEMO_KEY, Payload
+
+with needs_extra("media"):
+    import av
 
 __all__ = ["detect_video", "embed_video"]
 
