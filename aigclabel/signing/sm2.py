@@ -17,6 +17,7 @@ import secrets
 from types import ModuleType
 from typing import Any
 
+from .._extras import needs_extra
 from ..errors import MissingExtraError
 
 #: Curve constants (GB/T 32918.5).
@@ -28,10 +29,8 @@ N = int("FFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFF7203DF6B21C6052B53BBF40939D54123", 16)
 
 def require() -> ModuleType:
     """gmssl's ``sm2`` module; :class:`MissingExtraError` naming ``aigclabel[sm2]`` when it is not installed."""
-    try:
+    with needs_extra("sm2"):
         return importlib.import_module("gmssl.sm2")  # imported lazily: it pulls in pycryptodomex
-    except ImportError:
-        raise MissingExtraError("SM2", "sm2") from None
 
 
 def available() -> bool:
