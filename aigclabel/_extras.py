@@ -14,12 +14,12 @@ from .errors import MissingExtraError
 
 #: What each extra of ``pyproject.toml`` adds, as the error message names it.
 FEATURES = {
-    "media": "Explicit labels, watermarks, OCR and audio/video decoding",
+    "media": "Media processing (explicit labels, watermarks, OCR, audio and video decoding)",
     "audit": "The audit log",
-    "service": "The HTTP service and the gateway",
+    "service": "The HTTP service",
     "sm2": "SM2",
     "c2pa": "C2PA",
-    "distributed": "A Dask cluster",
+    "distributed": "Batch work on a Dask cluster",
 }
 
 
