@@ -17,6 +17,9 @@ setup: $(INSTALLED)
 $(INSTALLED): pyproject.toml scripts/install-system-deps.sh
 	bash scripts/install-system-deps.sh
 	$(PYTHON) -m pip --version >/dev/null 2>&1 || $(SYSTEM_PYTHON) -m venv --clear $(VENV)
+	# Debian 12's venv pip (23.0.1) builds even the build tools from source for `pip download --no-binary`
+	# (tests/corpus/fetch.py): minutes of nested builds instead of seconds.
+	$(PIP_INSTALL) --upgrade pip
 	$(PIP_INSTALL) -e '.[all,dev]'
 	touch $@
 

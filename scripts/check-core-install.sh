@@ -24,7 +24,7 @@ fi
 
 samples="$("$bin/python" -c 'import aigclabel, pathlib; print(pathlib.Path(aigclabel.__file__).parent / "samples")')"
 mkdir "$tmp/out"
-formats=(jpg png tiff heic pdf docx mp3 flac wav mp4 webm txt)
+formats=(jpg png tiff heic pdf docx mp3 flac wav mp4 webm glb txt)
 for ext in "${formats[@]}"; do
   (cd "$tmp" && "$bin/aigclabel" label "$samples/sample.$ext" -o "out/sample.$ext" -p 001191440300708461136T1XGW3 >/dev/null)
 done

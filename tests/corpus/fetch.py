@@ -88,13 +88,26 @@ def _download(name: str, version: str, archive: Path, sha256: str) -> None:
         shutil.move(fetched, archive)
 
 
+def _inside(name: str) -> bool:
+    """True for a relative member path without ``..``: it cannot land outside the extraction folder."""
+    path = Path(name)
+    return not path.is_absolute() and ".." not in path.parts
+
+
 def _unpack(archive: Path, target: Path) -> None:
     """Regular files only, with tarfile's ``data`` filter (no links, devices or paths outside ``target``)."""
     partial = target.with_name(target.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     with tarfile.open(archive) as tar:
-        members = [m for m in tar.getmembers() if m.isfile() and Path(m.name).suffix.lower() not in _SKIP_SUFFIXES]
-        tar.extractall(partial, members=members, filter="data")
+        members = [
+            m
+            for m in tar.getmembers()
+            if m.isfile() and Path(m.name).suffix.lower() not in _SKIP_SUFFIXES and _inside(m.name)
+        ]
+        # Extraction filters came with Python 3.11.4; Debian 12's python3 is 3.11.2. The member list above
+        # already holds only regular files with relative paths that stay inside ``partial``.
+        safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+        tar.extractall(partial, members=members, **safe)  # type: ignore[arg-type]
     tops = list(partial.iterdir())
     shutil.rmtree(target, ignore_errors=True)
     if len(tops) == 1 and tops[0].is_dir():  # an sdist holds one NAME-VERSION folder: drop that level
