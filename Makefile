@@ -13,12 +13,11 @@ INSTALLED := $(VENV)/.installed
 setup: $(INSTALLED)
 
 # Runs again when what it installs changed (or .venv is new). A .venv without a working pip (made while
-# python3-venv was missing) is made afresh.
+# python3-venv was missing) is made afresh. pip is upgraded first: Debian 12's (23.0.1) builds even the
+# build tools from source under `pip download --no-binary` (tests/corpus/fetch.py), minutes instead of seconds.
 $(INSTALLED): pyproject.toml scripts/install-system-deps.sh
 	bash scripts/install-system-deps.sh
 	$(PYTHON) -m pip --version >/dev/null 2>&1 || $(SYSTEM_PYTHON) -m venv --clear $(VENV)
-	# Debian 12's venv pip (23.0.1) builds even the build tools from source for `pip download --no-binary`
-	# (tests/corpus/fetch.py): minutes of nested builds instead of seconds.
 	$(PIP_INSTALL) --upgrade pip
 	$(PIP_INSTALL) -e '.[all,dev]'
 	touch $@
