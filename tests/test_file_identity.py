@@ -13,6 +13,7 @@ import signal
 import stat
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -180,17 +181,17 @@ def test_permission_denied_is_a_clear_error(tmp_path: Path) -> None:
 
 
 @needs_root
-def test_another_users_file_is_refused_rather_than_taken_over(tmp_path: Path) -> None:
-    shared = tmp_path / "shared"
-    shared.mkdir()
-    shared.chmod(0o777)
-    tmp_path.chmod(0o755)
-    photo = shared / "photo.png"
-    shutil.copy(SAMPLES / "sample.png", photo)
-    photo.chmod(0o666)
-    done = _run_as(NOBODY, "label", photo, "-p", DEMO_PROVIDER_CODE)
-    assert done.returncode == 8 and b"belongs to user 0" in done.stderr, done.stderr
-    assert photo.stat().st_uid == 0 and photo.read_bytes() == (SAMPLES / "sample.png").read_bytes()
+def test_another_users_file_is_refused_rather_than_taken_over() -> None:
+    # Not under tmp_path: pytest's base folder is root-only, so nobody could not even reach the file.
+    with tempfile.TemporaryDirectory(prefix="aigclabel-shared-") as scratch:
+        shared = Path(scratch)
+        shared.chmod(0o777)
+        photo = shared / "photo.png"
+        shutil.copy(SAMPLES / "sample.png", photo)
+        photo.chmod(0o666)
+        done = _run_as(NOBODY, "label", photo, "-p", DEMO_PROVIDER_CODE)
+        assert done.returncode == 8 and b"belongs to user 0" in done.stderr, done.stderr
+        assert photo.stat().st_uid == 0 and photo.read_bytes() == (SAMPLES / "sample.png").read_bytes()
 
 
 @pytest.mark.parametrize("sample", ["sample.jpg", "sample.txt"])
