@@ -25,6 +25,19 @@ from ._guard import hostile_input
 from ._io import MAX_DECODE_PIXELS
 from .errors import LimitExceededError
 
+
+def register_heif() -> None:
+    """Let Pillow open HEIC/AVIF, for every module that decodes with it (this one registers on import;
+    pillow-heif is a declared dependency and registration is idempotent)."""
+    try:
+        import pillow_heif
+    except ImportError:  # pragma: no cover - declared dependency
+        return
+    pillow_heif.register_heif_opener()
+
+
+register_heif()
+
 #: Images above this many pixels are analysed at reduced scale.
 ANALYSIS_PIXELS = 16_000_000
 

@@ -1,4 +1,9 @@
-"""One upload's decoded media, shared by the trace detectors of one ``classify`` call.
+"""What a file holds (:func:`media_of`), and one upload's decoded media shared by the trace detectors
+of one ``classify`` call (:class:`MediaSample`).
+
+:func:`media_of` is the one media probe (``check``, ``mark``, the watermark): the container registry
+first, a content probe only for files no container claims. It imports Pillow and PyAV only when it
+needs them, so reading a label stays light.
 
 The visible-label and watermark detectors each decoded the same picture (about 10 ms per 2 MP
 JPEG, more with the EXIF transpose); a :class:`MediaSample` decodes it once, lazily (a file whose
@@ -9,11 +14,98 @@ detector that asks, so each reports it in its own way.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
+
+from ._extras import needs_extra
+from .containers import Container, MediaKind, container_for_suffix, open_container
+from .errors import AIGCLabelError
 
 if TYPE_CHECKING:
     from PIL import Image
+
+_T = TypeVar("_T")
+
+#: The FFmpeg muxer for each output suffix a video is re-encoded to (H.264: the visible video label and
+#: the video watermark), by container; ``{}`` declares a container we do not re-encode into. A test
+#: keeps every video container listed, so a new one is a decision, not an omission.
+VIDEO_OUTPUTS: dict[str, dict[str, str]] = {
+    "mp4": {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov"},
+    "matroska": {".mkv": "matroska"},  # not .webm: WebM allows no H.264
+    "avi": {},
+    "flv": {},
+}
+
+#: Media whose containers hold either: an ``.m4a`` is MP4 without video, an ``.ogv`` is Ogg with it.
+_TIMED = frozenset({MediaKind.AUDIO, MediaKind.VIDEO})
+
+
+def media_of(path: Path) -> MediaKind | None:
+    """What ``path`` holds, or ``None`` when nothing here can decode it.
+
+    A file a container claims has that container's :attr:`~aigclabel.containers.Container.media`
+    (text formats, having no magic bytes, are also known by suffix alone); for an audio or video
+    container its streams decide between the two. A file no container claims is an image if Pillow
+    identifies it (BMP, say), else audio or video by its PyAV streams.
+    """
+    container = claimed_by(path)
+    if container is not None:
+        return _streams_of(path) if container.media in _TIMED else container.media
+    if _is_picture(path):
+        return MediaKind.IMAGE
+    return _streams_of(path)
+
+
+def output_for(table: Mapping[str, Mapping[str, _T]], path: Path) -> _T | None:
+    """The entry of a per-container output table (suffix -> how to write it) for ``path``; ``None``
+    when its container is not listed or takes no output of that suffix."""
+    container = container_for_suffix(path.suffix) if path.suffix else None
+    return table.get(container.name, {}).get(path.suffix.lower()) if container is not None else None
+
+
+def output_suffixes(table: Mapping[str, Mapping[str, object]]) -> list[str]:
+    """Every output suffix of a per-container output table, sorted (for messages)."""
+    return sorted(suffix for outputs in table.values() for suffix in outputs)
+
+
+def claimed_by(path: Path) -> type[Container] | None:
+    """The container that claims ``path``: by content, or for a text format by suffix (``None``: none)."""
+    try:
+        return type(open_container(path))
+    except AIGCLabelError:
+        by_suffix = container_for_suffix(path.suffix) if path.suffix else None
+        return by_suffix if by_suffix is not None and by_suffix.media is MediaKind.TEXT else None
+
+
+def _is_picture(path: Path) -> bool:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.verify()
+        return True
+    except Image.DecompressionBombError:
+        return True  # identified as an image, just too large to decode: its decoder reports the limit
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return False
+
+
+def _streams_of(path: Path) -> MediaKind | None:
+    """Video when PyAV finds a moving picture (cover art does not count), audio when only sound."""
+    with needs_extra("media"):
+        import av
+
+    try:
+        with av.open(str(path), metadata_errors="replace") as container:
+            moving = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+            if moving:
+                return MediaKind.VIDEO
+            if container.streams.audio:
+                return MediaKind.AUDIO
+    except (av.error.FFmpegError, OSError, ValueError):
+        pass
+    return None
 
 
 class MediaSample:

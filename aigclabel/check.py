@@ -22,15 +22,17 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from . import _budget, api, i18n
 from ._decode import check_pixels, check_video_pixels, decode_for_analysis
 from ._extras import needs_extra
 from ._guard import hostile_input
+from ._media import media_of
+from .containers import MediaKind
 from .errors import AIGCLabelError, LimitExceededError, MalformedFileError, UnsupportedFormatError
 from .explicit.audio import CueTiming, scan_audio
 from .explicit.image import DARK_PLATE, LIGHT_PLATE, LOCATE_TOLERANCE, MIN_HEIGHT_RATIO, LocatedLabel, locate_label
@@ -94,43 +96,11 @@ class FileReport:
         }
 
 
-#: Container formats that are documents: checked for their implicit label only, never decoded as media.
-DOCUMENT_CONTAINERS = frozenset({"svg", "html", "pdf", "ooxml", "epub"})
-
-
-def _container_name(path: Path) -> str | None:
-    from .containers import open_container
-
-    try:
-        return open_container(path).name
-    except AIGCLabelError:
-        return None
-
-
 def detect_kind(path: Path) -> Kind:
-    """What kind of content ``path`` holds: by suffix for text, else by what Pillow or PyAV can decode."""
-    if path.suffix.lower() in TEXT_SUFFIXES:
-        return "text"
-    try:
-        with Image.open(path) as im:
-            im.verify()
-        return "image"
-    except Image.DecompressionBombError:
-        return "image"  # identified as an image, just too large to decode: the image rules report the limit
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        pass
-    if _container_name(path) in DOCUMENT_CONTAINERS:
-        return "unknown"  # FFmpeg "opens" SVG (and more) as an image pipe it cannot decode: not a video
-    try:
-        with av.open(str(path), metadata_errors="replace") as container:
-            videos = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
-            if videos:
-                return "video"
-            if container.streams.audio:
-                return "audio"
-    except (av.error.FFmpegError, OSError):
-        pass
-    return "unknown"
+    """What kind of content ``path`` holds (:func:`aigclabel._media.media_of`); a document (PDF, SVG...)
+    is ``"unknown"``: it is checked for its implicit label only, never decoded as media."""
+    media = media_of(path)
+    return "unknown" if media is None or media is MediaKind.DOCUMENT else cast(Kind, media.value)
 
 
 def _implicit_rule(path: Path) -> tuple[RuleResult, AIGCLabelError | None]:

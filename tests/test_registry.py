@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
+from collections.abc import Mapping
+from pathlib import Path
 
+import pytest
+from PIL import Image
+
+from aigclabel import watermark
+from aigclabel._media import VIDEO_OUTPUTS, claimed_by, media_of
 from aigclabel.containers import (
     Container,
     MediaKind,
@@ -12,6 +18,9 @@ from aigclabel.containers import (
     containers_of,
     registered,
 )
+from aigclabel.errors import UnsupportedFormatError
+from tests._video import AUDIO, ffmpeg
+from tests.conftest import SAMPLES
 
 
 @pytest.mark.parametrize("name", sorted(registered()))
@@ -43,3 +52,58 @@ def test_lookups() -> None:
     assert set(containers_of(MediaKind.AUDIO)) == {"wav", "flac", "mp3", "ogg"}
     assert {"pdf", "ooxml", "epub", "svg"} == set(containers_of(MediaKind.DOCUMENT))
     assert set().union(*(containers_of(kind) for kind in MediaKind)) == set(registered())
+
+
+@pytest.mark.parametrize("sample", sorted(p.name for p in SAMPLES.glob("sample.*")))
+def test_a_claimed_sample_has_its_containers_media(sample: str) -> None:
+    """The one media probe answers from the registry; an audio or video container's streams decide."""
+    path = SAMPLES / sample
+    container = claimed_by(path)
+    assert container is not None, f"no container claims the bundled {sample}"
+    assert media_of(path) is container.media
+
+
+def test_streams_and_content_decide_what_no_container_settles(tmp_path: Path) -> None:
+    """MP4 without video is audio; a BMP (no container) is an image by Pillow; an HTML file that does not
+    sniff as HTML is text by its suffix; bytes nothing decodes are nothing."""
+    m4a = ffmpeg(tmp_path / "tone.m4a", *AUDIO, "-c:a", "aac")
+    assert claimed_by(m4a) is registered()["mp4"] and media_of(m4a) is MediaKind.AUDIO
+    bmp = tmp_path / "picture.bmp"
+    Image.new("RGB", (8, 8), "red").save(bmp)
+    assert claimed_by(bmp) is None and media_of(bmp) is MediaKind.IMAGE
+    page = tmp_path / "notes.html"
+    page.write_text("just words, no markup\n", encoding="utf-8")
+    assert media_of(page) is MediaKind.TEXT
+    noise = tmp_path / "noise.bin"
+    noise.write_bytes(bytes(range(256)) * 4)
+    assert media_of(noise) is None
+
+
+#: Tables of per-format knowledge the registry cannot derive, and the media kind whose every container
+#: each must list (an entry may say "not supported", but a new format cannot be missed silently).
+PER_FORMAT_TABLES: list[tuple[str, Mapping[str, object], MediaKind]] = [
+    ("watermark IMAGE_MARKED", watermark.IMAGE_MARKED, MediaKind.IMAGE),
+    ("watermark TEXT_MARKED", watermark.TEXT_MARKED, MediaKind.TEXT),
+    ("watermark AUDIO_OUTPUTS", watermark.AUDIO_OUTPUTS, MediaKind.AUDIO),
+    ("VIDEO_OUTPUTS (watermark, visible label)", VIDEO_OUTPUTS, MediaKind.VIDEO),
+]
+
+
+@pytest.mark.parametrize(("table", "entries", "media"), PER_FORMAT_TABLES, ids=[t[0] for t in PER_FORMAT_TABLES])
+def test_per_format_tables_list_every_container_of_their_media(
+    table: str, entries: Mapping[str, object], media: MediaKind
+) -> None:
+    missing = set(containers_of(media)) - set(entries)
+    assert not missing, f"{table} has no entry for {sorted(missing)}: add one (or declare it unsupported)"
+    assert set(entries) <= set(registered()), f"{table} names a container that is not registered"
+    for name, outputs in entries.items():
+        if isinstance(outputs, dict):  # output tables: suffix -> how to write it, within the container's own
+            assert set(outputs) <= set(registered()[name].extensions), f"{table}[{name}]"
+
+
+def test_a_format_declared_unsupported_is_refused(tmp_path: Path) -> None:
+    """GIF is an image the watermark does not mark (IMAGE_MARKED), HTML text it does not (TEXT_MARKED)."""
+    for sample in ("sample.gif", "sample.html"):
+        with pytest.raises(UnsupportedFormatError):
+            watermark.embed_file(SAMPLES / sample, tmp_path / sample, "produce-1")
+        assert not (tmp_path / sample).exists()

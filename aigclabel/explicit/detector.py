@@ -251,9 +251,9 @@ class ExplicitVideoLabeler:
 
     def supports(self, path: Path) -> bool:
         """True for the video formats :func:`add_video_label` writes."""
-        from .video import _FORMATS
+        from .._media import VIDEO_OUTPUTS, output_for
 
-        return path.suffix.lower() in _FORMATS and _format(path) is not None
+        return output_for(VIDEO_OUTPUTS, path) is not None and _format(path) is not None
 
     def add_label(self, src: Path, dst: Path, classification: Classification) -> None:
         """Write ``src`` with the prompt on its opening seconds to ``dst``."""

@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageDraw, ImageOps, ImageSequence, JpegImagePlugin, PngImagePlugin
 
+from .. import _decode  # noqa: F401  (importing it lets Pillow open HEIC/AVIF)
 from .._extras import needs_extra
 from .._io import atomic_output
 from ..errors import InvalidLabelError, LimitExceededError, MalformedFileError, UnsupportedFormatError
@@ -50,18 +51,6 @@ LOCATE_TOLERANCE = 56
 #: light) subject merges with it at the wide tolerance; our flat plate colour (24 or 248) still
 #: separates from pure black/white and most picture content at this one, even after JPEG q75.
 LOCATE_TIGHT_TOLERANCE = 16
-
-
-def _register_heif() -> None:
-    """Let Pillow open HEIC/AVIF (pillow-heif is a core dependency; registration is idempotent)."""
-    try:
-        import pillow_heif
-    except ImportError:  # pragma: no cover - declared dependency
-        return
-    pillow_heif.register_heif_opener()
-
-
-_register_heif()
 
 
 def relative_luminance(rgb: npt.ArrayLike) -> npt.NDArray[np.float64]:

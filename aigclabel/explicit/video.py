@@ -20,6 +20,7 @@ from typing import Any
 
 from .._extras import needs_extra
 from .._io import atomic_output
+from .._media import VIDEO_OUTPUTS, output_for, output_suffixes
 from ..errors import InvalidLabelError, MalformedFileError, UnsupportedFormatError
 from ._implicit import ImplicitPolicy, read_implicit, restore_implicit
 from .image import (
@@ -37,8 +38,6 @@ with needs_extra("media"):
 
 #: GB 45438 §5.4: the opening label lasts at least 2 s.
 MIN_SECONDS = 2.0
-#: Output container per suffix.
-_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 _X264_PIX_FMTS = ("yuv420p", "yuvj420p", "yuv422p", "yuv444p", "yuv420p10le", "yuv422p10le", "yuv444p10le")
 
 
@@ -76,9 +75,10 @@ def add_video_label(
         raise InvalidLabelError(f"the opening label must last at least {MIN_SECONDS} s (GB 45438 §5.4)")
     if not 0 <= crf <= 51:
         raise InvalidLabelError("crf must be 0..51")
-    fmt = _FORMATS.get(dst.suffix.lower())
+    fmt = output_for(VIDEO_OUTPUTS, dst)
     if fmt is None:
-        raise UnsupportedFormatError(f"{dst}: video output must end in one of {', '.join(sorted(_FORMATS))}")
+        suffixes = ", ".join(output_suffixes(VIDEO_OUTPUTS))
+        raise UnsupportedFormatError(f"{dst}: video output must end in one of {suffixes}")
     before = read_implicit(src, implicit)
     try:
         rotation = _display_rotation(src)

@@ -23,7 +23,7 @@ import contextlib
 import wave
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -33,6 +33,8 @@ from .._decode import decode_for_analysis
 from .._extras import needs_extra
 from .._guard import hostile_input
 from .._io import MAX_DECODE_PIXELS, atomic_output
+from .._media import VIDEO_OUTPUTS, claimed_by, media_of, output_for, output_suffixes
+from ..containers import MediaKind
 from ..errors import AIGCLabelError, LimitExceededError, MalformedFileError, UnsupportedFormatError
 from ..label import AIGCLabel
 from .audio import AudioDetection, detect_audio, embed_audio
@@ -78,15 +80,21 @@ __all__ = [
 
 Media = Literal["image", "audio", "video", "text"]
 
-_TEXT_EXT = {".txt", ".md", ".markdown", ".text"}
-_IMAGE_FORMATS = {"JPEG", "PNG", "WEBP", "TIFF", "BMP", "HEIF", "AVIF"}
-_AUDIO_CODECS = {
-    ".wav": ("wav", "pcm_s16le"),
-    ".flac": ("flac", "flac"),
-    ".mp3": ("mp3", "libmp3lame"),
-    ".m4a": ("ipod", "aac"),
+#: Text containers the text mark is written into (and read from); not HTML, where it would land in markup.
+TEXT_MARKED: dict[str, bool] = {"text": True, "markdown": True, "html": False}
+#: Image containers whose picture is marked and written back in its own format; not GIF, whose
+#: 256-colour palette would quantise the mark away. (Every image is searched for a mark.)
+IMAGE_MARKED: dict[str, bool] = {"jpeg": True, "png": True, "webp": True, "tiff": True, "heif": True, "gif": False}
+#: Pillow formats no container claims whose pictures are marked too.
+_UNCLAIMED_IMAGE_FORMATS = frozenset({"BMP"})
+#: Marked audio is written as (FFmpeg muxer, codec) per output suffix, by container; ``{}``: not written.
+AUDIO_OUTPUTS: dict[str, dict[str, tuple[str, str]]] = {
+    "wav": {".wav": ("wav", "pcm_s16le")},
+    "flac": {".flac": ("flac", "flac")},
+    "mp3": {".mp3": ("mp3", "libmp3lame")},
+    "ogg": {},
+    "mp4": {".m4a": ("ipod", "aac")},
 }
-_VIDEO_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 #: Embedding holds the whole signal in memory (float64), so it is capped; detection reads only a prefix
 #: because the mark repeats every 2 s.
 _MAX_EMBED_AUDIO_S = 1800.0
@@ -131,38 +139,21 @@ class WatermarkResult:
 
 
 def _media_of(path: Path) -> Media | None:
-    if path.suffix.lower() in _TEXT_EXT:
-        return "text"
-    from PIL import Image, UnidentifiedImageError
-
-    _register_heif()
-
-    try:
-        with Image.open(path) as im:
-            if im.format in _IMAGE_FORMATS:
-                return "image"
-    except (UnidentifiedImageError, OSError):
-        pass
-    with needs_extra("media"):
-        import av
-
-    try:
-        with av.open(str(path)) as container:
-            moving = [v for v in container.streams.video if not v.disposition & av.stream.Disposition.attached_pic]
-            if moving:
-                return "video"
-            if container.streams.audio:
-                return "audio"
-    except (av.error.FFmpegError, OSError, ValueError):
-        return None
-    return None
+    """What of ``path`` carries a watermark (:func:`aigclabel._media.media_of`, text only where marked)."""
+    media = media_of(path)
+    if media is MediaKind.TEXT:
+        container = claimed_by(path)
+        return "text" if container is not None and TEXT_MARKED.get(container.name, False) else None
+    return None if media is None or media is MediaKind.DOCUMENT else cast(Media, media.value)
 
 
-def _register_heif() -> None:
-    with contextlib.suppress(ImportError):
-        import pillow_heif
-
-        pillow_heif.register_heif_opener()
+def _check_image_marked(path: Path, fmt: str) -> None:
+    """Refuse an image whose format cannot hold the mark once written back (:data:`IMAGE_MARKED`)."""
+    container = claimed_by(path)
+    if container is None and fmt in _UNCLAIMED_IMAGE_FORMATS:
+        return
+    if container is None or not IMAGE_MARKED.get(container.name, False):
+        raise UnsupportedFormatError(f"{path}: {fmt} images cannot be watermarked")
 
 
 def _read_rgb(path: Path, for_embed: bool = False) -> tuple[npt.NDArray[np.uint8], str, dict[str, object]]:
@@ -238,9 +229,10 @@ def _read_audio(path: Path, limit_s: float, truncate: bool) -> tuple[npt.NDArray
     return np.concatenate(chunks, axis=0), rate
 
 
-def _write_audio(dst: Path, suffix: str, samples: npt.NDArray[np.float64], rate: int) -> None:
+def _write_audio(dst: Path, output: tuple[str, str], samples: npt.NDArray[np.float64], rate: int) -> None:
     pcm = np.clip(np.rint(samples * 32767.0), -32768, 32767).astype("<i2")
-    if suffix == ".wav":
+    fmt, codec = output
+    if fmt == "wav":
         with wave.open(str(dst), "wb") as w:
             w.setnchannels(pcm.shape[1])
             w.setsampwidth(2)
@@ -250,7 +242,6 @@ def _write_audio(dst: Path, suffix: str, samples: npt.NDArray[np.float64], rate:
     with needs_extra("media"):
         import av
 
-    fmt, codec = _AUDIO_CODECS[suffix]
     layout = "stereo" if pcm.shape[1] > 1 else "mono"
     with av.open(str(dst), "w", format=fmt) as out:
         stream = out.add_stream(codec, rate=rate, layout=layout)
@@ -318,6 +309,7 @@ def embed_file(
         from PIL import Image
 
         pixels, fmt, keep = _read_rgb(src, for_embed=True)
+        _check_image_marked(src, fmt)
         im = Image.fromarray(embed_image(pixels, payload, key))
         params: dict[str, object] = {k: v for k, v in keep.items() if not (k == "xmp" and fmt not in ("JPEG", "WEBP"))}
         if fmt == "JPEG":
@@ -329,21 +321,25 @@ def embed_file(
         _carry_label(label, out)
         return out
     if media == "audio":
-        suffix = out.suffix.lower()
-        if suffix not in _AUDIO_CODECS:
-            raise UnsupportedFormatError(f"{out}: can write watermarked audio only as {', '.join(_AUDIO_CODECS)}")
+        output = output_for(AUDIO_OUTPUTS, out)
+        if output is None:
+            raise UnsupportedFormatError(
+                f"{out}: can write watermarked audio only as {', '.join(output_suffixes(AUDIO_OUTPUTS))}"
+            )
         samples, rate = _read_audio(src, _MAX_EMBED_AUDIO_S, truncate=False)
         marked_audio = embed_audio(samples, rate, payload, key).reshape(samples.shape)
         with atomic_output(out, mode_from=src) as tmp:
-            _write_audio(tmp, suffix, marked_audio, rate)
+            _write_audio(tmp, output, marked_audio, rate)
         _carry_label(label, out)
         return out
     if media == "video":
         from .video import embed_video
 
-        vfmt = _VIDEO_FORMATS.get(out.suffix.lower())
+        vfmt = output_for(VIDEO_OUTPUTS, out)
         if vfmt is None:
-            raise UnsupportedFormatError(f"{out}: can write watermarked video only as {', '.join(_VIDEO_FORMATS)}")
+            raise UnsupportedFormatError(
+                f"{out}: can write watermarked video only as {', '.join(output_suffixes(VIDEO_OUTPUTS))}"
+            )
         with atomic_output(out, mode_from=src) as tmp:
             embed_video(src, tmp, payload, key, container_format=vfmt)
         _carry_label(label, out)
