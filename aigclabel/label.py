@@ -65,6 +65,23 @@ FIELD_NAMES: tuple[str, ...] = (
 
 _FIELD_POSITION = {key: i for i, key in enumerate(FIELD_NAMES)}
 
+#: The fields the content producer writes, which no later party rewrites (Measures Art. 10), and the
+#: fields each propagating platform writes in their place (§6.1 a 4, 5; Annex E g-i).
+PRODUCER_FIELDS: tuple[str, ...] = FIELD_NAMES[:4]
+PROPAGATION_FIELDS: tuple[str, ...] = FIELD_NAMES[4:]
+
+#: The reserved field each role's signature goes into; it signs every field before it (:func:`signed_fields`).
+SIGNATURE_FIELDS: Mapping[Literal["producer", "propagator"], str] = {
+    "producer": "ReservedCode1",
+    "propagator": "ReservedCode2",
+}
+
+
+def signed_fields(role: Literal["producer", "propagator"]) -> tuple[str, ...]:
+    """The keys a ``role``'s signature covers: every field before its own reserved field."""
+    return FIELD_NAMES[: _FIELD_POSITION[SIGNATURE_FIELDS[role]]]
+
+
 #: Key of the wrapped shape ``{"AIGC": {...}}``.
 WRAPPER_KEY = "AIGC"
 
@@ -88,7 +105,8 @@ _REFUSED_ON_WRITE = frozenset({"vendor-length"})
 #: Longest raw label text we try to parse; anything longer is hostile or not a label.
 MAX_LABEL_TEXT = 64 * 1024
 
-_VALUE_CHARS = re.compile(r"[\x21-\x5B\x5D-\x7E]*")
+#: What a field value may hold after JSON decoding (Annex E j): printable ASCII without space or backslash.
+VALUE_PATTERN = re.compile(r"[\x21-\x5B\x5D-\x7E]*")
 _PROVIDER_CODE = re.compile(r"00[0-9A-Z]{25}")
 _USCC_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 _USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
@@ -292,7 +310,7 @@ class AIGCLabel:
         # The common case, every field short and clean, costs one regex match over all of them
         # (a run of allowed characters is allowed whatever the boundaries); only a failure looks
         # at the fields one by one to say which and why.
-        clean = sum(map(len, values)) <= MAX_FIELD_LENGTH and _VALUE_CHARS.fullmatch("".join(values)) is not None
+        clean = sum(map(len, values)) <= MAX_FIELD_LENGTH and VALUE_PATTERN.fullmatch("".join(values)) is not None
         if not clean:
             for value, key in zip(values, FIELD_NAMES, strict=True):
                 if len(value) > MAX_FIELD_LENGTH:
@@ -301,8 +319,8 @@ class AIGCLabel:
                         f"{MAX_FIELD_LENGTH} (a vendor limit, GB 45438 sets none)"
                     )
                     found.append(Problem("vendor-length", message, "warning", key))
-                if not _VALUE_CHARS.fullmatch(value):
-                    bad = sorted({c for c in value if not _VALUE_CHARS.fullmatch(c)})
+                if not VALUE_PATTERN.fullmatch(value):
+                    bad = sorted({c for c in value if not VALUE_PATTERN.fullmatch(c)})
                     shown = ", ".join(repr(c) for c in bad[:5])
                     found.append(
                         Problem(
@@ -346,6 +364,20 @@ class AIGCLabel:
 
 
 _ATTRS: tuple[str, ...] = tuple(f.name for f in fields(AIGCLabel))
+#: The :class:`AIGCLabel` attribute of each Annex E key (``"ProduceID"`` -> ``"produce_id"``).
+FIELD_ATTRS: Mapping[str, str] = dict(zip(FIELD_NAMES, _ATTRS, strict=True))
+
+
+def value_conforms(value: str) -> bool:
+    """True for a field value of Annex E characters within :data:`MAX_FIELD_LENGTH` (what we write)."""
+    return len(value) <= MAX_FIELD_LENGTH and VALUE_PATTERN.fullmatch(value) is not None
+
+
+def looks_like_label_json(text: str) -> bool:
+    """True when free text (a comment, a user comment) is probably a label in either shape, so a reader
+    reports it, even broken, rather than passing it over."""
+    text = text.strip().strip("\x00").strip()
+    return text.startswith("{") and any(f'"{key}"' in text for key in (WRAPPER_KEY, *FIELD_NAMES[:2]))
 
 
 class _Object(dict[str, Any]):

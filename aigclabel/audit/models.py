@@ -29,8 +29,10 @@ with needs_extra("audit"):
     from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
     from sqlalchemy.types import TypeDecorator
 
-#: Longest text we store in an indexed column; Annex E values are capped at 2048 characters.
-MAX_ID_LENGTH = 2048
+from ..label import MAX_FIELD_LENGTH
+
+#: Longest text we store in an indexed column: a label field's limit (:data:`aigclabel.label.MAX_FIELD_LENGTH`).
+MAX_ID_LENGTH = MAX_FIELD_LENGTH
 
 
 class EventKind(StrEnum):

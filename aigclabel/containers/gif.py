@@ -28,7 +28,7 @@ from typing import BinaryIO
 
 from .._io import MAX_METADATA_BYTES, file_size, read_exact
 from ..errors import LimitExceededError, MalformedFileError, TruncatedFileError
-from ..label import AIGCLabel
+from ..label import AIGCLabel, looks_like_label_json
 from ..xmp import TC260_NS, find_aigc, remove_aigc, set_aigc
 from . import Container, FoundLabel, MediaKind, register
 from ._stream import copy_range, hash_range
@@ -182,16 +182,11 @@ def _xmp_extension(packet: bytes) -> bytes:
     return bytes((_EXT, _APPLICATION, 11)) + XMP_APP_ID + packet + MAGIC_TRAILER
 
 
-def _looks_like_label(text: str) -> bool:
-    text = text.strip().strip("\x00").strip()
-    return text.startswith("{") and any(key in text for key in ('"AIGC"', '"Label"', '"ContentProducer"'))
-
-
 def _comment_label(block: _Block) -> str | None:
     if block.kind != "comment" or block.data is None:
         return None
     text = block.data.decode("utf-8", "replace")
-    return text if _looks_like_label(text) else None
+    return text if looks_like_label_json(text) else None
 
 
 def _xmp_findings(block: _Block, location: str) -> list[FoundLabel]:

@@ -46,7 +46,7 @@ from defusedxml import DefusedXmlException
 
 from .._io import COPY_CHUNK, MAX_METADATA_BYTES, file_size
 from ..errors import LimitExceededError, MalformedFileError, TruncatedFileError
-from ..label import AIGCLabel
+from ..label import AIGCLabel, looks_like_label_json
 from ..xmp import TC260_NS, find_aigc, has_properties, remove_aigc, set_aigc
 from . import Container, FoundLabel, MediaKind, register
 from ._stream import copy_range
@@ -205,11 +205,6 @@ def _segment_bytes(marker: int, payload: bytes) -> bytes:
     return bytes((0xFF, marker)) + struct.pack(">H", len(payload) + 2) + payload
 
 
-def _looks_like_label(text: str) -> bool:
-    text = text.strip().strip("\x00").strip()
-    return text.startswith("{") and any(key in text for key in ('"AIGC"', '"Label"', '"ContentProducer"'))
-
-
 def _xmp_findings(packet: bytes, location: str) -> list[FoundLabel]:
     try:
         values = find_aigc(packet)
@@ -341,7 +336,7 @@ def _user_comments(payload: bytes) -> list[_Comment]:
                 at = entry + 8 if size <= 4 else struct.unpack_from(order + "I", tiff, entry + 8)[0]
                 if at + size <= len(tiff):
                     text = _decode_comment(tiff[at : at + size], order)
-                    if text is not None and _looks_like_label(text):
+                    if text is not None and looks_like_label_json(text):
                         found.append(_Comment(name, base + at, size, text))
 
     (first,) = struct.unpack_from(order + "I", tiff, 4)
@@ -357,7 +352,7 @@ def _decode_comment(value: bytes, order: str) -> str | None:
         # EXIF says the TIFF byte order; writers that ignore it are common, so try both.
         first, second = ("utf-16-le", "utf-16-be") if order == "<" else ("utf-16-be", "utf-16-le")
         text = body.decode(first, "replace")
-        return text if _looks_like_label(text) else body.decode(second, "replace")
+        return text if looks_like_label_json(text) else body.decode(second, "replace")
     if prefix in (_ASCII_PREFIX, b"\x00" * 8):
         return body.decode("utf-8", "replace")
     if value.lstrip()[:1] == b"{":  # no character-code prefix at all: seen from careless writers

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -17,7 +16,7 @@ from typing import Any, Literal
 from .._io import atomic_output, scratch, write_lock
 from .._media import MediaSample
 from ..errors import AIGCLabelError, VerifyError
-from ..label import AIGCLabel
+from ..label import FIELD_ATTRS, PRODUCER_FIELDS, AIGCLabel, value_conforms
 from ..signing import SigningKey, payload_digest, sign
 from .detectors import plan_detectors, registered_detectors, registered_labelers, run_detector
 from .evidence import Classification, Evidence, Verdict
@@ -59,9 +58,6 @@ class Applied:
         }
 
 
-_CLEAN = re.compile(r"[\x21-\x5B\x5D-\x7E]*")
-
-
 def propagation_label(verdict: Verdict, propagator: str, propagate_id: str | None = None) -> AIGCLabel:
     """The label a platform writes for ``verdict``: the earlier parties' fields kept, its own added.
 
@@ -80,13 +76,8 @@ def propagation_label(verdict: Verdict, propagator: str, propagate_id: str | Non
             return replace(old, reserved_code2="").with_propagation(propagator, propagate_id)
         kept = AIGCLabel(label=value.value)
         if old is not None:
-            fields = {
-                "content_producer": old.content_producer,
-                "produce_id": old.produce_id,
-                "reserved_code1": old.reserved_code1,
-            }
-            clean = {k: v for k, v in fields.items() if len(v) <= 2048 and _CLEAN.fullmatch(v)}
-            kept = replace(kept, **clean)
+            producer = (FIELD_ATTRS[key] for key in PRODUCER_FIELDS if key != "Label")
+            kept = replace(kept, **{a: getattr(old, a) for a in producer if value_conforms(getattr(old, a))})
         return kept.with_propagation(propagator, propagate_id, label=value)
     except AIGCLabelError as exc:
         raise VerifyError(str(exc)) from None

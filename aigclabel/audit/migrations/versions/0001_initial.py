@@ -18,6 +18,8 @@ down_revision: str | Sequence[str] | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+# A migration is frozen history: its literals (the 2048 of a label field's limit, column names) stay as
+# they were when it ran, whatever aigclabel.label or the models declare today.
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 _JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
