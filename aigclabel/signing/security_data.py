@@ -35,12 +35,12 @@ the ``Fields`` list, the ``SHA256:`` prefix and ``SourceContentHash`` are this t
 from __future__ import annotations
 
 import json
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
 from ..errors import MalformedFileError, SignatureError
-from ..label import FIELD_NAMES, MAX_FIELD_LENGTH, AIGCLabel
+from ..label import FIELD_ATTRS, MAX_FIELD_LENGTH, SIGNATURE_FIELDS, AIGCLabel, signed_fields
 from .keys import SigningKey
 
 Role = Literal["producer", "propagator"]
@@ -51,15 +51,8 @@ SECURITY_DATA_TYPE = "TC260PG"
 CONTENT_HASH = "ContentHash"
 SOURCE_CONTENT_HASH = "SourceContentHash"
 
-_RESERVED_ATTR: dict[Role, str] = {"producer": "reserved_code1", "propagator": "reserved_code2"}
-_KEY_OF_ATTR = dict(zip((f.name for f in fields(AIGCLabel)), FIELD_NAMES, strict=True))
 #: The reserved field that holds each role's signature (Annex E f, i), by its Annex E name.
-RESERVED_FIELD: dict[Role, str] = {role: _KEY_OF_ATTR[attr] for role, attr in _RESERVED_ATTR.items()}
-
-
-def signed_fields(role: Role) -> tuple[str, ...]:
-    """The label fields ``role`` signs: every field before its reserved field, in Annex E order."""
-    return FIELD_NAMES[: FIELD_NAMES.index(RESERVED_FIELD[role])]
+RESERVED_FIELD = SIGNATURE_FIELDS
 
 
 def canonical_message(label: AIGCLabel, content_digest: bytes, role: Role, source_digest: bytes | None = None) -> bytes:
@@ -136,7 +129,7 @@ def sign(
     if role == "producer" and not (label.content_producer and label.produce_id):
         raise SignatureError("a producer signature needs ContentProducer and ProduceID")
     value = security_data(label, content_digest, key, role, source_digest)
-    made = replace(label, **{_RESERVED_ATTR[role]: value})
+    made = replace(label, **{FIELD_ATTRS[RESERVED_FIELD[role]]: value})
     made.validate()
     return made
 
