@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import mimetypes
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -86,14 +85,16 @@ class C2PAReport:
 
 
 def _mime(path: Path) -> str:
+    """The MIME type C2PA reads and signs ``path`` as: that of the container that claims it by content."""
     with needs_extra("c2pa"):
         import c2pa
 
-    guessed = mimetypes.guess_type(path.name)[0]
-    supported = set(c2pa.Reader.get_supported_mime_types())
-    if guessed is None or guessed not in supported:
+    from ._media import claimed_by
+
+    container = claimed_by(path)
+    if container is None or container.mime_type not in set(c2pa.Reader.get_supported_mime_types()):
         raise UnsupportedFormatError(f"{path.name}: C2PA manifests are not supported for this file type")
-    return guessed
+    return container.mime_type
 
 
 def _context(anchors_pem: bytes | None) -> Any:

@@ -37,7 +37,7 @@ from .errors import AIGCLabelError, LimitExceededError, MalformedFileError, Unsu
 from .explicit.audio import CueTiming, scan_audio
 from .explicit.image import DARK_PLATE, LIGHT_PLATE, LOCATE_TOLERANCE, MIN_HEIGHT_RATIO, LocatedLabel, locate_label
 from .explicit.ocr import find_image_labels, has_ai_element, has_generation_element, ocr_engine_name, read_box
-from .explicit.text import DEFAULT_WINDOW, TEXT_SUFFIXES, find_text_labels, read_text_file
+from .explicit.text import DEFAULT_WINDOW, find_text_labels, read_text_file, text_format_of
 from .explicit.video import MIN_SECONDS
 from .i18n import Lang
 
@@ -120,7 +120,7 @@ def _implicit_rule(path: Path) -> tuple[RuleResult, AIGCLabelError | None]:
 
 
 def _text_rules(path: Path) -> list[RuleResult]:
-    fmt = TEXT_SUFFIXES.get(path.suffix.lower(), "plain")
+    fmt = text_format_of(path) or "plain"
     content = read_text_file(path)
     found = find_text_labels(content, fmt=fmt)
     rule, clause, title = "text-label", "GB 45438 §5.1; Measures Art. 4(1)(1)", "text label with both elements"

@@ -19,6 +19,8 @@ from aigclabel.containers import (
     registered,
 )
 from aigclabel.errors import UnsupportedFormatError
+from aigclabel.explicit.audio import AUDIO_OUTPUTS
+from aigclabel.explicit.text import TEXT_FORMAT_OF
 from tests._video import AUDIO, ffmpeg
 from tests.conftest import SAMPLES
 
@@ -86,6 +88,8 @@ PER_FORMAT_TABLES: list[tuple[str, Mapping[str, object], MediaKind]] = [
     ("watermark TEXT_MARKED", watermark.TEXT_MARKED, MediaKind.TEXT),
     ("watermark AUDIO_OUTPUTS", watermark.AUDIO_OUTPUTS, MediaKind.AUDIO),
     ("VIDEO_OUTPUTS (watermark, visible label)", VIDEO_OUTPUTS, MediaKind.VIDEO),
+    ("explicit.audio AUDIO_OUTPUTS", AUDIO_OUTPUTS, MediaKind.AUDIO),
+    ("explicit.text TEXT_FORMAT_OF", TEXT_FORMAT_OF, MediaKind.TEXT),
 ]
 
 
@@ -107,3 +111,15 @@ def test_a_format_declared_unsupported_is_refused(tmp_path: Path) -> None:
         with pytest.raises(UnsupportedFormatError):
             watermark.embed_file(SAMPLES / sample, tmp_path / sample, "produce-1")
         assert not (tmp_path / sample).exists()
+
+
+def test_detectors_and_c2pa_choose_formats_from_the_registry() -> None:
+    """The verify detectors are called on containers by media kind; C2PA uses the container's MIME type."""
+    from aigclabel.c2pa_manifest import _mime
+    from aigclabel.explicit.detector import AUDIO_FORMATS, IMAGE_FORMATS, TEXT_FORMATS, VIDEO_FORMATS
+    from aigclabel.watermark.detector import WATERMARK_FORMATS
+
+    searched = IMAGE_FORMATS | VIDEO_FORMATS | AUDIO_FORMATS | TEXT_FORMATS
+    assert searched == set(registered()) - set(containers_of(MediaKind.DOCUMENT))
+    assert not WATERMARK_FORMATS & set(containers_of(MediaKind.DOCUMENT))
+    assert _mime(SAMPLES / "sample.heic") == registered()["heif"].mime_type

@@ -30,6 +30,7 @@ import numpy.typing as npt
 from .. import _budget
 from .._extras import needs_extra
 from .._io import atomic_output
+from .._media import output_for, output_suffixes
 from ..errors import InvalidLabelError, LimitExceededError, MalformedFileError, UnsupportedFormatError
 from ._implicit import ImplicitPolicy, read_implicit, restore_implicit
 
@@ -50,14 +51,14 @@ SPOKEN_LABEL_TEXT = "人工智能生成"
 ANALYSIS_RATE = 8000
 #: Longest input the detector decodes (at 8 kHz mono float32 this is ~460 MB).
 MAX_ANALYSIS_SECONDS = 4 * 3600
-#: Output codec per suffix: (codec, container format, forced sample rate or None).
-_OUTPUTS: dict[str, tuple[str, str, int | None]] = {
-    ".wav": ("pcm_s16le", "wav", None),
-    ".mp3": ("libmp3lame", "mp3", None),
-    ".flac": ("flac", "flac", None),
-    ".ogg": ("libopus", "ogg", 48000),
-    ".opus": ("libopus", "ogg", 48000),
-    ".m4a": ("aac", "ipod", None),
+#: How labelled audio is written, per output suffix, by container: (codec, FFmpeg muxer, forced sample
+#: rate or None). A test keeps every audio container listed.
+AUDIO_OUTPUTS: dict[str, dict[str, tuple[str, str, int | None]]] = {
+    "wav": {".wav": ("pcm_s16le", "wav", None)},
+    "mp3": {".mp3": ("libmp3lame", "mp3", None)},
+    "flac": {".flac": ("flac", "flac", None)},
+    "ogg": {".ogg": ("libopus", "ogg", 48000), ".opus": ("libopus", "ogg", 48000)},
+    "mp4": {".m4a": ("aac", "ipod", None)},
 }
 _MP3_RATES = (48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000)
 
@@ -344,10 +345,11 @@ def _duration_samples(path: Path, rate: int) -> int:
 
 
 def _output_spec(dst: Path, rate: int) -> tuple[str, str, int]:
-    try:
-        codec, fmt, forced = _OUTPUTS[dst.suffix.lower()]
-    except KeyError:
-        raise UnsupportedFormatError(f"{dst}: audio output must end in one of {', '.join(sorted(_OUTPUTS))}") from None
+    spec = output_for(AUDIO_OUTPUTS, dst)
+    if spec is None:
+        suffixes = ", ".join(output_suffixes(AUDIO_OUTPUTS))
+        raise UnsupportedFormatError(f"{dst}: audio output must end in one of {suffixes}")
+    codec, fmt, forced = spec
     if forced:
         return codec, fmt, forced
     if codec == "libmp3lame" and rate not in _MP3_RATES:

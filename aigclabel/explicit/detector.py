@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from .. import _budget
 from .._io import MAX_DECODE_PIXELS
 from .._media import MediaSample
-from ..containers import open_container
+from ..containers import MediaKind, containers_of, open_container
 from ..errors import AIGCLabelError, LimitExceededError
 from ..verify import PROMPTS, Classification, Evidence, register_detector, register_visible_labeler
 from .ocr import ImageTextLabel
@@ -31,12 +31,14 @@ from .ocr import ImageTextLabel
 if TYPE_CHECKING:
     from PIL import Image
 
-#: Container formats Pillow decodes as still images.
-IMAGE_FORMATS = frozenset({"jpeg", "png", "webp", "tiff", "heif"})
-#: Containers whose first stream is video (GIF decodes as video), audio-only containers, and text.
-VIDEO_FORMATS = frozenset({"mp4", "matroska", "avi", "flv", "gif"})
-AUDIO_FORMATS = frozenset({"wav", "flac", "mp3", "ogg"})
-TEXT_FORMATS = frozenset({"text", "markdown", "html"})
+#: Image containers searched frame by frame like a video (an animated GIF's label may come later),
+#: not as one still picture.
+_SEARCHED_AS_VIDEO = frozenset({"gif"})
+#: The containers each detector is called on, by media kind (:attr:`aigclabel.containers.Container.media`).
+IMAGE_FORMATS = frozenset(containers_of(MediaKind.IMAGE)) - _SEARCHED_AS_VIDEO
+VIDEO_FORMATS = frozenset(containers_of(MediaKind.VIDEO)) | _SEARCHED_AS_VIDEO
+AUDIO_FORMATS = frozenset(containers_of(MediaKind.AUDIO))
+TEXT_FORMATS = frozenset(containers_of(MediaKind.TEXT))
 
 
 def _format(path: Path) -> str | None:
@@ -215,13 +217,13 @@ class ExplicitTextLabelDetector:
 
     def detect(self, path: Path) -> list[Evidence]:
         """Evidence of a text label prompt."""
-        from .text import TEXT_SUFFIXES, find_text_labels, read_text_file
+        from .text import find_text_labels, read_text_file, text_format_of
 
         try:
             content = read_text_file(path)
         except (AIGCLabelError, OSError, UnicodeError):
             return []
-        fmt = TEXT_SUFFIXES.get(path.suffix.lower(), "html" if _format(path) == "html" else "plain")
+        fmt = text_format_of(path) or ("html" if _format(path) == "html" else "plain")
         return [
             Evidence("explicit-label", f"text prompt {f.text!r} at the {f.where}", f"character {f.offset}", self.name)
             for f in find_text_labels(content, fmt=fmt)[:3]
@@ -269,9 +271,10 @@ class ExplicitAudioLabeler:
 
     def supports(self, path: Path) -> bool:
         """True for the audio formats :func:`add_audio_label` writes."""
-        from .audio import _OUTPUTS
+        from .._media import output_for
+        from .audio import AUDIO_OUTPUTS
 
-        return path.suffix.lower() in _OUTPUTS
+        return output_for(AUDIO_OUTPUTS, path) is not None
 
     def add_label(self, src: Path, dst: Path, classification: Classification) -> None:
         """Write ``src`` with the audible prompt at its start to ``dst``."""
@@ -289,9 +292,9 @@ class ExplicitTextLabeler:
 
     def supports(self, path: Path) -> bool:
         """True for the text formats :func:`add_text_label` writes."""
-        from .text import TEXT_SUFFIXES
+        from .text import text_format_of
 
-        return path.suffix.lower() in TEXT_SUFFIXES
+        return text_format_of(path) is not None
 
     def add_label(self, src: Path, dst: Path, classification: Classification) -> None:
         """Write ``src`` with the prompt at its start to ``dst``."""

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 from .._io import atomic_output
+from ..containers import container_for_suffix
 from ..errors import InvalidLabelError, LimitExceededError, MalformedFileError, UnsupportedFormatError
 from ._implicit import ImplicitPolicy, read_implicit, restore_implicit
 
@@ -199,15 +200,17 @@ async def alabel_stream(
         yield deco.tail
 
 
-#: Text format per suffix, for :func:`add_text_label` and the checker.
-TEXT_SUFFIXES: dict[str, TextFormat] = {
-    ".txt": "plain",
-    ".text": "plain",
-    ".md": "markdown",
-    ".markdown": "markdown",
-    ".html": "html",
-    ".htm": "html",
-}
+#: How each text container's content is labelled, for :func:`add_text_label` and the checker. A test
+#: keeps every text container listed.
+TEXT_FORMAT_OF: dict[str, TextFormat] = {"text": "plain", "markdown": "markdown", "html": "html"}
+
+
+def text_format_of(path: Path) -> TextFormat | None:
+    """The text format of a file by its suffix (the registered text containers' suffixes), or ``None``."""
+    container = container_for_suffix(path.suffix) if path.suffix else None
+    return TEXT_FORMAT_OF.get(container.name) if container is not None else None
+
+
 #: Largest text file read into memory (a text label needs the whole document to place it).
 MAX_TEXT_BYTES = 64 << 20
 
@@ -237,10 +240,9 @@ def add_text_label(
     """
     src, dst = Path(src), Path(dst)
     if fmt is None:
-        try:
-            fmt = TEXT_SUFFIXES[src.suffix.lower()]
-        except KeyError:
-            raise UnsupportedFormatError(f"{src}: text labels need a .txt, .md or .html file (or fmt=)") from None
+        fmt = text_format_of(src)
+        if fmt is None:
+            raise UnsupportedFormatError(f"{src}: text labels need a .txt, .md or .html file (or fmt=)")
     before = read_implicit(src, implicit)
     result = label_text(read_text_file(src), label=label, position=position, fmt=fmt)
     with atomic_output(dst, mode_from=src) as tmp:

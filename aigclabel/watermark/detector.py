@@ -12,27 +12,21 @@ from pathlib import Path
 
 from .._guard import hostile_input
 from .._media import MediaSample
+from ..containers import MediaKind, containers_of
 from ..errors import AIGCLabelError, LimitExceededError
 from ..explicit.detector import IMAGE_FORMATS
 from ..verify import Evidence, register_detector
+from . import TEXT_MARKED
 
-#: Containers the watermark module can decode: still images (Pillow), plain text, and anything with
-#: an audio or video stream (PyAV; GIF decodes as video). Documents (PDF, OOXML, EPUB, HTML, SVG) carry
-#: no watermark of ours, so the detector is not called on them.
+#: Containers the watermark module can decode: every image (Pillow), audio and video container (PyAV),
+#: and the text formats it marks (:data:`aigclabel.watermark.TEXT_MARKED`). Documents (PDF, OOXML,
+#: EPUB, SVG) carry no watermark of ours, so the detector is not called on them.
 WATERMARK_FORMATS = frozenset(
     {
-        *IMAGE_FORMATS,
-        "gif",
-        "text",
-        "markdown",
-        "wav",
-        "flac",
-        "mp3",
-        "ogg",
-        "mp4",
-        "matroska",
-        "avi",
-        "flv",
+        *containers_of(MediaKind.IMAGE),
+        *containers_of(MediaKind.AUDIO),
+        *containers_of(MediaKind.VIDEO),
+        *(name for name, marked in TEXT_MARKED.items() if marked),
     }
 )
 
