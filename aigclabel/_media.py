@@ -37,6 +37,10 @@ VIDEO_OUTPUTS: dict[str, dict[str, str]] = {
     "flv": {},
 }
 
+#: Media no content probe here decodes (text has no magic bytes; Pillow and FFmpeg open no scene), so a
+#: file named as one of their formats is taken as one even when its container does not accept it.
+_KNOWN_BY_SUFFIX = frozenset({MediaKind.TEXT, MediaKind.SCENE})
+
 #: Media whose containers hold either: an ``.m4a`` is MP4 without video, an ``.ogv`` is Ogg with it.
 _TIMED = frozenset({MediaKind.AUDIO, MediaKind.VIDEO})
 
@@ -45,7 +49,7 @@ def media_of(path: Path) -> MediaKind | None:
     """What ``path`` holds, or ``None`` when nothing here can decode it.
 
     A file a container claims has that container's :attr:`~aigclabel.containers.Container.media`
-    (text formats, having no magic bytes, are also known by suffix alone); for an audio or video
+    (text and scene formats, which nothing here decodes otherwise, also by suffix alone); for an audio or video
     container its streams decide between the two. A file no container claims is an image if Pillow
     identifies it (BMP, say), else audio or video by its PyAV streams.
     """
@@ -70,12 +74,12 @@ def output_suffixes(table: Mapping[str, Mapping[str, object]]) -> list[str]:
 
 
 def claimed_by(path: Path) -> type[Container] | None:
-    """The container that claims ``path``: by content, or for a text format by suffix (``None``: none)."""
+    """The container that claims ``path``: by content, or for a text or scene format by suffix (``None``: none)."""
     try:
         return type(open_container(path))
     except AIGCLabelError:
         by_suffix = container_for_suffix(path.suffix) if path.suffix else None
-        return by_suffix if by_suffix is not None and by_suffix.media is MediaKind.TEXT else None
+        return by_suffix if by_suffix is not None and by_suffix.media in _KNOWN_BY_SUFFIX else None
 
 
 def _is_picture(path: Path) -> bool:

@@ -96,11 +96,15 @@ class FileReport:
         }
 
 
+#: The media kinds with explicit-label rules here.
+_CHECKED = frozenset({MediaKind.TEXT, MediaKind.IMAGE, MediaKind.AUDIO, MediaKind.VIDEO})
+
+
 def detect_kind(path: Path) -> Kind:
     """What kind of content ``path`` holds (:func:`aigclabel._media.media_of`); a document (PDF, SVG...)
-    is ``"unknown"``: it is checked for its implicit label only, never decoded as media."""
+    or a scene is ``"unknown"``: it is checked for its implicit label only, never decoded as media."""
     media = media_of(path)
-    return "unknown" if media is None or media is MediaKind.DOCUMENT else cast(Kind, media.value)
+    return cast(Kind, media.value) if media in _CHECKED else "unknown"
 
 
 def _implicit_rule(path: Path) -> tuple[RuleResult, AIGCLabelError | None]:

@@ -226,7 +226,9 @@ def mark(
     )
     try:
         vet(file)  # a file over our parsers' limits never reaches FFmpeg or Pillow
-        media = _media_of(file)
+        from .._media import media_of
+
+        media = media_of(file)
         labeller = _LABELLERS.get(media) if media is not None else None
         if labeller is None:
             raise UnsupportedFormatError(f"{file}: not a text, image, audio, video or glTF scene file")
@@ -341,18 +343,6 @@ _LABELLERS: dict[MediaKind, Callable[[Path, _MarkRequest], str]] = {
     MediaKind.VIDEO: _mark_video,
     MediaKind.SCENE: _mark_scene,
 }
-
-
-def _media_of(file: Path) -> "MediaKind | None":
-    from ..check import detect_kind
-    from ..containers import container_for_suffix
-
-    declared = container_for_suffix(file.suffix)
-    if declared is not None and declared.media is MediaKind.SCENE:
-        return declared.media  # neither Pillow nor FFmpeg opens a scene
-
-    kind = detect_kind(file)
-    return None if kind == "unknown" else MediaKind(kind)
 
 
 @app.command("voice-turn")

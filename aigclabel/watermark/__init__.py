@@ -144,7 +144,7 @@ def _media_of(path: Path) -> Media | None:
     if media is MediaKind.TEXT:
         container = claimed_by(path)
         return "text" if container is not None and TEXT_MARKED.get(container.name, False) else None
-    return None if media is None or media is MediaKind.DOCUMENT else cast(Media, media.value)
+    return cast(Media, media.value) if media in (MediaKind.IMAGE, MediaKind.AUDIO, MediaKind.VIDEO) else None
 
 
 def _check_image_marked(path: Path, fmt: str) -> None:
