@@ -6,7 +6,7 @@ commands of more than one audience (signing key, watermark key, audit database, 
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
 
 import typer
 
@@ -43,6 +43,19 @@ def usage_error(message: str) -> NoReturn:
     """Report a usage problem Click cannot see (options that go together, a bad key file) and exit 2."""
     say(message)
     raise typer.Exit(USAGE)
+
+
+_T = TypeVar("_T", bound=str)
+
+
+def pick(value: str | None, default: _T, choices: tuple[_T, ...], option: str) -> _T:
+    """``value`` as one of ``choices`` (``default`` when not given); any other value is a usage error."""
+    if value is None:
+        return default
+    for choice in choices:
+        if choice == value:
+            return choice
+    usage_error(f"{option} {value!r} is not one of {', '.join(choices)}")
 
 
 #: ``--repair`` of ``label`` and ``strip``.

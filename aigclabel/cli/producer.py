@@ -9,16 +9,14 @@ or audible explicit label, and remove a label that is provably the provider's ow
 # and evaluating annotation strings cost 15 ms of a one-file `inspect`. Names imported only for
 # type checking are quoted.
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TypeVar, get_args
+from typing import TYPE_CHECKING, Annotated, get_args
 
 import typer
 
-from ..containers import MediaKind
-from ..errors import AIGCLabelError, UnsupportedFormatError
+from ..errors import AIGCLabelError
 from ..label import AIGCLabel, LabelValue
 from ._common import (
     DbOption,
@@ -26,6 +24,7 @@ from ._common import (
     auditing,
     fail,
     optional_store,
+    pick,
     signing_key,
     store,
     usage_error,
@@ -34,7 +33,6 @@ from ._common import (
 
 if TYPE_CHECKING:
     from ..c2pa_manifest import C2PACredentials
-    from ..explicit._implicit import ImplicitPolicy
     from ..signing import Role
 
 app = typer.Typer()
@@ -213,8 +211,9 @@ def mark(
 ) -> None:
     """Add a visible or audible explicit label (GB 45438 §5.1-§5.5) to a copy of FILE."""
     from ..api import vet
+    from ._mark import MarkRequest, mark_file
 
-    request = _MarkRequest(
+    request = MarkRequest(
         output=output,
         text=text,
         position=position,
@@ -226,123 +225,12 @@ def mark(
     )
     try:
         vet(file)  # a file over our parsers' limits never reaches FFmpeg or Pillow
-        from .._media import media_of
-
-        media = media_of(file)
-        labeller = _LABELLERS.get(media) if media is not None else None
-        if labeller is None:
-            raise UnsupportedFormatError(f"{file}: not a text, image, audio, video or glTF scene file")
-        detail = labeller(file, request)
+        detail = mark_file(file, request)
     except AIGCLabelError as exc:
         fail(exc)
     except ValueError as exc:
         usage_error(str(exc))
     typer.echo(f"wrote {output}: {detail}")
-
-
-@dataclass(frozen=True)
-class _MarkRequest:
-    """The options of ``mark``; ``position`` and ``audio_kind`` are checked by the labeller of the file's kind."""
-
-    output: Path
-    text: str | None
-    position: str | None
-    seconds: float
-    persistent: bool
-    audio_kind: str
-    mix: bool
-    implicit: "ImplicitPolicy"
-
-
-_T = TypeVar("_T", bound=str)
-
-
-def _pick(value: str | None, default: _T, choices: tuple[_T, ...], option: str) -> _T:
-    """``value`` as one of ``choices`` (``default`` when not given); any other value is a usage error."""
-    if value is None:
-        return default
-    for choice in choices:
-        if choice == value:
-            return choice
-    usage_error(f"{option} {value!r} is not one of {', '.join(choices)}")
-
-
-def _mark_text(file: Path, request: _MarkRequest) -> str:
-    from ..explicit.text import DEFAULT_LABEL, Position, add_text_label
-
-    position = _pick(request.position, "start", get_args(Position), "--position")
-    label = request.text or DEFAULT_LABEL
-    add_text_label(file, request.output, label=label, position=position, implicit=request.implicit)
-    return "text label added"
-
-
-def _mark_image(file: Path, request: _MarkRequest) -> str:
-    from ..explicit.image import Placement, add_image_label
-    from ..explicit.text import DEFAULT_LABEL
-
-    placement = _pick(request.position, "bottom-right", get_args(Placement), "--position")
-    text = request.text or DEFAULT_LABEL
-    layout = add_image_label(file, request.output, text=text, placement=placement, implicit=request.implicit).layout
-    return (
-        f"glyph height {layout.glyph_height} px ({layout.glyph_ratio:.1%} of the shortest side), "
-        f"smallest glyph {layout.smallest_glyph} px ({layout.smallest_glyph_ratio:.1%})"
-    )
-
-
-def _mark_audio(file: Path, request: _MarkRequest) -> str:
-    from ..explicit.audio import AudioPosition, LabelKind, add_audio_label
-
-    kind = _pick(request.audio_kind, "both", get_args(LabelKind), "--audio-label")
-    positions = tuple(
-        _pick(where, "start", get_args(AudioPosition), "--position")
-        for where in (request.position or "start").split(",")
-    )
-    done = add_audio_label(
-        file,
-        request.output,
-        kind=kind,
-        positions=positions,
-        mode="mix" if request.mix else "insert",
-        implicit=request.implicit,
-    )
-    return "labels at " + ", ".join(f"{offset:.2f} s" for offset in done.offsets)
-
-
-def _mark_video(file: Path, request: _MarkRequest) -> str:
-    from ..explicit.image import Placement
-    from ..explicit.text import DEFAULT_LABEL
-    from ..explicit.video import add_video_label
-
-    done = add_video_label(
-        file,
-        request.output,
-        text=request.text or DEFAULT_LABEL,
-        placement=_pick(request.position, "bottom-right", get_args(Placement), "--position"),
-        seconds=request.seconds,
-        persistent=request.persistent,
-        implicit=request.implicit,
-    )
-    return f"label on {done.labelled_frames} of {done.frames} frames ({done.labelled_seconds:.2f} s)"
-
-
-def _mark_scene(file: Path, request: _MarkRequest) -> str:
-    from ..explicit.scene import add_scene_label
-    from ..explicit.text import DEFAULT_LABEL
-
-    done = add_scene_label(file, request.output, text=request.text or DEFAULT_LABEL, implicit=request.implicit)
-    if done.free_standing:
-        return "label plate above the scene (it has no camera)"
-    return f"label plate in the view of {done.cameras} camera(s), smallest glyph {done.glyph_ratio:.1%} of the view"
-
-
-#: The explicit labeller of each media kind ``mark`` labels (a document has none).
-_LABELLERS: dict[MediaKind, Callable[[Path, _MarkRequest], str]] = {
-    MediaKind.TEXT: _mark_text,
-    MediaKind.IMAGE: _mark_image,
-    MediaKind.AUDIO: _mark_audio,
-    MediaKind.VIDEO: _mark_video,
-    MediaKind.SCENE: _mark_scene,
-}
 
 
 @app.command("voice-turn")
@@ -361,9 +249,9 @@ def voice_turn(
 
     from ..explicit.audio import LabelKind, PcmFormat, PcmTurnLabeller, TurnPosition
 
-    fmt = _pick(sample_format, "s16le", get_args(PcmFormat), "--format")
-    kind = _pick(audio_kind, "cue", get_args(LabelKind), "--audio-label")
-    where = _pick(position, "start", get_args(TurnPosition), "--position")
+    fmt = pick(sample_format, "s16le", get_args(PcmFormat), "--format")
+    kind = pick(audio_kind, "cue", get_args(LabelKind), "--audio-label")
+    where = pick(position, "start", get_args(TurnPosition), "--position")
     try:
         labeller = PcmTurnLabeller(rate, channels=channels, sample_format=fmt, kind=kind, position=where)
     except AIGCLabelError as exc:
