@@ -308,11 +308,3 @@ def open_container(path: Path | str) -> Container:
     if not head:
         raise MalformedFileError(f"{path} is empty")
     raise UnsupportedFormatError(f"{path}: not a format aigclabel knows ({len(registered())} formats registered)")
-
-
-def container_by_name(name: str) -> Container:
-    """The container registered as ``name``."""
-    try:
-        return registered()[name]()
-    except KeyError:
-        raise UnsupportedFormatError(f"no container named {name!r}") from None

@@ -395,28 +395,6 @@ def _autocorr(r: FloatImage) -> FloatImage:
     return np.asarray(cv2.GaussianBlur(ac, (0, 0), 0.8), dtype=np.float32)
 
 
-def _peak_near(ac: FloatImage, vec: npt.NDArray[np.float64], radius: float) -> npt.NDArray[np.float64] | None:
-    """Sub-pixel position (relative to zero lag) of the largest value of ``ac`` within ``radius`` of ``vec``."""
-    h, w = ac.shape
-    cy, cx = h // 2, w // 2
-    px, py = cx + vec[0], cy + vec[1]
-    x0, x1 = int(np.floor(px - radius)), int(np.ceil(px + radius)) + 1
-    y0, y1 = int(np.floor(py - radius)), int(np.ceil(py + radius)) + 1
-    if x0 < 1 or y0 < 1 or x1 > w - 1 or y1 > h - 1:
-        return None
-    win = ac[y0:y1, x0:x1]
-    iy, ix = np.unravel_index(int(np.argmax(win)), win.shape)
-    y, x = y0 + int(iy), x0 + int(ix)
-
-    def sub(a: float, b: float, c: float) -> float:
-        den = a - 2 * b + c
-        return 0.0 if den >= 0 else float(np.clip(0.5 * (a - c) / den, -0.5, 0.5))
-
-    dx = sub(float(ac[y, x - 1]), float(ac[y, x]), float(ac[y, x + 1]))
-    dy = sub(float(ac[y - 1, x]), float(ac[y, x]), float(ac[y + 1, x]))
-    return np.array([x + dx - cx, y + dy - cy], dtype=np.float64)
-
-
 # Lattice points (in units of the two basis vectors) that vote for a candidate basis.
 _VOTES = ((1, 0), (0, 1), (1, 1), (1, -1), (2, 0), (0, 2), (2, 1), (1, 2), (2, -1), (1, -2))
 
