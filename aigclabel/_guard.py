@@ -14,8 +14,9 @@ exception that is not already an :class:`~aigclabel.errors.AIGCLabelError` is co
   not of the file: :class:`~aigclabel.errors.FileAccessError` (:func:`aigclabel._io.access_error`);
 * everything else -> :class:`MalformedFileError` naming the exception type.
 
-:class:`aigclabel.containers.Container` applies it to every ``read``, ``rewrite`` and
-``payload_digest`` a format module defines; the decode helpers of ``check``, the watermark reader
+:class:`aigclabel.containers.Container` applies it to every public method of the base class and of
+each format module (``read``, ``write``, ``strip``, ``repair``, ``payload_digest``...), so callers need
+no guard of their own; the decode helpers of ``check``, the watermark reader
 and the verify detectors use :func:`hostile_input` directly.
 """
 

@@ -5,15 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from ._guard import hostile_input
 from ._io import durability_group
-from .containers import Container, FoundLabel, open_container
+from .containers import FoundLabel, open_container
 from .errors import AIGCLabelError, LimitExceededError, NeedsRepairError
 from .label import AIGCLabel, Problem
-
-_T = TypeVar("_T")
 
 
 def _as_path(path: Path | str) -> Path:
@@ -21,16 +18,11 @@ def _as_path(path: Path | str) -> Path:
     return path if isinstance(path, Path) else Path(path)
 
 
-def _guarded(path: Path, container: Container, action: Callable[[], _T]) -> _T:
-    with hostile_input(path, container.description):
-        return action()
-
-
 def read_labels(path: Path | str) -> list[FoundLabel]:
     """Every implicit-label placement found in the file (empty when it carries none)."""
     path = _as_path(path)
     container = open_container(path)
-    return _guarded(path, container, lambda: container.read(path))
+    return container.read(path)
 
 
 def vet(path: Path | str) -> None:
@@ -57,11 +49,11 @@ def read_label(path: Path | str) -> AIGCLabel | None:
     return None
 
 
-def _write_or_repair(src: Path, container: Container, write: Callable[[], str], repair: Callable[[], None]) -> str:
+def _write_or_repair(write: Callable[[], str], repair: Callable[[], None]) -> str:
     try:
-        return _guarded(src, container, write)
+        return write()
     except NeedsRepairError:
-        _guarded(src, container, repair)
+        repair()
         return "copy"
 
 
@@ -88,10 +80,8 @@ def write_label_how(
     container = open_container(src)
     if repair:
         label.validate()
-        return _write_or_repair(
-            src, container, lambda: container.write(src, dst, label), lambda: container.repair(src, dst, label)
-        )
-    return _guarded(src, container, lambda: container.write(src, dst, label))
+        return _write_or_repair(lambda: container.write(src, dst, label), lambda: container.repair(src, dst, label))
+    return container.write(src, dst, label)
 
 
 def recover(path: Path | str) -> str | None:
@@ -160,9 +150,9 @@ def strip_label(path: Path | str, output: Path | str | None = None, *, repair: b
     dst = Path(output) if output is not None else src
     container = open_container(src)
     if repair:
-        _write_or_repair(src, container, lambda: container.strip(src, dst), lambda: container.repair(src, dst, None))
+        _write_or_repair(lambda: container.strip(src, dst), lambda: container.repair(src, dst, None))
     else:
-        _guarded(src, container, lambda: container.strip(src, dst))
+        container.strip(src, dst)
     return dst
 
 
@@ -214,7 +204,7 @@ def inspect(path: Path | str) -> Inspection:
     """Read every label placement of a file and judge it against GB 45438 §6.1 and Annex E."""
     path = _as_path(path)
     container = open_container(path)
-    labels = _guarded(path, container, lambda: container.read(path))
+    labels = container.read(path)
     result = Inspection(path=path, format=container.name, description=container.description, labels=labels)
     parsed = [f for f in labels if f.label is not None]
     if not labels:

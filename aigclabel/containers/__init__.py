@@ -18,6 +18,9 @@ from a source path to a fresh temporary path, and never touch the source. A form
 label without moving its payload (room in its metadata, or an append) also implements
 :meth:`Container.plan_edit`; a label written over the file itself is then a journalled in-place edit
 (:mod:`aigclabel._journal`) of those few bytes instead of a copy.
+Every public method, the base class's and each module's, runs behind
+:func:`aigclabel._guard.guard_method`, so whatever a parser raises on a damaged file reaches the caller
+as a typed error naming the file.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from types import FunctionType
 from typing import ClassVar, TypeVar
 
 from .._guard import guard_method, hostile_input
@@ -114,13 +118,11 @@ class Container(ABC):
     mirrored_locations: ClassVar[frozenset[str]] = frozenset()
 
     def __init_subclass__(cls, **kwargs: object) -> None:
-        """Put every parsing method a format module defines behind :func:`aigclabel._guard.hostile_input`,
-        so no parser exception escapes as anything but a typed error, whatever the module forgot."""
+        """Put every public method a format module defines behind :func:`aigclabel._guard.guard_method`,
+        so no parser exception escapes as anything but a typed error naming the file, whatever the
+        module forgot."""
         super().__init_subclass__(**kwargs)
-        for name in ("read", "rewrite", "payload_digest", "plan_edit"):
-            method = cls.__dict__.get(name)
-            if method is not None:
-                setattr(cls, name, guard_method(method))
+        _guard_public_methods(cls)
 
     @classmethod
     @abstractmethod
@@ -210,6 +212,26 @@ class Container(ABC):
                 f"{self.description} did not read back as written (found {len(found)} labels); input left unchanged"
             )
 
+
+#: Public methods whose first argument is not the file's path (nothing in them parses a file).
+_UNGUARDED = frozenset({"distinct_labels"})
+
+
+def _guard_public_methods(cls: type) -> None:
+    """Wrap each public method ``cls`` itself defines (they take the file's path first) in
+    :func:`~aigclabel._guard.guard_method`: ``struct.error``, ``IndexError``, ``zlib.error``... from a
+    parser become :class:`MalformedFileError` (or the right typed error) naming the file."""
+    for name, method in list(vars(cls).items()):
+        if (
+            isinstance(method, FunctionType)
+            and not name.startswith("_")
+            and name not in _UNGUARDED
+            and not getattr(method, "__isabstractmethod__", False)
+        ):
+            setattr(cls, name, guard_method(method))
+
+
+_guard_public_methods(Container)  # write, strip, repair, check_written, payload_digest of the base itself
 
 _C = TypeVar("_C", bound=type[Container])
 _REGISTRY: dict[str, type[Container]] = {}

@@ -140,12 +140,11 @@ def payload_digest(path: Path | str) -> bytes:
     Raises :class:`~aigclabel.errors.UnsupportedFormatError` when the format has none, and
     :class:`~aigclabel.errors.MalformedFileError` on a corrupt file.
     """
-    from ..api import _guarded
     from ..containers import open_container
 
     target = Path(path)
     container = open_container(target)
-    digest = _guarded(target, container, lambda: container.payload_digest(target))
+    digest = container.payload_digest(target)
     if not isinstance(digest, bytes) or len(digest) != 32:
         raise MalformedFileError(f"{container.description} payload digest is not a 32-byte SHA-256")
     return digest
