@@ -9,6 +9,7 @@ The tree (exit code; HTTP status and error code; other base classes in brackets)
 
     AIGCLabelError                               exit 10  HTTP 400 bad-request
       InvalidLabelError [ValueError]             exit 5   HTTP 422 invalid-label
+        ExplicitLabelError                       exit 5   HTTP 422 invalid-label
       UnsupportedFormatError                     exit 3   HTTP 415 unsupported-format
         WriteNotSupportedError                   exit 3   HTTP 415 unsupported-format
           EncryptedPDFError                      exit 3   HTTP 415 unsupported-format
@@ -58,6 +59,12 @@ class InvalidLabelError(AIGCLabelError, ValueError):
     exit_code = 5
     http_status = 422
     http_error = "invalid-label"
+
+
+class ExplicitLabelError(InvalidLabelError):
+    """A visible label cannot be made as asked: an unknown placement, position or text format, or a
+    layout measured for another image size (a label text without the required elements is an
+    :class:`InvalidLabelError` already)."""
 
 
 class UnsupportedFormatError(AIGCLabelError):

@@ -77,3 +77,28 @@ def test_value_errors_stay_value_errors() -> None:
     # Callers (and typer's option parsing) catch ValueError for these.
     for cls in (errors.InvalidLabelError, errors.RetentionError, errors.GatewayConfigError):
         assert issubclass(cls, ValueError)
+
+
+def test_explicit_labels_refuse_bad_options_with_typed_errors() -> None:
+    from PIL import Image
+
+    from aigclabel.explicit import badge_html, label_text, plan_label
+    from aigclabel.explicit.image import draw_label
+
+    refusals = {
+        "placement 'middle'; use one of bottom-right": lambda: plan_label((640, 480), placement="middle"),  # type: ignore[arg-type]
+        "position 'below'; use one of start, end, both, inline": lambda: label_text("x", position="below"),  # type: ignore[arg-type]
+        "format 'rtf'; use one of plain, markdown, html": lambda: label_text("x", fmt="rtf"),  # type: ignore[arg-type]
+        "placement 'left'; use one of top, bottom, inline": lambda: badge_html(placement="left"),  # type: ignore[arg-type]
+        "planned for a 640x480 image, but this one is 320x240": lambda: draw_label(
+            Image.new("RGB", (320, 240)), plan_label((640, 480))
+        ),
+    }
+    for message, call in refusals.items():
+        try:
+            call()
+        except errors.ExplicitLabelError as exc:
+            assert isinstance(exc, ValueError)
+            assert message in str(exc)
+        else:
+            raise AssertionError(f"accepted: {message}")

@@ -18,7 +18,7 @@ import math
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -27,7 +27,13 @@ from PIL import Image, ImageDraw, ImageOps, ImageSequence, JpegImagePlugin, PngI
 from .. import _decode  # noqa: F401  (importing it lets Pillow open HEIC/AVIF)
 from .._extras import needs_extra
 from .._io import atomic_output
-from ..errors import InvalidLabelError, LimitExceededError, MalformedFileError, UnsupportedFormatError
+from ..errors import (
+    ExplicitLabelError,
+    InvalidLabelError,
+    LimitExceededError,
+    MalformedFileError,
+    UnsupportedFormatError,
+)
 from ._implicit import ImplicitPolicy, read_implicit, restore_implicit
 from .fonts import load_font
 from .text import DEFAULT_LABEL, validate_label_text
@@ -171,7 +177,7 @@ def plan_label(
     elif placement in ("top", "bottom"):
         px = (width - plate_w) // 2
     else:
-        raise ValueError(f"unknown placement {placement!r}")
+        raise ExplicitLabelError(f"unknown label placement {placement!r}; use one of {', '.join(get_args(Placement))}")
     py = edge if placement.startswith("top") else height - edge - plate_h
     return LabelLayout(
         text=text,
@@ -213,7 +219,10 @@ def draw_label(
 ) -> PlateColours:
     """Draw the plate and text onto ``image`` (RGB or RGBA, modified in place); returns the colours used."""
     if image.size != layout.canvas:
-        raise ValueError(f"layout is for {layout.canvas}, image is {image.size}")
+        raise ExplicitLabelError(
+            f"the label layout was planned for a {layout.canvas[0]}x{layout.canvas[1]} image, but this one is "
+            f"{image.size[0]}x{image.size[1]}; plan it again for this image"
+        )
     colours = colours or choose_colours(image, layout)
     draw = ImageDraw.Draw(image)
     x0, y0, x1, y1 = layout.plate

@@ -14,11 +14,17 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from .._io import atomic_output
 from ..containers import container_for_suffix
-from ..errors import InvalidLabelError, LimitExceededError, MalformedFileError, UnsupportedFormatError
+from ..errors import (
+    ExplicitLabelError,
+    InvalidLabelError,
+    LimitExceededError,
+    MalformedFileError,
+    UnsupportedFormatError,
+)
 from ._implicit import ImplicitPolicy, read_implicit, restore_implicit
 
 Position = Literal["start", "end", "both", "inline"]
@@ -82,7 +88,7 @@ def _decorate(label: str, fmt: TextFormat) -> _Decoration:
         esc = html.escape(label, quote=True)
         tag = f'<p class="aigc-label" role="note" aria-label="{esc}">【{esc}】</p>'
         return _Decoration(f"{tag}\n", f"\n{tag}\n", f"{tag}\n")
-    raise ValueError(f"unknown text format {fmt!r}")
+    raise ExplicitLabelError(f"unknown text format {fmt!r}; use one of {', '.join(get_args(TextFormat))}")
 
 
 def _split_front_matter(text: str) -> tuple[str, str]:
@@ -153,7 +159,7 @@ def label_text(
         sep = "\n" if fmt == "html" else ""
         return head + body[:mid] + sep + deco.inline + body[mid:].lstrip("\n" if fmt == "html" else "") + tail
     if position not in ("start", "end", "both"):
-        raise ValueError(f"unknown position {position!r}")
+        raise ExplicitLabelError(f"unknown label position {position!r}; use one of {', '.join(get_args(Position))}")
     if position in ("start", "both"):
         body = deco.head + body
     if position in ("end", "both"):

@@ -9,8 +9,9 @@ in place (``position: sticky``/``fixed``) while the conversation scrolls.
 from __future__ import annotations
 
 import html
-from typing import Literal
+from typing import Literal, get_args
 
+from ..errors import ExplicitLabelError
 from .text import DEFAULT_LABEL, validate_label_text
 
 BadgePlacement = Literal["top", "bottom", "inline"]
@@ -39,7 +40,9 @@ def badge_html(
     next to one message. ``text`` must contain both required elements."""
     validate_label_text(text)
     if placement not in ("top", "bottom", "inline"):
-        raise ValueError(f"unknown placement {placement!r}")
+        raise ExplicitLabelError(
+            f"unknown badge placement {placement!r}; use one of {', '.join(get_args(BadgePlacement))}"
+        )
     esc = html.escape(text, quote=True)
     style = f"<style>{_CSS}</style>\n" if include_css else ""
     return (
