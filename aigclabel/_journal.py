@@ -99,10 +99,16 @@ class Journal:
 
 def journal_path(path: Path) -> Path:
     """Where the undo journal of ``path`` lives: a hidden file beside it."""
-    name = path.name
+    return Path(_journal_name(os.fspath(path)))
+
+
+def _journal_name(path: str) -> str:
+    """:func:`journal_path` as a string: every open looks for a journal, and pathlib's joins cost
+    more than the ``lstat`` itself."""
+    parent, name = os.path.split(path)
     if len(name) > 200:  # keep under NAME_MAX; the hash keeps long names apart
         name = name[:100] + "." + hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:16]
-    return path.parent / f".{name}{JOURNAL_TAG}"
+    return os.path.join(parent, f".{name}{JOURNAL_TAG}")
 
 
 def _step() -> None:
@@ -348,14 +354,13 @@ def _apply(fd: int, path: Path, plan: EditPlan, verify: Callable[[], None]) -> i
 def pending(path: Path) -> Path | None:
     """The journal of an interrupted edit of ``path`` (following a symlink), or None: one ``lstat``
     when there is none, so every open can afford it."""
-    where = journal_path(path)
+    where = _journal_name(os.fspath(path))
     if os.path.lexists(where):
-        return where
+        return Path(where)
     if os.path.islink(path):
-        real = Path(os.path.realpath(path))
-        where = journal_path(real)
+        where = _journal_name(os.path.realpath(path))
         if os.path.lexists(where):
-            return where
+            return Path(where)
     return None
 
 

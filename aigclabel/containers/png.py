@@ -40,7 +40,7 @@ _KEYWORD_PEEK = 80  # a keyword is 1-79 bytes plus its NUL
 _MAX_CHUNKS = 1_000_000  # bounds the chunk index kept in memory (an APNG frame needs two)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Chunk:
     type: bytes
     offset: int  # of the length field
@@ -89,21 +89,30 @@ def _reader(handle: BinaryIO) -> Callable[[int, int], bytes]:
     return read
 
 
+_HEAD = struct.Struct(">I4s")
+#: Bytes read at the start of the walk: the small chunks before the image data (IHDR, the XMP
+#: chunk, colour information) usually fit in this one read, CRCs included.
+_WINDOW = 4096
+
+
 def _walk(handle: BinaryIO) -> Iterator[_Chunk]:
     """Chunks from IHDR to IEND; interpreted text chunks are loaded and CRC-checked.
 
     Consumers seek before they read: the handle's position between chunks is unspecified."""
     size = file_size(handle)
     read_at = _reader(handle)
-    if read_at(0, 8) != SIGNATURE:
+    window, base = read_at(0, _WINDOW), 0  # file bytes [base, base + len(window))
+    if window[:8] != SIGNATURE:
         raise MalformedFileError("not a PNG file (bad signature)")
     offset = 8
     first = True
     for _ in range(_MAX_CHUNKS):
-        head = read_at(offset, 8)
-        if len(head) < 8:
+        if offset + 8 > base + len(window):  # past the first window: one header at a time (image data)
+            window, base = read_at(offset, 8), offset
+        at = offset - base
+        if len(window) < at + 8:
             raise TruncatedFileError("PNG ends before its IEND chunk")
-        length, ctype = struct.unpack(">I4s", head)
+        length, ctype = _HEAD.unpack_from(window, at)
         if length > _MAX_CHUNK:
             raise MalformedFileError(f"PNG chunk at byte {offset} declares an invalid length {length}")
         if not ctype.isalpha():
@@ -116,11 +125,17 @@ def _walk(handle: BinaryIO) -> Iterator[_Chunk]:
         if end > size:
             raise TruncatedFileError(f"PNG ends inside the {ctype.decode()} chunk at byte {offset}")
         if ctype in _TEXT_TYPES:
-            chunk.keyword = read_at(offset + 8, min(length, _KEYWORD_PEEK)).split(b"\0", 1)[0]
+            whole = end <= base + len(window)  # the chunk and its CRC are in the window
+            peek = min(length, _KEYWORD_PEEK)
+            keyword = window[at + 8 : at + 8 + peek] if whole else read_at(offset + 8, peek)
+            chunk.keyword = keyword.split(b"\0", 1)[0]
             if chunk.is_xmp or chunk.is_aigc:
-                handle.seek(offset + 8)
-                data = read_exact(handle, length, f"PNG {ctype.decode()} chunk")
-                (crc,) = struct.unpack(">I", read_exact(handle, 4, "PNG chunk CRC"))
+                if whole:
+                    data, (crc,) = window[at + 8 : at + 8 + length], struct.unpack_from(">I", window, at + 8 + length)
+                else:
+                    handle.seek(offset + 8)
+                    data = read_exact(handle, length, f"PNG {ctype.decode()} chunk")
+                    (crc,) = struct.unpack(">I", read_exact(handle, 4, "PNG chunk CRC"))
                 if zlib.crc32(ctype + data) != crc:
                     raise MalformedFileError(f"PNG {ctype.decode()} chunk at byte {offset} fails its CRC check")
                 chunk.data = data
