@@ -31,12 +31,14 @@ _STREAMINFO = 0
 _INVALID_BLOCK = 127
 #: More metadata blocks than this is hostile.
 _MAX_BLOCKS = 10_000
+#: More ID3v2 tags before ``fLaC`` than this is not a FLAC file.
+_MAX_ID3 = 16
 
 
 def _skip_id3(handle: BinaryIO) -> int:
     """Offset of ``fLaC`` after any ID3v2 tags prepended to the stream."""
     pos = 0
-    for _ in range(16):
+    for _ in range(_MAX_ID3):
         handle.seek(pos)
         total = id3v2_size(handle.read(10))
         if total is None:
@@ -109,6 +111,16 @@ class FLAC(Container):
             return True
         if id3v2_size(head[:10]) is None:
             return False
+        pos = 0
+        for _ in range(_MAX_ID3):  # small tags end inside the sniffed bytes: no need to open the file
+            if pos + 10 > len(head):
+                break
+            total = id3v2_size(head[pos : pos + 10])
+            if total is None:
+                return head[pos : pos + 4] == b"fLaC"
+            pos += total
+        else:
+            return False  # as many tags as _skip_id3 refuses
         try:
             with open(path, "rb") as handle:
                 start = _skip_id3(handle)
