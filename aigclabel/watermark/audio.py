@@ -15,7 +15,14 @@ form the sync pattern, the rest are dealt out (keyed) to the 172 convolutionally
 * the embedder scales the mark by the host's short-term envelope (masking), so silence stays silent and
   loud passages carry more; the detector divides that envelope back out.
 
-Not robust to time stretching or pitch shifting (no search over speed), by design of this version.
+* a playback-speed change (resampling: time and pitch scaled together by the same factor, as
+  ``asetrate`` or a sped-up re-upload does) is searched for when the unscaled read fails: the scaled
+  mark's lines are read straight off one long FFT at every candidate factor in
+  :data:`SPEED_RANGE` (grid finer than the line width, so no loss), with a threshold raised for the
+  number of factors tried (:data:`Z_SCALED`).
+
+Not robust to pitch shifting or tempo changes that keep the other axis (phase vocoder, WSOLA): they
+break the waveform's long-range phase coherence this detector integrates over.
 """
 
 from __future__ import annotations
@@ -32,9 +39,20 @@ from .._extras import needs_extra
 from .payload import CODED_BITS, DEMO_KEY, Payload, decode_soft, encode_payload, keyed_rng
 
 with needs_extra("media"):
+    from scipy import fft as sp_fft
     from scipy import signal
 
-__all__ = ["Z_PRESENT", "Z_WITH_MAC", "AudioDetection", "detect_audio", "embed_audio", "snr_db"]
+__all__ = [
+    "SPEED_RANGE",
+    "Z_PRESENT",
+    "Z_SCALED",
+    "Z_SCALED_WITH_MAC",
+    "Z_WITH_MAC",
+    "AudioDetection",
+    "detect_audio",
+    "embed_audio",
+    "snr_db",
+]
 
 
 _SR = 16000
@@ -46,6 +64,17 @@ Z_PRESENT = 6.8
 #: Lower z-score that suffices when the payload's keyed MAC also verifies.
 Z_WITH_MAC = 5.0
 _ENV_S = 0.02
+#: Playback-speed factors searched when the unscaled read fails (1.1 = played 10 % fast).
+SPEED_RANGE = (0.88, 1.13)
+#: Seconds (at 16 kHz) the speed search reads: the grid step shrinks as 1/length, so this bounds its cost.
+_SPEED_SPAN_S = 12.0
+#: Shorter clips are not searched: below ~5 s the mark cannot reach :data:`Z_SCALED` anyway.
+_SPEED_MIN_S = 5.0
+#: Thresholds for the speed search: it tries ~2e4 factors x 32,768 offsets (~8e8 tests, union bound
+#: 8e8 * Q(8.0) ~ 5e-7; the MAC path 8e8 * Q(6.5) * 2**-16 ~ 5e-7).
+Z_SCALED = 8.0
+_SPEED_CANDIDATES = 24
+Z_SCALED_WITH_MAC = 6.5
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -62,6 +91,10 @@ class AudioDetection:
     elapsed_ms: float
     #: The best-effort decoded payload even when absent or unverified (for bit-accuracy statistics only).
     decoded: Payload | None = None
+    #: Playback-speed factor the mark was found at (1.0 unless the speed search found it).
+    speed: float = 1.0
+    #: Best z-score of the playback-speed search (0.0 when it did not run).
+    speed_search_z: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -158,8 +191,74 @@ def _prepare(x: FloatArray, sample_rate: int) -> FloatArray:
     return np.clip(r, -3.0, 3.0)
 
 
+def _sync_z(corr: FloatArray) -> tuple[npt.NDArray[np.int64], FloatArray]:
+    """Best offset and its z-score over all offsets, per row of ``corr``."""
+    off = np.argmax(corr, axis=-1)
+    peak = np.take_along_axis(corr, off[..., None], axis=-1)[..., 0]
+    return off, (peak - corr.mean(axis=-1)) / (corr.std(axis=-1) + 1e-12)
+
+
+def _sync_corr(white_sync: npt.NDArray[np.complex128], lay: _Layout) -> FloatArray:
+    """Cross-correlation with the sync pattern over all block offsets (rows of ``white_sync``)."""
+    ref = np.zeros((*white_sync.shape[:-1], _BLOCK // 2 + 1), dtype=np.complex128)
+    ref[..., lay.bins[lay.sync]] = white_sync * np.conj(lay.phase[lay.sync])
+    return np.asarray(np.fft.irfft(ref, n=_BLOCK, axis=-1), dtype=np.float64)
+
+
+def _decode_at(white: npt.NDArray[np.complex128], off: int, lay: _Layout, key: bytes) -> tuple[Payload | None, bool]:
+    shift = np.exp(-2j * np.pi * lay.bins * off / _BLOCK)
+    vals = np.real(white * np.conj(lay.phase) * np.conj(shift))
+    soft = np.bincount(lay.data_bit, weights=vals[~lay.sync], minlength=CODED_BITS)
+    return decode_soft(soft.astype(np.float64), key)
+
+
+def _speed_search(r: FloatArray, lay: _Layout) -> tuple[float, int, float, npt.NDArray[np.complex128]]:
+    """Best playback-speed factor: its offset, z-score and whitened in-band lines (read off one long FFT).
+
+    Every factor on a grid finer than a line's width is ranked by the envelope of its sync correlation
+    at a 4-sample offset step (a short complex FFT of the band moved to 0 Hz), then the best few get
+    the exact correlation over all offsets.
+    """
+    seg = r[: int(_SPEED_SPAN_S * _SR)]
+    nfft = 2 * len(seg)  # zero padding: a line between two bins loses <= 0.9 dB
+    spec = np.fft.rfft(seg, nfft)
+    # Whitening over ~31 mark lines of spectrum, as the unscaled read does over the folded block.
+    width = 31 * nfft // _BLOCK | 1
+    csum = np.concatenate(([0.0], np.cumsum(np.abs(spec))))
+    lo = np.clip(np.arange(len(spec)) - width // 2, 0, len(spec))
+    hi = np.clip(np.arange(len(spec)) + width // 2 + 1, 0, len(spec))
+    white_all = spec / ((csum[hi] - csum[lo]) / (hi - lo) + 1e-12)
+    # A factor error d moves the top line by HI_HZ * d * T cycles over the span T: keep it <= 1/2.
+    step = 0.5 * _SR / (_HI_HZ * len(seg))
+    factors = np.arange(SPEED_RANGE[0], SPEED_RANGE[1] + step, step)
+    sync_bins = lay.bins[lay.sync]
+    base = sync_bins - lay.bins[0]  # band moved to 0 Hz: 7,168 lines fit an 8,192-point complex FFT
+    conj_sync = np.conj(lay.phase[lay.sync]).astype(np.complex64)
+
+    def lines(fs: FloatArray, which: npt.NDArray[np.int64]) -> npt.NDArray[np.complex128]:
+        idx = np.rint(which[None, :].astype(np.float64) * fs[:, None] * (nfft / _BLOCK)).astype(np.int64)
+        return np.asarray(white_all[np.minimum(idx, len(spec) - 1)], dtype=np.complex128)
+
+    rank = np.empty(len(factors))
+    for i in range(0, len(factors), 256):
+        fs = factors[i : i + 256]
+        ref = np.zeros((len(fs), _BLOCK // 4), dtype=np.complex64)
+        ref[:, base] = lines(fs, sync_bins) * conj_sync
+        env = np.abs(sp_fft.ifft(ref, axis=1))
+        rank[i : i + 256] = env.max(axis=1) / (np.sqrt(np.mean(env**2, axis=1)) + 1e-12)
+    top = factors[np.sort(np.argsort(rank)[-_SPEED_CANDIDATES:])]
+    w_top = lines(top, lay.bins)
+    offs, zs = _sync_z(_sync_corr(w_top[:, lay.sync], lay))
+    j = int(np.argmax(zs))
+    return float(top[j]), int(offs[j]), float(zs[j]), w_top[j]
+
+
 def detect_audio(samples: npt.ArrayLike, sample_rate: int, key: bytes = DEMO_KEY) -> AudioDetection:
-    """Look for the watermark in float samples at any rate >= 8 kHz (6 s or more of speech for the payload)."""
+    """Look for the watermark in float samples at any rate >= 8 kHz (6 s or more of speech for the payload).
+
+    When the unscaled read finds nothing, playback-speed factors in :data:`SPEED_RANGE` are searched
+    (with the stricter :data:`Z_SCALED` thresholds).
+    """
     started = time.perf_counter()
     x = _as_2d(samples)
     r = _prepare(x, sample_rate)
@@ -173,16 +272,19 @@ def detect_audio(samples: npt.ArrayLike, sample_rate: int, key: bytes = DEMO_KEY
     # Spectral whitening: host harmonics would otherwise dominate the correlation.
     mag = np.convolve(np.abs(inband), np.ones(31) / 31, mode="same") + 1e-12
     white = inband / mag
-    ref = np.zeros(_BLOCK // 2 + 1, dtype=np.complex128)
-    ref[lay.bins[lay.sync]] = white[lay.sync] * np.conj(lay.phase[lay.sync])
-    corr = np.fft.irfft(ref, n=_BLOCK)
-    off = int(np.argmax(corr))
-    zscore = float((corr[off] - corr.mean()) / (corr.std() + 1e-12))
-    shift = np.exp(-2j * np.pi * lay.bins * off / _BLOCK)
-    vals = np.real(white * np.conj(lay.phase) * np.conj(shift))
-    soft = np.bincount(lay.data_bit, weights=vals[~lay.sync], minlength=CODED_BITS)
-    payload, mac_ok = decode_soft(soft.astype(np.float64), key)
+    offs, zs = _sync_z(_sync_corr(white[lay.sync], lay))
+    off, zscore = int(offs), float(zs)
+    payload, mac_ok = _decode_at(white, off, lay, key)
     present = zscore >= Z_PRESENT or (mac_ok and zscore >= Z_WITH_MAC)
+    factor = 1.0
+    z_search = 0.0
+    if not present and len(r) >= _SPEED_MIN_S * _SR:
+        f_s, off_s, z_s, white_s = _speed_search(r, lay)
+        z_search = z_s
+        if z_s >= Z_SCALED_WITH_MAC:
+            pay_s, mac_s = _decode_at(white_s, off_s, lay, key)
+            if z_s >= Z_SCALED or mac_s:
+                factor, off, zscore, payload, mac_ok, present = f_s, off_s, z_s, pay_s, mac_s, True
     return AudioDetection(
         present=present,
         z=zscore,
@@ -191,6 +293,8 @@ def detect_audio(samples: npt.ArrayLike, sample_rate: int, key: bytes = DEMO_KEY
         offset_s=off / _SR,
         elapsed_ms=(time.perf_counter() - started) * 1000.0,
         decoded=payload,
+        speed=factor,
+        speed_search_z=z_search,
     )
 
 

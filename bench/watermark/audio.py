@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from aigclabel.watermark import Payload, detect_audio, embed_audio
-from aigclabel.watermark.audio import Z_PRESENT, Z_WITH_MAC, snr_db
+from aigclabel.watermark.audio import SPEED_RANGE, Z_PRESENT, Z_SCALED, Z_SCALED_WITH_MAC, Z_WITH_MAC, snr_db
 
 F64 = npt.NDArray[np.float64]
 SENTENCES = [
@@ -77,11 +77,19 @@ def main() -> None:
             "resample-16k": lambda x, r: _via(tmp, x, r, "wav", ["-ar", "16000"], 16000),
             "noise-snr30": lambda x, r: (x + rng.normal(0, float(np.std(x)) * 10 ** (-30 / 20), len(x)), r),
             "crop-middle-60%": lambda x, r: (x[int(0.2 * len(x)) : int(0.8 * len(x))], r),
+            # Playback speed (time and pitch together), tempo (WSOLA) and pitch (rubberband) changes.
+            "speed-1.1x": lambda x, r: _via(tmp, x, r, "wav", ["-af", f"asetrate={r * 1.1:.0f},aresample={r}"]),
+            "speed-0.9x": lambda x, r: _via(tmp, x, r, "wav", ["-af", f"asetrate={r * 0.9:.0f},aresample={r}"]),
+            "tempo+5%": lambda x, r: _via(tmp, x, r, "wav", ["-af", "atempo=1.05"]),
+            "tempo-5%": lambda x, r: _via(tmp, x, r, "wav", ["-af", "atempo=0.95"]),
+            "pitch+2st": lambda x, r: _via(tmp, x, r, "wav", ["-af", f"rubberband=pitch={2 ** (2 / 12):.6f}"]),
+            "pitch-2st": lambda x, r: _via(tmp, x, r, "wav", ["-af", f"rubberband=pitch={2 ** (-2 / 12):.6f}"]),
         }
         hits = {a: 0 for a in attacks}
         correct = {a: 0 for a in attacks}
         snrs: list[float] = []
         ms: list[float] = []
+        detect_s: dict[str, list[float]] = {a: [] for a in attacks}
         for i in range(args.clips):
             rate = (16000, 22050, 44100, 48000)[i % 4]
             x = _speech(tmp, i, rate)
@@ -92,18 +100,22 @@ def main() -> None:
             snrs.append(snr_db(x, y))
             for name, fn in attacks.items():
                 got, r = fn(y, rate)
+                t0 = time.perf_counter()
                 found = detect_audio(got, r)
+                detect_s[name].append((time.perf_counter() - t0) * 60 / (len(got) / r))
                 hits[name] += found.present
                 correct[name] += found.payload == payload
         print(
             f"{args.clips} espeak-ng speech clips (16-48 kHz, ~10-15 s); mean SNR {statistics.mean(snrs):.1f} dB; "
             f"embed {statistics.median(ms):.1f} ms per second of audio"
         )
-        print("attack            detected  payload-correct")
+        print("attack            detected  payload-correct  detect s per minute of audio (median)")
         for name in attacks:
-            print(f"{name:17s} {hits[name]}/{args.clips}       {correct[name]}/{args.clips}")
+            per_min = statistics.median(detect_s[name])
+            print(f"{name:17s} {hits[name]}/{args.clips}       {correct[name]}/{args.clips}              {per_min:.1f}")
 
         zs: list[float] = []
+        zs_speed: list[float] = []
         positives = 0
         for i in range(args.null):
             kind = i % 4
@@ -124,6 +136,7 @@ def main() -> None:
                 x = np.asarray(x, dtype=np.float64) * 0.1
             found = detect_audio(x, rate)
             zs.append(found.z)
+            zs_speed.append(found.speed_search_z)
             positives += found.present
         z = np.asarray(zs)
         bound = (
@@ -135,6 +148,18 @@ def main() -> None:
             f"max {z.max():.2f}; >= {Z_WITH_MAC}: {(z >= Z_WITH_MAC).sum()}, >= {Z_PRESENT}: {(z >= Z_PRESENT).sum()}; "
             f"union bound on FPR if per-offset z ~ N(0,1): {bound:.1e}"
         )
+        searched = [v for v in zs_speed if v > 0]
+        tests = 32768 * (SPEED_RANGE[1] - SPEED_RANGE[0]) / (0.5 / (4000 * 12.0))
+        speed_bound = (
+            tests * 0.5 * math.erfc(Z_SCALED / math.sqrt(2))
+            + tests * 0.5 * math.erfc(Z_SCALED_WITH_MAC / math.sqrt(2)) * 2.0**-16
+        )
+        if searched:
+            print(
+                f"speed search on {len(searched)} unmarked clips (>= 5 s): best z mean {statistics.mean(searched):.2f} "
+                f"max {max(searched):.2f} (thresholds {Z_SCALED_WITH_MAC} with MAC, {Z_SCALED}); "
+                f"union bound over ~{tests:.1e} factor x offset tests: {speed_bound:.1e}"
+            )
 
 
 if __name__ == "__main__":
