@@ -25,7 +25,7 @@ def mark_file(file: Path, request: MarkRequest) -> str:
     media = media_of(file)
     labeller = LABELLERS.get(media) if media is not None else None
     if labeller is None:
-        raise UnsupportedFormatError(f"{file}: not a text, image, audio, video or glTF scene file")
+        raise UnsupportedFormatError(f"{file}: not a text, image, audio, video, document or glTF scene file")
     return labeller(file, request)
 
 
@@ -111,11 +111,22 @@ def _mark_scene(file: Path, request: MarkRequest) -> str:
     return f"label plate in the view of {done.cameras} camera(s), smallest glyph {done.glyph_ratio:.1%} of the view"
 
 
-#: The explicit labeller of each media kind ``mark`` labels (a document has none).
+def _mark_document(file: Path, request: MarkRequest) -> str:
+    from ..explicit.document import add_document_label
+    from ..explicit.text import DEFAULT_LABEL
+
+    if request.position is not None:
+        raise ValueError("--position does not apply to documents (the label goes at the top of the first page)")
+    done = add_document_label(file, request.output, text=request.text or DEFAULT_LABEL, implicit=request.implicit)
+    return done.where
+
+
+#: The explicit labeller of each media kind ``mark`` labels.
 LABELLERS: dict[MediaKind, Callable[[Path, MarkRequest], str]] = {
     MediaKind.TEXT: _mark_text,
     MediaKind.IMAGE: _mark_image,
     MediaKind.AUDIO: _mark_audio,
     MediaKind.VIDEO: _mark_video,
     MediaKind.SCENE: _mark_scene,
+    MediaKind.DOCUMENT: _mark_document,
 }

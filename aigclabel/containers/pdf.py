@@ -305,6 +305,85 @@ def _unparse(obj: Any, seal: _Seal | None, ref: tuple[int, int]) -> bytes:
     return bytes(pikepdf.Array([obj]).unparse())[1:-1].strip()  # numbers, booleans, names, null
 
 
+class IncrementalUpdate:
+    """New versions of objects appended to a PDF as one incremental update (ISO 32000-1 §7.5.6).
+
+    Finds the previous cross-reference section, allocates object numbers after ``/Size``, encrypts with
+    the document key when the file is encrypted (:attr:`seal`), and serialises the objects with a
+    cross-reference section of the previous one's kind (table or stream) whose trailer keeps
+    ``/Root``, ``/ID`` and ``/Encrypt`` and chains with ``/Prev``. The caller writes the original bytes
+    followed by :meth:`serialise`'s result.
+    """
+
+    def __init__(self, src: Path, pdf: pikepdf.Pdf) -> None:
+        with open(src, "rb") as handle:
+            self.size = file_size(handle)
+            handle.seek(max(0, self.size - _TAIL))
+            tail = handle.read()
+            prev_matches = list(_STARTXREF.finditer(tail))
+            if not prev_matches:
+                raise TruncatedFileError("PDF has no startxref at its end (truncated?)")
+            self.prev = int(prev_matches[-1].group(1))
+            if self.prev >= self.size:
+                raise MalformedFileError("PDF startxref points past the end of the file")
+            handle.seek(self.prev)
+            at_prev = handle.read(64)
+        if at_prev.startswith(b"xref"):
+            self.xref_stream = False
+        elif _OBJ_HEADER.match(at_prev):
+            self.xref_stream = True
+        else:
+            raise NeedsRepairError(
+                "PDF cross-reference offset is damaged, so an incremental update would be unreliable: " + _REPAIR_HINT
+            )
+        self.newline = tail.endswith((b"\n", b"\r"))
+        self.pdf = pdf
+        self.seal = _Seal(pdf) if pdf.is_encrypted else None
+        size_entry = pdf.trailer.get("/Size")
+        self.next_num = int(size_entry) if isinstance(size_entry, int) else 1
+        #: Object bodies (without ``obj``/``endobj``) by (number, generation).
+        self.objects: dict[tuple[int, int], bytes] = {}
+
+    def allocate(self) -> tuple[int, int]:
+        """A fresh object number for a new object."""
+        self.next_num += 1
+        return self.next_num - 1, 0
+
+    def serialise(self, info_ref: tuple[int, int] | None) -> bytes:
+        """The update's bytes: :attr:`objects`, the cross-reference section and the trailer (``/Info``
+        pointing at ``info_ref``)."""
+        import pikepdf
+
+        pdf, objects = self.pdf, self.objects
+        self.next_num = max([self.next_num, *(num + 1 for num, _gen in objects)])
+        trailer: list[bytes] = [b"/Root %d %d R" % pdf.Root.objgen]
+        if info_ref is not None:
+            trailer.append(b"/Info %d %d R" % info_ref)
+        ident = pdf.trailer.get("/ID")
+        if isinstance(ident, pikepdf.Array):
+            trailer.append(b"/ID " + ident.unparse())
+        if self.seal is not None:  # the same encryption dictionary (never itself encrypted)
+            trailer.append(b"/Encrypt " + _unparse(pdf.trailer.get("/Encrypt"), None, (0, 0)))
+        trailer.append(b"/Prev %d" % self.prev)
+
+        size = self.size
+        out = bytearray(b"" if self.newline else b"\n")
+        offsets: dict[tuple[int, int], int] = {}
+        for ref in sorted(objects):
+            offsets[ref] = size + len(out)
+            out += b"%d %d obj\n" % ref + objects[ref] + b"\nendobj\n"
+        if self.xref_stream:
+            xref_ref = self.allocate()
+            offsets[xref_ref] = size + len(out)
+            out += _xref_stream(xref_ref, offsets, self.next_num, trailer)
+        else:
+            xref_at = size + len(out)
+            out += _xref_table(offsets)
+            out += b"trailer\n<< /Size %d " % self.next_num + b" ".join(trailer) + b" >>\n"
+            out += b"startxref\n%d\n%%%%EOF\n" % xref_at
+        return bytes(out)
+
+
 @register
 class PdfContainer(Container):
     """PDF documents, labelled by incremental update."""
@@ -365,35 +444,8 @@ class PdfContainer(Container):
     def _update(self, src: Path, pdf: pikepdf.Pdf, value: str | None, packet: bytes | None) -> bytes:
         import pikepdf
 
-        with open(src, "rb") as handle:
-            size = file_size(handle)
-            handle.seek(max(0, size - _TAIL))
-            tail = handle.read()
-            prev_matches = list(_STARTXREF.finditer(tail))
-            if not prev_matches:
-                raise TruncatedFileError("PDF has no startxref at its end (truncated?)")
-            prev = int(prev_matches[-1].group(1))
-            if prev >= size:
-                raise MalformedFileError("PDF startxref points past the end of the file")
-            handle.seek(prev)
-            at_prev = handle.read(64)
-        if at_prev.startswith(b"xref"):
-            xref_stream = False
-        elif _OBJ_HEADER.match(at_prev):
-            xref_stream = True
-        else:
-            raise NeedsRepairError(
-                "PDF cross-reference offset is damaged, so an incremental update would be unreliable: " + _REPAIR_HINT
-            )
-        seal = _Seal(pdf) if pdf.is_encrypted else None
-        size_entry = pdf.trailer.get("/Size")
-        next_num = int(size_entry) if isinstance(size_entry, int) else 1
-        objects: dict[tuple[int, int], bytes] = {}
-
-        def allocate() -> tuple[int, int]:
-            nonlocal next_num
-            next_num += 1
-            return next_num - 1, 0
+        update = IncrementalUpdate(src, pdf)
+        seal, allocate, objects = update.seal, update.allocate, update.objects
 
         # Info dictionary: a new version of the same object (or a new object if there was none).
         info = _info(pdf)
@@ -404,8 +456,7 @@ class PdfContainer(Container):
                 if _is_label_key(key):
                     del copy[key]
             info_ref = info.objgen if info is not None and info.is_indirect else allocate()
-            if info_ref[0] >= next_num:
-                next_num = info_ref[0] + 1
+            update.next_num = max(update.next_num, info_ref[0] + 1)
             body = _unparse(copy, seal, info_ref)
             if value is not None:
                 literal = seal.string(info_ref, value.encode("ascii")) if seal is not None else _literal(value)
@@ -437,34 +488,8 @@ class PdfContainer(Container):
                 del catalog["/Metadata"]
             body = _unparse(catalog, seal, root.objgen)
             objects[root.objgen] = body[:-2].rstrip() + b" /Metadata %d %d R >>" % meta_ref
-        if root.objgen[0] >= next_num:
-            next_num = root.objgen[0] + 1
 
-        trailer: list[bytes] = [b"/Root %d %d R" % root.objgen]
-        if info_ref is not None:
-            trailer.append(b"/Info %d %d R" % info_ref)
-        ident = pdf.trailer.get("/ID")
-        if isinstance(ident, pikepdf.Array):
-            trailer.append(b"/ID " + ident.unparse())
-        if seal is not None:  # the same encryption dictionary (never itself encrypted)
-            trailer.append(b"/Encrypt " + _unparse(pdf.trailer.get("/Encrypt"), None, (0, 0)))
-        trailer.append(b"/Prev %d" % prev)
-
-        out = bytearray(b"\n" if not tail.endswith((b"\n", b"\r")) else b"")
-        offsets: dict[tuple[int, int], int] = {}
-        for ref in sorted(objects):
-            offsets[ref] = size + len(out)
-            out += b"%d %d obj\n" % ref + objects[ref] + b"\nendobj\n"
-        if xref_stream:
-            xref_ref = allocate()
-            offsets[xref_ref] = size + len(out)
-            out += _xref_stream(xref_ref, offsets, next_num, trailer)
-        else:
-            xref_at = size + len(out)
-            out += _xref_table(offsets)
-            out += b"trailer\n<< /Size %d " % next_num + b" ".join(trailer) + b" >>\n"
-            out += b"startxref\n%d\n%%%%EOF\n" % xref_at
-        return bytes(out)
+        return update.serialise(info_ref)
 
     # ------------------------------------------------------------------ full rewrite
     def write_full(self, src: Path, dst: Path, label: AIGCLabel) -> None:

@@ -25,6 +25,7 @@ from .audio import (
     make_cue,
     scan_audio,
 )
+from .document import DocumentLabelResult, add_document_label
 from .fonts import find_cjk_font
 from .image import ImageLabelResult, LabelLayout, LocatedLabel, add_image_label, locate_label, plan_label
 from .scene import SceneLabelResult, add_scene_label, find_scene_labels
@@ -48,6 +49,7 @@ __all__ = [
     "AudioLabelResult",
     "CueMatch",
     "CueTiming",
+    "DocumentLabelResult",
     "FontNotFoundError",
     "ImageLabelResult",
     "LabelLayout",
@@ -56,6 +58,7 @@ __all__ = [
     "TextLabelFinding",
     "VideoLabelResult",
     "add_audio_label",
+    "add_document_label",
     "add_image_label",
     "add_scene_label",
     "add_text_label",

@@ -231,6 +231,15 @@ def draw_label(
     return colours
 
 
+def render_plate(layout: LabelLayout, font_path: str | None = None) -> Image.Image:
+    """The label plate alone (dark plate, white text), for surfaces with no picture behind it to sample."""
+    plate, ink = DARK_PLATE
+    canvas = Image.new("RGB", layout.canvas, plate)
+    contrast = contrast_ratio(float(relative_luminance(plate)), float(relative_luminance(ink)))
+    draw_label(canvas, layout, PlateColours(plate, ink, contrast, contrast), font_path)
+    return canvas.crop(layout.plate)
+
+
 @dataclass(frozen=True)
 class ImageLabelResult:
     """What :func:`add_image_label` did."""

@@ -27,13 +27,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from .._io import atomic_output
 from ..containers.gltf import read_scene_json, write_scene_json
 from ..errors import MalformedFileError
 from ._implicit import ImplicitPolicy, read_implicit, restore_implicit
-from .image import DARK_PLATE, LabelLayout, PlateColours, contrast_ratio, draw_label, plan_label, relative_luminance
+from .image import LabelLayout, plan_label, render_plate
 from .text import DEFAULT_LABEL
 
 #: Name of the node carrying the plate (how :func:`find_scene_labels` recognises ours).
@@ -105,12 +104,8 @@ class _Builder:
 
     def _plate(self, layout: LabelLayout, corners: np.ndarray[Any, np.dtype[np.float32]]) -> int:
         """A plate mesh with ``layout``'s plate as texture on the quad ``corners`` (BL, BR, TR, TL); its node."""
-        canvas = Image.new("RGB", layout.canvas, DARK_PLATE[0])
-        plate, ink = DARK_PLATE
-        contrast = contrast_ratio(float(relative_luminance(plate)), float(relative_luminance(ink)))
-        draw_label(canvas, layout, PlateColours(plate, ink, contrast, contrast))
         png = io.BytesIO()
-        canvas.crop(layout.plate).save(png, "PNG")
+        render_plate(layout).save(png, "PNG")
         doc = self.doc
         image = _append(doc, "images", {"uri": "data:image/png;base64," + base64.b64encode(png.getvalue()).decode()})
         sampler = _append(doc, "samplers", {"magFilter": 9729, "minFilter": 9729, "wrapS": 33071, "wrapT": 33071})

@@ -1,0 +1,250 @@
+"""Explicit labels for documents (Measures Art. 4 ¶2: an exported file carries the explicit label itself).
+
+One entry point, :func:`add_document_label`, picks the labeller of the file's container (the registry in
+:mod:`aigclabel.containers` decides the format, not the suffix):
+
+- **PDF**: a label plate stamped on the first page, appended as an incremental update (the machinery of
+  :class:`aigclabel.containers.pdf.IncrementalUpdate`), so the original bytes stay a byte-identical prefix
+  and existing signatures still cover what they signed. The plate is an *image* XObject of the label as
+  :mod:`aigclabel.explicit.image` renders it (Pillow, the CJK font of :mod:`aigclabel.explicit.fonts`):
+  embedding a subset of a CJK OpenType font (CID font, CMap, widths, ToUnicode) would add a font subsetter
+  for a six-character prompt, while the image draws the same glyphs in every viewer, needs no font on the
+  reader's side and cannot be re-flowed away. Its size follows GB 45438 §5.2 applied to the page (our
+  reading: the standard sizes labels on images and video; a page is shown as one): every glyph's ink is at
+  least 5 % of the page's shortest side, with the image label's safety margin. It sits top right of the
+  displayed page (``/Rotate`` and the crop box honoured), drawn after the page's own content inside a
+  ``q``/``Q`` pair that isolates it from the page's graphics state.
+
+The implicit label is carried over: the PDF stamp leaves the Info dictionary and the XMP packet untouched,
+and :func:`~aigclabel.explicit._implicit.restore_implicit` checks it on the result.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .._io import atomic_output, copy_rest
+from ..containers import open_container
+from ..containers import pdf as pdfc
+from ..errors import MalformedFileError, UnsupportedFormatError
+from ._implicit import ImplicitPolicy, read_implicit, restore_implicit
+from .image import plan_label, render_plate
+from .text import DEFAULT_LABEL, validate_label_text
+
+if TYPE_CHECKING:
+    import pikepdf
+
+#: Pixels of the page's shortest side the PDF plate is rendered at (about 180 dpi on A4).
+PDF_PIXELS = 1500
+#: Name prefix of the stamp's image XObject (how :func:`find_pdf_label` recognises ours).
+XOBJECT_NAME = "/AIGCLabel"
+
+
+@dataclass(frozen=True)
+class DocumentLabelResult:
+    """What :func:`add_document_label` did."""
+
+    path: Path
+    #: Container name of the document (``pdf``, ``ooxml``, ...).
+    format: str
+    #: Where the label went, in words.
+    where: str
+    #: Smallest glyph's ink height over the page's shortest side (0 where the reader lays the text out).
+    glyph_ratio: float
+    #: The implicit label was carried over.
+    implicit_kept: bool
+
+
+def add_document_label(
+    src: Path | str, dst: Path | str, *, text: str = DEFAULT_LABEL, implicit: ImplicitPolicy = "require"
+) -> DocumentLabelResult:
+    """Write ``src`` to ``dst`` with a visible label (see the module docstring for each format);
+    raises :class:`UnsupportedFormatError` for a format with no document labeller."""
+    src, dst = Path(src), Path(dst)
+    validate_label_text(text)
+    fmt = open_container(src).name
+    labeller = _LABELLERS.get(fmt)
+    if labeller is None:
+        raise UnsupportedFormatError(f"{src}: no visible document label for {fmt} files")
+    before = read_implicit(src, implicit)
+    where, ratio = labeller(src, dst, text)
+    kept = restore_implicit(dst, before, implicit)
+    return DocumentLabelResult(dst, fmt, where, ratio, kept)
+
+
+# ---------------------------------------------------------------------------------------------- PDF
+
+
+def _inherited(page: pikepdf.Dictionary, key: str) -> Any:
+    """An inheritable page attribute (ISO 32000-1 §7.7.3.4): the page's own or its nearest ancestor's."""
+    node: Any = page
+    for _depth in range(64):  # a /Parent cycle is invalid; do not follow it forever
+        if node is None or key in node:
+            return node.get(key) if node is not None else None
+        node = node.get("/Parent")
+    return None
+
+
+def _page_box(page: pikepdf.Dictionary) -> tuple[float, float, float, float]:
+    """The visible box (crop box, else media box) as (x0, y0, x1, y1)."""
+    for key in ("/CropBox", "/MediaBox"):
+        box = _inherited(page, key)
+        try:
+            x0, y0, x1, y1 = (float(v) for v in box)
+        except (TypeError, ValueError):
+            continue
+        if abs(x1 - x0) > 1 and abs(y1 - y0) > 1:
+            return min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)
+    raise MalformedFileError("the first page of the PDF has no usable /MediaBox")
+
+
+def _display_to_user(rotate: int, width: float, height: float) -> tuple[float, ...]:
+    """The matrix taking displayed-page coordinates (origin bottom left) to the box's user space."""
+    return {
+        0: (1, 0, 0, 1, 0, 0),
+        90: (0, 1, -1, 0, width, 0),
+        180: (-1, 0, 0, -1, width, height),
+        270: (0, -1, 1, 0, 0, height),
+    }[rotate]
+
+
+def _times(m: tuple[float, ...], n: tuple[float, ...]) -> tuple[float, ...]:
+    """PDF matrix product ``m × n`` (``m`` applied first)."""
+    a, b, c, d, e, f = m
+    p, q, r, s, t, u = n
+    return (a * p + b * r, a * q + b * s, c * p + d * r, c * q + d * s, e * p + f * r + t, e * q + f * s + u)
+
+
+def _stream(head: bytes, data: bytes) -> bytes:
+    return b"<< " + head + b" /Length %d >>\nstream\n" % len(data) + data + b"\nendstream"
+
+
+def _label_pdf(src: Path, dst: Path, text: str) -> tuple[str, float]:
+    import pikepdf
+
+    with pdfc._open(src) as pdf:
+        known = pdfc._refuse_repaired(pdf, src)
+        if len(pdf.pages) == 0:
+            raise MalformedFileError(f"{src}: the PDF has no page to label")
+        page = pdf.pages[0].obj
+        if page.objgen[0] <= 0:
+            raise MalformedFileError(f"{src}: the first page is not an indirect object")
+        x0, y0, x1, y1 = _page_box(page)
+        rotate_entry = _inherited(page, "/Rotate")
+        rotate = int(rotate_entry) % 360 if isinstance(rotate_entry, int) and int(rotate_entry) % 90 == 0 else 0
+        width, height = x1 - x0, y1 - y0
+        shown = (width, height) if rotate in (0, 180) else (height, width)
+        scale = PDF_PIXELS / min(shown)
+        layout = plan_label((round(shown[0] * scale), round(shown[1] * scale)), text=text, placement="top-right")
+        plate = render_plate(layout)
+        px0, py0, px1, py1 = layout.plate
+        # The plate in displayed-page points (origin bottom left), then in the page's user space.
+        placed = ((px1 - px0) / scale, 0, 0, (py1 - py0) / scale, px0 / scale, shown[1] - py1 / scale)
+        matrix = _times(_times(placed, _display_to_user(rotate, width, height)), (1, 0, 0, 1, x0, y0))
+
+        update = pdfc.IncrementalUpdate(src, pdf)
+        seal = update.seal
+        image_ref, open_ref, stamp_ref = update.allocate(), update.allocate(), update.allocate()
+
+        def sealed(ref: tuple[int, int], data: bytes) -> bytes:
+            return seal.stream(ref, data, metadata=False) if seal is not None else data
+
+        pixels = zlib.compress(plate.tobytes(), 9)
+        update.objects[image_ref] = _stream(
+            b"/Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceRGB /BitsPerComponent 8 "
+            b"/Filter /FlateDecode" % plate.size,
+            sealed(image_ref, pixels),
+        )
+        resources = _inherited(page, "/Resources")
+        resources = pdfc._copy(resources) if isinstance(resources, pikepdf.Dictionary) else pikepdf.Dictionary()
+        xobjects = resources.get("/XObject")
+        xobjects = pdfc._copy(xobjects) if isinstance(xobjects, pikepdf.Dictionary) else pikepdf.Dictionary()
+        name, n = XOBJECT_NAME, 1
+        while name in xobjects:
+            n += 1
+            name = f"{XOBJECT_NAME}{n}"
+        cm = b" ".join(b"%.4f" % v for v in matrix)
+        update.objects[open_ref] = _stream(b"", sealed(open_ref, b"q\n"))
+        update.objects[stamp_ref] = _stream(
+            b"", sealed(stamp_ref, b"\nQ\nq " + cm + b" cm " + name.encode() + b" Do Q\n")
+        )
+
+        ref = page.objgen
+        if "/XObject" in resources:
+            del resources["/XObject"]
+        x_body = pdfc._unparse(xobjects, seal, ref)[:-2].rstrip() + b" " + name.encode() + b" %d %d R >>" % image_ref
+        res_body = pdfc._unparse(resources, seal, ref)[:-2].rstrip() + b" /XObject " + x_body + b" >>"
+        contents = page.get("/Contents")
+        if isinstance(contents, pikepdf.Array):
+            old = [pdfc._unparse(item, seal, ref) for item in contents]
+        elif isinstance(contents, pikepdf.Stream) and contents.is_indirect:
+            old = [b"%d %d R" % contents.objgen]
+        elif contents is None:
+            old = []
+        else:
+            raise MalformedFileError(f"{src}: the first page's /Contents is neither a stream nor an array")
+        new_page = pdfc._copy(page)
+        for key in ("/Contents", "/Resources"):
+            if key in new_page:
+                del new_page[key]
+        refs = b" ".join([b"%d %d R" % open_ref, *old, b"%d %d R" % stamp_ref])
+        update.objects[ref] = (
+            pdfc._unparse(new_page, seal, ref)[:-2].rstrip()
+            + b" /Resources "
+            + res_body
+            + b" /Contents [ "
+            + refs
+            + b" ] >>"
+        )
+        info = pdf.trailer.get("/Info")
+        info_ref = info.objgen if isinstance(info, pikepdf.Object) and info.is_indirect else None
+        appended = update.serialise(info_ref)
+        known += pdfc._warnings(pdf, src)
+    with atomic_output(dst, mode_from=src) as tmp:
+        with open(src, "rb") as source, open(tmp, "wb") as out:
+            copy_rest(source, out)
+            out.write(appended)
+        _check_pdf(tmp, name, known)
+    ratio = layout.smallest_glyph_ratio
+    return f"label plate at the top right of page 1 ({ratio:.1%} of the page's shortest side)", ratio
+
+
+def _check_pdf(path: Path, name: str, known: list[str]) -> None:
+    """Re-open the stamped PDF: no new qpdf warning, and page 1's content parses and draws our XObject."""
+    import pikepdf
+
+    with pdfc._open(path) as pdf:
+        page = pdf.pages[0]
+        drawn = any(
+            str(step.operator) == "Do" and list(step.operands) == [pikepdf.Name(name)]
+            for step in pikepdf.parse_content_stream(page)
+        )
+        warnings = [w for w in pdfc._warnings(pdf, path) if w not in set(known)]
+    if warnings or not drawn:
+        detail = warnings[0] if warnings else "the stamp did not read back"
+        raise MalformedFileError(f"the stamped PDF could not be verified ({detail}); the input was left as it was")
+
+
+def find_pdf_label(path: Path | str) -> bool:
+    """True if page 1 of the PDF draws a label plate :func:`add_document_label` stamped."""
+    import pikepdf
+
+    with pdfc._open(Path(path)) as pdf:
+        if len(pdf.pages) == 0:
+            return False
+        resources = pdf.pages[0].obj.get("/Resources")
+        xobjects = resources.get("/XObject") if isinstance(resources, pikepdf.Dictionary) else None
+        if not isinstance(xobjects, pikepdf.Dictionary):
+            return False
+        return any(str(key).startswith(XOBJECT_NAME) for key in xobjects.keys())  # noqa: SIM118
+
+
+_LABELLERS: dict[str, Callable[[Path, Path, str], tuple[str, float]]] = {
+    "pdf": _label_pdf,
+}
+
+__all__ = ["DocumentLabelResult", "add_document_label", "find_pdf_label"]

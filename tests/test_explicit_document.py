@@ -1,0 +1,143 @@
+"""Visible labels on documents (Measures Art. 4 ¶2), measured on what other tools render or read back.
+
+PDF pages are rendered by pypdfium2 (PDFium, Chrome's PDF engine) and the plate is found on the bitmap
+by the image locator; qpdf checks the file; the original bytes must stay a prefix of the result.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pikepdf
+import pytest
+from PIL import Image
+
+from aigclabel import DEMO_PROVIDER_CODE, AIGCLabel, api
+from aigclabel.errors import AIGCLabelError, EncryptedPDFError, InvalidLabelError, UnsupportedFormatError
+from aigclabel.explicit.document import add_document_label, find_pdf_label
+from aigclabel.explicit.image import MIN_HEIGHT_RATIO, LocatedLabel, locate_label
+
+from .conftest import SAMPLES
+from .corpus import CORPUS
+from .test_pdf import make_pdf, qpdf_check
+
+pdfium = pytest.importorskip("pypdfium2")
+
+LABEL = AIGCLabel.for_producer(DEMO_PROVIDER_CODE)
+PIKEPDF_RESOURCES = CORPUS / "pikepdf-10.18.0" / "tests" / "resources"
+
+
+def render(path: Path, index: int = 0, password: str | None = None) -> Image.Image:
+    """Page ``index`` rendered by PDFium with 1200 pixels on its shortest side."""
+    document = pdfium.PdfDocument(str(path), password=password)
+    try:
+        page = document[index]
+        scale = 1200 / min(page.get_size())
+        image: Image.Image = page.render(scale=scale).to_pil().convert("RGB")
+    finally:
+        document.close()
+    return image
+
+
+def stamped(src: Path, out: Path) -> LocatedLabel:
+    """Label ``src`` into ``out``; check the prefix, qpdf, and find the plate on the rendered page."""
+    before = src.read_bytes()
+    done = add_document_label(src, out, implicit="if-supported")
+    assert out.read_bytes()[: len(before)] == before  # an incremental update: signatures still cover it
+    assert done.format == "pdf" and done.glyph_ratio >= MIN_HEIGHT_RATIO
+    qpdf_check(out)
+    assert find_pdf_label(out) and not find_pdf_label(src)
+    page = render(out)
+    found = locate_label(page)
+    assert found is not None, f"no label plate on the rendered page of {src.name}"
+    assert found.glyph_ratio >= MIN_HEIGHT_RATIO
+    assert locate_label(render(src)) is None
+    return found
+
+
+@pytest.mark.interop  # qpdf
+def test_pdf_stamp_is_rendered_at_the_top_right_and_keeps_the_implicit_label(tmp_path: Path) -> None:
+    src = tmp_path / "labelled.pdf"
+    api.write_label(SAMPLES / "sample.pdf", LABEL, output=src)
+    out = tmp_path / "marked.pdf"
+    found = stamped(src, out)
+    width, _height = render(out).size
+    x0, y0, x1, y1 = found.plate
+    assert x0 > width // 3 and y0 < found.short_side * 0.08 and x1 - x0 > 2 * (y1 - y0)  # upright, top right
+    assert api.read_label(out) == LABEL
+    assert add_document_label(src, tmp_path / "again.pdf").implicit_kept
+
+
+@pytest.mark.interop  # qpdf
+@pytest.mark.parametrize("rotate", [90, 180, 270])
+def test_pdf_stamp_is_upright_on_rotated_pages(tmp_path: Path, rotate: int) -> None:
+    src = make_pdf(tmp_path / "rotated.pdf", object_streams=rotate == 90)
+    with pikepdf.open(src, allow_overwriting_input=True) as pdf:
+        pdf.pages[0].obj.MediaBox = pikepdf.Array([0, 0, 420, 300])
+        pdf.pages[0].obj.Rotate = rotate
+        pdf.save(src)
+    found = stamped(src, tmp_path / "out.pdf")
+    width, _height = render(tmp_path / "out.pdf").size
+    x0, y0, x1, y1 = found.plate
+    assert x0 > width // 3 and y0 < found.short_side * 0.08 and x1 - x0 > 2 * (y1 - y0)
+
+
+@pytest.mark.interop  # qpdf
+def test_pdf_stamp_on_an_encrypted_pdf_keeps_its_encryption(tmp_path: Path) -> None:
+    src = make_pdf(tmp_path / "plain.pdf")
+    locked = tmp_path / "locked.pdf"
+    with pikepdf.open(src) as pdf:
+        pdf.save(locked, encryption=pikepdf.Encryption(owner="owner", user="", R=6))
+    stamped(locked, tmp_path / "out.pdf")
+    with pikepdf.open(tmp_path / "out.pdf") as pdf:
+        assert pdf.is_encrypted
+    needs_password = tmp_path / "secret.pdf"
+    with pikepdf.open(src) as pdf:
+        pdf.save(needs_password, encryption=pikepdf.Encryption(owner="owner", user="user", R=6))
+    with pytest.raises(EncryptedPDFError):
+        add_document_label(needs_password, tmp_path / "no.pdf", implicit="if-supported")
+    assert not (tmp_path / "no.pdf").exists()
+
+
+@pytest.mark.interop  # qpdf, and other projects' files
+@pytest.mark.parametrize(
+    "name", ["fourpages.pdf", "congress.pdf", "form.pdf", "pdfa/tagged.pdf", "pdfa/fpdf2_cjk_short.pdf", "pike-jp2.pdf"]
+)
+def test_pdf_stamp_on_other_projects_files(tmp_path: Path, name: str) -> None:
+    src = PIKEPDF_RESOURCES / name
+    if not src.is_file():
+        pytest.skip("the corpus of other projects' files is not downloaded (`make corpus`)")
+    stamped(src, tmp_path / "out.pdf")
+
+
+def test_hostile_documents_get_typed_errors(tmp_path: Path) -> None:
+    data = (SAMPLES / "sample.pdf").read_bytes()
+    cases = {
+        "truncated.pdf": data[: len(data) // 2],
+        "garbage.pdf": b"%PDF-1.7\n" + bytes(range(256)) * 8,
+        "empty.pdf": b"",
+    }
+    for name, content in cases.items():
+        src = tmp_path / name
+        src.write_bytes(content)
+        with pytest.raises(AIGCLabelError):
+            add_document_label(src, tmp_path / f"out-{name}", implicit="if-supported")
+        assert not (tmp_path / f"out-{name}").exists() and src.read_bytes() == content
+    with pytest.raises(InvalidLabelError):
+        add_document_label(SAMPLES / "sample.pdf", tmp_path / "x.pdf", text="AI")
+    with pytest.raises(UnsupportedFormatError):
+        add_document_label(SAMPLES / "sample.wav", tmp_path / "x.wav")
+
+
+def test_cli_mark_then_inspect_a_pdf(tmp_path: Path) -> None:
+    src, out = tmp_path / "in.pdf", tmp_path / "out.pdf"
+    api.write_label(SAMPLES / "sample.pdf", LABEL, output=src)
+    run = [sys.executable, "-m", "aigclabel"]
+    done = subprocess.run([*run, "mark", str(src), "-o", str(out)], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "top right of page 1" in done.stdout
+    shown = subprocess.run([*run, "inspect", str(out)], capture_output=True, text=True, check=False)
+    assert shown.returncode == 0 and DEMO_PROVIDER_CODE in shown.stdout, shown.stdout + shown.stderr
+    assert find_pdf_label(out)
