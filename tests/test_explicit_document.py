@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pikepdf
@@ -16,7 +17,7 @@ from PIL import Image
 
 from aigclabel import DEMO_PROVIDER_CODE, AIGCLabel, api
 from aigclabel.errors import AIGCLabelError, EncryptedPDFError, InvalidLabelError, UnsupportedFormatError
-from aigclabel.explicit.document import add_document_label, find_pdf_label
+from aigclabel.explicit.document import add_document_label, find_ooxml_label, find_pdf_label
 from aigclabel.explicit.image import MIN_HEIGHT_RATIO, LocatedLabel, locate_label
 
 from .conftest import SAMPLES
@@ -131,13 +132,103 @@ def test_hostile_documents_get_typed_errors(tmp_path: Path) -> None:
         add_document_label(SAMPLES / "sample.wav", tmp_path / "x.wav")
 
 
-def test_cli_mark_then_inspect_a_pdf(tmp_path: Path) -> None:
-    src, out = tmp_path / "in.pdf", tmp_path / "out.pdf"
-    api.write_label(SAMPLES / "sample.pdf", LABEL, output=src)
+@pytest.mark.parametrize("suffix", [".pdf", ".docx"])
+def test_cli_mark_then_inspect(tmp_path: Path, suffix: str) -> None:
+    src, out = tmp_path / f"in{suffix}", tmp_path / f"out{suffix}"
+    api.write_label(SAMPLES / f"sample{suffix}", LABEL, output=src)
     run = [sys.executable, "-m", "aigclabel"]
     done = subprocess.run([*run, "mark", str(src), "-o", str(out)], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
-    assert "top right of page 1" in done.stdout
+    assert "page 1" in done.stdout or "first paragraph" in done.stdout
     shown = subprocess.run([*run, "inspect", str(out)], capture_output=True, text=True, check=False)
     assert shown.returncode == 0 and DEMO_PROVIDER_CODE in shown.stdout, shown.stdout + shown.stderr
-    assert find_pdf_label(out)
+    assert find_pdf_label(out) if suffix == ".pdf" else find_ooxml_label(out)
+
+
+def _word(path: Path) -> Path:
+    docx = pytest.importorskip("docx")
+    document = docx.Document()
+    document.add_heading("季度报告", 0)
+    document.add_paragraph("正文 body text")
+    document.save(str(path))
+    return path
+
+
+def _slides(path: Path) -> Path:
+    pptx = pytest.importorskip("pptx")
+    deck = pptx.Presentation()
+    slide = deck.slides.add_slide(deck.slide_layouts[0])
+    slide.shapes.title.text = "Slide title"
+    deck.slides.add_slide(deck.slide_layouts[1])
+    deck.save(str(path))
+    return path
+
+
+def _members_other_than(path: Path, edited: str) -> dict[str, tuple[int, bytes]]:
+    """Every member except ``edited``: its CRC and raw compressed bytes, as zipfile sees them."""
+    with zipfile.ZipFile(path) as archive, open(path, "rb") as raw:
+        out = {}
+        for info in archive.infolist():
+            if info.filename == edited:
+                continue
+            raw.seek(info.header_offset + 26)
+            skip = int.from_bytes(raw.read(2), "little") + int.from_bytes(raw.read(2), "little")
+            raw.seek(skip, 1)
+            out[info.filename] = (info.CRC, raw.read(info.compress_size))
+        return out
+
+
+def test_docx_label_is_the_first_paragraph_python_docx_reads(tmp_path: Path) -> None:
+    docx = pytest.importorskip("docx")
+    src = tmp_path / "labelled.docx"
+    api.write_label(_word(tmp_path / "in.docx"), LABEL, output=src)
+    out = tmp_path / "out.docx"
+    done = add_document_label(src, out)
+    assert done.format == "ooxml" and done.implicit_kept and api.read_label(out) == LABEL
+    paragraphs = [p.text for p in docx.Document(str(out)).paragraphs]
+    assert paragraphs[:3] == ["人工智能生成", "季度报告", "正文 body text"]
+    assert docx.Document(str(out)).paragraphs[0].runs[0].bold
+    assert find_ooxml_label(out) and not find_ooxml_label(src)
+    assert _members_other_than(out, "word/document.xml") == _members_other_than(src, "word/document.xml")
+    sample = tmp_path / "sample.docx"
+    add_document_label(SAMPLES / "sample.docx", sample, text="AI生成 (AI-generated content)", implicit="if-supported")
+    assert docx.Document(str(sample)).paragraphs[0].text == "AI生成 (AI-generated content)"
+
+
+def test_pptx_label_is_a_text_box_on_the_first_slide(tmp_path: Path) -> None:
+    pptx = pytest.importorskip("pptx")
+    src = _slides(tmp_path / "in.pptx")
+    out = tmp_path / "out.pptx"
+    done = add_document_label(src, out, implicit="if-supported")
+    assert done.glyph_ratio >= MIN_HEIGHT_RATIO
+    deck = pptx.Presentation(str(out))
+    (box,) = [s for s in deck.slides[0].shapes if s.name == "AIGC explicit label"]
+    assert box.text_frame.text == "人工智能生成"
+    assert box.top < deck.slide_height * 0.05 and box.left + box.width <= deck.slide_width
+    size_pt = box.text_frame.paragraphs[0].runs[0].font.size.pt
+    assert size_pt >= 0.05 * min(deck.slide_width, deck.slide_height) / 12700  # em, before the glyph measure
+    assert not [s for s in deck.slides[1].shapes if s.name == "AIGC explicit label"]
+    (edited,) = [n for n in zipfile.ZipFile(out).namelist() if n.endswith("slide1.xml")]
+    assert _members_other_than(out, edited) == _members_other_than(src, edited)
+
+
+def test_hostile_office_documents_get_typed_errors(tmp_path: Path) -> None:
+    src = _word(tmp_path / "in.docx")
+    with zipfile.ZipFile(src) as archive:
+        members = {n: archive.read(n) for n in archive.namelist()}
+    cases = {
+        "no-body.docx": {
+            "word/document.xml": b'<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"/>'
+        },
+        "bomb.docx": {"word/document.xml": b'<!DOCTYPE d [<!ENTITY a "aaaa">]><d>&a;</d>'},
+        "no-rels.docx": {"_rels/.rels": b"<Relationships/>"},
+    }
+    for name, changes in cases.items():
+        bad = tmp_path / name
+        with zipfile.ZipFile(bad, "w") as archive:
+            for member, data in {**members, **changes}.items():
+                archive.writestr(member, data)
+        before = bad.read_bytes()
+        with pytest.raises(AIGCLabelError):
+            add_document_label(bad, tmp_path / f"out-{name}", implicit="if-supported")
+        assert not (tmp_path / f"out-{name}").exists() and bad.read_bytes() == before
