@@ -16,11 +16,17 @@ import pytest
 from PIL import Image
 
 from aigclabel import DEMO_PROVIDER_CODE, AIGCLabel, api
-from aigclabel.errors import AIGCLabelError, EncryptedPDFError, InvalidLabelError, UnsupportedFormatError
-from aigclabel.explicit.document import add_document_label, find_ooxml_label, find_pdf_label
+from aigclabel.errors import (
+    AIGCLabelError,
+    EncryptedPDFError,
+    InvalidLabelError,
+    MalformedFileError,
+    UnsupportedFormatError,
+)
+from aigclabel.explicit.document import add_document_label, find_ooxml_label, find_pdf_label, find_svg_label
 from aigclabel.explicit.image import MIN_HEIGHT_RATIO, LocatedLabel, locate_label
 
-from .conftest import SAMPLES
+from .conftest import SAMPLES, require_tool
 from .corpus import CORPUS
 from .test_pdf import make_pdf, qpdf_check
 
@@ -130,6 +136,10 @@ def test_hostile_documents_get_typed_errors(tmp_path: Path) -> None:
         add_document_label(SAMPLES / "sample.pdf", tmp_path / "x.pdf", text="AI")
     with pytest.raises(UnsupportedFormatError):
         add_document_label(SAMPLES / "sample.wav", tmp_path / "x.wav")
+    unsized = tmp_path / "unsized.svg"
+    unsized.write_text('<svg xmlns="http://www.w3.org/2000/svg" width="100%"><rect width="5" height="5"/></svg>')
+    with pytest.raises(MalformedFileError, match="viewBox"):
+        add_document_label(unsized, tmp_path / "out.svg", implicit="if-supported")
 
 
 @pytest.mark.parametrize("suffix", [".pdf", ".docx"])
@@ -232,3 +242,28 @@ def test_hostile_office_documents_get_typed_errors(tmp_path: Path) -> None:
         with pytest.raises(AIGCLabelError):
             add_document_label(bad, tmp_path / f"out-{name}", implicit="if-supported")
         assert not (tmp_path / f"out-{name}").exists() and bad.read_bytes() == before
+
+
+@pytest.mark.interop  # Chromium
+def test_svg_label_is_drawn_by_chromium(tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    executable = require_tool("chromium")
+    src = tmp_path / "in.svg"
+    api.write_label(SAMPLES / "sample.svg", LABEL, output=src)
+    out = tmp_path / "out.svg"
+    done = add_document_label(src, out)
+    assert done.implicit_kept and api.read_label(out) == LABEL and done.glyph_ratio >= MIN_HEIGHT_RATIO
+    assert find_svg_label(out) and not find_svg_label(src)
+    shots = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, headless=True, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 120, "height": 60}, device_scale_factor=10)
+        for path in (src, out):
+            page.goto(path.resolve().as_uri())
+            page.screenshot(path=str(tmp_path / f"{path.stem}.png"))
+            shots.append(Image.open(tmp_path / f"{path.stem}.png").convert("RGB"))
+        browser.close()
+    assert locate_label(shots[0]) is None
+    found = locate_label(shots[1])
+    assert found is not None and found.glyph_ratio >= MIN_HEIGHT_RATIO and found.plate[0] > shots[1].width // 2

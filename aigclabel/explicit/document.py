@@ -14,6 +14,16 @@ One entry point, :func:`add_document_label`, picks the labeller of the file's co
   least 5 % of the page's shortest side, with the image label's safety margin. It sits top right of the
   displayed page (``/Rotate`` and the crop box honoured), drawn after the page's own content inside a
   ``q``/``Q`` pair that isolates it from the page's graphics state.
+- **DOCX**: the label as the body's first paragraph (bold, white on a dark shading, centred). A Word
+  document is text whose pages the reader lays out, so §5.1's prompt at the start applies, not a size.
+- **PPTX**: a text box at the top right of the first slide, its font sized from the bundled font's measured
+  glyphs so the smallest is >= 5 % of the slide's shortest side (a slide is shown like a picture).
+  DOCX and PPTX rewrite only the one part; every other ZIP member is copied raw by :mod:`..containers._zip`.
+- **SVG**: a group drawn last (so on top) at the top right: a dark ``rect`` and a ``text`` in a CJK sans
+  font stack, sized from the ``viewBox`` like the image label; inserted textually, other bytes kept.
+
+XLSX and EPUB have no labeller yet (:class:`UnsupportedFormatError`). HTML is a text format in the
+registry and ``mark`` gives it the text label inside ``<body>``, which is already a visible banner.
 
 The implicit label is carried over: the PDF stamp leaves the Info dictionary and the XMP packet untouched,
 and :func:`~aigclabel.explicit._implicit.restore_implicit` checks it on the result.
@@ -33,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 from .._io import atomic_output, copy_rest
 from ..containers import ooxml, open_container
 from ..containers import pdf as pdfc
+from ..containers import svg as svgc
 from ..containers._zip import ZipArchive, rewrite_zip
 from ..errors import MalformedFileError, UnsupportedFormatError
 from ._implicit import ImplicitPolicy, read_implicit, restore_implicit
@@ -375,9 +386,79 @@ def find_ooxml_label(path: Path | str, text: str = DEFAULT_LABEL) -> bool:
     return False
 
 
+# ---------------------------------------------------------------------------------------------- SVG
+
+#: ``id`` of the SVG group carrying the label (how :func:`find_svg_label` recognises ours).
+SVG_GROUP_ID = "aigc-explicit-label"
+#: CJK sans faces viewers commonly have, then the generic family.
+_SVG_FONTS = "'Noto Sans SC','Noto Sans CJK SC','Source Han Sans SC','Microsoft YaHei','PingFang SC',sans-serif"
+_NUMBER = re.compile(r"\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(?:px)?\s*$")
+
+
+def _svg_canvas(root: Element) -> tuple[float, float, float, float]:
+    """The user-space rectangle the SVG shows: its ``viewBox``, else ``width`` x ``height`` at the origin."""
+    box = (root.get("viewBox") or "").replace(",", " ").split()
+    try:
+        if len(box) == 4 and float(box[2]) > 0 and float(box[3]) > 0:
+            return float(box[0]), float(box[1]), float(box[2]), float(box[3])
+    except ValueError:
+        pass
+    sizes = [_NUMBER.match(root.get(key) or "") for key in ("width", "height")]
+    if sizes[0] is None or sizes[1] is None or float(sizes[0].group(1)) <= 0 or float(sizes[1].group(1)) <= 0:
+        raise MalformedFileError(
+            "the SVG has neither a viewBox nor a width and height in user units to size a label by"
+        )
+    return 0.0, 0.0, float(sizes[0].group(1)), float(sizes[1].group(1))
+
+
+def _label_svg(src: Path, dst: Path, text: str) -> tuple[str, float]:
+    """A label group (dark plate, white text) drawn last, at the top right, sized like the image label."""
+    document = svgc._load(src)
+    root_tag = svgc._root(document)
+    if root_tag is None:
+        raise MalformedFileError(f"{src}: no <svg> root element")
+    root = ooxml.parse_xml(document.encode("utf-8"), src.name)
+    x, y, width, height = _svg_canvas(root)
+    scale = 1000 / min(width, height)
+    layout = plan_label((round(width * scale), round(height * scale)), text=text, placement="top-right")
+    px0, py0, px1, py1 = (v / scale for v in layout.plate)
+    p = root_tag.group("p")
+    cx, cy, size = x + (px0 + px1) / 2, y + (py0 + py1) / 2, layout.font_size / scale
+    group = (
+        f'<{p}g id="{SVG_GROUP_ID}" role="note" aria-label="{html.escape(text)}">'
+        f'<{p}rect x="{x + px0:.2f}" y="{y + py0:.2f}" width="{px1 - px0:.2f}" height="{py1 - py0:.2f}" '
+        'fill="#181818"/>'
+        f'<{p}text x="{cx:.2f}" y="{cy:.2f}" font-size="{size:.2f}" '
+        'fill="#ffffff" text-anchor="middle" dominant-baseline="central" '
+        f'font-family="{_SVG_FONTS}">'
+        f"{html.escape(text, quote=False)}</{p}text></{p}g>"
+    )
+    if root_tag.group("close") == "/>":
+        start, end = root_tag.span("close")
+        labelled = document[:start] + ">" + group + f"</{p}svg>" + document[end:]
+    else:
+        closing = list(re.finditer(rf"</{re.escape(p)}svg\s*>", document))
+        if not closing:
+            raise MalformedFileError(f"{src}: no </svg> end tag")
+        at = closing[-1].start()
+        labelled = document[:at] + group + document[at:]
+    ooxml.parse_xml(labelled.encode("utf-8"), src.name)  # still well-formed
+    with atomic_output(dst, mode_from=src) as tmp:
+        tmp.write_bytes(labelled.encode("utf-8"))
+    ratio = layout.smallest_glyph_ratio
+    return f"label at the top right of the picture (smallest glyph {ratio:.1%} of its shortest side)", ratio
+
+
+def find_svg_label(path: Path | str) -> bool:
+    """True if the SVG has the label group :func:`add_document_label` draws."""
+    root = ooxml.parse_xml(svgc._load(Path(path)).encode("utf-8"), Path(path).name)
+    return any(el.get("id") == SVG_GROUP_ID for el in root.iter())
+
+
 _LABELLERS: dict[str, Callable[[Path, Path, str], tuple[str, float]]] = {
     "pdf": _label_pdf,
     "ooxml": _label_ooxml,
+    "svg": _label_svg,
 }
 
-__all__ = ["DocumentLabelResult", "add_document_label", "find_ooxml_label", "find_pdf_label"]
+__all__ = ["DocumentLabelResult", "add_document_label", "find_ooxml_label", "find_pdf_label", "find_svg_label"]
