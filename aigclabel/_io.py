@@ -20,9 +20,9 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-from .errors import FileAccessError, LimitExceededError, NotRegularFileError, TruncatedFileError
+from .errors import AIGCLabelError, FileAccessError, LimitExceededError, NotRegularFileError, TruncatedFileError
 
 try:
     import fcntl
@@ -628,3 +628,23 @@ def copy_rest(src: BinaryIO, dst: BinaryIO) -> None:
 def file_size(handle: BinaryIO) -> int:
     """Size of an open seekable file, leaving its position unchanged."""
     return os.fstat(handle.fileno()).st_size
+
+
+def read_settings(path: Path | str, what: str, error: type[AIGCLabelError]) -> dict[str, Any]:
+    """The table in a ``.toml`` (else JSON) settings file; an unreadable or malformed file raises ``error``
+    naming ``what`` it is (``"key registry"``)."""
+    import json
+    import tomllib
+
+    target = Path(path)
+    try:
+        text = target.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(f"cannot read {what} {target}: {exc}") from None
+    try:
+        data = tomllib.loads(text) if target.suffix.lower() == ".toml" else json.loads(text)
+    except (ValueError, tomllib.TOMLDecodeError) as exc:
+        raise error(f"{target}: not valid {target.suffix.lstrip('.') or 'JSON'}: {exc}") from None
+    if not isinstance(data, dict):
+        raise error(f"{target}: a {what} is a table/object")
+    return data

@@ -22,6 +22,7 @@ The tree (exit code; HTTP status and error code; other base classes in brackets)
         NotRegularFileError                      exit 8   HTTP 400 bad-request
         InterruptedEditError                     exit 8   HTTP 400 bad-request
       LabelRemovalRefusedError                   exit 9   HTTP 400 bad-request
+      ExportRefusedError                         exit 9   HTTP 400 bad-request
       ConfigurationError                         exit 2   HTTP 400 bad-request
         ServiceConfigError                       exit 2   HTTP 400 bad-request
         GatewayConfigError [ValueError]          exit 2   HTTP 400 bad-request
@@ -132,6 +133,14 @@ class NeedsRepairError(MalformedFileError):
 class LabelRemovalRefusedError(AIGCLabelError):
     """Removing a label was refused: it is not provably the caller's (Measures Art. 10 forbids removing
     labels); the producer's key, or an override with a reason that is logged, is needed."""
+
+    exit_code = 9
+
+
+class ExportRefusedError(AIGCLabelError):
+    """A copy without the explicit label (Measures Art. 9) was refused: the file carries no implicit label
+    (Art. 9 waives only the explicit one), or the recipient has accepted no user agreement; an override
+    with a reason, which is logged, is needed."""
 
     exit_code = 9
 

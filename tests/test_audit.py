@@ -23,7 +23,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from aigclabel import DEMO_PROVIDER_CODE
+from aigclabel import DEMO_PROVIDER_CODE, AIGCLabel
+from aigclabel.api import write_label
 from aigclabel.audit import (
     MIN_RETENTION_DAYS,
     AuditError,
@@ -169,6 +170,8 @@ def test_cli_record_export_and_export(tmp_path: Path) -> None:
     db = str(tmp_path / "a.sqlite")
     image = tmp_path / "a.png"
     image.write_bytes((SAMPLES / "sample.png").read_bytes())
+    write_label(image, AIGCLabel.for_producer(DEMO_PROVIDER_CODE))  # Art. 9 waives only the explicit label
+    AuditStore(db).record_acceptance("acct-9", "0" * 64, "en")  # and needs the recipient's agreement
     runner = CliRunner()
     result = runner.invoke(app, ["audit", "record-export", str(image), "--recipient", "acct-9", "--db", db])
     assert result.exit_code == 0, result.output

@@ -74,3 +74,14 @@ def test_crash_mid_batch_postgres(url: str) -> None:
 
 def test_concurrent_first_open_migrates_once(server: PostgresServer) -> None:
     check_concurrent_first_open(server.create_database("race"))
+
+
+def test_agreement_acceptances_on_postgres(url: str) -> None:
+    store = AuditStore(url, clock=lambda: NOW)
+    assert "aigclabel_acceptances" in inspect(store.engine).get_table_names()
+    first = store.record_acceptance("u-1", "a" * 64, "zh-CN")
+    assert store.record_acceptance("u-1", "a" * 64, "en") == first  # the first acceptance stands
+    store.record_acceptance("u-1", "b" * 64, "en", ts=NOW + timedelta(days=1))
+    assert [a.version for a in store.acceptance_of("u-1")] == ["b" * 64, "a" * 64]
+    assert first.ts == NOW and store.acceptance_of("u-2") == []
+    store.close()

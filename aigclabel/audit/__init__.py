@@ -9,12 +9,13 @@ from ..errors import AuditError, RetentionError
 from .events import file_event, verdict_event
 from .models import EventKind
 from .retention import MIN_RETENTION_DAYS, RetentionResult, purge
-from .store import DB_ENV, DEFAULT_SQLITE_FILE, AuditEvent, AuditStore, file_sha256, resolve_url
+from .store import DB_ENV, DEFAULT_SQLITE_FILE, AcceptanceRecord, AuditEvent, AuditStore, file_sha256, resolve_url
 
 __all__ = [
     "DB_ENV",
     "DEFAULT_SQLITE_FILE",
     "MIN_RETENTION_DAYS",
+    "AcceptanceRecord",
     "AuditError",
     "AuditEvent",
     "AuditStore",

@@ -112,3 +112,20 @@ class StoredKey(Base):
     pinned: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
     note: Mapped[str] = mapped_column(String(512), nullable=False, default="")
     added: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+
+
+class Acceptance(Base):
+    """A user's acceptance of one version of the agreement's labelling clauses (Measures Art. 8, 9)."""
+
+    __tablename__ = "aigclabel_acceptances"
+    __table_args__ = (
+        UniqueConstraint("user_id", "version", name="uq_aigclabel_acceptances_user_version"),
+        Index("ix_aigclabel_acceptances_user_id", "user_id"),
+    )
+
+    id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(String(512), nullable=False)
+    #: SHA-256 (hex) of the clause text the user accepted.
+    version: Mapped[str] = mapped_column(String(64), nullable=False)
+    lang: Mapped[str] = mapped_column(String(16), nullable=False)
+    ts: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)

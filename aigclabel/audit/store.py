@@ -22,7 +22,7 @@ from typing import Any
 from .._extras import needs_extra
 from ..errors import AuditError, AuditUnavailableError
 from ..signing import KeyRegistry, PublicKey, RegisteredKey
-from .models import MAX_ID_LENGTH, Event, EventKind, StoredKey
+from .models import MAX_ID_LENGTH, Acceptance, Event, EventKind, StoredKey
 
 with needs_extra("audit"):
     from alembic import command
@@ -79,6 +79,21 @@ class AuditEvent:
             "detail": dict(self.detail),
             "delivered": self.delivered,
         }
+
+
+@dataclass(frozen=True)
+class AcceptanceRecord:
+    """A user's recorded acceptance of one agreement version."""
+
+    id: int
+    user: str
+    version: str
+    lang: str
+    ts: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"id": self.id, "user": self.user, "version": self.version, "lang": self.lang, "ts": self.ts.isoformat()}
 
 
 _LIMITS = {
@@ -370,6 +385,12 @@ class AuditStore:
         with Session(self.engine) as session:
             return int(session.scalar(query) or 0)
 
+    def time_range(self) -> tuple[datetime, datetime] | None:
+        """Timestamps of the oldest and newest stored event (``None`` when there is none)."""
+        with Session(self.engine) as session:
+            first, last = session.execute(select(func.min(Event.ts), func.max(Event.ts))).one()
+        return None if first is None else (first.replace(tzinfo=UTC), last.replace(tzinfo=UTC))
+
     def delete_before(self, cutoff: datetime, *, batch: int = 5000) -> int:
         """Delete events with ``ts < cutoff`` in bounded batches; use :mod:`.retention`, not this."""
         deleted = 0
@@ -385,6 +406,44 @@ class AuditStore:
         """How many events are older than ``cutoff``."""
         with Session(self.engine) as session:
             return int(session.scalar(select(func.count()).select_from(Event).where(Event.ts < cutoff)) or 0)
+
+    # ------------------------------------------------------------------ agreement acceptances
+    def record_acceptance(self, user: str, version: str, lang: str, *, ts: datetime | None = None) -> AcceptanceRecord:
+        """Record that ``user`` accepted agreement ``version`` (SHA-256 hex of the clause text) in ``lang``.
+
+        Accepting the same version again keeps the first record and returns it.
+        """
+        version = version.lower().removeprefix("sha256:")
+        if len(version) != 64 or any(c not in "0123456789abcdef" for c in version):
+            raise AuditError(f"an agreement version is the SHA-256 of its text (64 hex digits), not {version!r}")
+        if not user or len(user) > 512 or "\x00" in user:
+            raise AuditError("a user id is 1 to 512 characters without NUL")
+        when = ts if ts is not None else self.clock()
+        if when.tzinfo is None:
+            raise AuditError("acceptance timestamps must be time-zone aware")
+        try:
+            with Session(self.engine) as session, session.begin():
+                row = session.scalar(
+                    select(Acceptance).where(Acceptance.user_id == user, Acceptance.version == version)
+                )
+                if row is None:
+                    row = Acceptance(user_id=user, version=version, lang=lang, ts=when)
+                    session.add(row)
+                    session.flush()
+                return AcceptanceRecord(row.id, row.user_id, row.version, row.lang, row.ts)
+        except SQLAlchemyError as exc:
+            raise AuditUnavailableError(f"cannot record the acceptance: {exc.__class__.__name__}") from exc
+
+    def acceptance_of(self, user: str | None = None) -> list[AcceptanceRecord]:
+        """Acceptances of ``user`` (of everyone when ``None``), newest first."""
+        query = select(Acceptance).order_by(Acceptance.ts.desc(), Acceptance.id.desc())
+        if user is not None:
+            query = query.where(Acceptance.user_id == user)
+        try:
+            with Session(self.engine) as session:
+                return [AcceptanceRecord(r.id, r.user_id, r.version, r.lang, r.ts) for r in session.scalars(query)]
+        except SQLAlchemyError as exc:
+            raise AuditUnavailableError(f"cannot read acceptances: {exc.__class__.__name__}") from exc
 
     # ------------------------------------------------------------------ keys
     def save_key(self, entry: RegisteredKey) -> None:

@@ -221,19 +221,133 @@ def audit_retention(
 def audit_record_export(
     file: Annotated[Path, typer.Argument(help="The file handed out without an explicit label.", exists=True)],
     recipient: Annotated[str, typer.Option("--recipient", help="Who received it (Measures Art. 9).")],
+    agreement_version: Annotated[
+        str | None, typer.Option("--agreement-version", help="Require the recipient's acceptance of this version.")
+    ] = None,
+    override_no_label: Annotated[
+        str | None,
+        typer.Option("--override-no-label", metavar="REASON", help="Record it although FILE has no implicit label."),
+    ] = None,
+    override_no_agreement: Annotated[
+        str | None,
+        typer.Option(
+            "--override-no-agreement", metavar="REASON", help="Record it although the recipient accepted no agreement."
+        ),
+    ] = None,
     db: DbOption = None,
 ) -> None:
-    """Record that FILE was supplied without an explicit label to RECIPIENT (Art. 9; kept >= 6 months)."""
-    from ..api import read_label
-    from ..audit import EventKind, file_event
+    """Record that FILE was supplied without an explicit label to RECIPIENT (Art. 9; kept >= 6 months).
+
+    Refused (exit 9) when FILE carries no implicit label (Art. 9 waives only the explicit one) or the
+    recipient has accepted no user agreement; an override's reason is stored in the event.
+    """
+    from ..compliance import record_label_free_export
 
     try:
-        event_id = store(db).record(file_event(EventKind.EXPORT_UNLABELED, file, read_label(file), recipient=recipient))
+        event_id = record_label_free_export(
+            store(db),
+            file,
+            recipient,
+            agreement_version=agreement_version,
+            override_no_label=override_no_label,
+            override_no_agreement=override_no_agreement,
+        )
     except AIGCLabelError as exc:
         fail(exc)
     typer.echo(f"recorded export event {event_id}")
 
 
+class LangChoice(StrEnum):
+    """Languages of the generated agreement and filing texts."""
+
+    ZH_CN = "zh-CN"
+    EN = "en"
+
+
+LangOption = Annotated[LangChoice, typer.Option("--lang", help="zh-CN (default) or en.")]
+ConfigOption = Annotated[Path, typer.Option("--config", help="Provider configuration (TOML or JSON).")]
+
+agreement_app = typer.Typer(
+    help="User-agreement labelling clauses (Measures Art. 8), acceptances (Art. 9) and filing materials (Art. 12).",
+    no_args_is_help=True,
+)
+
+
+@agreement_app.command("clauses")
+def agreement_clauses(config: ConfigOption, lang: LangOption = LangChoice.ZH_CN) -> None:
+    """Print the labelling clauses of the user service agreement (Markdown, with their version)."""
+    from ..compliance import clauses, load_provider
+
+    try:
+        text = clauses(load_provider(config), lang.value).markdown()
+    except AIGCLabelError as exc:
+        fail(exc)
+    sys.stdout.write(text)
+
+
+@agreement_app.command("accept")
+def agreement_accept(
+    user: Annotated[str, typer.Option("--user", help="The user's account id.")],
+    version: Annotated[str, typer.Option("--version", help="Agreement version (sha256 of the clauses).")],
+    lang: LangOption = LangChoice.ZH_CN,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="Check the version against this provider's current clauses.")
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Record that USER accepted agreement VERSION now."""
+    from ..compliance import clauses, load_provider
+    from ..errors import ConfigurationError
+
+    try:
+        if config is not None:
+            current = clauses(load_provider(config), lang.value).version
+            if version.lower().removeprefix("sha256:") != current:
+                raise ConfigurationError(f"version {version} is not the current {lang.value} clauses ({current})")
+        record = store(db).record_acceptance(user, version, lang.value)
+    except AIGCLabelError as exc:
+        fail(exc)
+    typer.echo(f"acceptance {record.id}: {record.user} accepted {record.version} at {record.ts.isoformat()}")
+
+
+@agreement_app.command("list")
+def agreement_list(
+    user: Annotated[str | None, typer.Option("--user", help="Only this user's acceptances.")] = None,
+    db: DbOption = None,
+) -> None:
+    """Recorded acceptances, newest first (JSON lines)."""
+    try:
+        found = store(db).acceptance_of(user)
+    except AIGCLabelError as exc:
+        fail(exc)
+    for record in found:
+        sys.stdout.write(json.dumps(record.to_dict(), ensure_ascii=False) + "\n")
+    if not found:
+        raise typer.Exit(1)
+
+
+@agreement_app.command("filing")
+def agreement_filing(
+    config: ConfigOption,
+    lang: LangOption = LangChoice.ZH_CN,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of Markdown.")] = False,
+    no_figures: Annotated[bool, typer.Option("--no-figures", help="Configuration only, no audit figures.")] = False,
+    db: DbOption = None,
+) -> None:
+    """The labelling part of the algorithm-filing materials (Art. 12), with figures from the audit log."""
+    from ..compliance import filing_materials, load_provider
+
+    try:
+        materials = filing_materials(load_provider(config), None if no_figures else store(db), lang.value)
+    except AIGCLabelError as exc:
+        fail(exc)
+    if as_json:
+        sys.stdout.write(json.dumps(materials.to_dict(), ensure_ascii=False, indent=2) + "\n")
+    else:
+        sys.stdout.write(materials.markdown())
+
+
 app = typer.Typer()
 app.add_typer(audit_app, name="audit")
 app.add_typer(keys_app, name="keys")
+app.add_typer(agreement_app, name="agreement")

@@ -7,7 +7,6 @@ label comes from the provider it names.
 from __future__ import annotations
 
 import json
-import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,17 +123,9 @@ class KeyRegistry:
     @classmethod
     def load(cls, path: Path | str) -> KeyRegistry:
         """Read a ``.json`` or ``.toml`` registry file (TOML: an array of ``[[keys]]`` tables)."""
-        target = Path(path)
-        try:
-            text = target.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise KeyRegistryError(f"cannot read key registry {target}: {exc}") from None
-        try:
-            data = tomllib.loads(text) if target.suffix.lower() == ".toml" else json.loads(text)
-        except (ValueError, tomllib.TOMLDecodeError) as exc:
-            raise KeyRegistryError(f"{target}: not valid {target.suffix.lstrip('.') or 'JSON'}: {exc}") from None
-        if not isinstance(data, Mapping):
-            raise KeyRegistryError(f"{target}: a key registry is an object with a keys array")
+        from .._io import read_settings
+
+        data = read_settings(path, "key registry", KeyRegistryError)
         return cls.from_dict(data)
 
     def save(self, path: Path | str) -> Path:
