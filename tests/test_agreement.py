@@ -17,7 +17,7 @@ from aigclabel import DEMO_PROVIDER_CODE, AIGCLabel
 from aigclabel.api import write_label
 from aigclabel.audit import AuditError, AuditStore
 from aigclabel.cli import app
-from aigclabel.compliance import Lang, ProviderConfig, clauses, filing_materials, load_provider
+from aigclabel.compliance import ProviderConfig, clauses, filing_materials, load_provider
 from aigclabel.errors import ConfigurationError
 from tests.conftest import SAMPLES
 
@@ -56,7 +56,7 @@ def _labelled_png(tmp_path: Path, name: str = "a.png") -> Path:
 # ------------------------------------------------------------------------------------ Art. 8 clauses
 def test_clauses_say_what_the_configuration_says(config_file: Path) -> None:
     config = load_provider(config_file)
-    zh, en = clauses(config, "zh-CN"), clauses(config, Lang.EN)
+    zh, en = clauses(config, "zh-CN"), clauses(config, "en")
     for number in ("第八条", "第九条", "第十条"):
         assert f"《人工智能生成合成内容标识办法》{number}" in zh.body
     assert "Article 8 of the Measures" in en.body and "Article 9 of the Measures" in en.body
@@ -220,7 +220,7 @@ def test_filing_materials_with_figures(config_file: Path, tmp_path: Path) -> Non
     assert figures["events"]["export_unlabeled"] == 1 and figures["recipients"] == 1
     assert figures["events"]["label"] == 1 and figures["formats"] == {"png": 1}
     assert (figures["acceptances"], figures["accepting_users"]) == (1, 1) and figures["period"]
-    zh = runner.invoke(app, ["agreement", "filing", "--config", str(config_file), "--db", db]).stdout
+    zh = runner.invoke(app, ["agreement", "filing", "--config", str(config_file), "--lang", "zh-CN", "--db", db]).stdout
     assert "《人工智能生成合成内容标识办法》第十二条" in zh and "SM3withSM2" in zh and "iTXt" in zh
     en = filing_materials(load_provider(config_file), None, "en").markdown()
     assert "Article 12 of the Measures" in en and "Figures" not in en

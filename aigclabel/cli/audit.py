@@ -257,14 +257,9 @@ def audit_record_export(
     typer.echo(f"recorded export event {event_id}")
 
 
-class LangChoice(StrEnum):
-    """Languages of the generated agreement and filing texts."""
-
-    ZH_CN = "zh-CN"
-    EN = "en"
-
-
-LangOption = Annotated[LangChoice, typer.Option("--lang", help="zh-CN (default) or en.")]
+LangOption = Annotated[
+    str | None, typer.Option("--lang", help="zh-CN or en (default: $AIGCLABEL_LANG, then the locale).")
+]
 ConfigOption = Annotated[Path, typer.Option("--config", help="Provider configuration (TOML or JSON).")]
 
 agreement_app = typer.Typer(
@@ -274,12 +269,13 @@ agreement_app = typer.Typer(
 
 
 @agreement_app.command("clauses")
-def agreement_clauses(config: ConfigOption, lang: LangOption = LangChoice.ZH_CN) -> None:
+def agreement_clauses(config: ConfigOption, lang: LangOption = None) -> None:
     """Print the labelling clauses of the user service agreement (Markdown, with their version)."""
     from ..compliance import clauses, load_provider
+    from ..i18n import resolve_lang
 
     try:
-        text = clauses(load_provider(config), lang.value).markdown()
+        text = clauses(load_provider(config), resolve_lang(lang)).markdown()
     except AIGCLabelError as exc:
         fail(exc)
     sys.stdout.write(text)
@@ -289,7 +285,7 @@ def agreement_clauses(config: ConfigOption, lang: LangOption = LangChoice.ZH_CN)
 def agreement_accept(
     user: Annotated[str, typer.Option("--user", help="The user's account id.")],
     version: Annotated[str, typer.Option("--version", help="Agreement version (sha256 of the clauses).")],
-    lang: LangOption = LangChoice.ZH_CN,
+    lang: LangOption = None,
     config: Annotated[
         Path | None, typer.Option("--config", help="Check the version against this provider's current clauses.")
     ] = None,
@@ -298,13 +294,22 @@ def agreement_accept(
     """Record that USER accepted agreement VERSION now."""
     from ..compliance import clauses, load_provider
     from ..errors import ConfigurationError
+    from ..i18n import LANGS, resolve_lang
 
+    chosen = resolve_lang(lang)
     try:
         if config is not None:
-            current = clauses(load_provider(config), lang.value).version
-            if version.lower().removeprefix("sha256:") != current:
-                raise ConfigurationError(f"version {version} is not the current {lang.value} clauses ({current})")
-        record = store(db).record_acceptance(user, version, lang.value)
+            # Without --lang, the version says which language's clauses were accepted.
+            provider = load_provider(config)
+            wanted = version.lower().removeprefix("sha256:")
+            current = {code: clauses(provider, code).version for code in ([chosen] if lang else LANGS)}
+            matching = [code for code, made in current.items() if made == wanted]
+            if not matching:
+                raise ConfigurationError(
+                    f"version {version} is not the current clauses ({', '.join(current.values())})"
+                )
+            chosen = matching[0]
+        record = store(db).record_acceptance(user, version, chosen)
     except AIGCLabelError as exc:
         fail(exc)
     typer.echo(f"acceptance {record.id}: {record.user} accepted {record.version} at {record.ts.isoformat()}")
@@ -329,16 +334,17 @@ def agreement_list(
 @agreement_app.command("filing")
 def agreement_filing(
     config: ConfigOption,
-    lang: LangOption = LangChoice.ZH_CN,
+    lang: LangOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON instead of Markdown.")] = False,
     no_figures: Annotated[bool, typer.Option("--no-figures", help="Configuration only, no audit figures.")] = False,
     db: DbOption = None,
 ) -> None:
     """The labelling part of the algorithm-filing materials (Art. 12), with figures from the audit log."""
     from ..compliance import filing_materials, load_provider
+    from ..i18n import resolve_lang
 
     try:
-        materials = filing_materials(load_provider(config), None if no_figures else store(db), lang.value)
+        materials = filing_materials(load_provider(config), None if no_figures else store(db), resolve_lang(lang))
     except AIGCLabelError as exc:
         fail(exc)
     if as_json:

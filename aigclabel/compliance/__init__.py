@@ -7,11 +7,10 @@ algorithm-filing materials (Art. 12), all generated from one provider configurat
 from .agreement import Clauses, clauses
 from .export import record_label_free_export
 from .filing import filing_materials
-from .provider import Lang, ProviderConfig, load_provider
+from .provider import ProviderConfig, load_provider
 
 __all__ = [
     "Clauses",
-    "Lang",
     "ProviderConfig",
     "clauses",
     "filing_materials",

@@ -14,8 +14,9 @@ from typing import Any
 
 from ..audit import AuditStore, EventKind
 from ..containers import MediaKind, container_for_suffix, registered
-from .agreement import STANDARD_EN, STANDARD_ZH, article
-from .provider import POSITIONS, Lang, ProviderConfig
+from ..i18n import Lang
+from .agreement import STANDARD_EN, STANDARD_ZH, article, checked_lang
+from .provider import POSITIONS, ProviderConfig
 
 #: Watermark schemes per modality: (zh-CN, en).
 WATERMARK_SCHEMES: dict[MediaKind, tuple[str, str]] = {
@@ -46,7 +47,7 @@ class FilingMaterials:
 
     def markdown(self) -> str:
         """The materials as a Markdown document in :attr:`lang`."""
-        zh = self.lang is Lang.ZH_CN
+        zh = self.lang == "zh-CN"
         d = self.data
         i = 0 if zh else 1
         yes_no = ("是", "否") if zh else ("yes", "no")
@@ -118,9 +119,7 @@ def _figures(store: AuditStore) -> dict[str, Any]:
     }
 
 
-def filing_materials(
-    config: ProviderConfig, store: AuditStore | None = None, lang: Lang | str = Lang.ZH_CN
-) -> FilingMaterials:
+def filing_materials(config: ProviderConfig, store: AuditStore | None = None, lang: str = "zh-CN") -> FilingMaterials:
     """The Art. 12 labelling materials for ``config``, with figures from ``store`` when given."""
     containers = registered()
     data: dict[str, Any] = {
@@ -145,4 +144,4 @@ def filing_materials(
     }
     if store is not None:
         data["figures"] = _figures(store)
-    return FilingMaterials(lang=Lang(lang), data=data)
+    return FilingMaterials(lang=checked_lang(lang), data=data)

@@ -21,21 +21,12 @@ A TOML or JSON file::
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from .._io import read_settings
 from ..containers import MediaKind, registered
 from ..errors import ConfigurationError
-
-
-class Lang(StrEnum):
-    """Languages the generated texts come in."""
-
-    ZH_CN = "zh-CN"
-    EN = "en"
-
 
 #: Explicit-label positions a configuration may name: (zh-CN, en).
 POSITIONS: dict[str, tuple[str, str]] = {
