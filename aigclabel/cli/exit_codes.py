@@ -41,6 +41,8 @@ ERROR_MEANINGS: tuple[tuple[type[errors.AIGCLabelError], str], ...] = (
      "links; nothing was changed"),
     (errors.LabelRemovalRefusedError, "strip refused: the label is not provably yours (Measures Art. 10; see "
      "--force-remove-label)"),
+    (errors.ExportRefusedError, "audit record-export refused: no implicit label, or no accepted user agreement "
+     "(Measures Art. 9; see --override-no-label / --override-no-agreement)"),
 )  # fmt: skip
 
 
