@@ -222,6 +222,7 @@ def test_filing_materials_with_figures(config_file: Path, tmp_path: Path) -> Non
     assert (figures["acceptances"], figures["accepting_users"]) == (1, 1) and figures["period"]
     zh = runner.invoke(app, ["agreement", "filing", "--config", str(config_file), "--lang", "zh-CN", "--db", db]).stdout
     assert "《人工智能生成合成内容标识办法》第十二条" in zh and "SM3withSM2" in zh and "iTXt" in zh
+    assert "- 文本: 开头、交互界面或内容周边" in zh and "| PNG image | 图片 |" in zh
     en = filing_materials(load_provider(config_file), None, "en").markdown()
     assert "Article 12 of the Measures" in en and "Figures" not in en
     store.close()

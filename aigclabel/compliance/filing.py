@@ -15,7 +15,7 @@ from typing import Any
 from ..audit import AuditStore, EventKind
 from ..containers import MediaKind, container_for_suffix, registered
 from ..i18n import Lang
-from .agreement import STANDARD_EN, STANDARD_ZH, article, checked_lang
+from .agreement import MEDIA_NAMES, STANDARD_EN, STANDARD_ZH, article, checked_lang
 from .provider import POSITIONS, ProviderConfig
 
 #: Watermark schemes per modality: (zh-CN, en).
@@ -54,7 +54,7 @@ class FilingMaterials:
         lines = [
             f"# {'人工智能生成合成内容标识材料（算法备案）' if zh else 'Labelling materials for the algorithm filing'}",
             "",
-            f"{'依据' if zh else 'Under'} {article(12, self.lang)}{'；' if zh else '; '}"
+            f"{'依据' if zh else 'Under'}{'' if zh else ' '}{article(12, self.lang)}{'；' if zh else '; '}"
             f"{STANDARD_ZH if zh else STANDARD_EN}",
             "",
             f"- {'服务提供者' if zh else 'Provider'}: {d['provider']['name']} ({d['provider']['code']})",
@@ -62,14 +62,16 @@ class FilingMaterials:
             f"## {'显式标识' if zh else 'Explicit labels'}",
             "",
         ]
-        lines += [f"- {m}: {', '.join(POSITIONS[p][i] for p in ps)}" for m, ps in d["explicit"].items()] or ["- —"]
+        sep = "、" if zh else ", "
+        explicit = d["explicit"].items()
+        lines += [f"- {_media(m, i)}: {sep.join(POSITIONS[p][i] for p in ps)}" for m, ps in explicit] or ["- —"]
         lines += ["", f"## {'隐式标识（文件元数据）' if zh else 'Implicit labels (file metadata)'}", ""]
-        lines += ["| format | media | location |", "|---|---|---|"]
-        lines += [f"| {f['description']} | {f['media']} | `{f['location']}` |" for f in d["implicit"]]
+        lines += ["| 格式 | 类型 | 位置 |" if zh else "| format | media | location |", "|---|---|---|"]
+        lines += [f"| {f['description']} | {_media(f['media'], i)} | `{f['location']}` |" for f in d["implicit"]]
         w, s = d["watermark"], d["signature"]
         lines += ["", f"## {'数字水印与数字签名' if zh else 'Watermark and signature'}", ""]
         lines.append(f"- {'数字水印' if zh else 'Watermark'}: {yes_no[0] if w['enabled'] else yes_no[1]}")
-        lines += [f"  - {m}: {scheme[i]}" for m, scheme in w["schemes"].items()]
+        lines += [f"  - {_media(m, i)}: {scheme[i]}" for m, scheme in w["schemes"].items()]
         sig = _SIGNATURE_SCHEMES[s["algorithm"]][i] if s["algorithm"] else yes_no[1]
         lines.append(f"- {'数字签名' if zh else 'Signature'}: {sig}")
         lines += [
@@ -85,7 +87,8 @@ class FilingMaterials:
         if figures is not None:
             lines += ["", f"## {'运行数据（审计日志）' if zh else 'Figures from the audit log'}", ""]
             period = figures["period"]
-            lines.append(f"- {'期间' if zh else 'Period'}: {period[0]} – {period[1]}" if period else "- —")
+            span = f"{period[0]} – {period[1]}" if period else "—"
+            lines.append(f"- {'期间' if zh else 'Period'}: {span}")
             lines += [f"- {'事件' if zh else 'events'} `{k}`: {n}" for k, n in figures["events"].items()]
             lines += [
                 f"- {'已标识格式' if zh else 'labelled format'} `{k}`: {n}" for k, n in figures["formats"].items()
@@ -96,6 +99,10 @@ class FilingMaterials:
                 f"{figures['acceptances']} / {figures['accepting_users']}"
             )
         return "\n".join(lines) + "\n"
+
+
+def _media(value: str, lang_index: int) -> str:
+    return MEDIA_NAMES[MediaKind(value)][lang_index]
 
 
 def _figures(store: AuditStore) -> dict[str, Any]:
