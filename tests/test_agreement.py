@@ -226,3 +226,17 @@ def test_filing_materials_with_figures(config_file: Path, tmp_path: Path) -> Non
     en = filing_materials(load_provider(config_file), None, "en").markdown()
     assert "Article 12 of the Measures" in en and "Figures" not in en
     store.close()
+
+
+def test_clauses_need_no_audit_extra(config_file: Path) -> None:
+    # A core install (no [audit]: no SQLAlchemy) generates the agreement text; only the store needs the extra.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from aigclabel.compliance import clauses, filing_materials, load_provider; "
+        f"c = load_provider({str(config_file)!r}); clauses(c); filing_materials(c).markdown(); "
+        "print('sqlalchemy' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

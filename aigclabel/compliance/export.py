@@ -10,11 +10,13 @@ overridden with a reason, which is stored in the event.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..api import read_label
-from ..audit import AuditStore, EventKind, file_event
 from ..errors import ExportRefusedError
+
+if TYPE_CHECKING:
+    from ..audit import AuditStore
 
 
 def record_label_free_export(
@@ -32,6 +34,8 @@ def record_label_free_export(
     no accepted agreement (of ``agreement_version``, when given), unless the matching override gives a
     reason.
     """
+    from ..audit import EventKind, file_event
+
     label = read_label(path)
     detail: dict[str, Any] = {"implicit_label": label is not None}
     overrides: dict[str, str] = {}

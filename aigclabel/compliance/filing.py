@@ -10,13 +10,15 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..audit import AuditStore, EventKind
 from ..containers import MediaKind, container_for_suffix, registered
 from ..i18n import Lang
 from .agreement import MEDIA_NAMES, STANDARD_EN, STANDARD_ZH, article, checked_lang
 from .provider import POSITIONS, ProviderConfig
+
+if TYPE_CHECKING:
+    from ..audit import AuditStore
 
 #: Watermark schemes per modality: (zh-CN, en).
 WATERMARK_SCHEMES: dict[MediaKind, tuple[str, str]] = {
@@ -106,6 +108,8 @@ def _media(value: str, lang_index: int) -> str:
 
 
 def _figures(store: AuditStore) -> dict[str, Any]:
+    from ..audit import EventKind
+
     formats: Counter[str] = Counter()
     recipients: set[str] = set()
     for event in store.events(kinds=[EventKind.LABEL, EventKind.EXPORT_UNLABELED]):
