@@ -347,14 +347,16 @@ def embed_file(
     raise UnsupportedFormatError(f"{src}: not an image, audio, video or text file aigclabel can watermark")
 
 
-def detect_file(path: str | Path, *, key: bytes = DEMO_KEY) -> WatermarkResult | None:
+def detect_file(path: str | Path, *, key: bytes = DEMO_KEY, search_speed: bool = False) -> WatermarkResult | None:
     """Look for a watermark in an image, audio or text file; None when the file is none of those.
 
-    Raises :class:`LimitExceededError` ("not searched") for media over the decode limits.
+    ``search_speed`` also searches audio played faster or slower (seconds of CPU per clip; see
+    :func:`~aigclabel.watermark.audio.detect_audio`). Raises :class:`LimitExceededError` ("not
+    searched") for media over the decode limits.
     """
     path = Path(path)
     with hostile_input(path, "media"):
-        return _detect_file(path, key)
+        return _detect_file(path, key, search_speed)
 
 
 def detect_decoded_image(image: Image.Image, key: bytes = DEMO_KEY) -> WatermarkResult:
@@ -378,7 +380,7 @@ def detect_decoded_image(image: Image.Image, key: bytes = DEMO_KEY) -> Watermark
     )
 
 
-def _detect_file(path: Path, key: bytes) -> WatermarkResult | None:
+def _detect_file(path: Path, key: bytes, search_speed: bool = False) -> WatermarkResult | None:
     from ..api import vet
 
     vet(path)  # a file over our parsers' limits never reaches FFmpeg or Pillow
@@ -404,7 +406,8 @@ def _detect_file(path: Path, key: bytes) -> WatermarkResult | None:
         from .audio import Z_PRESENT as AZ
 
         samples, rate = _read_audio(path, _DETECT_AUDIO_S, truncate=True)
-        a = detect_audio(samples, rate, key)
+        a = detect_audio(samples, rate, key, search_speed=search_speed)
+        speed = {"speed": round(a.speed, 4)} if a.speed != 1.0 else {}
         return WatermarkResult(
             "audio",
             a.present,
@@ -412,7 +415,7 @@ def _detect_file(path: Path, key: bytes) -> WatermarkResult | None:
             AZ,
             a.payload,
             a.mac_ok and a.present,
-            {"offset_s": round(a.offset_s, 3), "ms": round(a.elapsed_ms, 1)},
+            {"offset_s": round(a.offset_s, 3), "ms": round(a.elapsed_ms, 1), **speed},
         )
     if media == "video":
         from .image import Z_PRESENT as VZ

@@ -253,11 +253,15 @@ def _speed_search(r: FloatArray, lay: _Layout) -> tuple[float, int, float, npt.N
     return float(top[j]), int(offs[j]), float(zs[j]), w_top[j]
 
 
-def detect_audio(samples: npt.ArrayLike, sample_rate: int, key: bytes = DEMO_KEY) -> AudioDetection:
+def detect_audio(
+    samples: npt.ArrayLike, sample_rate: int, key: bytes = DEMO_KEY, *, search_speed: bool = False
+) -> AudioDetection:
     """Look for the watermark in float samples at any rate >= 8 kHz (6 s or more of speech for the payload).
 
-    When the unscaled read finds nothing, playback-speed factors in :data:`SPEED_RANGE` are searched
-    (with the stricter :data:`Z_SCALED` thresholds).
+    With ``search_speed``, when the unscaled read finds nothing, playback-speed factors in
+    :data:`SPEED_RANGE` are searched (with the stricter :data:`Z_SCALED` thresholds). The search costs
+    5-10 s of CPU per clip, so it is for an investigation (``watermark detect --search-speed``), not for
+    every upload a platform verifies.
     """
     started = time.perf_counter()
     x = _as_2d(samples)
@@ -278,7 +282,7 @@ def detect_audio(samples: npt.ArrayLike, sample_rate: int, key: bytes = DEMO_KEY
     present = zscore >= Z_PRESENT or (mac_ok and zscore >= Z_WITH_MAC)
     factor = 1.0
     z_search = 0.0
-    if not present and len(r) >= _SPEED_MIN_S * _SR:
+    if search_speed and not present and len(r) >= _SPEED_MIN_S * _SR:
         f_s, off_s, z_s, white_s = _speed_search(r, lay)
         z_search = z_s
         if z_s >= Z_SCALED_WITH_MAC:
