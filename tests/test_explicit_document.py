@@ -25,6 +25,7 @@ from aigclabel.errors import (
 )
 from aigclabel.explicit.document import add_document_label, find_ooxml_label, find_pdf_label, find_svg_label
 from aigclabel.explicit.image import MIN_HEIGHT_RATIO, LocatedLabel, locate_label
+from aigclabel.explicit.text import DEFAULT_LABEL
 
 from .conftest import SAMPLES, require_tool
 from .corpus import CORPUS
@@ -267,3 +268,76 @@ def test_svg_label_is_drawn_by_chromium(tmp_path: Path) -> None:
     assert locate_label(shots[0]) is None
     found = locate_label(shots[1])
     assert found is not None and found.glyph_ratio >= MIN_HEIGHT_RATIO and found.plate[0] > shots[1].width // 2
+
+
+# --------------------------------------------------------------------------------------------- EPUB
+
+
+def _epub(path: Path, first: str, *, body: str = '<body class="chapter">', opf_dir: str = "book/content") -> Path:
+    """An EPUB 3 laid out unlike aigclabel's sample: the package in a nested folder, a URL-encoded href, a
+    navigation document listed first in the manifest but not in the spine."""
+    opf = """<?xml version="1.0" encoding="UTF-8"?>
+<package xmlns="http://www.idpf.org/2007/opf" version="3.0" unique-identifier="id">
+  <metadata xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:identifier id="id">x</dc:identifier>
+    <dc:title>t</dc:title><dc:language>zh</dc:language></metadata>
+  <manifest>
+    <item id="nav" href="nav.xhtml" media-type="application/xhtml+xml" properties="nav"/>
+    <item id="css" href="style.css" media-type="text/css"/>
+    <item id="c1" href="text/chapter%20one.xhtml" media-type="application/xhtml+xml"/>
+  </manifest>
+  <spine><itemref idref="c1"/></spine>
+</package>"""
+    page = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<html xmlns="http://www.w3.org/1999/xhtml"><head><title>1</title>'
+        f"</head>\n{body}" + ("" if body.endswith("/>") else f"<h1>{first}</h1><p>正文</p></body>") + "</html>"
+    )
+    container = (
+        '<?xml version="1.0"?><container version="1.0" xmlns="urn:oasis:names:tc:opendocument:xmlns:container">'
+        f'<rootfiles><rootfile full-path="{opf_dir}/package.opf" media-type="application/oebps-package+xml"/>'
+        "</rootfiles></container>"
+    )
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr(zipfile.ZipInfo("mimetype"), "application/epub+zip")
+        z.writestr("META-INF/container.xml", container, zipfile.ZIP_DEFLATED)
+        z.writestr(f"{opf_dir}/package.opf", opf, zipfile.ZIP_DEFLATED)
+        z.writestr(f"{opf_dir}/nav.xhtml", page.replace(first, "目录"), zipfile.ZIP_DEFLATED)
+        z.writestr(f"{opf_dir}/style.css", "p { margin: 0 }", zipfile.ZIP_DEFLATED)
+        z.writestr(f"{opf_dir}/text/chapter one.xhtml", page, zipfile.ZIP_DEFLATED)
+    return path
+
+
+def test_epub_banner_leads_the_first_spine_document_and_nothing_else_changes(tmp_path: Path) -> None:
+    from xml.etree import ElementTree
+
+    from aigclabel.explicit.document import find_epub_label
+
+    src = _epub(tmp_path / "book.epub", "第一章")
+    api.write_label(src, AIGCLabel.for_producer(DEMO_PROVIDER_CODE, "epub-1"))
+    done = add_document_label(src, tmp_path / "marked.epub")
+    assert "chapter one.xhtml" in done.where and done.implicit_kept and find_epub_label(done.path)
+    with zipfile.ZipFile(src) as before, zipfile.ZipFile(done.path) as after:
+        assert after.namelist()[0] == "mimetype" and after.getinfo("mimetype").compress_type == zipfile.ZIP_STORED
+        page = after.read("book/content/text/chapter one.xhtml")
+        body = ElementTree.fromstring(page).find("{http://www.w3.org/1999/xhtml}body")
+        assert body is not None and body.get("class") == "chapter"
+        assert body[0].get("id") == "aigc-explicit-label" and body[0].text == DEFAULT_LABEL and body[1].text == "第一章"
+        for info in before.infolist():  # every other member: the same compressed bytes
+            if info.filename != "book/content/text/chapter one.xhtml":
+                assert after.getinfo(info.filename).CRC == info.CRC
+    assert api.read_label(done.path) == AIGCLabel.for_producer(DEMO_PROVIDER_CODE, "epub-1")
+    assert not find_epub_label(src)
+
+
+def test_epub_with_an_empty_body_or_no_spine_document(tmp_path: Path) -> None:
+    from aigclabel.explicit.document import find_epub_label
+
+    empty = add_document_label(_epub(tmp_path / "empty.epub", "x", body="<body/>"), tmp_path / "e.epub")
+    assert find_epub_label(empty.path)
+    broken = tmp_path / "broken.epub"
+    with zipfile.ZipFile(_epub(tmp_path / "src.epub", "x")) as z, zipfile.ZipFile(broken, "w") as out:
+        for info in z.infolist():
+            data = z.read(info)
+            out.writestr(info, data.replace(b'<itemref idref="c1"/>', b"") if info.filename.endswith(".opf") else data)
+    with pytest.raises(MalformedFileError, match="no XHTML document in its spine"):
+        add_document_label(broken, tmp_path / "b.epub")
+    assert not (tmp_path / "b.epub").exists()

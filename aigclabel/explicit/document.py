@@ -22,7 +22,11 @@ One entry point, :func:`add_document_label`, picks the labeller of the file's co
 - **SVG**: a group drawn last (so on top) at the top right: a dark ``rect`` and a ``text`` in a CJK sans
   font stack, sized from the ``viewBox`` like the image label; inserted textually, other bytes kept.
 
-XLSX and EPUB have no labeller yet (:class:`UnsupportedFormatError`). HTML is a text format in the
+- **EPUB**: a banner paragraph (white on dark, bold, centred) first in the ``<body>`` of the first
+  document of the spine, which a reading system shows first; only that one member is rewritten.
+
+XLSX has no labeller yet (:class:`UnsupportedFormatError`): a label row would shift every cell reference,
+and a drawing needs new parts. HTML is a text format in the
 registry and ``mark`` gives it the text label inside ``<body>``, which is already a visible banner.
 
 The implicit label is carried over: the PDF stamp leaves the Info dictionary and the XMP packet untouched,
@@ -39,8 +43,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 from .._io import atomic_output, copy_rest
+from ..containers import epub as epubc
 from ..containers import ooxml, open_container
 from ..containers import pdf as pdfc
 from ..containers import svg as svgc
@@ -455,10 +461,80 @@ def find_svg_label(path: Path | str) -> bool:
     return any(el.get("id") == SVG_GROUP_ID for el in root.iter())
 
 
+# --------------------------------------------------------------------------------------------- EPUB
+
+#: ``id`` of the EPUB banner paragraph (how :func:`find_epub_label` recognises ours).
+EPUB_BANNER_ID = "aigc-explicit-label"
+_XHTML_TYPES = frozenset({"application/xhtml+xml", "text/html"})
+_BODY = re.compile(r"<((?:[A-Za-z_][\w.-]*:)?)body\b[^>]*?(/?)>")
+
+
+def _first_spine_document(archive: ZipArchive) -> str:
+    """The member holding the first XHTML document of the EPUB's spine (what a reader opens first)."""
+    opf = epubc._opf_name(archive)
+    entry = archive.get(opf)
+    if entry is None:
+        raise MalformedFileError(f"EPUB has no package document {opf}")
+    root = ooxml.parse_xml(archive.read(entry), opf)
+    items = {
+        item.get("id"): item
+        for item in root.iter()
+        if item.tag.endswith("}item") and item.get("id") and item.get("href")
+    }
+    for ref in (el for el in root.iter() if el.tag.endswith("}itemref")):
+        item = items.get(ref.get("idref"))
+        if item is not None and item.get("media-type") in _XHTML_TYPES:
+            href = unquote(item.get("href", "").split("#", 1)[0])
+            return posixpath.normpath(posixpath.join(posixpath.dirname(opf), href))
+    raise MalformedFileError(f"{opf} has no XHTML document in its spine")
+
+
+def _label_epub(src: Path, dst: Path, text: str) -> tuple[str, float]:
+    archive = ZipArchive(src)
+    name = _first_spine_document(archive)
+    entry = archive.get(name)
+    if entry is None:
+        raise MalformedFileError(f"EPUB spine names {name}, which is not in the archive")
+    page = ooxml.decode_xml(archive.read(entry), name)
+    body = _BODY.search(page)
+    if body is None:
+        raise MalformedFileError(f"{name} has no <body>")
+    prefix = body.group(1)
+    style = "background:#181818;color:#fff;font-weight:bold;text-align:center;padding:0.3em 0.6em;margin:0 0 1em"
+    banner = f'<{prefix}p id="{EPUB_BANNER_ID}" style="{style}">{html.escape(text, quote=False)}</{prefix}p>'
+    if body.group(2):  # <body/>: an empty page
+        page = page[: body.start()] + body.group(0)[:-2] + ">" + banner + f"</{prefix}body>" + page[body.end() :]
+    else:
+        page = page[: body.end()] + banner + page[body.end() :]
+    ooxml.parse_xml(page.encode("utf-8"), name)  # still well-formed XML before anything is written
+    with atomic_output(dst, mode_from=src) as tmp:
+        rewrite_zip(archive, tmp, {name: page.encode("utf-8")}, [])
+    return f"label banner first in {name}, the first document of the spine", 0.0
+
+
+def find_epub_label(path: Path | str) -> bool:
+    """True if the first document of the spine carries the banner :func:`add_document_label` adds."""
+    archive = ZipArchive(Path(path))
+    name = _first_spine_document(archive)
+    entry = archive.get(name)
+    if entry is None:
+        return False
+    root = ooxml.parse_xml(archive.read(entry), name)
+    return any(el.get("id") == EPUB_BANNER_ID for el in root.iter())
+
+
 _LABELLERS: dict[str, Callable[[Path, Path, str], tuple[str, float]]] = {
     "pdf": _label_pdf,
     "ooxml": _label_ooxml,
     "svg": _label_svg,
+    "epub": _label_epub,
 }
 
-__all__ = ["DocumentLabelResult", "add_document_label", "find_ooxml_label", "find_pdf_label", "find_svg_label"]
+__all__ = [
+    "DocumentLabelResult",
+    "add_document_label",
+    "find_epub_label",
+    "find_ooxml_label",
+    "find_pdf_label",
+    "find_svg_label",
+]
