@@ -341,3 +341,54 @@ def test_epub_with_an_empty_body_or_no_spine_document(tmp_path: Path) -> None:
     with pytest.raises(MalformedFileError, match="no XHTML document in its spine"):
         add_document_label(broken, tmp_path / "b.epub")
     assert not (tmp_path / "b.epub").exists()
+
+
+# --------------------------------------------------------------------------------------------- XLSX
+
+
+def _xlsx(path: Path, *, chart: bool) -> Path:
+    openpyxl = pytest.importorskip("openpyxl")
+    from openpyxl.chart import BarChart, Reference
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "数据"
+    for row in range(1, 6):
+        sheet.append([row, row * row, f"=A{row}+B{row}"])
+    if chart:
+        bars = BarChart()
+        bars.add_data(Reference(sheet, min_col=2, min_row=1, max_row=5))
+        sheet.add_chart(bars, "E2")
+    book.save(path)
+    return path
+
+
+@pytest.mark.parametrize("chart", [False, True], ids=["no-drawing", "with-chart"])
+def test_xlsx_label_is_a_text_box_beside_the_data_and_cells_are_untouched(tmp_path: Path, chart: bool) -> None:
+    from xml.etree import ElementTree
+
+    openpyxl = pytest.importorskip("openpyxl")
+    src = _xlsx(tmp_path / "book.xlsx", chart=chart)
+    api.write_label(src, AIGCLabel.for_producer(DEMO_PROVIDER_CODE, "xlsx-1"))
+    done = add_document_label(src, tmp_path / "marked.xlsx")
+    assert "first sheet" in done.where and done.implicit_kept
+    with zipfile.ZipFile(src) as before, zipfile.ZipFile(done.path) as after:
+        drawing = after.read("xl/drawings/drawing1.xml")
+        shapes = [el for el in ElementTree.fromstring(drawing).iter() if el.get("name") == "AIGC explicit label"]
+        assert len(shapes) == 1 and DEFAULT_LABEL.encode() in drawing
+        assert (b"graphicFrame" in drawing) == chart  # a chart already there stays beside the box
+        ours = ElementTree.fromstring(drawing).findall(".//{*}oneCellAnchor/{*}from/{*}col")
+        assert ours[-1].text == "3"  # ours comes last: right of A:C, over no cell in use
+        sheet_xml = after.read("xl/worksheets/sheet1.xml").decode()
+        assert sheet_xml.count("<drawing ") == 1 and sheet_xml.index("pageMargins") < sheet_xml.index("<drawing ")
+        assert b"/xl/drawings/drawing1.xml" in after.read("[Content_Types].xml")
+        changed = {"xl/worksheets/sheet1.xml", "xl/drawings/drawing1.xml", "[Content_Types].xml",
+                   "xl/worksheets/_rels/sheet1.xml.rels"}  # fmt: skip
+        for info in before.infolist():
+            if info.filename not in changed:
+                assert after.getinfo(info.filename).CRC == info.CRC, info.filename
+    book = openpyxl.load_workbook(done.path)
+    assert [[c.value for c in row] for row in book["数据"].iter_rows()] == [
+        [r, r * r, f"=A{r}+B{r}"] for r in range(1, 6)
+    ]
+    assert api.read_label(done.path) == AIGCLabel.for_producer(DEMO_PROVIDER_CODE, "xlsx-1")

@@ -25,8 +25,10 @@ One entry point, :func:`add_document_label`, picks the labeller of the file's co
 - **EPUB**: a banner paragraph (white on dark, bold, centred) first in the ``<body>`` of the first
   document of the spine, which a reading system shows first; only that one member is rewritten.
 
-XLSX has no labeller yet (:class:`UnsupportedFormatError`): a label row would shift every cell reference,
-and a drawing needs new parts. HTML is a text format in the
+- **XLSX**: a text box (white on dark, 18 pt) in the first sheet's drawing layer, anchored at the top
+  just right of the used range: a label row would shift every cell reference and formula, and a box over
+  the cells would hide data. A sheet without a drawing gets a new drawing part, its relationship and its
+  content type; one with a drawing (charts, pictures) gets the box added to it. HTML is a text format in the
 registry and ``mark`` gives it the text label inside ``<body>``, which is already a visible banner.
 
 The implicit label is carried over: the PDF stamp leaves the Info dictionary and the XMP packet untouched,
@@ -373,11 +375,114 @@ def _label_ooxml(src: Path, dst: Path, text: str) -> tuple[str, float]:
         labelled, ratio = _label_slide(slide_xml, slide_root, emu, text)
         replace = {slide: labelled.encode("utf-8")}
         where = f"label text box at the top right of the first slide (smallest glyph {ratio:.1%} of its shortest side)"
+    elif kind == "workbook":
+        replace, add, where = _label_workbook(archive, main, main_root, text)
+        with atomic_output(dst, mode_from=src) as tmp:
+            rewrite_zip(archive, tmp, replace, add)
+        return where, 0.0
     else:
-        raise UnsupportedFormatError(f"{src}: no visible label for {kind} packages yet (Word and PowerPoint only)")
+        raise UnsupportedFormatError(f"{src}: no visible label for {kind} packages (Word, PowerPoint, Excel only)")
     with atomic_output(dst, mode_from=src) as tmp:
         rewrite_zip(archive, tmp, replace, [])
     return where, ratio
+
+
+_SHEET_REL = re.compile(r"/worksheet$")
+_DRAWING_REL_TYPE = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/drawing"
+_DRAWING_TYPE = "application/vnd.openxmlformats-officedocument.drawing+xml"
+_R_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+_XDR_NS = "http://schemas.openxmlformats.org/drawingml/2006/spreadsheetDrawing"
+_A_NS = "http://schemas.openxmlformats.org/drawingml/2006/main"
+#: Worksheet children that come after ``<drawing>`` (ECMA-376 CT_Worksheet order).
+_AFTER_DRAWING = ("legacyDrawing", "legacyDrawingHF", "drawingHF", "picture", "oleObjects", "controls",
+                  "webPublishItems", "tableParts", "extLst")  # fmt: skip
+_CELL_COLUMN = re.compile(r"([A-Z]+)\d*$")
+
+
+def _column_index(ref: str) -> int:
+    """0-based column of the last cell in a range like ``A1:D20`` (0 when there is none)."""
+    match = _CELL_COLUMN.search(ref.split(":")[-1].upper())
+    if match is None:
+        return 0
+    index = 0
+    for char in match.group(1):
+        index = index * 26 + ord(char) - 64
+    return index
+
+
+def _anchor(column: int, text: str, shape_id: int) -> str:
+    """A one-cell-anchored text box at row 1 of ``column``, white 18 pt text on dark."""
+    width, height = round(12700 * 18 * 1.2 * (len(text) + 2)), round(12700 * 18 * 1.9)
+    return (
+        f'<xdr:oneCellAnchor xmlns:xdr="{_XDR_NS}" xmlns:a="{_A_NS}"><xdr:from><xdr:col>{column}</xdr:col>'
+        "<xdr:colOff>0</xdr:colOff><xdr:row>0</xdr:row><xdr:rowOff>0</xdr:rowOff></xdr:from>"
+        f'<xdr:ext cx="{width}" cy="{height}"/><xdr:sp macro="" textlink=""><xdr:nvSpPr>'
+        f'<xdr:cNvPr id="{shape_id}" name="{SHAPE_NAME}"/><xdr:cNvSpPr txBox="1"/></xdr:nvSpPr><xdr:spPr>'
+        '<a:prstGeom prst="rect"><a:avLst/></a:prstGeom><a:solidFill><a:srgbClr val="181818"/></a:solidFill>'
+        '</xdr:spPr><xdr:txBody><a:bodyPr wrap="none" anchor="ctr"/><a:lstStyle/><a:p><a:pPr algn="ctr"/><a:r>'
+        '<a:rPr lang="zh-CN" sz="1800" b="1"><a:solidFill><a:srgbClr val="FFFFFF"/></a:solidFill></a:rPr>'
+        f"<a:t>{html.escape(text, quote=False)}</a:t></a:r></a:p></xdr:txBody></xdr:sp><xdr:clientData/>"
+        "</xdr:oneCellAnchor>"
+    )
+
+
+def _label_workbook(
+    archive: ZipArchive, main: str, root: Element, text: str
+) -> tuple[dict[str, bytes], list[tuple[str, bytes]], str]:
+    """The parts that put a text box on the first sheet: (replaced, added, where)."""
+    first = next((el for el in root.iter() if el.tag.endswith("}sheet")), None)
+    if first is None:
+        raise MalformedFileError("the workbook has no sheet to label")
+    rel_id = next((v for k, v in first.attrib.items() if k == f"{{{_R_NS}}}id"), None)
+    sheet = _part_target(archive, main, rel_id, _SHEET_REL)
+    sheet_xml, sheet_root = _part(archive, sheet)
+    dimension = next((el for el in sheet_root.iter() if el.tag.endswith("}dimension")), None)
+    column = _column_index(dimension.get("ref", "") if dimension is not None else "")
+    folder, name = posixpath.split(sheet)
+    rels_name = posixpath.join(folder, "_rels", name + ".rels")
+    rels_entry = archive.get(rels_name)
+    rels_xml = ooxml.decode_xml(archive.read(rels_entry), rels_name) if rels_entry else ""
+    drawing = next((el for el in sheet_root.iter() if el.tag.endswith("}drawing")), None)
+    replace: dict[str, bytes] = {}
+    add: list[tuple[str, bytes]] = []
+    if drawing is not None:  # add the box to the sheet's own drawing
+        target = _part_target(archive, sheet, drawing.get(f"{{{_R_NS}}}id"), re.compile("/drawing$"))
+        drawing_xml, drawing_root = _part(archive, target)
+        close = re.search(r"</((?:[A-Za-z_][\w.-]*:)?)wsDr\s*>", drawing_xml)
+        if close is None:
+            raise MalformedFileError(f"{target} has no drawing layer")
+        ids = [int(v) for el in drawing_root.iter() if (v := el.get("id", "")).isdigit()]
+        box = _anchor(column, text, max(ids, default=1) + 1)
+        replace[target] = (drawing_xml[: close.start()] + box + drawing_xml[close.start() :]).encode("utf-8")
+    else:
+        taken = {entry.name for entry in archive.entries}
+        number = next(n for n in range(1, 10_000) if f"xl/drawings/drawing{n}.xml" not in taken)
+        target = f"xl/drawings/drawing{number}.xml"
+        layer = f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<xdr:wsDr xmlns:xdr="{_XDR_NS}">'
+        add.append((target, (layer + _anchor(column, text, 2) + "</xdr:wsDr>").encode("utf-8")))
+        used = set(re.findall(r'Id="(rId\d+)"', rels_xml))
+        rid = next(f"rId{n}" for n in range(1, 10_000) if f"rId{n}" not in used)
+        link = f'<Relationship Id="{rid}" Type="{_DRAWING_REL_TYPE}" Target="../drawings/drawing{number}.xml"/>'
+        if rels_entry is None:
+            rels = f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<Relationships xmlns="{ooxml.RELS_NS}">'
+            add.append((rels_name, (rels + link + "</Relationships>").encode("utf-8")))
+        else:
+            close = ooxml._close_tag(rels_xml, "Relationships")
+            replace[rels_name] = (rels_xml[: close.start()] + link + rels_xml[close.start() :]).encode("utf-8")
+        after = re.search(r"<((?:[A-Za-z_][\w.-]*:)?)(?:" + "|".join(_AFTER_DRAWING) + r")\b", sheet_xml)
+        at = after.start() if after else ooxml._close_tag(sheet_xml, "worksheet").start()
+        prefix = after.group(1) if after else ooxml._close_tag(sheet_xml, "worksheet").group(1)
+        element = f'<{prefix}drawing xmlns:r="{_R_NS}" r:id="{rid}"/>'
+        replace[sheet] = (sheet_xml[:at] + element + sheet_xml[at:]).encode("utf-8")
+        types_entry = archive.get(ooxml.CONTENT_TYPES)
+        assert types_entry is not None  # the container checked it
+        types = ooxml.decode_xml(archive.read(types_entry), ooxml.CONTENT_TYPES)
+        close = ooxml._close_tag(types, "Types")
+        override = f'<{close.group(1)}Override PartName="/{target}" ContentType="{_DRAWING_TYPE}"/>'
+        replace[ooxml.CONTENT_TYPES] = (types[: close.start()] + override + types[close.start() :]).encode("utf-8")
+    for part, data in [*replace.items(), *add]:
+        ooxml.parse_xml(data, part)  # every edited part still well-formed before anything is written
+    return replace, add, f"label text box at the top of the first sheet, right of its used range ({sheet})"
 
 
 def find_ooxml_label(path: Path | str, text: str = DEFAULT_LABEL) -> bool:
