@@ -21,15 +21,15 @@ One entry point, :func:`add_document_label`, picks the labeller of the file's co
   DOCX and PPTX rewrite only the one part; every other ZIP member is copied raw by :mod:`..containers._zip`.
 - **SVG**: a group drawn last (so on top) at the top right: a dark ``rect`` and a ``text`` in a CJK sans
   font stack, sized from the ``viewBox`` like the image label; inserted textually, other bytes kept.
-
 - **EPUB**: a banner paragraph (white on dark, bold, centred) first in the ``<body>`` of the first
   document of the spine, which a reading system shows first; only that one member is rewritten.
-
 - **XLSX**: a text box (white on dark, 18 pt) in the first sheet's drawing layer, anchored at the top
   just right of the used range: a label row would shift every cell reference and formula, and a box over
   the cells would hide data. A sheet without a drawing gets a new drawing part, its relationship and its
-  content type; one with a drawing (charts, pictures) gets the box added to it. HTML is a text format in the
-registry and ``mark`` gives it the text label inside ``<body>``, which is already a visible banner.
+  content type; one with a drawing (charts, pictures) gets the box added to it.
+
+HTML is a text format in the registry and ``mark`` gives it the text label inside ``<body>``, which is
+already a visible banner.
 
 The implicit label is carried over: the PDF stamp leaves the Info dictionary and the XMP packet untouched,
 and :func:`~aigclabel.explicit._implicit.restore_implicit` checks it on the result.
