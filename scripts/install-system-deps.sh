@@ -14,6 +14,7 @@ packages=(
   tesseract-ocr tesseract-ocr-chi-sim   # optional OCR of visible labels
   postgresql               # audit store tests against a real server
   chromium                 # end-to-end tests of the web page (driven by Playwright)
+  libreoffice-writer-nogui # renders labelled DOCX to PDF in the visible-label tests (soffice --headless)
   wrk                      # HTTP load benchmark (bench/service.py)
 )
 missing=()

@@ -206,6 +206,32 @@ def test_docx_label_is_the_first_paragraph_python_docx_reads(tmp_path: Path) -> 
     assert docx.Document(str(sample)).paragraphs[0].text == "AI生成 (AI-generated content)"
 
 
+@pytest.mark.interop
+def test_docx_label_rendered_by_libreoffice_is_read_by_ocr(tmp_path: Path) -> None:
+    """What a reader sees: LibreOffice lays the labelled DOCX out and prints it to PDF, pypdfium2 renders
+    page 1, and OCR finds the label with both elements at the top of the page."""
+    docx = pytest.importorskip("docx")
+    pdfium = pytest.importorskip("pypdfium2")
+    soffice = require_tool("soffice")
+    from aigclabel.explicit.ocr import find_image_labels
+
+    document = docx.Document()
+    document.add_heading("报告", 1)
+    document.add_paragraph("正文内容。" * 20)
+    document.save(tmp_path / "report.docx")
+    marked = add_document_label(tmp_path / "report.docx", tmp_path / "marked.docx", implicit="if-supported").path
+    profile = (tmp_path / "profile").as_uri()
+    subprocess.run(
+        [soffice, "--headless", f"-env:UserInstallation={profile}", "--convert-to", "pdf", "--outdir",
+         str(tmp_path), str(marked)],
+        check=True, capture_output=True, timeout=180,
+    )  # fmt: skip
+    page = pdfium.PdfDocument(str(tmp_path / "marked.pdf"))[0].render(scale=2).to_pil().convert("RGB")
+    (found, *_rest) = find_image_labels(page)
+    assert found.text == DEFAULT_LABEL and found.has_generation
+    assert found.box[1] < page.height * 0.2  # at the start of the document, before its heading
+
+
 def test_pptx_label_is_a_text_box_on_the_first_slide(tmp_path: Path) -> None:
     pptx = pytest.importorskip("pptx")
     src = _slides(tmp_path / "in.pptx")
