@@ -184,12 +184,12 @@ class OOXMLContainer(Container):
             rels = archive.get(ROOT_RELS)
             if rels is None:
                 raise MalformedFileError(f"package has no {ROOT_RELS}")
-            replace[ROOT_RELS] = _add_relationship(archive.read(rels))
+            replace[ROOT_RELS] = add_relationship(archive.read(rels), ROOT_RELS, CUSTOM_REL, "docProps/custom.xml")[0]
         if value is not None:
             ct_entry = archive.get(CONTENT_TYPES)
             assert ct_entry is not None  # _is_ooxml checked it
             ct = archive.read(ct_entry)
-            new_ct = _register_content_type(ct, "/" + (entry.name if entry else part))
+            new_ct = register_content_type(ct, "/" + (entry.name if entry else part), CUSTOM_TYPE)
             if new_ct != ct:
                 replace[CONTENT_TYPES] = new_ct
         rewrite_zip(archive, dst, replace, add, drop=copies[1:])
@@ -277,26 +277,28 @@ def _label_properties(root: ET.Element) -> list[tuple[str, str]]:
     return found
 
 
-def _add_relationship(data: bytes) -> bytes:
+def add_relationship(data: bytes, what: str, rel_type: str, target: str) -> tuple[bytes, str]:
+    """A relationships part with one more relationship (the first free ``rIdN``), and that id."""
     from xml.sax.saxutils import quoteattr  # imports urllib.request and ssl: load it only to write
 
-    text = decode_xml(data, ROOT_RELS)
-    root = parse_xml(data, ROOT_RELS)
+    text = decode_xml(data, what)
+    root = parse_xml(data, what)
     ids = {rel.get("Id", "") for rel in root.iter(f"{{{RELS_NS}}}Relationship")}
     number = 1
     while f"rId{number}" in ids:
         number += 1
     close = _close_tag(text, "Relationships")
     element = (
-        f"<{close.group(1)}Relationship Id={quoteattr(f'rId{number}')} Type={quoteattr(CUSTOM_REL)} "
-        f'Target="docProps/custom.xml"/>'
+        f"<{close.group(1)}Relationship Id={quoteattr(f'rId{number}')} Type={quoteattr(rel_type)} "
+        f"Target={quoteattr(target)}/>"
     )
     result = (text[: close.start()] + element + text[close.start() :]).encode()
-    parse_xml(result, ROOT_RELS)
-    return result
+    parse_xml(result, what)
+    return result, f"rId{number}"
 
 
-def _register_content_type(data: bytes, part_name: str) -> bytes:
+def register_content_type(data: bytes, part_name: str, content_type: str) -> bytes:
+    """``[Content_Types].xml`` with an Override typing ``part_name`` (unchanged if it has one)."""
     from xml.sax.saxutils import quoteattr  # imports urllib.request and ssl: load it only to write
 
     root = parse_xml(data, CONTENT_TYPES)
@@ -305,7 +307,7 @@ def _register_content_type(data: bytes, part_name: str) -> bytes:
             return data
     text = decode_xml(data, CONTENT_TYPES)
     close = _close_tag(text, "Types")
-    element = f"<{close.group(1)}Override PartName={quoteattr(part_name)} ContentType={quoteattr(CUSTOM_TYPE)}/>"
+    element = f"<{close.group(1)}Override PartName={quoteattr(part_name)} ContentType={quoteattr(content_type)}/>"
     result = (text[: close.start()] + element + text[close.start() :]).encode()
     parse_xml(result, CONTENT_TYPES)
     return result

@@ -441,7 +441,6 @@ def _label_workbook(
     folder, name = posixpath.split(sheet)
     rels_name = posixpath.join(folder, "_rels", name + ".rels")
     rels_entry = archive.get(rels_name)
-    rels_xml = ooxml.decode_xml(archive.read(rels_entry), rels_name) if rels_entry else ""
     drawing = next((el for el in sheet_root.iter() if el.tag.endswith("}drawing")), None)
     replace: dict[str, bytes] = {}
     add: list[tuple[str, bytes]] = []
@@ -460,26 +459,27 @@ def _label_workbook(
         target = f"xl/drawings/drawing{number}.xml"
         layer = f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<xdr:wsDr xmlns:xdr="{_XDR_NS}">'
         add.append((target, (layer + _anchor(column, text, 2) + "</xdr:wsDr>").encode("utf-8")))
-        used = set(re.findall(r'Id="(rId\d+)"', rels_xml))
-        rid = next(f"rId{n}" for n in range(1, 10_000) if f"rId{n}" not in used)
-        link = f'<Relationship Id="{rid}" Type="{_DRAWING_REL_TYPE}" Target="../drawings/drawing{number}.xml"/>'
+        target_name = f"../drawings/drawing{number}.xml"
+        old_rels = (
+            archive.read(rels_entry)
+            if rels_entry is not None
+            else f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<Relationships xmlns="{ooxml.RELS_NS}">'
+            "</Relationships>".encode()
+        )
+        rels, rid = ooxml.add_relationship(old_rels, rels_name, _DRAWING_REL_TYPE, target_name)
         if rels_entry is None:
-            rels = f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<Relationships xmlns="{ooxml.RELS_NS}">'
-            add.append((rels_name, (rels + link + "</Relationships>").encode("utf-8")))
+            add.append((rels_name, rels))
         else:
-            close = ooxml._close_tag(rels_xml, "Relationships")
-            replace[rels_name] = (rels_xml[: close.start()] + link + rels_xml[close.start() :]).encode("utf-8")
+            replace[rels_name] = rels
         after = re.search(r"<((?:[A-Za-z_][\w.-]*:)?)(?:" + "|".join(_AFTER_DRAWING) + r")\b", sheet_xml)
-        at = after.start() if after else ooxml._close_tag(sheet_xml, "worksheet").start()
-        prefix = after.group(1) if after else ooxml._close_tag(sheet_xml, "worksheet").group(1)
+        place = after or ooxml._close_tag(sheet_xml, "worksheet")
+        at, prefix = place.start(), place.group(1)
         element = f'<{prefix}drawing xmlns:r="{_R_NS}" r:id="{rid}"/>'
         replace[sheet] = (sheet_xml[:at] + element + sheet_xml[at:]).encode("utf-8")
         types_entry = archive.get(ooxml.CONTENT_TYPES)
         assert types_entry is not None  # the container checked it
-        types = ooxml.decode_xml(archive.read(types_entry), ooxml.CONTENT_TYPES)
-        close = ooxml._close_tag(types, "Types")
-        override = f'<{close.group(1)}Override PartName="/{target}" ContentType="{_DRAWING_TYPE}"/>'
-        replace[ooxml.CONTENT_TYPES] = (types[: close.start()] + override + types[close.start() :]).encode("utf-8")
+        types = archive.read(types_entry)
+        replace[ooxml.CONTENT_TYPES] = ooxml.register_content_type(types, f"/{target}", _DRAWING_TYPE)
     for part, data in [*replace.items(), *add]:
         ooxml.parse_xml(data, part)  # every edited part still well-formed before anything is written
     return replace, add, f"label text box at the top of the first sheet, right of its used range ({sheet})"
