@@ -200,7 +200,7 @@ class GltfContainer(Container):
 
     def rewrite(self, src: Path, dst: Path, label: AIGCLabel | None) -> None:
         """The same text with only the label member changed."""
-        dst.write_bytes(with_label(self._text(src), label).encode("utf-8"))
+        write_scene_json(src, dst, lambda text: with_label(text, label))
 
     def payload_digest(self, path: Path) -> bytes:
         """SHA-256 of the JSON without the label (external buffers are files of their own)."""
