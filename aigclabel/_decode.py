@@ -15,15 +15,17 @@ the shortest side. So :func:`decode_for_analysis`
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
 from . import _budget
+from ._extras import needs_extra
 from ._guard import hostile_input
 from ._io import MAX_DECODE_PIXELS
-from .errors import LimitExceededError
+from .errors import LimitExceededError, MalformedFileError
 
 
 def register_heif() -> None:
@@ -92,3 +94,69 @@ def decode_for_analysis(
             image = opened.copy()  # closing the file also closes the image it decoded into
         transpose = _UPRIGHT.get(orientation) if isinstance(orientation, int) else None
         return (image.transpose(transpose) if transpose is not None else image), factor
+
+
+def video_frames(path: Path, *, every: float = 1.0, limit: int = 30) -> Iterator[tuple[float, Image.Image]]:
+    """(time in seconds, the frame as displayed in RGB) for one frame per ``every`` seconds, at most ``limit``.
+
+    For a video longer than ``every`` x ``limit`` the samples are spread evenly over its whole duration
+    (a face that appears late is not missed). A gap of more than :data:`_SEEK_GAP` seconds to the next sample
+    is skipped by seeking to the keyframe before it, so the frames decoded stay near the samples taken on a
+    video with regular keyframes; every decoded frame is charged to the budget, and the declared and actual
+    frame sizes are checked against the decode limit before decoding.
+    """
+    with needs_extra("media"):
+        import av
+
+    with hostile_input(path, "video"):
+        try:
+            with av.open(str(path), metadata_errors="replace") as container:
+                if not container.streams.video:
+                    raise MalformedFileError(f"{path}: no video stream")
+                stream = container.streams.video[0]
+                check_video_pixels(path, stream)
+                base = float(stream.time_base) if stream.time_base else 0.0
+                duration = float(stream.duration * base) if stream.duration and base else 0.0
+                if not duration and container.duration:
+                    duration = container.duration / 1_000_000
+                step = max(every, duration / limit) if duration else every
+                yield from _sampled(path, container, stream, step, limit, base)
+        except av.error.FFmpegError as exc:
+            raise MalformedFileError(f"{path}: cannot decode video ({exc})") from exc
+
+
+#: Seconds to the next sample beyond which :func:`video_frames` seeks instead of decoding through.
+_SEEK_GAP = 4.0
+
+
+def _sampled(
+    path: Path, container: Any, stream: Any, step: float, limit: int, base: float
+) -> Iterator[tuple[float, Image.Image]]:
+    """The frames :func:`video_frames` yields, timed from the stream's first frame."""
+    taken = 0
+    target = 0.0
+    first: float | None = None
+    last = -1.0
+    while taken < limit:
+        if first is not None and base and target - last > _SEEK_GAP:
+            container.seek(int((first + target) / base), stream=stream, backward=True)
+        found = False
+        for frame in container.decode(stream):
+            _budget.charge_frames(1, "the video")
+            at = float(frame.time) if frame.time is not None else last + step
+            first = at if first is None else first
+            last = at - first
+            if last + 1e-6 < target:
+                continue
+            check_pixels(path, frame.width, frame.height, "video frame")  # the stream may under-declare
+            image = frame.to_image()
+            angle = round(float(getattr(frame, "rotation", 0) or 0)) % 360
+            if angle in (90, 180, 270):  # as displayed
+                image = image.rotate(angle, expand=True)
+            yield last, image
+            taken += 1
+            target = max(target + step, last + 1e-3)
+            found = True
+            break
+        if not found:
+            return

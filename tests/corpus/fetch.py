@@ -45,6 +45,12 @@ SDISTS: dict[str, tuple[str, str, str]] = {
         "479a8af0eaf0f0d76b6f00b0887732874ad2e3188230315290cd1f9dd9cc7095",
     ),
     "ebooklib": ("0.20", "ebooklib-0.20.tar.gz", "35e2f9d7d39907be8d39ae2deb261b19848945903ae3dbb6577b187ead69e985"),
+    # Photos of two people (tests/test_images: obama*.jpg, biden.jpg) for the face matcher: never committed here.
+    "face_recognition": (
+        "1.3.0",
+        "face_recognition-1.3.0.tar.gz",
+        "5e5efdd1686aa566af0d3cc1313b131e4b197657a8ffd03669e6d3fad92705ec",
+    ),
 }
 
 #: Members not worth unpacking: source code and build files are never a container we label.
