@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import unicodedata
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -130,3 +132,54 @@ def test_processor_accepts_a_batch() -> None:
     batch = proc([[1, 2, 3], [4, 5]], np.zeros((2, VOCAB)))
     assert np.array_equal(batch[0], proc([1, 2, 3], np.zeros(VOCAB)))
     assert np.array_equal(batch[1] == proc.delta, green_mask(5, VOCAB))
+
+
+# Default_Ignorable_Code_Point (Unicode DerivedCoreProperties.txt): what a "remove invisible characters"
+# filter removes.
+_DEFAULT_IGNORABLE = (
+    (0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1160), (0x17B4, 0x17B5),
+    (0x180B, 0x180F), (0x200B, 0x200F), (0x202A, 0x202E), (0x2060, 0x206F), (0x3164, 0x3164),
+    (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF), (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF),
+)  # fmt: skip
+
+
+def _drop(text: str, unwanted: Callable[[str], bool]) -> str:
+    return "".join(ch for ch in text if not unwanted(ch))
+
+
+_DOC = "人工智能生成的第一段。第二句在这里。\n\nSecond paragraph, a generated sentence. Another sentence here.\n"
+_KEPT: dict[str, Callable[[str], str]] = {
+    "copy": lambda t: t,
+    "NFC": lambda t: unicodedata.normalize("NFC", t),
+    "NFD": lambda t: unicodedata.normalize("NFD", t),
+    "NFKC": lambda t: unicodedata.normalize("NFKC", t),
+    "NFKD": lambda t: unicodedata.normalize("NFKD", t),
+    "format characters (Cf) dropped": lambda t: _drop(t, lambda ch: unicodedata.category(ch) == "Cf"),
+    "whitespace collapsed": lambda t: " ".join(t.split()),
+    "html escape/unescape": lambda t: html.unescape(html.escape(t)),
+    "UTF-16": lambda t: t.encode("utf-16").decode("utf-16"),
+    "GB18030": lambda t: t.encode("gb18030").decode("gb18030"),
+    "excerpt with a paragraph start": lambda t: t[t.index("econd") - 40 : t.index("Another")],
+}
+_REMOVED: dict[str, Callable[[str], str]] = {
+    "Default_Ignorable dropped": lambda t: _drop(t, lambda ch: any(a <= ord(ch) <= b for a, b in _DEFAULT_IGNORABLE)),
+    "accents removed (NFKD, drop Mn)": lambda t: _drop(
+        unicodedata.normalize("NFKD", t), lambda ch: unicodedata.category(ch) == "Mn"
+    ),
+    "ASCII only": lambda t: t.encode("ascii", "ignore").decode(),
+    "Latin-1 only": lambda t: t.encode("latin-1", "ignore").decode("latin-1"),
+    "excerpt without a paragraph start": lambda t: (
+        t[t.index("第二句") : t.index("econd") - 5] + t[t.index("Another") :]
+    ),
+}
+
+
+def test_what_survives_each_platform_transformation() -> None:
+    """The lists in the module docstring of aigclabel.watermark.text, one transformation each."""
+    marked = mark_text(_DOC, PAYLOAD)
+    for name, kept in _KEPT.items():
+        found = read_text_mark(kept(marked))
+        assert found is not None and found.verified and found.payload == PAYLOAD, name
+    for name, removed in _REMOVED.items():
+        assert read_text_mark(removed(marked)) is None, name

@@ -16,11 +16,25 @@ fields do NOT remove it: it lives in the word choice itself.
 selectors (U+FE00..U+FE0F, 4 bits each) after the first letter of each line (not in code or front matter).
 The run always starts with U+FE0A, which no standardized or emoji variation sequence uses, so fonts do
 not swap the glyph of the letter it follows (U+FE00-FE02 would, for some CJK compatibility ideographs). It gives
-exact provenance (the ProduceID digest) and survives copy-paste between most applications and Unicode
-normalisation (NFC/NFKC keep variation selectors). What removes it: any filter of "default-ignorable"
-code points (many sanitisers, some chat/social platforms and search indexes), retyping, OCR, paraphrase
-or translation, and some plain-text fields that drop or limit non-printing characters; editing inside
-the selector run breaks its MAC (it then reads as absent, never as a wrong ProduceID).
+exact provenance (the ProduceID digest). What survives which transformation (each line is a test in
+``tests/test_watermark_text.py``):
+
+* kept: copy-paste of the string; Unicode normalisation NFC, NFD, NFKC, NFKD (variation selectors have no
+  decomposition); filters of *format* characters (General_Category Cf: ZWSP, ZWJ, BOM, bidi controls),
+  since variation selectors are Mn, not Cf; collapsing whitespace or joining lines; HTML escaping and
+  unescaping; UTF-8/UTF-16/GB18030 round trips; an excerpt that contains one paragraph's first letter and
+  the 26 selectors after it.
+* removed (the text then reads as unmarked): filters of Default_Ignorable_Code_Point (which includes
+  U+FE00-FE0F; many sanitisers, some chat/social platforms and search indexes); "remove accents" pipelines
+  that drop nonspacing marks (NFKD then drop Mn); ASCII- or Latin-1-only fields; an excerpt that starts
+  after a paragraph's first letter and ends before the next paragraph; retyping, OCR, paraphrase and
+  translation. A length limit counts the 26 selectors per paragraph.
+* broken (reads as absent or unverified, never as another ProduceID): editing or truncating inside the
+  selector run, which breaks its MAC.
+
+No invisible-character mark survives a Default_Ignorable filter by construction: that filter exists to
+remove every code point that renders as nothing. What survives it must be visible (a change of the text
+itself: the green-list mark above, in the word choice, or the explicit label of GB 45438).
 """
 
 from __future__ import annotations
