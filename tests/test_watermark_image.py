@@ -371,3 +371,30 @@ def test_copied_mark_is_reported_as_content_mismatch(tmp_path: Path) -> None:
     assert res.details["unverified"] == CONTENT_MISMATCH
     (evidence,) = WatermarkDetector().detect(path)
     assert evidence.detail.endswith("unverified: content mismatch") and not evidence.data
+
+
+def _pasted(img: Img, seed: int) -> Img:
+    """``img`` at half size inside an unrelated picture of its own size (a collage, a post, a letterbox)."""
+    h, w = img.shape[:2]
+    canvas = natural(seed, h, w)
+    small = _resize(img, 0.5)
+    canvas[h // 5 : h // 5 + small.shape[0], w // 3 : w // 3 + small.shape[1]] = small
+    return canvas
+
+
+def test_marked_picture_pasted_into_a_larger_one_verifies() -> None:
+    # The host hash is taken around the centre of the marked area, not of the whole picture.
+    found = detect_image(_pasted(embed_image(natural(5, 960, 1280), PAYLOAD), 70))
+    assert found.present and found.content_ok and found.payload == PAYLOAD, f"z={found.z:.2f}"
+
+
+def test_copied_mark_on_part_of_a_picture_does_not_verify() -> None:
+    """The copy attack again, the estimated tile added to a region only: the region's own content is hashed."""
+    from aigclabel.watermark.attack import apply_tile, estimate_tile
+
+    tile = estimate_tile(embed_image(natural(1, 768, 1024), PAYLOAD))
+    for seed in (80, 81, 82):
+        host = natural(seed, 720, 960)
+        host[150:510, 200:680] = apply_tile(host[150:510, 200:680].copy(), tile, 40.0)
+        found = detect_image(host)
+        assert found.payload is None and not found.content_ok, f"z={found.z:.2f}"
