@@ -86,12 +86,11 @@ def decode_for_analysis(
         _budget.charge_pixels(opened.width * opened.height, f"the {width}x{height} image")  # no-op outside the service
         opened.load()
         mode = "RGBA" if keep_alpha and "A" in opened.getbands() else "RGB"
+        # Leaving the ``with`` closes only the file: the loaded image stays usable, so no 2 MP copy is made.
         image = opened if opened.mode == mode else opened.convert(mode)
         done = round(width / image.width)  # what draft() already did
         if factor > done:
             image = image.reduce(factor // done)
-        if image is opened:
-            image = opened.copy()  # closing the file also closes the image it decoded into
         transpose = _UPRIGHT.get(orientation) if isinstance(orientation, int) else None
         return (image.transpose(transpose) if transpose is not None else image), factor
 

@@ -363,7 +363,7 @@ def detect_decoded_image(image: Image.Image, key: bytes = DEMO_KEY) -> Watermark
     """Look for a watermark in an already decoded picture (e.g. the shared decode of ``verify``)."""
     from .image import Z_PRESENT
 
-    d = detect_image(np.asarray(image), key)
+    d = detect_image(np.asarray(image), key, record=False)
     return WatermarkResult(
         "image",
         d.present,
