@@ -183,3 +183,17 @@ def test_what_survives_each_platform_transformation() -> None:
         assert found is not None and found.verified and found.payload == PAYLOAD, name
     for name, removed in _REMOVED.items():
         assert read_text_mark(removed(marked)) is None, name
+
+
+def test_every_sentence_mark_survives_excerpts_without_a_paragraph_start() -> None:
+    marked = mark_text(_DOC, PAYLOAD, every_sentence=True)
+    assert strip_text_mark(marked) == _DOC
+    found = read_text_mark(marked)
+    assert found is not None and found.verified and found.count == 4  # 2 paragraphs x 2 sentences
+    for excerpt in (marked[marked.index("。") + 1 : marked.index("\n")], marked[marked.index("generated") :]):
+        got = read_text_mark(excerpt)  # one later sentence of a paragraph
+        assert got is not None and got.verified and got.payload == PAYLOAD
+    # Abbreviations and decimals do not start a sentence: no mark inside "e.g." or "3.14".
+    plain = mark_text("Values, e.g.3.14 and 2.5, stay. Next one.", PAYLOAD, every_sentence=True)
+    two = read_text_mark(plain)
+    assert two is not None and two.count == 2

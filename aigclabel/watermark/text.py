@@ -27,7 +27,8 @@ exact provenance (the ProduceID digest). What survives which transformation (eac
 * removed (the text then reads as unmarked): filters of Default_Ignorable_Code_Point (which includes
   U+FE00-FE0F; many sanitisers, some chat/social platforms and search indexes); "remove accents" pipelines
   that drop nonspacing marks (NFKD then drop Mn); ASCII- or Latin-1-only fields; an excerpt that starts
-  after a paragraph's first letter and ends before the next paragraph; retyping, OCR, paraphrase and
+  after a paragraph's first letter and ends before the next paragraph (unless marked with
+  ``every_sentence=True``: then an excerpt with one sentence start keeps it); retyping, OCR, paraphrase and
   translation. A length limit counts the 26 selectors per paragraph.
 * broken (reads as absent or unverified, never as another ProduceID): editing or truncating inside the
   selector run, which breaks its MAC.
@@ -43,6 +44,7 @@ import hashlib
 import hmac
 import itertools
 import math
+import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -177,11 +179,30 @@ def _encode_mark(payload: Payload, key: bytes) -> str:
     return "".join(chr(_VS0 + (b >> 4)) + chr(_VS0 + (b & 15)) for b in raw)
 
 
-def mark_text(text: str, payload: Payload, key: bytes = DEMO_KEY) -> str:
+#: Where a sentence ends: CJK full stops end one at once, Latin ones when whitespace follows.
+_SENTENCE_END = re.compile(r"[。！？；][\s\u3000]*|[.!?](?:[\s\u3000]+)")
+
+
+def _mark_sentences(line: str, mark: str) -> str:
+    """``line`` with ``mark`` after the first letter of every sentence that starts in it after its first."""
+    out: list[str] = []
+    pos = 0
+    for m in _SENTENCE_END.finditer(line):
+        nxt = m.end()
+        if nxt < len(line) and unicodedata.category(line[nxt]).startswith("L"):
+            out.append(line[pos : nxt + 1] + mark)
+            pos = nxt + 1
+    out.append(line[pos:])
+    return "".join(out)
+
+
+def mark_text(text: str, payload: Payload, key: bytes = DEMO_KEY, *, every_sentence: bool = False) -> str:
     """Insert the invisible mark after the first letter of every line that starts a paragraph.
 
     After a *letter* (not the first character) so Markdown syntax stays intact (``# Title`` keeps its
     heading, ``- item`` its bullet); YAML front matter, fenced and indented code are left untouched.
+    ``every_sentence`` also marks the first letter of every later sentence of those lines, so an excerpt
+    that holds one whole sentence keeps the mark (26 more invisible code points per sentence).
     """
     mark = _encode_mark(payload, key)
     lines = strip_text_mark(text).split("\n")
@@ -209,7 +230,8 @@ def mark_text(text: str, payload: Payload, key: bytes = DEMO_KEY) -> str:
         if i is None or indented_code:
             out.append(line)
         else:
-            out.append(line[: i + 1] + mark + line[i + 1 :])
+            rest = _mark_sentences(line[i + 1 :], mark) if every_sentence else line[i + 1 :]
+            out.append(line[: i + 1] + mark + rest)
         prev_blank = not stripped
     return "\n".join(out)
 
