@@ -67,6 +67,8 @@ _HEADER = struct.Struct(">8sQQQQI32s")
 _REGION = struct.Struct(">QII")  # offset, length of the original bytes (that follow), length of the new ones
 #: Patches are compared with the disk in blocks of this size; only differing blocks are written.
 _BLOCK = 512
+#: Bytes the kernel writes to a file all or nothing when the writer is killed (one page).
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 #: Largest journal we write: an edit bigger than this is no longer "only the metadata".
 MAX_JOURNAL_BYTES = 64 << 20
 
@@ -111,18 +113,24 @@ def _journal_name(path: str) -> str:
     return os.path.join(parent, f".{name}{JOURNAL_TAG}")
 
 
+def _arm() -> None:
+    """Read the test hook's variable once per edit or recovery (the environment is slow to query,
+    and a test sets it in a forked child after import)."""
+    _local.kill_at = int(os.environ.get("AIGCLABEL_JOURNAL_KILL_AT") or 0)
+
+
 def _step() -> None:
     """One step of an edit or a recovery; see the module docstring for the test hook."""
-    target = os.environ.get("AIGCLABEL_JOURNAL_KILL_AT")
+    target = getattr(_local, "kill_at", 0)
     if not target:
         return
     _local.steps = getattr(_local, "steps", 0) + 1
-    if _local.steps == int(target):
+    if _local.steps == target:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _kill_hook() -> bool:
-    return bool(os.environ.get("AIGCLABEL_JOURNAL_KILL_AT"))
+    return bool(getattr(_local, "kill_at", 0))
 
 
 def _pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:
@@ -228,7 +236,7 @@ def _fsync(fd: int) -> None:
     _step()
 
 
-def _store(path: Path, journal: Journal) -> None:
+def _store(path: str, journal: Journal) -> None:
     """Write the journal beside the file, durably, before the file is touched."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
     fd = os.open(path, flags, 0o600)
@@ -237,7 +245,7 @@ def _store(path: Path, journal: Journal) -> None:
         _fsync(fd)
         os.close(fd)
         if DURABLE:
-            _fsync_directory(path.parent)
+            _fsync_directory(Path(os.path.dirname(path) or "."))
     except BaseException:  # a disk full: the file is untouched, so no journal may stay behind
         with contextlib.suppress(OSError):
             os.close(fd)
@@ -247,7 +255,7 @@ def _store(path: Path, journal: Journal) -> None:
     _step()
 
 
-def _remove(path: Path) -> None:
+def _remove(path: str | Path) -> None:
     """Drop a journal. Not fsynced: one that comes back after a crash finds its file either edited
     completely (kept as it is) or back as it was (rolled back again), and is dropped then."""
     os.unlink(path)
@@ -264,9 +272,9 @@ def _roll_back(fd: int, journal: Journal) -> None:
 
 
 @contextlib.contextmanager
-def _active(journal: Path) -> Iterator[None]:
+def _active(journal: str) -> Iterator[None]:
     """Mark ``journal`` as this thread's own edit, which :func:`recover` must leave alone."""
-    mine: set[Path] = _local.__dict__.setdefault("active", set())
+    mine: set[str] = _local.__dict__.setdefault("active", set())
     mine.add(journal)
     try:
         yield
@@ -284,6 +292,7 @@ def write_in_place(path: Path, plan_edit: Callable[[], EditPlan | None], verify:
     """
     if not IN_PLACE:
         return None
+    _arm()
     try:
         if os.path.islink(path):
             path = Path(os.path.realpath(path))
@@ -293,7 +302,8 @@ def write_in_place(path: Path, plan_edit: Callable[[], EditPlan | None], verify:
         with write_lock(path) as st:
             if st is None or st.st_nlink != 1:
                 return None  # a new file, or hard links: the copy path says what it makes of it
-            recover(path)
+            if os.path.lexists(_journal_name(os.fspath(path))):  # (a symlink was resolved above)
+                recover(path)
             try:
                 fd = os.open(path, os.O_RDWR | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
             except OSError as exc:
@@ -323,13 +333,15 @@ def _apply(fd: int, path: Path, plan: EditPlan, verify: Callable[[], None]) -> i
     if not spans and plan.size == old_size:
         verify()
         return 0
+    if not DURABLE and len(spans) == 1 and plan.size == old_size and _within_page(spans[0][0], len(spans[0][1])):
+        return _apply_unjournalled(fd, path, plan, spans[0], verify)
     new_digest = hashlib.sha256(struct.pack(">Q", plan.size))
     for offset, new, _old in spans:
         new_digest.update(struct.pack(">QI", offset, len(new)) + new)
     for offset, _old, written in regions[len(spans) :]:
         new_digest.update(struct.pack(">QI", offset, written))
     journal = Journal(old_size, plan.size, st.st_dev, st.st_ino, tuple(regions), new_digest.digest())
-    where = journal_path(path)
+    where = _journal_name(os.fspath(path))
     with _active(where):
         _store(where, journal)
         try:
@@ -349,6 +361,31 @@ def _apply(fd: int, path: Path, plan: EditPlan, verify: Callable[[], None]) -> i
             raise
         _remove(where)
     return sum(len(new) for _offset, new, _old in spans)
+
+
+def _within_page(offset: int, length: int) -> bool:
+    return offset // _PAGE == (offset + length - 1) // _PAGE
+
+
+def _apply_unjournalled(
+    fd: int, path: Path, plan: EditPlan, span: tuple[int, bytes, bytes], verify: Callable[[], None]
+) -> int:
+    """An edit of bytes inside one memory page, with fsync off: one ``pwrite``, which a killed
+    process completes or never starts (the kernel copies a page at a time and checks for a fatal
+    signal only between pages), so the file is the old or the new one without a journal. What a
+    journal adds is survival of a power cut, which fsync off gives up anyway (mutagen's case). A
+    failed read-back puts the old bytes back from memory."""
+    offset, new, old = span
+    _pwrite_all_plain(fd, memoryview(new), offset)
+    try:
+        verify()
+        if plan.check is not None:
+            plan.check(path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            _pwrite_all_plain(fd, memoryview(old), offset)
+        raise
+    return len(new)
 
 
 def pending(path: Path) -> Path | None:
@@ -375,8 +412,9 @@ def recover(path: Path) -> str | None:
     written, or its length shows it was changed by something else since); the journal is then kept.
     """
     where = pending(path)
-    if where is None or where in _local.__dict__.get("active", ()):
+    if where is None or os.fspath(where) in _local.__dict__.get("active", ()):
         return None
+    _arm()
     real = Path(os.path.realpath(path)) if os.path.islink(path) else path
     try:
         with write_lock(real):

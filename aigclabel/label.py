@@ -233,6 +233,8 @@ class AIGCLabel:
                 text = text.decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise InvalidLabelError(f"label is not UTF-8 text: {exc}") from None
+        if (known := _SERIALISED.get(text)) is not None:  # see _SERIALISED
+            return ParsedLabel(label=known, shape="bare", problems=tuple(known.problems()))
         text = text.strip().lstrip("\ufeff").rstrip("\x00")
         if len(text) > MAX_LABEL_TEXT:
             raise InvalidLabelError(f"label text is {len(text)} characters, over the {MAX_LABEL_TEXT} limit")
@@ -293,10 +295,20 @@ class AIGCLabel:
 
     def to_json(self, shape: LabelShape = "bare") -> str:
         """Compact JSON in the given shape, ASCII only, keys in Annex E order."""
+        cached: str | None = self.__dict__.get("_json")
+        if shape == "bare" and cached is not None:
+            return cached  # a write serialises its label several times (render, read-back check)
         body: dict[str, Any] = self.to_dict()
         if shape == "wrapped":
             body = {WRAPPER_KEY: body}
-        return json.dumps(body, ensure_ascii=True, separators=(",", ":"))
+        text = json.dumps(body, ensure_ascii=True, separators=(",", ":"))
+        if shape == "bare":
+            object.__setattr__(self, "_json", text)  # immutable instance: the text never goes stale
+            if len(text) <= MAX_LABEL_TEXT and "\\u" not in text and all(type(v) is str for v in body.values()):
+                if len(_SERIALISED) >= _SERIALISED_MAX:
+                    _SERIALISED.clear()
+                _SERIALISED[text] = self
+        return text
 
     # ------------------------------------------------------------------ validation
     def problems(self, role: Literal["any", "producer", "propagator"] = "any") -> list[Problem]:
@@ -414,6 +426,13 @@ def _object(pairs: list[tuple[str, Any]]) -> _Object:
 
 #: One decoder for every label: building a decoder per call cost as much as decoding a label.
 _DECODER = json.JSONDecoder(object_pairs_hook=_object)
+
+#: The labels this process serialised lately, by their exact text: reading one back (every write's
+#: read-back check does) needs no JSON parse, because parsing that text gives an equal label, shape
+#: "bare" and no problems but the label's own (all seven keys present, in order, no escapes).
+#: Texts over the size limit or with ``\u`` escapes are not kept: :meth:`AIGCLabel.parse` refuses some.
+_SERIALISED: dict[str, AIGCLabel] = {}
+_SERIALISED_MAX = 256
 
 
 @dataclass(frozen=True)

@@ -24,15 +24,22 @@ from .._journal import EditPlan
 from ..errors import MalformedFileError, TruncatedFileError
 from ..label import AIGCLabel
 from . import Container, FoundLabel, MediaKind, register
-from ._audio import id3v2_size, parse_errors, rewrite_vorbis, vorbis_findings, vorbis_set
+from ._audio import AIGC_KEY, id3v2_size, is_aigc_name, parse_errors, rewrite_vorbis, vorbis_findings, vorbis_set
 from ._stream import copy_range, hash_range
 
 _STREAMINFO = 0
+_PADDING = 1
+_APPLICATION = 2
+_SEEKTABLE = 3
+_VORBIS_COMMENT = 4
+_PICTURE = 6
 _INVALID_BLOCK = 127
 #: More metadata blocks than this is hostile.
 _MAX_BLOCKS = 10_000
 #: More ID3v2 tags before ``fLaC`` than this is not a FLAC file.
 _MAX_ID3 = 16
+#: The first bytes read in one go; FLAC metadata usually ends inside them (ffmpeg's padding is 8 KiB).
+_HEAD = 32 << 10
 
 
 def _skip_id3(handle: BinaryIO) -> int:
@@ -84,6 +91,147 @@ def _streaminfo_and_audio(handle: BinaryIO) -> tuple[bytes, int, int]:
     return streaminfo, audio_start, end
 
 
+def _vorbis_entries(body: bytes) -> tuple[bytes, list[bytes]] | None:
+    """The vendor part (length and string) and the raw entries of a FLAC comment block, or None
+    when they do not fill the block exactly (mutagen then reads past the declared size)."""
+    if len(body) < 8:
+        return None
+    pos = 4 + int.from_bytes(body[:4], "little")
+    if pos + 4 > len(body):
+        return None
+    vendor, count, pos = body[:pos], int.from_bytes(body[pos : pos + 4], "little"), pos + 4
+    entries = []
+    for _ in range(count):
+        if pos + 4 > len(body):
+            return None
+        end = pos + 4 + int.from_bytes(body[pos : pos + 4], "little")
+        if end > len(body):
+            return None
+        entries.append(body[pos + 4 : end])
+        pos = end
+    return (vendor, entries) if pos == len(body) else None
+
+
+def _mutagen_field(entry: bytes) -> tuple[str, str] | None:
+    """The ``(key, value)`` mutagen reads from the comment ``entry`` when the key names a label slot
+    (``*AIGC*``), else None: text decoded leniently, the key before the first ``=`` with other
+    bytes than ASCII as ``?``, and dropped unless printable."""
+    key, sep, value = entry.decode("utf-8", "replace").partition("=")
+    key = key.encode("ascii", "replace").decode("ascii")
+    if sep and key and all(" " <= c <= "}" and c != "=" for c in key) and is_aigc_name(key):
+        return key, value
+    return None
+
+
+def _is_label_entry(entry: bytes) -> bool:
+    return _mutagen_field(entry) is not None
+
+
+def _raw_findings(head: bytes) -> list[FoundLabel] | None:
+    """What :meth:`FLAC.read` finds (mutagen's reading), off the raw blocks, or None for mutagen to
+    read: an ID3v2 prefix, a block mutagen parses and may refuse (CUESHEET, a second SEEKTABLE,
+    unknown types), sample rate 0, or a comment block that its entries do not fill."""
+    blocks = _raw_blocks(head) if head[:4] == b"fLaC" else None
+    if blocks is None or int.from_bytes(head[18:21], "big") >> 4 == 0:  # STREAMINFO's 20-bit sample rate
+        return None
+    kinds = [kind for _at, kind, _length in blocks]
+    if not set(kinds) <= {_STREAMINFO, _PADDING, _APPLICATION, _SEEKTABLE, _VORBIS_COMMENT, _PICTURE}:
+        return None
+    if kinds.count(_SEEKTABLE) > 1:
+        return None
+    comment = next((b for b in blocks if b[1] == _VORBIS_COMMENT), None)
+    if comment is None:
+        return []
+    at, _kind, length = comment
+    parsed = _vorbis_entries(head[at + 4 : at + 4 + length])
+    if parsed is None:
+        return None
+    fields = (_mutagen_field(entry) for entry in parsed[1])
+    return [FoundLabel.from_text(f"Vorbis comment {key}", value) for key, value in filter(None, fields)]
+
+
+def _picture_fits(body: bytes) -> bool:
+    """A PICTURE block whose fields fill its declared size (mutagen parses, not trusts, that size)."""
+    if len(body) < 32:
+        return False
+    pos = 8 + int.from_bytes(body[4:8], "big")
+    if pos + 4 > len(body):
+        return False
+    pos += 4 + int.from_bytes(body[pos : pos + 4], "big") + 16
+    return pos + 4 <= len(body) and pos + 4 + int.from_bytes(body[pos : pos + 4], "big") == len(body)
+
+
+def _raw_blocks(head: bytes) -> list[tuple[int, int, int]] | None:
+    """``(offset, type, length)`` of each metadata block in ``head`` (the file's first bytes), or
+    None: metadata past ``head``, a block whose size mutagen would not trust (a PICTURE whose fields
+    do not fill it), or anything :func:`_streaminfo_and_audio` would refuse."""
+    pos = 0
+    for _ in range(_MAX_ID3):
+        tag = id3v2_size(head[pos : pos + 10])
+        if tag is None:
+            break
+        pos += tag
+    if head[pos : pos + 4] != b"fLaC":
+        return None
+    pos += 4
+    blocks: list[tuple[int, int, int]] = []
+    while True:
+        if pos + 4 > len(head) or len(blocks) >= _MAX_BLOCKS:
+            return None
+        kind, length = head[pos] & 0x7F, int.from_bytes(head[pos + 1 : pos + 4], "big")
+        if kind == _INVALID_BLOCK or (not blocks) != (kind == _STREAMINFO) or (kind == _STREAMINFO and length != 34):
+            return None
+        if pos + 4 + length > len(head):
+            return None
+        if kind == _PICTURE and not _picture_fits(head[pos + 4 : pos + 4 + length]):
+            return None
+        blocks.append((pos, kind, length))
+        pos += 4 + length
+        if head[blocks[-1][0]] & 0x80:
+            return blocks
+
+
+def _raw_plan(head: bytes, total: int, label: AIGCLabel | None) -> EditPlan | None:
+    """The comment block re-rendered byte for byte from ``head`` (every other entry and block kept
+    as it is, the ``PADDING`` after it resized), without mutagen's parse and render, which cost more
+    than mutagen's whole save; None leaves the file to the mutagen plan (see :func:`_raw_blocks`;
+    also no comment block, or no padding after it)."""
+    blocks = _raw_blocks(head)
+    if blocks is None:
+        return None
+    comment = next((b for b in blocks if b[1] == _VORBIS_COMMENT), None)
+    padding = next((b for b in blocks if comment is not None and b[1] == _PADDING and b[0] > comment[0]), None)
+    if comment is None or padding is None:
+        return None
+    at, _kind, length = comment
+    parsed = _vorbis_entries(head[at + 4 : at + 4 + length])
+    if parsed is None:
+        return None
+    vendor, entries = parsed
+    kept = [entry for entry in entries if not _is_label_entry(entry)]
+    if label is not None:
+        kept.append(f"{AIGC_KEY}={label.to_json()}".encode())
+    if kept == entries:
+        return EditPlan((), total)
+    body = vendor + len(kept).to_bytes(4, "little") + b"".join(len(e).to_bytes(4, "little") + e for e in kept)
+    if len(body) == length:  # a new ProduceID: only the comment changes, the padding stays
+        return EditPlan(((at + 4, body),), total)
+    pad_at, _kind, pad_length = padding
+    new_pad = pad_length - (len(body) - length)
+    if new_pad < 0 or len(body) >= 1 << 24:
+        return None
+    rendered = b"".join(
+        (
+            head[at : at + 1] + len(body).to_bytes(3, "big"),
+            body,
+            head[at + 4 + length : pad_at + 1],
+            new_pad.to_bytes(3, "big"),
+            bytes(new_pad),
+        )
+    )
+    return EditPlan(((at, rendered),), total)
+
+
 def _flac() -> Any:
     """mutagen's FLAC class (untyped), imported when a FLAC file is read or written (it costs start-up time)."""
     import mutagen.flac
@@ -132,6 +280,10 @@ class FLAC(Container):
     def read(self, path: Path) -> list[FoundLabel]:
         """Every ``*AIGC*=`` Vorbis comment."""
         with parse_errors(path, "FLAC metadata"):
+            with open(path, "rb") as handle:
+                found = _raw_findings(handle.read(_HEAD))
+            if found is not None:
+                return found
             return vorbis_findings(_flac()(path).tags, "Vorbis comment")
 
     def rewrite(self, src: Path, dst: Path, label: AIGCLabel | None) -> None:
@@ -157,6 +309,9 @@ class FLAC(Container):
         padding is too small, or mutagen reads the blocks differently on their own (a comment block
         overflowing its declared size)."""
         with open(path, "rb") as handle, parse_errors(path, "FLAC metadata"):
+            planned = _raw_plan(handle.read(_HEAD), file_size(handle), label)
+            if planned is not None:
+                return planned
             _info, start, _end = _streaminfo_and_audio(handle)
             total = file_size(handle)
             if start > MAX_METADATA_BYTES:

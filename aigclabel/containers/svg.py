@@ -36,6 +36,9 @@ MAX_SVG_BYTES = 64 << 20
 #: Text formats whose files may start with an ``<svg>`` tag but are not SVG documents.
 _FOREIGN_TEXT_SUFFIXES = frozenset({".html", ".htm", ".xhtml", ".md", ".markdown", ".txt", ".text"})
 _AIGC_TAG = f"{{{xmp.TC260_NS}}}AIGC"
+#: What may come before the first ``<`` of an SVG: whitespace as ``re``'s ``\s`` and ``str.strip`` see
+#: it in Latin-1-decoded bytes, and a UTF-8 byte order mark.
+_LEADING = b" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85\xa0\xef\xbb\xbf"
 _ATTRS = r"""(?:\s+[^\s=/>]+\s*=\s*(?:"[^"]*"|'[^']*'))*\s*"""
 _PROLOG = re.compile(
     r"""(?:\ufeff)?(?:\s+|<\?[^?]*(?:\?(?!>)[^?]*)*\?>|<!--.*?-->|<!DOCTYPE(?:[^\[>]|\[.*?\])*>)*""", re.S | re.I
@@ -97,6 +100,8 @@ class SvgContainer(Container):
     @classmethod
     def accept(cls, head: bytes, path: Path) -> bool:
         if head.startswith(b"\x1f\x8b") or path.suffix.lower() in _FOREIGN_TEXT_SUFFIXES:
+            return False
+        if head.lstrip(_LEADING)[:1] != b"<":  # binary formats sniffed after SVG skip the regexes
             return False
         text = head.decode("latin-1")
         if _root(text) is not None:
