@@ -6,6 +6,8 @@
 :mod:`.platform`      a platform checking what it receives or spreads: ``inspect``, ``verify``, ``check``,
                       ``watermark detect``
 :mod:`.audit`         whoever keeps the records: ``audit ...``, ``keys ...``
+:mod:`.likeness`      whoever protects a person's face or voice: ``likeness ...`` (consent, registry, gate,
+                      scan, ``evidence make/verify``)
 :mod:`.operations`    whoever runs aigclabel as a service or over many files: ``batch``, ``serve``,
                       ``gateway``, ``demo``, ``formats``
 ====================  ===============================================================================
@@ -32,7 +34,7 @@ import typer
 
 from ..errors import AIGCLabelError
 from ..i18n import COMMAND_HELP_ZH, LANG_ENV, resolve_lang, text
-from . import audit, operations, platform, producer
+from . import audit, likeness, operations, platform, producer
 from ._common import say
 from ._params import LightGroup
 from .exit_codes import help_text
@@ -77,7 +79,7 @@ watermark_app.add_typer(producer.watermark_app)
 watermark_app.add_typer(platform.watermark_app)
 
 # Without a name, each module's commands join the top level (listed by `--help` in this order).
-for module in (producer, platform, audit, operations):
+for module in (producer, platform, audit, likeness, operations):
     app.add_typer(module.app)
 app.add_typer(watermark_app, name="watermark")
 
@@ -94,7 +96,7 @@ def _speak(argv: list[str]) -> None:
     if lang != "zh-CN":
         return
     app.info.help = f"{text('cli.app', lang)}\n\n{app.info.help}"
-    for module in (producer, platform, audit, operations):
+    for module in (producer, platform, audit, likeness, operations):
         for command in module.app.registered_commands:
             name = command.name or (command.callback.__name__.replace("_", "-") if command.callback else "")
             if name in COMMAND_HELP_ZH:

@@ -17,7 +17,8 @@ USAGE = 2
 _CLI_CODES: tuple[tuple[int, str], ...] = (
     (OK, "success (inspect: every file carries exactly one conforming label)"),
     (LABEL_PROBLEM, "a file has no label, several, or a non-conforming one (check: not compliant; "
-     "watermark detect: no mark; batch: some files failed)"),
+     "watermark detect: no mark; batch: some files failed; likeness evidence verify: package altered or not "
+     "validly signed)"),
     (USAGE, "usage error (bad option or argument)"),
 )  # fmt: skip
 
