@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -84,6 +85,22 @@ def _shoot(page: object, tmp_path: Path, name: str) -> Path:
     return target
 
 
+def _labelled_sample(photo: Path, produce_id: str) -> Path:
+    """The sample PNG at ``photo`` with a demo label."""
+    shutil.copy(SAMPLES / "sample.png", photo)
+    write_label(photo, AIGCLabel.for_producer(DEMO_PROVIDER_CODE, produce_id))
+    return photo
+
+
+def _watched_page(browser: object, url: str, locale: str, height: int = 900) -> tuple[Any, list[str]]:
+    """A page opened at ``url`` and the console errors it logs (a script the CSP blocks shows there)."""
+    page = browser.new_page(viewport={"width": 1200, "height": height}, locale=locale)  # type: ignore[attr-defined]
+    problems: list[str] = []
+    page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
+    page.goto(url)
+    return page, problems
+
+
 def test_drop_labelled_image_shows_fields_and_preview(server: str, browser: object, tmp_path: Path) -> None:
     photo = tmp_path / "generated.png"
     shutil.copy(SAMPLES / "sample.png", photo)
@@ -120,13 +137,8 @@ def test_unlabelled_and_broken_files(server: str, browser: object, tmp_path: Pat
 
 
 def test_page_speaks_chinese_to_a_chinese_browser_and_switches(server: str, browser: object, tmp_path: Path) -> None:
-    photo = tmp_path / "generated.png"
-    shutil.copy(SAMPLES / "sample.png", photo)
-    write_label(photo, AIGCLabel.for_producer(DEMO_PROVIDER_CODE, "web-test-zh"))
-    page = browser.new_page(viewport={"width": 1200, "height": 900}, locale="zh-CN")  # type: ignore[attr-defined]
-    problems: list[str] = []
-    page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
-    page.goto(server + "/")
+    photo = _labelled_sample(tmp_path / "generated.png", "web-test-zh")
+    page, problems = _watched_page(browser, server + "/", "zh-CN")
     assert page.evaluate("document.documentElement.lang") == "zh-CN"
     assert page.inner_text("#status") == "尚未选择文件。" and "拖到这里" in page.inner_text("#drop")
     page.set_input_files("#file", str(photo))
@@ -155,4 +167,53 @@ def test_docs_render_offline_under_their_csp(server: str, browser: object) -> No
     assert page.locator(".opblock").count() >= 7
     assert all(url.startswith(server) or url.startswith("data:") for url in requested), requested
     assert not [p for p in problems if "Content Security Policy" in p], problems
+    page.close()
+
+
+def test_likeness_evidence_made_downloaded_and_verified(server: str, browser: object, tmp_path: Path) -> None:
+    import zipfile
+
+    from aigclabel.likeness.evidence import AUDIT_MEMBER, verify_evidence
+
+    photo = _labelled_sample(tmp_path / "portrait.png", "web-evidence-1")
+    page, problems = _watched_page(browser, server + "/", "en-US", height=1100)
+    assert page.inner_text("#likeness-title") == "Likeness protection"
+    page.fill("#evidence-person", "person-web")
+    page.set_input_files("#evidence-source", str(photo))
+    page.wait_for_selector("#evidence-download", timeout=60_000)
+    with page.expect_download() as downloading:
+        page.click("#evidence-download")
+    saved = tmp_path / downloading.value.suggested_filename
+    downloading.value.save_as(saved)
+    assert saved.name == "portrait.evidence.zip"
+    report = verify_evidence(saved)  # the downloaded bytes, checked by the library
+    assert report.ok and report.manifest is not None and report.manifest["person"] == {"id": "person-web"}
+
+    page.set_input_files("#evidence-zip", str(saved))
+    page.wait_for_selector("#evidence-state")
+    assert page.get_attribute("#evidence-state", "data-ok") == "true"
+    assert "intact, signature valid" in page.inner_text("#evidence-state")
+    assert "DEMO key" in page.inner_text("#evidence-subject")
+
+    tampered = tmp_path / "tampered.zip"
+    with zipfile.ZipFile(saved) as src, zipfile.ZipFile(tampered, "w") as dst:
+        for name in src.namelist():
+            if name != AUDIT_MEMBER:
+                dst.writestr(name, src.read(name))
+    page.set_input_files("#evidence-zip", str(tampered))
+    page.wait_for_selector("#evidence-state[data-ok=false]")
+    assert page.locator("#evidence-problems li[data-code=member-missing]").count() == 1
+    page.click("#lang")  # drawn again in Chinese without another request
+    assert "已被改动或签名无效" in page.inner_text("#evidence-state")
+    assert "成员被删除" in page.inner_text("#evidence-problems")
+    assert page.inner_text("#evidence-made").startswith("证据包已生成")
+    _shoot(page, tmp_path, "web-likeness-evidence.png")
+    page.click("#lang")
+    assert not problems, problems  # the page's CSP still admits its script
+
+    not_zip = tmp_path / "not.zip"
+    not_zip.write_bytes(b"PK\x03\x04 but nothing more")
+    page.set_input_files("#evidence-zip", str(not_zip))
+    page.wait_for_selector("#evidence-report-error")
+    assert "Error 422" in page.inner_text("#evidence-report-error")
     page.close()

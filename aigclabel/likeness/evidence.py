@@ -41,6 +41,7 @@ from .types import MODALITIES
 if TYPE_CHECKING:
     from ..audit import AuditEvent, AuditStore
     from ..signing import KeyRegistry, SigningKey
+    from ..verify import TraceDetector
 
 #: What ``manifest.json``'s ``format`` says; a verifier refuses any other.
 EVIDENCE_FORMAT = "aigclabel-evidence/1"
@@ -171,8 +172,11 @@ def evidence_manifest(
     registry: KeyRegistry | None = None,
     matches: Sequence[Mapping[str, Any]] | None = None,
     person_records: Sequence[Mapping[str, Any]] = (),
+    detectors: Mapping[str, TraceDetector] | None = None,
 ) -> tuple[dict[str, Any], dict[str, bytes]]:
-    """The unsigned manifest for ``path`` and the members it describes (name -> bytes), the file excluded."""
+    """The unsigned manifest for ``path`` and the members it describes (name -> bytes), the file excluded.
+
+    ``detectors`` are the trace detectors to run (default: every registered one)."""
     from .. import __version__
     from ..signing import demo_registry, payload_digest
     from ..verify import classify
@@ -187,7 +191,7 @@ def evidence_manifest(
         registry = demo_registry()
         if store is not None:
             registry.merge(store.key_registry())
-    verdict = classify(target, registry=registry, thorough=True)
+    verdict = classify(target, registry=registry, detectors=detectors, thorough=True)
     label = verdict.label
     produce_id = label.produce_id or None if label else None
     payloads = verdict.watermark_payloads
@@ -261,6 +265,7 @@ def make_evidence(
     registry: KeyRegistry | None = None,
     matches: Sequence[Mapping[str, Any]] | None = None,
     person_records: Sequence[Mapping[str, Any]] = (),
+    detectors: Mapping[str, TraceDetector] | None = None,
 ) -> Path:
     """Write the evidence package for ``path`` (default ``<path>.evidence.zip``) atomically; returns its path.
 
@@ -276,7 +281,13 @@ def make_evidence(
     signer = key if key is not None else demo_signing_key()
     dst = Path(output) if output is not None else target.with_name(target.name + ".evidence.zip")
     manifest, members = evidence_manifest(
-        target, person_id, store, registry=registry, matches=matches, person_records=person_records
+        target,
+        person_id,
+        store,
+        registry=registry,
+        matches=matches,
+        person_records=person_records,
+        detectors=detectors,
     )
     listed = {name: {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)} for name, data in members.items()}
     if include_file:

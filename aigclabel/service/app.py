@@ -810,4 +810,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             background=BackgroundTask(finish),
         )
 
+    from .likeness import add_likeness_routes
+
+    add_likeness_routes(app, upload_route, analyse)
     return app
