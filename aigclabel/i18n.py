@@ -97,7 +97,7 @@ COMMAND_HELP_ZH: dict[str, str] = {
     "serve": "启动 HTTP 服务与网页。",
     "gateway": "在 OpenAI 兼容服务前运行标识网关。",
     "watermark": "隐式水印（图片、音频、文本）。",
-    "likeness": "肖像与声音保护：同意、登记、生成前把关、平台扫描与证据包（《民法典》第1019、1023条）。",
+    "likeness": "肖像与声音保护：登记、同意记录（签名哈希链）、生成前审核、平台比对与人工复核。",
 }
 
 #: Fixed strings of the reports and the CLI, by key.

@@ -6,10 +6,10 @@
 :mod:`.platform`      a platform checking what it receives or spreads: ``inspect``, ``verify``, ``check``,
                       ``watermark detect``
 :mod:`.audit`         whoever keeps the records: ``audit ...``, ``keys ...``
-:mod:`.likeness`      whoever protects a person's face or voice: ``likeness ...`` (consent, registry, gate,
-                      scan, ``evidence make/verify``)
 :mod:`.operations`    whoever runs aigclabel as a service or over many files: ``batch``, ``serve``,
                       ``gateway``, ``demo``, ``formats``
+:mod:`.likeness`      whoever protects faces and voices: ``likeness ...`` (enrol, consent, gate, scan,
+                      review)
 ====================  ===============================================================================
 
 The commands stay thin: each parses options, calls the library and prints. Every module is imported at
@@ -79,7 +79,7 @@ watermark_app.add_typer(producer.watermark_app)
 watermark_app.add_typer(platform.watermark_app)
 
 # Without a name, each module's commands join the top level (listed by `--help` in this order).
-for module in (producer, platform, audit, likeness, operations):
+for module in (producer, platform, audit, operations, likeness):
     app.add_typer(module.app)
 app.add_typer(watermark_app, name="watermark")
 
@@ -96,7 +96,7 @@ def _speak(argv: list[str]) -> None:
     if lang != "zh-CN":
         return
     app.info.help = f"{text('cli.app', lang)}\n\n{app.info.help}"
-    for module in (producer, platform, audit, likeness, operations):
+    for module in (producer, platform, audit, operations, likeness):
         for command in module.app.registered_commands:
             name = command.name or (command.callback.__name__.replace("_", "-") if command.callback else "")
             if name in COMMAND_HELP_ZH:

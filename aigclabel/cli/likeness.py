@@ -16,18 +16,14 @@ from ..errors import AIGCLabelError
 from ._common import DbOption, fail, optional_store, out, signing_key
 from .exit_codes import LABEL_PROBLEM
 
-app = typer.Typer()
-
 likeness_app = typer.Typer(
-    help="Likeness protection: consent, registry, gate, scan and evidence for faces and voices.",
+    help="Likeness protection: enrol faces and voices, record consent, gate edits, scan uploads, review.",
     no_args_is_help=True,
 )
 evidence_app = typer.Typer(
     help="Evidence packages: one signed ZIP of a file's hashes, labels, signatures, watermark trace and audit records.",
     no_args_is_help=True,
 )
-likeness_app.add_typer(evidence_app, name="evidence")
-app.add_typer(likeness_app, name="likeness")
 
 
 @evidence_app.command("make")
@@ -100,3 +96,9 @@ def evidence_verify(
             out.print(Text(f"  {problem.severity}: {problem.code}: {problem.message}"), highlight=False)
     if not report.ok:
         raise typer.Exit(LABEL_PROBLEM)
+
+
+likeness_app.add_typer(evidence_app, name="evidence")
+
+app = typer.Typer()
+app.add_typer(likeness_app, name="likeness")
