@@ -9,9 +9,12 @@ machine's load hits both alike:
   the upstream taking ``--prefill`` seconds before it; the gateway's label arrives with the upstream's
   first chunk, before that. Reported as the median and p90 of the difference gateway - direct.
 * **throughput**: ``--streams`` concurrent answers of ``--tokens`` tokens each, the upstream sending
-  as fast as it can (``--delay 0``) or at a set pace; tokens received per second through each path.
+  as fast as it can; tokens received per second through each path. Once with every process free to use
+  every core (on a 2-core machine the gateway then takes CPU from the upstream and the client, which a
+  real model server's would not give up), once with the gateway on a core of its own and the upstream and
+  the client sharing the other; then ``--paced-streams`` answers at a model's pace (``--paced-delay``).
 
-    python bench/gateway.py [--requests 200] [--tokens 2000] [--streams 8] [--delay 0] [--text-mark]
+    python bench/gateway.py [--requests 200] [--tokens 2000] [--streams 8] [--paced-streams 200] [--text-mark]
 """
 
 from __future__ import annotations
@@ -80,10 +83,14 @@ async def first_token(client: httpx.AsyncClient, base: str, prefill: float) -> f
 async def stream_tokens(client: httpx.AsyncClient, base: str, tokens: int, delay: float) -> int:
     """Read one streamed answer to its end; the number of token events received."""
     body = {"model": "tiny", "messages": MESSAGES, "stream": True, "tokens": tokens, "delay": delay}
-    count = 0
+    token = b'"content":"word'
+    count, tail = 0, b""
     async with client.stream("POST", base + "/v1/chat/completions", json=body) as answer:
         async for data in answer.aiter_bytes():
-            count += data.count(b'"content":"word')
+            # a token cut between two reads is counted once: the tail is too short to hold a whole one
+            window = tail + data
+            count += window.count(token)
+            tail = window[-(len(token) - 1) :]
     return count
 
 
@@ -126,23 +133,42 @@ async def measure(args: argparse.Namespace, direct: str, gateway: str, pids: dic
     print("  CPU time per request (a whole 4-token answer; the gateway's includes its audit record):")
     for name, seconds in request_cpu.items():
         print(f"    {name:8s} {seconds * 1000:.2f} ms")
+    await compare("as fast as the upstream can, all processes sharing the cores", args, direct, gateway, pids, 0.0)
+    if len(os.sched_getaffinity(0)) >= 2:
+        # The deployment a proxy has: the model server's CPU is not the proxy's. The client and the upstream
+        # share core 0 in both paths; the gateway alone gets core 1.
+        os.sched_setaffinity(0, {0})
+        os.sched_setaffinity(pids["upstream"], {0})
+        os.sched_setaffinity(pids["gateway"], {1})
+        await compare("as fast as the upstream can, the gateway on a core of its own", args, direct, gateway, pids, 0.0)
+        everywhere = set(range(os.cpu_count() or 1))
+        for pid in (0, *pids.values()):
+            os.sched_setaffinity(pid, everywhere)
+    paced = argparse.Namespace(**{**vars(args), "streams": args.paced_streams, "tokens": args.paced_tokens})
+    await compare(f"{args.paced_streams} answers at a model's pace", paced, direct, gateway, pids, args.paced_delay)
+
+
+async def compare(
+    title: str, args: argparse.Namespace, direct: str, gateway: str, pids: dict[str, int], delay: float
+) -> None:
+    """Token throughput direct and through the gateway, alternating rounds; the gateway's CPU per token."""
     rates: dict[str, list[float]] = {"direct": [], "gateway": []}
     cpu = dict.fromkeys(pids, 0.0)
     for _ in range(args.rounds):
-        rates["direct"].append(await throughput(direct, args.streams, args.tokens, args.delay))
+        rates["direct"].append(await throughput(direct, args.streams, args.tokens, delay))
         before = {name: cpu_seconds(pid) for name, pid in pids.items()}
-        rates["gateway"].append(await throughput(gateway, args.streams, args.tokens, args.delay))
+        rates["gateway"].append(await throughput(gateway, args.streams, args.tokens, delay))
         for name, pid in pids.items():
             cpu[name] += cpu_seconds(pid) - before[name]
     d, g = statistics.median(rates["direct"]), statistics.median(rates["gateway"])
-    pace = "as fast as the upstream can" if args.delay == 0 else f"one token per {args.delay * 1000:g} ms per stream"
-    print(f"throughput, {args.streams} streams x {args.tokens} tokens, {pace}, median of {args.rounds} rounds:")
+    pace = "no delay" if delay == 0 else f"one token per {delay * 1000:g} ms per answer"
+    print(f"throughput, {title}: {args.streams} answers x {args.tokens} tokens, {pace}, median of {args.rounds}:")
     print(f"  direct  {d:9.0f} tokens/s")
     print(f"  gateway {g:9.0f} tokens/s   ({100 * g / d:.1f} % of direct)")
     total = args.rounds * args.streams * args.tokens
-    print("CPU time per streamed token, in the gateway runs (independent of other load on the machine):")
+    print("  CPU time per streamed token in the gateway runs (independent of other load on the machine):")
     for name, seconds in cpu.items():
-        print(f"  {name:8s} {seconds / total * 1e6:6.1f} us")
+        print(f"    {name:8s} {seconds / total * 1e6:6.1f} us")
 
 
 def main() -> None:
@@ -151,7 +177,9 @@ def main() -> None:
     parser.add_argument("--prefill", type=float, default=0.02, help="upstream's delay before the first token (s)")
     parser.add_argument("--tokens", type=int, default=2000, help="tokens per streamed answer")
     parser.add_argument("--streams", type=int, default=8, help="concurrent streams in the throughput test")
-    parser.add_argument("--delay", type=float, default=0.0, help="upstream's delay between tokens (s)")
+    parser.add_argument("--paced-streams", type=int, default=200, help="concurrent answers in the paced test")
+    parser.add_argument("--paced-tokens", type=int, default=100, help="tokens per answer in the paced test")
+    parser.add_argument("--paced-delay", type=float, default=0.02, help="the paced upstream's delay between tokens (s)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--text-mark", action="store_true", help="also insert the invisible Unicode mark")
     parser.add_argument("--no-audit", action="store_true", help="run the gateway without its audit store")

@@ -65,6 +65,8 @@ _CLIENT_SECRETS = frozenset({"authorization", "api-key", "x-api-key"})
 _BODY_HEADERS = frozenset({"content-length", "content-encoding", "etag", "content-md5"})
 #: Audit events waiting to be written, at most (answers wait for room beyond that).
 _AUDIT_QUEUE = 10_000
+#: Bytes of a streamed answer gathered for the client before the upstream is read further (backpressure).
+_BATCH_BYTES = 64 * 1024
 #: Where the gateway serves the labelled images of ``url`` answers.
 IMAGE_ROUTE = "/aigclabel/images"
 
@@ -78,10 +80,65 @@ def _error(status: int, message: str, code: str, kind: str = "gateway_error") ->
     return JSONResponse({"error": {"message": message, "type": kind, "param": None, "code": code}}, status_code=status)
 
 
+class _Batches:
+    """Chunks passed from the upstream reader to the client writer, joined into one write per turn.
+
+    An upstream streaming as fast as it can delivers many events per network read; relaying each as its own
+    ASGI message costs the server's framing, the middleware and a ``send`` system call per token. The reader
+    (:meth:`fill`) runs until the upstream's bytes at hand are used up, and the writer (:meth:`drain`) sends
+    whatever has gathered meanwhile as one message. Nothing waits for more: an event that arrives alone goes
+    out alone at once, so the first token is not delayed. Past ``limit`` bytes waiting, the reader waits for
+    the writer (backpressure: a slow client slows the upstream, as before).
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.pending: list[bytes] = []
+        self.size = 0
+        self.done = False
+        self.failure: Exception | None = None
+        self.ready = anyio.Event()
+        self.room = anyio.Event()
+
+    async def fill(self, chunks: AsyncIterator[bytes]) -> None:
+        """Read ``chunks`` to their end; a failure is handed to the writer, after what came before it."""
+        try:
+            async for chunk in chunks:
+                self.pending.append(chunk)
+                self.size += len(chunk)
+                self.ready.set()
+                while self.size >= self.limit:
+                    self.room = anyio.Event()
+                    await self.room.wait()
+        except Exception as exc:
+            self.failure = exc
+        finally:
+            self.done = True
+            self.ready.set()
+
+    async def drain(self) -> AsyncIterator[bytes]:
+        """Everything gathered since the last turn, joined; raises the reader's failure after the rest."""
+        while True:
+            if not (self.pending or self.done):
+                await self.ready.wait()
+                self.ready = anyio.Event()
+            if self.pending:
+                batch = b"".join(self.pending)
+                self.pending.clear()
+                self.size = 0
+                self.room.set()
+                yield batch
+            elif self.done:
+                if self.failure is not None:
+                    raise self.failure
+                return
+
+
 class _ClosingStream(StreamingResponse):
     """A streamed response whose iterator is closed as soon as the response ends, however it ends
     (so a client that went away closes the upstream connection at once, not at garbage collection),
-    then runs ``after`` (the audit record: after the last byte, so it never delays the answer)."""
+    then runs ``after`` (the audit record: after the last byte, so it never delays the answer).
+    Chunks that arrive together leave together (:class:`_Batches`)."""
 
     body_iterator: AsyncIterator[bytes]
 
@@ -91,6 +148,15 @@ class _ClosingStream(StreamingResponse):
     ) -> None:  # fmt: skip
         super().__init__(content, status_code, headers)
         self.after = after
+
+    async def stream_response(self, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        batches = _Batches(_BATCH_BYTES)
+        async with anyio.create_task_group() as group:
+            group.start_soon(batches.fill, self.body_iterator)
+            async for batch in batches.drain():
+                await send({"type": "http.response.body", "body": batch, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
