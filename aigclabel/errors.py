@@ -36,6 +36,9 @@ The tree (exit code; HTTP status and error code; other base classes in brackets)
       AuditError                                 exit 7   HTTP 400 bad-request
         AuditUnavailableError                    exit 7   HTTP 503 audit-unavailable
       RequestTooLargeError                       exit 10  HTTP 413 too-large
+      LikenessError                              exit 11  HTTP 422 likeness
+        TemplateKeyError                         exit 11  HTTP 422 likeness
+        ConsentChainError                        exit 12  HTTP 409 consent-chain-broken
 
 ``tests/test_errors.py`` checks this tree against the classes, so it cannot go stale.
 """
@@ -235,3 +238,26 @@ class RequestTooLargeError(AIGCLabelError):
 
     http_status = 413
     http_error = "too-large"
+
+
+class LikenessError(AIGCLabelError):
+    """A likeness request that cannot be done: no face or voice in an enrolment file, an unknown person or
+    consent entry, a malformed consent token or a review that was decided already."""
+
+    exit_code = 11
+    http_status = 422
+    http_error = "likeness"
+
+
+class TemplateKeyError(LikenessError):
+    """The template encryption key is missing, malformed or not the one the templates were encrypted with
+    (AES-GCM refused them): nothing was decrypted."""
+
+
+class ConsentChainError(LikenessError):
+    """The consent ledger fails verification: an entry was altered, inserted, deleted, reordered or cut off
+    the end, or a signature does not verify; no consent is read from a broken ledger."""
+
+    exit_code = 12
+    http_status = 409
+    http_error = "consent-chain-broken"

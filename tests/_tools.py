@@ -31,6 +31,19 @@ from tests.conftest import require_tool
 # ---------------------------------------------------------------------------- local servers
 
 
+def run_forked(target: Callable[..., None], args: list[tuple[object, ...]], timeout: float = 120) -> None:
+    """Run ``target(*a)`` for each ``a`` in its own forked process, all at once; each must exit 0."""
+    import multiprocessing
+
+    fork = multiprocessing.get_context("fork")
+    workers = [fork.Process(target=target, args=a) for a in args]
+    for proc in workers:
+        proc.start()
+    for proc in workers:
+        proc.join(timeout)
+    assert [p.exitcode for p in workers] == [0] * len(workers)
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago (the OS picks it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

@@ -37,6 +37,7 @@ from aigclabel.audit import (
 )
 from aigclabel.cli import app
 from aigclabel.signing import SigningKey, demo_registry
+from tests._tools import run_forked
 from tests.conftest import SAMPLES
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -252,12 +253,7 @@ def _writer(url: str, worker: int, count: int) -> None:
 def check_concurrent_writers(url: str) -> None:
     """N processes x M single-event transactions: every event arrives exactly once."""
     AuditStore(url).close()  # migrate first, then fork with no open connections
-    workers = [_fork.Process(target=_writer, args=(url, w, PER_WRITER)) for w in range(WRITERS)]
-    for proc in workers:
-        proc.start()
-    for proc in workers:
-        proc.join(120)
-    assert [p.exitcode for p in workers] == [0] * WRITERS
+    run_forked(_writer, [(url, w, PER_WRITER) for w in range(WRITERS)])
     store = AuditStore(url)
     assert store.count() == WRITERS * PER_WRITER
     ids = {e.produce_id for e in store.events(batch=5000)}
@@ -272,12 +268,7 @@ def test_concurrent_sqlite_writers_lose_nothing(tmp_path: Path) -> None:
 
 def check_concurrent_first_open(url: str) -> None:
     """Six processes open a store nobody has migrated yet: the schema is made once, no event is lost."""
-    workers = [_fork.Process(target=_writer, args=(url, w, 5)) for w in range(6)]
-    for proc in workers:
-        proc.start()
-    for proc in workers:
-        proc.join(120)
-    assert [p.exitcode for p in workers] == [0] * 6
+    run_forked(_writer, [(url, w, 5) for w in range(6)])
     assert AuditStore(url).count() == 30
 
 

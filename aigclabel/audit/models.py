@@ -19,9 +19,13 @@ with needs_extra("audit"):
         Boolean,
         CheckConstraint,
         DateTime,
+        Float,
+        ForeignKey,
         Index,
         Integer,
+        LargeBinary,
         String,
+        Text,
         UniqueConstraint,
     )
     from sqlalchemy.dialects.postgresql import JSONB
@@ -42,6 +46,8 @@ class EventKind(StrEnum):
     VERIFY = "verify"
     EXPORT_UNLABELED = "export_unlabeled"
     STRIP = "strip"
+    #: A likeness decision (generation-time gate, platform scan, review); ``detail["action"]`` says which.
+    LIKENESS = "likeness"
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -74,7 +80,9 @@ class Event(Base):
 
     __tablename__ = "aigclabel_events"
     __table_args__ = (
-        CheckConstraint("kind IN ('label', 'verify', 'export_unlabeled', 'strip')", name="ck_aigclabel_events_kind"),
+        CheckConstraint(
+            "kind IN ('label', 'verify', 'export_unlabeled', 'strip', 'likeness')", name="ck_aigclabel_events_kind"
+        ),
         Index("ix_aigclabel_events_ts", "ts"),
         Index("ix_aigclabel_events_produce_id", "produce_id"),
         Index("ix_aigclabel_events_content_sha256", "content_sha256"),
@@ -129,3 +137,89 @@ class Acceptance(Base):
     version: Mapped[str] = mapped_column(String(64), nullable=False)
     lang: Mapped[str] = mapped_column(String(16), nullable=False)
     ts: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+
+
+class LedgerRow(Base):
+    """One consent-ledger entry (:mod:`aigclabel.likeness.ledger`): its canonical signed JSON, kept as text.
+
+    The other columns repeat what the JSON says, for queries only; verification reads the JSON. ``seq`` is the
+    primary key, so two writers cannot both append entry ``n`` (the chain cannot fork).
+    """
+
+    __tablename__ = "aigclabel_likeness_ledger"
+    __table_args__ = (
+        UniqueConstraint("entry_hash", name="uq_aigclabel_likeness_ledger_hash"),
+        Index("ix_aigclabel_likeness_ledger_person", "person_id"),
+    )
+
+    seq: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=False)
+    entry_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    person_id: Mapped[str] = mapped_column(String(256), nullable=False)
+    ts: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    body: Mapped[str] = mapped_column(Text, nullable=False)
+
+
+class LedgerHead(Base):
+    """The signed head of the consent ledger (one row): the last entry's number and hash, so a cut tail shows."""
+
+    __tablename__ = "aigclabel_likeness_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    body: Mapped[str] = mapped_column(Text, nullable=False)
+
+
+class LikenessPerson(Base):
+    """An enrolled person: an opaque id (never a name or photo) and whether they opted out (protected)."""
+
+    __tablename__ = "aigclabel_likeness_people"
+
+    person_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    protected: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    created: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+
+
+class LikenessTemplate(Base):
+    """One encrypted embedding of a person (AES-256-GCM; the associated data binds person, modality, model)."""
+
+    __tablename__ = "aigclabel_likeness_templates"
+    __table_args__ = (Index("ix_aigclabel_likeness_templates_person", "person_id"),)
+
+    id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
+    person_id: Mapped[str] = mapped_column(
+        String(256), ForeignKey("aigclabel_likeness_people.person_id", ondelete="CASCADE"), nullable=False
+    )
+    modality: Mapped[str] = mapped_column(String(16), nullable=False)
+    model: Mapped[str] = mapped_column(String(128), nullable=False)
+    key_id: Mapped[str] = mapped_column(String(32), nullable=False)
+    nonce: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    created: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+
+
+class LikenessReview(Base):
+    """A scan match without a valid consent token, waiting for (or given) a person's decision."""
+
+    __tablename__ = "aigclabel_likeness_reviews"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('open', 'approve', 'remove', 'false-match')", name="ck_aigclabel_likeness_reviews_status"
+        ),
+        Index("ix_aigclabel_likeness_reviews_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
+    ts: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    content_sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    name: Mapped[str] = mapped_column(String(512), nullable=False)
+    uploader: Mapped[str | None] = mapped_column(String(512))
+    person_id: Mapped[str] = mapped_column(String(256), nullable=False)
+    modality: Mapped[str] = mapped_column(String(16), nullable=False)
+    distance: Mapped[float] = mapped_column(Float, nullable=False)
+    threshold: Mapped[float] = mapped_column(Float, nullable=False)
+    model: Mapped[str] = mapped_column(String(128), nullable=False)
+    reason: Mapped[str] = mapped_column(String(512), nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="open")
+    reviewer: Mapped[str | None] = mapped_column(String(512))
+    decided: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    note: Mapped[str | None] = mapped_column(String(2048))

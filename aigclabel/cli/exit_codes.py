@@ -18,7 +18,7 @@ _CLI_CODES: tuple[tuple[int, str], ...] = (
     (OK, "success (inspect: every file carries exactly one conforming label)"),
     (LABEL_PROBLEM, "a file has no label, several, or a non-conforming one (check: not compliant; "
      "watermark detect: no mark; batch: some files failed; likeness evidence verify: package altered or not "
-     "validly signed)"),
+     "validly signed; likeness gate: not allowed; likeness scan: a match sent to review)"),
     (USAGE, "usage error (bad option or argument)"),
 )  # fmt: skip
 
@@ -44,6 +44,10 @@ ERROR_MEANINGS: tuple[tuple[type[errors.AIGCLabelError], str], ...] = (
      "--force-remove-label)"),
     (errors.ExportRefusedError, "audit record-export refused: no implicit label, or no accepted user agreement "
      "(Measures Art. 9; see --override-no-label / --override-no-agreement)"),
+    (errors.LikenessError, "a likeness request that cannot be done (no face or voice to enrol, unknown person "
+     "or grant, bad consent token, wrong template key)"),
+    (errors.ConsentChainError, "the consent ledger does not verify (an entry altered, inserted, deleted, "
+     "reordered or cut off the end)"),
 )  # fmt: skip
 
 
