@@ -119,7 +119,7 @@ def test_migration_from_the_previous_head_keeps_events(tmp_path: Path) -> None:
         assert "aigclabel_acceptances" not in {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
     old.close()
     store = AuditStore(db)
-    assert store.schema_revision() == "0003" == store.head_revision()
+    assert store.schema_revision() == store.head_revision() and store.head_revision() >= "0003"
     assert store.count() == 1
     first = store.record_acceptance("user-1", "A" * 64, "zh-CN")
     again = store.record_acceptance("user-1", "sha256:" + "a" * 64, "zh-CN")
