@@ -191,16 +191,23 @@ class Match:
 class LikenessRegistry:
     """Enrolled people and their encrypted templates in the audit database of ``store``.
 
-    ``key``: the 32-byte template key (:func:`load_template_key`); ``ledger``: where deletions are recorded.
+    ``key``: the 32-byte template key (:func:`load_template_key`); without it people can be listed, protected
+    and deleted, but no template stored or read. ``ledger``: where deletions are recorded.
     """
 
-    def __init__(self, store: AuditStore, key: bytes, ledger: ConsentLedger | None = None) -> None:
-        if len(key) != 32:
+    def __init__(self, store: AuditStore, key: bytes | None = None, ledger: ConsentLedger | None = None) -> None:
+        if key is not None and len(key) != 32:
             raise TemplateKeyError("the template key is 32 bytes (AES-256)")
         self.store = store
         self.ledger = ledger
-        self._key = key
-        self._key_id = key_id(key)
+        self._key_bytes = key
+        self._key_id = key_id(key) if key is not None else ""
+
+    @property
+    def _key(self) -> bytes:
+        if self._key_bytes is None:
+            raise TemplateKeyError(f"templates need the template key: give a key file or set ${KEY_ENV}")
+        return self._key_bytes
 
     @staticmethod
     def _ad(person: str, modality: str, model: str) -> bytes:

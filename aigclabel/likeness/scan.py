@@ -237,6 +237,8 @@ class ReviewQueue:
             raise LikenessError(f"a review decision is one of {', '.join(REVIEW_DECISIONS)}, not {decision!r}")
         if not reviewer:
             raise LikenessError("a review decision names its reviewer")
+        if decision != "false-match" and self.ledger.key is None:
+            raise LikenessError(f"{decision} is a consent matter signed in the ledger: it needs a signing key")
         with Session(self.store.engine) as session, session.begin():
             row = session.get(LikenessReview, review_id)
             if row is None:
