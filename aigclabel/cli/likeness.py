@@ -49,6 +49,7 @@ TemplateKeyOption = Annotated[
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 ModalityOption = Annotated[str, typer.Option("--modality", help="face or voice.")]
+NotifiedAtOption = Annotated[str | None, typer.Option("--notified-at", help="When notified (ISO 8601; default now).")]
 
 
 def _ledger(db: str | None, key_file: Path | None = None, demo: bool = False) -> "ConsentLedger":
@@ -82,6 +83,16 @@ def _time(value: str | None, option: str) -> datetime | None:
     except ValueError:
         usage_error(f"{option} {value!r} is not an ISO 8601 time (2026-12-01T00:00:00+08:00)")
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _notice(ledger: "ConsentLedger", notice_file: Path, channel: str, notified_at: str | None) -> Any:
+    from ..likeness.ledger import Notice
+
+    try:
+        text = notice_file.read_bytes()
+    except OSError as exc:
+        usage_error(f"cannot read {notice_file}: {exc.strerror}")
+    return Notice.of_text(text, channel, _time(notified_at, "--notified-at") or ledger.store.clock())
 
 
 def _print(data: Any, as_json: bool, line: str) -> None:
@@ -171,11 +182,10 @@ def likeness_delete(
     as_json: JsonOption = False,
 ) -> None:
     """Delete a person and their templates; the ledger keeps a signed deletion entry (no biometrics)."""
-    from ..likeness.ledger import ConsentLedger
     from ..likeness.registry import LikenessRegistry
 
     try:
-        ledger = ConsentLedger(store(db), signing_key(sign_key, demo_key))
+        ledger = _ledger(db, sign_key, demo_key)
         if ledger.key is None:
             usage_error("delete records a signed ledger entry: give --sign-key (or --demo-key)")
         count = LikenessRegistry(ledger.store, None, ledger).delete(person)
@@ -201,23 +211,20 @@ def consent_grant(
         Path | None, typer.Option("--notice-file", help="The notice sent to the person (its SHA-256 is kept).")
     ] = None,
     channel: Annotated[str, typer.Option("--channel", help="How the notice was sent (sms, email, app...).")] = "",
-    notified_at: Annotated[str | None, typer.Option("--notified-at", help="When (ISO 8601; default now).")] = None,
+    notified_at: NotifiedAtOption = None,
     sign_key: SignKeyOption = None,
     demo_key: DemoKeyOption = False,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Record a person's consent; prints its consent token."""
-    from ..likeness.ledger import Notice, Purposes
+    from ..likeness.ledger import Purposes
 
+    if notice_file is not None and not channel:
+        usage_error("--notice-file needs --channel")
     try:
         ledger = _ledger(db, sign_key, demo_key)
-        notice = None
-        if notice_file is not None:
-            if not channel:
-                usage_error("--notice-file needs --channel")
-            at = _time(notified_at, "--notified-at") or ledger.store.clock()
-            notice = Notice.of_text(notice_file.read_bytes(), channel, at)
+        notice = _notice(ledger, notice_file, channel, notified_at) if notice_file is not None else None
         entry = ledger.grant(
             person,
             grantee,
@@ -259,23 +266,18 @@ def consent_notify(
     grant: Annotated[str, typer.Option("--grant", help="The grant (token or hash).")],
     notice_file: Annotated[Path, typer.Option("--notice-file", help="The notice sent (its SHA-256 is kept).")],
     channel: Annotated[str, typer.Option("--channel", help="How it was sent.")],
-    notified_at: Annotated[str | None, typer.Option("--notified-at", help="When (ISO 8601; default now).")] = None,
+    notified_at: NotifiedAtOption = None,
     sign_key: SignKeyOption = None,
     demo_key: DemoKeyOption = False,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Record proof that the person of a grant was notified (Deep Synthesis Provisions Art. 14)."""
-    from ..likeness.ledger import Notice
-
     try:
         ledger = _ledger(db, sign_key, demo_key)
-        at = _time(notified_at, "--notified-at") or ledger.store.clock()
-        entry = ledger.notify(grant, Notice.of_text(notice_file.read_bytes(), channel, at))
+        entry = ledger.notify(grant, _notice(ledger, notice_file, channel, notified_at))
     except AIGCLabelError as exc:
         fail(exc)
-    except OSError as exc:
-        usage_error(f"cannot read {notice_file}: {exc.strerror}")
     _print(entry.to_dict(), as_json, f"notified: entry {entry.seq} {entry.hash}")
 
 
