@@ -180,4 +180,11 @@ def test_enrolment_needs_a_face(tmp_path: Path) -> None:
     store = AuditStore(tmp_path / "audit.sqlite")
     with pytest.raises(LikenessError, match="no face or voice"):
         LikenessRegistry(store, KEY).enrol_files("x", [blank])
+    with Image.open(_astronaut(tmp_path)) as one:
+        two = Image.new("RGB", (one.width * 2, one.height))
+        two.paste(one, (0, 0))
+        two.paste(one, (one.width, 0))
+    two.save(tmp_path / "two.png")
+    with pytest.raises(LikenessError, match="one face per photo or frame, found 2"):
+        LikenessRegistry(store, KEY).enrol_files("x", [tmp_path / "two.png"])
     store.close()

@@ -132,6 +132,26 @@ def find_likenesses(path: Path, modalities: Sequence[Modality] | None = None) ->
     return found
 
 
+#: In an enrolment photo, a detection scoring under this share of the best one in the same frame is taken
+#: for a detector false alarm (the HOG detector scores true faces 0.7-2 and false ones about 0.1).
+WEAK_DETECTION = 0.5
+
+
+def _one_face_per_frame(path: Path, found: list[Likeness]) -> list[Likeness]:
+    """The one face of each photo or frame; :class:`LikenessError` when a frame shows two confident faces."""
+    frames: dict[float | None, list[Likeness]] = {}
+    for item in found:
+        frames.setdefault(item.at, []).append(item)
+    kept = []
+    for faces in frames.values():
+        best = max(face.quality for face in faces)
+        confident = [face for face in faces if face.quality >= WEAK_DETECTION * best]
+        if len(confident) > 1:
+            raise LikenessError(f"{path.name}: enrolment needs one face per photo or frame, found {len(confident)}")
+        kept.extend(confident)
+    return kept
+
+
 @dataclass(frozen=True)
 class Template:
     """One decrypted template."""
@@ -283,8 +303,9 @@ class LikenessRegistry:
         modality: Modality | None = None,
         protected: bool | None = None,
     ) -> int:
-        """Enrol ``person`` from photos, videos or voice clips: each must hold exactly one face (photo) or one
-        speaker; only the embeddings are kept. A voice clip's windows are averaged into one template."""
+        """Enrol ``person`` from photos, videos or voice clips: each photo or frame must show one face (weak
+        detections beside a confident one are dropped, see :func:`_one_face_per_frame`), each clip one speaker;
+        only the embeddings are kept. A voice clip's windows are averaged into one template."""
         import numpy as np
 
         made: list[Likeness] = []
@@ -293,11 +314,8 @@ class LikenessRegistry:
             here: list[Likeness] = []
             for kind in (modality,) if modality else modalities_of(path):
                 found = find_likenesses(path, [kind])
-                frames = [x.at for x in found]
-                if kind == "face" and len(set(frames)) != len(frames):
-                    raise LikenessError(f"{path.name}: enrolment needs one face per photo or frame, found {len(found)}")
                 if kind == "face":
-                    here.extend(found)
+                    here.extend(_one_face_per_frame(path, found))
                 elif found:
                     mean = np.mean([x.vector for x in found], axis=0).astype(np.float32)
                     mean /= max(float(np.linalg.norm(mean)), 1e-12)
