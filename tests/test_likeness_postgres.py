@@ -67,3 +67,22 @@ def test_downgrade_and_upgrade_again(url: str) -> None:
     store.migrate()
     assert store.schema_revision() == "0004"
     store.close()
+
+
+def test_registry_scan_and_review_on_postgres(url: str) -> None:
+    from aigclabel.likeness.registry import LikenessRegistry
+    from aigclabel.likeness.scan import ReviewQueue, scan
+    from tests.test_likeness_registry import KEY, Euclid, face
+
+    store = AuditStore(url)
+    ledger = ConsentLedger(store, demo_signing_key())
+    registry = LikenessRegistry(store, KEY, ledger)
+    registry.enrol("alice", [face(1)], protected=True)
+    assert registry.templates()[0].vector.tobytes() == face(1).vector.tobytes()
+    seen = scan(__file__, registry, ledger, encoders={"face": Euclid()}, find=lambda _p: [face(1, 0.1)])  # type: ignore[dict-item]
+    [review_id] = seen.queued
+    queue = ReviewQueue(ledger)
+    assert queue.decide(review_id, "remove", "r1").status == "remove" and queue.list() == []
+    assert registry.delete("alice") == 1 and registry.people() == []
+    assert [e.kind for e in ledger.entries("alice")] == ["review", "delete"] and ledger.verify_chain().ok
+    store.close()
