@@ -258,3 +258,12 @@ def test_sqlite_downgrade_keeps_the_events_table(db: Path) -> None:
     store.migrate()
     assert [e.produce_id for e in store.events()] == ["kept"]
     store.close()
+
+
+def test_revocation_from_a_clock_ahead_applies_at_once(ledger: ConsentLedger, clock: Clock) -> None:
+    ledger.grant("p", "studio", "face", notice=NOTICE)
+    clock.now = T0 + timedelta(minutes=5)  # another server, its clock five minutes ahead
+    ledger.revoke("p", grantee="studio")
+    clock.now = T0 + timedelta(minutes=1)
+    assert ledger.check("p", "studio", "face").state == "revoked"
+    assert ledger.check("p", "studio", "face", at=T0 + timedelta(minutes=1)).ok  # the past, asked as such

@@ -323,7 +323,11 @@ def consent_verify_chain(
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Verify every ledger entry, link and signature and the signed head (exit 12 when it does not verify)."""
+    """Verify every ledger entry, link and signature and the signed head (exit 12 when it does not verify).
+
+    Signatures must come from keys in the database's key registry (`keys add --db`); with none registered,
+    only integrity is checked ("trusted_keys": false).
+    """
     from ..errors import ConsentChainError
 
     expected = None

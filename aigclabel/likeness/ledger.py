@@ -456,7 +456,9 @@ class ConsentLedger:
         """Whether ``person`` has a valid, notified, unrevoked grant to ``grantee`` covering the request at ``at``
         (default now). The best state found is returned: granted, else the reason the closest grant fails."""
         when = at or self.store.clock()
-        history = [e for e in self.entries(person) if e.ts <= when]
+        # Now means every entry stored, whatever its clock said: a revocation written by a server whose
+        # clock runs ahead still applies at once. Only a question about a past moment filters by time.
+        history = [e for e in self.entries(person) if at is None or e.ts <= at]
         candidates = [
             e
             for e in history
