@@ -267,3 +267,27 @@ def test_revocation_from_a_clock_ahead_applies_at_once(ledger: ConsentLedger, cl
     clock.now = T0 + timedelta(minutes=1)
     assert ledger.check("p", "studio", "face").state == "revoked"
     assert ledger.check("p", "studio", "face", at=T0 + timedelta(minutes=1)).ok  # the past, asked as such
+
+
+def test_inserted_middle_entry_is_detected(ledger: ConsentLedger, clock: Clock, db: Path, tmp_path: Path) -> None:
+    fill(ledger, clock, 4)
+    # The forger builds a well-formed entry 3 after entry 2 (with their own key) in a copy of the ledger...
+    forged_db = tmp_path / "forged.sqlite"
+    with sqlite3.connect(db) as src, sqlite3.connect(forged_db) as dst:
+        src.backup(dst)
+    _sql(forged_db, "DELETE FROM aigclabel_likeness_ledger WHERE seq >= 3")
+    forger = AuditStore(forged_db, clock=clock)
+    forged = ConsentLedger(forger, SigningKey.generate()).grant("p9", "studio", "face", notice=NOTICE)
+    forger.close()
+    # ...and slips it in, moving the later rows up by one.
+    with sqlite3.connect(db) as conn:
+        for seq in (4, 3):
+            conn.execute("UPDATE aigclabel_likeness_ledger SET seq = ? WHERE seq = ?", (seq + 1, seq))
+        conn.execute(
+            "INSERT INTO aigclabel_likeness_ledger (seq, entry_hash, kind, person_id, ts, body) "
+            "VALUES (3, ?, 'grant', 'p9', ?, ?)",
+            (forged.hash, "2026-11-01 12:00:00", _body(forged_db, 3)),
+        )
+    problems = ledger.verify_chain().problems
+    assert any("entry 3 is signed by key" in p for p in problems)
+    assert any("entry 4's columns disagree" in p for p in problems)
