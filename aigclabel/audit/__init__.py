@@ -1,4 +1,4 @@
-"""The audit log: every label, verify, strip and label-free export event, traceable and retained.
+"""The audit log: every label, verify, strip, label-free export and likeness event, traceable and retained.
 
 SQLite by default (``aigclabel-audit.sqlite`` in the working directory, or ``$AIGCLABEL_DB``),
 PostgreSQL (``postgresql://...``, install the ``postgres`` extra) for production. The schema is

@@ -1,4 +1,5 @@
-"""Audit tables: one row per label / verify / unlabeled-export / strip event, plus the key registry.
+"""Audit tables: one row per label / verify / unlabeled-export / strip / likeness event, plus the key registry
+and the likeness tables (consent ledger and its signed head, enrolled people, encrypted templates, reviews).
 
 Timestamps are stored as naive UTC on every backend (:class:`UTCDateTime`), so comparisons in the
 retention job mean the same thing on SQLite, which has no time-zone type, and on PostgreSQL.
