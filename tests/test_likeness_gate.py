@@ -237,3 +237,20 @@ def test_voice_gate_scan_and_label(tmp_path: Path) -> None:
     assert written is not None and written.produce_id == "dub-1"
     assert detect_cue_in_file(published)  # the short-long-short-short rhythm at the start
     store.close()
+
+
+@pytest.mark.interop  # ffmpeg makes the video
+def test_scan_samples_video_frames(tmp_path: Path) -> None:
+    pytest.importorskip("aigclabel.likeness.face")
+    from tests._video import ffmpeg
+
+    photo = _astronaut(tmp_path)
+    video = ffmpeg(tmp_path / "clip.mp4", "-loop", "1", "-i", str(photo), "-t", "2", "-r", "5", "-pix_fmt", "yuv420p")
+    store = AuditStore(tmp_path / "audit.sqlite")
+    ledger = ConsentLedger(store, demo_signing_key())
+    registry = LikenessRegistry(store, KEY, ledger)
+    registry.enrol_files("eileen", [photo], protected=True)
+    result = scan(video, registry, ledger, uploader="u")
+    [match] = result.matches  # one review per person however many frames show her
+    assert match.match.at is not None and match.review_id is not None and result.found >= 2
+    store.close()

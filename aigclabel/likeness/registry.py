@@ -113,7 +113,7 @@ def modalities_of(path: Path) -> tuple[Modality, ...]:
     kind = media_of(path)
     found: dict[MediaKind | None, tuple[Modality, ...]] = {
         MediaKind.IMAGE: ("face",),
-        MediaKind.VIDEO: ("face", "voice"),
+        MediaKind.VIDEO: ("face", "voice") if _has_audio(path) else ("face",),
         MediaKind.AUDIO: ("voice",),
     }
     if kind not in found:
@@ -121,6 +121,18 @@ def modalities_of(path: Path) -> tuple[Modality, ...]:
 
         raise UnsupportedFormatError(f"{path.name}: not an image, video or audio file, so no face or voice to find")
     return found[kind]
+
+
+def _has_audio(path: Path) -> bool:
+    """Whether a video has a sound track to listen for voices in."""
+    with needs_extra("media"):
+        import av
+
+    try:
+        with av.open(str(path), metadata_errors="replace") as container:
+            return bool(container.streams.audio)
+    except (av.error.FFmpegError, OSError, ValueError):
+        return False
 
 
 def find_likenesses(path: Path, modalities: Sequence[Modality] | None = None) -> list[Likeness]:
