@@ -7,6 +7,7 @@ the real face encoder on scikit-image's astronaut and skip until the ``likeness`
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -152,25 +153,43 @@ def _astronaut(tmp_path: Path) -> Path:
     return path
 
 
-def test_gate_and_scan_on_a_real_face(tmp_path: Path) -> None:
+def test_gate_and_scan_on_a_real_face_through_the_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("aigclabel.likeness.face")
+    from aigclabel import DEMO_PROVIDER_CODE, api
+    from aigclabel.explicit.image import locate_label
+    from aigclabel.likeness.registry import KEY_ENV
+    from tests.test_likeness_cli import cli
+
     photo = _astronaut(tmp_path)
-    edited = tmp_path / "edited.jpg"
+    edited, published = tmp_path / "edited.jpg", tmp_path / "published.jpg"
     with Image.open(photo) as img:
         img.resize((384, 384)).save(edited, quality=80)  # a resized, recompressed copy: the same person
-    store = AuditStore(tmp_path / "audit.sqlite")
-    ledger = ConsentLedger(store, demo_signing_key())
-    registry = LikenessRegistry(store, KEY, ledger)
-    assert registry.enrol_files("eileen", [photo], protected=True) == 1
-    decision = gate(registry, ledger, grantee="studio", source=photo, output=edited)
-    assert decision.decision == "refuse" and decision.people[0].person == "eileen"
-    ledger.grant("eileen", "studio", "face", purposes=Purposes(distortion=True), notice=NOTICE)
-    assert gate(registry, ledger, grantee="studio", output=edited).allowed
-    found = scan(edited, registry, ledger)
-    assert len(found.queued) == 1 and found.matches[0].match.distance <= found.matches[0].match.threshold
-    assert registry.delete("eileen") == 1
-    assert scan(edited, registry, ledger).matches == []
-    store.close()
+    db = ["--db", str(tmp_path / "audit.sqlite")]
+    monkeypatch.setenv(KEY_ENV, KEY.hex())
+    code, out = cli("enrol", "eileen", str(photo), "--protected", *db, "--json")
+    assert code == 0 and json.loads(out)["templates"] == {"face": 1}
+    gate_args = ["gate", "--grantee", "studio", "--output", str(edited), *db]
+    code, out = cli(*gate_args, "--source", str(photo), "--json")
+    decision = json.loads(out)
+    assert code == 1 and decision["decision"] == "refuse" and decision["people"][0]["person"] == "eileen"
+    assert decision["people"][0]["distance"] <= decision["people"][0]["threshold"] == 0.6
+    assert decision["models"] == {"face": "dlib-hog/sp5/resnet128-v1"}
+    grant = ["consent", "grant", "--person", "eileen", "--grantee", "studio", "--modality", "face"]
+    notice = tmp_path / "notice.txt"
+    notice.write_text("notice", encoding="utf-8")
+    assert cli(*grant, "--distortion", "--notice-file", str(notice), "--channel", "app", "--demo-key", *db)[0] == 0
+    code, out = cli(*gate_args, "--label-out", str(published), "--producer", DEMO_PROVIDER_CODE, "--produce-id", "x1")
+    assert code == 0 and out.startswith("allow: eileen (face): allow, granted"), out
+    written = api.read_label(published)
+    assert written is not None and written.produce_id == "x1"
+    with Image.open(published) as labelled:
+        assert locate_label(labelled.convert("RGB")) is not None
+    code, out = cli("scan", str(edited), *db, "--json")
+    found = json.loads(out)
+    assert code == 1 and len(found["queued"]) == 1 and found["matches"][0]["person"] == "eileen"
+    assert cli("delete", "eileen", "--demo-key", *db)[0] == 0
+    code, out = cli("scan", str(edited), *db, "--json")
+    assert code == 0 and json.loads(out)["matches"] == []
 
 
 def test_enrolment_needs_a_face(tmp_path: Path) -> None:
