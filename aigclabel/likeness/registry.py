@@ -99,8 +99,13 @@ def encoder_for(modality: Modality) -> Encoder:
     """The face or voice encoder (one per process; needs the ``likeness`` extra)."""
     if modality not in _encoder_cache:
         module_name, class_name = _ENCODERS[modality]
-        with needs_extra("likeness"):
-            module = importlib.import_module(module_name)
+        try:
+            with needs_extra("likeness"):
+                module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            raise LikenessError(f"this aigclabel has no {modality} encoder ({module_name})") from None
         _encoder_cache[modality] = getattr(module, class_name)()
     return _encoder_cache[modality]
 
