@@ -1,4 +1,5 @@
-"""Bounded image decoding for analysis (``check``, the verify detectors, the watermark reader).
+"""Bounded decoding for analysis: images (``check``, the verify detectors, the watermark reader) and,
+with :func:`decode_audio`, the sound the voice matcher listens to (its first minutes only).
 
 A few hundred KB of PNG can declare 49 megapixels; decoding that at full size and running the
 detectors on it cost 1.2 GB. Analysis needs neither: the watermark detector works from half scale
@@ -19,6 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 from PIL import Image
 
 from . import _budget
@@ -159,3 +162,26 @@ def _sampled(
             break
         if not found:
             return
+
+
+def decode_audio(path: Path, *, rate: int, max_seconds: float) -> tuple[npt.NDArray[np.float32], bool]:
+    """The first audio stream of ``path`` (an audio file or a video's sound track) as mono float32 at ``rate``,
+    at most its first ``max_seconds``, and whether there was more. Decoding stops at the cap, so a long or
+    lying file costs no more than the cap; a stream that is not audio or does not decode is a typed error."""
+    from .explicit.audio import _decode as decode_blocks  # PyAV: the [media] extra
+
+    limit = int(max_seconds * rate)
+    chunks: list[npt.NDArray[np.float32]] = []
+    total = 0
+    with hostile_input(path, "audio"):
+        blocks, _, _ = decode_blocks(path, rate, "mono", "audio")
+        try:
+            for block in blocks:
+                chunks.append(block[0][: limit - total])
+                total += chunks[-1].size
+                if total >= limit:
+                    break
+            more = next(blocks, None) is not None if total >= limit else False
+        finally:
+            blocks.close()  # type: ignore[attr-defined]  # a generator: closing it closes the container
+    return (np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)), more
