@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import wave
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,39 @@ SENTENCES = (
     "Please remember to bring your passport and two photographs when you come to the office next Tuesday.",
     "Seven ships sailed north along the rocky coast before the winter storms closed the harbour for months.",
 )
+
+#: Real speech in the pocketsphinx sdist (``tests/corpus/fetch.py`` VOICE_SDISTS), by speaker: the LibriVox
+#: reader of "Sense and Sensibility" ch. 1 and the speaker of the "cards" test (its 001.wav, 1.1 s, has too
+#: little speech). ``SINGLE_CLIPS`` are of other speakers whose relation to each other is unknown: they are
+#: impostors for the two known speakers only.
+SPEAKERS = {
+    "librivox": tuple(
+        f"test/data/librivox/sense_and_sensibility_01_austen_64kb-{n}.wav"
+        for n in ("0870", "0880", "0890", "0920", "0930")
+    ),
+    "cards": tuple(f"test/data/cards/00{n}.wav" for n in (2, 3, 4, 5)),
+}
+SINGLE_CLIPS = (
+    "test/data/forever/input_2_16k.wav",
+    "test/regression/chan3.wav",
+    "test/data/vad/leak-test.wav",
+    "test/data/goforward.raw",
+    "test/data/numbers.raw",
+    "test/data/tidigits/dhd.2934z.raw",
+)
+VOICES = Path(__file__).resolve().parent / "corpus" / ".cache" / "voices" / "pocketsphinx-5.1.1"
+
+
+def read_speech(path: Path) -> tuple[npt.NDArray[np.float32], int]:
+    """Mono float32 samples and rate of a 16-bit PCM WAV, or of a headerless 16 kHz ``.raw`` (pocketsphinx's)."""
+    if path.suffix == ".raw":
+        return (np.fromfile(path, dtype="<i2") / 32768.0).astype(np.float32), 16000
+    with wave.open(str(path)) as reader:
+        if reader.getsampwidth() != 2:
+            raise ValueError(f"{path.name}: not 16-bit PCM")
+        pcm = np.frombuffer(reader.readframes(reader.getnframes()), dtype="<i2").reshape(-1, reader.getnchannels())
+        return (pcm.mean(axis=1) / 32768.0).astype(np.float32), reader.getframerate()
+
 
 #: espeak-ng voice+variant names used as distinct "speakers".
 ESPEAK_SPEAKERS = ("en", "en+f3", "en-us+m7", "en+f5", "de", "fr+m3")

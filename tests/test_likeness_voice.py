@@ -17,7 +17,8 @@ from aigclabel import _budget
 from aigclabel._decode import decode_audio
 from aigclabel.errors import BudgetExceeded, MalformedFileError, MissingExtraError, UnsupportedFormatError
 from aigclabel.likeness._torchload import load_tensors
-from tests._voice import ESPEAK_SPEAKERS, espeak, reference_signal
+from tests._voice import ESPEAK_SPEAKERS, SPEAKERS, VOICES, espeak, read_speech, reference_signal
+from tests.conftest import missing
 
 DATA = Path(__file__).parent / "data"
 
@@ -158,6 +159,23 @@ def test_same_synthetic_speaker_is_closer_than_another(espeak_voices: dict[str, 
             encoder.distance(x, y) for other, vs in espeak_voices.items() if other != voice for x in (a, b) for y in vs
         ]
         assert same < min(others), (voice, same, min(others))
+
+
+@pytest.mark.interop  # the downloaded corpus
+def test_real_speakers_fall_either_side_of_the_threshold() -> None:
+    """Two utterances of a LibriVox reader and of the pocketsphinx "cards" speaker (different words)."""
+    if not VOICES.is_dir():
+        missing("the speech corpus is not downloaded", "run `make corpus`")
+    encoder = _encoder()
+    clips = {
+        name: [encoder.embed(*read_speech(VOICES / SPEAKERS[name][i])) for i in picks]
+        for name, picks in (("librivox", (0, 3)), ("cards", (0, 3)))
+    }
+    (a1, a2), (b1, b2) = clips["librivox"], clips["cards"]
+    assert all(v is not None for v in (a1, a2, b1, b2))
+    same = [encoder.distance(a1, a2), encoder.distance(b1, b2)]
+    different = [encoder.distance(x, y) for x in (a1, a2) for y in (b1, b2)]
+    assert max(same) <= encoder.threshold < min(different), (same, different)
 
 
 @pytest.mark.interop

@@ -40,6 +40,8 @@ VAD_MAX_SILENCE = 6
 NORM_TARGET_DBFS = -30.0
 HIDDEN = 256
 LAYERS = 3
+#: Partials run through the LSTM at once (bounds memory at ~30 MB; 120 s of speech is ~160 partials).
+BATCH = 32
 # voice_encoder.embed_utterance defaults
 PARTIALS_PER_SECOND = 1.3
 MIN_COVERAGE = 0.75
@@ -210,7 +212,9 @@ def embed_utterances(weights: Weights, wavs: list[Floats]) -> Floats:
     if not wavs:
         return np.zeros((0, HIDDEN), dtype=np.float32)
     stacks = [utterance_partials(w) for w in wavs]
-    partials = forward(weights, np.concatenate(stacks))
+    batch = np.concatenate(stacks)
+    # in slices of BATCH partials: the gate inputs of one layer are 0.65 MB per partial
+    partials = np.concatenate([forward(weights, batch[i : i + BATCH]) for i in range(0, len(batch), BATCH)])
     bounds = np.cumsum([0] + [len(s) for s in stacks])
     means = np.stack([partials[a:b].mean(axis=0) for a, b in itertools.pairwise(bounds)])
     embeddings: Floats = (means / np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)).astype(np.float32)

@@ -53,6 +53,30 @@ SDISTS: dict[str, tuple[str, str, str]] = {
     ),
 }
 
+#: Sdists whose test data holds human speech, for the voice matcher (tests/test_likeness_voice.py,
+#: bench/likeness.py): name -> (version, file name, SHA-256, members kept). Unpacked under ``voices``, apart
+#: from ``files``, so the container corpus does not label them. pocketsphinx (BSD-2-Clause) ships a LibriVox
+#: reader (public domain; 5 clips), one speaker's "cards" (5 clips) and single clips of other speakers.
+VOICE_SDISTS: dict[str, tuple[str, str, str, tuple[str, ...]]] = {
+    "pocketsphinx": (
+        "5.1.1",
+        "pocketsphinx-5.1.1.tar.gz",
+        "675778b309a22dfc9b7d37f7621976bba491d2a5f8c59696bd77fd6d07271355",
+        (
+            "LICENSE",
+            "test/data/librivox/",
+            "test/data/cards/",
+            "test/data/forever/",
+            "test/regression/chan3.wav",
+            "test/data/vad/leak-test.wav",
+            "test/data/goforward.raw",
+            "test/data/numbers.raw",
+            "test/data/something.raw",
+            "test/data/tidigits/dhd.2934z.raw",
+        ),
+    ),
+}
+
 #: Members not worth unpacking: source code and build files are never a container we label.
 _SKIP_SUFFIXES = frozenset({".py", ".pyi", ".c", ".h", ".cpp", ".hpp", ".cfg", ".toml", ".in", ".yml", ".yaml"})
 
@@ -80,7 +104,7 @@ def _download(name: str, version: str, archive: Path, sha256: str) -> None:
                 "--disable-pip-version-check",
                 "--no-deps",
                 "--no-binary",
-                ":all:",
+                name,  # the sdist of this package; its build tools as wheels (pocketsphinx builds with CMake)
                 f"{name}=={version}",
                 "-d",
                 scratch,
@@ -100,15 +124,19 @@ def _inside(name: str) -> bool:
     return not path.is_absolute() and ".." not in path.parts
 
 
-def _unpack(archive: Path, target: Path) -> None:
-    """Regular files only, with tarfile's ``data`` filter (no links, devices or paths outside ``target``)."""
+def _unpack(archive: Path, target: Path, keep: tuple[str, ...] = ()) -> None:
+    """Regular files only, with tarfile's ``data`` filter (no links, devices or paths outside ``target``);
+    with ``keep``, only members whose path inside the sdist's top folder starts with one of those."""
     partial = target.with_name(target.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     with tarfile.open(archive) as tar:
         members = [
             m
             for m in tar.getmembers()
-            if m.isfile() and Path(m.name).suffix.lower() not in _SKIP_SUFFIXES and _inside(m.name)
+            if m.isfile()
+            and Path(m.name).suffix.lower() not in _SKIP_SUFFIXES
+            and _inside(m.name)
+            and (not keep or m.name.partition("/")[2].startswith(keep))
         ]
         # Extraction filters came with Python 3.11.4; Debian 12's python3 is 3.11.2. The member list above
         # already holds only regular files with relative paths that stay inside ``partial``.
@@ -137,11 +165,27 @@ def fetch(cache: Path = DEFAULT_CACHE) -> Path:
     return files
 
 
+def fetch_voices(cache: Path = DEFAULT_CACHE) -> Path:
+    """Make sure the speech of :data:`VOICE_SDISTS` is unpacked under ``cache/voices``; returns that folder."""
+    voices = cache / "voices"
+    for name, (version, file_name, sha256, keep) in VOICE_SDISTS.items():
+        target = voices / f"{name}-{version}"
+        if target.is_dir():
+            continue
+        archive = cache / "sdist" / file_name
+        _download(name, version, archive, sha256)
+        _unpack(archive, target, keep)
+        print(f"corpus: {name} {version} speech unpacked", file=sys.stderr)
+    return voices
+
+
 def main() -> None:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
-    fetch(parser.parse_args().cache)
+    cache = parser.parse_args().cache
+    fetch(cache)
+    fetch_voices(cache)
 
 
 if __name__ == "__main__":
