@@ -96,6 +96,37 @@ def test_group_flushes_at_its_limit_and_before_a_second_write(tmp_path: Path) ->
     assert [found.label for found in inspect(files[-1]).labels] == [second]
 
 
+def _open_descriptors() -> set[str]:
+    names = set()
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(FileNotFoundError):  # the listing's own descriptor, closed since
+            names.add(os.readlink(f"/proc/self/fd/{fd}"))
+    return names
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc")
+def test_group_releases_every_lock_before_it_returns(tmp_path: Path) -> None:
+    """The replaced files' locks are released in a thread while the group goes on (freeing an old
+    file waits for the file system's journal); still, when the group returns no descriptor of a
+    target or of a replaced file is open, and another process can lock every target at once."""
+    files = _copies(tmp_path, 9)
+    before = _open_descriptors()
+    with _io.durability_group(limit=2) as group:
+        for path in files:
+            write_label(path, AIGCLabel.for_producer(DEMO_PROVIDER_CODE))
+        assert group.releasing, "the flushes so far release their locks in a thread"
+    assert not group.releasing
+    assert {d for d in _open_descriptors() - before if str(tmp_path) in d} == set()
+    probe = (
+        "import fcntl, sys\n"
+        "for name in sys.argv[1:]:\n"
+        "    with open(name, 'rb') as f:\n"
+        "        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
+    )
+    subprocess.run([sys.executable, "-c", probe, *map(str, files)], check=True, timeout=60)
+    assert all(inspect(path).ok for path in files)
+
+
 def test_group_exception_leaves_targets_unchanged(tmp_path: Path) -> None:
     files = _copies(tmp_path, 3)
     before = [f.read_bytes() for f in files]
