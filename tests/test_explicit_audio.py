@@ -229,3 +229,10 @@ def test_pcm_stream_is_labelled_without_buffering() -> None:
     starts = [m.start for m in detect_cue(mono, RATE)]
     label = first.shape[1] / RATE
     assert starts == pytest.approx([0.25, label + 1.5 + 0.25], abs=0.01)
+
+
+def test_pcm_stream_refuses_a_position_it_would_not_label() -> None:
+    from aigclabel.explicit import label_pcm_stream
+
+    with pytest.raises(InvalidLabelError, match="position must be start, end or both"):
+        next(label_pcm_stream(iter(()), RATE, position="middle"))  # type: ignore[arg-type]

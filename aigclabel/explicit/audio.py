@@ -160,13 +160,18 @@ def _label_signal(kind: LabelKind, rate: int, timing: CueTiming) -> Floats:
     return np.concatenate(parts)
 
 
+#: Where a streamed voice turn gets its label.
+TurnPosition = Literal["start", "end", "both"]
+TURN_POSITIONS: tuple[TurnPosition, ...] = ("start", "end", "both")
+
+
 def label_pcm_stream(
     chunks: Iterable[npt.ArrayLike],
     rate: int,
     *,
     channels: int = 1,
     kind: LabelKind = "cue",
-    position: Literal["start", "end", "both"] = "start",
+    position: TurnPosition = "start",
     timing: CueTiming | None = None,
 ) -> Iterator[Floats]:
     """Label streamed PCM (e.g. TTS output of one voice-assistant turn, §5.3 note 3) without buffering.
@@ -176,6 +181,8 @@ def label_pcm_stream(
     """
     if rate < 8000 or channels < 1:
         raise InvalidLabelError("rate must be >= 8000 Hz and channels >= 1")
+    if position not in TURN_POSITIONS:
+        raise InvalidLabelError(f"position must be start, end or both, not {position!r}")
     label = np.tile(_label_signal(kind, rate, timing or CueTiming()), (channels, 1))
     if position in ("start", "both"):
         yield label
@@ -189,8 +196,6 @@ def label_pcm_stream(
 #: Raw PCM sample formats :class:`PcmTurnLabeller` handles (what TTS engines stream), with NumPy dtypes.
 PCM_FORMATS: dict[str, str] = {"s16le": "<i2", "f32le": "<f4"}
 PcmFormat = Literal["s16le", "f32le"]
-#: Where a voice-assistant turn gets its label.
-TurnPosition = Literal["start", "end", "both"]
 
 
 class PcmTurnLabeller:
@@ -213,7 +218,7 @@ class PcmTurnLabeller:
     ) -> None:
         if sample_format not in PCM_FORMATS:
             raise InvalidLabelError(f"PCM format must be one of {', '.join(PCM_FORMATS)}, not {sample_format!r}")
-        if position not in ("start", "end", "both"):
+        if position not in TURN_POSITIONS:
             raise InvalidLabelError(f"position must be start, end or both, not {position!r}")
         if not 1 <= channels <= 8:
             raise InvalidLabelError(f"channels must be 1 to 8, not {channels}")
