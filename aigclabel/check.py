@@ -37,7 +37,7 @@ from .errors import AIGCLabelError, LimitExceededError, MalformedFileError, Unsu
 from .explicit.audio import CueTiming, scan_audio
 from .explicit.image import DARK_PLATE, LIGHT_PLATE, LOCATE_TOLERANCE, MIN_HEIGHT_RATIO, LocatedLabel, locate_label
 from .explicit.ocr import find_image_labels, has_ai_element, has_generation_element, ocr_engine_name, read_box
-from .explicit.text import DEFAULT_WINDOW, find_text_labels, read_text_file, text_format_of
+from .explicit.text import DEFAULT_WINDOW, TextFormat, find_text_labels, read_text_file, text_format_of
 from .explicit.video import MIN_SECONDS
 from .i18n import Lang
 
@@ -45,7 +45,7 @@ with needs_extra("media"):
     import av
 
 Status = Literal["pass", "fail", "warning", "review", "skipped", "error"]
-Kind = Literal["text", "image", "audio", "video", "unknown"]
+Kind = Literal["text", "image", "audio", "video", "document", "unknown"]
 
 #: Seconds of video scanned from the first frame for the opening label.
 VIDEO_SCAN_SECONDS = 30.0
@@ -97,12 +97,12 @@ class FileReport:
 
 
 #: The media kinds with explicit-label rules here.
-_CHECKED = frozenset({MediaKind.TEXT, MediaKind.IMAGE, MediaKind.AUDIO, MediaKind.VIDEO})
+_CHECKED = frozenset({MediaKind.TEXT, MediaKind.IMAGE, MediaKind.AUDIO, MediaKind.VIDEO, MediaKind.DOCUMENT})
 
 
 def detect_kind(path: Path) -> Kind:
-    """What kind of content ``path`` holds (:func:`aigclabel._media.media_of`); a document (PDF, SVG...)
-    or a scene is ``"unknown"``: it is checked for its implicit label only, never decoded as media."""
+    """What kind of content ``path`` holds (:func:`aigclabel._media.media_of`); a scene is ``"unknown"``:
+    it is checked for its implicit label only."""
     media = media_of(path)
     return cast(Kind, media.value) if media in _CHECKED else "unknown"
 
@@ -125,10 +125,28 @@ def _implicit_rule(path: Path) -> tuple[RuleResult, AIGCLabelError | None]:
 
 def _text_rules(path: Path) -> list[RuleResult]:
     fmt = text_format_of(path) or "plain"
-    content = read_text_file(path)
+    title = "text label with both elements"
+    return _prompt_rules(read_text_file(path), fmt, "text-label", "GB 45438 §5.1; Measures Art. 4(1)(1)", title, {})
+
+
+def _document_rules(path: Path) -> list[RuleResult]:
+    """A document is text a reader is shown (our reading: §5.1's prompt applies to its visible text, and
+    Art. 4 ¶2 asks an exported file to carry it); aigclabel's own plate on a PDF is an image, found by name."""
+    from .explicit.document import document_text, has_own_label
+
+    read = document_text(path)
+    clause, title = "GB 45438 §5.1; Measures Art. 4 ¶2", "document label with both elements"
+    rules = _prompt_rules(read.text, "plain", "document-label", clause, title, {"read": read.source})
+    if rules[0].status == "fail" and has_own_label(path):
+        return [dataclasses.replace(rules[0], status="pass", detail="aigclabel label plate on the first page or part")]
+    return rules
+
+
+def _prompt_rules(
+    content: str, fmt: TextFormat, rule: str, clause: str, title: str, extra: dict[str, Any]
+) -> list[RuleResult]:
     found = find_text_labels(content, fmt=fmt)
-    rule, clause, title = "text-label", "GB 45438 §5.1; Measures Art. 4(1)(1)", "text label with both elements"
-    measured = {"format": fmt, "window": DEFAULT_WINDOW, "found": [asdict(f) for f in found]}
+    measured = {"format": fmt, "window": DEFAULT_WINDOW, "found": [asdict(f) for f in found], **extra}
     ends = [f for f in found if f.where in ("start", "end")]
     if ends:
         return [RuleResult(rule, clause, title, "pass", f"{ends[0].text!r} at the {ends[0].where}", measured)]
@@ -535,8 +553,10 @@ def _apply_rules(report: FileReport, path: Path, ocr: bool, timing: CueTiming | 
     elif report.kind == "video":
         rules, report.thumbnail_png = _video_rules(path, ocr)
         report.rules += rules
+    elif report.kind == "document":
+        report.rules += _document_rules(path)
     else:
-        raise UnsupportedFormatError(f"{path}: not a text, image, audio or video file aigclabel can check")
+        raise UnsupportedFormatError(f"{path}: not a text, image, audio, video or document file aigclabel can check")
 
 
 def check_files(paths: Iterable[Path | str], **options: Any) -> list[FileReport]:

@@ -7,7 +7,10 @@ Detectors (each a trace for Art. 6 "suspected"):
 * ``explicit-video-label``: the same on the first seconds of a video, with the seconds it is shown;
 * ``explicit-audio-label``: the §5.3 rhythm cue at any tone (300-3000 Hz) and speed (dot 60-250 ms),
   or aigclabel's spoken clip; speech at the start or end is noted for human review (not a trace);
-* ``explicit-text-label``: a prompt with both elements in text, Markdown or HTML, in any brackets.
+* ``explicit-text-label``: a prompt with both elements in text, Markdown or HTML, in any brackets;
+* ``explicit-document-label``: the same prompt in a document's visible text (PDF pages, Word headers, body
+  and footers, slides, sheets' strings and text boxes, EPUB chapters, SVG text), or aigclabel's own plate
+  (on a PDF an image, which has no text).
 
 Visible labelers (used by ``verify --apply --prompt burn`` only; each re-encodes the content): the
 classification's prompt (人工智能生成 / 可能为人工智能生成 / 疑似人工智能生成) drawn on images and on
@@ -39,6 +42,7 @@ IMAGE_FORMATS = frozenset(containers_of(MediaKind.IMAGE)) - _SEARCHED_AS_VIDEO
 VIDEO_FORMATS = frozenset(containers_of(MediaKind.VIDEO)) | _SEARCHED_AS_VIDEO
 AUDIO_FORMATS = frozenset(containers_of(MediaKind.AUDIO))
 TEXT_FORMATS = frozenset(containers_of(MediaKind.TEXT))
+DOCUMENT_FORMATS = frozenset(containers_of(MediaKind.DOCUMENT))
 
 
 def _format(path: Path) -> str | None:
@@ -230,6 +234,33 @@ class ExplicitTextLabelDetector:
         ]
 
 
+class ExplicitDocumentLabelDetector:
+    """Finds a label prompt with both elements in a document's visible text, or aigclabel's own plate."""
+
+    name = "explicit-document-label"
+    formats = DOCUMENT_FORMATS
+    #: Parsing a few pages or parts, then one regular-expression pass.
+    cost = 20.0
+
+    def detect(self, path: Path) -> list[Evidence]:
+        """Evidence of a document label prompt."""
+        from .document import document_text, has_own_label
+        from .text import find_text_labels
+
+        try:
+            read = document_text(path)
+            found = [
+                Evidence("explicit-label", f"document prompt {f.text!r} at the {f.where}", where, self.name)
+                for f in find_text_labels(read.text)[:3]
+                for where in [f"{read.source}, character {f.offset}"]
+            ]
+            if not found and has_own_label(path):
+                found.append(Evidence("explicit-label", "aigclabel label plate", "first page or part", self.name))
+        except AIGCLabelError as exc:
+            return [Evidence.skipped(self.name, f"document text not read: {exc}")]
+        return found
+
+
 class ExplicitImageLabeler:
     """Draws the classification's prompt on still images (re-encodes them)."""
 
@@ -308,6 +339,7 @@ for _detector in (
     ExplicitVideoLabelDetector(),
     ExplicitAudioLabelDetector(),
     ExplicitTextLabelDetector(),
+    ExplicitDocumentLabelDetector(),
 ):
     register_detector(_detector)
 for _labeler in (ExplicitImageLabeler(), ExplicitVideoLabeler(), ExplicitAudioLabeler(), ExplicitTextLabeler()):

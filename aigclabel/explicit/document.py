@@ -574,8 +574,8 @@ _XHTML_TYPES = frozenset({"application/xhtml+xml", "text/html"})
 _BODY = re.compile(r"<((?:[A-Za-z_][\w.-]*:)?)body\b[^>]*?(/?)>")
 
 
-def _first_spine_document(archive: ZipArchive) -> str:
-    """The member holding the first XHTML document of the EPUB's spine (what a reader opens first)."""
+def _spine_documents(archive: ZipArchive) -> list[str]:
+    """The members holding the XHTML documents of the EPUB's spine, in reading order."""
     opf = epubc._opf_name(archive)
     entry = archive.get(opf)
     if entry is None:
@@ -586,12 +586,21 @@ def _first_spine_document(archive: ZipArchive) -> str:
         for item in root.iter()
         if item.tag.endswith("}item") and item.get("id") and item.get("href")
     }
+    documents: list[str] = []
     for ref in (el for el in root.iter() if el.tag.endswith("}itemref")):
         item = items.get(ref.get("idref"))
         if item is not None and item.get("media-type") in _XHTML_TYPES:
             href = unquote(item.get("href", "").split("#", 1)[0])
-            return posixpath.normpath(posixpath.join(posixpath.dirname(opf), href))
-    raise MalformedFileError(f"{opf} has no XHTML document in its spine")
+            documents.append(posixpath.normpath(posixpath.join(posixpath.dirname(opf), href)))
+    return documents
+
+
+def _first_spine_document(archive: ZipArchive) -> str:
+    """The member holding the first XHTML document of the EPUB's spine (what a reader opens first)."""
+    documents = _spine_documents(archive)
+    if not documents:
+        raise MalformedFileError(f"{epubc._opf_name(archive)} has no XHTML document in its spine")
+    return documents[0]
 
 
 def _label_epub(src: Path, dst: Path, text: str) -> tuple[str, float]:
@@ -628,6 +637,147 @@ def find_epub_label(path: Path | str) -> bool:
     return any(el.get("id") == EPUB_BANNER_ID for el in root.iter())
 
 
+# ----------------------------------------------------------------------- visible text (any producer's label)
+
+#: Characters of a document's visible text searched for a label prompt. The rules put the prompt at the
+#: start or the end; the readers below take the opening and closing parts of long documents.
+MAX_DOCUMENT_TEXT = 200_000
+#: PDF pages whose text is read: the first ones and the last one (where a prompt belongs).
+PDF_TEXT_PAGES = 2
+#: The OOXML parts a reader sees as text, in the order they are shown (headers before the body before
+#: footers; slides and sheets by number; a sheet's inline strings, the shared strings, text boxes).
+_OOXML_TEXT_PART = re.compile(
+    r"^(?:word/(?P<word>header\d*|document|footer\d*)\.xml|ppt/slides/slide(?P<number>\d+)\.xml"
+    r"|xl/(?:sharedStrings|worksheets/sheet(?P<sheet>\d+)|drawings/drawing\d+)\.xml)$"
+)
+_WORD_ORDER = {"header": 0, "document": 1, "footer": 2}
+#: Elements that start a new line (OOXML paragraphs and breaks, SVG text) and that hold text runs.
+_BREAKS = frozenset({"p", "br", "text"})
+_RUNS = frozenset({"t", "text", "tspan"})
+
+
+@dataclass(frozen=True)
+class DocumentText:
+    """The visible text of a document, as far as it was read (``source`` says which parts)."""
+
+    text: str
+    source: str
+
+
+def _bounded(parts: list[str], source: str) -> DocumentText:
+    """``parts`` joined, keeping the opening and closing halves of :data:`MAX_DOCUMENT_TEXT` when longer."""
+    text = "\n".join(parts)
+    if len(text) > MAX_DOCUMENT_TEXT:
+        half = MAX_DOCUMENT_TEXT // 2
+        text = text[:half] + "\n\n" + text[-half:]
+        source += f" (the first and last {half} characters)"
+    return DocumentText(text, source)
+
+
+def _xml_text(data: bytes, name: str) -> str:
+    """The text runs of an OOXML/SVG part in document order, a line break before every paragraph."""
+    root = ooxml.parse_xml(data, name)
+    out: list[str] = []
+    for el in root.iter():
+        tag = el.tag.rpartition("}")[2] if isinstance(el.tag, str) else ""
+        if tag in _BREAKS:
+            out.append("\n")
+        if tag in _RUNS:
+            out.extend(filter(None, (el.text, el.tail if tag == "tspan" else None)))
+    return "".join(out)
+
+
+def _pdf_text(path: Path) -> DocumentText:
+    from .._extras import needs_extra
+
+    with needs_extra("media"):
+        import pypdfium2 as pdfium
+
+    try:
+        pdf = pdfium.PdfDocument(str(path))
+    except pdfium.PdfiumError as exc:
+        raise MalformedFileError(f"PDF text could not be read: {exc}") from exc
+    try:
+        count = len(pdf)
+        pages = sorted({*range(min(count, PDF_TEXT_PAGES)), *([count - 1] if count else [])})
+        parts = []
+        for index in pages:
+            page = pdf[index]
+            textpage = page.get_textpage()
+            parts.append(textpage.get_text_range())
+            textpage.close()
+            page.close()
+    finally:
+        pdf.close()
+    shown = ", ".join(str(i + 1) for i in pages)
+    return _bounded(parts, f"text of page{'s' if len(pages) != 1 else ''} {shown} of {count}")
+
+
+def _ooxml_text(path: Path) -> DocumentText:
+    archive = ZipArchive(path)
+    found = []
+    for entry in archive.entries:
+        match = _OOXML_TEXT_PART.match(entry.name)
+        if match is None:
+            continue
+        if match["word"]:
+            key = (_WORD_ORDER[match["word"].rstrip("0123456789")], 0, entry.name)
+        else:
+            key = (0, int(match["number"] or match["sheet"] or 0), entry.name)
+        found.append((key, entry))
+    parts = [_xml_text(archive.read(entry), entry.name) for _key, entry in sorted(found, key=lambda f: f[0])]
+    return _bounded(parts, f"text of {len(parts)} part{'s' if len(parts) != 1 else ''}")
+
+
+def _svg_text(path: Path) -> DocumentText:
+    return _bounded([_xml_text(svgc._load(path).encode("utf-8"), path.name)], "text elements")
+
+
+def _epub_text(path: Path) -> DocumentText:
+    from .text import visible_text
+
+    archive = ZipArchive(path)
+    documents = _spine_documents(archive)
+    chosen = documents if len(documents) <= 2 else [documents[0], documents[-1]]
+    parts = []
+    for name in chosen:
+        entry = archive.get(name)
+        if entry is not None:
+            parts.append(visible_text(ooxml.decode_xml(archive.read(entry), name), "html"))
+    return _bounded(parts, f"text of the first and last of {len(documents)} spine documents")
+
+
+_TEXT_READERS: dict[str, Callable[[Path], DocumentText]] = {
+    "pdf": _pdf_text,
+    "ooxml": _ooxml_text,
+    "svg": _svg_text,
+    "epub": _epub_text,
+}
+_OWN_LABEL_FINDERS: dict[str, Callable[[Path], bool]] = {
+    "pdf": find_pdf_label,
+    "ooxml": find_ooxml_label,
+    "svg": find_svg_label,
+    "epub": find_epub_label,
+}
+
+
+def document_text(path: Path | str) -> DocumentText:
+    """The visible text of a document in which a label prompt of any producer would be (bounded)."""
+    path = Path(path)
+    name = open_container(path).name
+    reader = _TEXT_READERS.get(name)
+    if reader is None:
+        raise UnsupportedFormatError(f"{path.name}: no document text reader for {name}")
+    return reader(path)
+
+
+def has_own_label(path: Path | str) -> bool:
+    """True if the document carries the label :func:`add_document_label` draws (a PDF's is an image)."""
+    path = Path(path)
+    finder = _OWN_LABEL_FINDERS.get(open_container(path).name)
+    return finder is not None and finder(path)
+
+
 _LABELLERS: dict[str, Callable[[Path, Path, str], tuple[str, float]]] = {
     "pdf": _label_pdf,
     "ooxml": _label_ooxml,
@@ -637,9 +787,12 @@ _LABELLERS: dict[str, Callable[[Path, Path, str], tuple[str, float]]] = {
 
 __all__ = [
     "DocumentLabelResult",
+    "DocumentText",
     "add_document_label",
+    "document_text",
     "find_epub_label",
     "find_ooxml_label",
     "find_pdf_label",
     "find_svg_label",
+    "has_own_label",
 ]
