@@ -62,9 +62,16 @@ def marked(speech: tuple[F64, int]) -> F64:
 
 
 def test_snr_and_roundtrip(speech: tuple[F64, int], marked: F64) -> None:
-    assert snr_db(speech[0], marked) >= 23.5
+    assert snr_db(speech[0], marked) >= 17.5  # block at 24 dB + scale layer (cells scaled by 1 +- 0.2)
     found = detect_audio(marked, speech[1])
-    assert found.present and found.payload == PAYLOAD
+    assert found.present and found.payload == PAYLOAD and found.version == 2
+
+
+def test_marks_of_version_2_still_verify() -> None:
+    """An MP3 marked by the block-only embedder (before the scale layer; kept in tests/data) still reads."""
+    res = detect_file(Path(__file__).parent / "data" / "watermark-audio-v2.mp3")
+    assert res is not None and res.present and res.matches("marked-by-audio-v2")
+    assert res.payload is not None and res.payload.key_id == 3
 
 
 @pytest.mark.parametrize(
@@ -181,8 +188,21 @@ def test_survives_playback_speed_change(tmp_path: Path, speech: tuple[F64, int],
     assert 0.0 < plain.speed_search_z < 8.0  # the search ran and found nothing
 
 
+@pytest.mark.parametrize(
+    ("af", "tempo", "semitones"),
+    [("atempo=0.95", 0.95, 0.0), ("atempo=1.05", 1.05, 0.0), (f"rubberband=pitch={2 ** (2 / 12):.6f}", 1.0, 2.0)],
+)
+def test_survives_tempo_and_pitch_change(
+    tmp_path: Path, speech: tuple[F64, int], marked: F64, af: str, tempo: float, semitones: float
+) -> None:
+    # WSOLA (atempo) and the phase vocoder (rubberband) keep the magnitude spectrum the scale layer lives in.
+    found = detect_audio(_ffmpeg_filter(tmp_path, marked, speech[1], af), speech[1])
+    assert found.present and found.payload == PAYLOAD and found.version == 3, f"z={found.z:.2f}"
+    assert found.tempo == pytest.approx(tempo, abs=0.005)
+    assert found.pitch_semitones == pytest.approx(semitones, abs=0.25)
+
+
 def test_tempo_and_pitch_changes_give_no_false_detection(tmp_path: Path, speech: tuple[F64, int]) -> None:
-    # Phase-vocoder / WSOLA changes are not survived yet (see the module docstring); unmarked input stays unmarked.
     rate = speech[1]
     for af in ("atempo=0.95", f"rubberband=pitch={2 ** (2 / 12):.6f}"):
         found = detect_audio(_ffmpeg_filter(tmp_path, speech[0], rate, af), rate, search_speed=True)

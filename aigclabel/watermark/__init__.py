@@ -408,6 +408,8 @@ def _detect_file(path: Path, key: bytes, search_speed: bool = False) -> Watermar
         samples, rate = _read_audio(path, _DETECT_AUDIO_S, truncate=True)
         a = detect_audio(samples, rate, key, search_speed=search_speed)
         speed = {"speed": round(a.speed, 4)} if a.speed != 1.0 else {}
+        if a.version == 3:  # the scale layer: what pitch shift and tempo change it was found at
+            speed = {"version": 3.0, "tempo": round(a.tempo, 4), "pitch_semitones": round(a.pitch_semitones, 2)}
         return WatermarkResult(
             "audio",
             a.present,
