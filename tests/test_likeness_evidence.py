@@ -104,7 +104,8 @@ def test_round_trip_read_back_and_signature_checked_independently(package: tuple
     assert [e["produce_id"] for e in audit["events"]] == [PRODUCE_ID]
     assert set(audit["searched"]) >= {"content_sha256", "payload_digest", "produce_id", "watermark_payload"}
     assert manifest["person"] == {"id": "person-7"}
-    assert {m["modality"]: m["status"] for m in manifest["matches"]} == {"face": "not-matched", "voice": "not-matched"}
+    assert [(m["modality"], m["status"]) for m in manifest["matches"]] == [("face", "not-matched")]  # an image
+    assert "template key" in manifest["matches"][0]["reason"]  # why: never a made-up score
     assert manifest["tool"]["name"] == "aigclabel" and manifest["created"].endswith("Z")
     assert str(photo.parent) not in content[MANIFEST].decode() + content[VERIFY_MEMBER].decode()
 
@@ -236,3 +237,34 @@ def test_cli_make_and_verify(package: tuple[Path, Path, AuditStore], tmp_path: P
     bad = rewrite(out, tmp_path / "bad.zip", lambda c: c.pop(AUDIT_MEMBER))
     failed = runner.invoke(app, ["likeness", "evidence", "verify", str(bad)])
     assert failed.exit_code == 1 and "member-missing" in failed.output
+
+
+def test_consent_records_and_match_scores(tmp_path: Path) -> None:
+    from aigclabel.likeness.ledger import ConsentLedger, Purposes
+    from aigclabel.likeness.registry import LikenessRegistry
+
+    from .test_likeness_gate import _astronaut
+    from .test_likeness_ledger import NOTICE
+    from .test_likeness_registry import KEY
+
+    store = AuditStore(tmp_path / "audit.sqlite")
+    ledger = ConsentLedger(store, demo_signing_key())
+    grant = ledger.grant("eileen", "studio", "face", purposes=Purposes(distortion=True), notice=NOTICE)
+    photo = tmp_path / "photo.png"
+    Image.fromarray(natural(3)).save(photo)
+    made = make_evidence(photo, "eileen", store, output=tmp_path / "e.zip")
+    audit = json.loads(members(made)[AUDIT_MEMBER])
+    assert [(r["record"], r["kind"], r["token"]) for r in audit["person"]] == [("ledger", "grant", grant.token)]
+    assert json.loads(members(made)[MANIFEST])["audit"]["person_records"] == 1
+    assert verify_evidence(made).ok
+
+    pytest.importorskip("aigclabel.likeness.face")
+    face = _astronaut(tmp_path)
+    assert LikenessRegistry(store, KEY, ledger).enrol_files("eileen", [face], protected=True) == 1
+    manifest = json.loads(
+        members(make_evidence(face, "eileen", store, output=tmp_path / "f.zip", template_key=KEY))[MANIFEST]
+    )
+    matched = [m for m in manifest["matches"] if m["status"] == "matched"]
+    assert [m["person"] for m in matched] == ["eileen"] and matched[0]["distance"] <= matched[0]["threshold"]
+    assert matched[0]["model"] and matched[0]["where"]
+    store.close()

@@ -468,19 +468,25 @@ def evidence_make(
     key: Annotated[
         Path | None, typer.Option("--key", help="Private key file that signs the manifest (default: DEMO key).")
     ] = None,
+    template_key: TemplateKeyOption = None,
     db: DbOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
 ) -> None:
-    """Write FILE's evidence package: hashes, labels, signatures, watermark trace, audit excerpts, signed."""
+    """Write FILE's evidence package: hashes, labels, signatures, watermark trace, audit excerpts, the person's
+    consent records and match scores (with the template key), signed."""
     import os
     import zipfile
 
     from ..audit import DB_ENV
-    from ..likeness.evidence import MANIFEST, make_evidence
+    from ..likeness.evidence import MANIFEST, make_evidence, optional_template_key
 
     try:
         store = optional_store(db or os.environ.get(DB_ENV))
-        made = make_evidence(file, person, store, signing_key(key, demo=True), output=output, include_file=include_file)
+        signer = signing_key(key, demo=True)
+        templates = optional_template_key(template_key)
+        made = make_evidence(
+            file, person, store, signer, output=output, include_file=include_file, template_key=templates
+        )
     except AIGCLabelError as exc:
         fail(exc)
     with zipfile.ZipFile(made) as archive:
@@ -488,9 +494,8 @@ def evidence_make(
     if as_json:
         sys.stdout.write(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n")
         return
-    signer = manifest["signer"]
-    demo = " (DEMO key: integrity only)" if signer["demo"] else ""
-    typer.echo(f"{made}: {len(manifest['members'])} members, signed by {signer['key_id']}{demo}")
+    demo = " (DEMO key: integrity only)" if manifest["signer"]["demo"] else ""
+    typer.echo(f"{made}: {len(manifest['members'])} members, signed by {manifest['signer']['key_id']}{demo}")
 
 
 @evidence_app.command("verify")

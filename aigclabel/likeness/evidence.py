@@ -23,7 +23,6 @@ manifest says so (``signer.demo``): such a package shows integrity against accid
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import re
 import zipfile
@@ -35,8 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .._io import COPY_CHUNK, MAX_METADATA_BYTES, access_error, atomic_output
 from ..containers._zip import INFLATE_RATIO_FLOOR, MAX_INFLATE_RATIO, ZipArchive, ZipEntry
-from ..errors import LimitExceededError, MalformedFileError, SignatureError, UnsupportedFormatError
-from .types import MODALITIES
+from ..errors import AIGCLabelError, LimitExceededError, MalformedFileError, SignatureError, UnsupportedFormatError
 
 if TYPE_CHECKING:
     from ..audit import AuditEvent, AuditStore
@@ -106,20 +104,67 @@ def _signer(key: SigningKey) -> dict[str, Any]:
     }
 
 
-def _match_slots(person_id: str | None) -> list[dict[str, Any]]:
-    """One explicit "not matched" record per modality until a caller supplies real match scores."""
-    slots = []
-    for modality in MODALITIES:
-        installed = importlib.util.find_spec(f"aigclabel.likeness.{modality}") is not None
-        reason = (
-            f"the {modality} encoder is not part of this installation"
-            if not installed
-            else "no person given"
-            if person_id is None
-            else "no match was run for this package"
-        )
-        slots.append({"modality": modality, "status": "not-matched", "reason": reason})
-    return slots
+def _not_matched(modality: str, reason: str, person_id: str | None = None) -> dict[str, Any]:
+    return {"modality": modality, "status": "not-matched", "reason": reason, "person": person_id}
+
+
+def optional_template_key(path: Path | None = None) -> bytes | None:
+    """The template key from ``path`` or ``$AIGCLABEL_LIKENESS_KEY``, or ``None`` when neither is given."""
+    import os
+
+    from .registry import KEY_ENV, load_template_key
+
+    return load_template_key(path) if path is not None or os.environ.get(KEY_ENV) else None
+
+
+def likeness_records(
+    path: Path, person_id: str | None, store: AuditStore | None, template_key: bytes | None, sha256: str | None = None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The match records and the person's consent-ledger and review records for the package.
+
+    Matches come from the registry's templates (which need ``template_key``) and the face/voice encoders; where
+    either is missing, or nobody matched, the record says ``not-matched`` and why, never a made-up score.
+    Past gate and scan decisions on the file are among the audit events.
+    """
+    from .types import MODALITIES
+
+    if store is None:
+        return [
+            _not_matched(m, "no audit database, so no registry to match against", person_id) for m in MODALITIES
+        ], []
+    from .ledger import ConsentLedger
+    from .registry import LikenessRegistry, find_likenesses, modalities_of
+    from .scan import ReviewQueue
+
+    ledger = ConsentLedger(store)
+    sha256 = sha256 or _file_hashes(path)[0]
+    reviews = [
+        r.to_dict() for r in ReviewQueue(ledger).list(None) if r.content_sha256 == sha256 or r.person == person_id
+    ]
+    records = [{"record": "review", **r} for r in reviews]
+    if person_id is not None:
+        records = [{"record": "ledger", **e.to_dict()} for e in ledger.entries(person_id)] + records
+    try:
+        modalities = modalities_of(path)
+    except AIGCLabelError as exc:
+        return [_not_matched(m, str(exc), person_id) for m in MODALITIES], records
+    if template_key is None:
+        reason = "no template key given, so the registry's templates cannot be read"
+        return [_not_matched(m, reason, person_id) for m in modalities], records
+    try:
+        found = find_likenesses(path, modalities)
+        matches = LikenessRegistry(store, template_key, ledger).match(found)
+    except (AIGCLabelError, ImportError) as exc:
+        return [_not_matched(m, f"not matched: {exc}", person_id) for m in modalities], records
+    slots: list[dict[str, Any]] = [{"status": "matched", **m.to_dict()} for m in matches]
+    for modality in modalities:
+        mine = [m for m in matches if m.modality == modality and person_id in (None, m.person)]
+        if not mine:
+            seen = sum(1 for f in found if f.modality == modality)
+            who = f"{person_id}'s templates" if person_id else "any enrolled person"
+            reason = f"{seen} {modality}(s) found, none within the threshold of {who}"
+            slots.append(_not_matched(modality, reason, person_id))
+    return slots, records
 
 
 def _audit_excerpts(
@@ -171,18 +216,24 @@ def evidence_manifest(
     *,
     registry: KeyRegistry | None = None,
     matches: Sequence[Mapping[str, Any]] | None = None,
-    person_records: Sequence[Mapping[str, Any]] = (),
+    person_records: Sequence[Mapping[str, Any]] | None = None,
     detectors: Mapping[str, TraceDetector] | None = None,
+    template_key: bytes | None = None,
 ) -> tuple[dict[str, Any], dict[str, bytes]]:
     """The unsigned manifest for ``path`` and the members it describes (name -> bytes), the file excluded.
 
-    ``detectors`` are the trace detectors to run (default: every registered one)."""
+    ``detectors`` are the trace detectors to run (default: every registered one); ``matches`` and
+    ``person_records`` default to :func:`likeness_records`."""
     from .. import __version__
     from ..signing import demo_registry, payload_digest
     from ..verify import classify
 
     target = Path(path)
     sha256, size = _file_hashes(target)
+    if matches is None or person_records is None:
+        found_matches, found_records = likeness_records(target, person_id, store, template_key, sha256)
+        matches = found_matches if matches is None else matches
+        person_records = found_records if person_records is None else person_records
     try:
         payload: dict[str, Any] = {"sha256": payload_digest(target).hex()}
     except (UnsupportedFormatError, MalformedFileError) as exc:
@@ -249,7 +300,7 @@ def evidence_manifest(
             "events": len(audit["events"]),
             "person_records": len(audit["person"]),
         },
-        "matches": list(matches) if matches is not None else _match_slots(person_id),
+        "matches": list(matches),
     }
     return manifest, members
 
@@ -264,16 +315,17 @@ def make_evidence(
     include_file: bool = False,
     registry: KeyRegistry | None = None,
     matches: Sequence[Mapping[str, Any]] | None = None,
-    person_records: Sequence[Mapping[str, Any]] = (),
+    person_records: Sequence[Mapping[str, Any]] | None = None,
     detectors: Mapping[str, TraceDetector] | None = None,
+    template_key: bytes | None = None,
 ) -> Path:
     """Write the evidence package for ``path`` (default ``<path>.evidence.zip``) atomically; returns its path.
 
     ``key`` signs the manifest (default: the public DEMO key, flagged ``signer.demo``); ``registry`` judges the
     file's own label signatures (default: the DEMO keys plus the audit store's registry); ``matches`` are the
-    gate's or scan's match records (default: an explicit "not-matched" record per modality);
-    ``person_records`` are the consent ledger's entries for the person. With ``include_file`` the file itself
-    goes in as ``content/NAME``.
+    match records and ``person_records`` the consent-ledger and review records (default: what
+    :func:`likeness_records` finds, matching with the registry's templates when ``template_key`` is given).
+    With ``include_file`` the file itself goes in as ``content/NAME``.
     """
     from ..signing import demo_signing_key
 
@@ -288,6 +340,7 @@ def make_evidence(
         matches=matches,
         person_records=person_records,
         detectors=detectors,
+        template_key=template_key,
     )
     listed = {name: {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)} for name, data in members.items()}
     if include_file:
