@@ -117,3 +117,142 @@ def test_likeness_endpoints_need_the_key(tmp_path: Path, photo: bytes) -> None:
     for path in ("/v1/likeness/evidence", "/v1/likeness/evidence/verify"):
         operation = spec["paths"][path]["post"]
         assert operation["requestBody"]["required"] is True and "413" in operation["responses"]
+
+
+@pytest.fixture
+def ledger_client(tmp_path: Path) -> Iterator[TestClient]:
+    key = SigningKey.generate()
+    key.save(tmp_path / "ledger.key")
+    with _client(tmp_path, audit_url=str(tmp_path / "audit.sqlite"), ledger_key=tmp_path / "ledger.key") as running:
+        yield running
+
+
+GRANT = {
+    "person": "alice",
+    "grantee": "studio",
+    "modality": "face",
+    "distortion": True,
+    "notice": {"sha256": "ab" * 32, "channel": "sms", "at": "2026-11-01T12:00:00"},
+}
+
+
+def test_consent_over_http_is_a_verified_chain(ledger_client: TestClient, tmp_path: Path) -> None:
+    from aigclabel.audit import AuditStore
+    from aigclabel.likeness.ledger import ConsentLedger
+
+    granted = ledger_client.post("/v1/likeness/consent", json=GRANT)
+    assert granted.status_code == 200, granted.text
+    token = granted.json()["token"]
+    assert token.startswith("aigclabel-consent:1:") and granted.json()["kind"] == "grant"
+    revoked = ledger_client.post("/v1/likeness/consent/revoke", json={"person": "alice", "grant": token, "reason": "x"})
+    assert revoked.status_code == 200 and revoked.json()["kind"] == "revoke"
+    listed = ledger_client.get("/v1/likeness/consent", params={"person": "alice"}).json()
+    assert [e["kind"] for e in listed] == ["grant", "revoke"]
+    with AuditStore(tmp_path / "audit.sqlite") as store:  # read back by the library, not the service
+        ledger = ConsentLedger(store)
+        assert ledger.verify_chain().ok
+        assert ledger.check("alice", "studio", "face", distortion=True).state == "revoked"
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({"Content-Type": "text/plain"}, 415),  # a cross-site simple request
+        ({"Content-Type": "application/x-www-form-urlencoded"}, 415),  # a cross-site form
+        ({}, 415),
+        ({"Content-Type": "application/json"}, 200),
+    ],
+)
+def test_ledger_writes_need_json(ledger_client: TestClient, headers: dict[str, str], status: int) -> None:
+    answer = ledger_client.post("/v1/likeness/consent", content=json.dumps(GRANT).encode(), headers=headers)
+    assert answer.status_code == status, answer.text
+    if status != 200:
+        assert answer.json()["error"] == "unsupported-media-type"
+
+
+def test_bad_consent_requests_are_4xx(ledger_client: TestClient, client: TestClient) -> None:
+    assert client.post("/v1/likeness/consent", json=GRANT).status_code == 403  # no ledger key: writes are off
+    assert ledger_client.post("/v1/likeness/consent", json={**GRANT, "modality": "smell"}).status_code == 422
+    bad_notice = {**GRANT, "notice": {**GRANT["notice"], "sha256": "zz" * 32}}  # type: ignore[dict-item]
+    assert ledger_client.post("/v1/likeness/consent", json=bad_notice).json()["error"] == "likeness"
+    unknown = ledger_client.post("/v1/likeness/consent/revoke", json={"person": "x", "grant": "0" * 64})
+    assert unknown.status_code == 422 and "no grant" in unknown.json()["detail"]
+    assert (
+        ledger_client.post("/v1/likeness/review/999", json={"decision": "remove", "reviewer": "r"}).status_code == 422
+    )
+    assert (
+        ledger_client.post(
+            "/v1/likeness/consent", content=b"{" * 5000, headers={"Content-Type": "application/json"}
+        ).status_code
+        == 422
+    )
+
+
+def test_review_queue_over_http(ledger_client: TestClient, tmp_path: Path) -> None:
+    from aigclabel.audit import AuditStore
+    from aigclabel.likeness.ledger import ConsentLedger
+    from aigclabel.likeness.registry import LikenessRegistry
+    from aigclabel.likeness.scan import scan
+
+    from .test_likeness_registry import KEY, Euclid, face
+
+    with AuditStore(tmp_path / "audit.sqlite") as store:
+        ledger = ConsentLedger(store, demo_signing_key())
+        registry = LikenessRegistry(store, KEY, ledger)
+        registry.enrol("alice", [face(1)], protected=True)
+        upload = tmp_path / "upload.png"
+        upload.write_bytes((SAMPLES / "sample.png").read_bytes())
+        queued = scan(upload, registry, ledger, encoders={"face": Euclid()}, find=lambda _: [face(1)]).queued
+    assert len(queued) == 1
+    items = ledger_client.get("/v1/likeness/review").json()
+    assert [(i["id"], i["person"], i["status"]) for i in items] == [(queued[0], "alice", "open")]
+    decided = ledger_client.post(f"/v1/likeness/review/{queued[0]}", json={"decision": "remove", "reviewer": "mod-1"})
+    assert decided.status_code == 200 and decided.json()["status"] == "remove"
+    again = ledger_client.post(f"/v1/likeness/review/{queued[0]}", json={"decision": "approve", "reviewer": "mod-2"})
+    assert again.status_code == 422 and "decided already" in again.json()["detail"]
+    assert ledger_client.get("/v1/likeness/review").json() == []
+    assert [i["reviewer"] for i in ledger_client.get("/v1/likeness/review", params={"status": "all"}).json()] == [
+        "mod-1"
+    ]
+
+
+def test_without_an_audit_database_the_likeness_routes_answer_404(tmp_path: Path) -> None:
+    with _client(tmp_path) as bare:
+        assert bare.get("/v1/likeness/review").status_code == 404
+        assert bare.get("/v1/likeness/consent").json()["error"] == "not-found"
+        assert bare.post("/v1/likeness/scan", params={"filename": "a.png"}, content=b"x", headers=RAW).status_code == 404
+
+
+def test_gate_and_scan_uploads_with_a_real_face(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("aigclabel.likeness.face")
+    from aigclabel.audit import AuditStore
+    from aigclabel.likeness.ledger import ConsentLedger
+    from aigclabel.likeness.registry import KEY_ENV, LikenessRegistry
+
+    from .test_likeness_gate import _astronaut
+    from .test_likeness_registry import KEY
+
+    photo = _astronaut(tmp_path)
+    with AuditStore(tmp_path / "audit.sqlite") as store:
+        LikenessRegistry(store, KEY, ConsentLedger(store, demo_signing_key())).enrol_files(
+            "eileen", [photo], protected=True
+        )
+    monkeypatch.setenv(KEY_ENV, KEY.hex())
+    with _client(tmp_path, audit_url=str(tmp_path / "audit.sqlite")) as app:
+        gated = app.post(
+            "/v1/likeness/gate",
+            params={"filename": "edit.png", "grantee": "studio"},
+            content=photo.read_bytes(),
+            headers=RAW,
+        )
+        assert gated.status_code == 200, gated.text
+        assert gated.json()["decision"] == "refuse" and gated.json()["people"][0]["person"] == "eileen"
+        scanned = app.post(
+            "/v1/likeness/scan",
+            params={"filename": "up.png", "uploader": "u1"},
+            content=photo.read_bytes(),
+            headers=RAW,
+        )
+        assert scanned.status_code == 200 and len(scanned.json()["matches"]) == 1
+        assert "aigclabel-upload" not in gated.text + scanned.text
+        assert [i["person"] for i in app.get("/v1/likeness/review").json()] == ["eileen"]

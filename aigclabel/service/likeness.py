@@ -8,21 +8,77 @@ key guards every route, analysis runs in the heavy lane under the request budget
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from fastapi import FastAPI, Query
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
 
-from ..likeness.evidence import EvidenceReport, make_evidence, verify_evidence
+from ..likeness.evidence import EvidenceReport, make_evidence, optional_template_key, verify_evidence
 from ..signing import KeyRegistry, SigningKey, demo_registry, demo_signing_key
-from .app import _ERROR_DOC, Keyed, Uploaded
+from .app import _ERROR_DOC, Keyed, Uploaded, _scrubbed
+from .app import _error as _error_doc
 
 if TYPE_CHECKING:
     from ..audit import AuditStore
     from .settings import ServiceSettings
 
 ZIP_TYPE = "application/zip"
+
+
+def _json_only(request: Request) -> None:
+    """Dependency: a ledger write must say ``Content-Type: application/json`` (see :func:`add_consent_routes`)."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind != "application/json":
+        raise HTTPException(415, f"send the request as JSON with Content-Type application/json (got {kind[:80]!r})")
+
+
+def _aware(when: datetime) -> datetime:
+    """A time without a zone is UTC (as on the command line)."""
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
+
+
+class NoticeBody(BaseModel):
+    """Proof the person was notified (Art. 14): the notice's SHA-256, the channel, when it was sent."""
+
+    sha256: str = Field(min_length=64, max_length=71)
+    channel: str = Field(min_length=1, max_length=256)
+    at: datetime
+
+
+class GrantBody(BaseModel):
+    """A consent grant: who allows whom to use which likeness, for what, until when."""
+
+    person: str = Field(min_length=1, max_length=256)
+    grantee: str = Field(min_length=1, max_length=256)
+    modality: Literal["face", "voice"]
+    commercial: bool = False
+    distortion: bool = False
+    scope: str = Field(default="", max_length=2048)
+    valid_from: datetime | None = None
+    valid_until: datetime | None = None
+    notice: NoticeBody | None = None
+
+
+class RevokeBody(BaseModel):
+    """A revocation: one grant (its hash or token), or every grant of the person (to a grantee, for a modality)."""
+
+    person: str = Field(min_length=1, max_length=256)
+    grant: str | None = Field(default=None, max_length=256)
+    grantee: str | None = Field(default=None, max_length=256)
+    modality: Literal["face", "voice"] | None = None
+    reason: str = Field(default="", max_length=2048)
+
+
+class ReviewBody(BaseModel):
+    """A reviewer's decision on a review-queue item."""
+
+    decision: Literal["approve", "remove", "false-match"]
+    reviewer: str = Field(min_length=1, max_length=512)
+    note: str = Field(default="", max_length=2048)
 
 
 def evidence_key(settings: ServiceSettings) -> SigningKey:
@@ -74,6 +130,7 @@ def add_likeness_routes(
                 include_file=include_file,
                 registry=known_keys(app.state.registry, store),
                 detectors=app.state.detectors,
+                template_key=optional_template_key() if store is not None else None,
             ),
             heavy=True,
         )
@@ -104,3 +161,168 @@ def add_likeness_routes(
         body = report.to_dict()
         body["path"] = upload.filename
         return JSONResponse(body)
+
+    add_consent_routes(app, upload_route, analyse)
+
+
+def add_consent_routes(
+    app: FastAPI,
+    upload_route: Callable[..., Callable[[Callable[..., Any]], Callable[..., Any]]],
+    analyse: Callable[..., Any],
+) -> None:
+    """Register the gate, scan, review-queue and consent-ledger endpoints (the audit database holds them all).
+
+    Writes to the ledger (consent grant and revoke, review approve and remove) are signed with the key file
+    in ``AIGCLABEL_LEDGER_KEY``; without one they are refused with 403. Their bodies are JSON with
+    ``Content-Type: application/json``, which no cross-site form or simple request can send, so a page
+    elsewhere cannot make a browser grant consent on a keyless loopback service.
+    """
+    from ..likeness.ledger import ConsentLedger, Notice, Purposes
+    from ..likeness.registry import LikenessRegistry, load_template_key
+    from ..likeness.scan import ReviewQueue, scan
+    from ..likeness.types import Modality
+
+    config: ServiceSettings = app.state.settings
+    ledger_key = SigningKey.load(config.ledger_key) if config.ledger_key else None
+    not_found: dict[int | str, dict[str, Any]] = {404: _error_doc("No audit database is configured (set AIGCLABEL_DB)")}
+
+    def store_of() -> AuditStore:
+        store: AuditStore | None = app.state.audit
+        if store is None:
+            raise HTTPException(404, "no audit database is configured (set AIGCLABEL_DB)")
+        return store
+
+    def ledger(write: bool = False) -> ConsentLedger:
+        if write and ledger_key is None:
+            raise HTTPException(403, "this service has no ledger key (AIGCLABEL_LEDGER_KEY): ledger writes are off")
+        return ConsentLedger(store_of(), ledger_key)
+
+    def registry(consent: ConsentLedger) -> LikenessRegistry:
+        return LikenessRegistry(consent.store, load_template_key(), consent)
+
+    @upload_route(
+        "/v1/likeness/gate",
+        "Generation-time gate: may the grantee publish this edited face or voice? (Deep Synthesis Art. 14)",
+        responses={**_ERROR_DOC, **not_found},
+        tags=["likeness"],
+    )
+    async def gate_upload(
+        _: Keyed,
+        upload: Uploaded,
+        grantee: Annotated[str, Query(min_length=1, max_length=256, description="Who asks to edit or publish")],
+        distortion: Annotated[bool, Query(description="The edit distorts the likeness")] = True,
+        commercial: Annotated[bool, Query(description="For commercial use")] = False,
+    ) -> JSONResponse:
+        """allow / consent-required / refuse for the faces and voices in the upload (the edit's output), with
+        the scores, threshold and model; recorded in the audit log."""
+        from ..likeness.gate import gate
+
+        consent = ledger()
+        decided = await analyse(
+            lambda: gate(
+                registry(consent),
+                consent,
+                grantee=grantee,
+                output=upload.path,
+                distortion=distortion,
+                commercial=commercial,
+            ),
+            heavy=True,
+        )
+        return JSONResponse(_scrubbed(upload, decided.to_dict()))
+
+    @upload_route(
+        "/v1/likeness/scan",
+        "Platform scan: match the upload against the protected people; matches without a token go to review",
+        responses={**_ERROR_DOC, **not_found},
+        tags=["likeness"],
+    )
+    async def scan_upload(
+        _: Keyed,
+        upload: Uploaded,
+        uploader: Annotated[str | None, Query(max_length=512, description="Who uploaded it")] = None,
+        token: Annotated[list[str] | None, Query(max_length=200, description="Consent tokens presented")] = None,
+    ) -> JSONResponse:
+        """Every match with a protected person, whether a consent token cleared it, else its review id."""
+        consent = ledger()
+        found = await analyse(
+            lambda: scan(upload.path, registry(consent), consent, tokens=token or [], uploader=uploader), heavy=True
+        )
+        return JSONResponse(_scrubbed(upload, found.to_dict()))
+
+    @app.get(
+        "/v1/likeness/review", summary="The review queue", responses={**_ERROR_DOC, **not_found}, tags=["likeness"]
+    )
+    async def review_list(
+        _: Keyed,
+        status: Annotated[str, Query(max_length=32, description="open, approve, remove, false-match or all")] = "open",
+    ) -> list[dict[str, Any]]:
+        queue = ReviewQueue(ledger())
+        found = await run_in_threadpool(queue.list, None if status == "all" else status)
+        return [item.to_dict() for item in found]
+
+    @app.post(
+        "/v1/likeness/review/{review_id}",
+        summary="Decide a review item: approve, remove or false-match (approve and remove are signed ledger entries)",
+        responses={**_ERROR_DOC, **not_found, 403: _error_doc("No ledger key configured")},
+        tags=["likeness"],
+        dependencies=[Depends(_json_only)],
+    )
+    async def review_decide(_: Keyed, review_id: int, body: ReviewBody) -> dict[str, Any]:
+        queue = ReviewQueue(ledger(write=body.decision != "false-match"))
+        decided = await run_in_threadpool(queue.decide, review_id, body.decision, body.reviewer, body.note)
+        return decided.to_dict()
+
+    @app.get(
+        "/v1/likeness/consent",
+        summary="Consent-ledger entries",
+        responses={**_ERROR_DOC, **not_found},
+        tags=["likeness"],
+    )
+    async def consent_list(
+        _: Keyed, person: Annotated[str | None, Query(max_length=256, description="Only this person's")] = None
+    ) -> list[dict[str, Any]]:
+        consent = ledger()
+        return [entry.to_dict() for entry in await run_in_threadpool(consent.entries, person)]
+
+    @app.post(
+        "/v1/likeness/consent",
+        summary="Record a person's consent (Deep Synthesis Art. 14): a signed, hash-chained ledger entry",
+        responses={**_ERROR_DOC, **not_found, 403: _error_doc("No ledger key configured")},
+        tags=["likeness"],
+        dependencies=[Depends(_json_only)],
+    )
+    async def consent_grant(_: Keyed, body: GrantBody) -> dict[str, Any]:
+        """The grant entry, with the consent ``token`` an uploader presents to the scan."""
+        consent = ledger(write=True)
+        notice = Notice(body.notice.sha256, body.notice.channel, _aware(body.notice.at)) if body.notice else None
+        modality: Modality = body.modality
+        entry = await run_in_threadpool(
+            lambda: consent.grant(
+                body.person,
+                body.grantee,
+                modality,
+                purposes=Purposes(body.commercial, body.distortion, body.scope),
+                valid_from=_aware(body.valid_from) if body.valid_from else None,
+                valid_until=_aware(body.valid_until) if body.valid_until else None,
+                notice=notice,
+            )
+        )
+        return entry.to_dict()
+
+    @app.post(
+        "/v1/likeness/consent/revoke",
+        summary="Revoke consent, effective at once: one grant, or all of a person's (to a grantee, for a modality)",
+        responses={**_ERROR_DOC, **not_found, 403: _error_doc("No ledger key configured")},
+        tags=["likeness"],
+        dependencies=[Depends(_json_only)],
+    )
+    async def consent_revoke(_: Keyed, body: RevokeBody) -> dict[str, Any]:
+        consent = ledger(write=True)
+        modality: Modality | None = body.modality
+        entry = await run_in_threadpool(
+            lambda: consent.revoke(
+                body.person, grant=body.grant, grantee=body.grantee, modality=modality, reason=body.reason
+            )
+        )
+        return entry.to_dict()

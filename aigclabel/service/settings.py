@@ -37,6 +37,7 @@ BODY_IDLE_ENV = "AIGCLABEL_BODY_IDLE_SECONDS"
 BODY_GRACE_ENV = "AIGCLABEL_BODY_GRACE_SECONDS"
 BODY_RATE_ENV = "AIGCLABEL_MIN_BODY_RATE"
 EVIDENCE_KEY_ENV = "AIGCLABEL_EVIDENCE_KEY"
+LEDGER_KEY_ENV = "AIGCLABEL_LEDGER_KEY"
 
 
 def is_loopback(host: str) -> bool:
@@ -123,6 +124,8 @@ class ServiceSettings:
     body_grace: float = 15.0
     #: Private key file that signs evidence packages; ``None`` signs with the public DEMO key (flagged so).
     evidence_key: Path | None = None
+    #: Private key file that signs consent-ledger entries; ``None`` turns the ledger-writing endpoints off.
+    ledger_key: Path | None = None
 
     def __post_init__(self) -> None:
         for key in self.api_keys:
@@ -155,7 +158,8 @@ class ServiceSettings:
         ``AIGCLABEL_ALLOWED_HOSTS`` (comma-separated), ``AIGCLABEL_WORK_DIR``, ``AIGCLABEL_POOL``,
         ``AIGCLABEL_REQUEST_SECONDS`` and the body timeouts ``AIGCLABEL_BODY_IDLE_SECONDS``,
         ``AIGCLABEL_BODY_GRACE_SECONDS``, ``AIGCLABEL_MIN_BODY_RATE``, ``AIGCLABEL_EVIDENCE_KEY`` (the key file
-        signing evidence packages); ``overrides`` win over the environment."""
+        signing evidence packages), ``AIGCLABEL_LEDGER_KEY`` (the key file signing consent-ledger entries);
+        ``overrides`` win over the environment."""
         source = os.environ if env is None else env
         raw_keys = source.get(KEYS_ENV)
         # An empty variable means "no keys"; a non-empty one is split and every piece must be a real key,
@@ -167,6 +171,7 @@ class ServiceSettings:
         registry = source.get("AIGCLABEL_KEYS")
         work_dir = source.get(WORK_DIR_ENV)
         evidence_key = source.get(EVIDENCE_KEY_ENV)
+        ledger_key = source.get(LEDGER_KEY_ENV)
         values: dict[str, object] = {
             "api_keys": keys,
             "max_upload_bytes": int(_number(source, MAX_UPLOAD_ENV, DEFAULT_MAX_UPLOAD, minimum=1)),
@@ -181,6 +186,7 @@ class ServiceSettings:
             "body_grace": _number(source, BODY_GRACE_ENV, 15.0, minimum=0),
             "min_body_rate": _number(source, BODY_RATE_ENV, 4096.0, minimum=0),
             "evidence_key": Path(evidence_key) if evidence_key else None,
+            "ledger_key": Path(ledger_key) if ledger_key else None,
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
@@ -205,4 +211,6 @@ class ServiceSettings:
             env[WORK_DIR_ENV] = str(self.work_dir.resolve())
         if self.evidence_key is not None:
             env[EVIDENCE_KEY_ENV] = str(self.evidence_key.resolve())
+        if self.ledger_key is not None:
+            env[LEDGER_KEY_ENV] = str(self.ledger_key.resolve())
         return env
