@@ -220,7 +220,9 @@ def test_without_an_audit_database_the_likeness_routes_answer_404(tmp_path: Path
     with _client(tmp_path) as bare:
         assert bare.get("/v1/likeness/review").status_code == 404
         assert bare.get("/v1/likeness/consent").json()["error"] == "not-found"
-        assert bare.post("/v1/likeness/scan", params={"filename": "a.png"}, content=b"x", headers=RAW).status_code == 404
+        assert (
+            bare.post("/v1/likeness/scan", params={"filename": "a.png"}, content=b"x", headers=RAW).status_code == 404
+        )
 
 
 def test_gate_and_scan_uploads_with_a_real_face(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -34,12 +34,27 @@ SCREENSHOTS = Path(os.environ.get("AIGCLABEL_SCREENSHOTS", "")) if os.environ.ge
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    state = tmp_path_factory.mktemp("server")
+def state(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The server's folder: its audit database, key registry, ledger key."""
+    return tmp_path_factory.mktemp("server")
+
+
+@pytest.fixture(scope="module")
+def server(state: Path) -> Iterator[str]:
+    from aigclabel.signing import SigningKey
+
+    from .test_likeness_registry import KEY
+
     registry = state / "keys.json"
     registry.write_text(json.dumps(demo_registry().to_dict()))
+    SigningKey.generate().save(state / "ledger.key")
     port = free_port()
-    env = {**os.environ, "AIGCLABEL_API_KEYS": ""}
+    env = {
+        **os.environ,
+        "AIGCLABEL_API_KEYS": "",
+        "AIGCLABEL_LEDGER_KEY": str(state / "ledger.key"),
+        "AIGCLABEL_LIKENESS_KEY": KEY.hex(),
+    }
     process = subprocess.Popen(
         [
             sys.executable,
@@ -216,4 +231,62 @@ def test_likeness_evidence_made_downloaded_and_verified(server: str, browser: ob
     page.set_input_files("#evidence-zip", str(not_zip))
     page.wait_for_selector("#evidence-report-error")
     assert "Error 422" in page.inner_text("#evidence-report-error")
+    page.close()
+
+
+def test_likeness_review_queue(server: str, state: Path, browser: object, tmp_path: Path) -> None:
+    from aigclabel.audit import AuditStore
+    from aigclabel.likeness.ledger import ConsentLedger
+    from aigclabel.likeness.registry import LikenessRegistry
+    from aigclabel.likeness.scan import ReviewQueue, scan
+
+    from .test_likeness_registry import KEY, Euclid, face
+
+    with AuditStore(state / "audit.sqlite") as store:  # a match found earlier, waiting for a reviewer
+        ledger = ConsentLedger(store, demo_signing_key())
+        LikenessRegistry(store, KEY, ledger).enrol("alice", [face(1)], protected=True)
+        upload = _labelled_sample(tmp_path / "upload.png", "web-scan-1")
+        queued = scan(upload, LikenessRegistry(store, KEY, ledger), ledger, encoders={"face": Euclid()},
+                      find=lambda _: [face(1)]).queued  # fmt: skip
+    page, problems = _watched_page(browser, server + "/", "zh-CN", height=1300)
+    page.click("#review-refresh")
+    row = f"#review-table tr[data-review='{queued[0]}']"
+    page.wait_for_selector(row)
+    assert "alice" in page.inner_text(row) and "人脸" in page.inner_text(row) and "upload.png" in page.inner_text(row)
+    page.click(f"{row} button[data-decision=remove]")
+    page.wait_for_selector("#review-queue-error")  # no reviewer name yet: nothing was sent
+    page.fill("#reviewer", "moderator-7")
+    page.click(f"{row} button[data-decision=remove]")
+    page.wait_for_selector("#review-empty")
+    assert page.inner_text("#review-empty") == "队列为空。"
+    with AuditStore(state / "audit.sqlite") as store:  # the decision, read back by the library
+        decided = [r for r in ReviewQueue(ConsentLedger(store)).list(None) if r.id == queued[0]]
+    assert [(r.status, r.reviewer) for r in decided] == [("remove", "moderator-7")]
+    _shoot(page, tmp_path, "web-likeness-review.png")
+    assert not problems, problems
+    page.close()
+
+
+def test_likeness_scan_of_a_real_face(server: str, state: Path, browser: object, tmp_path: Path) -> None:
+    pytest.importorskip("aigclabel.likeness.face")  # the scan needs the face encoder
+    from aigclabel.audit import AuditStore
+    from aigclabel.likeness.ledger import ConsentLedger
+    from aigclabel.likeness.registry import LikenessRegistry
+
+    from .test_likeness_gate import _astronaut
+    from .test_likeness_registry import KEY
+
+    photo = _astronaut(tmp_path)
+    with AuditStore(state / "audit.sqlite") as store:
+        LikenessRegistry(store, KEY, ConsentLedger(store, demo_signing_key())).enrol_files(
+            "eileen", [photo], protected=True
+        )
+    page, problems = _watched_page(browser, server + "/", "en-US", height=1300)
+    page.set_input_files("#scan-source", str(photo))
+    page.wait_for_selector("#scan-state", timeout=60_000)
+    assert page.get_attribute("#scan-state", "data-clear") == "false"
+    assert page.locator("#scan-matches li[data-person=eileen]").count() == 1
+    page.wait_for_selector("#review-table tr td:has-text('eileen')")  # the queue is reloaded after a scan
+    assert "sent to review" in page.inner_text("#scan-state")
+    assert not problems, problems
     page.close()
