@@ -258,3 +258,6 @@ def test_gate_and_scan_uploads_with_a_real_face(tmp_path: Path, monkeypatch: pyt
         assert scanned.status_code == 200 and len(scanned.json()["matches"]) == 1
         assert "aigclabel-upload" not in gated.text + scanned.text
         assert [i["person"] for i in app.get("/v1/likeness/review").json()] == ["eileen"]
+    with AuditStore(tmp_path / "audit.sqlite") as store:  # nor in the audit log
+        logged = json.dumps([e.to_dict() for e in store.events()], ensure_ascii=False)
+    assert '"action": "gate"' in logged and "aigclabel-upload" not in logged and "edit.png" in logged

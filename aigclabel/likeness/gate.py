@@ -158,7 +158,7 @@ def gate(
     counts: dict[str, int] = {}
     for path in files:
         here = find(path)
-        counts[str(path)] = len(here)
+        counts[path.name] = len(here)  # names, never paths: a service's temporary folder stays out of the log
         found.extend(here)
     matches = registry.match(found, encoders=encoders)
     people = decide(matches, ledger, grantee, distortion=distortion, commercial=commercial)
@@ -175,7 +175,7 @@ def gate(
         kind=EventKind.LIKENESS,
         content_sha256=file_sha256(files[-1]),
         recipient=grantee,
-        detail={"action": "gate", **result.to_dict(), "files": {str(p): file_sha256(p) for p in files}},
+        detail={"action": "gate", **result.to_dict(), "files": {p.name: file_sha256(p) for p in files}},
     )
     result.audit_event_id = registry.store.record(event)
     return result
