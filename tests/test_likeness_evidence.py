@@ -224,6 +224,14 @@ def test_duplicate_member_names_are_refused(package: tuple[Path, Path, AuditStor
         verify_evidence(dup)
 
 
+def test_the_file_itself_is_never_overwritten(package: tuple[Path, Path, AuditStore]) -> None:
+    photo = package[0]
+    before = photo.read_bytes()
+    result = runner.invoke(app, ["likeness", "evidence", "make", str(photo), "-o", str(photo)])
+    assert result.exit_code == 8 and "itself" in result.output
+    assert photo.read_bytes() == before
+
+
 def test_cli_make_and_verify(package: tuple[Path, Path, AuditStore], tmp_path: Path) -> None:
     photo, _, _ = package
     out = tmp_path / "cli.zip"

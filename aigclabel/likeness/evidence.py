@@ -32,9 +32,16 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal
 
-from .._io import COPY_CHUNK, MAX_METADATA_BYTES, access_error, atomic_output
+from .._io import COPY_CHUNK, MAX_METADATA_BYTES, access_error, atomic_output, same_file
 from ..containers._zip import INFLATE_RATIO_FLOOR, MAX_INFLATE_RATIO, ZipArchive, ZipEntry
-from ..errors import AIGCLabelError, LimitExceededError, MalformedFileError, SignatureError, UnsupportedFormatError
+from ..errors import (
+    AIGCLabelError,
+    FileAccessError,
+    LimitExceededError,
+    MalformedFileError,
+    SignatureError,
+    UnsupportedFormatError,
+)
 
 if TYPE_CHECKING:
     from ..audit import AuditEvent, AuditStore
@@ -332,6 +339,8 @@ def make_evidence(
     target = Path(path)
     signer = key if key is not None else demo_signing_key()
     dst = Path(output) if output is not None else target.with_name(target.name + ".evidence.zip")
+    if same_file(target, dst):
+        raise FileAccessError(f"the evidence package would replace {target.name} itself; write it elsewhere")
     manifest, members = evidence_manifest(
         target,
         person_id,
