@@ -18,6 +18,7 @@ from aigclabel import DEMO_PROVIDER_CODE, AIGCLabel, write_label
 from aigclabel.likeness.evidence import MANIFEST, SIGNATURE, verify_evidence
 from aigclabel.signing import KeyRegistry, SigningKey, demo_signing_key, payload_digest, sign
 
+from ._hostile import png_huge_dimensions, png_pixel_flood
 from .conftest import SAMPLES
 from .test_likeness_evidence import hostile
 from .test_service import _client
@@ -214,6 +215,21 @@ def test_review_queue_over_http(ledger_client: TestClient, tmp_path: Path) -> No
     assert [i["reviewer"] for i in ledger_client.get("/v1/likeness/review", params={"status": "all"}).json()] == [
         "mod-1"
     ]
+
+
+def test_hostile_uploads_to_gate_and_scan_are_4xx(ledger_client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    from aigclabel.likeness.registry import KEY_ENV
+
+    from .test_likeness_registry import KEY
+
+    monkeypatch.setenv(KEY_ENV, KEY.hex())
+    cut = (SAMPLES / "sample.png").read_bytes()[:60]
+    for path, params in (("/v1/likeness/gate", {"grantee": "studio"}), ("/v1/likeness/scan", {})):
+        hostile_files = (("x.bin", b"not media at all"), ("cut.png", cut), ("huge.png", png_huge_dimensions()))
+        for name, body in (*hostile_files, ("flood.png", png_pixel_flood())):
+            answer = ledger_client.post(path, params={"filename": name, **params}, content=body, headers=RAW)
+            assert 400 <= answer.status_code < 500, (path, name, answer.text)
+            assert set(answer.json()) == {"error", "detail"} and "aigclabel-upload" not in answer.text
 
 
 def test_without_an_audit_database_the_likeness_routes_answer_404(tmp_path: Path) -> None:

@@ -17,7 +17,6 @@ from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
 
-from ..errors import MissingExtraError
 from ..likeness.evidence import EvidenceReport, make_evidence, optional_template_key, verify_evidence
 from ..signing import KeyRegistry, SigningKey, demo_registry, demo_signing_key
 from .app import _ERROR_DOC, Keyed, Uploaded, _scrubbed
@@ -201,19 +200,6 @@ def add_consent_routes(
     def registry(consent: ConsentLedger) -> LikenessRegistry:
         return LikenessRegistry(consent.store, load_template_key(), consent)
 
-    def matching(work: Callable[[], Any]) -> Callable[[], Any]:
-        """``work``, with an encoder module that is not installed reported as the missing extra (501)."""
-
-        def run() -> Any:
-            try:
-                return work()
-            except ModuleNotFoundError as exc:
-                if not (exc.name or "").startswith("aigclabel.likeness."):
-                    raise
-                raise MissingExtraError("Face and voice matching", "likeness", exc.name) from None
-
-        return run
-
     @upload_route(
         "/v1/likeness/gate",
         "Generation-time gate: may the grantee publish this edited face or voice? (Deep Synthesis Art. 14)",
@@ -233,15 +219,13 @@ def add_consent_routes(
 
         consent = ledger()
         decided = await analyse(
-            matching(
-                lambda: gate(
-                    registry(consent),
-                    consent,
-                    grantee=grantee,
-                    output=upload.path,
-                    distortion=distortion,
-                    commercial=commercial,
-                )
+            lambda: gate(
+                registry(consent),
+                consent,
+                grantee=grantee,
+                output=upload.path,
+                distortion=distortion,
+                commercial=commercial,
             ),
             heavy=True,
         )
@@ -262,8 +246,7 @@ def add_consent_routes(
         """Every match with a protected person, whether a consent token cleared it, else its review id."""
         consent = ledger()
         found = await analyse(
-            matching(lambda: scan(upload.path, registry(consent), consent, tokens=token or [], uploader=uploader)),
-            heavy=True,
+            lambda: scan(upload.path, registry(consent), consent, tokens=token or [], uploader=uploader), heavy=True
         )
         return JSONResponse(_scrubbed(upload, found.to_dict()))
 
