@@ -171,7 +171,8 @@ def test_long_non_ascii_file_name_is_not_a_500(client: TestClient) -> None:
 def test_check_does_not_call_documents_video(client: TestClient, sample: str) -> None:
     answer = client.post("/v1/check", params={"filename": sample}, content=(SAMPLES / sample).read_bytes(), headers=RAW)
     assert answer.status_code == 200, answer.text
-    assert answer.json()["kind"] == "unknown" and "Decoder" not in answer.text
+    assert answer.json()["kind"] == "document" and "Decoder" not in answer.text  # its text is read, not decoded
+    assert [r["rule"] for r in answer.json()["rules"]] == ["implicit-label", "document-label"]
 
 
 # ------------------------------------------------------------------------------------------ evasion
