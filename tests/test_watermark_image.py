@@ -398,3 +398,12 @@ def test_copied_mark_on_part_of_a_picture_does_not_verify() -> None:
         host[150:510, 200:680] = apply_tile(host[150:510, 200:680].copy(), tile, 40.0)
         found = detect_image(host)
         assert found.payload is None and not found.content_ok, f"z={found.z:.2f}"
+
+
+def test_aspect_change_on_a_small_image() -> None:
+    # Two tile periods in height: the autocorrelation votes see too few lags, the harmonic comb over the
+    # line spectrum finds the squeezed period (102.4 px) from all its harmonics.
+    small = embed_image(natural(6, 256, 384), PAYLOAD)
+    squeezed = np.asarray(Image.fromarray(small).resize((307, 256), Image.Resampling.BICUBIC))
+    found = detect_image(squeezed)
+    assert found.present and found.content_ok and found.payload == PAYLOAD, f"z={found.z:.2f}"

@@ -68,14 +68,14 @@ Security analysis (key unknown to the attacker; figures from ``bench/watermark/r
 
 Detection decision: ``present`` when the sync peak's z-score over all 16,384 cyclic offsets of the 8
 symmetries reaches :data:`Z_PRESENT`, or reaches :data:`Z_WITH_MAC` while the decoded payload's keyed
-16-bit MAC also verifies (for one of the 37 host hashes tried). At most :data:`MAX_GEOMETRIES` (9)
-geometry hypotheses are tried (identity, 4 lattice candidates, the 0.5x and 2x priors, 2 aspect pairs),
-each in 8 symmetries: 1,179,648 offsets, so under a Gaussian null the first term is bounded by 1.18e6 *
-Q(7) ~ 1.5e-6. The null z behaves like the maximum of that many near-Gaussians (``bench/watermark/run.py --fpr N``
-measures it: mean ~4.7, sd ~0.3 with the symmetry search, ~4.2 before it); :data:`Z_WITH_MAC` was
-raised from 5.0 to 5.5 with the symmetry search so that the z >= Z_WITH_MAC rate stays below 1 %
-(no marked bench image verified with z below 5.5), giving an FPR of about 1.3e-6 + P(z >= 5.5) * 37 *
-2**-16; the figure measured on 1,000+ unmarked images is in the README.
+16-bit MAC also verifies (for one of the 37 host hashes tried). At most :data:`MAX_GEOMETRIES` (10)
+geometry hypotheses are tried (identity, 4 lattice candidates, the 0.5x and 2x priors, 2 aspect pairs,
+the axis periods of the harmonic comb), each in 8 symmetries: 1,310,720 offsets, so under a Gaussian null
+the first term is bounded by 1.31e6 * Q(7) ~ 1.7e-6. The null z behaves like the maximum of that many
+near-Gaussians (``bench/watermark/run.py --fpr N`` measures it: mean ~4.7, sd ~0.3 with the symmetry
+search, ~4.2 before it); :data:`Z_WITH_MAC` was raised from 5.0 to 5.5 with the symmetry search so that
+the z >= Z_WITH_MAC rate stays near 1 % (no marked bench image verified with z below 5.5), giving an FPR
+of about 1.7e-6 + P(z >= 5.5) * 37 * 2**-16; the figure measured on 1,000+ unmarked images is in the README.
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ _AXIS_CANDIDATES = 3
 _MIN_LATTICE_STRENGTH = 4.5
 _WARP_MAX = 1024
 #: Geometry hypotheses at most: identity, the lattice candidates, the prior scales, two aspect-change pairs.
-MAX_GEOMETRIES = 1 + _LATTICE_CANDIDATES + len(_PRIOR_SCALES) + 2
+MAX_GEOMETRIES = 1 + _LATTICE_CANDIDATES + len(_PRIOR_SCALES) + 2 + 1
 #: Host binding: bits of perceptual hash under the MAC; the detector tries flipping up to _BIND_FLIPS
 #: of its _BIND_WEAK least reliable bits: 37 candidates, each a 2^-16 chance for a wrong MAC to pass.
 BIND_BITS = 32
@@ -422,8 +422,11 @@ def _whiten(y: FloatImage) -> FloatImage:
     return np.asarray(np.clip(r, -2.5, 2.5, out=r), dtype=np.float32)
 
 
-def _autocorr(r: FloatImage) -> FloatImage:
-    """Autocorrelation of the whitened image with JPEG 8x8 block-grid frequencies suppressed."""
+def _line_spectrum(r: FloatImage) -> tuple[FloatImage, tuple[int, int]]:
+    """Excess of the power spectrum (rfft layout) of the central crop over its local average, and the crop size.
+
+    JPEG 8x8 block-grid frequencies are suppressed; what is left is a map of sharp spectral lines.
+    """
     h, w = r.shape
     c = min(h, _LATTICE_CROP), min(w, _LATTICE_CROP)
     y0, x0 = (h - c[0]) // 2, (w - c[1]) // 2
@@ -446,7 +449,11 @@ def _autocorr(r: FloatImage) -> FloatImage:
     # Spectral whitening: the tile's periodicity is a lattice of sharp lines, the host spectrum is smooth.
     # Dividing by a local average and keeping only the excess turns the autocorrelation into a line detector.
     local = cv2.blur(power, (9, 9), borderType=cv2.BORDER_REFLECT) + 1e-9
-    flat = np.maximum(power / local - 1.0, 0.0)
+    return np.maximum(power / local - 1.0, 0.0).astype(np.float32), c
+
+
+def _autocorr(flat: FloatImage, c: tuple[int, int]) -> FloatImage:
+    """Autocorrelation of the whitened image from its line spectrum (:func:`_line_spectrum`)."""
     ac = np.fft.fftshift(fft.irfft2(flat, s=c).astype(np.float32))
     # Widen the one-pixel peaks a little so that sampling at multiples of an integer lag still hits them.
     return np.asarray(cv2.GaussianBlur(ac, (0, 0), 0.8), dtype=np.float32)
@@ -498,7 +505,8 @@ def _estimate_lattice(r: FloatImage) -> list[npt.NDArray[np.float64]]:
     each axis on its own (the points along v, and along v rotated), and the best pair of independent
     axes is tried as well.
     """
-    ac = _autocorr(r)
+    flat, c = _line_spectrum(r)
+    ac = _autocorr(flat, c)
     h, w = ac.shape
     grid = _vote_grid(h, w)
     if grid is None:
@@ -548,7 +556,12 @@ def _estimate_lattice(r: FloatImage) -> list[npt.NDArray[np.float64]]:
     # and 9 FFTs) cannot find the mark. The prior scales are read regardless: their lattices are the ones
     # the autocorrelation misses.
     priors = out[-len(_PRIOR_SCALES) :]
-    return [b for b in out if any(b is p for p in priors) or _lattice_strength(ac, b) >= _MIN_LATTICE_STRENGTH]
+    out = [b for b in out if any(b is p for p in priors) or _lattice_strength(ac, b) >= _MIN_LATTICE_STRENGTH]
+    # The harmonic comb's axes are read regardless too: it exists for the lattices the autocorrelation misses.
+    axes = _comb_axes(flat, c)
+    if axes is not None and not any(np.abs(axes - b).max() < 1.0 for b in out):
+        out.append(axes)
+    return out
 
 
 def _lattice_strength(ac: FloatImage, basis: npt.NDArray[np.float64]) -> float:
@@ -566,6 +579,61 @@ def _lattice_strength(ac: FloatImage, basis: npt.NDArray[np.float64]) -> float:
         cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0,
     )  # fmt: skip
     return float(vals.sum() / np.sqrt(len(points)))
+
+
+#: Periods (image pixels) the harmonic comb of :func:`_comb_axes` tries per axis, then a finer step
+#: around the best few (a peak is ~p^2 / (K n) ~ 0.8 px wide at the K-th harmonic of an n-px crop).
+_COMB_PERIODS = np.arange(_MIN_SCALE * TILE, _MAX_SCALE * TILE + 1e-9, 0.25)
+_COMB_FINE = np.arange(-0.25, 0.2501, 0.025)
+#: Larger pictures show enough lattice lags to the autocorrelation; the comb (2-3 ms of CPU and one more
+#: geometry to read) would only slow their rejection.
+_COMB_MAX_SIDE = 480
+
+
+def _comb_axes(flat: FloatImage, c: tuple[int, int]) -> npt.NDArray[np.float64] | None:
+    """An axis-aligned lattice (x and y periods found separately) from the harmonic combs of the line spectrum.
+
+    An aspect change makes the tile's spectral lattice (k / px, l / py). Summing the line spectrum over
+    fy gives a profile along fx whose lines sit at k / px for every k up to Nyquist; the comb sum over
+    those k (noise level removed, divided by the square root of their count, so that 2 px and px / 2
+    score lower than px) finds px from all harmonics at once, where the autocorrelation votes see only a
+    few lags of a small picture. The spectrum's axis lines (text rows, UI rows, the zero frequency) are
+    left out of the profiles. On small pictures (256-480 px: two to four periods) this finds aspect
+    changes the autocorrelation misses; it fails where the host itself is periodic along an axis (lines
+    of text), and is not run on larger ones.
+    """
+    rows, cols = c
+    if not 2 * _MIN_SCALE * TILE <= min(rows, cols) <= _COMB_MAX_SIDE:
+        return None
+    # The full (fft2) layout: the fx < 0 half is the Hermitian mirror, P(-fx, fy) = P(fx, -fy).
+    neg = flat[(-np.arange(rows)) % rows, 1 : cols - flat.shape[1] + 1]
+    two_sided = np.concatenate([flat, neg[:, ::-1]], axis=1)
+    two_sided = np.ascontiguousarray(two_sided - float(np.median(two_sided[::4, ::4])), dtype=np.float32)
+    prof_x = two_sided[3:-2, : flat.shape[1]].sum(axis=0)  # over fy, lines near fy = 0 left out; fx = j / cols
+    folded = two_sided[:, 3:-2].sum(axis=1)  # over fx; index i: fy = i / rows (wrapped)
+    prof_y = folded[: rows // 2 + 1].copy()
+    prof_y[1:] += folded[::-1][: rows // 2]
+    best = []
+    for prof, n in ((prof_x, cols), (prof_y, rows)):
+        prof = prof - float(np.median(prof[4:]))  # what the comb sums is zero-mean where there is no line
+        coarse = _comb_sum(prof, n, _COMB_PERIODS)
+        fine = (_COMB_PERIODS[np.argsort(-coarse)[:3]][:, None] + _COMB_FINE[None, :]).ravel()
+        best.append(float(fine[int(np.argmax(_comb_sum(prof, n, fine)))]))
+    return np.diag(best).astype(np.float64)
+
+
+def _comb_sum(prof: npt.NDArray[np.floating], n: int, periods: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Per period p: ``prof`` (linearly interpolated) summed at the harmonics ``k * n / p`` up to Nyquist,
+    over the square root of their count."""
+    k = np.arange(1, int(periods.max() / 2) + 1, dtype=np.float64)
+    pos = k[None, :] * (n / periods[:, None])
+    use = (k[None, :] <= periods[:, None] / 2) & (pos < len(prof) - 1)
+    pos = np.where(use, pos, 0.0)
+    i = pos.astype(np.int64)
+    t = pos - i
+    vals = np.where(use, prof[i] * (1 - t) + prof[i + 1] * t, 0.0)
+    count = use.sum(axis=1)
+    return np.where(count > 0, vals.sum(axis=1) / np.sqrt(np.maximum(count, 1)), -np.inf)
 
 
 # Lattice points (i, j) that involve the second vector (j != 0): they score it given the first; the first
