@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from aigclabel import _budget
+from aigclabel._decode import video_frames
 from aigclabel.errors import BudgetExceeded, LimitExceededError, MalformedFileError, UnsupportedFormatError
 from aigclabel.likeness import face
 from aigclabel.likeness.face import FaceEncoder
@@ -121,10 +122,11 @@ def _overlap(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
-def _video(path: Path, pictures: list[tuple[Image.Image, int]], rate: int = 10) -> Path:
-    """An MPEG-4 video showing each picture for its number of frames."""
+def _video(path: Path, pictures: list[tuple[Image.Image, int]], rate: int = 10, gop: int = 12) -> Path:
+    """An MPEG-4 video showing each picture for its number of frames (a keyframe every ``gop`` frames)."""
     with av.open(str(path), "w") as out:
         stream = out.add_stream("mpeg4", rate=rate)
+        stream.codec_context.gop_size = gop
         stream.width, stream.height = pictures[0][0].size
         stream.pix_fmt = "yuv420p"
         for picture, count in pictures:
@@ -151,6 +153,16 @@ def test_face_in_a_video_is_found_with_its_time(
     assert not any(encoder.matches(f.vector, faces["biden"].vector) for f in found)
 
 
+def test_long_video_is_sampled_over_its_whole_length_by_seeking(tmp_path: Path) -> None:
+    """20 s at 5 fps, keyframes every 2 s, 3 samples: one every 6.7 s, decoding far fewer than the 100 frames."""
+    pictures = [(Image.new("RGB", (64, 48), (i * 2, 80, 120)), 1) for i in range(100)]
+    video = _video(tmp_path / "long.mp4", pictures, rate=5, gop=10)
+    with _budget.budget(_budget.Budget()), _budget.stage("faces") as spent:
+        times = [at for at, _ in video_frames(video, every=1.0, limit=3)]
+        assert spent is not None and spent.used_frames < 40
+    assert times == pytest.approx([0.0, 6.8, 13.4], abs=0.25)
+
+
 def test_video_sampling_is_budgeted(encoder: FaceEncoder, photos: Path, tmp_path: Path) -> None:
     video = _obama_video(photos, tmp_path / "face.mp4")
     with _budget.budget(_budget.Budget(frames=5)), pytest.raises(BudgetExceeded, match="over budget"):
@@ -171,6 +183,8 @@ def test_hostile_inputs_give_typed_errors(encoder: FaceEncoder, tmp_path: Path, 
     text.write_text("no face here")
     with pytest.raises(UnsupportedFormatError, match="not an image or a video"):
         encoder.find_in_file(text)
+    with pytest.raises(LimitExceededError, match="not searched"):  # a caller's own picture: 60 MP in 1 bit
+        encoder.find(Image.new("1", (10_000, 6_000)))
     noise = tmp_path / "noise.mp4"
     noise.write_bytes(bytes(range(256)) * 64)
     with pytest.raises((UnsupportedFormatError, MalformedFileError)):

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import _budget
-from .._decode import video_frames
+from .._decode import check_pixels, video_frames
 from .._extras import needs_extra
 from .._media import MediaSample, media_of
 from ..containers import MediaKind
@@ -131,8 +131,10 @@ class FaceEncoder:
 
         ``where`` is the face's box ``(left, top, right, bottom)`` in pixels of the picture, multiplied by
         ``scale`` (the factor a decoder reduced it by, so boxes refer to the original file); ``at`` is
-        passed through (the video time of the frame).
+        passed through (the video time of the frame). A picture over the decode limit is refused
+        (:class:`LimitExceededError`).
         """
+        check_pixels("picture", image.width, image.height)  # a caller's own image, not one our decoders bounded
         models = _models()
         rgb = np.ascontiguousarray(np.asarray(image.convert("RGB") if image.mode != "RGB" else image, dtype=np.uint8))
         _budget.check("face detection")
