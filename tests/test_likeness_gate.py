@@ -157,6 +157,7 @@ def test_gate_and_scan_on_a_real_face_through_the_cli(tmp_path: Path, monkeypatc
     pytest.importorskip("aigclabel.likeness.face")
     from aigclabel import DEMO_PROVIDER_CODE, api
     from aigclabel.explicit.image import locate_label
+    from aigclabel.likeness import face
     from aigclabel.likeness.registry import KEY_ENV
     from tests.test_likeness_cli import cli
 
@@ -172,7 +173,7 @@ def test_gate_and_scan_on_a_real_face_through_the_cli(tmp_path: Path, monkeypatc
     code, out = cli(*gate_args, "--source", str(photo), "--json")
     decision = json.loads(out)
     assert code == 1 and decision["decision"] == "refuse" and decision["people"][0]["person"] == "eileen"
-    assert decision["people"][0]["distance"] <= decision["people"][0]["threshold"] == 0.6
+    assert decision["people"][0]["distance"] <= decision["people"][0]["threshold"] == face.THRESHOLD
     assert decision["models"] == {"face": "dlib-hog/sp5/resnet128-v1"}
     grant = ["consent", "grant", "--person", "eileen", "--grantee", "studio", "--modality", "face"]
     notice = tmp_path / "notice.txt"
