@@ -15,6 +15,18 @@ variants of different people. The tables:
 3. false detections on scikit-image's face-free pictures;
 4. CPU per stage (detect at several picture sizes and upsampling, landmarks, encode) and peak memory.
 
+**Voices** (``--voice``), on the real speech available offline: the pocketsphinx 5.1.1 sdist's test data
+(fetched by ``tests/corpus/fetch.py``: a LibriVox reader, 5 clips; the "cards" speaker, 4 clips; six single
+clips of other speakers, impostors for the two known speakers only), then six espeak-ng voices (a weak
+proxy: one synthesiser). The tables:
+
+1. CPU per clip of :meth:`VoiceEncoder.find` (and the mel front end's share), traced numpy memory, the
+   120 s cap, the weights load;
+2. same-speaker / different-speaker cosine distances, equal-error rate, false accept / reject at the
+   threshold;
+3. pitch shift (sox ``pitch`` +-1/+-2/+-4 semitones, tempo kept): each known speaker's clip shifted against
+   the speaker enrolled from their other clips: how far an imitation in another register lands.
+
 Usage: ``python bench/likeness.py [--face] [--voice] [--variants 12] [--seed 1]`` (no switch: all sections).
 CPU times are ``time.process_time`` (the machine is shared); memory is ``ru_maxrss``.
 """
@@ -27,6 +39,7 @@ import os
 import random
 import resource
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -324,6 +337,174 @@ def face_section(args: argparse.Namespace) -> None:
     face_false_detections()
 
 
+# ---------------------------------------------------------------------------------------------- voices
+def _voice_clips() -> dict[str, list[tuple[str, np.ndarray, int]]]:
+    """Speaker -> (name, samples, rate): the pocketsphinx sdist's real speech (``tests/_voice.py``)."""
+    from tests._voice import SINGLE_CLIPS, SPEAKERS, VOICES, read_speech
+
+    if not VOICES.is_dir():
+        sys.exit("the speech corpus is not downloaded: run `python tests/corpus/fetch.py`")
+    clips = {name: [(Path(p).stem, *read_speech(VOICES / p)) for p in paths] for name, paths in SPEAKERS.items()}
+    for path in SINGLE_CLIPS:
+        clips[f"single:{Path(path).stem}"] = [(Path(path).stem, *read_speech(VOICES / path))]
+    return clips
+
+
+def _espeak_clips(folder: Path) -> dict[str, list[tuple[str, np.ndarray, int]]]:
+    """espeak-ng voice -> its three sentences (a weak proxy for people: one synthesiser)."""
+    from tests._voice import ESPEAK_SPEAKERS, SENTENCES, espeak, read_speech
+
+    return {
+        voice: [(f"{voice}-{i}", *read_speech(espeak(folder, voice, i))) for i in range(len(SENTENCES))]
+        for voice in ESPEAK_SPEAKERS
+    }
+
+
+def _eer(genuine: list[float], impostor: list[float]) -> tuple[float, float]:
+    """Equal-error rate and the distance threshold where false accepts and false rejects cross."""
+    best = (2.0, 0.0)
+    for t in sorted(set(genuine) | set(impostor)):
+        far = sum(d <= t for d in impostor) / len(impostor)
+        frr = sum(d > t for d in genuine) / len(genuine)
+        if abs(far - frr) < best[0]:
+            best, rate = (abs(far - frr), t), (far + frr) / 2
+    return rate, best[1]
+
+
+def voice_accuracy(title: str, embedded: dict[str, list[np.ndarray]], threshold: float) -> None:
+    """Genuine pairs within a known speaker, impostor pairs across speakers (single clips only vs known)."""
+    from itertools import combinations
+
+    from aigclabel.likeness.voice import VoiceEncoder
+
+    distance = VoiceEncoder().distance
+    genuine = [distance(a, b) for vs in embedded.values() for a, b in combinations(vs, 2)]
+    impostor = [
+        distance(a, b)
+        for (n1, v1), (n2, v2) in combinations(embedded.items(), 2)
+        if not (n1.startswith("single:") and n2.startswith("single:"))
+        for a in v1
+        for b in v2
+    ]
+    eer, at = _eer(genuine, impostor)
+    far = sum(d <= threshold for d in impostor) / len(impostor)
+    frr = sum(d > threshold for d in genuine) / len(genuine)
+    print(f"\n### {title}")
+    print(f"{len(genuine)} genuine pairs, {len(impostor)} impostor pairs (cosine distance)")
+    print("| pairs | min | median | max |\n| --- | --- | --- | --- |")
+    for name, values in (("genuine", genuine), ("impostor", impostor)):
+        print(f"| {name} | {min(values):.3f} | {statistics.median(values):.3f} | {max(values):.3f} |")
+    print(
+        f"EER {eer:.1%} at distance {at:.3f}; at the threshold {threshold}: "
+        f"false accept {far:.1%}, false reject {frr:.1%}"
+    )
+
+
+def _pitch(samples: np.ndarray, rate: int, cents: int, folder: Path) -> np.ndarray:
+    """``samples`` shifted by ``cents`` with sox's ``pitch`` (tempo kept)."""
+    import wave
+
+    from tests._voice import read_speech
+
+    src, dst = folder / "in.wav", folder / f"out{cents}.wav"
+    with wave.open(str(src), "wb") as writer:
+        writer.setnchannels(1)
+        writer.setsampwidth(2)
+        writer.setframerate(rate)
+        writer.writeframes(np.clip(np.rint(samples * 32767), -32768, 32767).astype("<i2").tobytes())
+    subprocess.run(["sox", "-V1", str(src), str(dst), "pitch", str(cents)], check=True)
+    return read_speech(dst)[0]
+
+
+def voice_pitch(clips: dict[str, list[tuple[str, np.ndarray, int]]], folder: Path) -> None:
+    """Each clip of a known speaker, pitch-shifted, against that speaker enrolled from their other clips."""
+    from aigclabel.likeness.voice import THRESHOLD, VoiceEncoder
+
+    encoder = VoiceEncoder()
+    shifts = (-400, -200, -100, 0, 100, 200, 400)
+    rows: dict[int, list[float]] = {s: [] for s in shifts}
+    for speaker, items in clips.items():
+        if speaker.startswith("single:"):
+            continue
+        for i, (_, samples, rate) in enumerate(items):
+            others = [encoder.embed(s, r) for j, (_, s, r) in enumerate(items) if j != i]
+            enrolled = np.mean([v for v in others if v is not None], axis=0)
+            for cents in shifts:
+                probe = encoder.embed(_pitch(samples, rate, cents, folder) if cents else samples, rate)
+                if probe is not None:
+                    rows[cents].append(encoder.distance(enrolled, probe))
+    print("\n### Pitch shift (sox `pitch`, tempo kept) against the speaker enrolled from their other clips")
+    print(f"| shift (semitones) | clips | mean distance | max distance | still matched at {THRESHOLD} |")
+    print("| --- | --- | --- | --- | --- |")
+    for cents, values in rows.items():
+        kept = sum(d <= THRESHOLD for d in values) / len(values)
+        print(
+            f"| {cents / 100:+.0f} | {len(values)} | {statistics.mean(values):.3f} | {max(values):.3f} | {kept:.0%} |"
+        )
+
+
+def voice_cost(clips: dict[str, list[tuple[str, np.ndarray, int]]]) -> None:
+    """CPU per clip (find: resample, VAD, mel, LSTM) against decoding the same clip, and peak memory."""
+    import tracemalloc
+
+    from aigclabel.likeness import _ge2e
+    from aigclabel.likeness.voice import VoiceEncoder
+
+    started = time.process_time()
+    encoder = VoiceEncoder()
+    _ = encoder.weights  # loaded on first use
+    load = time.process_time() - started
+    print("\n### Cost (CPU seconds, `time.process_time`)")
+    print(f"weights load (restricted unpickler, 17 MB): {load:.3f} s; load average {os.getloadavg()[0]:.1f}")
+    print("| clip | seconds | find CPU | per audio second | mel share | peak traced MB |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for _, items in clips.items():
+        name, samples, rate = max(items, key=lambda item: item[1].size / item[2])
+        tracemalloc.start()
+        t0 = time.process_time()
+        encoder.find(samples, rate)
+        spent = time.process_time() - t0
+        peak = tracemalloc.get_traced_memory()[1] / 1e6
+        tracemalloc.stop()
+        t0 = time.process_time()
+        _ge2e.mel_frames(_ge2e.resample(samples, rate))
+        mel = time.process_time() - t0
+        seconds = samples.size / rate
+        print(f"| {name} | {seconds:.1f} | {spent:.3f} | {spent / seconds:.3f} | {mel / spent:.0%} | {peak:.1f} |")
+    long = np.tile(clips["librivox"][0][1], 20)[: 120 * 16000]
+    tracemalloc.start()
+    t0 = time.process_time()
+    found = encoder.find(long, 16000)
+    spent = time.process_time() - t0
+    peak = tracemalloc.get_traced_memory()[1] / 1e6
+    tracemalloc.stop()
+    print(f"| 120 s of speech (the cap; {len(found)} spans) | 120.0 | {spent:.3f} | {spent / 120:.3f} | | {peak:.1f} |")
+    print(f"\npeak RSS of the process: {_rss_mb():.0f} MB")
+
+
+def voice_section(args: argparse.Namespace) -> None:
+    """Everything about voices."""
+    import tempfile
+
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))  # tests._voice: the speech corpus and espeak-ng speakers
+    from aigclabel.likeness.voice import MODEL, THRESHOLD, VoiceEncoder
+
+    encoder = VoiceEncoder()
+    print(f"## Voices ({MODEL}, threshold {THRESHOLD})")
+    clips = _voice_clips()
+    voice_cost(clips)  # first: it measures the weights load
+    embedded = {
+        k: [v for v in (encoder.embed(s, r) for _, s, r in items) if v is not None] for k, items in clips.items()
+    }
+    voice_accuracy("Real speech (pocketsphinx sdist: 2 known speakers, 6 single clips)", embedded, THRESHOLD)
+    with tempfile.TemporaryDirectory() as scratch:
+        synthetic = _espeak_clips(Path(scratch))
+        embedded = {k: [encoder.embed(s, r) for _, s, r in items] for k, items in synthetic.items()}
+        voice_accuracy("espeak-ng voices (a weak proxy: one synthesiser)", embedded, THRESHOLD)  # type: ignore[arg-type]
+        voice_pitch(clips, Path(scratch))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--face", action="store_true", help="face matching only")
@@ -335,7 +516,7 @@ def main() -> None:
     if args.face or everything:
         face_section(args)
     if args.voice or everything:
-        print("\n## Voices: not measured yet")
+        voice_section(args)
 
 
 if __name__ == "__main__":
