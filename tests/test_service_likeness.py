@@ -25,6 +25,7 @@ from .test_service import _client
 
 ZIP = {"Content-Type": "application/zip"}
 RAW = {"Content-Type": "application/octet-stream"}
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 KEY = "likeness-key-0123456789"
 
 
@@ -112,8 +113,9 @@ def test_hostile_packages_are_4xx(client: TestClient, tmp_path: Path) -> None:
 
 def test_likeness_endpoints_need_the_key(tmp_path: Path, photo: bytes) -> None:
     keyed = _client(tmp_path, api_keys=frozenset({KEY}))
-    for path in ("/v1/likeness/evidence", "/v1/likeness/evidence/verify"):
+    for path in ("/v1/likeness/evidence", "/v1/likeness/evidence/verify", "/v1/likeness/people/p/templates"):
         assert keyed.post(path, content=photo, headers=RAW).status_code == 401
+    assert keyed.delete("/v1/likeness/people/p").status_code == 401
     spec = keyed.get("/openapi.json").json()
     for path in ("/v1/likeness/evidence", "/v1/likeness/evidence/verify"):
         operation = spec["paths"][path]["post"]
@@ -217,14 +219,15 @@ def test_review_queue_over_http(ledger_client: TestClient, tmp_path: Path) -> No
     ]
 
 
-def test_hostile_uploads_to_gate_and_scan_are_4xx(ledger_client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hostile_uploads_to_gate_scan_enrol_are_4xx(ledger_client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
     from aigclabel.likeness.registry import KEY_ENV
 
     from .test_likeness_registry import KEY
 
     monkeypatch.setenv(KEY_ENV, KEY.hex())
     cut = (SAMPLES / "sample.png").read_bytes()[:60]
-    for path, params in (("/v1/likeness/gate", {"grantee": "studio"}), ("/v1/likeness/scan", {})):
+    routes = (("/v1/likeness/gate", {"grantee": "studio"}), ("/v1/likeness/scan", {}))
+    for path, params in (*routes, ("/v1/likeness/people/bob/templates", {})):
         hostile_files = (("x.bin", b"not media at all"), ("cut.png", cut), ("huge.png", png_huge_dimensions()))
         for name, body in (*hostile_files, ("flood.png", png_pixel_flood())):
             answer = ledger_client.post(path, params={"filename": name, **params}, content=body, headers=RAW)
@@ -236,6 +239,9 @@ def test_without_an_audit_database_the_likeness_routes_answer_404(tmp_path: Path
     with _client(tmp_path) as bare:
         assert bare.get("/v1/likeness/review").status_code == 404
         assert bare.get("/v1/likeness/consent").json()["error"] == "not-found"
+        assert bare.post("/v1/likeness/people/p/protect", json={}).status_code == 404
+        enrol = bare.post("/v1/likeness/people/p/templates", params={"filename": "a.png"}, content=b"x", headers=RAW)
+        assert enrol.status_code == 404
         assert (
             bare.post("/v1/likeness/scan", params={"filename": "a.png"}, content=b"x", headers=RAW).status_code == 404
         )
@@ -277,3 +283,110 @@ def test_gate_and_scan_uploads_with_a_real_face(tmp_path: Path, monkeypatch: pyt
     with AuditStore(tmp_path / "audit.sqlite") as store:  # nor in the audit log
         logged = json.dumps([e.to_dict() for e in store.events()], ensure_ascii=False)
     assert '"action": "gate"' in logged and "aigclabel-upload" not in logged and "edit.png" in logged
+
+
+def _jpeg(image: object, size: tuple[int, int] | None = None) -> bytes:
+    from PIL import Image
+
+    assert isinstance(image, Image.Image)
+    buffer = io.BytesIO()
+    (image.resize(size) if size else image).convert("RGB").save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def test_enrol_scan_notify_delete_a_real_face_over_http(
+    ledger_client: TestClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("aigclabel.likeness.face")
+    from PIL import Image
+
+    from aigclabel.audit import AuditStore
+    from aigclabel.likeness.ledger import ConsentLedger
+    from aigclabel.likeness.registry import KEY_ENV, LikenessRegistry
+
+    from .test_likeness_gate import _astronaut
+    from .test_likeness_registry import KEY as TEMPLATE_KEY
+
+    monkeypatch.setenv(KEY_ENV, TEMPLATE_KEY.hex())
+    with Image.open(_astronaut(tmp_path)) as image:
+        photo, resized = _jpeg(image), _jpeg(image, (384, 384))
+    enrolled = ledger_client.post(
+        "/v1/likeness/people/eileen/templates",
+        params={"filename": "eileen.jpg", "protected": "true"},
+        content=photo,
+        headers=RAW,
+    )
+    assert enrolled.status_code == 200, enrolled.text
+    assert enrolled.json()["stored"] == 1 and enrolled.json()["protected"] is True
+    assert enrolled.json()["templates"] == {"face": 1} and "aigclabel-upload" not in enrolled.text
+    assert list((tmp_path / "uploads").iterdir()) == [], "the enrolment photo is not kept"
+
+    def scan() -> list[str]:
+        answer = ledger_client.post("/v1/likeness/scan", params={"filename": "up.jpg"}, content=resized, headers=RAW)
+        assert answer.status_code == 200, answer.text
+        return [m["person"] for m in answer.json()["matches"]]
+
+    def gate() -> str:
+        answer = ledger_client.post(
+            "/v1/likeness/gate", params={"filename": "edit.jpg", "grantee": "studio"}, content=resized, headers=RAW
+        )
+        assert answer.status_code == 200, answer.text
+        return str(answer.json()["decision"])
+
+    assert scan() == ["eileen"]
+    grant = {"person": "eileen", "grantee": "studio", "modality": "face", "distortion": True}
+    token = ledger_client.post("/v1/likeness/consent", json=grant).json()["token"]
+    assert gate() == "refuse", "a protected person's grant without notice does not count"
+    notice = {"grant": token, "sha256": "cd" * 32, "channel": "email", "at": "2026-11-02T08:00:00+08:00"}
+    notified = ledger_client.post("/v1/likeness/consent/notify", json=notice)
+    assert notified.status_code == 200 and notified.json()["kind"] == "notify", notified.text
+    assert gate() == "allow"
+
+    deleted = ledger_client.delete("/v1/likeness/people/eileen")
+    assert deleted.status_code == 200 and deleted.json() == {"person": "eileen", "templates_deleted": 1}
+    assert scan() == []
+    assert ledger_client.delete("/v1/likeness/people/eileen").status_code == 422
+    with AuditStore(tmp_path / "audit.sqlite") as store:  # read back by the library, not the service
+        ledger = ConsentLedger(store)
+        assert ledger.verify_chain().ok
+        assert [e.kind for e in ledger.entries("eileen")] == ["grant", "notify", "delete"]
+        assert LikenessRegistry(store).people() == []
+
+
+def test_protect_delete_notify_refuse_bad_requests(
+    ledger_client: TestClient, client: TestClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aigclabel.audit import AuditStore
+    from aigclabel.likeness.registry import KEY_ENV, LikenessRegistry
+
+    from .test_likeness_registry import KEY as TEMPLATE_KEY
+    from .test_likeness_registry import face
+
+    monkeypatch.setenv(KEY_ENV, TEMPLATE_KEY.hex())
+    enrol = ledger_client.post("/v1/likeness/people/bob/templates", params={"filename": "s.png"},
+                               content=(SAMPLES / "sample.png").read_bytes(), headers=RAW)  # fmt: skip
+    assert enrol.status_code == 422, enrol.text  # no face in it (or, without the [likeness] extra, no encoder)
+    assert list((tmp_path / "uploads").iterdir()) == []
+    with AuditStore(tmp_path / "audit.sqlite") as store:
+        assert LikenessRegistry(store).people() == [], "nothing enrolled from a picture without a face"
+        LikenessRegistry(store, TEMPLATE_KEY).enrol("bob", [face(1)])
+
+    protect = ledger_client.post("/v1/likeness/people/bob/protect", json={"protected": True})
+    assert protect.status_code == 200 and protect.json() == {"person": "bob", "protected": True}
+    form = ledger_client.post("/v1/likeness/people/bob/protect", content=b"protected=false", headers=FORM)
+    assert form.status_code == 415, "a cross-site form cannot withdraw protection"
+    assert ledger_client.post("/v1/likeness/people/nobody/protect", json={}).status_code == 422
+    with AuditStore(tmp_path / "audit.sqlite") as store:
+        found = LikenessRegistry(store).person("bob")
+        assert found is not None and found.protected
+
+    notice = {"grant": "0" * 64, "sha256": "cd" * 32, "channel": "sms", "at": "2026-11-02T08:00:00"}
+    assert client.delete("/v1/likeness/people/bob").status_code == 403  # no ledger key: writes are off
+    assert client.post("/v1/likeness/consent/notify", json=notice).status_code == 403
+    unknown = ledger_client.post("/v1/likeness/consent/notify", json=notice)
+    assert unknown.status_code == 422 and "no grant" in unknown.json()["detail"]
+    assert ledger_client.post("/v1/likeness/consent/notify", json={**notice, "sha256": "x"}).status_code == 422
+    text = ledger_client.post("/v1/likeness/consent/notify", content=json.dumps(notice).encode(), headers=FORM)
+    assert text.status_code == 415
+    with AuditStore(tmp_path / "audit.sqlite") as store:
+        assert LikenessRegistry(store).person("bob") is not None, "a refused delete deletes nothing"

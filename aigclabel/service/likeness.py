@@ -1,4 +1,4 @@
-"""The ``/v1/likeness/...`` endpoints: evidence packages for an upload, and their verification.
+"""The ``/v1/likeness/...`` endpoints: evidence packages, the gate and the scan, enrolment, the consent ledger.
 
 Same contract as the rest of the service (:mod:`aigclabel.service.app`): the raw body is the upload, the API
 key guards every route, analysis runs in the heavy lane under the request budget, and every error has the
@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from .settings import ServiceSettings
 
 ZIP_TYPE = "application/zip"
+PersonId = Annotated[str, Path(min_length=1, max_length=256, description="Opaque person id (no name needed)")]
 
 
 def _json_only(request: Request) -> None:
@@ -71,6 +72,18 @@ class RevokeBody(BaseModel):
     grantee: str | None = Field(default=None, max_length=256)
     modality: Literal["face", "voice"] | None = None
     reason: str = Field(default="", max_length=2048)
+
+
+class NotifyBody(NoticeBody):
+    """Proof that the person of a grant (its token or hash) was notified."""
+
+    grant: str = Field(min_length=1, max_length=256)
+
+
+class ProtectBody(BaseModel):
+    """Whether an enrolled person is protected (opted out: platforms match uploads against them)."""
+
+    protected: bool = True
 
 
 class ReviewBody(BaseModel):
@@ -170,12 +183,14 @@ def add_consent_routes(
     upload_route: Callable[..., Callable[[Callable[..., Any]], Callable[..., Any]]],
     analyse: Callable[..., Any],
 ) -> None:
-    """Register the gate, scan, review-queue and consent-ledger endpoints (the audit database holds them all).
+    """Register the enrolment, gate, scan, review-queue and consent-ledger endpoints (the audit database holds
+    them all).
 
-    Writes to the ledger (consent grant and revoke, review approve and remove) are signed with the key file
-    in ``AIGCLABEL_LEDGER_KEY``; without one they are refused with 403. Their bodies are JSON with
-    ``Content-Type: application/json``, which no cross-site form or simple request can send, so a page
-    elsewhere cannot make a browser grant consent on a keyless loopback service.
+    Writes to the ledger (consent grant, revoke and notify, review approve and remove, deleting a person) are
+    signed with the key file in ``AIGCLABEL_LEDGER_KEY``; without one they are refused with 403. Their bodies
+    (and the protect switch's) are JSON with ``Content-Type: application/json``, which no cross-site form or
+    simple request can send, so a page elsewhere cannot make a browser grant consent on a keyless loopback
+    service; a ``DELETE`` and an upload's media type need a CORS preflight, which the service never grants.
     """
     from ..likeness.ledger import ConsentLedger, Notice, Purposes
     from ..likeness.registry import LikenessRegistry, load_template_key
@@ -199,6 +214,57 @@ def add_consent_routes(
 
     def registry(consent: ConsentLedger) -> LikenessRegistry:
         return LikenessRegistry(consent.store, load_template_key(), consent)
+
+    forbidden: dict[int | str, dict[str, Any]] = {403: _error_doc("No ledger key configured")}
+
+    @upload_route(
+        "/v1/likeness/people/{person}/templates",
+        "Enrol a person from a photo, video or voice clip: embeddings only, encrypted; the upload is not kept",
+        responses={**_ERROR_DOC, **not_found},
+        tags=["likeness"],
+    )
+    async def enrol_upload(
+        _: Keyed,
+        upload: Uploaded,
+        person: PersonId,
+        modality: Annotated[Literal["face", "voice"] | None, Query(description="Default: by the file")] = None,
+        protected: Annotated[bool | None, Query(description="Opt-out: platforms match uploads against them")] = None,
+    ) -> JSONResponse:
+        """How many templates were stored and the person's record (template key from
+        ``$AIGCLABEL_LIKENESS_KEY``); each photo or frame must show one face."""
+        consent = ledger()
+        people = registry(consent)
+        chosen: Modality | None = modality
+
+        def enrol() -> dict[str, Any]:
+            count = people.enrol_files(person, [upload.path], modality=chosen, protected=protected)
+            enrolled = people.person(person)
+            return {"stored": count, **(enrolled.to_dict() if enrolled else {"person": person})}
+
+        return JSONResponse(_scrubbed(upload, await analyse(enrol, heavy=True)))
+
+    @app.post(
+        "/v1/likeness/people/{person}/protect",
+        summary="Protect an enrolled person (opt-out: platforms match uploads against them), or withdraw it",
+        responses={**_ERROR_DOC, **not_found},
+        tags=["likeness"],
+        dependencies=[Depends(_json_only)],
+    )
+    async def protect(_: Keyed, person: PersonId, body: ProtectBody) -> dict[str, Any]:
+        people = LikenessRegistry(store_of())
+        await run_in_threadpool(people.set_protected, person, body.protected)
+        return {"person": person, "protected": body.protected}
+
+    @app.delete(
+        "/v1/likeness/people/{person}",
+        summary="Delete a person and their templates; the ledger keeps a signed deletion entry (no biometrics)",
+        responses={**_ERROR_DOC, **not_found, **forbidden},
+        tags=["likeness"],
+    )
+    async def delete_person(_: Keyed, person: PersonId) -> dict[str, Any]:
+        consent = ledger(write=True)
+        count = await run_in_threadpool(LikenessRegistry(consent.store, None, consent).delete, person)
+        return {"person": person, "templates_deleted": count}
 
     @upload_route(
         "/v1/likeness/gate",
@@ -264,7 +330,7 @@ def add_consent_routes(
     @app.post(
         "/v1/likeness/review/{review_id}",
         summary="Decide a review item: approve, remove or false-match (approve and remove are signed ledger entries)",
-        responses={**_ERROR_DOC, **not_found, 403: _error_doc("No ledger key configured")},
+        responses={**_ERROR_DOC, **not_found, **forbidden},
         tags=["likeness"],
         dependencies=[Depends(_json_only)],
     )
@@ -288,7 +354,7 @@ def add_consent_routes(
     @app.post(
         "/v1/likeness/consent",
         summary="Record a person's consent (Deep Synthesis Art. 14): a signed, hash-chained ledger entry",
-        responses={**_ERROR_DOC, **not_found, 403: _error_doc("No ledger key configured")},
+        responses={**_ERROR_DOC, **not_found, **forbidden},
         tags=["likeness"],
         dependencies=[Depends(_json_only)],
     )
@@ -313,7 +379,7 @@ def add_consent_routes(
     @app.post(
         "/v1/likeness/consent/revoke",
         summary="Revoke consent, effective at once: one grant, or all of a person's (to a grantee, for a modality)",
-        responses={**_ERROR_DOC, **not_found, 403: _error_doc("No ledger key configured")},
+        responses={**_ERROR_DOC, **not_found, **forbidden},
         tags=["likeness"],
         dependencies=[Depends(_json_only)],
     )
@@ -325,4 +391,18 @@ def add_consent_routes(
                 body.person, grant=body.grant, grantee=body.grantee, modality=modality, reason=body.reason
             )
         )
+        return entry.to_dict()
+
+    @app.post(
+        "/v1/likeness/consent/notify",
+        summary="Record proof that the person of a grant was notified (Deep Synthesis Art. 14): a signed entry",
+        responses={**_ERROR_DOC, **not_found, **forbidden},
+        tags=["likeness"],
+        dependencies=[Depends(_json_only)],
+    )
+    async def consent_notify(_: Keyed, body: NotifyBody) -> dict[str, Any]:
+        """The notify entry; from then on the grant counts (a grant without notice is ``not-notified``)."""
+        consent = ledger(write=True)
+        notice = Notice(body.sha256, body.channel, _aware(body.at))
+        entry = await run_in_threadpool(consent.notify, body.grant, notice)
         return entry.to_dict()
