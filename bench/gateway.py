@@ -86,6 +86,8 @@ async def stream_tokens(client: httpx.AsyncClient, base: str, tokens: int, delay
     token = b'"content":"word'
     count, tail = 0, b""
     async with client.stream("POST", base + "/v1/chat/completions", json=body) as answer:
+        if answer.status_code != 200:
+            raise SystemExit(f"{base}: HTTP {answer.status_code} {(await answer.aread())[:300]!r}")
         async for data in answer.aiter_bytes():
             # a token cut between two reads is counted once: the tail is too short to hold a whole one
             window = tail + data

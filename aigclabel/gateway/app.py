@@ -65,6 +65,10 @@ _CLIENT_SECRETS = frozenset({"authorization", "api-key", "x-api-key"})
 _BODY_HEADERS = frozenset({"content-length", "content-encoding", "etag", "content-md5"})
 #: Audit events waiting to be written, at most (answers wait for room beyond that).
 _AUDIT_QUEUE = 10_000
+#: How long an idle upstream connection is kept for reuse. Shorter than the servers' own idle timeouts
+#: (uvicorn, behind vLLM and SGLang: 5 s; httpx's default is also 5 s): a request sent on a connection the
+#: upstream is closing at that moment fails with a ReadError and, being a POST, cannot be retried.
+_KEEPALIVE_SECONDS = 2.0
 #: Bytes of a streamed answer gathered for the client before the upstream is read further (backpressure).
 _BATCH_BYTES = 64 * 1024
 #: Where the gateway serves the labelled images of ``url`` answers.
@@ -195,7 +199,7 @@ class Gateway:
         """Open the upstream connection pool, the image folder and the audit writer; close them on shutdown
         (the audit events still queued are written first)."""
         timeout = httpx.Timeout(self.settings.read_timeout, connect=self.settings.connect_timeout)
-        limits = httpx.Limits(max_connections=None, max_keepalive_connections=256)
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=256, keepalive_expiry=_KEEPALIVE_SECONDS)
         self.image_dir = tempfile.TemporaryDirectory(prefix="aigclabel-gateway-images-")
         sender, receiver = anyio.create_memory_object_stream[AuditEvent](max_buffer_size=_AUDIT_QUEUE)
         async with (
