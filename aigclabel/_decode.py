@@ -16,7 +16,11 @@ the shortest side. So :func:`decode_for_analysis`
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -98,14 +102,31 @@ def decode_for_analysis(
         return (image.transpose(transpose) if transpose is not None else image), factor
 
 
+_SAMPLED: ContextVar[list[float] | None] = ContextVar("aigclabel_sampled", default=None)
+
+
+@contextmanager
+def sampled_times() -> Iterator[list[float]]:
+    """Collect the times of the video frames :func:`video_frames` takes inside the block (a scan reports them:
+    a frame budget may leave part of a video unsampled, and the report must say which part was seen)."""
+    times: list[float] = []
+    token = _SAMPLED.set(times)
+    try:
+        yield times
+    finally:
+        _SAMPLED.reset(token)
+
+
 def video_frames(path: Path, *, every: float = 1.0, limit: int = 30) -> Iterator[tuple[float, Image.Image]]:
     """(time in seconds, the frame as displayed in RGB) for one frame per ``every`` seconds, at most ``limit``.
 
-    For a video longer than ``every`` x ``limit`` the samples are spread evenly over its whole duration
-    (a face that appears late is not missed). A gap of more than :data:`_SEEK_GAP` seconds to the next sample
-    is skipped by seeking to the keyframe before it, so the frames decoded stay near the samples taken on a
-    video with regular keyframes; every decoded frame is charged to the budget, and the declared and actual
-    frame sizes are checked against the decode limit before decoding.
+    For a video longer than ``every`` x ``limit`` the sample times are spread evenly over its whole length (a
+    face that appears late is not missed). The packets are first indexed without decoding (where the keyframes
+    are, how many frames lie between); each sample is then reached by the cheaper of decoding on or seeking to
+    the keyframe before it, and when that would cost more frames than the budget leaves per remaining sample,
+    the nearest keyframe is taken instead (decoded alone), so a phone video or a 250-frame GOP is covered within
+    the service's frame budget. The times yielded are those of the frames actually taken; every decoded frame
+    is charged to the budget, and the declared and actual frame sizes are checked before decoding.
     """
     with needs_extra("media"):
         import av
@@ -118,50 +139,138 @@ def video_frames(path: Path, *, every: float = 1.0, limit: int = 30) -> Iterator
                 stream = container.streams.video[0]
                 check_video_pixels(path, stream)
                 base = float(stream.time_base) if stream.time_base else 0.0
-                duration = float(stream.duration * base) if stream.duration and base else 0.0
-                if not duration and container.duration:
-                    duration = container.duration / 1_000_000
-                step = max(every, duration / limit) if duration else every
-                yield from _sampled(path, container, stream, step, limit, base)
+                index = _index(container, stream) if base else _Index([], [])
+                if not index.times:
+                    raise MalformedFileError(f"{path}: no timed video frames to sample")
+                first, end = index.times[0], index.times[-1]
+                span = (end - first) * base
+                count = max(1, min(limit, int(span / every + 1e-9) + 1))
+                step = every if count < limit or count == 1 else max(every, span / (count - 1))
+                targets = [first + round(i * step / base) for i in range(count)]
+                record = _SAMPLED.get()
+                for pts, image in _Sampler(path, container, stream, index).take(targets):
+                    if record is not None:
+                        record.append((pts - first) * base)
+                    yield (pts - first) * base, image
         except av.error.FFmpegError as exc:
             raise MalformedFileError(f"{path}: cannot decode video ({exc})") from exc
 
 
-#: Seconds to the next sample beyond which :func:`video_frames` seeks instead of decoding through.
-_SEEK_GAP = 4.0
+#: Packets :func:`video_frames` indexes before sampling; a stream with more is sampled over its indexed part.
+_INDEX_PACKETS = 200_000
 
 
-def _sampled(
-    path: Path, container: Any, stream: Any, step: float, limit: int, base: float
-) -> Iterator[tuple[float, Image.Image]]:
-    """The frames :func:`video_frames` yields, timed from the stream's first frame."""
-    taken = 0
-    target = 0.0
-    first: float | None = None
-    last = -1.0
-    while taken < limit:
-        if first is not None and base and target - last > _SEEK_GAP:
-            container.seek(int((first + target) / base), stream=stream, backward=True)
-        found = False
-        for frame in container.decode(stream):
-            _budget.charge_frames(1, "the video")
-            at = float(frame.time) if frame.time is not None else last + step
-            first = at if first is None else first
-            last = at - first
-            if last + 1e-6 < target:
-                continue
-            check_pixels(path, frame.width, frame.height, "video frame")  # the stream may under-declare
-            image = frame.to_image()
-            angle = round(float(getattr(frame, "rotation", 0) or 0)) % 360
-            if angle in (90, 180, 270):  # as displayed
-                image = image.rotate(angle, expand=True)
-            yield last, image
-            taken += 1
-            target = max(target + step, last + 1e-3)
-            found = True
+@dataclass
+class _Index:
+    """A video stream's packet presentation times and keyframe times (stream time base), sorted."""
+
+    times: list[int]
+    keys: list[int]
+
+    def between(self, start: int, stop: int) -> int:
+        """Frames with ``start`` <= time <= ``stop``: what decoding from ``start`` to ``stop`` costs."""
+        return bisect.bisect_right(self.times, stop) - bisect.bisect_left(self.times, start)
+
+    def key_before(self, at: int) -> int:
+        """The last keyframe at or before ``at`` (the first frame when none is)."""
+        i = bisect.bisect_right(self.keys, at)
+        return self.keys[i - 1] if i else self.times[0]
+
+    def key_nearest(self, at: int) -> int:
+        """The keyframe closest to ``at``."""
+        i = bisect.bisect_left(self.keys, at)
+        near = self.keys[max(i - 1, 0) : i + 1] or [self.times[0]]
+        return min(near, key=lambda key: abs(key - at))
+
+
+def _index(container: Any, stream: Any) -> _Index:
+    """Demux (no decoding) the stream's packets, at most :data:`_INDEX_PACKETS`, then rewind."""
+    times: list[int] = []
+    keys: list[int] = []
+    for packet in container.demux(stream):
+        if packet.pts is None:
+            continue
+        if len(times) % 4096 == 0:
+            _budget.check("indexing the video")
+        times.append(int(packet.pts))
+        if packet.is_keyframe:
+            keys.append(int(packet.pts))
+        if len(times) >= _INDEX_PACKETS:
             break
-        if not found:
-            return
+    times.sort()
+    keys.sort()
+    if times:
+        container.seek(times[0], stream=stream, backward=True)
+    return _Index(times, keys)
+
+
+class _Sampler:
+    """Takes frames at given times with as few decoded frames as the budget needs (see :func:`video_frames`)."""
+
+    def __init__(self, path: Path, container: Any, stream: Any, index: _Index) -> None:
+        self.path, self.container, self.stream, self.index = path, container, stream, index
+        self.frames: Iterator[Any] | None = None  # the decoder, positioned after ``self.at``
+        self.at = -1  # time of the last frame decoded in order (not keyframe-only)
+        self.taken: set[int] = set()
+
+    def take(self, targets: list[int]) -> Iterator[tuple[int, Image.Image]]:
+        """(frame time, image) for each target: that frame, or the nearest keyframe when it costs too much."""
+        for i, target in enumerate(targets):
+            key = self.index.key_before(target)
+            onward = self.index.between(self.at + 1, target) if self.frames is not None and key <= self.at else None
+            from_key = self.index.between(key, target)
+            cost = min(from_key, onward) if onward is not None else from_key
+            if cost <= self._allowance(len(targets) - i):
+                got = self._decode_to(target, seek=None if onward is not None and onward <= from_key else key)
+            else:
+                got = self._keyframe(self.index.key_nearest(target))
+            if got is not None and got[0] not in self.taken:
+                self.taken.add(got[0])
+                yield got
+
+    def _allowance(self, samples: int) -> float:
+        """Frames one of the ``samples`` remaining samples may cost (unbounded outside a budget)."""
+        limits = _budget.current()
+        if limits is None:
+            return float("inf")
+        return (limits.frames - limits.used_frames) / samples
+
+    def _decode_to(self, target: int, seek: int | None) -> tuple[int, Image.Image] | None:
+        """The first frame at or after ``target``, decoding on (``seek`` None) or from the keyframe ``seek``."""
+        if seek is not None or self.frames is None:
+            self._restart(self.index.times[0] if seek is None else seek, keys_only=False)
+        assert self.frames is not None
+        for frame in self.frames:
+            _budget.charge_frames(1, "the video")
+            at = int(frame.pts) if frame.pts is not None else self.at + 1
+            self.at = at
+            if at >= target:
+                return at, self._image(frame)
+        return None
+
+    def _keyframe(self, key: int) -> tuple[int, Image.Image] | None:
+        """The keyframe at ``key`` alone (the decoder skips every other frame)."""
+        if key in self.taken:
+            return None
+        self._restart(key, keys_only=True)
+        assert self.frames is not None
+        for frame in self.frames:
+            _budget.charge_frames(1, "the video")
+            self.frames = None  # keyframe-only: the next in-order sample seeks again
+            return (int(frame.pts) if frame.pts is not None else key), self._image(frame)
+        return None
+
+    def _restart(self, at: int, *, keys_only: bool) -> None:
+        self.stream.codec_context.skip_frame = "NONKEY" if keys_only else "DEFAULT"
+        self.container.seek(at, stream=self.stream, backward=True)
+        self.frames = self.container.decode(self.stream)
+        self.at = -1 if keys_only else at - 1
+
+    def _image(self, frame: Any) -> Image.Image:
+        check_pixels(self.path, frame.width, frame.height, "video frame")  # the stream may under-declare
+        image: Image.Image = frame.to_image()
+        angle = round(float(getattr(frame, "rotation", 0) or 0)) % 360
+        return image.rotate(angle, expand=True) if angle in (90, 180, 270) else image  # as displayed
 
 
 def decode_audio(path: Path, *, rate: int, max_seconds: float) -> tuple[npt.NDArray[np.float32], bool]:

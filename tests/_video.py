@@ -66,3 +66,16 @@ def packet_count(path: Path) -> int:
     cmd = ["ffprobe", "-v", "error", "-show_entries", "packet=pos", "-of", "csv=p=0", str(path)]
     done = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return len(done.stdout.split())
+
+
+def late_face_video(out: Path, face: Path, *, gop: int | None = None) -> Path:
+    """A 60 s, 30 fps H.264 video (480x360, libx264's default GOP or ``gop`` frames) of a blank wall with the
+    picture ``face`` (scaled to 300x300) shown only from second 40 to 50: a face a sampler must reach late."""
+    keyint = ["-g", str(gop)] if gop else []
+    return ffmpeg(
+        out,
+        *("-f", "lavfi", "-i", "color=c=0x284050:s=480x360:r=30:d=60"),
+        *("-framerate", "30", "-loop", "1", "-t", "10", "-i", str(face)),
+        *("-filter_complex", "[1]scale=300:300,setpts=PTS+40/TB[a];[0][a]overlay=90:30:eof_action=pass"),
+        *("-c:v", "libx264", "-preset", "veryfast", *keyint, "-pix_fmt", "yuv420p"),
+    )

@@ -154,18 +154,22 @@ def test_face_in_a_video_is_found_with_its_time(
 
 
 def test_long_video_is_sampled_over_its_whole_length_by_seeking(tmp_path: Path) -> None:
-    """20 s at 5 fps, keyframes every 2 s, 3 samples: one every 6.7 s, decoding far fewer than the 100 frames."""
+    """20 s at 5 fps, keyframes every 2 s, 3 samples: one every 9.9 s up to the last frame, decoding far fewer than
+    the 100 frames."""
     pictures = [(Image.new("RGB", (64, 48), (i * 2, 80, 120)), 1) for i in range(100)]
     video = _video(tmp_path / "long.mp4", pictures, rate=5, gop=10)
     with _budget.budget(_budget.Budget()), _budget.stage("faces") as spent:
         times = [at for at, _ in video_frames(video, every=1.0, limit=3)]
         assert spent is not None and spent.used_frames < 40
-    assert times == pytest.approx([0.0, 6.8, 13.4], abs=0.25)
+    assert times == pytest.approx([0.0, 10.0, 19.8], abs=0.25)
 
 
 def test_video_sampling_is_budgeted(encoder: FaceEncoder, photos: Path, tmp_path: Path) -> None:
     video = _obama_video(photos, tmp_path / "face.mp4")
-    with _budget.budget(_budget.Budget(frames=5)), pytest.raises(BudgetExceeded, match="over budget"):
+    with _budget.budget(_budget.Budget(frames=5)), _budget.stage("faces") as spent:
+        times = [at for at, _ in video_frames(video)]  # 5 samples 10 frames apart: keyframes alone fit
+        assert spent is not None and spent.used_frames == len(times) <= 5 and times[0] == 0.0
+    with _budget.budget(_budget.Budget(frames=5, seconds=0)), pytest.raises(BudgetExceeded, match="over budget"):
         encoder.find_in_file(video)
     assert len(encoder.find_in_file(video, limit=1)) == 0  # one sample: the blank first frame
 

@@ -390,3 +390,36 @@ def test_protect_delete_notify_refuse_bad_requests(
     assert text.status_code == 415
     with AuditStore(tmp_path / "audit.sqlite") as store:
         assert LikenessRegistry(store).person("bob") is not None, "a refused delete deletes nothing"
+
+
+@pytest.mark.interop  # ffmpeg makes the video
+@pytest.mark.parametrize("gop", [None, 30])
+def test_scan_finds_a_face_late_in_a_minute_of_video(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gop: int | None
+) -> None:
+    """60 s at 30 fps, the protected astronaut only from 40 s to 50 s (libx264's default GOP, and 1 s keyframes):
+    the scan finds her within the service's default frame budget and says which times it searched."""
+    pytest.importorskip("aigclabel.likeness.face")
+    from aigclabel.audit import AuditStore
+    from aigclabel.likeness.ledger import ConsentLedger
+    from aigclabel.likeness.registry import KEY_ENV, LikenessRegistry
+
+    from ._video import late_face_video
+    from .test_likeness_gate import _astronaut
+    from .test_likeness_registry import KEY
+
+    photo = _astronaut(tmp_path)
+    video = late_face_video(tmp_path / "late.mp4", photo, gop=gop)
+    with AuditStore(tmp_path / "audit.sqlite") as store:
+        LikenessRegistry(store, KEY, ConsentLedger(store, demo_signing_key())).enrol_files(
+            "eileen", [photo], protected=True
+        )
+    monkeypatch.setenv(KEY_ENV, KEY.hex())
+    with _client(tmp_path, audit_url=str(tmp_path / "audit.sqlite")) as app:
+        scanned = app.post("/v1/likeness/scan", params={"filename": "late.mp4"}, content=video.read_bytes(),
+                           headers=RAW)  # fmt: skip
+    assert scanned.status_code == 200, scanned.text
+    [match] = scanned.json()["matches"]
+    assert match["person"] == "eileen" and 40 <= match["at"] < 50
+    sampled = scanned.json()["sampled"]
+    assert sampled[0] == 0 and sampled[-1] > 56 and len(sampled) == len(set(sampled))

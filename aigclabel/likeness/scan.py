@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from .._decode import sampled_times
 from .._extras import needs_extra
 from ..audit import AuditEvent, EventKind, file_sha256
 from ..audit.models import LikenessReview
@@ -54,12 +55,14 @@ class ScanMatch:
 
 @dataclass
 class ScanResult:
-    """What one upload's scan found: every match, those queued for review, the audit event."""
+    """What one upload's scan found: every match, those queued for review, the audit event, and for a video the
+    times (seconds) of the frames searched, so a reviewer sees which part a frame budget left unseen."""
 
     name: str
     content_sha256: str
     found: int
     matches: list[ScanMatch] = field(default_factory=list)
+    sampled: list[float] = field(default_factory=list)
     audit_event_id: int | None = None
 
     @property
@@ -78,6 +81,7 @@ class ScanResult:
             "name": self.name,
             "content_sha256": self.content_sha256,
             "found": self.found,
+            "sampled": self.sampled,
             "clear": self.clear,
             "matches": [m.to_dict() for m in self.matches],
             "queued": self.queued,
@@ -159,9 +163,10 @@ def scan(
 ) -> ScanResult:
     """Match the upload at ``path`` against the protected people; queue every match no token in ``tokens`` clears."""
     upload = Path(path)
-    found = find(upload)
+    with sampled_times() as sampled:
+        found = find(upload)
     digest = file_sha256(upload)
-    result = ScanResult(upload.name, digest, len(found))
+    result = ScanResult(upload.name, digest, len(found), sampled=[round(at, 3) for at in sampled])
     store = registry.store
     matches = registry.match(found, protected_only=True, encoders=encoders)
     best: dict[tuple[str, str], Match] = {}
