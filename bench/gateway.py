@@ -106,10 +106,19 @@ async def throughput(base: str, streams: int, tokens: int, delay: float) -> floa
     return sum(counts) / elapsed
 
 
+def family(pid: int) -> list[int]:
+    """A process and its children (the gateway's ``--workers`` processes), from Linux /proc."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [pid, *map(int, children)]
+
+
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time a process and its children have used (Linux /proc)."""
+    total = 0
+    for member in family(pid):
+        fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 async def measure(args: argparse.Namespace, direct: str, gateway: str, pids: dict[str, int]) -> None:
@@ -141,10 +150,11 @@ async def measure(args: argparse.Namespace, direct: str, gateway: str, pids: dic
         # share core 0 in both paths; the gateway alone gets core 1.
         os.sched_setaffinity(0, {0})
         os.sched_setaffinity(pids["upstream"], {0})
-        os.sched_setaffinity(pids["gateway"], {1})
+        for pid in family(pids["gateway"]):
+            os.sched_setaffinity(pid, {1})
         await compare("as fast as the upstream can, the gateway on a core of its own", args, direct, gateway, pids, 0.0)
         everywhere = set(range(os.cpu_count() or 1))
-        for pid in (0, *pids.values()):
+        for pid in (0, pids["upstream"], *family(pids["gateway"])):
             os.sched_setaffinity(pid, everywhere)
     paced = argparse.Namespace(**{**vars(args), "streams": args.paced_streams, "tokens": args.paced_tokens})
     await compare(f"{args.paced_streams} answers at a model's pace", paced, direct, gateway, pids, args.paced_delay)
@@ -185,6 +195,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--text-mark", action="store_true", help="also insert the invisible Unicode mark")
     parser.add_argument("--no-audit", action="store_true", help="run the gateway without its audit store")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes of the gateway under test")
     parser.add_argument("--serve-upstream", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_upstream:
@@ -201,6 +212,8 @@ def main() -> None:
             command.append("--text-mark")
         if args.no_audit:
             command.append("--no-audit")
+        if args.workers > 1:
+            command += ["--workers", str(args.workers)]
         proxy = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             wait_ready(direct + "/v1/models", upstream)

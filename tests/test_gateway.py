@@ -7,9 +7,12 @@ servers in threads. Files the gateway returns are read back with aigclabel's rea
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import io
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -541,3 +544,101 @@ def _wait_for(condition: Any, seconds: float = 10.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.02)
+
+
+# ---------------------------------------------------------------------------- --workers
+
+
+def _workers(supervisor: int) -> set[int]:
+    """The supervisor's worker processes (not multiprocessing's resource tracker)."""
+    found = subprocess.run(["pgrep", "-P", str(supervisor)], capture_output=True, text=True).stdout.split()
+    return {int(pid) for pid in found if b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes()}
+
+
+def _recorded(db: Path) -> int:
+    store = AuditStore(db)
+    try:
+        return sum(1 for _ in store.events())
+    finally:
+        store.close()
+
+
+def _ask(port: int) -> str:
+    """One answer on a fresh connection (a worker is chosen per connection); its ProduceID."""
+    with httpx.Client(timeout=15) as client:
+        body = {"model": "tiny", "messages": MESSAGES, "tokens": 2}
+        answer = client.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=body)
+    assert answer.status_code == 200
+    return answer.headers["aigc-produceid"]
+
+
+def _ask_streamed(port: int) -> str:
+    with httpx.Client(timeout=15) as client:
+        body = {"model": "tiny", "messages": MESSAGES, "tokens": 3, "stream": True}
+        with client.stream("POST", f"http://127.0.0.1:{port}/v1/chat/completions", json=body) as answer:
+            assert answer.status_code == 200 and b"[DONE]" in answer.read()
+            return answer.headers["aigc-produceid"]
+
+
+@pytest.mark.slow
+def test_workers_share_the_port_record_each_answer_once_and_are_replaced(
+    upstream: tuple[str, Upstream], tmp_path: Path
+) -> None:
+    port = free_port()
+    db = tmp_path / "audit.sqlite"
+    command = [sys.executable, "-m", "aigclabel", "gateway", "--upstream", upstream[0], "-p", DEMO_PROVIDER_CODE,
+               "--port", str(port), "--db", str(db), "--workers", "2"]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    asked: list[str] = []
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/aigclabel/health", process)
+        _wait_for(lambda: len(_workers(process.pid)) == 2, 60)
+        first, second = sorted(_workers(process.pid))
+        # With one worker stopped, the other alone takes the port's connections: each serves by itself.
+        for stopped in (first, second):
+            os.kill(stopped, signal.SIGSTOP)
+            try:
+                asked += [_ask(port), _ask_streamed(port)]
+            finally:
+                with contextlib.suppress(ProcessLookupError):  # uvicorn kills a worker silent for 5 s
+                    os.kill(stopped, signal.SIGCONT)
+        asked += [_ask(port) if n % 2 else _ask_streamed(port) for n in range(16)]
+        # Events are written after the answer's last byte: a worker killed with -9 loses the ones still queued
+        # (as a single process would), so it is killed once they are in.
+        _wait_for(lambda: _recorded(db) == len(asked), 30)
+        os.kill(first, signal.SIGKILL)  # uvicorn's supervisor starts a new worker in its place
+        _wait_for(lambda: len(_workers(process.pid) - {first}) == 2, 60)
+        os.kill(second, signal.SIGSTOP)
+        try:
+            asked.append(_ask(port))  # served by the replacement
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(second, signal.SIGCONT)
+    finally:
+        process.terminate()
+        assert process.wait(30) == 0
+    assert _workers(process.pid) == set()
+    store = AuditStore(db)
+    recorded = [e.produce_id for e in store.events()]
+    store.close()
+    # Every answer once, whichever worker served it (the killed worker had nothing left to write).
+    assert sorted(recorded) == sorted(asked) and len(set(asked)) == len(asked) == 21
+
+
+@pytest.mark.slow
+def test_workers_stop_when_their_supervisor_is_killed(upstream: tuple[str, Upstream], tmp_path: Path) -> None:
+    port = free_port()
+    command = [sys.executable, "-m", "aigclabel", "gateway", "--upstream", upstream[0], "-p", DEMO_PROVIDER_CODE,
+               "--port", str(port), "--no-audit", "--workers", "2"]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    wait_for_http(f"http://127.0.0.1:{port}/aigclabel/health", process)
+    _wait_for(lambda: len(_workers(process.pid)) == 2, 60)
+    children = _workers(process.pid)
+    process.kill()  # kill -9: no chance to stop its workers; they notice and stop themselves
+    process.wait()
+    try:
+        _wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in children), 30)
+    finally:
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

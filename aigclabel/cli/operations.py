@@ -17,7 +17,7 @@ import typer
 from .._extras import needs_extra
 from ..errors import AIGCLabelError, GatewayConfigError, ServiceConfigError
 from ..label import AIGCLabel
-from ._common import err, fail, out, signing_key, usage_error, watermark_key
+from ._common import err, fail, out, usage_error
 from ._console import real_console
 from .exit_codes import LABEL_PROBLEM
 
@@ -265,6 +265,7 @@ def gateway(
     ] = None,
     audit: Annotated[bool, typer.Option(help="Record every labelled answer in the audit store.")] = True,
     read_timeout: Annotated[float, typer.Option(help="Seconds to wait for the upstream's next bytes.")] = 600.0,
+    workers: Annotated[int, typer.Option(help="Worker processes sharing the port.", min=1)] = 1,
 ) -> None:
     """Run a reverse proxy in front of an OpenAI-compatible server that labels every answer.
 
@@ -274,33 +275,38 @@ def gateway(
     with needs_extra("service"):
         import uvicorn
 
-    from ..audit import AuditStore
-    from ..explicit.text import DEFAULT_LABEL
+    from ..audit import resolve_url
     from ..gateway.app import create_app
-    from ..gateway.settings import GatewaySettings
+    from ..gateway.server import GatewayOptions, run_workers
     from ..service.settings import collect_keys, is_loopback
 
     try:
         accepted = collect_keys(api_key or (), api_key_file)
         if not accepted and not is_loopback(host):
             raise GatewayConfigError("refusing to serve on a non-loopback address without --api-key or --api-key-file")
-        settings = GatewaySettings(
+        options = GatewayOptions(
             upstream=upstream,
             producer=producer,
-            upstream_api_key=os.environ.get("AIGCLABEL_UPSTREAM_API_KEY") or None,
             api_keys=accepted,
-            text_label=label_text or DEFAULT_LABEL,
+            text_label=label_text,
             text_position=position,
             text_format=text_format,
             text_mark=text_mark,
             image_visible=visible_image_label,
-            watermark=watermark,
-            watermark_key=watermark_key(watermark_key_file),
-            signing_key=signing_key(sign_key, demo_key),
             audio_label=audio_label,
-            audit=AuditStore(db) if audit else None,
+            watermark=watermark,
+            watermark_key_file=str(watermark_key_file.resolve()) if watermark_key_file else None,
+            sign_key=str(sign_key.resolve()) if sign_key else None,
+            demo_key=demo_key,
+            audit_url=resolve_url(db) if audit else None,
             read_timeout=read_timeout,
         )
+        settings = options.settings()  # with --workers too: a bad option or key fails here, once
     except AIGCLabelError as exc:
         fail(exc)
+    if workers > 1:
+        if settings.audit is not None:
+            settings.audit.close()  # migrated; each worker opens its own connection
+        run_workers(options, host, port, workers)
+        return
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")

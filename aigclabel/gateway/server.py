@@ -1,0 +1,159 @@
+"""Running the gateway in several worker processes that share one port (``aigclabel gateway --workers N``).
+
+The settings hold objects a process cannot hand to another (the signing key, the audit store's engine),
+so the supervisor passes what rebuilds them, in the environment (never on a command line, where other
+users of the machine can read it): file paths, the audit database URL, flags, and the client keys (as
+``aigclabel serve --workers`` does). Each worker rebuilds its settings, opens its own audit store
+connection (SQLite takes writers from several processes: see :mod:`aigclabel.audit.store`) and stops when
+its supervisor is gone. The upstream's key reaches the workers as it reached the supervisor, in
+``AIGCLABEL_UPSTREAM_API_KEY``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .._extras import needs_extra
+from .settings import GatewaySettings
+
+with needs_extra("service"):
+    from starlette.applications import Starlette
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+if TYPE_CHECKING:
+    from ..explicit.audio import LabelKind
+    from ..explicit.text import TextFormat
+    from .settings import TextPosition
+
+#: Environment variable holding a worker's :class:`GatewayOptions` as JSON.
+OPTIONS_ENV = "AIGCLABEL_GATEWAY_OPTIONS"
+#: Environment variable holding the client keys, one per line (kept apart from the options' JSON).
+KEYS_ENV = "AIGCLABEL_GATEWAY_KEYS"
+UPSTREAM_KEY_ENV = "AIGCLABEL_UPSTREAM_API_KEY"
+
+
+@dataclass(frozen=True)
+class GatewayOptions:
+    """What the command line said, in a form every worker can rebuild its :class:`GatewaySettings` from."""
+
+    upstream: str
+    producer: str
+    api_keys: frozenset[str] = field(default_factory=frozenset)
+    text_label: str | None = None
+    text_position: TextPosition = "start"
+    text_format: TextFormat = "plain"
+    text_mark: bool = False
+    image_visible: bool = False
+    audio_label: LabelKind = "cue"
+    watermark: bool = False
+    watermark_key_file: str | None = None
+    sign_key: str | None = None
+    demo_key: bool = False
+    #: Audit database URL, or None for no audit store.
+    audit_url: str | None = None
+    read_timeout: float = 600.0
+
+    def settings(self) -> GatewaySettings:
+        """The settings these options describe (opens the audit store; reads the key files)."""
+        from ..audit import AuditStore
+        from ..cli._common import signing_key, watermark_key
+        from ..explicit.text import DEFAULT_LABEL
+
+        return GatewaySettings(
+            upstream=self.upstream,
+            producer=self.producer,
+            upstream_api_key=os.environ.get(UPSTREAM_KEY_ENV) or None,
+            api_keys=self.api_keys,
+            text_label=self.text_label or DEFAULT_LABEL,
+            text_position=self.text_position,
+            text_format=self.text_format,
+            text_mark=self.text_mark,
+            image_visible=self.image_visible,
+            watermark=self.watermark,
+            watermark_key=watermark_key(Path(self.watermark_key_file) if self.watermark_key_file else None),
+            signing_key=signing_key(Path(self.sign_key) if self.sign_key else None, self.demo_key),
+            audio_label=self.audio_label,
+            audit=AuditStore(self.audit_url) if self.audit_url else None,
+            read_timeout=self.read_timeout,
+        )
+
+    def to_env(self) -> dict[str, str]:
+        """The environment :meth:`from_env` rebuilds these options from."""
+        values: dict[str, Any] = {k: v for k, v in self.__dict__.items() if k != "api_keys"}
+        return {OPTIONS_ENV: json.dumps(values), KEYS_ENV: "\n".join(sorted(self.api_keys))}
+
+    @classmethod
+    def from_env(cls) -> GatewayOptions:
+        """The options a supervisor put in this process's environment."""
+        values = json.loads(os.environ[OPTIONS_ENV])
+        keys = frozenset(k for k in os.environ.get(KEYS_ENV, "").split("\n") if k)
+        return cls(**values, api_keys=keys)
+
+
+class NoDelayH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol with Nagle's algorithm off on every connection.
+
+    asyncio turns it off only on sockets whose protocol number says TCP; the listening socket uvicorn's
+    supervisor makes for its workers says 0, so without this every event a worker streams alone waited
+    for the client's delayed ACK: 40 ms added to the first token (measured with ``bench/gateway.py``).
+    """
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        """Disable Nagle's algorithm, then accept as uvicorn does."""
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().connection_made(transport)
+
+
+def create_worker_app() -> Starlette:
+    """The app of one ``--workers`` process (uvicorn's factory): settings from the environment, and a
+    watch that stops the worker when its supervisor is gone."""
+    from ..service.server import watch_parent
+    from .app import create_app
+
+    app = create_app(GatewayOptions.from_env().settings())
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(application: Starlette) -> AsyncIterator[Any]:
+        watcher = watch_parent()
+        try:
+            async with inner(application) as state:
+                yield state
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+
+    app.router.lifespan_context = lifespan
+    return app
+
+
+def run_workers(options: GatewayOptions, host: str, port: int, workers: int) -> None:
+    """Serve the gateway in ``workers`` processes sharing ``host:port`` (uvicorn's supervisor restarts a
+    worker that dies)."""
+    import uvicorn
+
+    from ..service.server import SUPERVISOR_ENV
+
+    os.environ.update(options.to_env())
+    os.environ[SUPERVISOR_ENV] = str(os.getpid())
+    uvicorn.run(
+        "aigclabel.gateway.server:create_worker_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        http=NoDelayH11Protocol,
+        log_level="info",
+    )
