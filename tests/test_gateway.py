@@ -606,14 +606,18 @@ def test_workers_share_the_port_record_each_answer_once_and_are_replaced(
         # Events are written after the answer's last byte: a worker killed with -9 loses the ones still queued
         # (as a single process would), so it is killed once they are in.
         _wait_for(lambda: _recorded(db) == len(asked), 30)
-        os.kill(first, signal.SIGKILL)  # uvicorn's supervisor starts a new worker in its place
+        with contextlib.suppress(ProcessLookupError):  # (already replaced if it was silent too long)
+            os.kill(first, signal.SIGKILL)  # uvicorn's supervisor starts a new worker in its place
         _wait_for(lambda: len(_workers(process.pid) - {first}) == 2, 60)
-        os.kill(second, signal.SIGSTOP)
+        originals = _workers(process.pid) & {first, second}
+        for pid in originals:
+            os.kill(pid, signal.SIGSTOP)
         try:
             asked.append(_ask(port))  # served by the replacement
         finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(second, signal.SIGCONT)
+            for pid in originals:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
     finally:
         process.terminate()
         assert process.wait(30) == 0
