@@ -552,7 +552,12 @@ def _wait_for(condition: Any, seconds: float = 10.0) -> None:
 def _workers(supervisor: int) -> set[int]:
     """The supervisor's worker processes (not multiprocessing's resource tracker)."""
     found = subprocess.run(["pgrep", "-P", str(supervisor)], capture_output=True, text=True).stdout.split()
-    return {int(pid) for pid in found if b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes()}
+    workers: set[int] = set()
+    for pid in found:
+        with contextlib.suppress(OSError):  # one that has just ended is gone
+            if b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+                workers.add(int(pid))
+    return workers
 
 
 def _recorded(db: Path) -> int:
