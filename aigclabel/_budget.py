@@ -4,8 +4,8 @@ Why: one hostile upload (a 143 KB PNG declaring 49 MP, a 34 KB FLAC declaring 38
 four-minute 1080p video) must not hold a service worker for a minute and gigabytes. The service opens a
 :func:`budget` around each request and a :func:`stage` around each detector; the detectors call
 :func:`charge_pixels`, :func:`charge_samples`, :func:`charge_frames` and :func:`check` at the points
-where they are about to decode or iterate. Outside a budget (the CLI, library callers) every call is
-a no-op, so nothing changes for them.
+where they are about to decode or iterate (a video frame counts as a frame and as its pixels). Outside a
+budget (the CLI, library callers) every call is a no-op, so nothing changes for them.
 
 The budget lives in a :class:`contextvars.ContextVar`: ``run_in_threadpool`` copies the context into the
 worker thread, so the request's budget is the one the detector sees.
@@ -47,10 +47,14 @@ class Budget:
     samples: int = 24_000_000
     #: Video frames decoded, per stage.
     frames: int = 240
+    #: Pixels of the video frames decoded, per stage (240 frames of 4K); each frame must also fit :attr:`pixels`,
+    #: like an image, so a huge-frame video is refused before its first frame is decoded.
+    video_pixels: int = 240 * 3840 * 2160
     deadline: float = field(default=0.0)
     used_pixels: int = 0
     used_samples: int = 0
     used_frames: int = 0
+    used_video_pixels: int = 0
     name: str = "request"
 
     def __post_init__(self) -> None:
@@ -88,7 +92,9 @@ def stage(name: str, seconds: float | None = None) -> Iterator[Budget | None]:
         yield None
         return
     deadline = parent.deadline if seconds is None else min(parent.deadline, time.monotonic() + seconds)
-    child = replace(parent, deadline=deadline, used_pixels=0, used_samples=0, used_frames=0, name=name)
+    child = replace(
+        parent, deadline=deadline, used_pixels=0, used_samples=0, used_frames=0, used_video_pixels=0, name=name
+    )
     token = _CURRENT.set(child)
     try:
         yield child
@@ -138,6 +144,10 @@ def charge_samples(count: int, what: str = "audio") -> None:
     _charge("used_samples", "samples", count, what, "M samples", 1e6)
 
 
-def charge_frames(count: int = 1, what: str = "video") -> None:
-    """Account for ``count`` video frames about to be decoded."""
+def charge_frames(count: int = 1, what: str = "video", *, width: int = 0, height: int = 0) -> None:
+    """Account for ``count`` decoded video frames of ``width`` x ``height``: against the frame cap and, like
+    images, the pixel budget (each frame must fit :attr:`Budget.pixels`, all of them :attr:`Budget.video_pixels`)."""
+    if width and height:
+        require_pixels(width * height, f"{what}'s {width}x{height} frame")
     _charge("used_frames", "frames", count, what, "frames", 1)
+    _charge("used_video_pixels", "video_pixels", count * width * height, what, "MP of frames", 1e6)

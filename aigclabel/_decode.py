@@ -17,7 +17,9 @@ the shortest side. So :func:`decode_for_analysis`
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator
+import itertools
+import math
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -71,9 +73,40 @@ def check_pixels(path: Path | str, width: int, height: int, what: str = "image")
 
 
 def check_video_pixels(path: Path | str, stream: Any) -> None:
-    """:func:`check_pixels` on a PyAV video stream's declared frame size, before any frame is decoded."""
+    """:func:`check_pixels` on a PyAV video stream's declared frame size, and inside a budget the pixel budget
+    (each frame must fit it, like an image), before any frame is decoded."""
     context = stream.codec_context
-    check_pixels(path, int(context.width or stream.width or 0), int(context.height or stream.height or 0), "video")
+    width, height = int(context.width or stream.width or 0), int(context.height or stream.height or 0)
+    check_pixels(path, width, height, "video")
+    _budget.require_pixels(width * height, f"the {width}x{height} video's frames")
+
+
+def check_video_file(path: Path) -> None:
+    """:func:`check_video_pixels` on the first video stream of the file at ``path``, from its header alone (nothing
+    is decoded; a file PyAV does not open is left to the decoders to report)."""
+    with needs_extra("media"):
+        import av
+
+    try:
+        with av.open(str(path), metadata_errors="replace") as container:
+            if container.streams.video:
+                check_video_pixels(path, container.streams.video[0])
+    except (av.error.FFmpegError, OSError, ValueError):
+        return
+
+
+def charge_frame(frame: Any) -> None:
+    """Charge one decoded video frame to the budget: a frame and its pixels (no-op outside a budget)."""
+    _budget.charge_frames(1, "the video", width=int(frame.width), height=int(frame.height))
+
+
+def frame_image(path: Path | str, frame: Any) -> Image.Image:
+    """A decoded PyAV video frame in RGB as it is displayed (rotated), its actual size checked first (a stream may
+    declare a smaller one than its frames have)."""
+    check_pixels(path, frame.width, frame.height, "video frame")
+    image: Image.Image = frame.to_image()
+    angle = round(float(getattr(frame, "rotation", 0) or 0)) % 360
+    return image.rotate(angle, expand=True) if angle in (90, 180, 270) else image
 
 
 def decode_for_analysis(
@@ -126,8 +159,48 @@ def video_frames(path: Path, *, every: float = 1.0, limit: int = 30) -> Iterator
     the keyframe before it, and when that would cost more frames than the budget leaves per remaining sample,
     the nearest keyframe is taken instead (decoded alone), so a phone video or a 250-frame GOP is covered within
     the service's frame budget. The times yielded are those of the frames actually taken; every decoded frame
-    is charged to the budget, and the declared and actual frame sizes are checked before decoding.
+    is charged to the budget (as a frame and as its pixels), and the declared and actual frame sizes are checked
+    before decoding.
     """
+
+    def plan(first: int, end: int, base: float) -> list[_Target]:
+        span = (end - first) * base
+        count = max(1, min(limit, int(span / every + 1e-9) + 1))
+        step = every if count < limit or count == 1 else max(every, span / (count - 1))
+        return [_Target(first + round(i * step / base)) for i in range(count)]
+
+    yield from _sampled(path, plan)
+
+
+def video_spread(path: Path, count: int, *, max_cost: int) -> Iterator[tuple[float, Image.Image]]:
+    """Up to ``count`` frames, one from each of ``count`` equal parts of the video, for an analysis that needs
+    frames spread over it but at no exact time (the video watermark): a keyframe in the part (the one nearest its
+    middle, decoded alone) when it has one; else the frame at its middle when decoding to it costs at most
+    ``max_cost`` frames (and the budget's share, as in :func:`video_frames`); else the nearest keyframe not
+    taken yet. Short videos are thus decoded through, long ones cost about one frame per part.
+    """
+
+    def plan(first: int, end: int, base: float) -> list[_Target]:
+        bounds = [first + (end - first) * k / count for k in range(count + 1)]
+        return [_Target(round((lo + hi) / 2), math.ceil(lo), math.floor(hi)) for lo, hi in itertools.pairwise(bounds)]
+
+    yield from _sampled(path, plan, max_cost=max_cost)
+
+
+@dataclass(frozen=True)
+class _Target:
+    """A sample: the frame at ``at`` (stream time base), or any keyframe from ``lo`` to ``hi`` when they differ."""
+
+    at: int
+    lo: int = -1
+    hi: int = -1
+
+
+def _sampled(
+    path: Path, plan: Callable[[int, int, float], list[_Target]], *, max_cost: float = math.inf
+) -> Iterator[tuple[float, Image.Image]]:
+    """Open and index the video at ``path``, then take the samples ``plan`` (first and last frame time, time base)
+    asks for; yields (seconds from the first frame, image) and records the times for :func:`sampled_times`."""
     with needs_extra("media"):
         import av
 
@@ -142,13 +215,10 @@ def video_frames(path: Path, *, every: float = 1.0, limit: int = 30) -> Iterator
                 index = _index(container, stream) if base else _Index([], [])
                 if not index.times:
                     raise MalformedFileError(f"{path}: no timed video frames to sample")
-                first, end = index.times[0], index.times[-1]
-                span = (end - first) * base
-                count = max(1, min(limit, int(span / every + 1e-9) + 1))
-                step = every if count < limit or count == 1 else max(every, span / (count - 1))
-                targets = [first + round(i * step / base) for i in range(count)]
+                first = index.times[0]
                 record = _SAMPLED.get()
-                for pts, image in _Sampler(path, container, stream, index).take(targets):
+                sampler = _Sampler(path, container, stream, index, max_cost)
+                for pts, image in sampler.take(plan(first, index.times[-1], base)):
                     if record is not None:
                         record.append((pts - first) * base)
                     yield (pts - first) * base, image
@@ -182,6 +252,10 @@ class _Index:
         near = self.keys[max(i - 1, 0) : i + 1] or [self.times[0]]
         return min(near, key=lambda key: abs(key - at))
 
+    def keys_within(self, lo: int, hi: int) -> list[int]:
+        """The keyframes with ``lo`` <= time <= ``hi``."""
+        return self.keys[bisect.bisect_left(self.keys, lo) : bisect.bisect_right(self.keys, hi)]
+
 
 def _index(container: Any, stream: Any) -> _Index:
     """Demux (no decoding) the stream's packets, at most :data:`_INDEX_PACKETS`, then rewind."""
@@ -207,33 +281,44 @@ def _index(container: Any, stream: Any) -> _Index:
 class _Sampler:
     """Takes frames at given times with as few decoded frames as the budget needs (see :func:`video_frames`)."""
 
-    def __init__(self, path: Path, container: Any, stream: Any, index: _Index) -> None:
+    def __init__(self, path: Path, container: Any, stream: Any, index: _Index, max_cost: float) -> None:
         self.path, self.container, self.stream, self.index = path, container, stream, index
+        self.max_cost = max_cost
+        context = stream.codec_context
+        self.frame_pixels = max(int(context.width or stream.width or 0) * int(context.height or stream.height or 0), 1)
         self.frames: Iterator[Any] | None = None  # the decoder, positioned after ``self.at``
         self.at = -1  # time of the last frame decoded in order (not keyframe-only)
         self.taken: set[int] = set()
 
-    def take(self, targets: list[int]) -> Iterator[tuple[int, Image.Image]]:
+    def take(self, targets: list[_Target]) -> Iterator[tuple[int, Image.Image]]:
         """(frame time, image) for each target: that frame, or the nearest keyframe when it costs too much."""
-        for i, target in enumerate(targets):
-            key = self.index.key_before(target)
-            onward = self.index.between(self.at + 1, target) if self.frames is not None and key <= self.at else None
-            from_key = self.index.between(key, target)
-            cost = min(from_key, onward) if onward is not None else from_key
-            if cost <= self._allowance(len(targets) - i):
-                got = self._decode_to(target, seek=None if onward is not None and onward <= from_key else key)
+        for i, sample in enumerate(targets):
+            target = sample.at
+            keys = [key for key in self.index.keys_within(sample.lo, sample.hi) if key not in self.taken]
+            if sample.lo < sample.hi and keys:
+                got = self._keyframe(min(keys, key=lambda key: abs(key - target)))
             else:
-                got = self._keyframe(self.index.key_nearest(target))
+                key = self.index.key_before(target)
+                on = self.frames is not None and key <= self.at
+                onward = self.index.between(self.at + 1, target) if on else None
+                from_key = self.index.between(key, target)
+                cost = min(from_key, onward) if onward is not None else from_key
+                if cost <= self._allowance(len(targets) - i):
+                    got = self._decode_to(target, seek=None if onward is not None and onward <= from_key else key)
+                else:
+                    got = self._keyframe(self.index.key_nearest(target))
             if got is not None and got[0] not in self.taken:
                 self.taken.add(got[0])
                 yield got
 
     def _allowance(self, samples: int) -> float:
-        """Frames one of the ``samples`` remaining samples may cost (unbounded outside a budget)."""
+        """Frames one of the ``samples`` remaining samples may cost: ``max_cost``, and the budget's share."""
         limits = _budget.current()
         if limits is None:
-            return float("inf")
-        return (limits.frames - limits.used_frames) / samples
+            return self.max_cost
+        pixels_left = limits.video_pixels - limits.used_video_pixels
+        left = min(limits.frames - limits.used_frames, pixels_left // self.frame_pixels)
+        return min(self.max_cost, left / samples)
 
     def _decode_to(self, target: int, seek: int | None) -> tuple[int, Image.Image] | None:
         """The first frame at or after ``target``, decoding on (``seek`` None) or from the keyframe ``seek``."""
@@ -241,11 +326,11 @@ class _Sampler:
             self._restart(self.index.times[0] if seek is None else seek, keys_only=False)
         assert self.frames is not None
         for frame in self.frames:
-            _budget.charge_frames(1, "the video")
+            charge_frame(frame)
             at = int(frame.pts) if frame.pts is not None else self.at + 1
             self.at = at
             if at >= target:
-                return at, self._image(frame)
+                return at, frame_image(self.path, frame)
         return None
 
     def _keyframe(self, key: int) -> tuple[int, Image.Image] | None:
@@ -255,9 +340,9 @@ class _Sampler:
         self._restart(key, keys_only=True)
         assert self.frames is not None
         for frame in self.frames:
-            _budget.charge_frames(1, "the video")
+            charge_frame(frame)
             self.frames = None  # keyframe-only: the next in-order sample seeks again
-            return (int(frame.pts) if frame.pts is not None else key), self._image(frame)
+            return (int(frame.pts) if frame.pts is not None else key), frame_image(self.path, frame)
         return None
 
     def _restart(self, at: int, *, keys_only: bool) -> None:
@@ -265,12 +350,6 @@ class _Sampler:
         self.container.seek(at, stream=self.stream, backward=True)
         self.frames = self.container.decode(self.stream)
         self.at = -1 if keys_only else at - 1
-
-    def _image(self, frame: Any) -> Image.Image:
-        check_pixels(self.path, frame.width, frame.height, "video frame")  # the stream may under-declare
-        image: Image.Image = frame.to_image()
-        angle = round(float(getattr(frame, "rotation", 0) or 0)) % 360
-        return image.rotate(angle, expand=True) if angle in (90, 180, 270) else image  # as displayed
 
 
 def decode_audio(path: Path, *, rate: int, max_seconds: float) -> tuple[npt.NDArray[np.float32], bool]:

@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image
 
 from . import _budget, api, i18n
-from ._decode import check_pixels, check_video_pixels, decode_for_analysis
+from ._decode import charge_frame, check_video_pixels, decode_for_analysis, frame_image
 from ._extras import needs_extra
 from ._guard import hostile_input
 from ._media import media_of
@@ -397,13 +397,8 @@ def _frames(path: Path) -> Iterator[tuple[float, Image.Image, float]]:
                 t0 = time if t0 is None else t0
                 if time - t0 > VIDEO_SCAN_SECONDS:
                     return
-                _budget.charge_frames(1, "the video")
-                check_pixels(path, frame.width, frame.height, "video frame")  # the stream may under-declare
-                image = frame.to_image()  # type: ignore[no-untyped-call]
-                angle = round(float(getattr(frame, "rotation", 0) or 0)) % 360
-                if angle in (90, 180, 270):  # judge the frame as it is displayed
-                    image = image.rotate(angle, expand=True)
-                yield time - t0, image, step
+                charge_frame(frame)
+                yield time - t0, frame_image(path, frame), step  # judged as it is displayed
     except av.error.FFmpegError as exc:
         raise MalformedFileError(f"{path}: cannot decode video ({exc})") from exc
 

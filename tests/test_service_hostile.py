@@ -21,11 +21,13 @@ from typer.testing import CliRunner
 
 from aigclabel import DEMO_PROVIDER_CODE, AIGCLabel
 from aigclabel import _budget as work
+from aigclabel._decode import video_frames
 from aigclabel.cli import app as cli
 from aigclabel.errors import ServiceConfigError
 from aigclabel.service import ServiceSettings, create_app
 from aigclabel.service.app import UPLOAD_PREFIX, WorkPool
 
+from ._video import ffmpeg
 from .conftest import SAMPLES
 from .test_service import RAW, UPLOAD_ENDPOINTS, _blank_png
 
@@ -229,15 +231,47 @@ def test_pixel_bomb_is_not_searched_and_the_verdict_still_comes_back(client: Tes
 
 
 def test_budget_caps_audio_samples_and_video_frames() -> None:
+    from aigclabel.check import check_file
     from aigclabel.watermark import detect_file
 
     with work.budget(work.Budget(samples=1000)), pytest.raises(work.BudgetExceeded, match="samples"):
         detect_file(SAMPLES / "sample.wav")
-    with work.budget(work.Budget(frames=1)), pytest.raises(work.BudgetExceeded, match="frames"):
-        detect_file(SAMPLES / "sample.mp4")
+    with work.budget(work.Budget(frames=1)), work.stage("watermark") as spent:
+        assert detect_file(SAMPLES / "sample.mp4") is not None  # the sampler takes what the budget leaves
+        assert spent is not None and spent.used_frames == 1
+    with work.budget(work.Budget(frames=1)):
+        (rule,) = check_file(SAMPLES / "sample.mp4").rules  # the opening is read frame after frame
+    assert rule.status == "error" and "needs 2.0 frames decoded, the request budget is 1 frames" in rule.detail
     with work.budget(work.Budget(seconds=0.0001, deadline=1.0)), pytest.raises(work.BudgetExceeded, match="time"):
         work.check("test")
     assert detect_file(SAMPLES / "sample.wav") is not None  # outside a budget nothing changes
+
+
+@pytest.mark.interop  # ffmpeg
+def test_huge_frame_video_is_refused_before_decoding(client: TestClient, tmp_path: Path) -> None:
+    """75 KB of H.264 declaring 5000x5000 frames (25 MP, under the 50 MP scan limit): each frame is charged to the
+    pixel budget like an image, so the service refuses it from the declared size instead of decoding 25 MP frames;
+    at 8000x8000 (over the scan limit) the CLI refuses it too. Both are typed errors, no traceback."""
+    huge = ffmpeg(tmp_path / "huge.mp4", "-f", "lavfi", "-i", "color=c=gray:s=5000x5000:r=25", "-frames:v", "2",
+                  "-c:v", "libx264", "-preset", "ultrafast", "-b:v", "10k", "-pix_fmt", "yuv420p")  # fmt: skip
+    body = huge.read_bytes()
+    assert len(body) < 200_000
+    checked = client.post("/v1/check", params={"filename": "huge.mp4"}, content=body, headers=RAW)
+    assert checked.status_code == 413, checked.text
+    assert checked.json()["error"] == "too-large" and "5000x5000 video's frames is 25.0 MP" in checked.json()["detail"]
+    verified = client.post("/v1/verify", params={"filename": "huge.mp4"}, content=body, headers=RAW)
+    assert verified.status_code == 200, verified.text
+    skipped = {e["source"]: e["detail"] for e in verified.json()["evidence"] if e["kind"] == "detector-skipped"}
+    assert {"watermark", "explicit-video-label"} <= set(skipped), verified.text
+    assert all("not searched: over budget" in detail for detail in skipped.values())
+    with work.budget(work.Budget()), pytest.raises(work.BudgetExceeded, match=r"25\.0 MP"):
+        next(video_frames(huge))  # the likeness scan's sampler
+    bigger = ffmpeg(tmp_path / "bigger.mp4", "-f", "lavfi", "-i", "color=c=gray:s=8000x8000:r=25", "-frames:v", "1",
+                    "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p")  # fmt: skip
+    for command in (["check"], ["watermark", "detect"]):
+        answer = CliRunner().invoke(cli, [*command, str(bigger)])
+        assert answer.exit_code == 4 and "8000x8000 video is over the 50 MP scan limit" in answer.output, answer.output
+        assert answer.exception is None or isinstance(answer.exception, SystemExit)
 
 
 def test_full_pool_answers_503_with_retry_after() -> None:

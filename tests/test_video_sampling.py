@@ -78,3 +78,14 @@ def test_a_frame_over_the_pixel_limit_is_refused_before_decoding(tmp_path: Path)
                    "-frames:v", "1", "-c:v", "mjpeg")  # fmt: skip
     with pytest.raises(LimitExceededError, match="8192x6400 video is over"):
         _sample(video)
+
+
+def test_decoded_frames_are_charged_as_pixels(tmp_path: Path) -> None:
+    """Each decoded frame also costs its pixels: a budget of ten 640x480 frames' pixels stops the sampler there."""
+    video = ffmpeg(tmp_path / "vga.mp4", "-f", "lavfi", "-i", "color=c=gray:size=640x480:rate=10:duration=30",
+                   "-c:v", "libx264", "-preset", "ultrafast", "-g", "10")  # fmt: skip
+    limits = _budget.Budget(video_pixels=10 * 640 * 480)
+    with _budget.budget(limits), _budget.stage("faces") as spent:
+        with pytest.raises(_budget.BudgetExceeded, match=r"needs 3\.4 MP of frames decoded, the faces budget is 3 MP"):
+            list(video_frames(video))
+        assert spent is not None and spent.used_frames == 11

@@ -36,12 +36,12 @@ from typing import Annotated, Any
 from .. import __version__
 from .. import _budget as work
 from .._extras import needs_extra
-from .._media import MediaSample
+from .._media import MediaSample, media_of
 from ..api import inspect, write_label
 from ..audit import AuditEvent, AuditStore
 from ..audit.events import file_event, verdict_event
 from ..audit.models import EventKind
-from ..containers import registered
+from ..containers import MediaKind, registered
 from ..errors import AIGCLabelError, AuditUnavailableError, LimitExceededError
 from ..label import AIGCLabel, LabelValue
 from ..signing import KeyRegistry
@@ -719,12 +719,15 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
 
     @upload_route("/v1/check", "GB 45438 compliance report, per rule with its clause")
     async def check_upload(_: Keyed, upload: Uploaded) -> dict[str, Any]:
+        from .._decode import check_video_file
         from ..check import check_files
 
         def checked() -> Any:
             pixels = _image_pixels(upload.path)
             if pixels is not None:
                 work.require_pixels(pixels, "the image")
+            elif media_of(upload.path) is MediaKind.VIDEO:
+                check_video_file(upload.path)  # its frames, like an image, from the header
             return check_files([upload.path])
 
         try:

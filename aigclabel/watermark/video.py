@@ -12,14 +12,12 @@ packet; subtitles and data streams are dropped.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
-from .. import _budget
-from .._decode import check_video_pixels
+from .._decode import video_spread
 from .._extras import needs_extra
 from ..errors import LimitExceededError, MalformedFileError
 from .image import ImageDetection, _check_image, _detect_whitened, _luma, _whiten, embed_image
@@ -32,8 +30,8 @@ __all__ = ["detect_video", "embed_video"]
 
 _MAX_FRAMES = 200_000
 _SAMPLE_FRAMES = 8
-#: Videos with more than this many frames per sample are sampled by seeking instead of decoding through.
-_SEEK_AFTER = 30
+#: Frames a sample may cost to decode (else a keyframe stands in): short videos are decoded through.
+_MAX_COST = 30
 
 
 def embed_video(
@@ -90,61 +88,20 @@ def embed_video(
 def detect_video(path: Path, key: bytes = DEMO_KEY, frames: int = _SAMPLE_FRAMES) -> ImageDetection:
     """Average the whitened luminance of up to ``frames`` frames spread over the video, then detect.
 
-    A long video is sampled by seeking (one keyframe per sample), not decoded whole: a four-minute
-    1080p upload costs ``frames`` decodes, not 6,000.
+    The frames come from :func:`aigclabel._decode.video_spread`: one per equal part of the video, a keyframe
+    where the part has one, so a four-minute 1080p upload costs about ``frames`` decodes, not 6,000.
     """
-    try:
-        with av.open(str(path)) as inp:
-            if not inp.streams.video:
-                raise MalformedFileError(f"{path}: no video stream")
-            stream = inp.streams.video[0]
-            check_video_pixels(path, stream)
-            total = stream.frames or 0
-            if total > frames * _SEEK_AFTER and stream.duration and stream.time_base:
-                picked = _seek_sampled(inp, stream, frames)
-            else:
-                picked = _decode_sampled(inp, stream, frames, total)
-            acc: npt.NDArray[np.float32] | None = None
-            used = 0
-            for rgb in picked:
-                _check_image(rgb)
-                r = _whiten(_luma(rgb))
-                if acc is None:
-                    acc = r
-                elif acc.shape == r.shape:
-                    acc = acc + r
-                used += 1
-                if used >= frames:
-                    break
-    except av.error.FFmpegError as exc:
-        raise MalformedFileError(f"{path}: cannot decode video: {exc}") from exc
+    acc: npt.NDArray[np.float32] | None = None
+    used = 0
+    for _time, image in video_spread(path, frames, max_cost=_MAX_COST):
+        rgb = np.asarray(image, dtype=np.uint8)
+        _check_image(rgb)
+        r = _whiten(_luma(rgb))
+        if acc is None:
+            acc = r
+        elif acc.shape == r.shape:
+            acc = acc + r
+        used += 1
     if acc is None:
         raise MalformedFileError(f"{path}: no decodable video frames")
     return _detect_whitened(acc / np.float32(used), key)
-
-
-def _decode_sampled(
-    inp: av.container.InputContainer, stream: av.VideoStream, frames: int, total: int
-) -> Iterator[npt.NDArray[np.uint8]]:
-    """Every ``total // frames``-th frame, decoding from the start (short videos)."""
-    step = max(total // frames, 1) if total else 1
-    for i, frame in enumerate(inp.decode(stream)):
-        _budget.charge_frames(1, "the video")
-        if i % step == 0:
-            yield np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8)
-
-
-def _seek_sampled(
-    inp: av.container.InputContainer, stream: av.VideoStream, frames: int
-) -> Iterator[npt.NDArray[np.uint8]]:
-    """The first frame decoded after seeking to each of ``frames`` evenly spaced points (long videos)."""
-    assert stream.duration is not None
-    seen: set[int | None] = set()
-    for k in range(frames):
-        inp.seek(int(stream.duration * (k + 0.5) / frames), stream=stream)
-        for frame in inp.decode(stream):
-            _budget.charge_frames(1, "the video")
-            if frame.pts not in seen:
-                seen.add(frame.pts)
-                yield np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8)
-            break
