@@ -157,6 +157,9 @@ def _scan(text: str) -> list[str]:
 def find_aigc(packet: bytes | str) -> list[str]:
     """Every ``TC260:AIGC`` value in the packet, element and attribute forms, in document order."""
     if isinstance(packet, bytes):
+        value = _our_packet_value(packet)
+        if value is not None:
+            return [value]
         packet = _decode(packet)
     if TC260_NS not in packet:
         return []
@@ -174,6 +177,17 @@ def new_packet(value: str) -> bytes:
         "</x:xmpmeta>\n"
         '<?xpacket end="w"?>'
     ).encode()
+
+
+def _our_packet_value(packet: bytes) -> str | None:
+    """The value of a packet that is byte for byte :func:`new_packet` of printable ASCII (what this
+    package writes in every image it labels: a label's JSON, its quotes as ``&quot;``), else None.
+    Such a packet is well-formed by construction and :func:`_scan` would return exactly ``[value]``,
+    so the XML parser, a third of a bulk PNG inspection, is skipped."""
+    if not (packet.startswith(_OURS_HEAD) and packet.endswith(_OURS_TAIL)):
+        return None
+    body = packet[len(_OURS_HEAD) : len(packet) - len(_OURS_TAIL)].replace(b"&quot;", b'"')
+    return body.decode("ascii") if _PLAIN_TEXT(body) else None
 
 
 def xml_text(value: str) -> str:
@@ -291,3 +305,8 @@ def has_properties(packet: bytes | str) -> bool:
     if rdf is None:
         return True  # not an RDF packet we understand: keep it
     return any(child.tag != _DESCRIPTION_TAG for child in rdf)
+
+
+_OURS_HEAD, _OURS_TAIL = new_packet("\x00").split(b"\x00")
+#: Printable ASCII without ``<``, ``&``, ``>``: XML keeps it as it is in character data.
+_PLAIN_TEXT = re.compile(rb"[\x20-\x25\x27-\x3b\x3d\x3f-\x7e]*").fullmatch

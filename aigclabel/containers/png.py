@@ -76,11 +76,8 @@ def _inflate(data: bytes, what: str) -> bytes:
 
 
 def _reader(handle: BinaryIO) -> Callable[[int, int], bytes]:
-    """``read(offset, size)`` on ``handle``. Where the OS has ``pread`` that is one small syscall:
-    the walk jumps over every chunk, and a buffered seek + read would refill a whole buffer each time."""
-    if hasattr(os, "pread"):
-        fd = handle.fileno()
-        return lambda offset, size: os.pread(fd, size, offset)
+    """``read(offset, size)`` on ``handle`` where the OS lacks ``pread`` (the walk uses ``pread``
+    itself where it can: a buffered seek + read would refill a whole buffer at every chunk)."""
 
     def read(offset: int, size: int) -> bytes:
         handle.seek(offset)
@@ -90,29 +87,36 @@ def _reader(handle: BinaryIO) -> Callable[[int, int], bytes]:
 
 
 _HEAD = struct.Struct(">I4s")
+_CRC = struct.Struct(">I")
 #: Bytes read at the start of the walk: the small chunks before the image data (IHDR, the XMP
 #: chunk, colour information) usually fit in this one read, CRCs included.
 _WINDOW = 4096
+_PREAD = hasattr(os, "pread")
 
 
-def _walk(handle: BinaryIO) -> Iterator[_Chunk]:
-    """Chunks from IHDR to IEND; interpreted text chunks are loaded and CRC-checked.
+def _walk(handle: BinaryIO, text_only: bool = False) -> Iterator[_Chunk]:
+    """Chunks from IHDR to IEND; interpreted text chunks are loaded and CRC-checked. With
+    ``text_only`` only the text chunks are yielded (every chunk is still checked the same way):
+    reading labels skips a dozen image-data chunks per file without making an object for each.
 
     Consumers seek before they read: the handle's position between chunks is unspecified."""
     size = file_size(handle)
+    fd = handle.fileno() if _PREAD else -1
+    pread = os.pread if _PREAD else None
     read_at = _reader(handle)
-    window, base = read_at(0, _WINDOW), 0  # file bytes [base, base + len(window))
+    window, base = pread(fd, _WINDOW, 0) if pread else read_at(0, _WINDOW), 0  # bytes [base, base + len(window))
     if window[:8] != SIGNATURE:
         raise MalformedFileError("not a PNG file (bad signature)")
     offset = 8
     first = True
+    unpack = _HEAD.unpack_from
     for _ in range(_MAX_CHUNKS):
         if offset + 8 > base + len(window):  # past the first window: one header at a time (image data)
-            window, base = read_at(offset, 8), offset
+            window, base = pread(fd, 8, offset) if pread else read_at(offset, 8), offset
         at = offset - base
         if len(window) < at + 8:
             raise TruncatedFileError("PNG ends before its IEND chunk")
-        length, ctype = _HEAD.unpack_from(window, at)
+        length, ctype = unpack(window, at)
         if length > _MAX_CHUNK:
             raise MalformedFileError(f"PNG chunk at byte {offset} declares an invalid length {length}")
         if not ctype.isalpha():
@@ -120,26 +124,28 @@ def _walk(handle: BinaryIO) -> Iterator[_Chunk]:
         if first and ctype != b"IHDR":
             raise MalformedFileError("PNG does not start with an IHDR chunk")
         first = False
-        chunk = _Chunk(ctype, offset, length)
         end = offset + 12 + length
         if end > size:
             raise TruncatedFileError(f"PNG ends inside the {ctype.decode()} chunk at byte {offset}")
         if ctype in _TEXT_TYPES:
+            chunk = _Chunk(ctype, offset, length)
             whole = end <= base + len(window)  # the chunk and its CRC are in the window
             peek = min(length, _KEYWORD_PEEK)
             keyword = window[at + 8 : at + 8 + peek] if whole else read_at(offset + 8, peek)
             chunk.keyword = keyword.split(b"\0", 1)[0]
             if chunk.is_xmp or chunk.is_aigc:
                 if whole:
-                    data, (crc,) = window[at + 8 : at + 8 + length], struct.unpack_from(">I", window, at + 8 + length)
+                    data, (crc,) = window[at + 8 : at + 8 + length], _CRC.unpack_from(window, at + 8 + length)
                 else:
                     handle.seek(offset + 8)
                     data = read_exact(handle, length, f"PNG {ctype.decode()} chunk")
-                    (crc,) = struct.unpack(">I", read_exact(handle, 4, "PNG chunk CRC"))
+                    (crc,) = _CRC.unpack(read_exact(handle, 4, "PNG chunk CRC"))
                 if zlib.crc32(ctype + data) != crc:
                     raise MalformedFileError(f"PNG {ctype.decode()} chunk at byte {offset} fails its CRC check")
                 chunk.data = data
-        yield chunk
+            yield chunk
+        elif not text_only:
+            yield _Chunk(ctype, offset, length)
         offset = end
         if ctype == b"IEND":
             return
@@ -213,10 +219,8 @@ class PngContainer(Container):
 
     def read(self, path: Path) -> list[FoundLabel]:
         found: list[FoundLabel] = []
-        with open(path, "rb") as handle:
-            for chunk in _walk(handle):
-                if chunk.keyword is None:  # not a text chunk: nothing to read (most chunks are IDAT)
-                    continue
+        with open(path, "rb", buffering=0) as handle:  # pread and a few reads: no buffer to fill
+            for chunk in _walk(handle, text_only=True):
                 if chunk.is_xmp:
                     location = f"XMP TC260:AIGC in iTXt {XMP_KEYWORD.decode()}"
                     found.extend(FoundLabel.from_text(location, value) for value in find_aigc(_text_value(chunk)))
