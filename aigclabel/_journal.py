@@ -73,6 +73,8 @@ _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 MAX_JOURNAL_BYTES = 64 << 20
 
 _local = threading.local()
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+_EDIT_FLAGS = os.O_RDWR | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 
 
 @dataclass(frozen=True)
@@ -238,8 +240,7 @@ def _fsync(fd: int) -> None:
 
 def _store(path: str, journal: Journal) -> None:
     """Write the journal beside the file, durably, before the file is touched."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
-    fd = os.open(path, flags, 0o600)
+    fd = os.open(path, _CREATE_FLAGS, 0o600)
     try:
         _pwrite_all(fd, _encode(journal), 0)
         _fsync(fd)
@@ -305,7 +306,7 @@ def write_in_place(path: Path, plan_edit: Callable[[], EditPlan | None], verify:
             if os.path.lexists(_journal_name(os.fspath(path))):  # (a symlink was resolved above)
                 recover(path)
             try:
-                fd = os.open(path, os.O_RDWR | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
+                fd = os.open(path, _EDIT_FLAGS)
             except OSError as exc:
                 if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ETXTBSY):
                     return None  # a read-only file in a writable directory can still be replaced
@@ -347,8 +348,8 @@ def _apply(fd: int, path: Path, plan: EditPlan, verify: Callable[[], None]) -> i
         try:
             for offset, new, _old in spans:
                 _pwrite_all(fd, new, offset)
-            if plan.size != old_size:
-                os.ftruncate(fd, plan.size)
+            if plan.size != old_size and not (spans and spans[-1][0] + len(spans[-1][1]) == plan.size > old_size):
+                os.ftruncate(fd, plan.size)  # (not when the last patch already ends the longer file)
                 _step()
             _fsync(fd)
             verify()

@@ -51,18 +51,28 @@ _XMP_CHUNK = b"_PMX"
 _MIN_FMT = 14
 #: More chunks than this in one file is hostile, not audio.
 _MAX_CHUNKS = 100_000
+_HEADER = struct.Struct("<4sI4s")
+#: Chunks that may hold a label entry besides the ``AIGC`` chunk itself.
+_LABEL_HOSTS = frozenset({b"LIST", *_ID3_CHUNKS, _XMP_CHUNK})
+_CHUNK_HEADER = struct.Struct("<4sI")
+
+
+_PRINTABLE = bytes(range(0x20, 0x7F))
+_LABEL_ID = AIGC_KEY.encode()
+#: Bytes read at once at the start of a walk: the header and the chunks before ``data``.
+_HEAD = 4096
 
 
 def _plausible_id(cid: bytes) -> bool:
     """RIFF chunk IDs are four printable ASCII characters."""
-    return len(cid) == 4 and all(0x20 <= b < 0x7F for b in cid)
+    return len(cid) == 4 and not cid.translate(None, _PRINTABLE)
 
 
 def _is_label_chunk(cid: bytes) -> bool:
-    return cid.upper() == AIGC_KEY.encode()
+    return cid.upper() == _LABEL_ID
 
 
-@dataclass
+@dataclass(slots=True)
 class _Chunk:
     cid: bytes
     offset: int  # of the 8-byte header
@@ -93,16 +103,17 @@ def _walk(handle: BinaryIO) -> _Riff:
     """Parse the chunk list (headers only) and check the structure."""
     size = file_size(handle)
     handle.seek(0)
-    header = handle.read(12)
-    if len(header) < 12:
-        raise TruncatedFileError(f"file is {len(header)} bytes, shorter than a RIFF header")
-    form, riff_size, wave = struct.unpack("<4sI4s", header)
+    head = handle.read(_HEAD)  # one read for the header and the chunks before ``data``
+    if len(head) < 12:
+        raise TruncatedFileError(f"file is {len(head)} bytes, shorter than a RIFF header")
+    form, riff_size, wave = _HEADER.unpack_from(head)
     if form not in _FORMS or wave != b"WAVE":
         raise MalformedFileError("not a RIFF WAVE file")
     riff = _Riff(form=form, size=size)
     table: dict[bytes, int] = {}
     data_size: int | None = None
     if form != b"RIFF":
+        handle.seek(12)
         ds64 = handle.read(8)
         if len(ds64) < 8 or ds64[:4] != b"ds64":
             raise MalformedFileError(f"{form.decode()} file lacks the ds64 chunk that must come first")
@@ -118,8 +129,11 @@ def _walk(handle: BinaryIO) -> _Riff:
     walk_end = size if riff_size in (0, _PLACEHOLDER) or declared_end > size or declared_end < 20 else declared_end
     pos = 12
     while pos + 8 <= walk_end:
-        handle.seek(pos)
-        cid, chunk_size = struct.unpack("<4sI", handle.read(8))
+        if pos + 8 <= len(head):
+            cid, chunk_size = _CHUNK_HEADER.unpack_from(head, pos)
+        else:
+            handle.seek(pos)
+            cid, chunk_size = _CHUNK_HEADER.unpack(read_exact(handle, 8, "chunk header"))
         if not _plausible_id(cid):
             if any(c.cid == b"fmt " for c in riff.chunks) and any(c.cid == b"data" for c in riff.chunks):
                 break  # junk after the last chunk: kept verbatim as trailing bytes
@@ -235,7 +249,7 @@ class WAV(Container):
 
     def read(self, path: Path) -> list[FoundLabel]:
         """The ``AIGC`` chunk(s), LIST/INFO ``AIGC`` entries, ``id3 `` TXXX:AIGC and ``_PMX`` XMP, in file order."""
-        with open(path, "rb") as handle, parse_errors(path, "WAV chunk"):
+        with open(path, "rb", buffering=0) as handle, parse_errors(path, "WAV chunk"):  # few, scattered reads
             return [found for chunk in _walk(handle).chunks for found in _chunk_labels(handle, chunk)]
 
     def rewrite(self, src: Path, dst: Path, label: AIGCLabel | None) -> None:
@@ -301,7 +315,7 @@ class WAV(Container):
         last, a label sits elsewhere
         (LIST/INFO, ``id3 ``, ``_PMX``), bytes follow the RIFF form, a pad byte is missing, or a size is a
         placeholder or counts missing bytes."""
-        with open(path, "rb") as handle, parse_errors(path, "WAV chunk"):
+        with open(path, "rb", buffering=0) as handle, parse_errors(path, "WAV chunk"):
             riff = _walk(handle)
             for chunk in riff.chunks:
                 if (
@@ -361,13 +375,18 @@ class WAV(Container):
 def _chunk_labels(handle: BinaryIO, chunk: _Chunk) -> list[FoundLabel]:
     """The label placements in one chunk: an ``AIGC`` chunk, LIST/INFO ``AIGC`` entries, ``id3 ``
     TXXX:AIGC, ``_PMX`` XMP."""
+    if chunk.cid not in _LABEL_HOSTS and not _is_label_chunk(chunk.cid):
+        return []
     if _is_label_chunk(chunk.cid):
         raw = _read_payload(handle, chunk).rstrip(b"\x00")
         return [FoundLabel.from_text(f"RIFF {chunk.cid.decode()} chunk", raw)]
-    if chunk.cid == b"LIST" and _list_type(handle, chunk) == b"INFO":
+    if chunk.cid == b"LIST":
+        body = _read_payload(handle, chunk) if chunk.size >= 4 else b""
+        if body[:4] != b"INFO":
+            return []
         return [
             FoundLabel.from_text(f"LIST/INFO {cid.decode()}", _info_text(value))
-            for cid, value, _raw in _info_entries(_read_payload(handle, chunk)[4:])
+            for cid, value, _raw in _info_entries(body[4:])
             if is_aigc_name(cid.decode("latin-1"))
         ]
     if chunk.cid in _ID3_CHUNKS:
