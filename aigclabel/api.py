@@ -7,20 +7,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._io import durability_group
+from ._io import as_path, durability_group
 from .containers import FoundLabel, open_container
 from .errors import AIGCLabelError, LimitExceededError, NeedsRepairError
 from .label import AIGCLabel, Problem
 
 
-def _as_path(path: Path | str) -> Path:
-    # Path(Path) re-parses the string on Python < 3.12; it showed in per-file profiles.
-    return path if isinstance(path, Path) else Path(path)
-
-
 def read_labels(path: Path | str) -> list[FoundLabel]:
     """Every implicit-label placement found in the file (empty when it carries none)."""
-    path = _as_path(path)
+    path = as_path(path)
     container = open_container(path)
     return container.read(path)
 
@@ -64,7 +59,7 @@ def write_label(path: Path | str, label: AIGCLabel, output: Path | str | None = 
     With ``repair``, a file refused with :class:`NeedsRepairError` (a damaged PDF that qpdf recovers)
     is rewritten whole, repaired, instead; earlier revisions and digital signatures do not survive that.
     """
-    dst = Path(output) if output is not None else _as_path(path)
+    dst = as_path(output) if output is not None else as_path(path)
     write_label_how(path, label, output, repair=repair)
     return dst
 
@@ -75,8 +70,8 @@ def write_label_how(
     """:func:`write_label`, returning how the file was written: ``"in-place"`` (only the changed
     metadata, under an undo journal; see :mod:`aigclabel._journal`) or ``"copy"`` (a new file
     renamed over the old one). Either way a crash leaves the old file or the new one."""
-    src = _as_path(path)
-    dst = Path(output) if output is not None else src
+    src = as_path(path)
+    dst = as_path(output) if output is not None else src
     container = open_container(src)
     if repair:
         label.validate()
@@ -90,7 +85,7 @@ def recover(path: Path | str) -> str | None:
     (a journal whose writer died before changing the file) or None when there was nothing to do."""
     from ._journal import recover as _recover
 
-    return _recover(_as_path(path))
+    return _recover(as_path(path))
 
 
 @dataclass(frozen=True)
@@ -123,9 +118,9 @@ def write_many(
     results: list[Written] = []
     with durability_group(limit=group) as pending:
         for index, item in enumerate(items):
-            src, label = _as_path(item[0]), item[1]
+            src, label = as_path(item[0]), item[1]
             output = item[2] if len(item) > 2 else None
-            dst = _as_path(output) if output is not None else src
+            dst = as_path(output) if output is not None else src
             pending.owner = index
             try:
                 write_label(src, label, dst)
@@ -146,8 +141,8 @@ def strip_label(path: Path | str, output: Path | str | None = None, *, repair: b
     Measures Art. 10 forbids removing labels maliciously; this exists for producers re-issuing
     their own content and for test fixtures.
     """
-    src = _as_path(path)
-    dst = Path(output) if output is not None else src
+    src = as_path(path)
+    dst = as_path(output) if output is not None else src
     container = open_container(src)
     if repair:
         _write_or_repair(lambda: container.strip(src, dst), lambda: container.repair(src, dst, None))
@@ -202,7 +197,7 @@ class Inspection:
 
 def inspect(path: Path | str) -> Inspection:
     """Read every label placement of a file and judge it against GB 45438 §6.1 and Annex E."""
-    path = _as_path(path)
+    path = as_path(path)
     container = open_container(path)
     labels = container.read(path)
     result = Inspection(path=path, format=container.name, description=container.description, labels=labels)

@@ -36,7 +36,7 @@ from types import FunctionType
 from typing import ClassVar, TypeVar
 
 from .._guard import guard_method, hostile_input
-from .._io import access_error, atomic_output, open_regular, same_file
+from .._io import access_error, as_path, atomic_output, open_regular, same_file
 from .._journal import EditPlan, recover_before_open, write_in_place
 from ..errors import InvalidLabelError, MalformedFileError, UnsupportedFormatError, WriteNotSupportedError
 from ..label import AIGCLabel, ParsedLabel
@@ -169,16 +169,16 @@ class Container(ABC):
         label.validate()
         if not self.can_write:
             raise WriteNotSupportedError(f"{self.description} files can be read but not labelled losslessly")
-        return self._replace(Path(src), Path(dst), label)
+        return self._replace(as_path(src), as_path(dst), label)
 
     def strip(self, src: Path, dst: Path) -> str:
         """Write ``src`` to ``dst`` (may be the same path) without any implicit label; returns how, as :meth:`write`."""
         if not self.can_write:
             raise WriteNotSupportedError(f"{self.description} files can be read but not rewritten losslessly")
-        return self._replace(Path(src), Path(dst), None)
+        return self._replace(as_path(src), as_path(dst), None)
 
     def _replace(self, src: Path, dst: Path, label: AIGCLabel | None) -> str:
-        if same_file(src, dst):
+        if _edits_in_place(type(self)) and (src == dst or same_file(src, dst)):  # (missing: the copy says so)
             done = write_in_place(src, lambda: self.plan_edit(src, label), lambda: self.check_written(src, label))
             if done is not None:
                 return "in-place"
@@ -211,6 +211,12 @@ class Container(ABC):
             raise MalformedFileError(
                 f"{self.description} did not read back as written (found {len(found)} labels); input left unchanged"
             )
+
+
+def _edits_in_place(cls: type[Container]) -> bool:
+    """Whether ``cls`` can plan in-place edits at all: a format without :meth:`Container.plan_edit`
+    goes straight to the copy, without taking the file's lock and opening it for an edit first."""
+    return cls.plan_edit is not Container.plan_edit
 
 
 #: Public methods whose first argument is not the file's path (nothing in them parses a file).

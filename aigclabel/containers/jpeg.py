@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import re
 import struct
 import xml.etree.ElementTree as ET
@@ -87,7 +88,7 @@ def _is_app(marker: int) -> bool:
     return 0xE0 <= marker <= 0xEF
 
 
-@dataclass
+@dataclass(slots=True)
 class _Segment:
     marker: int
     start: int  # first byte, fill bytes included
@@ -117,6 +118,7 @@ class _Window:
 
     def __init__(self, handle: BinaryIO) -> None:
         self.handle = handle
+        self.fd = handle.fileno() if hasattr(os, "pread") else -1
         self.base = 0
         self.data = b""
 
@@ -124,10 +126,18 @@ class _Window:
         """Up to ``size`` bytes at ``pos`` (fewer only at the end of the file)."""
         offset = pos - self.base
         if offset < 0 or offset + size > len(self.data):
-            self.handle.seek(pos)
-            self.data = self.handle.read(max(size, _WINDOW))
+            self.data = self._read(pos, max(size, _WINDOW))
             self.base, offset = pos, 0
         return self.data[offset : offset + size]
+
+    def _read(self, pos: int, size: int) -> bytes:
+        if self.fd < 0:
+            self.handle.seek(pos)
+            return self.handle.read(size)
+        parts = [os.pread(self.fd, size, pos)]  # one syscall, the handle's position untouched
+        while parts[-1] and (got := sum(map(len, parts))) < size:  # a short read is rare, but allowed
+            parts.append(os.pread(self.fd, size - got, pos + got))
+        return b"".join(parts)
 
 
 def _read_header(handle: BinaryIO) -> _Header:
@@ -442,6 +452,8 @@ class JpegContainer(Container):
     mime_type = "image/jpeg"
     media = MediaKind.IMAGE
     primary_location = "APP1 XMP TC260:AIGC"
+    #: FF D8 FF starts no other format: checked before the costlier sniffers (a third of a JPEG open).
+    priority = 1
 
     @classmethod
     def accept(cls, head: bytes, path: Path) -> bool:
@@ -450,7 +462,7 @@ class JpegContainer(Container):
 
     def read(self, path: Path) -> list[FoundLabel]:
         """Labels in standard XMP, Extended XMP and EXIF UserComment, in file order."""
-        with open(path, "rb") as handle:
+        with open(path, "rb", buffering=0) as handle:  # the header is read with pread: no buffer to fill
             header = _read_header(handle)
         segments = header.segments
         found: list[tuple[int, FoundLabel]] = []
@@ -485,7 +497,7 @@ class JpegContainer(Container):
 
     def rewrite(self, src: Path, dst: Path, label: AIGCLabel | None) -> None:
         """Copy ``src`` to ``dst`` with ``label`` as the only label; see the module docstring."""
-        with open(src, "rb") as fin:
+        with open(src, "rb", buffering=0) as fin:  # segments are read with pread, the rest is copied in the kernel
             header = _read_header(fin)
             segments = header.segments
             replaced: dict[int, list[bytes | _Segment]] = {}  # index -> what to emit instead (segment: copy)
