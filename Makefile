@@ -8,7 +8,7 @@ PYTHON := $(VENV)/bin/python
 PIP_INSTALL := $(PYTHON) -m pip install -q --disable-pip-version-check
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup corpus demo test lint pytest core-install bench test-hooks fuzz
+.PHONY: setup corpus demo test lint pytest core-install bench bench-watermark test-hooks fuzz
 
 setup: $(INSTALLED)
 
@@ -47,6 +47,12 @@ test: setup corpus lint pytest core-install
 
 bench: setup
 	$(PYTHON) bench/images.py
+
+# The watermark bench with its peers (their declared dependencies would pull CUDA torch: installed without them).
+bench-watermark: setup
+	$(PIP_INSTALL) -e '.[bench]'
+	$(PIP_INSTALL) --no-deps invisible-watermark blind-watermark
+	$(PYTHON) bench/watermark/run.py --fpr 1000 --copy 100
 
 # The generation hooks against the real frameworks (not part of `make test`: torch alone is ~870 MB).
 test-hooks: setup

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import pytest
-from PIL import Image, ImageOps
+from PIL import Image, ImageFilter, ImageOps
 from typer.testing import CliRunner
 
 from aigclabel.cli import app
@@ -77,7 +77,8 @@ def marked() -> tuple[Img, Img]:
 @pytest.mark.interop  # ffmpeg
 def test_psnr_and_clean_roundtrip(marked: tuple[Img, Img], tmp_path: Path) -> None:
     host, wm = marked
-    assert psnr(host, wm) >= 40.0
+    # Tile mark at 42 dB plus the low-frequency layer (~2.5 dB more on a textured picture).
+    assert psnr(host, wm) >= 38.5
     # Cross-check with ffmpeg's psnr filter (an independent implementation).
     require_tool("ffmpeg")
     Image.fromarray(host).save(tmp_path / "a.png")
@@ -102,7 +103,7 @@ def test_psnr_and_clean_roundtrip(marked: tuple[Img, Img], tmp_path: Path) -> No
         check=True,
     ).stderr
     average = float(log.split("average:")[1].split()[0])
-    assert average >= 40.0
+    assert average >= 38.5
     assert abs(average - psnr(host, wm)) < 0.5
     found = detect_image(wm)
     assert found.present and found.mac_ok
@@ -407,3 +408,49 @@ def test_aspect_change_on_a_small_image() -> None:
     squeezed = np.asarray(Image.fromarray(small).resize((307, 256), Image.Resampling.BICUBIC))
     found = detect_image(squeezed)
     assert found.present and found.content_ok and found.payload == PAYLOAD, f"z={found.z:.2f}"
+
+
+#: What a platform or an evader does that removes the tile mark's frequencies: the second layer's attacks.
+HEAVY: dict[str, Callable[[Img], Img]] = {
+    "jpeg-q10": lambda a: _encode(a, "JPEG", quality=10),
+    "webp-q50": lambda a: _encode(a, "WEBP", quality=50),
+    "blur-2": lambda a: np.asarray(Image.fromarray(a).filter(ImageFilter.GaussianBlur(2))),
+    "down-0.25-up": lambda a: _resize(_resize(a, 0.25), 4.0),
+    "down-0.5+jpeg70": lambda a: _encode(_resize(a, 0.5), "JPEG", quality=70),
+}
+
+
+@pytest.fixture(scope="module")
+def marked_photo() -> Img:
+    return embed_image(natural(9, 512, 640), PAYLOAD)
+
+
+@pytest.mark.parametrize("attack", sorted(HEAVY))
+def test_second_layer_survives_heavy_compression_blur_and_downscaling(marked_photo: Img, attack: str) -> None:
+    found = detect_image(HEAVY[attack](marked_photo))
+    assert found.present and found.content_ok and found.payload == PAYLOAD, f"{attack}: {found.details}"
+
+
+def test_second_layer_reads_what_the_tile_mark_cannot() -> None:
+    """Blur + JPEG q40 of a v2 mark (kept in tests/data): the tile mark is gone, the low-frequency layer reads it."""
+    path = Path(__file__).parent / "data" / "watermark-v2.jpg"
+    pixels = np.asarray(Image.open(path).convert("RGB"))
+    assert detect_image(pixels, lowfreq=False).payload is None
+    res = detect_file(path)
+    assert res is not None and res.present and res.verified and res.matches("marked-by-v2")
+    assert res.details["layer"] == 2
+
+
+def test_second_layer_is_bound_to_its_picture() -> None:
+    """The exact low-frequency change of one picture, stretched onto others, verifies on none of them."""
+    from aigclabel.watermark._lowfreq import embed_lowfreq, read_lowfreq
+    from aigclabel.watermark.image import _luma
+
+    donor = _luma(natural(1, 512, 640))
+    change = embed_lowfreq(donor, PAYLOAD, DEMO_KEY)
+    assert change is not None
+    assert read_lowfreq(np.clip(donor + change, 0, 255), DEMO_KEY).payload == PAYLOAD
+    for seed in range(60, 72):
+        host = _luma(natural(seed, 360 + 16 * (seed % 4), 480))
+        moved = np.asarray(Image.fromarray(change).resize(host.shape[::-1], Image.Resampling.BILINEAR))
+        assert read_lowfreq(np.clip(host + moved, 0, 255), DEMO_KEY).payload is None, seed

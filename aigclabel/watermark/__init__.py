@@ -375,6 +375,8 @@ def detect_decoded_image(image: Image.Image, key: bytes = DEMO_KEY) -> Watermark
             "scale": round(d.scale, 4),
             "rotation_deg": round(d.rotation_deg, 2),
             "ms": round(d.elapsed_ms, 1),
+            # Which layer verified: 1 the tile mark, 2 the low-frequency layer (marks made since issue 18).
+            **({"layer": int(d.details.get("layer", 1))} if d.payload is not None else {}),
             **({} if d.content_ok else {"unverified": CONTENT_MISMATCH}),
         },
     )

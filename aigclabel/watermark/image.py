@@ -90,6 +90,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .._extras import needs_extra
+from ._lowfreq import embed_lowfreq, read_lowfreq
 from .payload import (
     CODED_BITS,
     DEMO_KEY,
@@ -148,6 +149,7 @@ _HASH_GRID = 16
 _SSIM_NOISE_FLAT = 1.81
 _SSIM_NOISE_GAIN = 0.062
 _SSIM_SAFETY = 0.9
+_SSIM_SAFETY_WITH_LOWFREQ = 0.8
 _MAX_BOOST = 3.0
 
 FloatImage = npt.NDArray[np.float32]
@@ -340,7 +342,7 @@ def _hash_candidates(
     return out
 
 
-def _strength(y: FloatImage, target_psnr: float) -> FloatImage:
+def _strength(y: FloatImage, target_psnr: float, safety: float = _SSIM_SAFETY) -> FloatImage:
     """Per-pixel amplitude of the mark: a texture mask scaled to the PSNR budget, capped where SSIM would see it.
 
     The texture mask (local high-pass energy relative to the image's median, 0.35-2.5) puts more of the
@@ -362,7 +364,7 @@ def _strength(y: FloatImage, target_psnr: float) -> FloatImage:
     uncapped = float(np.sqrt(budget / float(np.mean(mask**2))))
     mu = cv2.blur(y, (7, 7))
     var = np.maximum(cv2.blur(y * y, (7, 7)) - mu * mu, 0.0)
-    cap = cv2.erode(np.sqrt(_SSIM_NOISE_FLAT + _SSIM_NOISE_GAIN * var) * _SSIM_SAFETY, np.ones((7, 7), np.uint8))
+    cap = cv2.erode(np.sqrt(_SSIM_NOISE_FLAT + _SSIM_NOISE_GAIN * var) * safety, np.ones((7, 7), np.uint8))
     scale = uncapped
     sub_mask, sub_cap = mask[::3, ::3], cap[::3, ::3]  # the mean square is estimated on a subsample
     for _ in range(4):
@@ -380,20 +382,32 @@ def embed_image(
     target_psnr: float = 42.0,
     *,
     bind: bool = True,
+    lowfreq: bool = True,
 ) -> UInt8Image:
-    """Return a watermarked copy of an 8-bit HxW[x3|x4] image (alpha untouched) at about ``target_psnr`` dB.
+    """Return a watermarked copy of an 8-bit HxW[x3|x4] image (alpha untouched).
 
-    ``bind`` carries a perceptual hash of this image under the MAC, so the mark cannot be copied onto
-    other pictures (the video embedder turns it off: its frames change while the mark must not).
+    The tile mark is added at about ``target_psnr`` dB, then (``lowfreq``, pictures of 128 px and more)
+    the low-frequency layer of :mod:`._lowfreq`, which costs another ~2 dB. ``bind`` carries a perceptual
+    hash of this image under the MAC, so the mark cannot be copied onto other pictures (the video embedder
+    turns it off, and the second layer with it: its frames change while the mark must not).
     """
     _check_image(img)
     if img.dtype != np.uint8:
         raise ValueError("embed_image expects an 8-bit image")
+    lowfreq = lowfreq and bind
     y = _luma(img)
     h, w = y.shape
+    # The second layer goes first: it moves the coarse layout the tile mark's host hash is taken from, while
+    # the tile mark hardly moves the cell means the second layer quantises.
+    second = embed_lowfreq(y, payload, key) if lowfreq else None
+    if second is not None:
+        y = np.asarray(np.clip(y + second, 0.0, 255.0), dtype=np.float32)
     tile = _tile(payload, key, _host_hash(y, key) if bind else b"")
     pattern = np.tile(tile, (-(-h // TILE), -(-w // TILE)))[:h, :w]
-    delta = _strength(y, target_psnr) * pattern
+    # With the second layer the tile mark leaves it part of the flat windows' SSIM budget.
+    delta = _strength(y, target_psnr, _SSIM_SAFETY_WITH_LOWFREQ if lowfreq else _SSIM_SAFETY) * pattern
+    if second is not None:
+        delta += second
     # Same integer delta on R, G and B (= a luminance-only change), added with uint8 saturation.
     step = np.clip(np.rint(delta), -255, 255).astype(np.int16)
     up = np.clip(step, 0, 255).astype(np.uint8)
@@ -910,16 +924,41 @@ def _max_interval(profile: npt.NDArray[np.floating]) -> tuple[int, int]:
     return int(np.argmin(csum[: end + 1])), end
 
 
-def detect_image(img: npt.NDArray[np.generic], key: bytes = DEMO_KEY, *, record: bool = True) -> ImageDetection:
+def detect_image(
+    img: npt.NDArray[np.generic], key: bytes = DEMO_KEY, *, record: bool = True, lowfreq: bool = True
+) -> ImageDetection:
     """Look for the watermark in an image array (any size, scale 0.4-2x, rotation within ~20 degrees).
 
     ``record=False`` leaves :attr:`ImageDetection.decoded` empty when the mark is absent (it is for bit
-    statistics only; its Viterbi decode is ~2 ms of an unmarked picture's rejection).
+    statistics only; its Viterbi decode is ~2 ms of an unmarked picture's rejection). When the tile mark
+    does not verify, the low-frequency layer (:mod:`._lowfreq`, marks made since issue 18) is read too
+    (``lowfreq=False``: the tile mark only); ``details["layer"]`` is 2 when that layer verified.
     """
     started = time.perf_counter()
     _check_image(img)
     y = _luma(img)
-    return _detect_whitened(_whiten(y), key, started, host=y, record=record)
+    found = _detect_whitened(_whiten(y), key, started, host=y, record=record)
+    if not lowfreq or found.payload is not None:
+        return found
+    second = read_lowfreq(y, key)
+    details = {**found.details, "lowfreq_z": second.z, "lowfreq_decoded": float(second.decoded)}
+    if second.payload is None:
+        return replace(found, details=details, elapsed_ms=(time.perf_counter() - started) * 1000.0)
+    return replace(
+        found,
+        present=True,
+        payload=second.payload,
+        mac_ok=True,
+        decoded=second.payload,
+        content_ok=True,
+        details={
+            **details,
+            "layer": 2.0,
+            "lowfreq_grid": float(second.grid),
+            "lowfreq_symmetry": float(second.symmetry),
+        },
+        elapsed_ms=(time.perf_counter() - started) * 1000.0,
+    )
 
 
 def _detect_whitened(

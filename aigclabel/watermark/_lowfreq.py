@@ -1,0 +1,305 @@
+"""The image mark's second layer (v2): quantisation of keyed projections of coarse cell means.
+
+Why a second layer: the tile mark (:mod:`.image`) lives at 0.15-0.5 cycles/pixel, where it is least
+visible and where its lattice sync works; blur, a 0.25x downscale and JPEG q10 remove exactly that band.
+Moving its energy lower trades one attack against another (measured, see the README), so this layer
+carries the same payload in a domain those attacks leave alone: the means of a G x G grid of cells laid
+over the whole picture (G = 32, 64 or 128, cells of >= 8 pixels), in coordinates normalised to the
+picture's width and height. Cell means survive compression (they are JPEG's DC terms averaged over
+several blocks), blur and downscaling (they are what a downscale keeps); normalised coordinates make the
+grid invariant to any global rescale and aspect change, and the 8 flips/quarter turns of the square grid
+are tried by the reader. Crops, rotations and pastes move the grid: the tile layer covers those.
+
+Modulation (spread-transform dither modulation, Chen & Wornell): the cells are split by a keyed
+permutation into one group per coded bit; a group's projection is the mean of its cells' values with keyed
+signs, and it is moved to the nearest point of a keyed dithered lattice of step :data:`STEP` whose parity is
+the bit. The host does not interfere (QIM), unlike an additive spread spectrum at these frequencies where
+the picture's own energy is highest; the reader needs no original. The change a group needs is spread over
+its cells in proportion to a texture/luminance mask (textured cells take more, flat and clipped ones less:
+the reader only sees the projection, so the embedder may shape it freely), rendered as a smooth field
+(bilinear between cell centres, weighted towards textured pixels) and corrected until the cell means hit
+their targets. Its energy sits far below the tile mark's frequencies, so each layer reads the other as host.
+
+Payload: the 64 bits of :mod:`.payload` with a 32-bit keyed MAC over the payload and a keyed perceptual hash
+of the whole picture (:func:`host_hash`; the copy attack fails as for the tile layer), rate-1/2 K=7
+convolutional code, 204 coded bits. The MAC is twice the tile layer's because this layer has no sync pattern:
+it is the decision itself. Presence: a group's soft value is cos(2 pi r) of its offset r from the lattice
+(in steps); on an unmarked picture r is uniform and E|cos| = 2/pi, on a marked one |cos| is near 1, so the
+mean |cos| over the groups gives a z-score that the reader computes for 3 grids x 8 symmetries in a few
+hundred microseconds; only candidates with z >= :data:`Z_TRY` are Viterbi-decoded and checked against the
+MAC with the 176 host hashes within 3 flips of the 10 least reliable hash bits. False positives: at most
+24 candidates x 176 hashes x 2**-32 ~ 1e-6 per picture if every candidate were decoded, and the z gate
+passes ~1e-3 of unmarked candidates (measured on the bench's null set: see the README).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from functools import lru_cache
+from itertools import combinations
+
+import numpy as np
+import numpy.typing as npt
+
+from .._extras import needs_extra
+from .payload import Payload, conv_encode, keyed_rng, viterbi_decode
+
+with needs_extra("media"):
+    import cv2
+
+__all__ = ["GRIDS", "STEP", "Z_TRY", "LowFreqRead", "embed_lowfreq", "host_hash", "read_lowfreq"]
+
+#: Cells per side of the grids the layer may use; the embedder picks the finest with cells of >= _MIN_CELL px.
+GRIDS = (32, 64, 128)
+_WORK = GRIDS[-1]
+_MIN_CELL = 12
+#: Smallest picture side that is marked (the coarsest grid at 4-pixel cells).
+MIN_SIDE = 128
+_MAC_BITS = 32
+_INFO_BITS = 64 + _MAC_BITS
+_CODED = (_INFO_BITS + 6) * 2
+#: Lattice step of the projections, grey levels.
+STEP = 6.0
+#: Mask range of a cell's share of its group's change (relative to the group's mean).
+_MASK_MIN, _MASK_MAX = 0.35, 2.5
+#: A cell moves at most this many grey levels (clipped pictures, flat groups).
+_CELL_CAP = 12.0
+#: Cells darker than this (grey level) take proportionally less of the change.
+_DARK = 64.0
+#: Pictures whose median cell activity (high-pass RMS) is under this are marked on cells twice as large.
+_FLAT_ACTIVITY = 2.5
+#: Variance a flat cell's change may add to a 7x7 SSIM window (the tile mark takes the rest of ~1.8).
+_FLAT_VAR = 0.7
+#: Presence z-score (mean |cos| over the groups) from which a candidate is decoded.
+Z_TRY = 3.0
+#: Inside a cell the change leans towards textured pixels: weight = local high-pass RMS + this floor.
+_PIX_FLOOR = 8.0
+#: Host hash: 32 bits from the 16x16 means; the reader tries flipping up to 3 of its 10 weakest (176 hashes).
+_HASH_GRID = 16
+_HASH_BITS = 32
+_HASH_WEAK = 10
+_HASH_FLIPS = 3
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    group: npt.NDArray[np.int64]  # group (= coded bit) of each cell, row-major
+    sign: FloatArray  # keyed +-1 per cell
+    count: FloatArray  # cells per group
+    dither: FloatArray  # lattice offset per group, in steps
+
+
+@lru_cache(maxsize=16)
+def _plan(key: bytes, g: int) -> _Plan:
+    rng = keyed_rng(key, f"image-lowfreq-v2-{g}")
+    n = g * g
+    group = np.empty(n, dtype=np.int64)
+    group[rng.permutation(n)] = np.arange(n) % _CODED
+    sign = rng.choice(np.array([-1.0, 1.0]), size=n)
+    return _Plan(group, sign, np.bincount(group, minlength=_CODED).astype(np.float64), rng.random(_CODED))
+
+
+def _mac(key: bytes, data: bytes, bound: bytes) -> bytes:
+    return hmac.new(key, b"aigclabel-wm-lowfreq-v2" + data + bound, hashlib.sha256).digest()[: _MAC_BITS // 8]
+
+
+def _coded(payload: Payload, key: bytes, bound: bytes) -> npt.NDArray[np.uint8]:
+    data = payload.to_bytes()
+    return conv_encode(np.unpackbits(np.frombuffer(data + _mac(key, data, bound), dtype=np.uint8)))
+
+
+def _cell_means(a: npt.NDArray[np.float32], g: int) -> FloatArray:
+    """Exact area means of ``a`` over a g x g grid of cells with fractional edges (i * size / g).
+
+    The integral image of a pixel-constant picture is bilinear inside each pixel, so interpolating it at the
+    fractional edges gives the exact area sums (as OpenCV's INTER_AREA, at half its cost for these ratios).
+    """
+    h, w = a.shape
+    s = np.asarray(cv2.integral(np.ascontiguousarray(a, dtype=np.float32), sdepth=cv2.CV_64F), dtype=np.float64)
+    s = _lerp_rows(s, np.arange(g + 1) * (h / g))
+    s = _lerp_rows(s.T, np.arange(g + 1) * (w / g)).T
+    sums = s[1:, 1:] - s[:-1, 1:] - s[1:, :-1] + s[:-1, :-1]
+    return np.asarray(sums * (g * g / (h * w)))
+
+
+def _lerp_rows(s: FloatArray, at: FloatArray) -> FloatArray:
+    i = np.minimum(at.astype(np.int64), s.shape[0] - 2)
+    f = (at - i)[:, None]
+    return np.asarray(s[i] * (1.0 - f) + s[i + 1] * f)
+
+
+def work_grid(y: npt.NDArray[np.float32]) -> FloatArray:
+    """The luminance's cell means on a _WORK x _WORK grid in normalised coordinates (every grid derives from it)."""
+    return _cell_means(y, _WORK)
+
+
+def _coarsen(m: FloatArray, g: int) -> FloatArray:
+    f = m.shape[0] // g
+    return np.asarray(m.reshape(g, f, g, f).mean(axis=(1, 3)))
+
+
+@lru_cache(maxsize=8)
+def _hash_projection(key: bytes) -> FloatArray:
+    rng = keyed_rng(key, "image-lowfreq-host-hash-v2")
+    return np.asarray(rng.standard_normal((_HASH_BITS, len(_HASH_TERMS[0]))) * _HASH_WEIGHT, dtype=np.float64)
+
+
+# The DCT terms of the 16x16 means the hash projects: u + v <= 5 but not DC (coarse layout only: the mark's
+# own cell pattern and compression noise sit in the higher terms), weighted by u + v against the 1/f spectrum.
+_UV = np.add.outer(np.arange(8), np.arange(8))
+_HASH_TERMS = np.nonzero((_UV <= 5) & (_UV > 0))
+_HASH_WEIGHT = _UV[_HASH_TERMS].astype(np.float64)
+
+
+def _hash_values(m: FloatArray, key: bytes) -> FloatArray:
+    small = _coarsen(m, _HASH_GRID).astype(np.float32)
+    coef = cv2.dct(np.ascontiguousarray(small))[_HASH_TERMS].astype(np.float64)
+    return np.asarray(_hash_projection(key) @ coef)
+
+
+def host_hash(m: FloatArray, key: bytes) -> bytes:
+    """Keyed 32-bit SimHash of the whole picture's coarse layout (low DCT terms of its 16x16 means)."""
+    return np.packbits((_hash_values(m, key) > 0).astype(np.uint8)).tobytes()
+
+
+def _hash_candidates(m: FloatArray, key: bytes) -> list[bytes]:
+    proj = _hash_values(m, key)
+    bits = (proj > 0).astype(np.uint8)
+    weak = np.argsort(np.abs(proj))[:_HASH_WEAK].tolist()
+    out = []
+    for k in range(_HASH_FLIPS + 1):
+        for flip in combinations(weak, k):
+            b = bits.copy()
+            b[list(flip)] ^= 1
+            out.append(np.packbits(b).tobytes())
+    return out
+
+
+def _projections(cells: FloatArray, plan: _Plan) -> FloatArray:
+    return np.bincount(plan.group, weights=cells.ravel() * plan.sign, minlength=_CODED) / plan.count
+
+
+def grid_for(h: int, w: int, min_cell: int = _MIN_CELL) -> int | None:
+    """The finest grid whose cells are ``min_cell`` pixels or more on an ``h`` x ``w`` picture (None: too small)."""
+    if min(h, w) < MIN_SIDE:
+        return None
+    fit = [g for g in GRIDS if min(h, w) / g >= min_cell]
+    return fit[-1] if fit else GRIDS[0]
+
+
+def embed_lowfreq(y: npt.NDArray[np.float32], payload: Payload, key: bytes) -> npt.NDArray[np.float32] | None:
+    """The luminance change that carries ``payload`` in this layer (same shape as ``y``), or None if too small.
+
+    The MAC is bound to the host hash of the *marked* picture when the change itself moves that hash: the
+    embedder re-marks with the hash it produced until the reader's candidates contain it (2-3 rounds at most).
+    """
+    h, w = y.shape
+    hp = y - cv2.GaussianBlur(y, (0, 0), 1.5)
+    hp2 = np.asarray(hp * hp, dtype=np.float32)
+    # Flat pictures (illustrations, icons, renders) get cells twice as large: a cell-to-cell step of d
+    # grey levels adds ~0.26 d^2 (8 / cell)^2 of variance to a flat 7x7 SSIM window.
+    flat = float(np.median(np.sqrt(np.maximum(_cell_means(hp2, 32), 0.0))))
+    g = grid_for(h, w, _MIN_CELL if flat >= _FLAT_ACTIVITY else 2 * _MIN_CELL)
+    if g is None:
+        return None
+    m = work_grid(y)
+    bound = host_hash(m, key)
+    best: npt.NDArray[np.float32] | None = None
+    for _ in range(3):
+        delta = _embed_bits(y, hp2, _coded(payload, key, bound).astype(np.float64), _plan(key, g), g)
+        best = delta if best is None else best
+        got = _hash_candidates(work_grid(np.clip(y + delta, 0.0, 255.0)), key)
+        if bound in got:
+            return delta
+        bound = got[0]
+    return best
+
+
+def _embed_bits(
+    y: npt.NDArray[np.float32], hp2: npt.NDArray[np.float32], bits: FloatArray, plan: _Plan, g: int
+) -> npt.NDArray[np.float32]:
+    h, w = y.shape
+    cells = _cell_means(y, g)
+    p = _projections(cells, plan)
+    # Nearest lattice point of the bit's coset: (k + dither + bit/2) * STEP.
+    off = (p / STEP - plan.dither - bits / 2.0) % 1.0
+    e = np.where(off < 0.5, -off, 1.0 - off) * STEP
+    # Texture/luminance mask per cell: local activity (high-pass energy) relative to the picture's median,
+    # and less where the cell is dark or near white.
+    act = np.sqrt(np.maximum(_cell_means(hp2, g), 0.0))
+    mask = np.clip((act + 0.5) / float(np.median(act) + 0.5), _MASK_MIN, _MASK_MAX)
+    # SSIM's luminance term sees a mean shift d at mean level mu as 1 - d^2 / (2 mu^2 + C1): dark cells take
+    # proportionally less; bright ones only avoid clipping.
+    mask *= np.clip(np.minimum(cells / _DARK, (255.0 - cells) / 24.0), 0.15, 1.0)
+    wsum = np.bincount(plan.group, weights=mask.ravel(), minlength=_CODED)
+    target = (e[plan.group] * plan.sign * mask.ravel() * plan.count[plan.group] / wsum[plan.group]).reshape(g, g)
+    # Absolute cap per cell: what keeps a flat window's SSIM (with the tile mark's share) near 0.97, more
+    # with the cell's texture (SSIM tolerates noise in proportion to the local variance) and size.
+    size = min(h, w) / g
+    cap = np.sqrt((_FLAT_VAR + 0.062 * act * act) / 0.26) * (size / 8.0)
+    cap = np.minimum(np.minimum(cap, _CELL_CAP), 1.5 + cells * (_CELL_CAP / 255.0))
+    target = np.clip(target, -cap, cap)
+    # Pixel weighting inside a cell: towards textured pixels, normalised so each cell's mean is kept.
+    pix = np.sqrt(np.maximum(cv2.blur(hp2, (5, 5)), 0.0)) + _PIX_FLOOR
+    pix_cells = _cell_means(np.asarray(pix, dtype=np.float32), g)
+    scale = cv2.resize((1.0 / pix_cells).astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR) * pix
+    d = target.copy()
+    delta = y
+    for _ in range(3):
+        smooth = cv2.resize(d.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+        delta = np.asarray(smooth * scale, dtype=np.float32)
+        got = _cell_means(np.clip(y + delta, 0.0, 255.0) - y, g)
+        d += target - got
+    return delta
+
+
+@dataclass(frozen=True)
+class LowFreqRead:
+    """What the layer's reader found: the best candidate's z, and its payload when the MAC verified."""
+
+    z: float
+    payload: Payload | None
+    grid: int
+    symmetry: int
+    decoded: int  # candidates Viterbi-decoded
+
+
+def _symmetries(m: FloatArray) -> list[FloatArray]:
+    out = []
+    for t in (m, m.T):
+        for k in range(4):
+            out.append(np.rot90(t, k))
+    return out
+
+
+def read_lowfreq(y: npt.NDArray[np.float32], key: bytes, m: FloatArray | None = None) -> LowFreqRead:
+    """Look for this layer in a luminance plane (``m``: its :func:`work_grid`, if already computed)."""
+    if m is None:
+        m = work_grid(y)
+    n = float(_CODED)
+    cands: list[tuple[float, int, int, FloatArray]] = []
+    syms = _symmetries(m)
+    for gi, g in enumerate(GRIDS):
+        plan = _plan(key, g)
+        for si, s in enumerate(syms):
+            p = _projections(_coarsen(s, g), plan)
+            soft = np.cos(2.0 * np.pi * (p / STEP - plan.dither))
+            z = (float(np.abs(soft).mean()) - 2.0 / np.pi) / (np.sqrt(0.5 - 4.0 / np.pi**2) / np.sqrt(n))
+            cands.append((z, gi, si, soft))
+    cands.sort(key=lambda c: -c[0])
+    best = cands[0]
+    decoded = 0
+    for z, gi, si, soft in cands:
+        if z < Z_TRY:
+            break
+        decoded += 1
+        raw = np.packbits(viterbi_decode(soft, _INFO_BITS)).tobytes()
+        data, mac = raw[:8], raw[8:]
+        for bound in _hash_candidates(syms[si], key):
+            if hmac.compare_digest(mac, _mac(key, data, bound)):
+                return LowFreqRead(z, Payload.from_bytes(data), GRIDS[gi], si, decoded)
+    return LowFreqRead(best[0], None, GRIDS[best[1]], best[2], decoded)
