@@ -28,6 +28,10 @@ mask so textured regions carry more of it, and the global strength is set to hit
 pixel's amplitude is capped where the local SSIM would drop below ~0.97 (:func:`_strength`), so flat
 illustrations, icons and text screenshots stay clean (they end above the target PSNR).
 
+A second, low-frequency layer (:mod:`._lowfreq`, marks made since issue 18) carries the same payload in the
+means of coarse cells of the whole picture, which JPEG q10, WebP q50, blur and a 0.25x downscale leave
+alone; :func:`embed_image` adds it first and :func:`detect_image` reads it when this mark does not verify.
+
 Content binding (against the copy attack): a tile repeated over the picture can be estimated by anyone
 from one marked image (average the noise residual over the tile positions) and added to other pictures.
 So the 16-bit MAC of an image mark is computed over the payload *and* a keyed 32-bit perceptual hash of
