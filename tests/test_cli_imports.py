@@ -32,12 +32,20 @@ try:
 except SystemExit as exit:
     code = exit.code
 loaded = sorted({{name.split(".")[0] for name in sys.modules}} & set({HEAVY!r} + ("rich",)))
-sys.stderr.write("\\n{MARK}" + json.dumps({{"code": code, "loaded": loaded}}) + "\\n")
+ours = sorted(name for name in sys.modules if name.startswith(("aigclabel.cli.", "aigclabel.containers.")))
+sys.stderr.write("\\n{MARK}" + json.dumps({{"code": code, "loaded": loaded, "ours": ours}}) + "\\n")
 """
 
 
 def run_cli(*args: str) -> tuple[int, list[str], str]:
     """Run ``aigclabel ARGS`` in a fresh interpreter: (exit code, heavy top-level packages imported, stdout)."""
+    code, loaded, _ours, stdout = probe(*args)
+    return code, loaded, stdout
+
+
+def probe(*args: str) -> tuple[int, list[str], list[str], str]:
+    """Run ``aigclabel ARGS`` in a fresh interpreter: (exit code, heavy top-level packages imported, our
+    command and format modules imported, stdout)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run(
         [sys.executable, "-c", PROBE, *args], capture_output=True, text=True, env=env, timeout=120, check=False
@@ -45,7 +53,7 @@ def run_cli(*args: str) -> tuple[int, list[str], str]:
     lines = [line for line in done.stderr.splitlines() if line.startswith(MARK)]
     assert lines, f"the probe did not finish: {done.stderr}"
     report = json.loads(lines[-1].removeprefix(MARK))
-    return report["code"], report["loaded"], done.stdout
+    return report["code"], report["loaded"], report["ours"], done.stdout
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +76,18 @@ def test_inspect_json_jpeg_imports_nothing_heavy(labelled: Path) -> None:
     [report] = json.loads(stdout)
     assert report["format"] == "jpeg" and report["ok"] and len(report["labels"]) == 1
     assert loaded == [], f"`aigclabel inspect --json` on a JPEG imported {loaded}"
+
+
+def test_one_file_commands_import_one_command_module_and_their_format_modules(labelled: Path, tmp_path: Path) -> None:
+    """Only the module of the command run is imported, and only the format modules tried before the file's."""
+    common = ["aigclabel.cli._common", "aigclabel.cli._console", "aigclabel.cli._lazy", "aigclabel.cli._params"]
+    common += ["aigclabel.cli.exit_codes"]
+    jpeg = ["aigclabel.containers._stream", "aigclabel.containers.jpeg"]
+    code, _loaded, ours, _stdout = probe("inspect", "--json", str(labelled))
+    assert code == 0 and ours == sorted([*common, "aigclabel.cli.platform", *jpeg])
+    png = tmp_path / "labelled.png"
+    code, _loaded, ours, _stdout = probe("label", str(SAMPLES / "sample.png"), "-o", str(png), "-p", DEMO_PROVIDER_CODE)
+    assert code == 0 and ours == sorted([*common, "aigclabel.cli.producer", *jpeg, "aigclabel.containers.png"])
 
 
 def test_inspect_table_jpeg_imports_no_numpy_pikepdf_or_av(labelled: Path) -> None:
@@ -100,3 +120,31 @@ def test_arguments_converted_without_pydantic_keep_typer_checks(tmp_path: Path) 
     for case, (args, message) in refused.items():
         result = runner.invoke(app, args)
         assert result.exit_code == 2 and message in result.output, (case, result.output)
+
+
+def test_command_table_names_every_command_of_every_module_in_help_order() -> None:
+    """``aigclabel.cli.COMMANDS`` (which module to import for a command) agrees with what the modules
+    register, in the order ``--help`` listed them when every module was imported at start."""
+    import importlib
+    import pkgutil
+
+    import typer
+
+    from aigclabel import cli
+
+    registered: dict[str, list[str]] = {}
+    in_order: dict[str, list[str]] = {}
+    for info in pkgutil.iter_modules(cli.__path__):
+        module = importlib.import_module(f"aigclabel.cli.{info.name}")
+        app = getattr(module, "app", None)
+        if info.name.startswith("_") or not isinstance(app, typer.Typer):
+            continue
+        names = [cli._command_name(c) for c in app.registered_commands] + [g.name or "" for g in app.registered_groups]
+        in_order[info.name] = names
+        for name in [*names, *(["watermark"] if hasattr(module, "watermark_app") else [])]:
+            registered.setdefault(name, []).append(info.name)
+    assert registered == {name: sorted(modules) for name, modules in cli.COMMANDS.items()}
+    audiences = ("producer", "platform", "audit", "operations", "likeness")
+    assert sorted(in_order) == sorted(audiences)
+    assert list(cli.COMMANDS) == [name for module in audiences for name in in_order[module]] + ["watermark"]
+    assert list(typer.main.get_command(cli.app).commands) == list(cli.COMMANDS)

@@ -11,6 +11,8 @@ from PIL import Image
 from aigclabel import watermark
 from aigclabel._media import VIDEO_OUTPUTS, claimed_by, media_of
 from aigclabel.containers import (
+    SIGNATURE_MODULES,
+    SIGNATURE_PRIORITY,
     Container,
     MediaKind,
     container_for_mime,
@@ -54,6 +56,16 @@ def test_lookups() -> None:
     assert set(containers_of(MediaKind.AUDIO)) == {"wav", "flac", "mp3", "ogg"}
     assert {"pdf", "ooxml", "epub", "svg"} == set(containers_of(MediaKind.DOCUMENT))
     assert set().union(*(containers_of(kind) for kind in MediaKind)) == set(registered())
+
+
+def test_signature_first_modules_hold_exactly_the_top_priority_containers() -> None:
+    """``open_container`` tries the containers of SIGNATURE_MODULES before importing the other modules; the
+    full scan tries them first too only if they are exactly the containers of the highest priority."""
+    first = [cls for cls in registered().values() if cls.__module__.rpartition(".")[2] in SIGNATURE_MODULES]
+    top = [cls for cls in registered().values() if cls.priority >= SIGNATURE_PRIORITY]
+    assert first and set(first) == set(top)
+    assert all(cls.priority == SIGNATURE_PRIORITY for cls in first)
+    assert {cls.__module__.rpartition(".")[2] for cls in first} == set(SIGNATURE_MODULES)
 
 
 @pytest.mark.parametrize("sample", sorted(p.name for p in SAMPLES.glob("sample.*")))

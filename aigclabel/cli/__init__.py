@@ -12,34 +12,60 @@
                       review)
 ====================  ===============================================================================
 
-The commands stay thin: each parses options, calls the library and prints. Every module is imported at
-start (Typer reads every command's signature), so commands import what they use inside their body
-(``tests/test_cli_imports.py`` holds a one-file ``inspect`` and ``label`` to that).
+The commands stay thin: each parses options, calls the library and prints. Only the module of the command
+being run is imported (:data:`COMMANDS` names it; :mod:`._lazy`), and commands import what they use
+inside their body (``tests/test_cli_imports.py`` holds a one-file ``inspect`` and ``label`` to that).
 
-To add a command, write it in the module of whoever runs it under that module's ``@app.command()``; it
-joins the top level by itself. Report a typed error with :func:`._common.fail` (its exit code comes from
-the class, :mod:`.exit_codes`) and print through :data:`._common.out` / :data:`._common.err`.
+To add a command, write it in the module of whoever runs it under that module's ``@app.command()`` and
+add its name to :data:`COMMANDS` (a test fails until the two agree). Report a typed error with
+:func:`._common.fail` (its exit code comes from the class, :mod:`.exit_codes`) and print through
+:data:`._common.out` / :data:`._common.err`.
 """
 
 # No `from __future__ import annotations`: Typer reads the signature of every command on each run.
 
 import atexit
 import gc
+import importlib
 import inspect
 import os
 import sys
-from typing import Annotated
+from types import ModuleType
+from typing import Annotated, Any
 
 import typer
+from typer.main import get_command_from_info, get_command_name, get_group_from_info
+from typer.models import TyperInfo
 
 from ..errors import AIGCLabelError
 from ..i18n import COMMAND_HELP_ZH, LANG_ENV, resolve_lang, text
-from . import audit, likeness, operations, platform, producer
 from ._common import say
+from ._lazy import LazyCommands
 from ._params import LightGroup
 from .exit_codes import help_text
 
-__all__ = ["app", "main"]
+__all__ = ["COMMANDS", "app", "main"]
+
+#: Every top-level command, in ``--help`` order, and the module (of this package) that defines it; a
+#: command is built from its module only when it is run. ``watermark`` gathers both audiences' halves.
+COMMANDS: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(("label", "strip", "mark", "voice-turn", "sign"), ("producer",)),
+    **dict.fromkeys(("inspect", "verify", "check"), ("platform",)),
+    **dict.fromkeys(("audit", "keys", "agreement"), ("audit",)),
+    **dict.fromkeys(("formats", "recover", "demo", "batch", "serve", "gateway"), ("operations",)),
+    "likeness": ("likeness",),
+    "watermark": ("producer", "platform"),
+}
+_WATERMARK_HELP = "Invisible watermarks (image, audio, text) carrying a ProduceID digest."
+
+
+class _Root(LightGroup):
+    """The ``aigclabel`` group: its commands are built on first use from :data:`COMMANDS`."""
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        self.commands = LazyCommands(tuple(COMMANDS), _build)
+
 
 app = typer.Typer(
     name="aigclabel",
@@ -47,7 +73,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode=None,
-    cls=LightGroup,
+    cls=_Root,
 )
 
 
@@ -72,41 +98,76 @@ def _root(
     """Label AI-generated content per GB 45438-2025 and verify those labels."""
 
 
-watermark_app = typer.Typer(
-    help="Invisible watermarks (image, audio, text) carrying a ProduceID digest.", no_args_is_help=True
-)
-watermark_app.add_typer(producer.watermark_app)
-watermark_app.add_typer(platform.watermark_app)
+#: Whether :func:`main` speaks Chinese, and the modules whose command help already starts with its Chinese line.
+_chinese = False
+_localized: set[str] = set()
 
-# Without a name, each module's commands join the top level (listed by `--help` in this order).
-for module in (producer, platform, audit, operations, likeness):
-    app.add_typer(module.app)
-app.add_typer(watermark_app, name="watermark")
+
+def _module(name: str) -> ModuleType:
+    """The command module ``name`` of this package, its help in Chinese when that is the language."""
+    module = importlib.import_module(f"{__name__}.{name}")
+    if _chinese and module.__name__ not in _localized:
+        _localized.add(module.__name__)
+        _localize(module.app)
+    return module
+
+
+def _build(name: str) -> Any:
+    """The Click command (or group) ``name``, built by Typer from the module :data:`COMMANDS` names."""
+    options: dict[str, Any] = {
+        "pretty_exceptions_short": app.pretty_exceptions_short,
+        "rich_markup_mode": app.rich_markup_mode,
+    }
+    if name == "watermark":
+        help = _WATERMARK_HELP
+        if _chinese:
+            help = f"{COMMAND_HELP_ZH['watermark']} {help}"
+        watermark_app = typer.Typer(help=help, no_args_is_help=True)
+        for module_name in COMMANDS[name]:
+            watermark_app.add_typer(_module(module_name).watermark_app)
+        return get_group_from_info(TyperInfo(watermark_app), suggest_commands=app.suggest_commands, **options)
+    (module_name,) = COMMANDS[name]
+    module_app = _module(module_name).app
+    for command in module_app.registered_commands:
+        if _command_name(command) == name:
+            return get_command_from_info(command, **options)
+    for group in module_app.registered_groups:
+        if group.name == name:
+            return get_group_from_info(group, suggest_commands=app.suggest_commands, **options)
+    raise LookupError(f"{module_name} defines no command {name!r}")
+
+
+def _command_name(command: Any) -> str:
+    """The name Typer gives a registered command: its own, else its function's."""
+    return str(command.name or (get_command_name(command.callback.__name__) if command.callback else ""))
+
+
+def _localize(module_app: typer.Typer) -> None:
+    """Start the help of each of ``module_app``'s commands and groups with its Chinese line."""
+    for command in module_app.registered_commands:
+        name = _command_name(command)
+        if name in COMMAND_HELP_ZH:
+            english = command.help or inspect.getdoc(command.callback) or ""
+            command.help = f"{COMMAND_HELP_ZH[name]}\n\n{english}"
+    for group in module_app.registered_groups:
+        if group.name in COMMAND_HELP_ZH and group.typer_instance is not None:
+            english = group.typer_instance.info.help or ""
+            group.typer_instance.info.help = f"{COMMAND_HELP_ZH[group.name]} {english}"
 
 
 def _speak(argv: list[str]) -> None:
     """Take ``--lang`` before Click parses anything, so help and messages are in that language; in
-    Chinese, every command's help starts with its Chinese line."""
+    Chinese, every command's help starts with its Chinese line (added as its module loads)."""
     for index, arg in enumerate(argv):
         if arg.startswith("--lang="):
             os.environ[LANG_ENV] = arg.partition("=")[2]
         elif arg == "--lang" and index + 1 < len(argv):
             os.environ[LANG_ENV] = argv[index + 1]
+    global _chinese
     lang = resolve_lang()
-    if lang != "zh-CN":
-        return
-    app.info.help = f"{text('cli.app', lang)}\n\n{app.info.help}"
-    for module in (producer, platform, audit, operations, likeness):
-        for command in module.app.registered_commands:
-            name = command.name or (command.callback.__name__.replace("_", "-") if command.callback else "")
-            if name in COMMAND_HELP_ZH:
-                english = command.help or inspect.getdoc(command.callback) or ""
-                command.help = f"{COMMAND_HELP_ZH[name]}\n\n{english}"
-        for group in module.app.registered_groups:
-            if group.name in COMMAND_HELP_ZH and group.typer_instance is not None:
-                english = group.typer_instance.info.help or ""
-                group.typer_instance.info.help = f"{COMMAND_HELP_ZH[group.name]} {english}"
-    watermark_app.info.help = f"{COMMAND_HELP_ZH['watermark']} {watermark_app.info.help}"
+    if lang == "zh-CN" and not _chinese:
+        _chinese = True
+        app.info.help = f"{text('cli.app', lang)}\n\n{app.info.help}"
 
 
 def main() -> None:

@@ -29,6 +29,7 @@ import importlib
 import os
 import pkgutil
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -239,6 +240,15 @@ def _guard_public_methods(cls: type) -> None:
 
 _guard_public_methods(Container)  # write, strip, repair, check_written, payload_digest of the base itself
 
+#: The priority of a container whose signature at the very start of a file begins no other format: it
+#: is tried before the costlier sniffers (MP3 frame chains, HTML, MP4 boxes). The modules defining
+#: such containers are :data:`SIGNATURE_MODULES`.
+SIGNATURE_PRIORITY = 20
+#: Modules whose containers (all of priority :data:`SIGNATURE_PRIORITY`, and only theirs) :func:`open_container`
+#: tries before it imports the other format modules, so a one-file command on a JPEG or PNG loads one
+#: or two format modules instead of all of them (``tests/test_registry.py`` holds the two to agree).
+SIGNATURE_MODULES = ("jpeg", "png")
+
 _C = TypeVar("_C", bound=type[Container])
 _REGISTRY: dict[str, type[Container]] = {}
 _order: tuple[type[Container], ...] = ()  # _REGISTRY by priority; emptied by register()
@@ -288,6 +298,16 @@ def container_for_mime(mime_type: str) -> type[Container] | None:
     return next((cls for cls in registered().values() if cls.mime_type == mime_type), None)
 
 
+def _signature_first() -> Iterator[type[Container]]:
+    """The containers of :data:`SIGNATURE_MODULES`, importing each module only when the previous ones'
+    containers are done with: they come first in :func:`_ordered` too, so trying them first changes
+    nothing but how many modules a file costs."""
+    for module in SIGNATURE_MODULES:
+        name = f"{__name__}.{module}"
+        importlib.import_module(name)
+        yield from (cls for cls in list(_REGISTRY.values()) if cls.__module__ == name)
+
+
 def _ordered() -> tuple[type[Container], ...]:
     global _order
     _load_plugins()
@@ -330,6 +350,9 @@ def open_container(path: Path | str) -> Container:
     except OSError as exc:
         raise access_error(exc, path) from None
     with hostile_input(path, "file header"):  # one guard for all: this runs once per file in bulk inspection
+        for cls in _signature_first() if not _loaded else ():
+            if cls.accept(head, path):
+                return cls()
         for cls in _ordered():
             if cls.accept(head, path):
                 return cls()

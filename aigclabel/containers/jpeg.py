@@ -49,7 +49,7 @@ from .._io import COPY_CHUNK, MAX_METADATA_BYTES, file_size
 from ..errors import LimitExceededError, MalformedFileError, TruncatedFileError
 from ..label import AIGCLabel, looks_like_label_json
 from ..xmp import TC260_NS, find_aigc, has_properties, remove_aigc, set_aigc
-from . import Container, FoundLabel, MediaKind, register
+from . import SIGNATURE_PRIORITY, Container, FoundLabel, MediaKind, register
 from ._stream import copy_range
 
 XMP_SIG = b"http://ns.adobe.com/xap/1.0/\x00"
@@ -452,8 +452,9 @@ class JpegContainer(Container):
     mime_type = "image/jpeg"
     media = MediaKind.IMAGE
     primary_location = "APP1 XMP TC260:AIGC"
-    #: FF D8 FF starts no other format: checked before the costlier sniffers (a third of a JPEG open).
-    priority = 1
+    #: FF D8 FF starts no other format: checked before the costlier sniffers (a third of a JPEG open),
+    #: and its module before the others are imported (a JPEG named ``.html`` is a JPEG).
+    priority = SIGNATURE_PRIORITY
 
     @classmethod
     def accept(cls, head: bytes, path: Path) -> bool:

@@ -25,7 +25,7 @@ from .._io import MAX_METADATA_BYTES, copy_exact, copy_rest, file_size, read_exa
 from ..errors import LimitExceededError, MalformedFileError, TruncatedFileError
 from ..label import AIGCLabel
 from ..xmp import find_aigc, remove_aigc, set_aigc
-from . import Container, FoundLabel, MediaKind, register
+from . import SIGNATURE_PRIORITY, Container, FoundLabel, MediaKind, register
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 XMP_KEYWORD = b"XML:com.adobe.xmp"
@@ -211,7 +211,7 @@ class PngContainer(Container):
     primary_location: ClassVar[str] = "XMP TC260:AIGC in iTXt XML:com.adobe.xmp"
     #: The 8-byte signature starts no other format, so it is checked before the costlier sniffers
     #: (MP3 frame chains, HTML, MP4 boxes): a quarter of a bulk PNG inspection went to them.
-    priority: ClassVar[int] = 1
+    priority: ClassVar[int] = SIGNATURE_PRIORITY
 
     @classmethod
     def accept(cls, head: bytes, path: Path) -> bool:
