@@ -7,12 +7,9 @@ import contextlib
 import contextvars
 import errno
 import functools
-import hashlib
 import os
 import re
-import secrets
 import shutil
-import socket
 import stat
 import sys
 import threading
@@ -69,11 +66,13 @@ _swept: set[str] = set()
 _held = threading.local()
 
 
+@functools.cache
 def _host_tag() -> str:
+    """Four hex digits naming this host in temporary names (hashlib and socket load on the first write)."""
+    import hashlib
+    import socket
+
     return hashlib.sha256(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:4]
-
-
-_HOST = _host_tag()
 
 
 def is_temp_name(name: str) -> bool:
@@ -93,10 +92,10 @@ def new_temp(dst: Path, suffix: str = "") -> Path:
     if nested:
         base = nested["base"]
     sweep_stale(dst.parent)
-    prefix = f".{base[:_NAME_MAX]}.{_HOST}-{os.getpid()}-"
+    prefix = f".{base[:_NAME_MAX]}.{_host_tag()}-{os.getpid()}-"
     flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
     while True:
-        tmp = dst.with_name(f"{prefix}{secrets.token_hex(4)}{TEMP_TAG}{suffix}")  # (no re-parse of the parent)
+        tmp = dst.with_name(f"{prefix}{os.urandom(4).hex()}{TEMP_TAG}{suffix}")  # as secrets.token_hex(4)
         try:
             os.close(os.open(tmp, flags, 0o600))
             return tmp
@@ -154,7 +153,7 @@ def sweep_stale(directory: Path) -> list[Path]:
                 ours = _TEMP_NAME.fullmatch(name)
                 if ours is None and not _LEGACY_TEMP_NAME.fullmatch(name):
                     continue
-                alive = _pid_alive(int(ours["pid"])) if ours and ours["host"] == _HOST else None
+                alive = _pid_alive(int(ours["pid"])) if ours and ours["host"] == _host_tag() else None
                 with contextlib.suppress(OSError):
                     if alive is False or (
                         alive is None and now - entry.stat(follow_symlinks=False).st_mtime > STALE_AFTER_SECONDS

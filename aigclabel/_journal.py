@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import os
 import signal
 import struct
@@ -47,9 +46,13 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ._io import DURABLE, _fsync_directory, _group, access_error, write_lock
 from .errors import InterruptedEditError
+
+if TYPE_CHECKING:
+    import hashlib
 
 #: ``AIGCLABEL_IN_PLACE=0`` in the environment (read at import) makes every write a full atomic copy.
 #: (Windows has no ``pwrite``: copies only there.)
@@ -106,12 +109,19 @@ def journal_path(path: Path) -> Path:
     return Path(_journal_name(os.fspath(path)))
 
 
+def _sha256(data: bytes = b"") -> hashlib._Hash:
+    """A SHA-256 of ``data``; hashlib loads with the first journal written or read, not with every open."""
+    import hashlib
+
+    return hashlib.sha256(data)
+
+
 def _journal_name(path: str) -> str:
     """:func:`journal_path` as a string: every open looks for a journal, and pathlib's joins cost
     more than the ``lstat`` itself."""
     parent, name = os.path.split(path)
     if len(name) > 200:  # keep under NAME_MAX; the hash keeps long names apart
-        name = name[:100] + "." + hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+        name = name[:100] + "." + _sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:16]
     return os.path.join(parent, f".{name}{JOURNAL_TAG}")
 
 
@@ -198,13 +208,13 @@ def _encode(journal: Journal) -> bytes:
     for offset, data, written in journal.regions:
         parts += [_REGION.pack(offset, len(data), written), data]
     body = b"".join(parts)
-    return body + hashlib.sha256(body).digest()
+    return body + _sha256(body).digest()
 
 
 def _decode(data: bytes) -> Journal | None:
     """The journal in ``data``, or None when it is incomplete or damaged (its writer was killed
     before the edit began)."""
-    if len(data) < _HEADER.size + 32 or hashlib.sha256(data[:-32]).digest() != data[-32:]:
+    if len(data) < _HEADER.size + 32 or _sha256(data[:-32]).digest() != data[-32:]:
         return None
     magic, old_size, new_size, device, inode, count, new_digest = _HEADER.unpack_from(data)
     if magic != _MAGIC:
@@ -226,7 +236,7 @@ def _decode(data: bytes) -> Journal | None:
 def _state_digest(fd: int, regions: tuple[tuple[int, bytes, int], ...], size: int) -> bytes:
     """SHA-256 of the bytes now in the edited regions and of ``size``: equal to the journal's
     ``new_digest`` once every patch and the new length are in place."""
-    digest = hashlib.sha256(struct.pack(">Q", size))
+    digest = _sha256(struct.pack(">Q", size))
     for offset, _old, written in regions:
         digest.update(struct.pack(">QI", offset, written) + _pread(fd, offset, written))
     return digest.digest()
@@ -336,7 +346,7 @@ def _apply(fd: int, path: Path, plan: EditPlan, verify: Callable[[], None]) -> i
         return 0
     if not DURABLE and len(spans) == 1 and plan.size == old_size and _within_page(spans[0][0], len(spans[0][1])):
         return _apply_unjournalled(fd, path, plan, spans[0], verify)
-    new_digest = hashlib.sha256(struct.pack(">Q", plan.size))
+    new_digest = _sha256(struct.pack(">Q", plan.size))
     for offset, new, _old in spans:
         new_digest.update(struct.pack(">QI", offset, len(new)) + new)
     for offset, _old, written in regions[len(spans) :]:

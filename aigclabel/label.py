@@ -41,8 +41,8 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
-import secrets
 import time
 import uuid
 from collections.abc import Mapping
@@ -453,7 +453,7 @@ class ParsedLabel:
 def new_produce_id() -> str:
     """A unique content ID: 32 lowercase hex digits (a UUIDv7, so IDs sort by creation time)."""
     millis = time.time_ns() // 1_000_000
-    rand = secrets.randbits(74)
+    rand = int.from_bytes(os.urandom(10)) >> 6  # 74 random bits, as secrets.randbits(74) draws them
     value = (millis & ((1 << 48) - 1)) << 80 | 0x7 << 76 | (rand >> 62) << 64 | 0b10 << 62 | (rand & ((1 << 62) - 1))
     return uuid.UUID(int=value).hex
 

@@ -67,8 +67,6 @@ def label_file(
     src: Path | str, label: AIGCLabel, output: Path | str | None = None, options: ProduceOptions | None = None
 ) -> ProduceResult:
     """Stamp ``src`` with every layer ``options`` asks for and write it to ``output`` (default: in place)."""
-    from .signing import payload_digest, sign
-
     source = Path(src)
     target = Path(output) if output is not None else source
     opts = options or ProduceOptions()
@@ -86,6 +84,8 @@ def label_file(
             watermark_payload = Payload.for_produce_id(label.produce_id, opts.watermark_key_id).hex()
             work = marked
         if opts.signing_key is not None:
+            from .signing import payload_digest, sign  # the signing stack loads only to sign
+
             label = sign(replace(label, reserved_code1=""), payload_digest(work), opts.signing_key)
         # The last step writes ``target`` itself (atomically): a container that keeps its label
         # beside the file (plain text's XMP sidecar) must see the final name, not a temporary one.

@@ -20,21 +20,24 @@ raise a :class:`~aigclabel.errors.MalformedFileError` instead of eating memory o
 
 from __future__ import annotations
 
+import functools
 import re
-import xml.etree.ElementTree as ET
 from collections.abc import Callable
-from typing import NoReturn
+from types import ModuleType
+from typing import TYPE_CHECKING, NoReturn
 from xml.parsers import expat
 
-import defusedxml.ElementTree as SafeET
-from defusedxml import DefusedXmlException
-
 from .errors import MalformedFileError
+
+if TYPE_CHECKING:
+    import xml.etree.ElementTree as ET
 
 TC260_NS = "http://www.tc260.org.cn/ns/AIGC/1.0/"
 TC260_PREFIX = "TC260"
 RDF_NS = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
 X_NS = "adobe:ns:meta/"
+#: Namespace of ``xmpNote:HasExtendedXMP`` (XMP Part 3), which names a JPEG's Extended XMP.
+XMP_NOTE_NS = "http://ns.adobe.com/xmp/note/"
 
 _AIGC_TAG = f"{{{TC260_NS}}}AIGC"
 _AIGC_NAME = f"{TC260_NS} AIGC"  # how expat names it with namespace_separator=" "
@@ -43,19 +46,33 @@ _ABOUT_ATTR = f"{{{RDF_NS}}}about"
 _PREFIX_DECL = re.compile(r"""xmlns:([A-Za-z_][\w.-]*)\s*=\s*["']""" + re.escape(TC260_NS) + r"""["']""")
 _RDF_CLOSE = re.compile(r"</(?:[A-Za-z_][\w.-]*:)?RDF\s*>")
 
-ET.register_namespace("x", X_NS)
-ET.register_namespace("rdf", RDF_NS)
-ET.register_namespace(TC260_PREFIX, TC260_NS)
+
+@functools.cache
+def etree() -> ModuleType:
+    """:mod:`xml.etree.ElementTree` with the XMP prefixes registered, imported by the first packet that
+    needs a tree: reading a label needs only expat, and the tree modules cost a few ms of every
+    one-file command."""
+    import xml.etree.ElementTree as tree
+
+    tree.register_namespace("x", X_NS)
+    tree.register_namespace("rdf", RDF_NS)
+    tree.register_namespace(TC260_PREFIX, TC260_NS)
+    tree.register_namespace("xmpNote", XMP_NOTE_NS)
+    return tree
 
 
 def _parse(packet: bytes | str) -> ET.Element:
+    import defusedxml.ElementTree as safe_tree
+    from defusedxml import DefusedXmlException
+
+    tree = etree()
     text = _decode(packet) if isinstance(packet, bytes) else packet
     text = text.strip("\x00 \t\r\n\ufeff")
     try:
-        root: ET.Element = SafeET.fromstring(text, forbid_dtd=True)
+        root: ET.Element = safe_tree.fromstring(text, forbid_dtd=True)
     except DefusedXmlException as exc:
         raise MalformedFileError(f"XMP packet uses forbidden XML constructs ({type(exc).__name__})") from None
-    except ET.ParseError as exc:
+    except tree.ParseError as exc:
         raise MalformedFileError(f"XMP packet is not well-formed XML: {exc}") from None
     return root
 
@@ -243,6 +260,7 @@ def _remove_text(text: str) -> str:
 
 def _rebuild(packet: str, value: str | None) -> bytes:
     root = _parse(packet)
+    tree = etree()
     for parent in list(root.iter()):
         for child in list(parent):
             if child.tag == _AIGC_TAG:
@@ -250,13 +268,13 @@ def _rebuild(packet: str, value: str | None) -> bytes:
         parent.attrib.pop(_AIGC_TAG, None)
     rdf = root if root.tag == f"{{{RDF_NS}}}RDF" else root.find(f".//{{{RDF_NS}}}RDF")
     if rdf is None and root.tag == f"{{{X_NS}}}xmpmeta" and value is not None:
-        rdf = ET.SubElement(root, f"{{{RDF_NS}}}RDF")  # an empty x:xmpmeta (Pillow's tests have them)
+        rdf = tree.SubElement(root, f"{{{RDF_NS}}}RDF")  # an empty x:xmpmeta (Pillow's tests have them)
     if rdf is None:
         raise MalformedFileError("XMP packet has no rdf:RDF element")
     if value is not None:
-        description = ET.SubElement(rdf, _DESCRIPTION_TAG, {_ABOUT_ATTR: ""})
-        ET.SubElement(description, _AIGC_TAG).text = value
-    body = ET.tostring(root, encoding="unicode")
+        description = tree.SubElement(rdf, _DESCRIPTION_TAG, {_ABOUT_ATTR: ""})
+        tree.SubElement(description, _AIGC_TAG).text = value
+    body = tree.tostring(root, encoding="unicode")
     return f'<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n{body}\n<?xpacket end="w"?>'.encode()
 
 

@@ -31,21 +31,18 @@ try:
     runpy.run_module("aigclabel", run_name="__main__", alter_sys=True)
 except SystemExit as exit:
     code = exit.code
-loaded = sorted({{name.split(".")[0] for name in sys.modules}} & set({HEAVY!r} + ("rich",)))
-ours = sorted(name for name in sys.modules if name.startswith(("aigclabel.cli.", "aigclabel.containers.")))
-sys.stderr.write("\\n{MARK}" + json.dumps({{"code": code, "loaded": loaded, "ours": ours}}) + "\\n")
+sys.stderr.write("\\n{MARK}" + json.dumps({{"code": code, "modules": sorted(sys.modules)}}) + "\\n")
 """
 
 
 def run_cli(*args: str) -> tuple[int, list[str], str]:
     """Run ``aigclabel ARGS`` in a fresh interpreter: (exit code, heavy top-level packages imported, stdout)."""
-    code, loaded, _ours, stdout = probe(*args)
-    return code, loaded, stdout
+    code, modules, stdout = probe(*args)
+    return code, sorted({name.split(".")[0] for name in modules} & {*HEAVY, "rich"}), stdout
 
 
-def probe(*args: str) -> tuple[int, list[str], list[str], str]:
-    """Run ``aigclabel ARGS`` in a fresh interpreter: (exit code, heavy top-level packages imported, our
-    command and format modules imported, stdout)."""
+def probe(*args: str) -> tuple[int, list[str], str]:
+    """Run ``aigclabel ARGS`` in a fresh interpreter: (exit code, every module imported, stdout)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run(
         [sys.executable, "-c", PROBE, *args], capture_output=True, text=True, env=env, timeout=120, check=False
@@ -53,7 +50,12 @@ def probe(*args: str) -> tuple[int, list[str], list[str], str]:
     lines = [line for line in done.stderr.splitlines() if line.startswith(MARK)]
     assert lines, f"the probe did not finish: {done.stderr}"
     report = json.loads(lines[-1].removeprefix(MARK))
-    return report["code"], report["loaded"], report["ours"], done.stdout
+    return report["code"], report["modules"], done.stdout
+
+
+def ours(modules: list[str]) -> list[str]:
+    """The command and format modules among ``modules``."""
+    return [name for name in modules if name.startswith(("aigclabel.cli.", "aigclabel.containers."))]
 
 
 @pytest.fixture(scope="module")
@@ -83,11 +85,23 @@ def test_one_file_commands_import_one_command_module_and_their_format_modules(la
     common = ["aigclabel.cli._common", "aigclabel.cli._console", "aigclabel.cli._lazy", "aigclabel.cli._params"]
     common += ["aigclabel.cli.exit_codes"]
     jpeg = ["aigclabel.containers._stream", "aigclabel.containers.jpeg"]
-    code, _loaded, ours, _stdout = probe("inspect", "--json", str(labelled))
-    assert code == 0 and ours == sorted([*common, "aigclabel.cli.platform", *jpeg])
+    code, modules, _stdout = probe("inspect", "--json", str(labelled))
+    assert code == 0 and ours(modules) == sorted([*common, "aigclabel.cli.platform", *jpeg])
     png = tmp_path / "labelled.png"
-    code, _loaded, ours, _stdout = probe("label", str(SAMPLES / "sample.png"), "-o", str(png), "-p", DEMO_PROVIDER_CODE)
-    assert code == 0 and ours == sorted([*common, "aigclabel.cli.producer", *jpeg, "aigclabel.containers.png"])
+    code, modules, _stdout = probe("label", str(SAMPLES / "sample.png"), "-o", str(png), "-p", DEMO_PROVIDER_CODE)
+    assert code == 0 and ours(modules) == sorted([*common, "aigclabel.cli.producer", *jpeg, "aigclabel.containers.png"])
+
+
+def test_one_file_commands_leave_out_what_only_other_paths_use(labelled: Path, tmp_path: Path) -> None:
+    """Reading a label needs no ElementTree (expat reads it), no digest, no signing stack; writing one
+    takes a temporary name (hashlib, socket) but no more."""
+    unused = ("xml.etree", "defusedxml", "secrets", "aigclabel.signing", "aigclabel.audit")
+    code, modules, _stdout = probe("inspect", "--json", str(labelled))
+    assert code == 0
+    assert [name for name in modules if name.startswith((*unused, "hashlib", "socket"))] == []
+    out = tmp_path / "again.jpg"
+    code, modules, _stdout = probe("label", str(labelled), "-o", str(out), "-p", DEMO_PROVIDER_CODE)
+    assert code == 0 and [name for name in modules if name.startswith(unused)] == []
 
 
 def test_inspect_table_jpeg_imports_no_numpy_pikepdf_or_av(labelled: Path) -> None:

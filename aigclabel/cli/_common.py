@@ -76,6 +76,8 @@ DbOption = Annotated[
 
 def signing_key(path: Path | None, demo: bool) -> "SigningKey | None":
     """The private key in ``path``, else the public demo key if ``demo``, else none."""
+    if path is None and not demo:
+        return None  # the signing stack loads only when a key is used
     from ..signing import SigningKey, demo_signing_key
 
     if path is not None:

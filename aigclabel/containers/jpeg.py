@@ -32,25 +32,25 @@ every reader sees). A packet that already has Extended XMP and still does not fi
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import re
 import struct
-import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
-
-import defusedxml.ElementTree as SafeET
-from defusedxml import DefusedXmlException
+from typing import TYPE_CHECKING, BinaryIO
 
 from .._io import COPY_CHUNK, MAX_METADATA_BYTES, file_size
 from ..errors import LimitExceededError, MalformedFileError, TruncatedFileError
 from ..label import AIGCLabel, looks_like_label_json
-from ..xmp import TC260_NS, find_aigc, has_properties, remove_aigc, set_aigc
+from ..xmp import TC260_NS, XMP_NOTE_NS, etree, find_aigc, has_properties, remove_aigc, set_aigc
 from . import SIGNATURE_PRIORITY, Container, FoundLabel, MediaKind, register
 from ._stream import copy_range
+
+# ElementTree (xmp.etree) and hashlib load where a packet is split or a digest taken: reading or writing a
+# label needs neither.
+if TYPE_CHECKING:
+    import xml.etree.ElementTree as ET
 
 XMP_SIG = b"http://ns.adobe.com/xap/1.0/\x00"
 EXT_SIG = b"http://ns.adobe.com/xmp/extension/\x00"
@@ -283,6 +283,8 @@ def _referenced_guid(packet: bytes | None) -> bytes | None:
 
 def _ext_segments(packet: bytes) -> tuple[bytes, list[bytes]]:
     """GUID and APP1 segments carrying ``packet`` as Extended XMP."""
+    import hashlib
+
     guid = hashlib.md5(packet).hexdigest().upper().encode()  # XMP Part 3 mandates MD5
     out = []
     for offset in range(0, len(packet), MAX_EXT_PORTION):
@@ -600,6 +602,8 @@ class JpegContainer(Container):
         (FF FE), in file order, plus all scans (entropy-coded data, inter-scan tables, RSTn) up to
         and including EOI. Fill bytes and anything after EOI (trailers, MPF secondary images) are
         left out, so metadata edits never change it."""
+        import hashlib
+
         digest = hashlib.sha256()
         with open(path, "rb") as handle:
             header = _read_header(handle)
@@ -700,8 +704,7 @@ def _shift_afcp(fin: BinaryIO, fout: BinaryIO, sos: int, shift: int) -> None:
 _PACKET_END = b"<?xpacket end="
 _XMLNS = re.compile(r"""xmlns:([A-Za-z_][\w.-]*)\s*=\s*["']([^"']+)["']""")
 _RDF = "{http://www.w3.org/1999/02/22-rdf-syntax-ns#}"
-_NOTE_HAS_EXT = "{http://ns.adobe.com/xmp/note/}HasExtendedXMP"
-ET.register_namespace("xmpNote", "http://ns.adobe.com/xmp/note/")
+_NOTE_HAS_EXT = f"{{{XMP_NOTE_NS}}}HasExtendedXMP"
 _STAY = frozenset({f"{{{TC260_NS}}}AIGC", _NOTE_HAS_EXT, f"{_RDF}about"})
 
 
@@ -733,7 +736,7 @@ def _fit_standard(packet: bytes) -> tuple[bytes, list[bytes]]:
 
 
 def _serialise(root: ET.Element) -> bytes:
-    body = ET.tostring(root, encoding="unicode")
+    body = etree().tostring(root, encoding="unicode")
     return f'<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n{body}\n<?xpacket end="w"?>'.encode()
 
 
@@ -742,13 +745,19 @@ def _split_extended(packet: bytes) -> tuple[bytes, bytes]:
 
     Returns the standard packet (naming the extension's GUID) and the extended packet.
     """
+    import hashlib
+
+    import defusedxml.ElementTree as safe_tree
+    from defusedxml import DefusedXmlException
+
+    tree = etree()
     text = packet.decode("utf-8")
     for prefix, uri in _XMLNS.findall(text):  # keep the packet's own prefixes where ElementTree allows
         with contextlib.suppress(ValueError):
-            ET.register_namespace(prefix, uri)
+            tree.register_namespace(prefix, uri)
     try:
-        root: ET.Element = SafeET.fromstring(text.strip("\x00 \t\r\n\ufeff"))
-    except (ET.ParseError, DefusedXmlException) as exc:
+        root: ET.Element = safe_tree.fromstring(text.strip("\x00 \t\r\n\ufeff"))
+    except (tree.ParseError, DefusedXmlException) as exc:
         raise MalformedFileError(f"XMP packet cannot be parsed: {exc}") from None
     rdf = root if root.tag == f"{_RDF}RDF" else root.find(f".//{_RDF}RDF")
     first = rdf.find(f"{_RDF}Description") if rdf is not None else None
@@ -758,9 +767,9 @@ def _split_extended(packet: bytes) -> tuple[bytes, bytes]:
     moves: list[tuple[int, ET.Element, str | ET.Element]] = []
     for description in rdf.findall(f"{_RDF}Description"):
         moves.extend((len(k) + len(v), description, k) for k, v in description.attrib.items() if k not in _STAY)
-        moves.extend((len(ET.tostring(c)), description, c) for c in description if c.tag not in _STAY)
+        moves.extend((len(tree.tostring(c)), description, c) for c in description if c.tag not in _STAY)
     moves.sort(key=lambda move: -move[0])
-    target = ET.Element(f"{_RDF}Description", {f"{_RDF}about": ""})
+    target = tree.Element(f"{_RDF}Description", {f"{_RDF}about": ""})
     size = len(_serialise(root))
     for weight, description, item in moves:
         if size <= MAX_STD_PACKET:
@@ -773,9 +782,9 @@ def _split_extended(packet: bytes) -> tuple[bytes, bytes]:
         size -= weight
         if size <= MAX_STD_PACKET:
             size = len(_serialise(root))  # the estimate says it fits: measure
-    meta = ET.Element("{adobe:ns:meta/}xmpmeta")
-    ET.SubElement(meta, f"{_RDF}RDF").append(target)
-    extended = ET.tostring(meta, encoding="unicode").encode()
+    meta = tree.Element("{adobe:ns:meta/}xmpmeta")
+    tree.SubElement(meta, f"{_RDF}RDF").append(target)
+    extended = tree.tostring(meta, encoding="unicode").encode()
     first.set(_NOTE_HAS_EXT, hashlib.md5(extended).hexdigest().upper())  # same length as the placeholder
     standard = _serialise(root)
     if len(standard) > MAX_STD_PACKET:

@@ -12,7 +12,6 @@ chunks...) and all image data are streamed through byte-identical.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import struct
 import zlib
@@ -279,6 +278,8 @@ class PngContainer(Container):
     def payload_digest(self, path: Path) -> bytes:
         """SHA-256 over the type, length and data of IHDR, PLTE, tRNS, IDAT and the APNG chunks
         (acTL, fcTL, fdAT), in file order. Text, colour-management and private chunks are left out."""
+        import hashlib  # here, not at the top: reading or writing a label needs no digest
+
         digest = hashlib.sha256()
         with open(path, "rb") as handle:
             for chunk in list(_walk(handle)):
