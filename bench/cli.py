@@ -11,7 +11,10 @@ The file is the bundled ``sample.jpg``, labelled (demo provider code) so both to
 
 * ``inspect`` (Rich table) and ``inspect --json`` vs ``exiftool -j one.jpg``;
 * ``label one.jpg -o out.jpg -p CODE`` vs ``exiftool -config tc260.config -XMP-TC260:AIGC=<json>
-  -o out.jpg one.jpg`` (the same property; ``out.jpg`` is removed before each run of either).
+  -o out.jpg one.jpg`` (the same property; ``out.jpg`` is removed before each run of either);
+* ``label two.jpg -p CODE`` in place (a journalled edit, fsynced) vs the same exiftool command with
+  ``-overwrite_original`` (which does not fsync), each relabelling its own labelled copy;
+* ``inspect --json one.png`` (the bundled ``sample.png``, labelled) vs ``exiftool -j one.png``.
 
 Bytecode is cached as an installed package has it (``PYTHONPYCACHEPREFIX`` in a scratch folder, warmed
 by one run of each command). Two floors are printed for context: ``python -c pass`` (interpreter and ``site``) and
@@ -93,6 +96,12 @@ def main() -> None:
         value = AIGCLabel.for_producer(DEMO_PROVIDER_CODE).to_json()
         config = write_exiftool_config(work / "tc260.config")
         out = work / "out.jpg"
+        mine, theirs = work / "mine.jpg", work / "theirs.jpg"
+        for copy in (mine, theirs):
+            shutil.copyfile(one, copy)
+        png = work / "one.png"
+        shutil.copyfile(SAMPLE.with_suffix(".png"), png)
+        write_label(png, AIGCLabel.for_producer(DEMO_PROVIDER_CODE))
 
         def remove_out() -> None:
             out.unlink(missing_ok=True)
@@ -106,6 +115,13 @@ def main() -> None:
                 [exiftool, "-config", str(config), f"-XMP-TC260:AIGC={value}", "-o", str(out), str(one)],
                 remove_out,
             ),
+            (
+                "label two.jpg (in place)",
+                [*aigclabel, "label", str(mine), "-p", DEMO_PROVIDER_CODE],
+                [exiftool, "-config", str(config), f"-XMP-TC260:AIGC={value}", "-overwrite_original", str(theirs)],
+                None,
+            ),
+            ("inspect --json one.png", [*aigclabel, "inspect", "--json", str(png)], [exiftool, "-j", str(png)], None),
             ("floor: python -c pass", [*python, "-c", "pass"], [exiftool, "-j", str(one)], None),
             ("floor: python -c 'import typer'", [*python, "-c", "import typer"], [exiftool, "-j", str(one)], None),
         ]
