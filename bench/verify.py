@@ -25,10 +25,17 @@ producers' styles, half compliant) is checked with ``check`` (accuracy: right ve
 failing rule) and classified with ``classify``; per detector it prints ms per call and its accuracy
 (finds a trace on labelled files, none on unlabelled ones).
 
+**OCR pre-filter** (``--prefilter-count 300``, on by default; ``--prefilter-only``): the image-label
+detector with and without its stroke pre-filter (:func:`aigclabel.explicit.ocr.may_hold_text`) on the same
+files: labels in styles aigclabel did not choose (``tests/_label_styles.py``; ``--prefilter-seed`` draws
+another set) and its own plates, whose findings must be identical, then unlabelled photos and text-heavy
+pictures: false traces with and without it, and the detector's CPU per photo.
+
 It reports, it does not assert: timings vary with the machine and its load (printed by ``uptime``).
 
 Usage: ``python bench/verify.py [--count 200] [--size 1600x1200] [--skip-thorough] [--no-thirdparty]
-[--thirdparty-only] [--dir DIR]`` (run from the repository root with ``PYTHONPATH=.``)
+[--thirdparty-only] [--prefilter-count N] [--prefilter-seed S] [--no-prefilter] [--prefilter-only]
+[--dir DIR]`` (run from the repository root with ``PYTHONPATH=.``)
 """
 
 from __future__ import annotations
@@ -268,6 +275,90 @@ def run_thirdparty(work: Path) -> None:
         print(f"    {name:24s}: {totals[name] / calls[name] * 1e3:8.1f} ms/call over {calls[name]:2d} files, {judged}")
 
 
+def run_prefilter(work: Path, count: int, seed: int = 45438, smooth: bool = False) -> None:
+    """The OCR pre-filter's recall and savings: the image-label detector with and without it, same files.
+
+    Labelled: ``count`` labels in styles aigclabel did not choose (:mod:`tests._label_styles`: CJK and
+    Latin fonts, OpenCV's Hershey font, 3-12 % of the shortest side, low contrast, plates, glass,
+    outlines, shadows, tilts, JPEG q50-q95, downscaled) and aigclabel's own plates. The pre-filter must
+    pass every one the full search finds. Unlabelled: photos and text-heavy pictures (pages, signs,
+    screenshots); their false traces with and without it, and the detector's CPU per file."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from aigclabel.explicit.detector import ExplicitImageLabelDetector
+    from aigclabel.explicit.ocr import MIN_STROKE_DENSITY, downscale, stroke_density
+    from tests._label_styles import plain_pictures, styled_labels
+
+    folder = work / "prefilter"
+    folder.mkdir()
+    gated, full = ExplicitImageLabelDetector(), ExplicitImageLabelDetector(prefilter=False)
+
+    def traced(detector: ExplicitImageLabelDetector, path: Path) -> tuple[bool, float]:
+        """Whether ``detector`` finds a trace on ``path``, and its CPU time (the shared decode apart)."""
+        sample = MediaSample(path, "jpeg")
+        sample.analysis_image()
+        begin = time.process_time()
+        found = any(e.role == "trace" for e in detector.detect(path, sample))
+        return found, time.process_time() - begin
+
+    def density(path: Path) -> float:
+        from aigclabel.explicit.detector import _search_copy
+
+        image, _ = MediaSample(path, "jpeg").analysis_image()
+        return stroke_density(downscale(_search_copy(image, "jpeg"))[0])
+
+    traced(full, next(styled_labels(1)).write(folder))  # models loaded before anything is timed
+    by_style: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])  # drawn, found by the full search, gated
+    by_ratio: dict[float, list[int]] = defaultdict(lambda: [0, 0, 0])
+    lost: list[str] = []
+    lowest = (2.0, "")
+    for case in styled_labels(count, seed, smooth=smooth):
+        path = case.write(folder)
+        found, _ = traced(full, path)
+        kept, _ = traced(gated, path)
+        for row in (by_style[case.style], by_ratio[case.ratio]):
+            row[0] += 1
+            row[1] += found
+            row[2] += kept
+        if found and not kept:
+            lost.append(case.name)
+        if found:
+            lowest = min(lowest, (density(path), case.name))
+    drawn, found_all, kept_all = (sum(row[i] for row in by_style.values()) for i in range(3))
+    where = "smooth or noisy backgrounds" if smooth else "photos"
+    print(f"\nOCR pre-filter, {drawn} labels in other styles on {where} (load {os.getloadavg()[0]:.2f}):")
+    print(f"    full search finds {found_all}/{drawn}; with the pre-filter {kept_all}/{drawn}; lost: {lost or 'none'}")
+    print(f"    lowest stroke density among the labels found: {lowest[0]:.2f} ({lowest[1]})")
+    for style, (n, f, k) in sorted(by_style.items()):
+        print(f"        {style:16s}: {f:3d}/{n:3d} found, {k:3d} with the pre-filter")
+    for ratio, (n, f, k) in sorted(by_ratio.items()):
+        print(f"        characters {ratio:5.1%}: {f:3d}/{n:3d} found, {k:3d} with the pre-filter")
+    cpu = {"full": 0.0, "gated": 0.0}
+    false = {"full": 0, "gated": 0}
+    photos = skipped = 0
+    highest = (0.0, "")
+    for name, picture, text_heavy in plain_pictures():
+        path = folder / f"plain-{name}.jpg"
+        picture.save(path, quality=90)
+        for key, detector in (("full", full), ("gated", gated)):
+            found, spent = traced(detector, path)
+            false[key] += found
+            if not text_heavy:
+                cpu[key] += spent
+        if not text_heavy:
+            photos += 1
+            value = density(path)
+            skipped += value < MIN_STROKE_DENSITY
+            if name.startswith("synthetic"):
+                highest = max(highest, (value, name))
+    print(f"    unlabelled pictures: false traces {false['full']} without the pre-filter, {false['gated']} with it")
+    print(
+        f"    {photos} unlabelled photos: {skipped} skipped by the pre-filter; the detector's CPU per photo "
+        f"{cpu['full'] / photos * 1e3:.1f} ms without, {cpu['gated'] / photos * 1e3:.1f} ms with it "
+        f"({cpu['gated'] / max(cpu['full'], 1e-9):.2f}x); highest density of the bench's synthetic uploads "
+        f"{highest[0]:.2f} ({highest[1]})"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=200)
@@ -276,12 +367,22 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=None, help="Where to make the files (default: a temp dir).")
     parser.add_argument("--no-thirdparty", action="store_true", help="Skip the third-party-label set.")
     parser.add_argument("--thirdparty-only", action="store_true", help="Only the third-party-label set.")
+    parser.add_argument("--prefilter-count", type=int, default=300, help="Labels in the OCR pre-filter's recall set.")
+    parser.add_argument("--prefilter-seed", type=int, default=45438, help="Seed of the recall set (another: held out).")
+    parser.add_argument(
+        "--prefilter-smooth", action="store_true", help="Recall set on backgrounds with no text-like texture."
+    )
+    parser.add_argument("--no-prefilter", action="store_true", help="Skip the OCR pre-filter's recall set.")
+    parser.add_argument("--prefilter-only", action="store_true", help="Only the OCR pre-filter's recall set.")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
     work = Path(tempfile.mkdtemp(prefix="aigclabel-bench-verify-", dir=args.dir))
     try:
-        if args.thirdparty_only:
-            run_thirdparty(work)
+        if args.thirdparty_only or args.prefilter_only:
+            if args.thirdparty_only:
+                run_thirdparty(work)
+            if args.prefilter_only:
+                run_prefilter(work, args.prefilter_count, args.prefilter_seed, args.prefilter_smooth)
             return
         labelled, plain = make_files(work, args.count, (width, height))
         files = [p for pair in zip(labelled, plain, strict=False) for p in pair]  # interleaved, like uploads
@@ -319,6 +420,8 @@ def main() -> None:
         run_unlabelled_per_core(plain, exif_cpu, len(files))
         if not args.no_thirdparty:
             run_thirdparty(work)
+        if not args.no_prefilter:
+            run_prefilter(work, args.prefilter_count, args.prefilter_seed, args.prefilter_smooth)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     sys.stdout.flush()
