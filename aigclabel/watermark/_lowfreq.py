@@ -212,7 +212,7 @@ def embed_lowfreq(y: npt.NDArray[np.float32], payload: Payload, key: bytes) -> n
     for _ in range(3):
         delta = _embed_bits(y, hp2, _coded(payload, key, bound).astype(np.float64), _plan(key, g), g)
         best = delta if best is None else best
-        got = _hash_candidates(work_grid(np.clip(y + delta, 0.0, 255.0)), key)
+        got = _hash_candidates(work_grid(np.clip(y + np.rint(delta), 0.0, 255.0)), key)
         if bound in got:
             return delta
         bound = got[0]
@@ -252,7 +252,8 @@ def _embed_bits(
     for _ in range(3):
         smooth = cv2.resize(d.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
         delta = np.asarray(smooth * scale, dtype=np.float32)
-        got = _cell_means(np.clip(y + delta, 0.0, 255.0) - y, g)
+        # Measured as written (rounded to whole grey levels): a smooth field rounds coherently over whole areas.
+        got = _cell_means(np.clip(y + np.rint(delta), 0.0, 255.0) - y, g)
         d += target - got
     return delta
 

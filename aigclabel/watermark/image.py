@@ -405,13 +405,16 @@ def embed_image(
     # the tile mark hardly moves the cell means the second layer quantises.
     second = embed_lowfreq(y, payload, key) if lowfreq else None
     if second is not None:
+        # Rounded on its own, so the tile mark's host hash is taken on the very pixels it is added to: rounding
+        # a smooth field shifts whole areas at once, enough to move the coarse layout the hash reads.
+        second = np.rint(second)
         y = np.asarray(np.clip(y + second, 0.0, 255.0), dtype=np.float32)
     tile = _tile(payload, key, _host_hash(y, key) if bind else b"")
     pattern = np.tile(tile, (-(-h // TILE), -(-w // TILE)))[:h, :w]
     # With the second layer the tile mark leaves it part of the flat windows' SSIM budget.
     delta = _strength(y, target_psnr, _SSIM_SAFETY_WITH_LOWFREQ if lowfreq else _SSIM_SAFETY) * pattern
     if second is not None:
-        delta += second
+        delta = np.rint(delta) + second
     # Same integer delta on R, G and B (= a luminance-only change), added with uint8 saturation.
     step = np.clip(np.rint(delta), -255, 255).astype(np.int16)
     up = np.clip(step, 0, 255).astype(np.uint8)
