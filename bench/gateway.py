@@ -144,7 +144,11 @@ async def measure(args: argparse.Namespace, direct: str, gateway: str, pids: dic
     print("  CPU time per request (a whole 4-token answer; the gateway's includes its audit record):")
     for name, seconds in request_cpu.items():
         print(f"    {name:8s} {seconds * 1000:.2f} ms")
-    await compare("as fast as the upstream can, all processes sharing the cores", args, direct, gateway, pids, 0.0)
+    summary = {"first token added (median)": f"{statistics.median(gaps) * 1000:.2f} ms"}
+    summary["gateway CPU per request"] = f"{request_cpu['gateway'] * 1000:.2f} ms"
+    summary["full speed, cores shared"] = await compare(
+        "as fast as the upstream can, all processes sharing the cores", args, direct, gateway, pids, 0.0
+    )
     if len(os.sched_getaffinity(0)) >= 2:
         # The deployment a proxy has: the model server's CPU is not the proxy's. The client and the upstream
         # share core 0 in both paths; the gateway alone gets core 1.
@@ -157,13 +161,26 @@ async def measure(args: argparse.Namespace, direct: str, gateway: str, pids: dic
         for pid in (0, pids["upstream"], *family(pids["gateway"])):
             os.sched_setaffinity(pid, everywhere)
     paced = argparse.Namespace(**{**vars(args), "streams": args.paced_streams, "tokens": args.paced_tokens})
-    await compare(f"{args.paced_streams} answers at a model's pace", paced, direct, gateway, pids, args.paced_delay)
+    summary["paced"] = await compare(
+        f"{args.paced_streams} answers at a model's pace", paced, direct, gateway, pids, args.paced_delay,
+        request_cpu=request_cpu,
+    )  # fmt: skip
+    print(f"summary (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores):")
+    for name, value in summary.items():
+        print(f"  {name:28s} {value}")
 
 
 async def compare(
-    title: str, args: argparse.Namespace, direct: str, gateway: str, pids: dict[str, int], delay: float
-) -> None:
-    """Token throughput direct and through the gateway, alternating rounds; the gateway's CPU per token."""
+    title: str,
+    args: argparse.Namespace,
+    direct: str,
+    gateway: str,
+    pids: dict[str, int],
+    delay: float,
+    request_cpu: dict[str, float] | None = None,
+) -> str:
+    """Token throughput direct and through the gateway, alternating rounds; the gateway's CPU per token
+    (with ``request_cpu``, also net of each answer's per-request cost: what one more token costs)."""
     rates: dict[str, list[float]] = {"direct": [], "gateway": []}
     cpu = dict.fromkeys(pids, 0.0)
     for _ in range(args.rounds):
@@ -180,7 +197,14 @@ async def compare(
     total = args.rounds * args.streams * args.tokens
     print("  CPU time per streamed token in the gateway runs (independent of other load on the machine):")
     for name, seconds in cpu.items():
-        print(f"    {name:8s} {seconds / total * 1e6:6.1f} us")
+        line = f"    {name:8s} {seconds / total * 1e6:6.1f} us"
+        if request_cpu is not None:
+            answers = args.rounds * args.streams
+            net = (seconds - answers * request_cpu[name]) / total
+            line += f"   ({net * 1e6:.1f} us beyond the per-request cost measured above)"
+        print(line)
+    per_token = cpu["gateway"] / total * 1e6
+    return f"{100 * g / d:.1f} % of direct; gateway CPU {per_token:.1f} us per token"
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ servers in threads. Files the gateway returns are read back with aigclabel's rea
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import hashlib
@@ -35,8 +36,10 @@ from aigclabel.explicit.audio import detect_cue_in_file, find_spoken_label, load
 from aigclabel.explicit.image import locate_label
 from aigclabel.explicit.text import find_text_labels, label_text
 from aigclabel.gateway import GatewaySettings
+from aigclabel.gateway import app as gateway_app
 from aigclabel.gateway.app import create_app
 from aigclabel.gateway.text import SSEFramer, TextLabeller
+from aigclabel.gateway.upstream import UpstreamPool
 from aigclabel.label import AIGCLabel
 from aigclabel.signing import SignatureState, demo_registry, demo_signing_key, payload_digest, verify
 from aigclabel.watermark import detect_file
@@ -105,6 +108,27 @@ def test_streamed_chat_is_labelled_in_its_first_chunk_and_audited(
     (event,) = store.trace(produce_id=field.produce_id)
     assert event.detail["state"] == "complete" and event.detail["stream"] is True
     assert event.content_sha256 == hashlib.sha256(text.encode()).hexdigest()
+    store.close()
+
+
+def test_every_answer_is_recorded_once_and_the_audit_queue_is_drained_on_shutdown(
+    upstream: tuple[str, Upstream], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Events are written in groups after the answers; the events still queued when the gateway stops
+    are written before it is gone (here all of them: the writer would wait a minute for more)."""
+    monkeypatch.setattr(gateway_app, "_AUDIT_LINGER", 60.0)
+    store = AuditStore(tmp_path / "audit.sqlite")
+    with gateway(upstream[0], audit=store) as (client, _):
+        asked = []
+        for number in range(12):
+            raw = client.chat.completions.with_raw_response.create(
+                model="tiny", messages=MESSAGES, stream=number % 2 == 0, extra_body={"tokens": 2}
+            )
+            list(raw.parse()) if number % 2 == 0 else raw.parse()
+            asked.append(raw.headers["aigc-produceid"])
+        assert not list(store.events())  # all still queued
+    recorded = [event.produce_id for event in store.events()]
+    assert sorted(recorded) == sorted(asked)
     store.close()
 
 
@@ -302,6 +326,35 @@ def test_other_routes_pass_through_byte_for_byte(upstream: tuple[str, Upstream])
     assert answer_.status_code == 200 and answer_.content == body and answer_.headers["x-echo-method"] == "PUT"
     assert "aigc-produceid" not in answer_.headers
     assert seen.bodies[-1] == body
+
+
+def test_upstream_connections_are_reused_and_an_abandoned_answer_closes_its_own(
+    upstream: tuple[str, Upstream],
+) -> None:
+    """The gateway's own upstream client: a connection whose answer was read to its end serves the next
+    request; one whose answer was abandoned mid-stream is closed (the upstream sees its stream cut), never
+    reused with stale bytes in it."""
+    url, seen = upstream
+
+    async def scenario() -> None:
+        pool = UpstreamPool(url, connect_timeout=5, read_timeout=15, keepalive=2.0)
+        headers = [("content-type", "application/json")]
+        ask = {"model": "tiny", "messages": MESSAGES, "stream": True, "tokens": 3}
+        first = await pool.request("POST", "/v1/chat/completions", headers, json.dumps(ask).encode())
+        assert first.status_code == 200 and first.headers["content-type"].startswith("text/event-stream")
+        assert b"data: [DONE]" in b"".join([chunk async for chunk in first.aiter_bytes()])
+        (kept,) = pool._idle
+        stall = json.dumps({**ask, "model": "stall"}).encode()
+        stalled = await pool.request("POST", "/v1/chat/completions", headers, stall)
+        assert not pool._idle  # the kept connection carries this request
+        assert await stalled.read_some()
+        await stalled.aclose()
+        assert kept.closed and not pool._idle
+        pool.close()
+
+    cut_before = seen.cut_streams
+    asyncio.run(scenario())
+    _wait_for(lambda: seen.cut_streams > cut_before)
 
 
 def test_backpressure_holds_the_upstream_back(upstream: tuple[str, Upstream]) -> None:

@@ -9,6 +9,7 @@ the OpenAI error format; an upstream that breaks off mid-stream breaks the clien
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import contextlib
@@ -35,6 +36,7 @@ from .ollama import OllamaLabeller
 from .responses import ResponsesLabeller
 from .settings import GatewaySettings
 from .text import LABEL_FIELD, AnswerLabeller, SSEFramer, TextLabeller, asks_structured, label_headers
+from .upstream import UpstreamPool, UpstreamResponse
 
 #: Builds the labeller of one text answer from its label and whether the client asked for JSON output.
 MakeLabeller = Callable[[GatewaySettings, AIGCLabel, bool], AnswerLabeller]
@@ -65,6 +67,8 @@ _CLIENT_SECRETS = frozenset({"authorization", "api-key", "x-api-key"})
 _BODY_HEADERS = frozenset({"content-length", "content-encoding", "etag", "content-md5"})
 #: Audit events waiting to be written, at most (answers wait for room beyond that).
 _AUDIT_QUEUE = 10_000
+#: How long the audit writer gathers events after the first of a group before writing them in one commit.
+_AUDIT_LINGER = 0.25
 #: How long an idle upstream connection is kept for reuse. Shorter than the servers' own idle timeouts
 #: (uvicorn, behind vLLM and SGLang: 5 s; httpx's default is also 5 s): a request sent on a connection the
 #: upstream is closing at that moment fails with a ReadError and, being a POST, cannot be retried.
@@ -176,6 +180,74 @@ class _ClosingStream(StreamingResponse):
                     await self.after()
 
 
+class _LabelledStream(Response):
+    """A labelled text stream: the upstream's events, each passed through its labeller the moment it is
+    complete, one write to the client per read from the upstream (whatever arrived meanwhile, joined).
+
+    A raw ASGI response in one task: no body iterator, no reader task, one ``await`` per read, since at a
+    model's pace every token is a read of its own. A client that goes away closes the upstream connection
+    at once (a listener on ``receive`` cuts it, which wakes the reader); a slow client holds the upstream
+    back (``send`` waits for the socket to drain while the upstream's unread bytes pile up to the
+    pool's limit, and it stops reading). ``after`` (the audit record) runs once the answer has ended,
+    however it ended.
+    """
+
+    def __init__(
+        self, upstream: UpstreamResponse, labeller: AnswerLabeller, headers: Mapping[str, str],
+        after: Callable[[], Awaitable[None]],
+    ) -> None:  # fmt: skip
+        self.status_code = upstream.status_code
+        self.background = None
+        self.upstream = upstream
+        self.labeller = labeller
+        self.after = after
+        self.gone = False
+        self.init_headers(headers)
+
+    async def _listen(self, receive: Receive) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        self.gone = True
+        self.upstream.abort()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        labeller, upstream = self.labeller, self.upstream
+        framer = SSEFramer(framing=labeller.framing)
+        labeller.state = "client-disconnected"
+        listener = asyncio.get_running_loop().create_task(self._listen(receive))
+        try:
+            await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+            try:
+                while data := await upstream.read_some():
+                    events = framer.feed(data)
+                    if events:
+                        body = b"".join(map(labeller.label_event, events)) if len(events) > 1 else None
+                        body = labeller.label_event(events[0]) if body is None else body
+                        await send({"type": "http.response.body", "body": body, "more_body": True})
+            except (httpx.TransportError, LimitExceededError) as exc:
+                if self.gone:
+                    return
+                labeller.state = f"upstream-broke-off: {type(exc).__name__}"
+                # Returning without the closing message makes the server drop the connection: the client's
+                # stream breaks off as the upstream's did, and the log gets a line instead of a traceback.
+                log.warning("%s; the client's stream is cut too", labeller.state)
+                return
+            if self.gone:
+                return
+            rest = framer.rest()
+            if rest.strip() and labeller.framing == "ndjson":
+                rest = labeller.label_event(rest)  # a last JSON line without its newline
+            closing = labeller.closing()
+            await send({"type": "http.response.body", "body": closing + rest, "more_body": False})
+            if not self.gone:
+                labeller.state = "complete" if labeller.done else "upstream-ended-without-done"
+        finally:
+            listener.cancel()
+            await upstream.aclose()
+            with anyio.CancelScope(shield=True):
+                await self.after()
+
+
 class Gateway:
     """The proxy: one per app, holding the upstream client and the kept images."""
 
@@ -183,6 +255,7 @@ class Gateway:
         self.settings = settings
         self.root = settings.upstream_root
         self.client: httpx.AsyncClient | None = None
+        self.pool: UpstreamPool | None = None
         self.kept: OrderedDict[str, Path] = OrderedDict()
         self.image_dir: tempfile.TemporaryDirectory[str] | None = None
         self.audit_queue: MemoryObjectSendStream[AuditEvent] | None = None
@@ -202,28 +275,43 @@ class Gateway:
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=256, keepalive_expiry=_KEEPALIVE_SECONDS)
         self.image_dir = tempfile.TemporaryDirectory(prefix="aigclabel-gateway-images-")
         sender, receiver = anyio.create_memory_object_stream[AuditEvent](max_buffer_size=_AUDIT_QUEUE)
+        closing = anyio.Event()
         async with (
             httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False) as client,
             anyio.create_task_group() as tasks,
         ):
             self.client = client
+            self.pool = pool = UpstreamPool(
+                self.root, connect_timeout=self.settings.connect_timeout, read_timeout=self.settings.read_timeout,
+                keepalive=_KEEPALIVE_SECONDS,
+            )  # fmt: skip
             if self.settings.audit is not None:
                 self.audit_queue = sender
-                tasks.start_soon(self._write_audit, receiver, self.settings.audit)
+                tasks.start_soon(self._write_audit, receiver, self.settings.audit, closing)
             else:
                 receiver.close()
             try:
                 yield
             finally:
                 self.client = None
+                self.pool = None
+                pool.close()
                 self.image_dir.cleanup()
                 sender.close()
+                closing.set()
 
     @staticmethod
-    async def _write_audit(events: MemoryObjectReceiveStream[AuditEvent], store: AuditStore) -> None:
-        """Write queued events, all that have gathered in one transaction: one commit per batch, not per answer."""
+    async def _write_audit(
+        events: MemoryObjectReceiveStream[AuditEvent], store: AuditStore, closing: anyio.Event
+    ) -> None:
+        """Write queued events in groups: after the first of a group, wait :data:`_AUDIT_LINGER` for more, then
+        write all that gathered in one transaction. A commit (an fsync with SQLite) per answer was a sixth
+        of the gateway's CPU per request; this is at most a few per second, whatever the request rate. When
+        the queue closes (shutdown) the events still in it are written before this returns."""
         async with events:
             async for first in events:
+                with anyio.move_on_after(_AUDIT_LINGER):
+                    await closing.wait()
                 batch = [first]
                 with contextlib.suppress(anyio.WouldBlock, anyio.EndOfStream):
                     while len(batch) < _AUDIT_QUEUE:
@@ -260,12 +348,26 @@ class Gateway:
         except ClientDisconnect:
             return Response(status_code=499)
 
+    async def _send_text(self, request: Request, body: bytes) -> UpstreamResponse | Response:
+        """The upstream's answer to a text route (headers read, body not yet), or an error response to give
+        the client: through the gateway's own HTTP/1.1 client (:mod:`.upstream`), the path every token takes."""
+        assert self.pool is not None
+        scope = request.scope
+        target = scope["path"] + (f"?{scope['query_string'].decode('latin-1')}" if scope["query_string"] else "")
+        headers = self._upstream_headers(request, identity=True)
+        try:
+            return await self.pool.request(request.method, target, headers.items(), body)
+        except httpx.TimeoutException as exc:
+            return _error(504, f"the upstream did not answer in time ({type(exc).__name__})", "upstream_timeout")
+        except httpx.TransportError as exc:
+            return _error(502, f"the upstream cannot be reached ({type(exc).__name__}: {exc})", "upstream_unreachable")
+
     @staticmethod
-    def _headers(upstream: httpx.Response, *, rewritten: bool) -> dict[str, str]:
+    def _headers(upstream: httpx.Response | UpstreamResponse, *, rewritten: bool) -> dict[str, str]:
         drop = _HOP_BY_HOP | _BODY_HEADERS if rewritten else _HOP_BY_HOP - {"content-length"}
         return {k: v for k, v in upstream.headers.items() if k.lower() not in drop}
 
-    def _relay(self, upstream: httpx.Response) -> Response:
+    def _relay(self, upstream: httpx.Response | UpstreamResponse) -> Response:
         """The upstream's answer as it came, streamed raw (compressed bytes stay compressed)."""
 
         async def body() -> AsyncIterator[bytes]:
@@ -282,7 +384,7 @@ class Gateway:
             body(), status_code=upstream.status_code, headers=self._headers(upstream, rewritten=False)
         )
 
-    async def _read(self, upstream: httpx.Response) -> bytes:
+    async def _read(self, upstream: httpx.Response | UpstreamResponse) -> bytes:
         """A whole (bounded) upstream body."""
         limit = self.settings.max_body_bytes
         parts: list[bytes] = []
@@ -336,20 +438,23 @@ class Gateway:
         """A text route (chat, completions, responses, Ollama's chat and generate): label the answer,
         streamed or whole."""
         body = await self._request_body(request)
-        upstream = await self._send(request, body, identity=True)
+        upstream = await self._send_text(request, body)
         if isinstance(upstream, Response):
             return upstream
         if upstream.status_code >= 400:
             return self._relay(upstream)
+        if not upstream.decodable:
+            await upstream.aclose()
+            encoding = upstream.headers.get("content-encoding")
+            return _error(502, f"the upstream answered in {encoding} encoding; cannot label it", "unlabelable_answer")
         label = self.settings.new_label()
         labeller = make(self.settings, label, _structured(body))
         ctype = upstream.headers.get("content-type", "")
         headers = {**self._headers(upstream, rewritten=True), **label_headers([label])}
-        route = request.url.path
+        route = request.scope["path"]
         if ctype.startswith(_STREAM_TYPES):
-            events = self._labelled_events(upstream, labeller)
             after = partial(self._audit, self._event, labeller, route, stream=True)
-            return _ClosingStream(events, upstream.status_code, headers, after)
+            return _LabelledStream(upstream, labeller, headers, after)
         if not ctype.startswith("application/json"):
             await upstream.aclose()
             return _error(
@@ -364,29 +469,6 @@ class Gateway:
         labeller.label_body(answer)
         record = BackgroundTask(self._audit, self._event, labeller, route, stream=False)
         return JSONResponse(answer, upstream.status_code, headers, background=record)
-
-    async def _labelled_events(self, upstream: httpx.Response, labeller: AnswerLabeller) -> AsyncIterator[bytes]:
-        framer = SSEFramer(framing=labeller.framing)
-        labeller.state = "client-disconnected"
-        try:
-            try:
-                async for data in upstream.aiter_bytes():
-                    events = framer.feed(data)
-                    if events:
-                        yield b"".join(labeller.label_event(event) for event in events)
-            except (httpx.TransportError, LimitExceededError) as exc:
-                labeller.state = f"upstream-broke-off: {type(exc).__name__}"
-                raise UpstreamBrokeOff(labeller.state) from exc
-            rest = framer.rest()
-            if rest.strip() and labeller.framing == "ndjson":
-                rest = labeller.label_event(rest)  # a last JSON line without its newline
-            closing = labeller.closing()
-            if rest or closing:
-                yield closing + rest
-            labeller.state = "complete" if labeller.done else "upstream-ended-without-done"
-        finally:
-            with anyio.CancelScope(shield=True):
-                await upstream.aclose()
 
     async def images(self, request: Request) -> Response:
         """``/v1/images/generations`` and ``/v1/images/edits``: label every image, ``b64_json`` or ``url``."""
