@@ -14,6 +14,7 @@ import io
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -344,7 +345,7 @@ def test_upstream_connections_are_reused_and_an_abandoned_answer_closes_its_own(
         assert first.status_code == 200 and first.headers["content-type"].startswith("text/event-stream")
         assert b"data: [DONE]" in b"".join([chunk async for chunk in first.aiter_bytes()])
         (kept,) = pool._idle
-        stall = json.dumps({**ask, "model": "stall"}).encode()
+        stall = json.dumps({**ask, "model": "stall", "tokens": 10}).encode()  # stalls after BEFORE_TROUBLE
         stalled = await pool.request("POST", "/v1/chat/completions", headers, stall)
         assert not pool._idle  # the kept connection carries this request
         assert await stalled.read_some()
@@ -569,16 +570,21 @@ def test_command_refuses_an_open_address_without_a_key() -> None:
     assert result.exit_code == 2 and "non-loopback" in result.output
 
 
-def test_command_starts_the_gateway(upstream: tuple[str, Upstream], tmp_path: Path) -> None:
+def test_command_starts_the_gateway_guarded_against_slow_heads(upstream: tuple[str, Upstream], tmp_path: Path) -> None:
+    """``aigclabel gateway`` answers; a connection whose request head never completes (slowloris) is cut
+    by the service's head guard, and an unparsable request gets an error, both in the OpenAI shape."""
     port = free_port()
     db = tmp_path / "audit.sqlite"
     command = [sys.executable, "-m", "aigclabel", "gateway", "--upstream", upstream[0] + "/v1",
                "-p", DEMO_PROVIDER_CODE, "--port", str(port), "--db", str(db), "--position", "end"]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    env = {**os.environ, "AIGCLABEL_HEADER_SECONDS": "0.5"}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         wait_for_http(f"http://127.0.0.1:{port}/aigclabel/health", process)
         client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=0)
         done = client.chat.completions.create(model="tiny", messages=MESSAGES, extra_body={"tokens": 2})
+        slow = _exchange(port, b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow")
+        garbage = _exchange(port, b"NOT HTTP AT ALL\r\n\r\n")
     finally:
         process.terminate()
         process.wait(10)
@@ -586,6 +592,20 @@ def test_command_starts_the_gateway(upstream: tuple[str, Upstream], tmp_path: Pa
     store = AuditStore(db)
     assert len(store.trace(produce_id=done.model_extra["aigc"]["ProduceID"])) == 1
     store.close()
+    for raw, status, code in ((slow, 408, "timeout"), (garbage, 400, "bad-request")):
+        head, _, body = raw.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 %d" % status)
+        assert json.loads(body)["error"]["code"] == code
+
+
+def _exchange(port: int, data: bytes) -> bytes:
+    """Send ``data`` on a fresh connection and read until the server closes it (at most 10 s)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(data)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+        return answer
 
 
 def _states(store: AuditStore) -> list[str]:

@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -135,3 +136,49 @@ def _running(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def _nodelay_of_served_connection(protocol: type) -> int:
+    """TCP_NODELAY of the connection a uvicorn server with ``protocol`` accepted on a listening socket made
+    the way uvicorn's ``--workers`` supervisor makes it (protocol number 0), on the asyncio loop."""
+    import threading
+
+    import uvicorn
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(app, http=protocol, loop="asyncio", lifespan="off", log_level="critical")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            assert thread.is_alive()
+            time.sleep(0.01)
+        with socket.create_connection(sock.getsockname(), timeout=10) as client:
+            client.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            assert client.recv(100).startswith(b"HTTP/1.1 200")
+            (connection,) = server.server_state.connections
+            return int(connection.transport.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+def test_workers_connections_have_nagle_off() -> None:
+    """asyncio turns Nagle's algorithm off only on sockets whose protocol number says TCP; the socket uvicorn
+    shares with ``--workers`` says 0, so each small write waited for the client's delayed ACK (40 ms).
+    The service's and the gateway's protocols turn it off on every connection."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    from aigclabel.gateway.server import GatewayProtocol
+    from aigclabel.service.server import GuardedH11Protocol
+
+    assert _nodelay_of_served_connection(H11Protocol) == 0  # what `serve --workers` had
+    assert _nodelay_of_served_connection(GuardedH11Protocol) == 1
+    assert _nodelay_of_served_connection(GatewayProtocol) == 1

@@ -277,7 +277,7 @@ def gateway(
 
     from ..audit import resolve_url
     from ..gateway.app import create_app
-    from ..gateway.server import GatewayOptions, run_workers
+    from ..gateway.server import GatewayOptions, GatewayProtocol, run_workers
     from ..service.settings import collect_keys, is_loopback
 
     try:
@@ -309,4 +309,4 @@ def gateway(
             settings.audit.close()  # migrated; each worker opens its own connection
         run_workers(options, host, port, workers)
         return
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", http=GatewayProtocol)

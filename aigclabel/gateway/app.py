@@ -83,9 +83,13 @@ class UpstreamBrokeOff(Exception):
     """The upstream stopped mid-answer; the client's connection is cut the same way."""
 
 
-def _error(status: int, message: str, code: str, kind: str = "gateway_error") -> JSONResponse:
+def error_document(message: str, code: str, kind: str = "gateway_error") -> dict[str, Any]:
     """An error in the OpenAI wire format, so OpenAI clients raise their usual exceptions."""
-    return JSONResponse({"error": {"message": message, "type": kind, "param": None, "code": code}}, status_code=status)
+    return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+
+
+def _error(status: int, message: str, code: str, kind: str = "gateway_error") -> JSONResponse:
+    return JSONResponse(error_document(message, code, kind), status_code=status)
 
 
 class _Batches:

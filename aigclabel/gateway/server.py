@@ -11,11 +11,8 @@ its supervisor is gone. The upstream's key reaches the workers as it reached the
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import os
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -23,11 +20,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._extras import needs_extra
+from ..service.server import WORKER_HEALTHCHECK_SECONDS, GuardedHttpToolsProtocol
+from .app import error_document
 from .settings import GatewaySettings
 
 with needs_extra("service"):
     from starlette.applications import Starlette
-    from uvicorn.protocols.http.h11_impl import H11Protocol
 
 if TYPE_CHECKING:
     from ..explicit.audio import LabelKind
@@ -99,21 +97,14 @@ class GatewayOptions:
         return cls(**values, api_keys=keys)
 
 
-class NoDelayH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol with Nagle's algorithm off on every connection.
+class GatewayProtocol(GuardedHttpToolsProtocol):
+    """The service's connection guard (request-head timeout, connection cap, Nagle off) on uvicorn's
+    httptools protocol, answering its own errors in the OpenAI format the gateway's clients expect."""
 
-    asyncio turns it off only on sockets whose protocol number says TCP; the listening socket uvicorn's
-    supervisor makes for its workers says 0, so without this every event a worker streams alone waited
-    for the client's delayed ACK: 40 ms added to the first token (measured with ``bench/gateway.py``).
-    """
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        """Disable Nagle's algorithm, then accept as uvicorn does."""
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        super().connection_made(transport)
+    @staticmethod
+    def error_body(code: str, detail: str) -> bytes:
+        """An error the server answers before the app sees a request, in the OpenAI wire format."""
+        return json.dumps(error_document(detail, code)).encode()
 
 
 def create_worker_app() -> Starlette:
@@ -154,6 +145,9 @@ def run_workers(options: GatewayOptions, host: str, port: int, workers: int) -> 
         host=host,
         port=port,
         workers=workers,
-        http=NoDelayH11Protocol,
+        http=GatewayProtocol,
+        # uvicorn's 5 s replaced every worker of a loaded machine before it had imported the app (the child
+        # answers the health check only once its spawn has unpickled the config), again and again
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
         log_level="info",
     )
