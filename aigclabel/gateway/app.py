@@ -1,8 +1,9 @@
 """The gateway's ASGI app: labelled routes, pass-through for everything else.
 
-Upstream calls go through one pooled :class:`httpx.AsyncClient` and are streamed (``send(stream=True)``,
-what ``client.stream`` wraps): a streamed answer is read from the upstream only as fast as the client
-takes it (backpressure), and closing either side closes the other (cancellation). Upstream errors
+The text routes, where every token passes, reach the upstream through the gateway's own pooled HTTP/1.1
+client (:mod:`.upstream`); the other routes through one pooled :class:`httpx.AsyncClient`. Both stream: a
+streamed answer is read from the upstream only as fast as the client takes it (backpressure), and closing
+either side closes the other (cancellation). Upstream errors
 (status >= 400) are passed on as they came; an unreachable or silent upstream becomes a 502 or 504 in
 the OpenAI error format; an upstream that breaks off mid-stream breaks the client's stream off too.
 """
