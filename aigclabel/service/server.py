@@ -97,14 +97,16 @@ class HeadGuard:
         """Parse; the head timer runs while a request head is incomplete."""
         if self._head_incomplete():
             self._arm_head_timer()
-            self._head_bytes += len(data)
-            if self._head_bytes > self.max_head_bytes:
-                self._raw_error(431, "head-too-large", f"the request head is over {self.max_head_bytes} bytes")
-                return
         super().data_received(data)  # type: ignore[misc]
         if not self._head_incomplete():
             self._disarm_head_timer()
             self._head_bytes = 0
+            return
+        # Counted after parsing: bytes that leave a head incomplete are all head (a read that completes it
+        # may carry a large body too, which is not the head's)
+        self._head_bytes += len(data)
+        if self._head_bytes > self.max_head_bytes:
+            self._raw_error(431, "head-too-large", f"the request head is over {self.max_head_bytes} bytes")
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Drop the head timer with the connection."""
