@@ -103,6 +103,28 @@ def test_survives_crop_and_noise(speech: tuple[F64, int], marked: F64) -> None:
     assert detect_audio(noisy, rate).payload == PAYLOAD
 
 
+def test_short_cuts_decode_with_both_layers(speech: tuple[F64, int], marked: F64) -> None:
+    """3 s excerpts: the block finds the offset, the scale layer read there adds its soft bits to the decode."""
+    rate = speech[1]
+    for start in (0.0, 1.0, 6.0, 8.5):  # the block alone decodes none of these
+        found = detect_audio(marked[int(start * rate) : int((start + 3.0) * rate)], rate)
+        assert found.payload == PAYLOAD and found.version == 2, f"{start} s: z={found.z:.2f}"
+
+
+def test_scale_layer_is_where_the_block_says(speech: tuple[F64, int], marked: F64) -> None:
+    """The block's offset locates the scale layer (both start with the signal) at any cut point."""
+    from aigclabel.watermark.audio import _as_2d, _mono16, _scale_aligned_soft
+    from aigclabel.watermark.payload import DEMO_KEY, decode_soft
+
+    rate = speech[1]
+    for start in (0.37, 2.59, 5.55):
+        cut = marked[int(start * rate) : int((start + 4.0) * rate)]
+        found = detect_audio(cut, rate)
+        off = round(found.offset_s * 16000)
+        payload, mac_ok = decode_soft(_scale_aligned_soft(_mono16(_as_2d(cut), rate), off, DEMO_KEY), DEMO_KEY)
+        assert mac_ok and payload == PAYLOAD, start
+
+
 def test_unmarked_audio_is_not_detected(speech: tuple[F64, int]) -> None:
     x, rate = speech
     rng = np.random.default_rng(4)

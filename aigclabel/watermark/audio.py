@@ -36,6 +36,10 @@ short-time magnitude spectrum, where those changes are simple:
   z-score clears :data:`Z_SCALE` and the payload's MAC verifies. It is read when the block mark is
   not found (~0.1-0.2 s of CPU per clip: the first :data:`_SC_SPAN_S` seconds are read).
 
+When the block finds its offset but its payload does not verify (reverb, excerpts of 3-4 s), the scale
+layer is read at the same place (both start with the signal) and the two layers' soft bits, each weighted
+by the SNR its sync units show, are decoded together.
+
 Marks made before version 3 (block only) read as before: the block mark is unchanged and read first.
 """
 
@@ -234,6 +238,24 @@ def _sync_corr(white_sync: npt.NDArray[np.complex128], lay: _Layout) -> FloatArr
     return np.asarray(np.fft.irfft(ref, n=_BLOCK, axis=-1), dtype=np.float64)
 
 
+def _mrc_soft(vals: FloatArray, sync: npt.NDArray[np.bool_], data_bit: npt.NDArray[np.int64]) -> FloatArray:
+    """Soft coded bits from per-unit values (sign-corrected), weighted by the SNR the sync units show.
+
+    Each unit's value is ``a * bit + noise``; the sync units (bit = +1) estimate ``a`` and the noise
+    variance, so the sums are scaled to log-likelihood ratios and two layers' soft bits can be added.
+    """
+    ref = vals[sync]
+    a = max(float(ref.mean()), 0.0)
+    soft = np.bincount(data_bit, weights=vals[~sync], minlength=CODED_BITS)
+    return np.asarray(soft * a / (float(ref.var()) + 1e-12), dtype=np.float64)
+
+
+def _block_soft(white: npt.NDArray[np.complex128], off: int, lay: _Layout) -> FloatArray:
+    shift = np.exp(-2j * np.pi * lay.bins * off / _BLOCK)
+    vals = np.real(white * np.conj(lay.phase) * np.conj(shift))
+    return _mrc_soft(vals, lay.sync, lay.data_bit)
+
+
 def _decode_at(white: npt.NDArray[np.complex128], off: int, lay: _Layout, key: bytes) -> tuple[Payload | None, bool]:
     shift = np.exp(-2j * np.pi * lay.bins * off / _BLOCK)
     vals = np.real(white * np.conj(lay.phase) * np.conj(shift))
@@ -368,24 +390,56 @@ def _scale_features(mono16: FloatArray) -> FloatArray:
     return np.asarray(white, dtype=np.float64)
 
 
+def _scale_fold(feat: FloatArray, tempo: float) -> FloatArray:
+    """The features summed modulo the pattern's period (in frames), time scaled by ``tempo``."""
+    n_fine, frames = feat.shape
+    period = _SC_PERIOD * _SC_SLOT
+    rows = np.arange(n_fine)[:, None] * period
+    col = np.floor(np.arange(frames) * tempo).astype(np.int64) % period
+    fold = np.bincount((rows + col[None, :]).ravel(), weights=feat.ravel(), minlength=n_fine * period)
+    return np.asarray(fold.reshape(n_fine, period), dtype=np.float64)
+
+
+def _scale_cells(fold: FloatArray, shift_index: int, off: int, lay: _ScaleLayout) -> FloatArray:
+    """The folded features summed per cell at one pitch shift (row index) and frame offset, sign-corrected."""
+    sel = np.roll(fold[shift_index : shift_index + _SC_BANDS * _SC_SUB], -off, axis=1)
+    return np.asarray(sel.reshape(_SC_BANDS, _SC_SUB, _SC_PERIOD, _SC_SLOT).sum(axis=(1, 3)) * lay.sign)
+
+
+def _scale_soft(fold: FloatArray, shift_index: int, off: int, lay: _ScaleLayout) -> FloatArray:
+    """Soft coded bits of the folded scale layer at one pitch shift (row index) and frame offset."""
+    return _mrc_soft(_scale_cells(fold, shift_index, off, lay).ravel(), lay.sync.ravel(), lay.data_bit)
+
+
+def _scale_aligned_soft(mono16: FloatArray, block_off: int, key: bytes) -> FloatArray:
+    """The scale layer's soft bits where the block mark says it is (no pitch or tempo change).
+
+    Both layers start with the signal (the pattern's slot 0 and the block's sample 0 coincide), so the
+    block's offset gives the layer's; the frame next to it with the stronger sync is read.
+    """
+    lay = _scale_layout(key)
+    fold = _scale_fold(_scale_features(mono16[: int(_SC_SPAN_S * _SR)]), 1.0)
+    base = block_off / _SC_HOP
+    offs = {int(np.floor(base)) % fold.shape[1], int(np.ceil(base)) % fold.shape[1]}
+    off = max(offs, key=lambda o: float(_scale_cells(fold, _SC_SHIFT, o, lay)[lay.sync].mean()))
+    return _scale_soft(fold, _SC_SHIFT, off, lay)
+
+
 def _scale_search(mono16: FloatArray, key: bytes) -> tuple[float, float, float, Payload, bool]:
     """Best (z, tempo, semitones, payload, MAC verified) of the scale layer over tempo x pitch x offset."""
     lay = _scale_layout(key)
     feat = _scale_features(mono16[: int(_SC_SPAN_S * _SR)])
-    n_fine, frames = feat.shape
+    frames = feat.shape[1]
     period = _SC_PERIOD * _SC_SLOT  # in nominal frames
     sync_fine = np.repeat(np.repeat(np.where(lay.sync, lay.sign, 0.0), _SC_SUB, axis=0), _SC_SLOT, axis=1)
     conj_ref = np.conj(np.fft.rfft(sync_fine, axis=1))
     step = 1.0 / max(frames, 1)  # one frame of drift over the span
     tempos = np.arange(_SC_TEMPO[0], _SC_TEMPO[1] + step, step)
-    rows = np.arange(n_fine)[:, None] * period
     shifts = np.arange(-_SC_SHIFT, _SC_SHIFT + 1)
     width = _SC_BANDS * _SC_SUB
     corr = np.empty((len(tempos), len(shifts), period))
     for i, tempo in enumerate(tempos):
-        col = np.floor(np.arange(frames) * tempo).astype(np.int64) % period
-        fold = np.bincount((rows + col[None, :]).ravel(), weights=feat.ravel(), minlength=n_fine * period)
-        spec = np.fft.rfft(fold.reshape(n_fine, period), axis=1)
+        spec = np.fft.rfft(_scale_fold(feat, tempo), axis=1)
         # Every shift at once: the fine rows windowed at each shift, times the reference, summed over rows.
         win = np.lib.stride_tricks.sliding_window_view(spec, width, axis=0)[: len(shifts)]  # (shift, bin, row)
         corr[i] = np.fft.irfft(np.einsum("sbr,rb->sb", win, conj_ref), n=period, axis=1)
@@ -395,12 +449,8 @@ def _scale_search(mono16: FloatArray, key: bytes) -> tuple[float, float, float, 
     z = ((flat - flat.mean(axis=1, keepdims=True)) / (flat.std(axis=1, keepdims=True) + 1e-12)).reshape(corr.shape)
     ti, si, off = np.unravel_index(int(np.argmax(z)), z.shape)
     tempo = float(tempos[ti])
-    col = np.floor(np.arange(frames) * tempo).astype(np.int64) % period
-    fold = np.bincount((rows + col[None, :]).ravel(), weights=feat.ravel(), minlength=n_fine * period)
-    sel = np.roll(fold.reshape(n_fine, period)[si : si + width], -int(off), axis=1)
-    cells = sel.reshape(_SC_BANDS, _SC_SUB, _SC_PERIOD, _SC_SLOT).sum(axis=(1, 3)) * lay.sign
-    soft = np.bincount(lay.data_bit, weights=cells[~lay.sync], minlength=CODED_BITS)
-    payload, mac_ok = decode_soft(soft.astype(np.float64), key)
+    soft = _scale_soft(_scale_fold(feat, tempo), int(si), int(off), lay)
+    payload, mac_ok = decode_soft(soft, key)
     semitones = float(shifts[si]) * 12.0 / (_SC_BPO * _SC_SUB)
     return float(z[ti, si, off]), tempo, semitones, payload, mac_ok
 
@@ -432,6 +482,13 @@ def detect_audio(
     offs, zs = _sync_z(_sync_corr(white[lay.sync], lay))
     off, zscore = int(offs), float(zs)
     payload, mac_ok = _decode_at(white, off, lay, key)
+    if not mac_ok and zscore >= Z_WITH_MAC and len(mono) >= _SC_SLOT * _SC_PERIOD * _SC_HOP:
+        # Synced but not decoded (reverb, a short cut): the scale layer carries the same coded bits at
+        # the same place, so its soft values are added to the block's before decoding again.
+        soft = _block_soft(white, off, lay) + _scale_aligned_soft(mono, off, key)
+        both, both_ok = decode_soft(soft, key)
+        if both_ok:
+            payload, mac_ok = both, True
     present = zscore >= Z_PRESENT or (mac_ok and zscore >= Z_WITH_MAC)
     version, tempo, semitones = 2, 1.0, 0.0
     if not present and len(mono) >= _SC_SLOT * _SC_PERIOD * _SC_HOP:

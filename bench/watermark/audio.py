@@ -213,28 +213,31 @@ def main() -> None:
             zs.append(found.z)
             zs_speed.append(found.speed_search_z)
             positives += found.present
-        z = np.asarray(zs)
-        bound = (
-            32768 * 0.5 * math.erfc(Z_PRESENT / math.sqrt(2))
-            + 32768 * 0.5 * math.erfc(Z_WITH_MAC / math.sqrt(2)) * 2.0**-16
-        )
-        print(
-            f"null: {positives}/{len(z)} unmarked clips detected; z mean {z.mean():.2f} sd {z.std():.2f} "
-            f"max {z.max():.2f}; >= {Z_WITH_MAC}: {(z >= Z_WITH_MAC).sum()}, >= {Z_PRESENT}: {(z >= Z_PRESENT).sum()}; "
-            f"union bound on FPR if per-offset z ~ N(0,1): {bound:.1e}"
-        )
-        searched = [v for v in zs_speed if v > 0]
-        tests = 32768 * (SPEED_RANGE[1] - SPEED_RANGE[0]) / (0.5 / (4000 * 12.0))
-        speed_bound = (
-            tests * 0.5 * math.erfc(Z_SCALED / math.sqrt(2))
-            + tests * 0.5 * math.erfc(Z_SCALED_WITH_MAC / math.sqrt(2)) * 2.0**-16
-        )
-        if searched:
-            print(
-                f"speed search on {len(searched)} unmarked clips (>= 5 s): best z mean {statistics.mean(searched):.2f} "
-                f"max {max(searched):.2f} (thresholds {Z_SCALED_WITH_MAC} with MAC, {Z_SCALED}); "
-                f"union bound over ~{tests:.1e} factor x offset tests: {speed_bound:.1e}"
+        if zs:
+            z = np.asarray(zs)
+            bound = (
+                32768 * 0.5 * math.erfc(Z_PRESENT / math.sqrt(2))
+                + 32768 * 0.5 * math.erfc(Z_WITH_MAC / math.sqrt(2)) * 2.0**-16
             )
+            print(
+                f"null: {positives}/{len(z)} unmarked clips detected; z mean {z.mean():.2f} sd {z.std():.2f} "
+                f"max {z.max():.2f}; >= {Z_WITH_MAC}: {(z >= Z_WITH_MAC).sum()}, "
+                f">= {Z_PRESENT}: {(z >= Z_PRESENT).sum()}; "
+                f"union bound on FPR if per-offset z ~ N(0,1): {bound:.1e}"
+            )
+            searched = [v for v in zs_speed if v > 0]
+            tests = 32768 * (SPEED_RANGE[1] - SPEED_RANGE[0]) / (0.5 / (4000 * 12.0))
+            speed_bound = (
+                tests * 0.5 * math.erfc(Z_SCALED / math.sqrt(2))
+                + tests * 0.5 * math.erfc(Z_SCALED_WITH_MAC / math.sqrt(2)) * 2.0**-16
+            )
+            if searched:
+                print(
+                    f"speed search on {len(searched)} unmarked clips (>= 5 s): "
+                    f"best z mean {statistics.mean(searched):.2f} "
+                    f"max {max(searched):.2f} (thresholds {Z_SCALED_WITH_MAC} with MAC, {Z_SCALED}); "
+                    f"union bound over ~{tests:.1e} factor x offset tests: {speed_bound:.1e}"
+                )
 
         if args.windows:
             _scale_null(tmp, attacks, args.windows, rng)
