@@ -27,8 +27,10 @@ short-time magnitude spectrum, where those changes are simple:
 
 * **scale layer (v3)**: the 16 kHz STFT (1,024 points, hop 256) is cut into cells of 1/24 octave
   (500 Hz-6 kHz, 86 bands) by two frames (32 ms); a keyed +-1 pattern over 86 bands x 64 slots
-  (2.048 s, repeating) scales each cell's magnitudes by ``1 +- 0.2`` (a quarter of the cells sync,
-  the rest the same 172 coded bits as the block). A pitch shift moves the pattern along the
+  (2.048 s, repeating) scales each cell's magnitudes by ``1 +- depth`` (a quarter of the cells sync,
+  the rest the same 172 coded bits as the block), the depth set by masking: what a cell gains or loses
+  stays 20 dB below the energy of its neighbourhood (1/3 octave x 160 ms), up to 0.8 of a quiet cell
+  between loud ones, less on a loud partial, nothing in silence. A pitch shift moves the pattern along the
   log-frequency axis; a tempo change stretches its time axis. The detector whitens the log-magnitude
   spectrogram cell by cell, folds it modulo the period at every tempo factor 0.935-1.065 (step finer
   than one frame of drift over the span read) and correlates with the sync pattern at every
@@ -312,7 +314,17 @@ _SC_SUB = 2  # the detector's finer grid (1/48 octave) per band
 _SC_BANDS = int(np.log2(_SC_HI_HZ / _SC_LO_HZ) * _SC_BPO)
 _SC_SLOT = 2  # STFT frames per cell
 _SC_PERIOD = 64  # slots per repetition (2.048 s)
-_SC_DEPTH = 0.2  # magnitude scaled by 1 +- depth
+# A cell's magnitudes are scaled by 1 +- depth, with depth = min(DMAX, BETA * sqrt(local / cell energy)):
+# what the layer adds stays BETA**2 (-20 dB) below the energy of the cell's neighbourhood (a third of an
+# octave by 5 cells, ~160 ms), which masks it; a cell well below its neighbours (between partials, a
+# formant's skirt) is modulated deeply, a loud partial gently. Evidence per cell is in the log domain
+# (the same for a quiet and a loud cell) while the cost is energy, so this buys both: 3.5 dB less added
+# energy than a flat 1 +- 0.2 and a larger z after tempo, pitch and codecs.
+_SC_BETA = 0.1
+_SC_DMAX = 0.8
+_SC_MASK_BANDS = _SC_BPO // 3 + 1
+_SC_MASK_CELLS = 5
+_SC_SILENT = 1e-6  # cells whose neighbourhood is this far below the loudest one are left alone
 _SC_CELLS_HP = 5  # cells the detector's high-pass averages over, along each axis
 _SC_SHIFT = 3 * _SC_BPO * _SC_SUB // 12  # fine bands searched either way: +-3 semitones
 _SC_TEMPO = (0.935, 1.065)
@@ -346,7 +358,7 @@ def _stft(x: FloatArray) -> npt.NDArray[np.complex128]:
 
 
 def _scale_delta(mono16: FloatArray, payload: Payload, key: bytes) -> FloatArray:
-    """What the scale layer adds to a 16 kHz signal: its in-band STFT cells scaled by ``+-depth``."""
+    """What the scale layer adds to a 16 kHz signal: its in-band STFT cells scaled by ``1 +- depth`` (masked)."""
     lay = _scale_layout(key)
     coded = encode_payload(payload, key)
     pattern = lay.sign.copy()
@@ -356,9 +368,22 @@ def _scale_delta(mono16: FloatArray, payload: Payload, key: bytes) -> FloatArray
     with np.errstate(divide="ignore"):
         band = np.floor(np.log2(np.maximum(freqs, 1e-9) / _SC_LO_HZ) * _SC_BPO).astype(np.int64)
     rows = np.flatnonzero((band >= 0) & (band < _SC_BANDS))
-    slot = (np.arange(spec.shape[1]) // _SC_SLOT) % _SC_PERIOD
+    frames = spec.shape[1]
+    cell = np.arange(frames) // _SC_SLOT
+    n_cells = int(cell[-1]) + 1 if frames else 0
+    slot = cell % _SC_PERIOD
+    # Each cell's energy and the energy around it (a third of an octave, two cells either way).
+    power = np.abs(spec[rows]) ** 2
+    where = band[rows][:, None] * n_cells + cell[None, :]
+    energy = np.bincount(where.ravel(), power.ravel(), _SC_BANDS * n_cells).reshape(_SC_BANDS, n_cells)
+    box = np.ones((_SC_MASK_BANDS, _SC_MASK_CELLS)) / (_SC_MASK_BANDS * _SC_MASK_CELLS)
+    local = signal.convolve2d(energy, box, mode="same", boundary="symm")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        depth = np.minimum(_SC_DMAX, _SC_BETA * np.sqrt(local / energy))
+    depth[~np.isfinite(depth)] = 0.0
+    depth[local < _SC_SILENT * (float(local.max()) if local.size else 0.0)] = 0.0
     gain = np.zeros(spec.shape)
-    gain[rows] = _SC_DEPTH * pattern[band[rows]][:, slot]
+    gain[rows] = (depth * pattern[:, slot[::_SC_SLOT]][:, :n_cells])[band[rows]][:, cell]
     out = signal.istft(spec * gain, _SR, nperseg=_SC_NFFT, noverlap=_SC_NFFT - _SC_HOP)[1]
     delta = np.zeros(len(mono16))
     delta[: min(len(out), len(mono16))] = out[: len(mono16)]

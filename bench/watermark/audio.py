@@ -147,9 +147,16 @@ def main() -> None:
             "sox-tempo1.05": lambda x, r: _sox(tmp, x, r, ["tempo", "1.05"]),
             "sox-tempo0.95": lambda x, r: _sox(tmp, x, r, ["tempo", "0.95"]),
             "sox-speed1.1": lambda x, r: _sox(tmp, x, r, ["speed", "1.1"]),
+            # A tempo or pitch change, then a platform's re-encode.
+            "tempo+5%>opus-24k": lambda x, r: every["opus-24k"](*every["tempo+5%"](x, r)),
+            "tempo-5%>opus-24k": lambda x, r: every["opus-24k"](*every["tempo-5%"](x, r)),
+            "pitch+2st>opus-24k": lambda x, r: every["opus-24k"](*every["pitch+2st"](x, r)),
+            "tempo+5%>mp3-32k": lambda x, r: every["mp3-32k"](*every["tempo+5%"](x, r)),
+            "speed-1.1x>mp3-64k": lambda x, r: every["mp3-64k"](*every["speed-1.1x"](x, r)),
         }
+        every = dict(attacks)
         if args.attacks:
-            attacks = {a: fn for a, fn in attacks.items() if a in args.attacks.split(",")}
+            attacks = {a: fn for a, fn in every.items() if a in args.attacks.split(",")}
         hits = {a: 0 for a in attacks}
         correct = {a: 0 for a in attacks}
         versions: dict[str, list[int]] = {a: [] for a in attacks}
@@ -185,7 +192,7 @@ def main() -> None:
             per_min = statistics.median(detect_s[name])
             v = versions[name]
             print(
-                f"{name:17s} {hits[name]}/{args.clips}       {correct[name]}/{args.clips}"
+                f"{name:19s} {hits[name]}/{args.clips}       {correct[name]}/{args.clips}"
                 f"              {v.count(2)}/{v.count(3)}            {per_min:.1f}"
             )
 
