@@ -137,7 +137,7 @@ def _document_rules(path: Path) -> list[RuleResult]:
     read = document_text(path)
     clause, title = "GB 45438 §5.1; Measures Art. 4 ¶2", "document label with both elements"
     rules = _prompt_rules(read.text, "plain", "document-label", clause, title, {"read": read.source})
-    if rules[0].status == "fail" and has_own_label(path):
+    if rules[0].status == "fail" and has_own_label(path, read.container):
         return [dataclasses.replace(rules[0], status="pass", detail="aigclabel label plate on the first page or part")]
     return rules
 

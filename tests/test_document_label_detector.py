@@ -144,6 +144,22 @@ def test_our_pdf_plate_is_an_image_found_by_name(tmp_path: Path) -> None:
     assert explicit_findings(SAMPLES / "sample.pdf") == []
 
 
+def test_the_container_is_identified_once_per_search(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The text read, then the own-plate fallback: the container found for the first serves the second."""
+    from aigclabel.check import check_file
+    from aigclabel.explicit import document
+    from aigclabel.explicit.detector import ExplicitDocumentLabelDetector
+
+    out = add_document_label(SAMPLES / "sample.pdf", tmp_path / "stamped.pdf", implicit="if-supported").path
+    identified: list[Path] = []
+    real = document.open_container
+    monkeypatch.setattr(document, "open_container", lambda path: identified.append(path) or real(path))
+    (found,) = ExplicitDocumentLabelDetector().detect(out)
+    assert found.detail == "aigclabel label plate" and identified == [out]
+    rule = next(r for r in check_file(out).rules if r.rule == "document-label")
+    assert rule.status == "pass" and identified == [out, out]
+
+
 def test_unreadable_text_is_a_skipped_detector_not_a_failed_verify(tmp_path: Path) -> None:
     """A DOCX whose package is sound but whose body is not XML: the verdict comes, the detector says why not."""
     broken = tmp_path / "broken.docx"

@@ -264,7 +264,7 @@ class ExplicitDocumentLabelDetector:
                 for f in find_text_labels(read.text)[:3]
                 for where in [f"{read.source}, character {f.offset}"]
             ]
-            if not found and has_own_label(path):
+            if not found and has_own_label(path, read.container):
                 found.append(Evidence("explicit-label", "aigclabel label plate", "first page or part", self.name))
         except AIGCLabelError as exc:
             return [Evidence.skipped(self.name, f"document text not read: {exc}")]

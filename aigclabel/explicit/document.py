@@ -37,12 +37,12 @@ and :func:`~aigclabel.explicit._implicit.restore_implicit` checks it on the resu
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import posixpath
 import re
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
@@ -69,7 +69,7 @@ PDF_PIXELS = 1500
 XOBJECT_NAME = "/AIGCLabel"
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class DocumentLabelResult:
     """What :func:`add_document_label` did."""
 
@@ -656,12 +656,14 @@ _BREAKS = frozenset({"p", "br", "text"})
 _RUNS = frozenset({"t", "text", "tspan"})
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class DocumentText:
-    """The visible text of a document, as far as it was read (``source`` says which parts)."""
+    """The visible text of a document, as far as it was read (``source`` says which parts), and the container
+    it was read as (pass it on to :func:`has_own_label`, so the file is not identified twice)."""
 
     text: str
     source: str
+    container: str = ""
 
 
 def _bounded(parts: list[str], source: str) -> DocumentText:
@@ -768,13 +770,14 @@ def document_text(path: Path | str) -> DocumentText:
     reader = _TEXT_READERS.get(name)
     if reader is None:
         raise UnsupportedFormatError(f"{path.name}: no document text reader for {name}")
-    return reader(path)
+    return dataclasses.replace(reader(path), container=name)
 
 
-def has_own_label(path: Path | str) -> bool:
-    """True if the document carries the label :func:`add_document_label` draws (a PDF's is an image)."""
+def has_own_label(path: Path | str, container: str = "") -> bool:
+    """True if the document carries the label :func:`add_document_label` draws (a PDF's is an image);
+    ``container``: its container name when known (:attr:`DocumentText.container`), else it is identified."""
     path = Path(path)
-    finder = _OWN_LABEL_FINDERS.get(open_container(path).name)
+    finder = _OWN_LABEL_FINDERS.get(container or open_container(path).name)
     return finder is not None and finder(path)
 
 
