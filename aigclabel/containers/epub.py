@@ -40,7 +40,8 @@ def _is_epub(archive: ZipArchive) -> bool:
     return entry is not None and archive.read(entry, 256).strip() == MIMETYPE
 
 
-def _opf_name(archive: ZipArchive) -> str:
+def package_document_name(archive: ZipArchive) -> str:
+    """The member holding the EPUB's package document (OPF), as ``META-INF/container.xml`` names it."""
     entry = archive.get(CONTAINER)
     if entry is None:
         raise MalformedFileError(f"EPUB has no {CONTAINER}")
@@ -96,7 +97,7 @@ class EpubContainer(Container):
 
     def read(self, path: Path) -> list[FoundLabel]:
         archive = ZipArchive(path)
-        opf_name = _opf_name(archive)
+        opf_name = package_document_name(archive)
         entry = archive.get(opf_name)
         if entry is None:
             raise MalformedFileError(f"EPUB package document {opf_name} is missing")
@@ -111,7 +112,7 @@ class EpubContainer(Container):
         archive = ZipArchive(src)
         if not _is_epub(archive):
             raise MalformedFileError(f"{src} has no EPUB mimetype member")
-        opf_name = _opf_name(archive)
+        opf_name = package_document_name(archive)
         entry = archive.get(opf_name)
         if entry is None:
             raise MalformedFileError(f"EPUB package document {opf_name} is missing")
@@ -123,7 +124,7 @@ class EpubContainer(Container):
         """SHA-256 over every member except ``mimetype`` and the package document (whose metadata
         holds the label): member names and uncompressed bytes, in name order."""
         archive = ZipArchive(path)
-        skip = {"mimetype", _opf_name(archive)}
+        skip = {"mimetype", package_document_name(archive)}
         return archive.digest(lambda e: e.name in skip)
 
 

@@ -92,7 +92,8 @@ def decode_xml(data: bytes, what: str) -> str:
         raise MalformedFileError(f"{what} is not UTF-8") from None
 
 
-def _close_tag(text: str, local: str) -> re.Match[str]:
+def close_tag(text: str, local: str) -> re.Match[str]:
+    """The last ``</local>`` end tag (any namespace prefix, group 1) in XML ``text``: where to insert before it."""
     matches = list(re.finditer(r"</((?:[A-Za-z_][\w.-]*:)?)" + local + r"\s*>", text))
     if not matches:
         raise MalformedFileError(f"no </{local}> end tag to insert before")
@@ -249,7 +250,7 @@ def set_custom_property(part: bytes | None, value: str | None, what: str) -> byt
     if value is not None:
         used = [pid for _s, _e, _n, pid in _property_spans(text)]
         pid = max([1, *used]) + 1
-        close = _close_tag(text, "Properties")
+        close = close_tag(text, "Properties")
         prefix = close.group(1)
         vt = re.search(r"""xmlns:([A-Za-z_][\w.-]*)\s*=\s*["']""" + re.escape(vt_ns) + "[\"']", text)
         vt_open = f"{vt.group(1)}:lpwstr" if vt else "vt:lpwstr"
@@ -287,7 +288,7 @@ def add_relationship(data: bytes, what: str, rel_type: str, target: str) -> tupl
     number = 1
     while f"rId{number}" in ids:
         number += 1
-    close = _close_tag(text, "Relationships")
+    close = close_tag(text, "Relationships")
     element = (
         f"<{close.group(1)}Relationship Id={quoteattr(f'rId{number}')} Type={quoteattr(rel_type)} "
         f"Target={quoteattr(target)}/>"
@@ -306,7 +307,7 @@ def register_content_type(data: bytes, part_name: str, content_type: str) -> byt
         if override.get("PartName", "").casefold() == part_name.casefold():
             return data
     text = decode_xml(data, CONTENT_TYPES)
-    close = _close_tag(text, "Types")
+    close = close_tag(text, "Types")
     element = f"<{close.group(1)}Override PartName={quoteattr(part_name)} ContentType={quoteattr(content_type)}/>"
     result = (text[: close.start()] + element + text[close.start() :]).encode()
     parse_xml(result, CONTENT_TYPES)

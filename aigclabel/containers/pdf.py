@@ -81,7 +81,7 @@ _REPAIR_HINT = (
 _TAIL = 4096
 
 
-def _copy(obj: pikepdf.Object) -> pikepdf.Dictionary:
+def copy_dict(obj: pikepdf.Object) -> pikepdf.Dictionary:
     """A direct shallow copy of a dictionary object (references inside stay references)."""
     import pikepdf
 
@@ -94,7 +94,7 @@ def _is_label_key(key: str) -> bool:
 
 
 @contextlib.contextmanager
-def _open(path: Path) -> Iterator[pikepdf.Pdf]:
+def open_pdf(path: Path) -> Iterator[pikepdf.Pdf]:
     """Open with pikepdf; qpdf's errors on damaged files, inside the block too, become typed errors."""
     import pikepdf
 
@@ -139,11 +139,11 @@ def _stream_data(stream: pikepdf.Stream, what: str) -> bytes:
         raise MalformedFileError(f"{what} cannot be decoded: {exc}") from None
 
 
-def _refuse_repaired(pdf: pikepdf.Pdf, path: Path) -> list[str]:
+def refuse_repaired(pdf: pikepdf.Pdf, path: Path) -> list[str]:
     """An update appended to a file qpdf had to repair would chain to the damaged section. Returns
     qpdf's other warnings about the input (qpdf hands each warning out once)."""
     pdf.Root.get("/Pages")  # make qpdf resolve the catalog, so repair warnings are in
-    warnings = _warnings(pdf, path)
+    warnings = qpdf_warnings(pdf, path)
     damage = [w for w in warnings if "damaged" in w or "xref" in w.lower()]
     if damage:
         raise NeedsRepairError(
@@ -153,7 +153,7 @@ def _refuse_repaired(pdf: pikepdf.Pdf, path: Path) -> list[str]:
     return warnings
 
 
-def _warnings(pdf: pikepdf.Pdf, path: Path) -> list[str]:
+def qpdf_warnings(pdf: pikepdf.Pdf, path: Path) -> list[str]:
     """qpdf's warnings without the file name, so those of an input and its output compare."""
     return [w.replace(str(path), "").lstrip(": ") for w in pdf.get_warnings()]
 
@@ -161,11 +161,11 @@ def _warnings(pdf: pikepdf.Pdf, path: Path) -> list[str]:
 def _verify(path: Path, value: str | None, known: Iterable[str] = ()) -> None:
     """Re-open what we wrote: it must parse without new warnings (``known``: the input's own, which the
     unchanged prefix still causes) and carry exactly the intended label."""
-    with _open(path) as pdf:
+    with open_pdf(path) as pdf:
         info_values = [f.raw for f in _info_labels(pdf)]
         _packet, xmp_values = _xmp_values(pdf)
         old = set(known)
-        warnings = [w for w in _warnings(pdf, path) if w not in old]
+        warnings = [w for w in qpdf_warnings(pdf, path) if w not in old]
     wanted = [value] if value is not None else []
     if warnings or info_values != wanted or xmp_values != wanted:
         detail = warnings[0] if warnings else "label did not read back"
@@ -287,7 +287,7 @@ class _Seal:
         return data if metadata and not self.metadata else self._apply(self.streams, ref, data)
 
 
-def _unparse(obj: Any, seal: _Seal | None, ref: tuple[int, int]) -> bytes:
+def unparse(obj: Any, seal: _Seal | None, ref: tuple[int, int]) -> bytes:
     """``obj`` in PDF syntax, its strings encrypted for object ``ref`` when ``seal`` is given."""
     import pikepdf
 
@@ -298,10 +298,10 @@ def _unparse(obj: Any, seal: _Seal | None, ref: tuple[int, int]) -> bytes:
     if isinstance(obj, pikepdf.String):
         return seal.string(ref, bytes(obj)) if seal is not None else bytes(obj.unparse())
     if isinstance(obj, pikepdf.Dictionary):
-        items = (pikepdf.Name(key).unparse() + b" " + _unparse(obj.get(key), seal, ref) for key in obj.keys())  # noqa: SIM118
+        items = (pikepdf.Name(key).unparse() + b" " + unparse(obj.get(key), seal, ref) for key in obj.keys())  # noqa: SIM118
         return b"<< " + b" ".join(items) + b" >>"
     if isinstance(obj, pikepdf.Array):
-        return b"[ " + b" ".join(_unparse(item, seal, ref) for item in obj) + b" ]"
+        return b"[ " + b" ".join(unparse(item, seal, ref) for item in obj) + b" ]"
     return bytes(pikepdf.Array([obj]).unparse())[1:-1].strip()  # numbers, booleans, names, null
 
 
@@ -363,7 +363,7 @@ class IncrementalUpdate:
         if isinstance(ident, pikepdf.Array):
             trailer.append(b"/ID " + ident.unparse())
         if self.seal is not None:  # the same encryption dictionary (never itself encrypted)
-            trailer.append(b"/Encrypt " + _unparse(pdf.trailer.get("/Encrypt"), None, (0, 0)))
+            trailer.append(b"/Encrypt " + unparse(pdf.trailer.get("/Encrypt"), None, (0, 0)))
         trailer.append(b"/Prev %d" % self.prev)
 
         size = self.size
@@ -403,7 +403,7 @@ class PdfContainer(Container):
 
     # ------------------------------------------------------------------ reading
     def read(self, path: Path) -> list[FoundLabel]:
-        with _open(path) as pdf:
+        with open_pdf(path) as pdf:
             found = _info_labels(pdf)
             _packet, values = _xmp_values(pdf)
             found.extend(FoundLabel.from_text(XMP_LOCATION, v) for v in values)
@@ -429,16 +429,16 @@ class PdfContainer(Container):
         """The incremental update giving ``src`` ``label`` (``b""`` when it already has exactly that),
         and the check of a file carrying it."""
         value = label.to_json() if label is not None else None
-        with _open(src) as pdf:
+        with open_pdf(src) as pdf:
             current = _info_labels(pdf)
             packet, xmp_values = _xmp_values(pdf)
-            known = _refuse_repaired(pdf, src)
+            known = refuse_repaired(pdf, src)
             info_values = [f.raw for f in current]
             wanted = [value] if value is not None else []
             # Already exactly as asked: append nothing, so the file stays byte-identical.
             unchanged = info_values == wanted and xmp_values == wanted
             update = b"" if unchanged else self._update(src, pdf, value, packet)
-            known += _warnings(pdf, src)
+            known += qpdf_warnings(pdf, src)
         return update, lambda written: _verify(written, value, known)
 
     def _update(self, src: Path, pdf: pikepdf.Pdf, value: str | None, packet: bytes | None) -> bytes:
@@ -451,13 +451,13 @@ class PdfContainer(Container):
         info = _info(pdf)
         info_ref: tuple[int, int] | None = None
         if info is not None or value is not None:
-            copy = _copy(info) if info is not None else pikepdf.Dictionary()
+            copy = copy_dict(info) if info is not None else pikepdf.Dictionary()
             for key in list(copy.keys()):
                 if _is_label_key(key):
                     del copy[key]
             info_ref = info.objgen if info is not None and info.is_indirect else allocate()
             update.next_num = max(update.next_num, info_ref[0] + 1)
-            body = _unparse(copy, seal, info_ref)
+            body = unparse(copy, seal, info_ref)
             if value is not None:
                 literal = seal.string(info_ref, value.encode("ascii")) if seal is not None else _literal(value)
                 body = body[:-2].rstrip() + b" " + INFO_KEY.encode() + b" " + literal + b" >>"
@@ -475,18 +475,18 @@ class PdfContainer(Container):
             raise MalformedFileError("PDF catalog or its metadata is not an indirect object")
         if meta is not None and packet is not None and new_packet != packet:
             if new_packet is None:  # nothing but our label was in it: unlink it from the catalog
-                catalog = _copy(root)
+                catalog = copy_dict(root)
                 del catalog["/Metadata"]
-                objects[root.objgen] = _unparse(catalog, seal, root.objgen)
+                objects[root.objgen] = unparse(catalog, seal, root.objgen)
             else:
                 objects[meta.objgen] = _stream_object(_sealed(seal, meta.objgen, new_packet))
         elif meta is None and new_packet is not None:
             meta_ref = allocate()
             objects[meta_ref] = _stream_object(_sealed(seal, meta_ref, new_packet))
-            catalog = _copy(root)
+            catalog = copy_dict(root)
             if "/Metadata" in catalog:
                 del catalog["/Metadata"]
-            body = _unparse(catalog, seal, root.objgen)
+            body = unparse(catalog, seal, root.objgen)
             objects[root.objgen] = body[:-2].rstrip() + b" /Metadata %d %d R >>" % meta_ref
 
         return update.serialise(info_ref)
@@ -511,7 +511,7 @@ class PdfContainer(Container):
     def _full(self, src: Path, dst: Path, value: str | None) -> None:
         import pikepdf
 
-        with _open(src) as pdf, atomic_output(dst, mode_from=src) as tmp:
+        with open_pdf(src) as pdf, atomic_output(dst, mode_from=src) as tmp:
             if pdf.is_encrypted:
                 raise EncryptedPDFError(f"{src} is encrypted; labelling it would need its encryption key")
             info = _info(pdf)
@@ -552,7 +552,7 @@ class PdfContainer(Container):
         ``/PieceInfo``, ``/LastModified`` and the Info dictionary are excluded, so labelling (even a
         full rewrite that renumbers objects or recompresses streams) leaves it unchanged."""
         digest = hashlib.sha256()
-        with _open(path) as pdf:
+        with open_pdf(path) as pdf:
             _check_inflation(pdf)
             seen: dict[tuple[int, int], int] = {}
             for number, page in enumerate(pdf.pages):

@@ -49,7 +49,9 @@ _EMPTY_BLOCK = re.compile(
 )
 
 
-def _root(text: str) -> re.Match[str] | None:
+def root_tag(text: str) -> re.Match[str] | None:
+    """The ``<svg>`` start tag after the prolog of an SVG document's text (group ``p``: its namespace prefix,
+    ``close``: how it ends), or ``None``."""
     prolog = _PROLOG.match(text)
     return _ROOT.match(text, prolog.end() if prolog else 0)
 
@@ -104,7 +106,7 @@ class SvgContainer(Container):
         if head.lstrip(_LEADING)[:1] != b"<":  # binary formats sniffed after SVG skip the regexes
             return False
         text = head.decode("latin-1")
-        if _root(text) is not None:
+        if root_tag(text) is not None:
             return True
         # A long prolog can push the root past the sniffed bytes: then trust the suffix.
         return path.suffix.lower() == ".svg" and text.lstrip("\ufeff\xef\xbb\xbf \t\r\n").startswith("<")
@@ -113,17 +115,18 @@ class SvgContainer(Container):
         return [FoundLabel.from_text("XMP TC260:AIGC in <metadata>", v) for v in _values(path)]
 
     def rewrite(self, src: Path, dst: Path, label: AIGCLabel | None) -> None:
-        text = _load(src)
+        text = load_svg(src)
         edited = set_svg_label(text, label.to_json() if label is not None else None)
         with open(dst, "wb") as out:
             out.write(edited.encode("utf-8"))
 
     def payload_digest(self, path: Path) -> bytes:
         """SHA-256 of the document as :meth:`strip` leaves it (the label block removed)."""
-        return hashlib.sha256(set_svg_label(_load(path), None).encode("utf-8")).digest()
+        return hashlib.sha256(set_svg_label(load_svg(path), None).encode("utf-8")).digest()
 
 
-def _load(path: Path) -> str:
+def load_svg(path: Path) -> str:
+    """The text of the SVG document at ``path`` (UTF-8, at most :data:`MAX_SVG_BYTES`; typed errors otherwise)."""
     with open(path, "rb") as handle:
         data = handle.read(MAX_SVG_BYTES + 1)
     if len(data) > MAX_SVG_BYTES:
@@ -169,7 +172,7 @@ def _insert(text: str, value: str) -> str:
     # Search a copy with comments and CDATA blanked out (same length), so markup quoted there is not
     # mistaken for elements; edit the real text at the positions found.
     masked = re.sub(r"<!--.*?-->|<!\[CDATA\[.*?\]\]>", lambda m: " " * len(m.group(0)), text, flags=re.S)
-    root = _root(masked)
+    root = root_tag(masked)
     if root is None:
         raise MalformedFileError("no <svg> root element found")
     newline = "\r\n" if "\r\n" in text else "\n"

@@ -151,8 +151,8 @@ def _stream(head: bytes, data: bytes) -> bytes:
 def _label_pdf(src: Path, dst: Path, text: str) -> tuple[str, float]:
     import pikepdf
 
-    with pdfc._open(src) as pdf:
-        known = pdfc._refuse_repaired(pdf, src)
+    with pdfc.open_pdf(src) as pdf:
+        known = pdfc.refuse_repaired(pdf, src)
         if len(pdf.pages) == 0:
             raise MalformedFileError(f"{src}: the PDF has no page to label")
         page = pdf.pages[0].obj
@@ -185,9 +185,9 @@ def _label_pdf(src: Path, dst: Path, text: str) -> tuple[str, float]:
             sealed(image_ref, pixels),
         )
         resources = _inherited(page, "/Resources")
-        resources = pdfc._copy(resources) if isinstance(resources, pikepdf.Dictionary) else pikepdf.Dictionary()
+        resources = pdfc.copy_dict(resources) if isinstance(resources, pikepdf.Dictionary) else pikepdf.Dictionary()
         xobjects = resources.get("/XObject")
-        xobjects = pdfc._copy(xobjects) if isinstance(xobjects, pikepdf.Dictionary) else pikepdf.Dictionary()
+        xobjects = pdfc.copy_dict(xobjects) if isinstance(xobjects, pikepdf.Dictionary) else pikepdf.Dictionary()
         name, n = XOBJECT_NAME, 1
         while name in xobjects:
             n += 1
@@ -201,24 +201,24 @@ def _label_pdf(src: Path, dst: Path, text: str) -> tuple[str, float]:
         ref = page.objgen
         if "/XObject" in resources:
             del resources["/XObject"]
-        x_body = pdfc._unparse(xobjects, seal, ref)[:-2].rstrip() + b" " + name.encode() + b" %d %d R >>" % image_ref
-        res_body = pdfc._unparse(resources, seal, ref)[:-2].rstrip() + b" /XObject " + x_body + b" >>"
+        x_body = pdfc.unparse(xobjects, seal, ref)[:-2].rstrip() + b" " + name.encode() + b" %d %d R >>" % image_ref
+        res_body = pdfc.unparse(resources, seal, ref)[:-2].rstrip() + b" /XObject " + x_body + b" >>"
         contents = page.get("/Contents")
         if isinstance(contents, pikepdf.Array):
-            old = [pdfc._unparse(item, seal, ref) for item in contents]
+            old = [pdfc.unparse(item, seal, ref) for item in contents]
         elif isinstance(contents, pikepdf.Stream) and contents.is_indirect:
             old = [b"%d %d R" % contents.objgen]
         elif contents is None:
             old = []
         else:
             raise MalformedFileError(f"{src}: the first page's /Contents is neither a stream nor an array")
-        new_page = pdfc._copy(page)
+        new_page = pdfc.copy_dict(page)
         for key in ("/Contents", "/Resources"):
             if key in new_page:
                 del new_page[key]
         refs = b" ".join([b"%d %d R" % open_ref, *old, b"%d %d R" % stamp_ref])
         update.objects[ref] = (
-            pdfc._unparse(new_page, seal, ref)[:-2].rstrip()
+            pdfc.unparse(new_page, seal, ref)[:-2].rstrip()
             + b" /Resources "
             + res_body
             + b" /Contents [ "
@@ -228,7 +228,7 @@ def _label_pdf(src: Path, dst: Path, text: str) -> tuple[str, float]:
         info = pdf.trailer.get("/Info")
         info_ref = info.objgen if isinstance(info, pikepdf.Object) and info.is_indirect else None
         appended = update.serialise(info_ref)
-        known += pdfc._warnings(pdf, src)
+        known += pdfc.qpdf_warnings(pdf, src)
     with atomic_output(dst, mode_from=src) as tmp:
         with open(src, "rb") as source, open(tmp, "wb") as out:
             copy_rest(source, out)
@@ -242,13 +242,13 @@ def _check_pdf(path: Path, name: str, known: list[str]) -> None:
     """Re-open the stamped PDF: no new qpdf warning, and page 1's content parses and draws our XObject."""
     import pikepdf
 
-    with pdfc._open(path) as pdf:
+    with pdfc.open_pdf(path) as pdf:
         page = pdf.pages[0]
         drawn = any(
             str(step.operator) == "Do" and list(step.operands) == [pikepdf.Name(name)]
             for step in pikepdf.parse_content_stream(page)
         )
-        warnings = [w for w in pdfc._warnings(pdf, path) if w not in set(known)]
+        warnings = [w for w in pdfc.qpdf_warnings(pdf, path) if w not in set(known)]
     if warnings or not drawn:
         detail = warnings[0] if warnings else "the stamp did not read back"
         raise MalformedFileError(f"the stamped PDF could not be verified ({detail}); the input was left as it was")
@@ -258,7 +258,7 @@ def find_pdf_label(path: Path | str) -> bool:
     """True if page 1 of the PDF draws a label plate :func:`add_document_label` stamped."""
     import pikepdf
 
-    with pdfc._open(Path(path)) as pdf:
+    with pdfc.open_pdf(Path(path)) as pdf:
         if len(pdf.pages) == 0:
             return False
         resources = pdf.pages[0].obj.get("/Resources")
@@ -472,7 +472,7 @@ def _label_workbook(
         else:
             replace[rels_name] = rels
         after = re.search(r"<((?:[A-Za-z_][\w.-]*:)?)(?:" + "|".join(_AFTER_DRAWING) + r")\b", sheet_xml)
-        place = after or ooxml._close_tag(sheet_xml, "worksheet")
+        place = after or ooxml.close_tag(sheet_xml, "worksheet")
         at, prefix = place.start(), place.group(1)
         element = f'<{prefix}drawing xmlns:r="{_R_NS}" r:id="{rid}"/>'
         replace[sheet] = (sheet_xml[:at] + element + sheet_xml[at:]).encode("utf-8")
@@ -524,8 +524,8 @@ def _svg_canvas(root: Element) -> tuple[float, float, float, float]:
 
 def _label_svg(src: Path, dst: Path, text: str) -> tuple[str, float]:
     """A label group (dark plate, white text) drawn last, at the top right, sized like the image label."""
-    document = svgc._load(src)
-    root_tag = svgc._root(document)
+    document = svgc.load_svg(src)
+    root_tag = svgc.root_tag(document)
     if root_tag is None:
         raise MalformedFileError(f"{src}: no <svg> root element")
     root = ooxml.parse_xml(document.encode("utf-8"), src.name)
@@ -562,7 +562,7 @@ def _label_svg(src: Path, dst: Path, text: str) -> tuple[str, float]:
 
 def find_svg_label(path: Path | str) -> bool:
     """True if the SVG has the label group :func:`add_document_label` draws."""
-    root = ooxml.parse_xml(svgc._load(Path(path)).encode("utf-8"), Path(path).name)
+    root = ooxml.parse_xml(svgc.load_svg(Path(path)).encode("utf-8"), Path(path).name)
     return any(el.get("id") == SVG_GROUP_ID for el in root.iter())
 
 
@@ -576,7 +576,7 @@ _BODY = re.compile(r"<((?:[A-Za-z_][\w.-]*:)?)body\b[^>]*?(/?)>")
 
 def _spine_documents(archive: ZipArchive) -> list[str]:
     """The members holding the XHTML documents of the EPUB's spine, in reading order."""
-    opf = epubc._opf_name(archive)
+    opf = epubc.package_document_name(archive)
     entry = archive.get(opf)
     if entry is None:
         raise MalformedFileError(f"EPUB has no package document {opf}")
@@ -599,7 +599,7 @@ def _first_spine_document(archive: ZipArchive) -> str:
     """The member holding the first XHTML document of the EPUB's spine (what a reader opens first)."""
     documents = _spine_documents(archive)
     if not documents:
-        raise MalformedFileError(f"{epubc._opf_name(archive)} has no XHTML document in its spine")
+        raise MalformedFileError(f"{epubc.package_document_name(archive)} has no XHTML document in its spine")
     return documents[0]
 
 
@@ -732,7 +732,7 @@ def _ooxml_text(path: Path) -> DocumentText:
 
 
 def _svg_text(path: Path) -> DocumentText:
-    return _bounded([_xml_text(svgc._load(path).encode("utf-8"), path.name)], "text elements")
+    return _bounded([_xml_text(svgc.load_svg(path).encode("utf-8"), path.name)], "text elements")
 
 
 def _epub_text(path: Path) -> DocumentText:
