@@ -76,6 +76,21 @@ def test_service_streams_a_turn_in_and_out(client: TestClient) -> None:
     assert len(_cues(answer.content)) == 2
 
 
+def test_service_offers_the_library_s_options(client: TestClient) -> None:
+    """The query parameters take exactly the values the labeller does (one definition, in _audio_options)."""
+    from typing import get_args
+
+    from aigclabel._audio_options import LabelKind, PcmFormat, TurnPosition
+
+    spec = client.app.openapi()  # type: ignore[attr-defined]
+    offered = {p["name"]: p["schema"].get("enum") for p in spec["paths"]["/v1/audio/turn"]["post"]["parameters"]}
+    assert offered["format"] == list(get_args(PcmFormat)) == ["s16le", "f32le"]
+    assert offered["kind"] == list(get_args(LabelKind)) == ["cue", "speech", "both"]
+    assert offered["position"] == list(get_args(TurnPosition)) == ["start", "end", "both"]
+    refused = client.post("/v1/audio/turn", params={"rate": RATE, "kind": "beep"}, content=b"")
+    assert refused.status_code == 422 and refused.json()["detail"] == "kind: Input should be 'cue', 'speech' or 'both'"
+
+
 def test_service_refuses_bad_parameters_and_oversized_turns(client: TestClient) -> None:
     assert client.post("/v1/audio/turn", params={"rate": 100}, content=b"").status_code == 422
     assert client.post("/v1/audio/turn", params={"rate": RATE, "format": "u8"}, content=b"").status_code == 422

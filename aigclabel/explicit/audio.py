@@ -22,12 +22,13 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, get_args
 
 import numpy as np
 import numpy.typing as npt
 
 from .. import _budget
+from .._audio_options import AudioPosition, LabelKind, Mode, PcmFormat, TurnPosition
 from .._extras import needs_extra
 from .._io import atomic_output
 from .._media import output_for, output_suffixes
@@ -40,9 +41,6 @@ with needs_extra("media"):
     from scipy.ndimage import uniform_filter1d
 
 Floats = npt.NDArray[np.float32]
-LabelKind = Literal["cue", "speech", "both"]
-AudioPosition = Literal["start", "end", "middle"]
-Mode = Literal["insert", "mix"]
 
 #: The shipped spoken label and its text.
 SPOKEN_LABEL_FILE = "spoken-label-zh.flac"
@@ -160,9 +158,8 @@ def _label_signal(kind: LabelKind, rate: int, timing: CueTiming) -> Floats:
     return np.concatenate(parts)
 
 
-#: Where a streamed voice turn gets its label.
-TurnPosition = Literal["start", "end", "both"]
-TURN_POSITIONS: tuple[TurnPosition, ...] = ("start", "end", "both")
+#: Where a streamed voice turn may get its label (the values of :data:`TurnPosition`, checked at run time).
+TURN_POSITIONS: tuple[TurnPosition, ...] = get_args(TurnPosition)
 
 
 def label_pcm_stream(
@@ -194,8 +191,7 @@ def label_pcm_stream(
 
 
 #: Raw PCM sample formats :class:`PcmTurnLabeller` handles (what TTS engines stream), with NumPy dtypes.
-PCM_FORMATS: dict[str, str] = {"s16le": "<i2", "f32le": "<f4"}
-PcmFormat = Literal["s16le", "f32le"]
+PCM_FORMATS: dict[PcmFormat, str] = {"s16le": "<i2", "f32le": "<f4"}
 
 
 class PcmTurnLabeller:
@@ -822,9 +818,14 @@ def find_spoken_label(samples: Floats, rate: int = ANALYSIS_RATE, threshold: flo
 
 __all__ = [
     "AudioLabelResult",
+    "AudioPosition",
     "AudioScan",
     "CueMatch",
     "CueTiming",
+    "LabelKind",
+    "Mode",
+    "PcmFormat",
+    "TurnPosition",
     "add_audio_label",
     "detect_cue",
     "detect_cue_in_file",

@@ -35,6 +35,7 @@ from typing import Annotated, Any
 
 from .. import __version__
 from .. import _budget as work
+from .._audio_options import LabelKind, PcmFormat, TurnPosition
 from .._extras import needs_extra
 from .._media import MediaSample, media_of
 from ..api import inspect, write_label
@@ -288,29 +289,6 @@ class _DuplexStream(Response):
         except ClientDisconnect:
             return
         await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-
-class PcmFormatName(StrEnum):
-    """Raw PCM sample formats of ``/v1/audio/turn``."""
-
-    S16LE = "s16le"
-    F32LE = "f32le"
-
-
-class TurnLabel(StrEnum):
-    """The audible label of a voice-assistant turn."""
-
-    CUE = "cue"
-    SPEECH = "speech"
-    BOTH = "both"
-
-
-class TurnWhere(StrEnum):
-    """Where a voice-assistant turn gets its label."""
-
-    START = "start"
-    END = "end"
-    BOTH = "both"
 
 
 Keyed = Annotated[None, Depends(require_key)]
@@ -632,11 +610,9 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         request: Request,
         rate: Annotated[int, Query(ge=8000, le=384000, description="Sample rate in Hz")],
         channels: Annotated[int, Query(ge=1, le=8, description="Interleaved channels")] = 1,
-        sample_format: Annotated[PcmFormatName, Query(alias="format", description="Raw PCM sample format")] = (
-            PcmFormatName.S16LE
-        ),
-        kind: Annotated[TurnLabel, Query(description="cue (rhythm), speech or both")] = TurnLabel.CUE,
-        position: Annotated[TurnWhere, Query(description="start, end or both (of the turn)")] = TurnWhere.START,
+        sample_format: Annotated[PcmFormat, Query(alias="format", description="Raw PCM sample format")] = "s16le",
+        kind: Annotated[LabelKind, Query(description="cue (rhythm), speech or both")] = "cue",
+        position: Annotated[TurnPosition, Query(description="start, end or both (of the turn)")] = "start",
     ) -> Response:
         """The request body streams straight into the answer: the label first (with ``start``), every chunk of
         the turn as it arrives, then the closing label (with ``end``). Nothing is buffered, so a TTS engine
@@ -647,9 +623,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise LimitExceededError(f"the turn is {declared} bytes; this service takes at most {limit}")
-        labeller = PcmTurnLabeller(
-            rate, channels=channels, sample_format=sample_format.value, kind=kind.value, position=position.value
-        )
+        labeller = PcmTurnLabeller(rate, channels=channels, sample_format=sample_format, kind=kind, position=position)
 
         async def body() -> AsyncIterator[bytes]:
             yield labeller.head()
@@ -659,7 +633,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
                 yield labeller.feed(chunk)
             yield labeller.tail()
 
-        headers = {"X-AIGC-Label": f"{kind.value} at {position.value}"}
+        headers = {"X-AIGC-Label": f"{kind} at {position}"}
         return _DuplexStream(body(), media_type="application/octet-stream", headers=headers)
 
     @upload_route("/v1/inspect", "Every implicit label in the uploaded file")
