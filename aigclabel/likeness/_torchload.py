@@ -209,7 +209,19 @@ def load_tensors(path: Path) -> Any:
         return _arrays(root)
     except MalformedFileError:
         raise
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
+    except MemoryError as exc:
+        # the file is capped at MAX_CHECKPOINT_BYTES, so this is a pickle opcode declaring an absurd length
+        raise MalformedFileError(f"{path.name}: not a loadable weights file (a declared length is absurd)") from exc
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        KeyError,
+        AttributeError,
+        IndexError,
+        OverflowError,
+    ) as exc:
         raise MalformedFileError(f"{path.name}: not a loadable weights file ({exc})") from exc
     except zipfile.BadZipFile as exc:
         raise MalformedFileError(f"{path.name}: corrupt checkpoint zip ({exc})") from exc
