@@ -13,6 +13,7 @@ The tree (exit code; HTTP status and error code; other base classes in brackets)
       UnsupportedFormatError                     exit 3   HTTP 415 unsupported-format
         WriteNotSupportedError                   exit 3   HTTP 415 unsupported-format
           EncryptedPDFError                      exit 3   HTTP 415 unsupported-format
+        CannotCarryMarkError [ValueError]        exit 3   HTTP 422 cannot-carry-mark
       MalformedFileError                         exit 4   HTTP 422 malformed-file
         TruncatedFileError                       exit 4   HTTP 422 malformed-file
         LimitExceededError                       exit 4   HTTP 413 too-large
@@ -83,6 +84,15 @@ class WriteNotSupportedError(UnsupportedFormatError):
     """The format is recognised and readable, but cannot be written losslessly."""
 
     exit_code = 3
+
+
+class CannotCarryMarkError(UnsupportedFormatError, ValueError):
+    """The media is too small or too short for an invisible watermark: an image under 32x32 pixels, audio
+    under a quarter of a second or sampled under 8 kHz. A ValueError too, as the array-level embedders
+    raised before it existed."""
+
+    http_status = 422
+    http_error = "cannot-carry-mark"
 
 
 class EncryptedPDFError(WriteNotSupportedError):

@@ -56,6 +56,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .._extras import needs_extra
+from ..errors import CannotCarryMarkError
 from .payload import CODED_BITS, DEMO_KEY, Payload, decode_soft, encode_payload, keyed_rng
 
 with needs_extra("media"):
@@ -188,8 +189,15 @@ def embed_audio(
     """Return watermarked float samples (same shape and rate); input is float in [-1, 1]."""
     x = _as_2d(samples)
     if sample_rate < 8000:
-        raise ValueError("sample rate must be at least 8 kHz (the mark lives in 500 Hz-4 kHz)")
+        raise CannotCarryMarkError(
+            f"a {sample_rate} Hz sample rate is too low to watermark (the mark lives in 500 Hz-4 kHz)"
+        )
     n = x.shape[0]
+    if n < sample_rate // 4:
+        # shorter than the short-time transform's window; detection needs about 2 s in any case
+        raise CannotCarryMarkError(
+            f"{n / sample_rate:.3f} s of audio is too short to watermark (needs at least 0.25 s)"
+        )
     up, down = _ratio(sample_rate)
     n16 = int(np.ceil(n * down / up)) + 64
     mark16 = np.tile(_block(payload, key), -(-n16 // _BLOCK))[:n16]

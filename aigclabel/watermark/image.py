@@ -94,6 +94,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .._extras import needs_extra
+from ..errors import CannotCarryMarkError
 from ._lowfreq import embed_lowfreq, read_lowfreq
 from .payload import (
     CODED_BITS,
@@ -242,7 +243,9 @@ def _check_image(img: npt.NDArray[np.generic]) -> None:
     if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (1, 3, 4)):
         raise ValueError("expected an HxW or HxWx{1,3,4} image array")
     if img.shape[0] < 32 or img.shape[1] < 32:
-        raise ValueError("image too small to watermark (needs at least 32x32 pixels)")
+        raise CannotCarryMarkError(
+            f"a {img.shape[1]}x{img.shape[0]} image is too small to watermark (needs at least 32x32 pixels)"
+        )
 
 
 #: The 8 symmetries of the square (flips, 90-degree rotations) as integer 2x2 maps of (x, y) tile
