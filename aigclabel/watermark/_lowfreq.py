@@ -38,13 +38,12 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import combinations
 
 import numpy as np
 import numpy.typing as npt
 
 from .._extras import needs_extra
-from .payload import Payload, conv_encode, keyed_rng, viterbi_decode
+from .payload import Payload, conv_encode, hash_variants, keyed_rng, viterbi_decode
 
 with needs_extra("media"):
     import cv2
@@ -167,16 +166,7 @@ def host_hash(m: FloatArray, key: bytes) -> bytes:
 
 
 def _hash_candidates(m: FloatArray, key: bytes) -> list[bytes]:
-    proj = _hash_values(m, key)
-    bits = (proj > 0).astype(np.uint8)
-    weak = np.argsort(np.abs(proj))[:_HASH_WEAK].tolist()
-    out = []
-    for k in range(_HASH_FLIPS + 1):
-        for flip in combinations(weak, k):
-            b = bits.copy()
-            b[list(flip)] ^= 1
-            out.append(np.packbits(b).tobytes())
-    return out
+    return hash_variants(_hash_values(m, key), _HASH_WEAK, _HASH_FLIPS)
 
 
 def _projections(cells: FloatArray, plan: _Plan) -> FloatArray:

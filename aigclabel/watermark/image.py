@@ -88,7 +88,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from itertools import combinations
 
 import numpy as np
 import numpy.typing as npt
@@ -105,6 +104,7 @@ from .payload import (
     decode_soft,
     decode_soft_bound,
     encode_payload,
+    hash_variants,
     keyed_rng,
     viterbi_decode,
 )
@@ -339,16 +339,7 @@ def _hash_candidates(
     y: FloatImage, basis: npt.NDArray[np.float64] | None, key: bytes, centre: tuple[float, float] | None = None
 ) -> list[bytes]:
     """The received image's hash and its variants with up to _BIND_FLIPS of the least reliable bits flipped."""
-    proj = _host_projections(y, basis, key, centre)
-    bits = (proj > 0).astype(np.uint8)
-    weak = np.argsort(np.abs(proj))[:_BIND_WEAK]
-    out = []
-    for k in range(_BIND_FLIPS + 1):
-        for flip in combinations(weak.tolist(), k):
-            b = bits.copy()
-            b[list(flip)] ^= 1
-            out.append(np.packbits(b).tobytes())
-    return out
+    return hash_variants(_host_projections(y, basis, key, centre), _BIND_WEAK, _BIND_FLIPS)
 
 
 def _strength(y: FloatImage, target_psnr: float, safety: float = _SSIM_SAFETY) -> FloatImage:

@@ -24,6 +24,8 @@ import hashlib
 import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import combinations
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -180,6 +182,21 @@ def encode_payload(payload: Payload, key: bytes, bound: bytes = b"") -> BitArray
     """
     data = payload.to_bytes()
     return conv_encode(_bytes_to_bits(data + (_bound_mac(key, data, bound) if bound else _mac(key, data))))
+
+
+def hash_variants(projections: npt.NDArray[np.floating[Any]], weak: int, flips: int) -> list[bytes]:
+    """The host hash (signs of ``projections``) and its variants with up to ``flips`` of its ``weak`` least
+    reliable bits flipped: the candidates a reader checks the MAC against, since attacks move a few
+    near-zero projections across zero."""
+    bits = (projections > 0).astype(np.uint8)
+    least = np.argsort(np.abs(projections))[:weak].tolist()
+    out = []
+    for k in range(flips + 1):
+        for flip in combinations(least, k):
+            b = bits.copy()
+            b[list(flip)] ^= 1
+            out.append(np.packbits(b).tobytes())
+    return out
 
 
 def decode_soft_bound(soft: FloatArray, key: bytes, candidates: Iterable[bytes]) -> tuple[Payload, bytes | None]:
