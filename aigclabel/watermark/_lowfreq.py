@@ -192,7 +192,9 @@ def embed_lowfreq(y: npt.NDArray[np.float32], payload: Payload, key: bytes) -> n
     hp2 = np.asarray(hp * hp, dtype=np.float32)
     # Flat pictures (illustrations, icons, renders) get cells twice as large: a cell-to-cell step of d
     # grey levels adds ~0.26 d^2 (8 / cell)^2 of variance to a flat 7x7 SSIM window.
-    flat = float(np.median(np.sqrt(np.maximum(_cell_means(hp2, 32), 0.0))))
+    # One integral image per picture: every grid's cell means are exact averages of the work grid's.
+    hp2_work = _cell_means(hp2, _WORK)
+    flat = float(np.median(np.sqrt(np.maximum(_coarsen(hp2_work, 32), 0.0))))
     g = grid_for(h, w, _MIN_CELL if flat >= _FLAT_ACTIVITY else 2 * _MIN_CELL)
     if g is None:
         return None
@@ -200,7 +202,7 @@ def embed_lowfreq(y: npt.NDArray[np.float32], payload: Payload, key: bytes) -> n
     bound = host_hash(m, key)
     best: npt.NDArray[np.float32] | None = None
     for _ in range(3):
-        delta = _embed_bits(y, hp2, _coded(payload, key, bound).astype(np.float64), _plan(key, g), g)
+        delta = _embed_bits(y, hp2, m, hp2_work, _coded(payload, key, bound).astype(np.float64), _plan(key, g), g)
         best = delta if best is None else best
         got = _hash_candidates(work_grid(np.clip(y + np.rint(delta), 0.0, 255.0)), key)
         if bound in got:
@@ -210,17 +212,23 @@ def embed_lowfreq(y: npt.NDArray[np.float32], payload: Payload, key: bytes) -> n
 
 
 def _embed_bits(
-    y: npt.NDArray[np.float32], hp2: npt.NDArray[np.float32], bits: FloatArray, plan: _Plan, g: int
+    y: npt.NDArray[np.float32],
+    hp2: npt.NDArray[np.float32],
+    y_work: FloatArray,
+    hp2_work: FloatArray,
+    bits: FloatArray,
+    plan: _Plan,
+    g: int,
 ) -> npt.NDArray[np.float32]:
     h, w = y.shape
-    cells = _cell_means(y, g)
+    cells = _coarsen(y_work, g)
     p = _projections(cells, plan)
     # Nearest lattice point of the bit's coset: (k + dither + bit/2) * STEP.
     off = (p / STEP - plan.dither - bits / 2.0) % 1.0
     e = np.where(off < 0.5, -off, 1.0 - off) * STEP
     # Texture/luminance mask per cell: local activity (high-pass energy) relative to the picture's median,
     # and less where the cell is dark or near white.
-    act = np.sqrt(np.maximum(_cell_means(hp2, g), 0.0))
+    act = np.sqrt(np.maximum(_coarsen(hp2_work, g), 0.0))
     mask = np.clip((act + 0.5) / float(np.median(act) + 0.5), _MASK_MIN, _MASK_MAX)
     # SSIM's luminance term sees a mean shift d at mean level mu as 1 - d^2 / (2 mu^2 + C1): dark cells take
     # proportionally less; bright ones only avoid clipping.
