@@ -37,7 +37,14 @@ from .errors import AIGCLabelError, LimitExceededError, MalformedFileError, Unsu
 from .explicit.audio import CueTiming, scan_audio
 from .explicit.image import DARK_PLATE, LIGHT_PLATE, LOCATE_TOLERANCE, MIN_HEIGHT_RATIO, LocatedLabel, locate_label
 from .explicit.ocr import find_image_labels, has_ai_element, has_generation_element, ocr_engine_name, read_box
-from .explicit.text import DEFAULT_WINDOW, TextFormat, find_text_labels, read_text_file, text_format_of
+from .explicit.text import (
+    DEFAULT_WINDOW,
+    TextFormat,
+    TextLabelFinding,
+    find_text_labels,
+    read_text_file,
+    text_format_of,
+)
 from .explicit.video import MIN_SECONDS
 from .i18n import Lang
 
@@ -126,26 +133,26 @@ def _implicit_rule(path: Path) -> tuple[RuleResult, AIGCLabelError | None]:
 def _text_rules(path: Path) -> list[RuleResult]:
     fmt = text_format_of(path) or "plain"
     title = "text label with both elements"
-    return _prompt_rules(read_text_file(path), fmt, "text-label", "GB 45438 §5.1; Measures Art. 4(1)(1)", title, {})
+    found = find_text_labels(read_text_file(path), fmt=fmt)
+    return _prompt_rules(found, fmt, "text-label", "GB 45438 §5.1; Measures Art. 4(1)(1)", title, {})
 
 
 def _document_rules(path: Path) -> list[RuleResult]:
     """A document is text a reader is shown (our reading: §5.1's prompt applies to its visible text, and
     Art. 4 ¶2 asks an exported file to carry it); aigclabel's own plate on a PDF is an image, found by name."""
-    from .explicit.document import document_text, has_own_label
+    from .explicit.document import find_document_labels
 
-    read = document_text(path)
+    labels = find_document_labels(path)
     clause, title = "GB 45438 §5.1; Measures Art. 4 ¶2", "document label with both elements"
-    rules = _prompt_rules(read.text, "plain", "document-label", clause, title, {"read": read.source})
-    if rules[0].status == "fail" and has_own_label(path, read.container):
+    rules = _prompt_rules(labels.prompts, "plain", "document-label", clause, title, {"read": labels.read.source})
+    if labels.own_plate:
         return [dataclasses.replace(rules[0], status="pass", detail="aigclabel label plate on the first page or part")]
     return rules
 
 
 def _prompt_rules(
-    content: str, fmt: TextFormat, rule: str, clause: str, title: str, extra: dict[str, Any]
+    found: list[TextLabelFinding], fmt: TextFormat, rule: str, clause: str, title: str, extra: dict[str, Any]
 ) -> list[RuleResult]:
-    found = find_text_labels(content, fmt=fmt)
     measured = {"format": fmt, "window": DEFAULT_WINDOW, "found": [asdict(f) for f in found], **extra}
     ends = [f for f in found if f.where in ("start", "end")]
     if ends:

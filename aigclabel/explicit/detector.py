@@ -254,20 +254,23 @@ class ExplicitDocumentLabelDetector:
 
     def detect(self, path: Path) -> list[Evidence]:
         """Evidence of a document label prompt."""
-        from .document import document_text, has_own_label
-        from .text import find_text_labels
+        from .document import find_document_labels
 
         try:
-            read = document_text(path)
-            found = [
-                Evidence("explicit-label", f"document prompt {f.text!r} at the {f.where}", where, self.name)
-                for f in find_text_labels(read.text)[:3]
-                for where in [f"{read.source}, character {f.offset}"]
-            ]
-            if not found and has_own_label(path, read.container):
-                found.append(Evidence("explicit-label", "aigclabel label plate", "first page or part", self.name))
+            labels = find_document_labels(path)
         except AIGCLabelError as exc:
             return [Evidence.skipped(self.name, f"document text not read: {exc}")]
+        found = [
+            Evidence(
+                "explicit-label",
+                f"document prompt {f.text!r} at the {f.where}",
+                f"{labels.read.source}, character {f.offset}",
+                self.name,
+            )
+            for f in labels.prompts[:3]
+        ]
+        if labels.own_plate:
+            found.append(Evidence("explicit-label", "aigclabel label plate", "first page or part", self.name))
         return found
 
 

@@ -56,7 +56,7 @@ from ..containers._zip import ZipArchive, rewrite_zip
 from ..errors import MalformedFileError, UnsupportedFormatError
 from ._implicit import ImplicitPolicy, read_implicit, restore_implicit
 from .image import plan_label, render_plate
-from .text import DEFAULT_LABEL, validate_label_text
+from .text import DEFAULT_LABEL, TextLabelFinding, find_text_labels, validate_label_text
 
 if TYPE_CHECKING:
     from xml.etree.ElementTree import Element
@@ -771,6 +771,24 @@ def document_text(path: Path | str) -> DocumentText:
     if reader is None:
         raise UnsupportedFormatError(f"{path.name}: no document text reader for {name}")
     return dataclasses.replace(reader(path), container=name)
+
+
+@dataclasses.dataclass(frozen=True)
+class DocumentLabels:
+    """What a document shows a reader of a label: the prompts in its visible text (``read``), and, only when
+    there are none, whether it carries the plate :func:`add_document_label` draws (a PDF's is an image)."""
+
+    read: DocumentText
+    prompts: list[TextLabelFinding]
+    own_plate: bool
+
+
+def find_document_labels(path: Path | str) -> DocumentLabels:
+    """The label prompts of any producer in a document's visible text, falling back to aigclabel's own plate
+    (the one search both the verify detector and ``check``'s document rule run)."""
+    read = document_text(path)
+    prompts = find_text_labels(read.text)
+    return DocumentLabels(read, prompts, not prompts and has_own_label(path, read.container))
 
 
 def has_own_label(path: Path | str, container: str = "") -> bool:
