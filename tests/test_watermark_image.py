@@ -389,6 +389,14 @@ def test_marked_picture_pasted_into_a_larger_one_verifies() -> None:
     assert found.present and found.content_ok and found.payload == PAYLOAD, f"z={found.z:.2f}"
 
 
+@pytest.mark.parametrize(("seed", "h", "w"), [(5, 480, 640), (7, 600, 800)])
+def test_small_paste_is_read_from_its_own_area(seed: int, h: int, w: int) -> None:
+    """Pastes whose lattice the whole picture's autocorrelation does not show: the exact half-size prior
+    and a second fold of the located area alone (the first fold is three quarters surround) read them."""
+    found = detect_image(_pasted(embed_image(natural(seed, h, w), PAYLOAD), 70 + seed))
+    assert found.present and found.content_ok and found.payload == PAYLOAD, f"z={found.z:.2f}"
+
+
 def test_copied_mark_on_part_of_a_picture_does_not_verify() -> None:
     """The copy attack again, the estimated tile added to a region only: the region's own content is hashed."""
     from aigclabel.watermark.attack import apply_tile, estimate_tile
