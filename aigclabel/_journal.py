@@ -25,6 +25,21 @@ otherwise the original bytes go back, the length is restored and the journal is 
 file is always the old one or the new one, as with the atomic copy, which stays the path when a
 format has no room, when the output is another file, or when ``AIGCLABEL_IN_PLACE=0``.
 
+**Appends without a journal.** A format whose readers stop where a size in its header says (a RIFF
+size) can take an appended label without any journal: the new bytes go past that end first (in
+pieces that each stay inside one 4 KiB block, fdatasynced when durable), then one write of the size
+field, inside one disk sector, makes them part of the file (fdatasynced). A kill or a crash before
+that write leaves the old file followed by bytes no reader of the format sees; the format recognises
+that leftover (:meth:`Container.recover <aigclabel.containers.Container.recover>`, which its reads
+and ``aigclabel recover`` run) and :func:`drop_leftover` cuts it, so the file is again byte for byte
+the old one. A kill tears a write only between pages (the kernel copies a page at a time and checks
+for a fatal signal between pages), so the leftover always starts with at least :data:`APPEND_HEAD`
+whole bytes (the writer journals the edit instead when the next 4 KiB boundary is closer) and ends
+complete or at a 4 KiB boundary; a power cut that leaves something else past the end (zeros) leaves
+bytes that readers still ignore and that stay there (a later label copies such a file). The one
+assumption beyond the journal's is that a disk writes a sector all or nothing (what NVMe's atomic
+write unit of one block promises).
+
 A reader racing an in-place write of the same file may see its metadata mid-edit (as with any tag
 editor that writes in place) and report it malformed; a read after the write sees the old or the new
 file. Writers are serialised by :func:`aigclabel._io.write_lock`, and recovery takes the same lock,
@@ -46,7 +61,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from ._io import DURABLE, _fsync_directory, _group, access_error, write_lock
 from .errors import InterruptedEditError
@@ -72,6 +87,13 @@ _REGION = struct.Struct(">QII")  # offset, length of the original bytes (that fo
 _BLOCK = 512
 #: Bytes the kernel writes to a file all or nothing when the writer is killed (one page).
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+#: Appended bytes are written in pieces that each stay inside one aligned block of this size: a page
+#: on every system (4 KiB or a multiple), so a kill leaves each piece whole or absent.
+APPEND_BLOCK = 4096
+#: Bytes at the start of an append that a kill or crash never leaves torn (see the module docstring).
+APPEND_HEAD = 16
+#: A write inside one aligned block of this size reaches the disk all or nothing.
+_SECTOR = 512
 #: Largest journal we write: an edit bigger than this is no longer "only the metadata".
 MAX_JOURNAL_BYTES = 64 << 20
 
@@ -89,6 +111,12 @@ class EditPlan:
     patches: tuple[tuple[int, bytes], ...]
     size: int
     check: Callable[[Path], None] | None = None
+    #: Set by a format whose readers stop at a length its header records: the offset of the one patch
+    #: (inside one disk sector) that writes that length, when the only other patch appends from
+    #: ``visible`` (that length now; bytes past it are a leftover to cut) to ``size``. Written without
+    #: a journal: see the module docstring.
+    commit: int | None = None
+    visible: int = 0
 
 
 @dataclass(frozen=True)
@@ -335,6 +363,8 @@ def write_in_place(path: Path, plan_edit: Callable[[], EditPlan | None], verify:
 def _apply(fd: int, path: Path, plan: EditPlan, verify: Callable[[], None]) -> int | None:
     st = os.fstat(fd)
     old_size = st.st_size
+    if plan.commit is not None and (done := _apply_append(fd, path, plan, verify, old_size)) is not None:
+        return done
     spans = _differing(fd, plan, old_size)
     regions = [(offset, old, len(new)) for offset, new, old in spans]
     if plan.size < old_size:
@@ -344,7 +374,7 @@ def _apply(fd: int, path: Path, plan: EditPlan, verify: Callable[[], None]) -> i
     if not spans and plan.size == old_size:
         verify()
         return 0
-    if not DURABLE and len(spans) == 1 and plan.size == old_size and _within_page(spans[0][0], len(spans[0][1])):
+    if not DURABLE and len(spans) == 1 and plan.size == old_size and _within(spans[0][0], len(spans[0][1])):
         return _apply_unjournalled(fd, path, plan, spans[0], verify)
     new_digest = _sha256(struct.pack(">Q", plan.size))
     for offset, new, _old in spans:
@@ -362,9 +392,7 @@ def _apply(fd: int, path: Path, plan: EditPlan, verify: Callable[[], None]) -> i
                 os.ftruncate(fd, plan.size)  # (not when the last patch already ends the longer file)
                 _step()
             _fsync(fd)
-            verify()
-            if plan.check is not None:
-                plan.check(path)
+            _read_back(path, plan, verify)
         except BaseException:
             with contextlib.suppress(OSError):
                 _roll_back(fd, journal)
@@ -374,8 +402,82 @@ def _apply(fd: int, path: Path, plan: EditPlan, verify: Callable[[], None]) -> i
     return sum(len(new) for _offset, new, _old in spans)
 
 
-def _within_page(offset: int, length: int) -> bool:
-    return offset // _PAGE == (offset + length - 1) // _PAGE
+def _read_back(path: Path, plan: EditPlan, verify: Callable[[], None]) -> None:
+    """The caller's read-back of the edited file, then the format's own check; either raises to undo."""
+    verify()
+    if plan.check is not None:
+        plan.check(path)
+
+
+def _within(offset: int, length: int, block: int = _PAGE) -> bool:
+    return offset // block == (offset + length - 1) // block
+
+
+def _apply_append(fd: int, path: Path, plan: EditPlan, verify: Callable[[], None], old_size: int) -> int | None:
+    """An append made visible by one small write (:attr:`EditPlan.commit`), without a journal; None
+    when the plan is not of that shape or a kill could tear the head of the append (the journal
+    then guards it)."""
+    commit = next((patch for patch in plan.patches if patch[0] == plan.commit), None)
+    appended = [patch for patch in plan.patches if patch[0] != plan.commit]
+    if commit is None or len(appended) != 1:
+        return None
+    at, data = appended[0]
+    offset, size_field = commit
+    if (
+        at != plan.visible
+        or at + len(data) != plan.size
+        or not data
+        or offset + len(size_field) > at
+        or not _within(offset, len(size_field), _SECTOR)
+        or (-at % APPEND_BLOCK or APPEND_BLOCK) < min(len(data), APPEND_HEAD)
+    ):
+        return None
+    old_field = _pread(fd, offset, len(size_field))
+    view = memoryview(data)
+    try:
+        if old_size != at:
+            os.ftruncate(fd, at)  # the leftover of an interrupted append (or nothing to keep)
+            _step()
+        done = 0
+        while done < len(data):
+            piece = min(len(data), done + (-(at + done) % APPEND_BLOCK or APPEND_BLOCK))
+            _pwrite_all_plain(fd, view[done:piece], at + done)
+            _step()
+            done = piece
+        _fsync(fd)  # the appended bytes reach the disk before the size that shows them
+        _pwrite_all_plain(fd, memoryview(size_field), offset)
+        _step()
+        _fsync(fd)
+        _read_back(path, plan, verify)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            _pwrite_all_plain(fd, memoryview(old_field), offset)
+            os.ftruncate(fd, at)
+            _fsync(fd)
+        raise
+    return len(data) + len(size_field)
+
+
+def drop_leftover(path: Path, length_of: Callable[[BinaryIO], int | None]) -> bool:
+    """Cut the bytes an interrupted append (:attr:`EditPlan.commit`) left past what ``path``'s readers
+    see. ``length_of`` reads the file (open for reading and writing, under its write lock) and returns
+    the length it had before the append, or None when no leftover is there. True when it cut.
+    Raises :class:`~aigclabel.errors.FileAccessError` when the file cannot be written."""
+    _arm()
+    try:
+        with write_lock(path) as st:
+            if st is None:
+                return False
+            with open(path, "r+b") as handle:
+                length = length_of(handle)
+                if length is None or length >= os.fstat(handle.fileno()).st_size:
+                    return False
+                os.ftruncate(handle.fileno(), length)
+                _step()
+                _fsync(handle.fileno())
+                return True
+    except OSError as exc:
+        raise access_error(exc, path) from exc
 
 
 def _apply_unjournalled(
@@ -389,9 +491,7 @@ def _apply_unjournalled(
     offset, new, old = span
     _pwrite_all_plain(fd, memoryview(new), offset)
     try:
-        verify()
-        if plan.check is not None:
-            plan.check(path)
+        _read_back(path, plan, verify)
     except BaseException:
         with contextlib.suppress(OSError):
             _pwrite_all_plain(fd, memoryview(old), offset)
@@ -489,6 +589,7 @@ __all__ = [
     "IN_PLACE",
     "JOURNAL_TAG",
     "EditPlan",
+    "drop_leftover",
     "journal_path",
     "pending",
     "recover",

@@ -9,7 +9,14 @@ from typing import Any
 
 from ._io import as_path, durability_group
 from .containers import FoundLabel, open_container
-from .errors import AIGCLabelError, LimitExceededError, NeedsRepairError
+from .errors import (
+    AIGCLabelError,
+    LimitExceededError,
+    MalformedFileError,
+    NeedsRepairError,
+    NotRegularFileError,
+    UnsupportedFormatError,
+)
 from .label import AIGCLabel, Problem
 
 
@@ -80,12 +87,22 @@ def write_label_how(
 
 
 def recover(path: Path | str) -> str | None:
-    """Roll back an interrupted in-place write of ``path`` from its undo journal (any read or write
-    of the file through aigclabel does this first anyway). Returns ``"rolled back"``, ``"discarded"``
-    (a journal whose writer died before changing the file) or None when there was nothing to do."""
+    """Roll back an interrupted in-place write of ``path`` from its undo journal, or cut the bytes an
+    interrupted append without a journal left past the file's end (any read or write of the file
+    through aigclabel does this first anyway). Returns ``"rolled back"``, ``"completed"``,
+    ``"discarded"`` (a journal whose writer died before changing the file), ``"trimmed"`` or None
+    when there was nothing to do."""
     from ._journal import recover as _recover
 
-    return _recover(as_path(path))
+    path = as_path(path)
+    done = _recover(path)
+    if done is None:
+        try:
+            container = open_container(path)
+        except (UnsupportedFormatError, MalformedFileError, NotRegularFileError):
+            return None  # no file, or none aigclabel writes: nothing of ours to finish
+        done = container.recover(path)
+    return done
 
 
 @dataclass(frozen=True)

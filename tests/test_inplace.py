@@ -23,6 +23,7 @@ from pathlib import Path
 
 import mutagen.flac
 import mutagen.id3
+import mutagen.wave
 import pikepdf
 import pytest
 from PIL import Image
@@ -33,7 +34,7 @@ from aigclabel.api import read_label, read_labels, recover, write_label, write_l
 from aigclabel.containers import open_container
 from aigclabel.errors import InterruptedEditError, MalformedFileError
 from tests._tools import exiftool_label
-from tests._video import VIDEO, decode_errors, ffmpeg, ffprobe_tags
+from tests._video import VIDEO, decode_errors, ffmpeg, ffprobe_tags, stream_hash
 
 pytestmark = pytest.mark.interop  # ffmpeg, ffprobe, exiftool, qpdf make and read the files
 
@@ -112,18 +113,30 @@ def _flac_tag(path: Path) -> str | None:
     return str(values[0]) if values else None
 
 
-def _wav_tag(path: Path) -> str | None:
-    """The ``AIGC`` chunk, found by a walk of the RIFF chunks written here (not aigclabel's)."""
-    data = path.read_bytes()
-    assert data[:4] == b"RIFF" and int.from_bytes(data[4:8], "little") == len(data) - 8
+def _riff_label(data: bytes) -> tuple[str | None, int]:
+    """The ``AIGC`` chunk and the end of the RIFF form (where its size says), found by a walk of the
+    RIFF (or RF64) chunks written here, not aigclabel's; a reader that honours the size stops there."""
+    assert data[:4] in (b"RIFF", b"RF64")
+    rf64 = data[:4] == b"RF64"
+    end = 8 + int.from_bytes(data[20:28] if rf64 else data[4:8], "little")
     pos, found = 12, []
-    while pos + 8 <= len(data):
+    while pos + 8 <= end:
         cid, size = data[pos : pos + 4], int.from_bytes(data[pos + 4 : pos + 8], "little")
+        if rf64 and cid == b"data" and size == 0xFFFFFFFF:
+            size = int.from_bytes(data[28:36], "little")
         if cid == b"AIGC":
             found.append(data[pos + 8 : pos + 8 + size].decode())
-        pos += 8 + size + size % 2
-    assert pos == len(data) and len(found) <= 1
-    return found[0] if found else None
+        pos += 8 + size + (size % 2 and pos + 8 + size < end)
+    assert pos == end and len(found) <= 1
+    return (found[0] if found else None), end
+
+
+def _wav_tag(path: Path) -> str | None:
+    """The ``AIGC`` chunk of a WAV whose RIFF form is the whole file (see :func:`_riff_label`)."""
+    data = path.read_bytes()
+    label, end = _riff_label(data)
+    assert end == len(data)
+    return label
 
 
 def _qpdf_errors(path: Path) -> str:
@@ -329,3 +342,104 @@ def test_cli_killed_label_then_recover(tmp_path: Path) -> None:
         [*command, "label", str(path), "-p", OLD.content_producer, "--json"], capture_output=True, text=True, check=True
     )
     assert json.loads(labelled.stdout)["write"] == "in-place" and _ffprobe_tag(path) is not None
+
+
+def _wav_ending(residue: int | None = None, *, odd: bool = False, rf64: bool = False) -> Callable[[Path], Path]:
+    """A WAV (ffmpeg's, RF64 with ``rf64``) whose RIFF form ends ``residue`` bytes past a 4 KiB boundary,
+    by a ``JUNK`` chunk added at its end (odd-sized and without its pad byte when ``odd``)."""
+
+    def make(folder: Path) -> Path:
+        path = _audio("tone.wav", *(("-rf64", "always") if rf64 else ()))(folder)
+        if residue is None:
+            return path
+        data = path.read_bytes()
+        size = (residue - len(data) - 8) % 4096
+        assert size % 2 == odd
+        data += b"JUNK" + size.to_bytes(4, "little") + bytes(size)
+        path.write_bytes(data[:4] + (len(data) - 8).to_bytes(4, "little") + data[8:])
+        return path
+
+    return make
+
+
+def _sox_samples(path: Path) -> bytes:
+    """The samples as sox (its own WAV reader) decodes them."""
+    return subprocess.run(["sox", str(path), "-t", "raw", "-"], capture_output=True, check=True).stdout
+
+
+#: name -> (the unlabelled WAV, distinct leftovers a kill can leave: the whole appended chunk, and a
+#: part of it cut at a 4 KiB boundary when it crosses one; none when its head would, then it is journalled)
+FIRST_WAV = {
+    "wav": (_wav_ending(), 1),
+    "wav-crossing-4k": (_wav_ending(4096 - 64), 2),
+    "wav-odd-last-chunk": (_wav_ending(4096 - 63, odd=True), 2),  # the append starts with the pad byte
+    "rf64": (_wav_ending(rf64=True), 1),  # the commit is the ds64 RIFF size
+    "wav-head-at-4k-edge": (_wav_ending(4096 - 6), 0),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FIRST_WAV))
+def test_first_wav_label_is_appended_then_shown(case: str, tmp_path: Path) -> None:
+    """A first WAV label goes past the RIFF end, then one write of the RIFF size shows it, with no
+    journal. Killed at every step, the file is the new one, or the old one followed by bytes past its
+    RIFF end: independent readers (a RIFF walk, sox, ffmpeg, mutagen) see exactly the old file, and
+    the next open or ``recover`` cuts the leftover, so the file is again byte for byte the old one."""
+    make, leftovers = FIRST_WAV[case]
+    base = make(tmp_path)
+    original = base.read_bytes()
+    samples, streams = _sox_samples(base), stream_hash(base)
+    finished = tmp_path / "finished.wav"
+    shutil.copy(base, finished)
+    assert write_label_how(finished, NEW) == "in-place"
+    expected = finished.read_bytes()
+    assert _wav_tag(finished) == NEW.to_json() and _sox_samples(finished) == samples
+    work, again = tmp_path / "work.wav", tmp_path / "again.wav"
+    seen: set[bytes] = set()
+    journalled = False
+    for kill_at in range(1, 40):
+        shutil.copy(base, work)
+        killed = _killed_write(work, NEW, kill_at)
+        data = work.read_bytes()
+        journalled |= journal.pending(work) is not None
+        if not journalled and data not in (original, expected):
+            assert data.startswith(original), f"step {kill_at}: more than bytes past the RIFF end changed"
+            if data not in seen:
+                assert _riff_label(data) == (None, len(original))
+                assert _sox_samples(work) == samples and stream_hash(work) == streams and not decode_errors(work)
+                if data[:4] == b"RIFF":  # (mutagen reads no RF64)
+                    info = mutagen.wave.WAVE(work).info
+                    assert (info.length, info.sample_rate) == (1.0, 44100)
+                shutil.copy(work, again)  # the next label writes over the leftover
+                assert write_label_how(again, NEW) == "in-place" and again.read_bytes() == expected
+                seen.add(data)
+            assert (recover(work) == "trimmed") if kill_at % 2 else (read_label(work) is None)
+            assert work.read_bytes() == original
+        read_label(work)  # rolls a journalled edit back or forward
+        assert work.read_bytes() in (original, expected) and journal.pending(work) is None
+        if not killed:
+            break
+    assert len(seen) == leftovers and journalled == (not leftovers)
+    assert kill_at > 4 and sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_bytes_past_the_riff_end_that_are_not_a_leftover_are_kept(tmp_path: Path) -> None:
+    """Other bytes after the RIFF end (some writers leave them) are nobody's leftover: kept by reads,
+    ``recover`` and the label's copy."""
+    data = _audio("tone.wav")(tmp_path).read_bytes()
+    chunk = b"AIGC" + (20).to_bytes(4, "little") + b"{" + bytes(19)
+    path = tmp_path / "trailing.wav"
+    for tail in (b"trailing junk", chunk + b"!", chunk[:-2], chunk[:8] + b"[" + chunk[9:], bytes(28)):
+        path.write_bytes(data + tail)
+        assert recover(path) is None and read_label(path) is None and path.read_bytes() == data + tail
+        assert write_label_how(path, NEW) == "copy" and read_label(path) == NEW
+        assert path.read_bytes().endswith(tail) and _riff_label(path.read_bytes())[0] == NEW.to_json()
+
+
+def test_cli_recover_trims_a_wav_leftover(tmp_path: Path) -> None:
+    path = _audio("tone.wav")(tmp_path)
+    original = path.read_bytes()
+    assert _killed_write(path, NEW, 1) and len(path.read_bytes()) > len(original)
+    command = [sys.executable, "-m", "aigclabel", "recover", str(path)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert done.returncode == 0 and done.stdout.strip() == f"{path}: trimmed"
+    assert path.read_bytes() == original

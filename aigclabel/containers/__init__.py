@@ -161,6 +161,11 @@ class Container(ABC):
         """
         return None
 
+    def recover(self, path: Path) -> str | None:
+        """Cut what an interrupted in-place append without a journal left past the end its readers see
+        (see :attr:`EditPlan.commit`): ``"trimmed"``, or None when nothing was left (the default)."""
+        return None
+
     def write(self, src: Path, dst: Path, label: AIGCLabel) -> str:
         """Write ``src`` to ``dst`` (may be the same path) carrying ``label`` as its only label.
 

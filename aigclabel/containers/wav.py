@@ -23,11 +23,13 @@ followed by bytes that are not a chunk) means "to the end of the file", and the 
 the real size. A ``data`` chunk declaring more bytes than the file holds is a recording cut short:
 players play what is there, so it is labelled with its header and bytes kept as they are (the RIFF
 size keeps counting the missing bytes). Any other chunk running past the end is a
-:class:`TruncatedFileError`.
+:class:`TruncatedFileError`. Bytes after the RIFF form are kept as they are, except the leftover of an
+interrupted first label (see :func:`_leftover`), which the next read cuts.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import struct
 from dataclasses import dataclass, field
@@ -35,8 +37,8 @@ from pathlib import Path
 from typing import BinaryIO, ClassVar
 
 from .._io import copy_exact, file_size, read_exact
-from .._journal import EditPlan
-from ..errors import LimitExceededError, MalformedFileError, TruncatedFileError
+from .._journal import APPEND_BLOCK, EditPlan, drop_leftover
+from ..errors import FileAccessError, LimitExceededError, MalformedFileError, TruncatedFileError
 from ..label import AIGCLabel
 from ..xmp import find_aigc, remove_aigc
 from . import Container, FoundLabel, MediaKind, register
@@ -97,6 +99,8 @@ class _Riff:
     chunks: list[_Chunk] = field(default_factory=list)
     end: int = 12  # end of the last chunk; bytes after it are kept verbatim
     ds64: _Chunk | None = None
+    declared: int = 0  # where the RIFF (or ds64) size says the file ends
+    leftover: bool = False  # ``size`` excludes an interrupted append of ours past ``end`` (see _leftover)
 
 
 def _walk(handle: BinaryIO) -> _Riff:
@@ -176,6 +180,9 @@ def _walk(handle: BinaryIO) -> _Riff:
             raise MalformedFileError(f"more than {_MAX_CHUNKS} RIFF chunks")
         pos = chunk.end
     riff.end = min(pos, size)
+    riff.declared = declared_end
+    if walk_end == declared_end == riff.end < size and _leftover(handle, riff.end, size):
+        riff.size, riff.leftover = riff.end, True
     ids = [c.cid for c in riff.chunks]
     if b"fmt " not in ids:
         raise MalformedFileError("WAV file has no 'fmt ' chunk")
@@ -184,6 +191,22 @@ def _walk(handle: BinaryIO) -> _Riff:
     if b"data" not in ids:
         raise MalformedFileError("WAV file has no 'data' chunk")
     return riff
+
+
+def _leftover(handle: BinaryIO, end: int, size: int) -> bool:
+    """Whether the bytes from ``end`` (the RIFF end) to ``size`` (the end of the file) are what an
+    interrupted append of a label chunk leaves (:attr:`EditPlan.commit`): the pad byte an odd end
+    needs, an ``AIGC`` chunk header and the start of a JSON object (at least :data:`APPEND_HEAD`
+    bytes survive any kill), and then the whole chunk, or a part of it ending on a 4 KiB boundary
+    (where a kill can tear a write). Other bytes after the RIFF end are someone else's and are kept."""
+    pad = end & 1
+    handle.seek(end)
+    head = handle.read(pad + 9)
+    if len(head) < pad + 9 or head[:pad] != b"\0" * pad or head[pad : pad + 4] != _LABEL_ID or head[-1:] != b"{":
+        return False
+    length = struct.unpack_from("<I", head, pad + 4)[0]
+    whole = pad + 8 + length + length % 2
+    return size - end == whole or (size - end < whole and size % APPEND_BLOCK == 0)
 
 
 def _chunk_follows(handle: BinaryIO, offset: int) -> bool:
@@ -241,6 +264,7 @@ class WAV(Container):
     mime_type: ClassVar[str] = "audio/wav"
     media: ClassVar[MediaKind] = MediaKind.AUDIO
     primary_location: ClassVar[str] = "RIFF AIGC chunk"
+    priority: ClassVar[int] = 10  # twelve header bytes no other format starts with: tried before costly sniffers
 
     @classmethod
     def accept(cls, head: bytes, path: Path) -> bool:
@@ -250,7 +274,17 @@ class WAV(Container):
     def read(self, path: Path) -> list[FoundLabel]:
         """The ``AIGC`` chunk(s), LIST/INFO ``AIGC`` entries, ``id3 `` TXXX:AIGC and ``_PMX`` XMP, in file order."""
         with open(path, "rb", buffering=0) as handle, parse_errors(path, "WAV chunk"):  # few, scattered reads
-            return [found for chunk in _walk(handle).chunks for found in _chunk_labels(handle, chunk)]
+            riff = _walk(handle)
+            found = [found for chunk in riff.chunks for found in _chunk_labels(handle, chunk)]
+        if riff.leftover:  # like a journal, an interrupted edit is finished by the next open
+            with contextlib.suppress(FileAccessError):  # (readers ignore it: a read-only file keeps it)
+                self.recover(path)
+        return found
+
+    def recover(self, path: Path) -> str | None:
+        """Cut the label chunk an interrupted append left past the RIFF end (see :func:`_leftover`)."""
+        with parse_errors(path, "WAV chunk"):
+            return "trimmed" if drop_leftover(path, _length_before_append) else None
 
     def rewrite(self, src: Path, dst: Path, label: AIGCLabel | None) -> None:
         """Copy every chunk in order, dropping other label placements; one ``AIGC`` chunk after ``fmt ``."""
@@ -311,8 +345,10 @@ class WAV(Container):
         """The ``AIGC`` chunk rewritten where it is when it is the last chunk (the file grows or
         shrinks) or the new JSON has its exact length; else appended after the last chunk, the old
         chunk zeroed into a ``JUNK`` chunk (which every reader skips); the RIFF (or ``ds64``) size is
-        patched. None (a copy) when there are several ``AIGC`` chunks, for a removal of one that is not
-        last, a label sits elsewhere
+        patched. A first label is a plan without a journal (:attr:`EditPlan.commit`): the chunk goes past
+        the RIFF end, where no reader looks, then the size write shows it; a kill in between leaves a
+        leftover that :meth:`recover` (run by every read) cuts. None (a copy) when there are several
+        ``AIGC`` chunks, for a removal of one that is not last, a label sits elsewhere
         (LIST/INFO, ``id3 ``, ``_PMX``), bytes follow the RIFF form, a pad byte is missing, or a size is a
         placeholder or counts missing bytes."""
         with open(path, "rb", buffering=0) as handle, parse_errors(path, "WAV chunk"):
@@ -347,13 +383,17 @@ class WAV(Container):
             pad = b"\0" if last.size % 2 and not last.padded else b""
             patches.append((riff.end, pad + new))
             total = riff.end + len(pad) + len(new)
+        size_at = 4 if riff.ds64 is None else riff.ds64.payload
         if total != riff.size:
             if riff.ds64 is not None:
-                patches.append((riff.ds64.payload, struct.pack("<Q", total - 8)))
+                patches.append((size_at, struct.pack("<Q", total - 8)))
             elif total - 8 >= _PLACEHOLDER:
                 return None
             else:
-                patches.append((4, struct.pack("<I", total - 8)))
+                patches.append((size_at, struct.pack("<I", total - 8)))
+        if not labels and new and riff.end == riff.declared:
+            # A first label: appended past the RIFF end, where no reader looks, then the size shows it.
+            return EditPlan(tuple(sorted(patches)), total, commit=size_at, visible=riff.end)
         return EditPlan(tuple(sorted(patches)), total)
 
     def payload_digest(self, path: Path) -> bytes:
@@ -370,6 +410,11 @@ class WAV(Container):
                 digest.update(cid + struct.pack("<Q", chunk.size))
                 hash_range(handle, chunk.payload, chunk.size, digest.update, f"{cid.decode()!r} chunk")
         return digest.digest()
+
+
+def _length_before_append(handle: BinaryIO) -> int | None:
+    riff = _walk(handle)
+    return riff.size if riff.leftover else None
 
 
 def _chunk_labels(handle: BinaryIO, chunk: _Chunk) -> list[FoundLabel]:
