@@ -47,7 +47,8 @@ def formats() -> None:
 def recover(
     files: Annotated[list[Path], typer.Argument(help="Files whose in-place write may have been interrupted.")],
 ) -> None:
-    """Roll back in-place writes a crash or a kill interrupted, from their undo journals.
+    """Roll back in-place writes a crash or a kill interrupted, from their undo journals (or cut the
+    bytes an interrupted append left past a WAV's RIFF end).
 
     Any aigclabel read or write of such a file does this first anyway; this command does it on
     demand (after a crash, before other tools open the files). Prints what was done to each file.
