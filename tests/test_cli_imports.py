@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,14 +25,15 @@ HEAVY = ("numpy", "pikepdf", "av", "cv2", "scipy", "PIL", "sqlalchemy", "pydanti
 MARK = "imports-probe:"
 
 PROBE = f"""
-import json, runpy, sys
+import gc, json, runpy, sys
 sys.argv = ["aigclabel", *sys.argv[1:]]
 code = 0
 try:
     runpy.run_module("aigclabel", run_name="__main__", alter_sys=True)
 except SystemExit as exit:
     code = exit.code
-sys.stderr.write("\\n{MARK}" + json.dumps({{"code": code, "modules": sorted(sys.modules)}}) + "\\n")
+gc_state = {{"enabled": gc.isenabled(), "frozen": gc.get_freeze_count()}}
+sys.stderr.write("\\n{MARK}" + json.dumps({{"code": code, "modules": sorted(sys.modules), "gc": gc_state}}) + "\\n")
 """
 
 
@@ -43,14 +45,23 @@ def run_cli(*args: str) -> tuple[int, list[str], str]:
 
 def probe(*args: str) -> tuple[int, list[str], str]:
     """Run ``aigclabel ARGS`` in a fresh interpreter: (exit code, every module imported, stdout)."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    code, modules, stdout, _gc = _probe_gc(*args)
+    return code, modules, stdout
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+
+
+def _probe_gc(*args: str) -> tuple[int, list[str], str, dict[str, Any]]:
+    """:func:`probe`, and the garbage collector's state when the command has finished."""
     done = subprocess.run(
-        [sys.executable, "-c", PROBE, *args], capture_output=True, text=True, env=env, timeout=120, check=False
+        [sys.executable, "-c", PROBE, *args], capture_output=True, text=True, env=_env(), timeout=120, check=False
     )
     lines = [line for line in done.stderr.splitlines() if line.startswith(MARK)]
     assert lines, f"the probe did not finish: {done.stderr}"
     report = json.loads(lines[-1].removeprefix(MARK))
-    return report["code"], report["modules"], done.stdout
+    return report["code"], report["modules"], done.stdout, report["gc"]
 
 
 def ours(modules: list[str]) -> list[str]:
@@ -108,6 +119,28 @@ def test_inspect_table_jpeg_imports_no_numpy_pikepdf_or_av(labelled: Path) -> No
     code, loaded, stdout = run_cli("inspect", str(labelled))
     assert code == 0 and "conforms" in stdout and DEMO_PROVIDER_CODE in stdout
     assert loaded == ["rich"], f"`aigclabel inspect` on a JPEG imported {loaded} (only Rich draws its table)"
+
+
+def test_inspect_table_loads_no_emoji_table(labelled: Path) -> None:
+    """The table's words are Rich ``Text``, not strings: Rich's emoji-code pass (and its 1.5 ms table of
+    emoji names) never runs, and a ``:name:`` in a label stays as written."""
+    code, modules, stdout = probe("inspect", str(labelled))
+    assert code == 0 and "ContentProducer" in stdout
+    assert "rich._emoji_codes" not in modules and "rich.table" in modules
+
+
+def test_package_import_is_lazy_and_start_up_objects_are_frozen(labelled: Path) -> None:
+    """``import aigclabel`` imports no submodule (its names load on first use), so ``python -m aigclabel``
+    can turn the garbage collector off before the command line's imports; the command then runs with
+    the collector back on and what start-up made frozen (later collections skip it)."""
+    code = "import sys, aigclabel; print(sorted(m for m in sys.modules if m.startswith('aigclabel.')))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=_env())
+    assert done.stdout.strip() == "[]"
+    for args in (("inspect", str(labelled)), ("inspect", "--json", str(labelled))):
+        exit_code, _modules, _stdout, gc_state = _probe_gc(*args)
+        assert exit_code == 0 and gc_state["enabled"] and gc_state["frozen"] > 10_000, gc_state
+    exit_code, _modules, stdout, gc_state = _probe_gc("--help")  # no command runs: the collector is back on
+    assert exit_code == 0 and "inspect" in stdout and gc_state["enabled"], gc_state
 
 
 def test_arguments_converted_without_pydantic_keep_typer_checks(tmp_path: Path) -> None:

@@ -66,6 +66,12 @@ class _Root(LightGroup):
         super().__init__(**attrs)
         self.commands = LazyCommands(tuple(COMMANDS), _build)
 
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        """The command to run (its module now imported): start-up is over, see :func:`main`."""
+        found = super().resolve_command(ctx, args)
+        _end_start_up()
+        return found
+
 
 app = typer.Typer(
     name="aigclabel",
@@ -170,10 +176,30 @@ def _speak(argv: list[str]) -> None:
         app.info.help = f"{text('cli.app', lang)}\n\n{app.info.help}"
 
 
-def main() -> None:
+#: Whether the garbage collector is off until the command to run is imported (:func:`main`).
+_gc_paused = False
+
+
+def _end_start_up() -> None:
+    """Move what start-up made to the permanent generation and turn the collector back on."""
+    global _gc_paused
+    if _gc_paused:
+        _gc_paused = False
+        gc.freeze()
+        gc.enable()
+
+
+def main(*, gc_paused: bool = False) -> None:
     """Console-script entry point. An operating-system error no command turned into a typed one
-    (disk full, permission denied) still ends with a message and exit code 8, not a traceback."""
+    (disk full, permission denied) still ends with a message and exit code 8, not a traceback.
+
+    ``gc_paused``: the caller turned the garbage collector off before importing this package
+    (:mod:`aigclabel.__main__`); it stays off until the command to run is imported, then what start-up
+    made is frozen (later collections skip it) and the collector runs as usual for the command."""
     from .._io import access_error
+
+    global _gc_paused
+    _gc_paused = gc_paused
 
     _speak(sys.argv[1:])
     # At exit the interpreter's last garbage collections walk every object the imports made (20 ms of
@@ -190,3 +216,7 @@ def main() -> None:
         error = access_error(exc, exc.filename or "file")
         say(error)
         sys.exit(error.exit_code)
+    finally:
+        if _gc_paused:  # no command ran (help, a usage error)
+            _gc_paused = False
+            gc.enable()

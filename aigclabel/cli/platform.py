@@ -100,20 +100,23 @@ def _print_inspections(results: list[Inspection]) -> None:
     from rich.text import Text
 
     # Everything read from a file is shown as plain Text: "[...]" in a label must not become markup.
+    # Our own words are Text too: a string would go through Rich's markup and emoji-code pass, whose
+    # table of emoji names costs 1.5 ms to load and which none of them needs.
     for result in results:
         status = (
             "[green]conforms[/]" if result.ok else ("[red]no label[/]" if not result.labels else "[red]problems[/]")
         )
-        out.print(Text.assemble((str(result.path), "bold"), f"  {result.description}  ", Text.from_markup(status)))
+        status_text = Text.from_markup(status, emoji=False)
+        out.print(Text.assemble((str(result.path), "bold"), f"  {result.description}  ", status_text))
         for found in result.labels:
             table = Table(title=Text(found.location), show_header=True, title_justify="left")
-            table.add_column("field")
-            table.add_column("value", overflow="fold")
+            table.add_column(Text("field"))
+            table.add_column(Text("value"), overflow="fold")
             if found.label is not None:
                 for key, val in found.label.to_dict().items():
-                    table.add_row(key, Text(val))
+                    table.add_row(Text(key), Text(val))
             else:
-                table.add_row("(unreadable)", Text(found.raw[:200]))
+                table.add_row(Text("(unreadable)"), Text(found.raw[:200]))
             out.print(table)
         for problem in result.problems:
             colour = "red" if problem.severity == "error" else "yellow"
