@@ -17,9 +17,18 @@ The file is the bundled ``sample.jpg``, labelled (demo provider code) so both to
 * ``inspect --json one.png`` (the bundled ``sample.png``, labelled) vs ``exiftool -j one.png``.
 
 Bytecode is cached as an installed package has it (``PYTHONPYCACHEPREFIX`` in a scratch folder, warmed
-by one run of each command). Two floors are printed for context: ``python -c pass`` (interpreter and ``site``) and
-``python -c "import typer"`` (the CLI framework alone). ``aigclabel`` runs as ``python -m aigclabel``
-from this checkout. It reports, it does not assert: timings vary with the machine and its load.
+by one run of each command). Floors are printed for context: ``python -c pass`` (interpreter and ``site``),
+``python -c "import typer"`` (the CLI framework alone) and Typer plus the Rich modules the table needs,
+imported the way the CLI starts (collector paused, start-up objects frozen so the exit skips them): what
+any Typer + Rich command costs before it does anything. ``aigclabel`` runs as ``python -m aigclabel``
+from this checkout.
+
+A development environment (``pip install -e``) runs setuptools' editable-install finder at every
+interpreter start (from a ``.pth`` file); a user's ``pip install aigclabel`` has none. When the finder is
+present, the two ``inspect`` commands are measured again with an interpreter that has the same packages
+on its path but not the finder (a scratch virtual environment whose ``.pth`` lists this one's
+site-packages as plain paths): the ``(installed)`` lines. It reports, it does not assert: timings vary
+with the machine and its load.
 
 Usage: ``python bench/cli.py [--runs 30]``
 """
@@ -29,6 +38,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import site
 import statistics
 import subprocess
 import sys
@@ -40,6 +50,8 @@ from aigclabel import DEMO_PROVIDER_CODE, AIGCLabel, write_label
 from tests._tools import write_exiftool_config
 
 ROOT = Path(__file__).resolve().parent.parent
+#: The frameworks' share of an ``inspect`` table, started as :mod:`aigclabel.__main__` starts the CLI.
+FRAMEWORKS = "import gc; gc.disable(); import typer, rich.console, rich.table, rich.text; gc.freeze()"
 SAMPLE = ROOT / "aigclabel" / "samples" / "sample.jpg"
 
 
@@ -71,6 +83,20 @@ def paired(
             mine.append(cpu_seconds(ours, env, before))
             peer.append(cpu_seconds(theirs, env, before))
     return mine, peer
+
+
+def installed_python(work: Path) -> list[str] | None:
+    """An interpreter with this environment's packages on its path but without setuptools' editable-install
+    finder (what a user's non-editable install runs), or None when this environment has no such finder."""
+    sites = [Path(p) for p in site.getsitepackages() if Path(p).is_dir()]
+    if not any(pth.name.startswith("__editable__") for folder in sites for pth in folder.glob("*.pth")):
+        return None
+    venv = work / "installed"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    (lib,) = (venv / "lib").glob("python*/site-packages")
+    # Plain paths in a .pth are added to sys.path; the .pth files inside them are not run.
+    (lib / "packages.pth").write_text("".join(f"{folder}\n" for folder in sites))
+    return [str(venv / "bin" / "python")]
 
 
 def main() -> None:
@@ -124,7 +150,21 @@ def main() -> None:
             ("inspect --json one.png", [*aigclabel, "inspect", "--json", str(png)], [exiftool, "-j", str(png)], None),
             ("floor: python -c pass", [*python, "-c", "pass"], [exiftool, "-j", str(one)], None),
             ("floor: python -c 'import typer'", [*python, "-c", "import typer"], [exiftool, "-j", str(one)], None),
+            ("floor: Typer + Rich table imports", [*python, "-c", FRAMEWORKS], [exiftool, "-j", str(one)], None),
         ]
+        installed = installed_python(work)
+        if installed is not None:
+            peer = [exiftool, "-j", str(one)]
+            cases += [
+                ("inspect one.jpg (installed)", [*installed, "-m", "aigclabel", "inspect", str(one)], peer, None),
+                (
+                    "inspect --json one.jpg (installed)",
+                    [*installed, "-m", "aigclabel", "inspect", "--json", str(one)],
+                    peer,
+                    None,
+                ),
+                ("floor: python -c pass (installed)", [*installed, "-c", "pass"], peer, None),
+            ]
         load = os.getloadavg()
         print(
             f"user+sys CPU per process, median of {args.runs} paired runs; Python {sys.version.split()[0]}, "
