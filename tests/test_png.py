@@ -181,6 +181,30 @@ def test_xmp_after_idat_moves_before_it_and_compressed_xmp_is_read(tmp_path: Pat
     assert label_of(path) == [relabel]
 
 
+def test_runs_of_small_chunks_read_in_windows_find_every_label(tmp_path: Path, demo_label: AIGCLabel) -> None:
+    """libpng writes 8 KiB IDATs: after a small chunk the walk reads the next 64 KiB at once. A label
+    chunk after a run of 2 KiB IDATs is found and CRC-checked wherever the window ends (after it, inside
+    its CRC, its text, its keyword, its header, or before it), and a file cut inside the run or inside
+    that chunk is refused as before."""
+    path = tmp_path / "runs.png"
+    _image(size=(160, 120)).save(path)
+    parts = chunks(path.read_bytes())
+    assert parts[0][0] == b"IHDR"
+    idat = zlib.compress(b"".join(part for ctype, part in parts if ctype == b"IDAT")) * 40
+    text = (b"tEXt", b"AIGC\0" + demo_label.to_json().encode())
+    assert len(text[1]) == 191  # the run lengths below place the window's end for this length
+    for total in (69000, 69047, 69100, 69238, 69244, 69300):
+        pieces = [(b"IDAT", idat[i : min(i + 2048, total)]) for i in range(0, total, 2048)]
+        data = build([parts[0], *pieces, text, parts[-1]])
+        path.write_bytes(data)
+        [found] = api.inspect(path).labels
+        assert found.location == "tEXt chunk AIGC" and found.label == demo_label, total
+        start = data.index(b"tEXtAIGC") - 4
+        for cut in (40_000, start - 3, start + 6, start + 20, len(data) - 14):
+            path.write_bytes(data[:cut])
+            assert_refused(path, MalformedFileError, demo_label)
+
+
 def test_zlib_bomb_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "bomb.png"
     _image().save(path)

@@ -90,6 +90,13 @@ _CRC = struct.Struct(">I")
 #: Bytes read at the start of the walk: the small chunks before the image data (IHDR, the XMP
 #: chunk, colour information) usually fit in this one read, CRCs included.
 _WINDOW = 4096
+#: Past the first window, a header that follows a chunk shorter than :data:`_SMALL_CHUNK` is read
+#: with the :data:`_RUN_WINDOW` bytes after it: a run of small chunks (libpng's 8 KiB IDATs, APNG
+#: frames) then costs one read per window instead of one per chunk. After a longer chunk (Pillow
+#: writes 64 KiB IDATs) only the 8-byte header is read: a window would mostly copy image data, which
+#: costs more than the read it saves.
+_SMALL_CHUNK = 16 << 10
+_RUN_WINDOW = 64 << 10
 _PREAD = hasattr(os, "pread")
 
 
@@ -109,9 +116,10 @@ def _walk(handle: BinaryIO, text_only: bool = False) -> Iterator[_Chunk]:
     offset = 8
     first = True
     unpack = _HEAD.unpack_from
+    fill = _RUN_WINDOW
     for _ in range(_MAX_CHUNKS):
-        if offset + 8 > base + len(window):  # past the first window: one header at a time (image data)
-            window, base = pread(fd, 8, offset) if pread else read_at(offset, 8), offset
+        if offset + 8 > base + len(window):  # past what is held: the header, and more after small chunks
+            window, base = pread(fd, fill, offset) if pread else read_at(offset, fill), offset
         at = offset - base
         if len(window) < at + 8:
             raise TruncatedFileError("PNG ends before its IEND chunk")
@@ -145,6 +153,7 @@ def _walk(handle: BinaryIO, text_only: bool = False) -> Iterator[_Chunk]:
             yield chunk
         elif not text_only:
             yield _Chunk(ctype, offset, length)
+        fill = _RUN_WINDOW if length < _SMALL_CHUNK else 8
         offset = end
         if ctype == b"IEND":
             return
