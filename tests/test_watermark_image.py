@@ -340,6 +340,38 @@ def test_payload_code_corrects_errors_and_mac_rejects_noise() -> None:
     assert sum(decode_soft(rng.standard_normal(CODED_BITS), DEMO_KEY)[1] for _ in range(200)) == 0
 
 
+def test_host_hash_candidates_flip_the_least_reliable_bits_first() -> None:
+    """Soft decision over the host hash: flip sets in increasing total distance from zero, any size."""
+    from itertools import combinations
+
+    from aigclabel.watermark.payload import hash_candidates
+
+    rng = np.random.default_rng(8)
+    proj = rng.standard_normal(32) * 10
+    proj[[4, 9, 17]] = [0.05, -0.08, 0.2]  # the three weakest bits (a brightness change moved them)
+    cands = hash_candidates(proj, 37)
+    bits = (proj > 0).astype(np.uint8)
+    assert len(set(cands)) == 37 and cands[0] == np.packbits(bits).tobytes()
+    three = bits.copy()
+    three[[4, 9, 17]] ^= 1
+    assert np.packbits(three).tobytes() in cands[:8]  # 3 flips cost less than flipping any stronger bit
+
+    def cost(c: bytes) -> float:
+        return float(np.abs(proj)[np.unpackbits(np.frombuffer(c, np.uint8)) != bits].sum())
+
+    costs = [cost(c) for c in cands]
+    assert costs == sorted(costs)
+    # The 37 are the cheapest flip sets: none of the sets left out (of up to 3 bits) costs less than the last.
+    order = np.argsort(np.abs(proj))
+    left_out = [
+        float(np.abs(proj)[list(s)].sum())
+        for k in (1, 2, 3)
+        for s in combinations(order[:12].tolist(), k)
+        if not any(cost(c) == float(np.abs(proj)[list(s)].sum()) for c in cands)
+    ]
+    assert min(left_out) >= costs[-1]
+
+
 @pytest.mark.slow  # many watermark detections
 def test_copy_attack_does_not_verify_on_other_images() -> None:
     """The attacker's tile estimate from one marked image, added at 42 dB to 20 other images."""

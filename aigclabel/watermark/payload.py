@@ -21,6 +21,7 @@ verification (see :mod:`.image`).
 from __future__ import annotations
 
 import hashlib
+import heapq
 import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ __all__ = [
     "decode_soft",
     "decode_soft_bound",
     "encode_payload",
+    "hash_candidates",
     "keyed_rng",
     "produce_id_digest",
     "viterbi_decode",
@@ -196,6 +198,36 @@ def hash_variants(projections: npt.NDArray[np.floating[Any]], weak: int, flips: 
             b = bits.copy()
             b[list(flip)] ^= 1
             out.append(np.packbits(b).tobytes())
+    return out
+
+
+def hash_candidates(projections: npt.NDArray[np.floating[Any]], count: int) -> list[bytes]:
+    """The host hash (signs of ``projections``) and its ``count - 1`` likeliest variants, by soft decision.
+
+    An attack moves a projection across zero with a probability that falls with its distance from zero,
+    so a set of flipped bits is the likelier the smaller the sum of their ``|projection|``: the variants
+    come in increasing order of that sum (every subset of the bits can appear, not only a few of the
+    weakest: brightness clipping flipped the 1st, 2nd and 4th weakest bits of one bench photo). Each
+    candidate is one more chance for a wrong MAC to verify, so the count is the false-positive budget:
+    ``count * 2**-MAC_BITS`` per picture whose MAC is checked.
+    """
+    bits = (projections > 0).astype(np.uint8)
+    order = np.argsort(np.abs(projections), kind="stable")
+    weights = np.abs(np.asarray(projections, dtype=np.float64))[order]
+    out: list[bytes] = []
+    # Best-first over subsets of the bits sorted by weight: a subset's successors extend it by the next bit
+    # or move its last bit one place on, which enumerates every subset once, in nondecreasing sum.
+    heap: list[tuple[float, tuple[int, ...]]] = [(0.0, ())]
+    while heap and len(out) < count:
+        cost, subset = heapq.heappop(heap)
+        b = bits.copy()
+        b[order[list(subset)]] ^= 1
+        out.append(np.packbits(b).tobytes())
+        last = subset[-1] if subset else -1
+        if last + 1 < len(weights):
+            heapq.heappush(heap, (cost + weights[last + 1], (*subset, last + 1)))
+            if subset:
+                heapq.heappush(heap, (cost - weights[last] + weights[last + 1], (*subset[:-1], last + 1)))
     return out
 
 
