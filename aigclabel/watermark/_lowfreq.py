@@ -316,11 +316,11 @@ def read_lowfreq(y: npt.NDArray[np.float32], key: bytes, m: FloatArray | None = 
         m = work_grid(y)
     n = float(_CODED)
     cands: list[tuple[float, int, int, FloatArray]] = []
-    syms = _symmetries(m)
     for gi, g in enumerate(GRIDS):
         plan = _plan(key, g)
-        for si, s in enumerate(syms):
-            p = _projections(_coarsen(s, g), plan)
+        # Coarsened once, then flipped/turned: the grids nest, so each symmetry maps whole cells to cells.
+        for si, s in enumerate(_symmetries(m if g == _WORK else _coarsen(m, g))):
+            p = _projections(s, plan)
             soft = np.cos(2.0 * np.pi * (p / STEP - plan.dither))
             z = (float(np.abs(soft).mean()) - 2.0 / np.pi) / (np.sqrt(0.5 - 4.0 / np.pi**2) / np.sqrt(n))
             cands.append((z, gi, si, soft))
@@ -333,7 +333,7 @@ def read_lowfreq(y: npt.NDArray[np.float32], key: bytes, m: FloatArray | None = 
         decoded += 1
         raw = np.packbits(viterbi_decode(soft, _INFO_BITS)).tobytes()
         data, mac = raw[:8], raw[8:]
-        for bound in _hash_candidates(syms[si], key):
+        for bound in _hash_candidates(_symmetries(m)[si], key):
             if hmac.compare_digest(mac, _mac(key, data, bound)):
                 return LowFreqRead(z, Payload.from_bytes(data), GRIDS[gi], si, decoded)
     return LowFreqRead(best[0], None, GRIDS[best[1]], best[2], decoded)
