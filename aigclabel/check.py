@@ -36,7 +36,15 @@ from .containers import MediaKind
 from .errors import AIGCLabelError, LimitExceededError, MalformedFileError, UnsupportedFormatError
 from .explicit.audio import CueTiming, scan_audio
 from .explicit.image import DARK_PLATE, LIGHT_PLATE, LOCATE_TOLERANCE, MIN_HEIGHT_RATIO, LocatedLabel, locate_label
-from .explicit.ocr import find_image_labels, has_ai_element, has_generation_element, ocr_engine_name, read_box
+from .explicit.ocr import (
+    downscale,
+    find_image_labels,
+    has_ai_element,
+    has_generation_element,
+    may_hold_text,
+    ocr_engine_name,
+    read_box,
+)
 from .explicit.text import (
     DEFAULT_WINDOW,
     TextFormat,
@@ -180,9 +188,9 @@ def _size_rule(clause: str, glyph: int, short: int) -> RuleResult:
     return RuleResult("label-size", clause, "character height >= 5 % of the shortest side", status, detail, measured)
 
 
-def _image_rules(path: Path, ocr: bool) -> tuple[list[RuleResult], bytes]:
+def _image_rules(path: Path, ocr: bool, prefilter: bool = True) -> tuple[list[RuleResult], bytes]:
     image, factor = decode_for_analysis(path)  # at most 16 MP analysed: a 49 MP flat PNG cost 1 GB
-    rules = _picture_rules(image, "GB 45438 §5.2", ocr)
+    rules = _picture_rules(image, "GB 45438 §5.2", ocr, prefilter)
     return [_full_scale(rule, factor) for rule in rules] if factor > 1 else rules, _thumbnail(image)
 
 
@@ -198,16 +206,21 @@ def _full_scale(rule: RuleResult, factor: int) -> RuleResult:
     return dataclasses.replace(rule, measured=measured, detail=f"{rule.detail} (analysed at 1/{factor} scale)")
 
 
-def _picture_rules(image: Image.Image, clause: str, ocr: bool) -> list[RuleResult]:
+def _picture_rules(image: Image.Image, clause: str, ocr: bool, prefilter: bool = True) -> list[RuleResult]:
     """Where the label is, what it says and how tall it is, on one picture (an image or a video frame).
 
     An aigclabel plate is found by colour (fast, exact ink box); any other style by OCR
     (:func:`aigclabel.explicit.ocr.find_image_labels`), which also reads an aigclabel plate's text.
+    With ``prefilter``, a picture on which :func:`aigclabel.explicit.ocr.may_hold_text` finds no
+    strokes as dense as a line of text skips both searches (the verify detector's gate; its recall is
+    measured by ``bench/verify.py --prefilter-only``).
     """
     title = "visible label on an edge or corner"
-    located = locate_label(image)
     engine = ocr and ocr_engine_name() is not None
-    found = find_image_labels(image) if engine else []
+    small = downscale(image)
+    searched = not prefilter or may_hold_text(small[0])
+    located = locate_label(image) if searched else None
+    found = find_image_labels(image, small=small) if searched and engine else []
     if located is not None and not found:
         # An aigclabel-style plate OCR did not pick out in the whole picture: read the plate itself.
         text = read_box(image, located.plate) if engine else None
@@ -416,7 +429,7 @@ def _still_there(track: _Track, image: Image.Image) -> bool:
     return has_ai_element(read_box(image, track.box))
 
 
-def _video_rules(path: Path, ocr: bool) -> tuple[list[RuleResult], bytes | None]:
+def _video_rules(path: Path, ocr: bool, prefilter: bool = True) -> tuple[list[RuleResult], bytes | None]:
     """The opening label of a video: found on the first frames (plate or OCR), followed frame to frame.
 
     Frames are searched every :data:`VIDEO_SEARCH_STEP` s over the first second and every other step
@@ -451,7 +464,7 @@ def _video_rules(path: Path, ocr: bool) -> tuple[list[RuleResult], bytes | None]
             pending.append((time, image))
             continue
         if track is None:
-            rules = _picture_rules(image, clause, ocr) if time <= VIDEO_SEARCH_SECONDS else []
+            rules = _picture_rules(image, clause, ocr, prefilter) if time <= VIDEO_SEARCH_SECONDS else []
             if rules and rules[0].status == "pass":
                 plate = locate_label(image) if "plate" in rules[0].measured else None
                 x0, y0, x1, y1 = (int(v) for v in rules[0].measured.get("box") or rules[0].measured["plate"])
@@ -510,12 +523,19 @@ def _video_rules(path: Path, ocr: bool) -> tuple[list[RuleResult], bytes | None]
 
 
 def check_file(
-    path: Path | str, *, implicit: bool = True, ocr: bool = True, timing: CueTiming | None = None
+    path: Path | str,
+    *,
+    implicit: bool = True,
+    ocr: bool = True,
+    timing: CueTiming | None = None,
+    prefilter: bool = True,
 ) -> FileReport:
     """Apply every applicable rule to one file; never raises for bad files (they become ``error`` rules).
 
     ``ocr`` reads visible labels of any style (off: only aigclabel plates are recognised); ``timing``
-    restricts audio cues to that exact timing (default: any rhythm GB 45438 §5.3 plausibly allows).
+    restricts audio cues to that exact timing (default: any rhythm GB 45438 §5.3 plausibly allows);
+    ``prefilter`` lets the OCR pre-filter skip the label search on pictures and frames that cannot hold
+    a line of text (off: every picture is searched, the reference its recall is measured against).
     """
     path = Path(path)
     report = FileReport(path=str(path), kind="unknown")
@@ -528,7 +548,7 @@ def check_file(
         if isinstance(error, LimitExceededError):
             raise error
         with hostile_input(path, "content"):
-            _apply_rules(report, path, ocr, timing)
+            _apply_rules(report, path, ocr, timing, prefilter)
     except AIGCLabelError as exc:
         if isinstance(exc, UnsupportedFormatError) and isinstance(error, MalformedFileError):
             exc = error  # a file nothing can decode is a damaged one of ours
@@ -543,17 +563,17 @@ def check_file(
     return report
 
 
-def _apply_rules(report: FileReport, path: Path, ocr: bool, timing: CueTiming | None) -> None:
+def _apply_rules(report: FileReport, path: Path, ocr: bool, timing: CueTiming | None, prefilter: bool) -> None:
     report.kind = detect_kind(path)
     if report.kind == "text":
         report.rules += _text_rules(path)
     elif report.kind == "image":
-        rules, report.thumbnail_png = _image_rules(path, ocr)
+        rules, report.thumbnail_png = _image_rules(path, ocr, prefilter)
         report.rules += rules
     elif report.kind == "audio":
         report.rules += _audio_rules(path, timing)
     elif report.kind == "video":
-        rules, report.thumbnail_png = _video_rules(path, ocr)
+        rules, report.thumbnail_png = _video_rules(path, ocr, prefilter)
         report.rules += rules
     elif report.kind == "document":
         report.rules += _document_rules(path)

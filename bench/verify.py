@@ -31,7 +31,10 @@ failing rule) and classified with ``classify``; per detector it prints ms per ca
 detector with and without its stroke pre-filter (:func:`aigclabel.explicit.ocr.may_hold_text`) on the same
 files: labels in styles aigclabel did not choose (``tests/_label_styles.py``; ``--prefilter-seed`` draws
 another set) and its own plates, whose findings must be identical, then unlabelled photos and text-heavy
-pictures: false traces with and without it, and the detector's CPU per photo.
+pictures: false traces with and without it, and the detector's CPU per photo. ``check`` (whose image and
+video-frame rules use the same gate) must give identical reports with and without it on every label the
+detector's full search finds, and the video label detector identical findings on H.264 clips of the 12
+hardest of them.
 
 It reports, it does not assert: timings vary with the machine and its load (printed by ``uptime``).
 
@@ -46,6 +49,7 @@ import argparse
 import contextlib
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -295,7 +299,7 @@ def run_thirdparty(work: Path) -> None:
         print(f"    {name:24s}: {totals[name] / calls[name] * 1e3:8.1f} ms/call over {calls[name]:2d} files, {judged}")
 
 
-def run_prefilter(work: Path, count: int, seed: int = 45438, smooth: bool = False) -> None:
+def run_prefilter(work: Path, count: int, seed: int = 45438, smooth: bool = False, video_count: int = 12) -> None:
     """The OCR pre-filter's recall and savings: the image-label detector with and without it, same files.
 
     Labelled: ``count`` labels in styles aigclabel did not choose (:mod:`tests._label_styles`: CJK and
@@ -312,13 +316,13 @@ def run_prefilter(work: Path, count: int, seed: int = 45438, smooth: bool = Fals
     folder.mkdir()
     gated, full = ExplicitImageLabelDetector(), ExplicitImageLabelDetector(prefilter=False)
 
-    def traced(detector: ExplicitImageLabelDetector, path: Path) -> tuple[bool, float]:
-        """Whether ``detector`` finds a trace on ``path``, and its CPU time (the shared decode apart)."""
+    def traced(detector: ExplicitImageLabelDetector, path: Path) -> tuple[bool, float, list[Evidence]]:
+        """Whether ``detector`` finds a trace on ``path``, its CPU time (the shared decode apart) and findings."""
         sample = MediaSample(path, "jpeg")
         sample.analysis_image()
         begin = time.process_time()
-        found = any(e.role == "trace" for e in detector.detect(path, sample))
-        return found, time.process_time() - begin
+        evidence = detector.detect(path, sample)
+        return any(e.role == "trace" for e in evidence), time.process_time() - begin, evidence
 
     def density(path: Path) -> float:
         from aigclabel.explicit.detector import _search_copy
@@ -330,11 +334,15 @@ def run_prefilter(work: Path, count: int, seed: int = 45438, smooth: bool = Fals
     by_style: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])  # drawn, found by the full search, gated
     by_ratio: dict[float, list[int]] = defaultdict(lambda: [0, 0, 0])
     lost: list[str] = []
+    differ: list[str] = []
     lowest = (2.0, "")
+    found_paths: list[tuple[float, Path]] = []
     for case in styled_labels(count, seed, smooth=smooth):
         path = case.write(folder)
-        found, _ = traced(full, path)
-        kept, _ = traced(gated, path)
+        found, _, reference = traced(full, path)
+        kept, _, evidence = traced(gated, path)
+        if found and evidence != reference:
+            differ.append(case.name)
         for row in (by_style[case.style], by_ratio[case.ratio]):
             row[0] += 1
             row[1] += found
@@ -342,11 +350,13 @@ def run_prefilter(work: Path, count: int, seed: int = 45438, smooth: bool = Fals
         if found and not kept:
             lost.append(case.name)
         if found:
-            lowest = min(lowest, (density(path), case.name))
+            found_paths.append((density(path), path))
+            lowest = min(lowest, (found_paths[-1][0], case.name))
     drawn, found_all, kept_all = (sum(row[i] for row in by_style.values()) for i in range(3))
     where = "smooth or noisy backgrounds" if smooth else "photos"
     print(f"\nOCR pre-filter, {drawn} labels in other styles on {where} (load {os.getloadavg()[0]:.2f}):")
     print(f"    full search finds {found_all}/{drawn}; with the pre-filter {kept_all}/{drawn}; lost: {lost or 'none'}")
+    print(f"    findings differ (labels the full search finds): {differ or 'none'}")
     print(f"    lowest stroke density among the labels found: {lowest[0]:.2f} ({lowest[1]})")
     for style, (n, f, k) in sorted(by_style.items()):
         print(f"        {style:16s}: {f:3d}/{n:3d} found, {k:3d} with the pre-filter")
@@ -360,7 +370,7 @@ def run_prefilter(work: Path, count: int, seed: int = 45438, smooth: bool = Fals
         path = folder / f"plain-{name}.jpg"
         picture.save(path, quality=90)
         for key, detector in (("full", full), ("gated", gated)):
-            found, spent = traced(detector, path)
+            found, spent, _ = traced(detector, path)
             false[key] += found
             if not text_heavy:
                 cpu[key] += spent
@@ -376,6 +386,57 @@ def run_prefilter(work: Path, count: int, seed: int = 45438, smooth: bool = Fals
         f"{cpu['full'] / photos * 1e3:.1f} ms without, {cpu['gated'] / photos * 1e3:.1f} ms with it "
         f"({cpu['gated'] / max(cpu['full'], 1e-9):.2f}x); highest density of the bench's synthetic uploads "
         f"{highest[0]:.2f} ({highest[1]})"
+    )
+    run_prefilter_check([p for _, p in found_paths], [p for _, p in sorted(found_paths)[:video_count]], folder)
+
+
+def run_prefilter_check(labelled: list[Path], hardest: list[Path], folder: Path) -> None:
+    """``check`` and the video label detector with and without the OCR pre-filter, on the labels the image
+    detector's full search finds (``labelled``) and on H.264 clips of the ``hardest`` of them (lowest
+    stroke density): their reports must be identical."""
+    from aigclabel.check import check_file
+    from aigclabel.explicit.detector import ExplicitVideoLabelDetector
+
+    def report(path: Path, prefilter: bool) -> tuple[list[tuple[str, str, str]], float]:
+        begin = time.process_time()
+        rules = check_file(path, implicit=False, prefilter=prefilter).rules
+        return [(r.rule, r.status, r.detail) for r in rules], time.process_time() - begin
+
+    cpu = {True: 0.0, False: 0.0}
+    passed = {True: 0, False: 0}
+    differ: list[str] = []
+    n = max(1, len(labelled))
+    for path in labelled:
+        reports = {}
+        for prefilter in (False, True):
+            reports[prefilter], spent = report(path, prefilter)
+            cpu[prefilter] += spent
+            passed[prefilter] += ("image-label", "pass") in [(r, s) for r, s, _ in reports[prefilter]]
+        if reports[True] != reports[False]:
+            differ.append(path.stem)
+    print(
+        f"    check on those {len(labelled)} labels: image-label passes {passed[False]} without the pre-filter, "
+        f"{passed[True]} with it; reports differ on {differ or 'none'} (CPU per file {cpu[False] / n * 1e3:.0f} ms "
+        f"without, {cpu[True] / n * 1e3:.0f} ms with it)"
+    )
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None or not hardest:
+        return
+    traces = {True: 0, False: 0}
+    differ = []
+    for path in hardest:
+        clip = path.with_suffix(".mp4")
+        still = ["-loop", "1", "-i", str(path), "-t", "2.5", "-r", "10", "-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2"]
+        encode = ["-c:v", "libx264", "-pix_fmt", "yuv420p", str(clip)]
+        subprocess.run([ffmpeg, "-nostdin", "-loglevel", "error", "-y", *still, *encode], check=True)
+        found = {p: ExplicitVideoLabelDetector(prefilter=p).detect(clip) for p in (False, True)}
+        for prefilter, evidence in found.items():
+            traces[prefilter] += any(e.role == "trace" for e in evidence)
+        if found[True] != found[False]:
+            differ.append(clip.stem)
+    print(
+        f"    video label detector on H.264 clips of the {len(hardest)} hardest: traces {traces[False]} without the "
+        f"pre-filter, {traces[True]} with it; findings differ on {differ or 'none'}"
     )
 
 

@@ -2,16 +2,20 @@
 
 The labels come from :mod:`tests._label_styles` (styles aigclabel did not choose, plus its own plate):
 the hardest of them for the pre-filter, those with the lowest stroke density among the first 40 that
-the full search finds. ``bench/verify.py --prefilter-only`` measures the whole recall set.
+the full search finds. ``bench/verify.py --prefilter-only`` measures the whole recall set, for the
+verify detector, ``check`` and the video label detector.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import av
 import pytest
+from PIL import Image
 
-from aigclabel.explicit.detector import ExplicitImageLabelDetector, _search_copy
+from aigclabel.check import check_file
+from aigclabel.explicit.detector import ExplicitImageLabelDetector, ExplicitVideoLabelDetector, _search_copy
 from aigclabel.explicit.ocr import downscale, may_hold_text, ocr_engine_name
 
 from ._label_styles import StyledLabel, styled_labels, synthetic_photo
@@ -19,6 +23,8 @@ from ._label_styles import StyledLabel, styled_labels, synthetic_photo
 #: Thin 3 % Latin on a smooth picture, low-contrast ink on a colour wheel, 3 % ink on a retina, a
 #: shadowed label and aigclabel's plate on the bench's noisy upload.
 HARDEST = (16, 28, 27, 30, 12)
+
+needs_rapidocr = pytest.mark.skipif(ocr_engine_name() != "rapidocr", reason="the recall set is measured with RapidOCR")
 
 
 @pytest.fixture(scope="module")
@@ -34,12 +40,11 @@ def _passes(path: Path) -> bool:
     return may_hold_text(downscale(_search_copy(image, "jpeg"))[0])
 
 
+@needs_rapidocr
 @pytest.mark.parametrize("index", HARDEST)
 def test_prefilter_passes_every_label_the_full_search_finds(
     index: int, cases: dict[int, StyledLabel], tmp_path: Path
 ) -> None:
-    if ocr_engine_name() != "rapidocr":
-        pytest.skip("the recall set is measured with RapidOCR")
     path = cases[index].write(tmp_path)
     full = ExplicitImageLabelDetector(prefilter=False).detect(path)
     assert any(e.role == "trace" for e in full), f"{cases[index].name}: the full search no longer finds it"
@@ -47,8 +52,48 @@ def test_prefilter_passes_every_label_the_full_search_finds(
     assert ExplicitImageLabelDetector().detect(path) == full
 
 
+def _clip(still: Path, out: Path, seconds: int = 1, rate: int = 5) -> Path:
+    """An H.264 clip showing ``still`` for ``seconds``."""
+    with Image.open(still) as opened:
+        picture = opened.convert("RGB")
+    picture = picture.crop((0, 0, picture.width // 2 * 2, picture.height // 2 * 2))
+    with av.open(str(out), "w") as container:
+        stream = container.add_stream("libx264", rate=rate)
+        stream.width, stream.height = picture.size
+        stream.pix_fmt = "yuv420p"
+        frame = av.VideoFrame.from_image(picture)
+        for _ in range(seconds * rate):
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return out
+
+
+@needs_rapidocr
+@pytest.mark.parametrize("index", [16, 12])
+def test_check_and_video_gate_like_the_detector(index: int, cases: dict[int, StyledLabel], tmp_path: Path) -> None:
+    # The thinnest label and aigclabel's own plate: check's image and video-frame rules use the same gate.
+    path = cases[index].write(tmp_path)
+
+    def rules(prefilter: bool) -> list[tuple[str, str, str]]:
+        return [(r.rule, r.status, r.detail) for r in check_file(path, implicit=False, prefilter=prefilter).rules]
+
+    gated = rules(True)
+    assert ("image-label", "pass") in [(r, s) for r, s, _ in gated]
+    assert gated == rules(False)
+    if index != 12:
+        return  # one clip is enough: its frames go through the same rules as the picture
+    clip = _clip(path, tmp_path / "clip.mp4")
+    found = ExplicitVideoLabelDetector().detect(clip)
+    assert any(e.role == "trace" for e in found)
+    assert found == ExplicitVideoLabelDetector(prefilter=False).detect(clip)
+
+
 def test_prefilter_skips_a_plain_noisy_upload(tmp_path: Path) -> None:
     path = tmp_path / "upload.jpg"
     synthetic_photo(7).save(path, quality=90)
     assert not _passes(path)
     assert ExplicitImageLabelDetector().detect(path) == []
+    # check skips the search too, with the report the full search gives: no label found
+    (rule,) = check_file(path, implicit=False).rules
+    assert rule.rule == "image-label" and rule.status != "pass"
+    assert check_file(path, implicit=False, prefilter=False).rules == [rule]

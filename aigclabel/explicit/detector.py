@@ -156,12 +156,16 @@ class ExplicitVideoLabelDetector:
     #: Decodes up to ~5 s of frames, OCR a few of them, re-reads the label box on others.
     cost = 150.0
 
+    def __init__(self, *, prefilter: bool = True) -> None:
+        #: Whether the stroke pre-filter may skip the search on a frame (as for still images).
+        self.prefilter = prefilter
+
     def detect(self, path: Path) -> list[Evidence]:
         """Evidence of a visible label on the video's opening (or first seconds), with its span."""
         from ..check import _video_rules
 
         try:
-            rules, _ = _video_rules(path, ocr=True)
+            rules, _ = _video_rules(path, ocr=True, prefilter=self.prefilter)
         except AIGCLabelError as exc:
             return [Evidence.skipped(self.name, f"not searched: {exc}")]
         first = rules[0]
