@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import pytest
 
-from aigclabel.watermark import Payload, detect_audio, detect_file, embed_audio, embed_file
+from aigclabel.watermark import AUDIO_SYNC_ONLY, Payload, detect_audio, detect_file, embed_audio, embed_file
 from aigclabel.watermark.audio import snr_db
 
 from .conftest import require_tool
@@ -65,6 +67,21 @@ def test_snr_and_roundtrip(speech: tuple[F64, int], marked: F64) -> None:
     assert snr_db(speech[0], marked) >= 21.0  # block at 24 dB + scale layer (masked: 20 dB under its neighbourhood)
     found = detect_audio(marked, speech[1])
     assert found.present and found.payload == PAYLOAD and found.version == 2
+
+
+def test_verify_says_when_only_the_sync_was_found(tmp_path: Path, speech: tuple[F64, int], marked: F64) -> None:
+    """1.6 s of marked speech: the block syncs (z >= 6.8) but 1.6 s cannot carry the payload; verify says so."""
+    rate = speech[1]
+    src = tmp_path / "excerpt.wav"
+    _write_wav(src, marked[2 * rate : int(3.6 * rate)], rate)
+    done = subprocess.run(
+        [sys.executable, "-m", "aigclabel", "verify", str(src), "--no-audit", "--json"], capture_output=True, text=True
+    )
+    verdict = json.loads(done.stdout)
+    (mark,) = [e for e in verdict["evidence"] if e["source"] == "watermark"]
+    assert mark["role"] == "trace" and "watermark_payload" not in mark["data"]
+    assert AUDIO_SYNC_ONLY in mark["detail"] and "(threshold 6.8)" in mark["detail"]
+    assert verdict["classification"] == "suspected"
 
 
 def test_marks_of_version_2_still_verify() -> None:
@@ -195,19 +212,31 @@ def _ffmpeg_filter(tmp_path: Path, x: F64, rate: int, af: str) -> F64:
 
 @pytest.mark.parametrize("factor", [1.1, 0.9])
 def test_survives_playback_speed_change(tmp_path: Path, speech: tuple[F64, int], marked: F64, factor: float) -> None:
+    # A speed change is a tempo change with the pitch moved by 12 * log2(factor) semitones: the scale layer's
+    # search, run by default (verify's detector), covers it.
     rate = speech[1]
     fast = _ffmpeg_filter(tmp_path, marked, rate, f"asetrate={rate * factor:.0f},aresample={rate}")
-    assert not detect_audio(fast, rate).present  # the search is asked for, not run on every upload
-    found = detect_audio(fast, rate, search_speed=True)
-    assert found.present and found.payload == PAYLOAD, f"z={found.z:.2f}"
-    assert found.speed == pytest.approx(factor, abs=1e-3)
+    found = detect_audio(fast, rate)
+    assert found.present and found.payload == PAYLOAD and found.version == 3, f"z={found.z:.2f}"
+    assert found.tempo == pytest.approx(factor, abs=0.005)
+    assert found.pitch_semitones == pytest.approx(12 * np.log2(factor), abs=0.25)
     plain = detect_audio(
         _ffmpeg_filter(tmp_path, speech[0], rate, f"asetrate={rate * factor:.0f},aresample={rate}"),
         rate,
         search_speed=True,
     )
     assert not plain.present and plain.payload is None
-    assert 0.0 < plain.speed_search_z < 8.0  # the search ran and found nothing
+    assert 0.0 < plain.scale_z < 6.0 and 0.0 < plain.speed_search_z < 8.0  # both searches ran, found nothing
+
+
+def test_speed_search_reads_block_only_marks(tmp_path: Path) -> None:
+    """A mark made before the scale layer, played 10 % fast, is found by the block's speed search only."""
+    x, rate = _decode(Path(__file__).parent / "data" / "watermark-audio-v2.mp3")
+    fast = _ffmpeg_filter(tmp_path, x, rate, f"asetrate={rate * 1.1:.0f},aresample={rate}")
+    assert not detect_audio(fast, rate).present  # the search is asked for, not run on every upload
+    found = detect_audio(fast, rate, search_speed=True)
+    assert found.present and found.payload is not None and found.payload.matches("marked-by-audio-v2")
+    assert found.speed == pytest.approx(1.1, abs=1e-3)
 
 
 @pytest.mark.parametrize(

@@ -322,7 +322,9 @@ def watermark_detect(
     search_speed: Annotated[
         bool,
         typer.Option(
-            "--search-speed", help="Audio: also search playback 0.88-1.13x faster or slower (5-10 s of CPU per clip)."
+            "--search-speed",
+            help="Audio: also search the block mark at playback 0.88-1.13x (marks made before the scale layer, "
+            "which finds speed changes itself; 5-10 s of CPU per clip).",
         ),
     ] = False,
 ) -> None:

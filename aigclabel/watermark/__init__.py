@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
 __all__ = [
+    "AUDIO_SYNC_ONLY",
     "CONTENT_MISMATCH",
     "DEMO_KEY",
     "AudioDetection",
@@ -104,6 +105,11 @@ _DETECT_TEXT_BYTES = 16 << 20
 
 #: ``details["unverified"]`` of an image whose mark was made for other content (a copied mark).
 CONTENT_MISMATCH = "content mismatch"
+#: ``details["unverified"]`` of audio whose block mark synced strongly but whose payload did not verify.
+AUDIO_SYNC_ONLY = (
+    "this key's sync pattern was found but the payload did not decode and verify (the audio is too short "
+    "or too damaged): who made it is not established"
+)
 
 
 @dataclass(frozen=True)
@@ -406,20 +412,27 @@ def _detect_file(path: Path, key: bytes, search_speed: bool = False) -> Watermar
         return detect_decoded_image(image, key)
     if media == "audio":
         from .audio import Z_PRESENT as AZ
+        from .audio import Z_SCALE
 
         samples, rate = _read_audio(path, _DETECT_AUDIO_S, truncate=True)
         a = detect_audio(samples, rate, key, search_speed=search_speed)
         speed = {"speed": round(a.speed, 4)} if a.speed != 1.0 else {}
         if a.version == 3:  # the scale layer: what pitch shift and tempo change it was found at
             speed = {"version": 3.0, "tempo": round(a.tempo, 4), "pitch_semitones": round(a.pitch_semitones, 2)}
+        verified = a.mac_ok and a.present
         return WatermarkResult(
             "audio",
             a.present,
             a.z,
-            AZ,
+            Z_SCALE if a.version == 3 else AZ,
             a.payload,
-            a.mac_ok and a.present,
-            {"offset_s": round(a.offset_s, 3), "ms": round(a.elapsed_ms, 1), **speed},
+            verified,
+            {
+                "offset_s": round(a.offset_s, 3),
+                "ms": round(a.elapsed_ms, 1),
+                **speed,
+                **({"unverified": AUDIO_SYNC_ONLY} if a.present and not verified else {}),
+            },
         )
     if media == "video":
         from .image import Z_PRESENT as VZ

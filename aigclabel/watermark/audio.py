@@ -16,8 +16,9 @@ form the sync pattern, the rest are dealt out (keyed) to the 172 convolutionally
   loud passages carry more; the detector divides that envelope back out.
 
 * a playback-speed change (resampling: time and pitch scaled together by the same factor, as
-  ``asetrate`` or a sped-up re-upload does) is searched for when the unscaled read fails: the scaled
-  mark's lines are read straight off one long FFT at every candidate factor in
+  ``asetrate`` or a sped-up re-upload does) is found by the scale layer below, whose search covers
+  :data:`SPEED_RANGE`; on request the block itself is searched too (marks made before the scale
+  layer): the scaled mark's lines are read straight off one long FFT at every candidate factor in
   :data:`SPEED_RANGE` (grid finer than the line width, so no loss), with a threshold raised for the
   number of factors tried (:data:`Z_SCALED`).
 
@@ -32,11 +33,13 @@ short-time magnitude spectrum, where those changes are simple:
   stays 20 dB below the energy of its neighbourhood (1/3 octave x 160 ms), up to 0.8 of a quiet cell
   between loud ones, less on a loud partial, nothing in silence. A pitch shift moves the pattern along the
   log-frequency axis; a tempo change stretches its time axis. The detector whitens the log-magnitude
-  spectrogram cell by cell, folds it modulo the period at every tempo factor 0.935-1.065 (step finer
+  spectrogram cell by cell, folds it modulo the period at every tempo factor 0.88-1.13 (step finer
   than one frame of drift over the span read) and correlates with the sync pattern at every
   1/48-octave shift within +-3 semitones and every frame offset; the mark is present when the best
-  z-score clears :data:`Z_SCALE` and the payload's MAC verifies. It is read when the block mark is
-  not found (~0.1-0.2 s of CPU per clip: the first :data:`_SC_SPAN_S` seconds are read).
+  z-score clears :data:`Z_SCALE` and the payload's MAC verifies. The tempo range is the playback-speed
+  range, so a speed change (tempo 1.1 with pitch +1.65 semitones) is found without the block's speed
+  search. It is read when the block mark is not found (~0.2-0.4 s of CPU per clip: the first
+  :data:`_SC_SPAN_S` seconds are read).
 
 When the block finds its offset but its payload does not verify (reverb, excerpts of 3-4 s), the scale
 layer is read at the same place (both start with the signal) and the two layers' soft bits, each weighted
@@ -123,6 +126,11 @@ class AudioDetection:
     tempo: float = 1.0
     #: Pitch shift in semitones the scale layer was found at.
     pitch_semitones: float = 0.0
+    #: The block mark's own sync z-score (over its 32,768 offsets at the file's speed).
+    block_z: float = 0.0
+    #: Best z-score of the scale layer's tempo x pitch search (0.0 when it did not run: the block was found
+    #: or the clip is shorter than one period).
+    scale_z: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -248,16 +256,27 @@ def _sync_corr(white_sync: npt.NDArray[np.complex128], lay: _Layout) -> FloatArr
     return np.asarray(np.fft.irfft(ref, n=_BLOCK, axis=-1), dtype=np.float64)
 
 
-def _mrc_soft(vals: FloatArray, sync: npt.NDArray[np.bool_], data_bit: npt.NDArray[np.int64]) -> FloatArray:
+def _mrc_soft(
+    vals: FloatArray,
+    sync: npt.NDArray[np.bool_],
+    data_bit: npt.NDArray[np.int64],
+    group: npt.NDArray[np.int64] | None = None,
+) -> FloatArray:
     """Soft coded bits from per-unit values (sign-corrected), weighted by the SNR the sync units show.
 
     Each unit's value is ``a * bit + noise``; the sync units (bit = +1) estimate ``a`` and the noise
     variance, so the sums are scaled to log-likelihood ratios and two layers' soft bits can be added.
+    With ``group`` (a group index per unit) ``a`` and the variance are estimated per group: a codec
+    that spares some frequencies and not others leaves units of unequal worth.
     """
-    ref = vals[sync]
-    a = max(float(ref.mean()), 0.0)
-    soft = np.bincount(data_bit, weights=vals[~sync], minlength=CODED_BITS)
-    return np.asarray(soft * a / (float(ref.var()) + 1e-12), dtype=np.float64)
+    g = np.zeros(len(vals), dtype=np.int64) if group is None else group
+    n = int(g.max()) + 1
+    count = np.maximum(np.bincount(g[sync], minlength=n), 1)
+    mean = np.bincount(g[sync], weights=vals[sync], minlength=n) / count
+    var = np.bincount(g[sync], weights=vals[sync] ** 2, minlength=n) / count - mean**2
+    weight = np.maximum(mean, 0.0) / (np.maximum(var, 0.0) + 1e-12)
+    soft = np.bincount(data_bit, weights=vals[~sync] * weight[g[~sync]], minlength=CODED_BITS)
+    return np.asarray(soft, dtype=np.float64)
 
 
 def _block_soft(white: npt.NDArray[np.complex128], off: int, lay: _Layout) -> FloatArray:
@@ -335,12 +354,18 @@ _SC_MASK_CELLS = 5
 _SC_SILENT = 1e-6  # cells whose neighbourhood is this far below the loudest one are left alone
 _SC_CELLS_HP = 5  # cells the detector's high-pass averages over, along each axis
 _SC_SHIFT = 3 * _SC_BPO * _SC_SUB // 12  # fine bands searched either way: +-3 semitones
-_SC_TEMPO = (0.935, 1.065)
+#: Tempo factors the scale layer is searched over: the playback-speed range, so a speed change (tempo and
+#: pitch moved together, at most 2.2 semitones here) is found by default, not only by the block's search.
+_SC_TEMPO = SPEED_RANGE
 #: Seconds (at 16 kHz) the scale search reads: the tempo grid step shrinks as 1/length.
 _SC_SPAN_S = 20.0
-#: z-score (per tempo factor, over its pitch shifts x offsets; ~160 factors x 25 x 128 tests on 20 s) the
+#: z-score (per tempo factor, over its pitch shifts x offsets; ~310 factors x 25 x 128 tests on 20 s) the
 #: scale layer needs, together with its MAC (2**-16): on unmarked windows the best z is ~4.5 +- 0.3.
 Z_SCALE = 6.0
+#: Weightings the scale layer's payload is decoded with, in turn, until one verifies: one SNR for all
+#: cells, then one per quarter of the bands (an Opus or MP3 encoder spares some bands and not others).
+#: Each try is one more chance for a MAC to pass by luck: 2 * 2**-16 at a sync of z >= 6.0.
+_SC_WEIGHTINGS = (1, 4)
 
 
 @dataclass(frozen=True)
@@ -439,9 +464,14 @@ def _scale_cells(fold: FloatArray, shift_index: int, off: int, lay: _ScaleLayout
     return np.asarray(sel.reshape(_SC_BANDS, _SC_SUB, _SC_PERIOD, _SC_SLOT).sum(axis=(1, 3)) * lay.sign)
 
 
-def _scale_soft(fold: FloatArray, shift_index: int, off: int, lay: _ScaleLayout) -> FloatArray:
-    """Soft coded bits of the folded scale layer at one pitch shift (row index) and frame offset."""
-    return _mrc_soft(_scale_cells(fold, shift_index, off, lay).ravel(), lay.sync.ravel(), lay.data_bit)
+def _scale_soft(fold: FloatArray, shift_index: int, off: int, lay: _ScaleLayout, groups: int = 1) -> FloatArray:
+    """Soft coded bits of the folded scale layer at one pitch shift (row index) and frame offset.
+
+    ``groups`` > 1 weights each of that many runs of bands by its own sync SNR.
+    """
+    band = np.repeat(np.arange(_SC_BANDS) * groups // _SC_BANDS, _SC_PERIOD)
+    cells = _scale_cells(fold, shift_index, off, lay).ravel()
+    return _mrc_soft(cells, lay.sync.ravel(), lay.data_bit, band if groups > 1 else None)
 
 
 def _scale_aligned_soft(mono16: FloatArray, block_off: int, key: bytes) -> FloatArray:
@@ -482,8 +512,11 @@ def _scale_search(mono16: FloatArray, key: bytes) -> tuple[float, float, float, 
     z = ((flat - flat.mean(axis=1, keepdims=True)) / (flat.std(axis=1, keepdims=True) + 1e-12)).reshape(corr.shape)
     ti, si, off = np.unravel_index(int(np.argmax(z)), z.shape)
     tempo = float(tempos[ti])
-    soft = _scale_soft(_scale_fold(feat, tempo), int(si), int(off), lay)
-    payload, mac_ok = decode_soft(soft, key)
+    fold = _scale_fold(feat, tempo)
+    for groups in _SC_WEIGHTINGS:
+        payload, mac_ok = decode_soft(_scale_soft(fold, int(si), int(off), lay, groups), key)
+        if mac_ok:
+            break
     semitones = float(shifts[si]) * 12.0 / (_SC_BPO * _SC_SUB)
     return float(z[ti, si, off]), tempo, semitones, payload, mac_ok
 
@@ -493,10 +526,11 @@ def detect_audio(
 ) -> AudioDetection:
     """Look for the watermark in float samples at any rate >= 8 kHz (6 s or more of speech for the payload).
 
-    With ``search_speed``, when the unscaled read finds nothing, playback-speed factors in
-    :data:`SPEED_RANGE` are searched (with the stricter :data:`Z_SCALED` thresholds). The search costs
-    5-10 s of CPU per clip, so it is for an investigation (``watermark detect --search-speed``), not for
-    every upload a platform verifies.
+    A playback-speed change in :data:`SPEED_RANGE` is found by the scale layer's search, which runs
+    whenever the block is not found. With ``search_speed``, when neither layer is found, the block is
+    searched over those factors too (with the stricter :data:`Z_SCALED` thresholds): that reads marks
+    made before the scale layer, costs 5-10 s of CPU per clip, and is for an investigation
+    (``watermark detect --search-speed``), not for every upload a platform verifies.
     """
     started = time.perf_counter()
     x = _as_2d(samples)
@@ -523,7 +557,7 @@ def detect_audio(
         if both_ok:
             payload, mac_ok = both, True
     present = zscore >= Z_PRESENT or (mac_ok and zscore >= Z_WITH_MAC)
-    version, tempo, semitones = 2, 1.0, 0.0
+    version, tempo, semitones, block_z, z_sc = 2, 1.0, 0.0, zscore, 0.0
     if not present and len(mono) >= _SC_SLOT * _SC_PERIOD * _SC_HOP:
         z_sc, tempo_sc, semis_sc, pay_sc, mac_sc = _scale_search(mono, key)
         if mac_sc and z_sc >= Z_SCALE:
@@ -551,6 +585,8 @@ def detect_audio(
         version=version,
         tempo=tempo,
         pitch_semitones=semitones,
+        block_z=block_z,
+        scale_z=z_sc,
     )
 
 

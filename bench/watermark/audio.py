@@ -1,13 +1,17 @@
 """Audio watermark robustness and false-positive calibration: espeak-ng speech, synthetic music, ffmpeg/sox attacks.
 
-    python bench/watermark/audio.py --clips 8 --null 40 --windows 1000   # --windows: the scale layer's null
+    python bench/watermark/audio.py --clips 16 --null 40 --windows 2000 --cost 6
 
 Prints, per attack, detection rate and payload correctness over the clips, which mark version was
 read (2 = block, 3 = scale layer), the signal-to-watermark ratio (whole and segmental), and the null
 distribution of the detector's z-score on unmarked clips (speech, excerpts, noise, tone mixtures)
-against the thresholds in ``aigclabel.watermark.audio``; ``--windows N`` also runs the scale layer's
-pitch/tempo search on N unmarked windows (every attack below applied to unmarked speech and music).
-There is no offline peer to compare with (audiowmark, the usual open-source one, is not packaged here).
+against the thresholds in ``aigclabel.watermark.audio``; ``--windows N`` runs what ``verify`` runs
+(block, then the scale layer's tempo/pitch search) on N unmarked windows (every attack below applied to
+a third of them); ``--cost N`` times that detector on N unmarked one-minute clips. Detection is
+``verify``'s (no playback-speed search of the block) unless ``--search-speed`` is given. The clips are
+generated (espeak-ng speech in 8 voices, English, German, French, Spanish and Mandarin; synthetic music),
+never downloaded. There is no offline peer to compare with (audiowmark, the usual open-source one, is not
+packaged here).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from aigclabel.watermark import DEMO_KEY, Payload, detect_audio, embed_audio
+from aigclabel.watermark import Payload, detect_audio, embed_audio
 from aigclabel.watermark.audio import SPEED_RANGE, Z_PRESENT, Z_SCALED, Z_SCALED_WITH_MAC, Z_WITH_MAC, snr_db
 
 F64 = npt.NDArray[np.float64]
@@ -36,7 +40,12 @@ SENTENCES = [
     "Weather today is cloudy with a chance of rain in the afternoon and clear skies in the evening.",
     "Please remember to bring your identity card and the signed form when you come to the office.",
 ]
-VOICES = ["en", "en-us", "en+f3", "en+m3", "de", "fr"]
+ZH_SENTENCES = [
+    "人工智能生成的内容需要添加隐式标识，平台在上传时会检查这些标识。",
+    "今天多云，下午可能有小雨，晚上天气转晴，气温在十五到二十度之间。",
+    "请记得带上身份证和签好字的表格，办公室上午九点开门。",
+]
+VOICES = ["en", "en-us", "en+f3", "en+m3", "de", "fr", "cmn", "es"]
 
 
 def _ffmpeg(args: list[str], data: bytes | None = None) -> bytes:
@@ -50,8 +59,9 @@ def _decode(path: Path, rate: int) -> F64:
 
 def _speech(tmp: Path, i: int, rate: int) -> F64:
     wav = tmp / f"s{i}.wav"
-    text = " ".join(SENTENCES[(i + k) % len(SENTENCES)] for k in range(2))
-    voice = VOICES[i % len(VOICES)]
+    voice = VOICES[(i - (i + 1) // 4) % len(VOICES)]  # counts speech clips only (every 4th bench clip is music)
+    pool = ZH_SENTENCES if voice == "cmn" else SENTENCES
+    text = ("" if voice == "cmn" else " ").join(pool[(i + k) % len(pool)] for k in range(2))
     subprocess.run(["espeak-ng", "-v", voice, "-s", str(140 + 10 * (i % 4)), "-w", str(wav), text], check=True)
     return _decode(wav, rate) * 0.8
 
@@ -106,9 +116,11 @@ def _segsnr(x: F64, y: F64, rate: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clips", type=int, default=6)
-    parser.add_argument("--null", type=int, default=120)
-    parser.add_argument("--windows", type=int, default=0, help="unmarked windows for the scale layer's null")
+    parser.add_argument("--clips", type=int, default=16)
+    parser.add_argument("--null", type=int, default=40)
+    parser.add_argument("--windows", type=int, default=0, help="unmarked windows through verify's detector")
+    parser.add_argument("--cost", type=int, default=0, help="unmarked one-minute clips to time the detector on")
+    parser.add_argument("--search-speed", action="store_true", help="also run the block's playback-speed search")
     parser.add_argument("--attacks", default="", help="comma-separated subset of the attacks (default: all)")
     args = parser.parse_args()
     rng = np.random.default_rng(5)
@@ -176,25 +188,26 @@ def main() -> None:
             for name, fn in attacks.items():
                 got, r = fn(y, rate)
                 t0 = time.process_time()
-                found = detect_audio(got, r, search_speed=True)
+                found = detect_audio(got, r, search_speed=args.search_speed)
                 detect_s[name].append((time.process_time() - t0) * 60 / (len(got) / r))
                 hits[name] += found.present
                 correct[name] += found.payload == payload
                 if found.present:
                     versions[name].append(getattr(found, "version", 2))
-        print(
-            f"{args.clips} clips (espeak-ng speech ~10-15 s, every 4th synthetic music 12 s; 16-48 kHz); "
-            f"mean SNR {statistics.mean(snrs):.1f} dB, segmental SNR {statistics.mean(segsnrs):.1f} dB; "
-            f"embed {statistics.median(ms):.1f} ms of CPU per second of audio"
-        )
-        print("attack            detected  payload-correct  read-as(v2/v3)  detect CPU s per minute of audio (median)")
-        for name in attacks:
-            per_min = statistics.median(detect_s[name])
-            v = versions[name]
+        if args.clips:
             print(
-                f"{name:19s} {hits[name]}/{args.clips}       {correct[name]}/{args.clips}"
-                f"              {v.count(2)}/{v.count(3)}            {per_min:.1f}"
+                f"{args.clips} clips (espeak-ng speech ~10-15 s, every 4th synthetic music 12 s; 16-48 kHz); "
+                f"mean SNR {statistics.mean(snrs):.1f} dB, segmental SNR {statistics.mean(segsnrs):.1f} dB; "
+                f"embed {statistics.median(ms):.1f} ms of CPU per second of audio"
             )
+            print("attack            detected  payload-correct  read-as(v2/v3)  detect CPU s per min of audio (median)")
+            for name in attacks:
+                per_min = statistics.median(detect_s[name])
+                v = versions[name]
+                print(
+                    f"{name:19s} {hits[name]}/{args.clips}       {correct[name]}/{args.clips}"
+                    f"              {v.count(2)}/{v.count(3)}            {per_min:.1f}"
+                )
 
         zs: list[float] = []
         zs_speed: list[float] = []
@@ -216,8 +229,8 @@ def main() -> None:
                     np.sin(2 * np.pi * f * t) * (0.5 + 0.5 * np.sin(2 * np.pi * rng.uniform(0.2, 3) * t)) for f in freqs
                 )
                 x = np.asarray(x, dtype=np.float64) * 0.1
-            found = detect_audio(x, rate, search_speed=True)
-            zs.append(found.z)
+            found = detect_audio(x, rate, search_speed=args.search_speed)
+            zs.append(getattr(found, "block_z", found.z))
             zs_speed.append(found.speed_search_z)
             positives += found.present
         if zs:
@@ -247,39 +260,80 @@ def main() -> None:
                 )
 
         if args.windows:
-            _scale_null(tmp, attacks, args.windows, rng)
+            _window_null(tmp, every, args.windows, rng)
+        if args.cost:
+            _cost(tmp, args.cost, rng)
 
 
-def _scale_null(
+def _pool(tmp: Path, rng: np.random.Generator) -> F64:
+    """Unmarked 16 kHz speech (every voice) and music, end to end."""
+    return np.concatenate([_speech(tmp, 200 + i, 16000) for i in range(8)] + [_music(i, 16000, rng) for i in range(4)])
+
+
+def _window_null(
     tmp: Path, attacks: dict[str, Callable[[F64, int], tuple[F64, int]]], n: int, rng: np.random.Generator
 ) -> None:
-    """The scale layer's search on unmarked windows: 4-20 s of speech or music, some attacked."""
-    from aigclabel.watermark.audio import Z_SCALE, _scale_search
+    """Verify's detector (block, then the scale layer) on unmarked windows: 4-20 s of speech or music, some attacked."""
+    from aigclabel.watermark.audio import Z_SCALE
 
-    names = list(attacks)
-    zs: list[float] = []
-    macs = fired = 0
-    pool = [_speech(tmp, 200 + i, 16000) for i in range(6)] + [_music(i, 16000, rng) for i in range(4)]
-    long = np.concatenate(pool)
+    names = [a for a in attacks if a != "cut-4s"]
+    block: list[float] = []
+    scale: list[float] = []
+    fired = unpaid = 0
+    long = _pool(tmp, rng)
     for i in range(n):
         length = int(16000 * rng.uniform(4, 20))
         a = int(rng.integers(0, len(long) - length))
         x = long[a : a + length]
-        name = names[i % len(names)]
-        if i % 3 == 0 and name not in ("cut-4s",):
-            x, r = attacks[name](x, 16000)
+        if i % 3 == 0:
+            x, r = attacks[names[i % len(names)]](x, 16000)
             if r != 16000:
                 x = _decode_resampled(tmp, x, r)
-        z, _tempo, _semis, _payload, mac = _scale_search(x, DEMO_KEY)
-        zs.append(z)
-        macs += mac
-        fired += mac and z >= Z_SCALE
-    arr = np.asarray(zs)
+        found = detect_audio(x, 16000)
+        block.append(getattr(found, "block_z", found.z))
+        scale.append(getattr(found, "scale_z", 0.0))
+        fired += found.present
+        unpaid += found.present and found.payload is None
+    b, sc = np.asarray(block), np.asarray([v for v in scale if v > 0])
     print(
-        f"scale layer null: {n} unmarked windows (4-20 s, a third attacked): best z mean {arr.mean():.2f} "
-        f"sd {arr.std():.2f} max {arr.max():.2f}, >= {Z_SCALE}: {(arr >= Z_SCALE).sum()}; MAC verified by chance "
-        f"{macs}; detected {fired}"
+        f"verify's detector on {n} unmarked windows (4-20 s, a third attacked): detected {fired}, "
+        f"of which without a verified payload {unpaid}; block z mean {b.mean():.2f} sd {b.std():.2f} "
+        f"max {b.max():.2f}, >= {Z_WITH_MAC}: {(b >= Z_WITH_MAC).sum()}, >= {Z_PRESENT}: {(b >= Z_PRESENT).sum()}"
     )
+    if len(sc):
+        print(
+            f"  scale layer searched on {len(sc)}: best z mean {sc.mean():.2f} sd {sc.std():.2f} max {sc.max():.2f}, "
+            f">= {Z_SCALE}: {(sc >= Z_SCALE).sum()} (present needs that and a verified MAC)"
+        )
+
+
+def _cost(tmp: Path, n: int, rng: np.random.Generator) -> None:
+    """CPU seconds of verify's detector (and of the block's speed search) per minute of unmarked audio."""
+    long = np.tile(_pool(tmp, rng), 2)
+    per_min: list[float] = []
+    per_min_speed: list[float] = []
+    for i in range(n):
+        a = int(rng.integers(0, len(long) - 60 * 16000))
+        x = _at_rate(long[a : a + 60 * 16000], (16000, 22050, 44100, 48000)[i % 4])
+        rate = (16000, 22050, 44100, 48000)[i % 4]
+        for out, speed in ((per_min, False), (per_min_speed, True)):
+            t0 = time.process_time()
+            found = detect_audio(x, rate, search_speed=speed)
+            out.append(time.process_time() - t0)
+            assert not found.present
+    print(
+        f"detect CPU on {n} unmarked one-minute clips (16-48 kHz): verify's detector median "
+        f"{statistics.median(per_min):.2f} s (max {max(per_min):.2f}); with the block's speed search "
+        f"{statistics.median(per_min_speed):.2f} s"
+    )
+
+
+def _at_rate(x: F64, rate: int) -> F64:
+    """16 kHz samples resampled to ``rate``."""
+    from scipy.signal import resample_poly
+
+    g = math.gcd(rate, 16000)
+    return np.asarray(resample_poly(x, rate // g, 16000 // g), dtype=np.float64)
 
 
 def _decode_resampled(tmp: Path, x: F64, rate: int) -> F64:
