@@ -294,6 +294,8 @@ def _window_null(
         scale.append(getattr(found, "scale_z", 0.0))
         fired += found.present
         unpaid += found.present and found.payload is None
+        if (i + 1) % 250 == 0 and i + 1 < n:
+            print(f"  {i + 1} windows: detected {fired}, block z max {max(block):.2f}, scale z max {max(scale):.2f}")
     b, sc = np.asarray(block), np.asarray([v for v in scale if v > 0])
     print(
         f"verify's detector on {n} unmarked windows (4-20 s, a third attacked): detected {fired}, "
