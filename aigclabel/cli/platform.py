@@ -324,7 +324,7 @@ def watermark_detect(
         typer.Option(
             "--search-speed",
             help="Audio: also search the block mark at playback 0.88-1.13x (marks made before the scale layer, "
-            "which finds speed changes itself; 5-10 s of CPU per clip).",
+            "which finds speed changes itself; ~1.5 s of CPU per clip).",
         ),
     ] = False,
 ) -> None:

@@ -529,8 +529,8 @@ def detect_audio(
     A playback-speed change in :data:`SPEED_RANGE` is found by the scale layer's search, which runs
     whenever the block is not found. With ``search_speed``, when neither layer is found, the block is
     searched over those factors too (with the stricter :data:`Z_SCALED` thresholds): that reads marks
-    made before the scale layer, costs 5-10 s of CPU per clip, and is for an investigation
-    (``watermark detect --search-speed``), not for every upload a platform verifies.
+    made before the scale layer, costs ~1.5 s of CPU per clip (four times the rest of the detector), and
+    is for an investigation (``watermark detect --search-speed``), not for every upload a platform verifies.
     """
     started = time.perf_counter()
     x = _as_2d(samples)
