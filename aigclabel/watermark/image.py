@@ -376,16 +376,28 @@ def _strength(y: FloatImage, target_psnr: float, safety: float = _SSIM_SAFETY) -
     is given back to the pixels under their cap (up to 3x the uncapped strength); a picture that is flat
     nearly everywhere ends above the target PSNR rather than showing the mark.
     """
-    hp = y - cv2.GaussianBlur(y, (7, 7), 1.5)
-    activity = np.sqrt(np.maximum(cv2.blur(hp * hp, (9, 9)), 0.0))
-    med = float(np.median(activity[::4, ::4])) + 1e-3
-    mask = np.clip(activity * (1.0 / med), 0.35, 2.5)
+    # In place where it can be (same figures; a 1080p picture is 8 MB a plane).
+    mask = np.asarray(cv2.GaussianBlur(y, (7, 7), 1.5), dtype=np.float32)
+    np.subtract(y, mask, out=mask)
+    np.multiply(mask, mask, out=mask)
+    mask = np.asarray(cv2.blur(mask, (9, 9)), dtype=np.float32)
+    np.maximum(mask, 0.0, out=mask)
+    np.sqrt(mask, out=mask)  # the local activity
+    mask *= 1.0 / (float(np.median(mask[::4, ::4])) + 1e-3)
+    np.clip(mask, 0.35, 2.5, out=mask)
     # Strength from the PSNR budget: MSE of the (rounded) delta must stay under 255^2 / 10^(psnr/10).
     budget = max(255.0**2 / 10 ** (target_psnr / 10.0) - 1.0 / 12.0, 0.1)
     uncapped = float(np.sqrt(budget / float(np.mean(mask**2))))
-    mu = cv2.blur(y, (7, 7))
-    var = np.maximum(cv2.blur(y * y, (7, 7)) - mu * mu, 0.0)
-    cap = cv2.erode(np.sqrt(_SSIM_NOISE_FLAT + _SSIM_NOISE_GAIN * var) * safety, np.ones((7, 7), np.uint8))
+    mu = np.asarray(cv2.blur(y, (7, 7)), dtype=np.float32)
+    np.multiply(mu, mu, out=mu)
+    var = np.asarray(cv2.blur(y * y, (7, 7)), dtype=np.float32)
+    var -= mu
+    np.maximum(var, 0.0, out=var)
+    var *= _SSIM_NOISE_GAIN
+    var += _SSIM_NOISE_FLAT
+    np.sqrt(var, out=var)
+    var *= safety
+    cap = cv2.erode(var, np.ones((7, 7), np.uint8))
     scale = uncapped
     sub_mask, sub_cap = mask[::3, ::3], cap[::3, ::3]  # the mean square is estimated on a subsample
     for _ in range(4):
@@ -393,7 +405,8 @@ def _strength(y: FloatImage, target_psnr: float, safety: float = _SSIM_SAFETY) -
         if ms >= budget * 0.98 or scale >= _MAX_BOOST * uncapped:
             break
         scale = min(scale * float(np.sqrt(budget / max(ms, 1e-9))), _MAX_BOOST * uncapped)
-    return np.asarray(np.minimum(mask * np.float32(scale), cap), dtype=np.float32)
+    mask *= np.float32(scale)
+    return np.asarray(np.minimum(mask, cap, out=mask), dtype=np.float32)
 
 
 def embed_image(
