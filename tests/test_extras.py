@@ -75,3 +75,27 @@ def test_label_and_inspect_need_no_extra(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     done = _cli_without(blocked, "inspect", "--json", str(out))
     assert done.returncode == 0 and '"ok": true' in done.stdout, done.stderr
+
+
+@pytest.mark.parametrize(
+    ("setting", "expected"),
+    [(None, "1"), ("3", "3"), ("auto", "default"), ("many", "1 warned")],
+)
+def test_opencv_thread_pool_follows_aigclabel_cv_threads(setting: str | None, expected: str) -> None:
+    """The detectors' OpenCV runs on one thread unless AIGCLABEL_CV_THREADS says otherwise (a fresh
+    interpreter each time: the setting is read once, when OpenCV is first imported through aigclabel)."""
+    env = {key: value for key, value in os.environ.items() if key != "AIGCLABEL_CV_THREADS"}
+    if setting is not None:
+        env["AIGCLABEL_CV_THREADS"] = setting
+    probe = (
+        "import warnings, cv2\n"
+        "default = cv2.getNumThreads()\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    import aigclabel.watermark.image\n"
+        "count = cv2.getNumThreads()\n"
+        "shown = 'default' if count == default else str(count)\n"
+        "print(shown + (' warned' if any('AIGCLABEL_CV_THREADS' in str(w.message) for w in caught) else ''))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True)
+    assert done.stdout.strip() == expected

@@ -31,9 +31,9 @@ from PIL import Image, ImageOps
 
 from .. import _budget
 from .._extras import needs_extra
+from .._opencv import cv2
 
 with needs_extra("media"):
-    import cv2
     from scipy import ndimage
 
 #: Long side (px) of the copy the text-detection model reads (448: the held-out third-party set is

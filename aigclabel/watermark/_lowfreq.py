@@ -42,11 +42,8 @@ from functools import lru_cache
 import numpy as np
 import numpy.typing as npt
 
-from .._extras import needs_extra
+from .._opencv import cv2
 from .payload import Payload, conv_encode, hash_variants, keyed_rng, viterbi_decode
-
-with needs_extra("media"):
-    import cv2
 
 __all__ = ["GRIDS", "STEP", "Z_TRY", "LowFreqRead", "embed_lowfreq", "host_hash", "read_lowfreq"]
 

@@ -11,11 +11,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from .._extras import needs_extra
+from .._opencv import cv2
 from .image import TILE, _luma
-
-with needs_extra("media"):
-    import cv2
 
 __all__ = ["apply_tile", "estimate_tile"]
 

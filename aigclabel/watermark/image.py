@@ -102,6 +102,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .._extras import needs_extra
+from .._opencv import cv2
 from ..errors import CannotCarryMarkError
 from ._lowfreq import embed_lowfreq, read_lowfreq
 from .payload import (
@@ -119,7 +120,6 @@ from .payload import (
 )
 
 with needs_extra("media"):
-    import cv2
     from scipy import fft  # numpy's FFT is ~5x slower on the 768 px autocorrelation (its column pass)
 
 __all__ = ["MAX_GEOMETRIES", "TILE", "Z_PRESENT", "Z_WITH_MAC", "ImageDetection", "detect_image", "embed_image", "psnr"]
