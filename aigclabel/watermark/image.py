@@ -826,6 +826,14 @@ def _fine(ac: FloatImage, v1: npt.NDArray[np.float64]) -> npt.NDArray[np.float64
     return np.asarray(cand[int(np.argmax(vals.sum(axis=1)))], dtype=np.float64)
 
 
+def _tile_extent(r: FloatImage, basis: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Width and height, in tile-space pixels, of the whole picture ``r`` mapped through ``basis``."""
+    h, w = r.shape
+    corners = np.array([[0, 0], [w, 0], [0, h], [w, h]], dtype=np.float64) - [w / 2, h / 2]
+    canon = corners @ np.linalg.inv(basis / TILE).T
+    return np.asarray(canon.max(axis=0) - canon.min(axis=0), dtype=np.float64)
+
+
 def _to_tile_space(
     r: FloatImage,
     basis: npt.NDArray[np.float64] | None,
@@ -847,10 +855,8 @@ def _to_tile_space(
     cw, ch = w, h
     if basis is not None:
         b = basis / TILE  # canonical -> image linear map
-        corners = np.array([[0, 0], [w, 0], [0, h], [w, h]], dtype=np.float64) - [w / 2, h / 2]
-        canon = corners @ np.linalg.inv(b).T
         # A central window of at most _WARP_MAX^2 tile-space pixels (64 tiles) is plenty and bounds the cost.
-        full = [int(np.ceil(canon[:, k].max() - canon[:, k].min())) for k in (0, 1)]
+        full = [int(np.ceil(extent)) for extent in _tile_extent(r, basis)]
         cw, ch = (min(f, window) for f in full)
         if whole:
             grow = [-(-max(f - c, 0) // 2) for f, c in zip(full, (cw, ch), strict=True)]
@@ -929,10 +935,7 @@ def _screened(r: FloatImage, basis: npt.NDArray[np.float64], key: bytes) -> bool
 
     Only on large pictures (a full window of :data:`_WARP_MAX` tile pixels a side): see :data:`_SCREEN_Z`.
     """
-    h, w = r.shape
-    b = basis / TILE
-    corners = np.array([[0, 0], [w, 0], [0, h], [w, h]], dtype=np.float64) @ np.linalg.inv(b).T
-    if min(float(np.ptp(corners[:, 0])), float(np.ptp(corners[:, 1]))) < _WARP_MAX:
+    if float(_tile_extent(r, basis).min()) < _WARP_MAX:
         return False
     return _sync_peak(_fold(r, basis, _SCREEN_WINDOW), key)[0] < _SCREEN_Z
 
