@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ._io import as_path, durability_group
-from .containers import FoundLabel, open_container
+from .containers import FoundLabel, open_container, read_found
 from .errors import (
     AIGCLabelError,
     LimitExceededError,
@@ -22,9 +22,7 @@ from .label import AIGCLabel, Problem
 
 def read_labels(path: Path | str) -> list[FoundLabel]:
     """Every implicit-label placement found in the file (empty when it carries none)."""
-    path = as_path(path)
-    container = open_container(path)
-    return container.read(path)
+    return read_found(as_path(path))[1]
 
 
 def vet(path: Path | str) -> None:
@@ -215,8 +213,7 @@ class Inspection:
 def inspect(path: Path | str) -> Inspection:
     """Read every label placement of a file and judge it against GB 45438 §6.1 and Annex E."""
     path = as_path(path)
-    container = open_container(path)
-    labels = container.read(path)
+    container, labels = read_found(path)
     result = Inspection(path=path, format=container.name, description=container.description, labels=labels)
     parsed = [f for f in labels if f.label is not None]
     if not labels:

@@ -234,7 +234,11 @@ class AIGCLabel:
             except UnicodeDecodeError as exc:
                 raise InvalidLabelError(f"label is not UTF-8 text: {exc}") from None
         if (known := _SERIALISED.get(text)) is not None:  # see _SERIALISED
-            return ParsedLabel(label=known, shape="bare", problems=tuple(known.problems()))
+            parsed: ParsedLabel | None = known.__dict__.get("_parsed")
+            if parsed is None:  # immutable both, so one result serves every read of this text
+                parsed = ParsedLabel(label=known, shape="bare", problems=tuple(known.problems()))
+                object.__setattr__(known, "_parsed", parsed)
+            return parsed
         text = text.strip().lstrip("\ufeff").rstrip("\x00")
         if len(text) > MAX_LABEL_TEXT:
             raise InvalidLabelError(f"label text is {len(text)} characters, over the {MAX_LABEL_TEXT} limit")

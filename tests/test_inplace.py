@@ -30,7 +30,7 @@ from PIL import Image
 
 from aigclabel import AIGCLabel
 from aigclabel import _journal as journal
-from aigclabel.api import read_label, read_labels, recover, write_label, write_label_how
+from aigclabel.api import Inspection, inspect, read_label, read_labels, recover, write_label, write_label_how
 from aigclabel.containers import open_container
 from aigclabel.errors import InterruptedEditError, MalformedFileError
 from tests._tools import exiftool_label
@@ -248,6 +248,31 @@ def test_recovery_killed_too_is_recovered_later(tmp_path: Path) -> None:
         if not killed:
             break
     assert kill_at > 3
+
+
+@pytest.mark.parametrize("via", ["path", "symlink", "symlink-to-symlink"])
+def test_reads_roll_back_an_interrupted_edit_first(via: str, tmp_path: Path) -> None:
+    """inspect and read_labels (which open the file once, the symlink told by the open itself) roll
+    an interrupted edit back before reading, also through a symlink whose target holds the journal."""
+    base = _mp4_end(tmp_path)
+    original = base.read_bytes()
+    work = tmp_path / "work.mp4"
+    elsewhere = tmp_path / "links"
+    elsewhere.mkdir()
+    target = work
+    if via != "path":
+        target = elsewhere / "link.mp4"
+        target.symlink_to(work)
+        if via == "symlink-to-symlink":
+            (elsewhere / "link2.mp4").symlink_to(target)
+            target = elsewhere / "link2.mp4"
+    for read in (inspect, read_labels):
+        shutil.copy(base, work)
+        assert _killed_write(work, NEW, 7)  # after the journal and the first patch halves
+        assert journal.pending(work) is not None and work.read_bytes() != original
+        found = read(target)
+        assert (found.labels if isinstance(found, Inspection) else found) == []
+        assert journal.pending(work) is None and work.read_bytes() == original
 
 
 def test_failed_read_back_rolls_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

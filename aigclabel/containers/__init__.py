@@ -36,10 +36,16 @@ from pathlib import Path
 from types import FunctionType
 from typing import ClassVar, TypeVar
 
-from .._guard import guard_method, hostile_input
-from .._io import access_error, as_path, atomic_output, open_regular, same_file
-from .._journal import EditPlan, recover_before_open, write_in_place
-from ..errors import InvalidLabelError, MalformedFileError, UnsupportedFormatError, WriteNotSupportedError
+from .._guard import converted, guard_method, printable
+from .._io import access_error, as_path, atomic_output, check_regular, same_file
+from .._journal import EditPlan, open_recovered, write_in_place
+from ..errors import (
+    AIGCLabelError,
+    InvalidLabelError,
+    MalformedFileError,
+    UnsupportedFormatError,
+    WriteNotSupportedError,
+)
 from ..label import AIGCLabel, ParsedLabel
 
 #: How many leading bytes :func:`open_container` reads for sniffing.
@@ -133,6 +139,12 @@ class Container(ABC):
     @abstractmethod
     def read(self, path: Path) -> list[FoundLabel]:
         """Every label placement in the file, in file order. Raises MalformedFileError if corrupt."""
+
+    def read_opened(self, path: Path, fd: int, head: bytes, size: int) -> list[FoundLabel]:
+        """:meth:`read`, given a descriptor of ``path`` open for reading (the caller closes it), its
+        first bytes ``head`` (up to :data:`SNIFF_BYTES`) and its size, all of which a format may use
+        instead of opening and reading the file again (the default reopens it)."""
+        return self.read(path)
 
     @abstractmethod
     def rewrite(self, src: Path, dst: Path, label: AIGCLabel | None) -> None:
@@ -321,21 +333,50 @@ def _ordered() -> tuple[type[Container], ...]:
     return _order
 
 
-def _sniff(path: Path) -> bytes:
-    """The first :data:`SNIFF_BYTES` of the file, read without the buffered-file machinery: this
-    runs once per file before the container opens it properly, so it should cost a few syscalls
-    (the fstat refuses a FIFO or device before any read could block on it)."""
-    fd = open_regular(path)
+def _sniff(path: Path) -> tuple[int, bytes, int]:
+    """Open ``path`` (after handling an interrupted edit's journal) and read its first
+    :data:`SNIFF_BYTES`: the descriptor, those bytes and the file's size. Read without the
+    buffered-file machinery: this runs once per file, so it should cost a few syscalls (the fstat
+    refuses a FIFO or device before any read could block on it). The caller closes the descriptor."""
     try:
+        fd = open_recovered(path)
+    except FileNotFoundError:
+        raise UnsupportedFormatError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise access_error(exc, path) from None
+    try:
+        st = os.fstat(fd)
+        check_regular(path, st)
         head = os.read(fd, SNIFF_BYTES)
         while head and len(head) < SNIFF_BYTES:  # short reads happen on pipes and some filesystems
             more = os.read(fd, SNIFF_BYTES - len(head))
             if not more:
                 break
             head += more
-        return head
-    finally:
+    except BaseException as exc:
         os.close(fd)
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise access_error(exc, path) from None
+        raise
+    return fd, head, st.st_size
+
+
+def _choose(path: Path, head: bytes) -> Container:
+    """The container accepting a file that starts with ``head``."""
+    try:  # a plain try, not hostile_input's context manager: this runs once per file in bulk inspection
+        for cls in _signature_first() if not _loaded else ():
+            if cls.accept(head, path):
+                return cls()
+        for cls in _ordered():
+            if cls.accept(head, path):
+                return cls()
+    except AIGCLabelError:
+        raise
+    except Exception as exc:  # a sniffer's parser failed on hostile bytes: a typed error, as hostile_input gives
+        raise converted(exc, f"{printable(str(path))}: file header", path) from exc
+    if not head:
+        raise MalformedFileError(f"{path} is empty")
+    raise UnsupportedFormatError(f"{path}: not a format aigclabel knows ({len(registered())} formats registered)")
 
 
 def open_container(path: Path | str) -> Container:
@@ -347,20 +388,19 @@ def open_container(path: Path | str) -> Container:
     """
     if not isinstance(path, Path):
         path = Path(path)
-    recover_before_open(path)
+    fd, head, _ = _sniff(path)
     try:
-        head = _sniff(path)
-    except FileNotFoundError:
-        raise UnsupportedFormatError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise access_error(exc, path) from None
-    with hostile_input(path, "file header"):  # one guard for all: this runs once per file in bulk inspection
-        for cls in _signature_first() if not _loaded else ():
-            if cls.accept(head, path):
-                return cls()
-        for cls in _ordered():
-            if cls.accept(head, path):
-                return cls()
-    if not head:
-        raise MalformedFileError(f"{path} is empty")
-    raise UnsupportedFormatError(f"{path}: not a format aigclabel knows ({len(registered())} formats registered)")
+        return _choose(path, head)
+    finally:
+        os.close(fd)
+
+
+def read_found(path: Path) -> tuple[Container, list[FoundLabel]]:
+    """:func:`open_container` and its :meth:`Container.read` of ``path`` in one: the container reads
+    through the descriptor and the first bytes the sniff already has (one open per file)."""
+    fd, head, size = _sniff(path)
+    try:
+        container = _choose(path, head)
+        return container, container.read_opened(path, fd, head, size)
+    finally:
+        os.close(fd)

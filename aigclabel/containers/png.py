@@ -15,12 +15,12 @@ from __future__ import annotations
 import os
 import struct
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, ClassVar
 
-from .._io import MAX_METADATA_BYTES, copy_exact, copy_rest, file_size, read_exact
+from .._io import MAX_METADATA_BYTES, copy_exact, copy_rest, file_size
 from ..errors import LimitExceededError, MalformedFileError, TruncatedFileError
 from ..label import AIGCLabel
 from ..xmp import find_aigc, remove_aigc, set_aigc
@@ -74,21 +74,37 @@ def _inflate(data: bytes, what: str) -> bytes:
     return out
 
 
-def _reader(handle: BinaryIO) -> Callable[[int, int], bytes]:
-    """``read(offset, size)`` on ``handle`` where the OS lacks ``pread`` (the walk uses ``pread``
-    itself where it can: a buffered seek + read would refill a whole buffer at every chunk)."""
+def _read_at(fd: int, offset: int, size: int) -> bytes:
+    """Up to ``size`` bytes at ``offset`` of ``fd`` (fewer only at the end of the file): ``pread``,
+    or a seek and a read where the OS lacks it. The walk reads this way, not through a buffered
+    handle, which would refill a whole buffer at every chunk."""
+    if _PREAD:
+        data = os.pread(fd, size, offset)
+        while data and len(data) < size and (more := os.pread(fd, size - len(data), offset + len(data))):
+            data += more  # a short read is rare, but allowed
+        return data
+    os.lseek(fd, offset, os.SEEK_SET)
+    parts = [os.read(fd, size)]
+    while parts[-1] and (got := sum(map(len, parts))) < size:
+        parts.append(os.read(fd, size - got))
+    return b"".join(parts)
 
-    def read(offset: int, size: int) -> bytes:
-        handle.seek(offset)
-        return handle.read(size)
 
-    return read
+def _read_exact_at(fd: int, offset: int, size: int, what: str) -> bytes:
+    """:func:`aigclabel._io.read_exact` at ``offset`` of ``fd``."""
+    if size > MAX_METADATA_BYTES:
+        raise LimitExceededError(f"{what} declares {size} bytes, over the {MAX_METADATA_BYTES} byte limit")
+    data = _read_at(fd, offset, size)
+    if len(data) != size:
+        raise TruncatedFileError(f"file ends inside {what} (wanted {size} bytes, got {len(data)})")
+    return data
 
 
 _HEAD = struct.Struct(">I4s")
 _CRC = struct.Struct(">I")
 #: Bytes read at the start of the walk: the small chunks before the image data (IHDR, the XMP
-#: chunk, colour information) usually fit in this one read, CRCs included.
+#: chunk, colour information) usually fit in this one read, CRCs included (the sniff's bytes, when
+#: the walk is given them).
 _WINDOW = 4096
 #: Past the first window, a header that follows a chunk shorter than :data:`_SMALL_CHUNK` is read
 #: with the :data:`_RUN_WINDOW` bytes after it: a run of small chunks (libpng's 8 KiB IDATs, APNG
@@ -100,17 +116,16 @@ _RUN_WINDOW = 64 << 10
 _PREAD = hasattr(os, "pread")
 
 
-def _walk(handle: BinaryIO, text_only: bool = False) -> Iterator[_Chunk]:
-    """Chunks from IHDR to IEND; interpreted text chunks are loaded and CRC-checked. With
-    ``text_only`` only the text chunks are yielded (every chunk is still checked the same way):
-    reading labels skips a dozen image-data chunks per file without making an object for each.
+def _walk(fd: int, size: int, text_only: bool = False, head: bytes = b"") -> Iterator[_Chunk]:
+    """Chunks from IHDR to IEND of the file open as ``fd`` (``size`` bytes long, starting with
+    ``head`` when given: the first window is then not read again); interpreted text chunks are
+    loaded and CRC-checked. With ``text_only`` only the text chunks are yielded (every chunk is still
+    checked the same way): reading labels skips a dozen image-data chunks per file without making an
+    object for each.
 
-    Consumers seek before they read: the handle's position between chunks is unspecified."""
-    size = file_size(handle)
-    fd = handle.fileno() if _PREAD else -1
+    Consumers seek before they read: the descriptor's position between chunks is unspecified."""
     pread = os.pread if _PREAD else None
-    read_at = _reader(handle)
-    window, base = pread(fd, _WINDOW, 0) if pread else read_at(0, _WINDOW), 0  # bytes [base, base + len(window))
+    window, base = head or (pread(fd, _WINDOW, 0) if pread else _read_at(fd, 0, _WINDOW)), 0  # [base, base + len)
     if window[:8] != SIGNATURE:
         raise MalformedFileError("not a PNG file (bad signature)")
     offset = 8
@@ -119,7 +134,7 @@ def _walk(handle: BinaryIO, text_only: bool = False) -> Iterator[_Chunk]:
     fill = _RUN_WINDOW
     for _ in range(_MAX_CHUNKS):
         if offset + 8 > base + len(window):  # past what is held: the header, and more after small chunks
-            window, base = pread(fd, fill, offset) if pread else read_at(offset, fill), offset
+            window, base = pread(fd, fill, offset) if pread else _read_at(fd, offset, fill), offset
         at = offset - base
         if len(window) < at + 8:
             raise TruncatedFileError("PNG ends before its IEND chunk")
@@ -138,15 +153,14 @@ def _walk(handle: BinaryIO, text_only: bool = False) -> Iterator[_Chunk]:
             chunk = _Chunk(ctype, offset, length)
             whole = end <= base + len(window)  # the chunk and its CRC are in the window
             peek = min(length, _KEYWORD_PEEK)
-            keyword = window[at + 8 : at + 8 + peek] if whole else read_at(offset + 8, peek)
+            keyword = window[at + 8 : at + 8 + peek] if whole else _read_at(fd, offset + 8, peek)
             chunk.keyword = keyword.split(b"\0", 1)[0]
             if chunk.is_xmp or chunk.is_aigc:
                 if whole:
                     data, (crc,) = window[at + 8 : at + 8 + length], _CRC.unpack_from(window, at + 8 + length)
                 else:
-                    handle.seek(offset + 8)
-                    data = read_exact(handle, length, f"PNG {ctype.decode()} chunk")
-                    (crc,) = _CRC.unpack(read_exact(handle, 4, "PNG chunk CRC"))
+                    data = _read_exact_at(fd, offset + 8, length, f"PNG {ctype.decode()} chunk")
+                    (crc,) = _CRC.unpack(_read_exact_at(fd, offset + 8 + length, 4, "PNG chunk CRC"))
                 if zlib.crc32(ctype + data) != crc:
                     raise MalformedFileError(f"PNG {ctype.decode()} chunk at byte {offset} fails its CRC check")
                 chunk.data = data
@@ -207,6 +221,20 @@ def _write_chunk(dst: BinaryIO, ctype: bytes, data: bytes) -> None:
     dst.write(struct.pack(">I", len(data)) + ctype + data + struct.pack(">I", zlib.crc32(ctype + data)))
 
 
+_XMP_LOCATION = f"XMP TC260:AIGC in iTXt {XMP_KEYWORD.decode()}"
+
+
+def _labels(chunks: Iterator[_Chunk]) -> list[FoundLabel]:
+    """The label placements among the text chunks of a walk, in file order."""
+    found: list[FoundLabel] = []
+    for chunk in chunks:
+        if chunk.is_xmp:
+            found.extend(FoundLabel.from_text(_XMP_LOCATION, value) for value in find_aigc(_text_value(chunk)))
+        elif chunk.is_aigc:
+            found.append(FoundLabel.from_text(f"{chunk.type.decode()} chunk AIGC", _text_value(chunk)))
+    return found
+
+
 @register
 class PngContainer(Container):
     """PNG and APNG images (ISO/IEC 15948, APNG 1.0)."""
@@ -226,19 +254,18 @@ class PngContainer(Container):
         return head.startswith(SIGNATURE)
 
     def read(self, path: Path) -> list[FoundLabel]:
-        found: list[FoundLabel] = []
-        with open(path, "rb", buffering=0) as handle:  # pread and a few reads: no buffer to fill
-            for chunk in _walk(handle, text_only=True):
-                if chunk.is_xmp:
-                    location = f"XMP TC260:AIGC in iTXt {XMP_KEYWORD.decode()}"
-                    found.extend(FoundLabel.from_text(location, value) for value in find_aigc(_text_value(chunk)))
-                elif chunk.is_aigc:
-                    found.append(FoundLabel.from_text(f"{chunk.type.decode()} chunk AIGC", _text_value(chunk)))
-        return found
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))  # pread and a few reads: no buffer to fill
+        try:
+            return _labels(_walk(fd, os.fstat(fd).st_size, text_only=True))
+        finally:
+            os.close(fd)
+
+    def read_opened(self, path: Path, fd: int, head: bytes, size: int) -> list[FoundLabel]:
+        return _labels(_walk(fd, size, text_only=True, head=head))
 
     def rewrite(self, src: Path, dst: Path, label: AIGCLabel | None) -> None:
         with open(src, "rb") as handle:
-            chunks = list(_walk(handle))
+            chunks = list(_walk(handle.fileno(), file_size(handle)))
             # Decide every output chunk before writing one, so a bad packet fails before any output.
             xmp_chunks = [c for c in chunks if c.is_xmp]
             primary = xmp_chunks[0] if xmp_chunks else None
@@ -291,7 +318,7 @@ class PngContainer(Container):
 
         digest = hashlib.sha256()
         with open(path, "rb") as handle:
-            for chunk in list(_walk(handle)):
+            for chunk in list(_walk(handle.fileno(), file_size(handle))):
                 if chunk.type in PAYLOAD_TYPES:
                     handle.seek(chunk.offset)
                     remaining = chunk.length + 8
