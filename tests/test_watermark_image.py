@@ -429,6 +429,29 @@ def test_small_paste_is_read_from_its_own_area(seed: int, h: int, w: int) -> Non
     assert found.present and found.content_ok and found.payload == PAYLOAD, f"z={found.z:.2f}"
 
 
+def test_weak_paste_is_found_by_the_tile_scan() -> None:
+    """A paste whose sync peak over the whole picture stays under the area search's threshold (noise over
+    all of it): the tile-by-tile scan finds the rectangle where the sync correlates and starts the search."""
+    from aigclabel.watermark.image import _SCAN_Z, Z_AREA
+
+    pasted = _pasted(embed_image(natural(6, 512, 512), PAYLOAD), 76).astype(np.float32)
+    pasted += np.random.default_rng(6).normal(0, 10.0, pasted.shape[:2])[..., None]
+    found = detect_image(np.clip(np.rint(pasted), 0, 255).astype(np.uint8), lowfreq=False)
+    assert found.details["scan_z"] >= _SCAN_Z  # only scanned when the whole picture's z is under Z_AREA
+    assert found.present and found.payload == PAYLOAD and found.z > Z_AREA, f"z={found.z:.2f}"
+
+
+def test_tile_scan_stays_under_its_threshold_on_unmarked_pictures() -> None:
+    from aigclabel.watermark.image import _SCAN_Z, _fold_plane, _local_read, _luma, _whiten
+
+    for seed in (90, 91, 92):
+        r = _whiten(_luma(natural(seed, 512, 512)))
+        for basis in (None, np.eye(2) * 64):
+            fold, plane = _fold_plane(r, basis)
+            z, read = _local_read(plane, fold, DEMO_KEY)
+            assert z < _SCAN_Z and read is None, (seed, z)
+
+
 def test_copied_mark_on_part_of_a_picture_does_not_verify() -> None:
     """The copy attack again, the estimated tile added to a region only: the region's own content is hashed."""
     from aigclabel.watermark.attack import apply_tile, estimate_tile
@@ -494,3 +517,17 @@ def test_second_layer_is_bound_to_its_picture() -> None:
         host = _luma(natural(seed, 360 + 16 * (seed % 4), 480))
         moved = np.asarray(Image.fromarray(change).resize(host.shape[::-1], Image.Resampling.BILINEAR))
         assert read_lowfreq(np.clip(host + moved, 0, 255), DEMO_KEY).payload is None, seed
+
+
+def test_lowfreq_reader_tries_soft_decision_hashes_beyond_the_embedders() -> None:
+    """JPEG q10 flipped 5 of the 7 weakest bits of a photo's second-layer hash: the reader tries the embedder's
+    176 variants (up to 3 flips of the 10 weakest) and then the likeliest by soft decision."""
+    from aigclabel.watermark._lowfreq import _hash_candidates, _hash_values, _read_candidates
+
+    m = natural(3, 256, 256)[..., 0].astype(np.float64)
+    values = _hash_values(m, DEMO_KEY)
+    read = _read_candidates(m, DEMO_KEY)
+    assert read[:176] == _hash_candidates(m, DEMO_KEY) and len(read) == len(set(read)) <= 432
+    flipped = (values > 0).astype(np.uint8)
+    flipped[np.argsort(np.abs(values))[:4]] ^= 1  # 4 flips: beyond the embedder's variants
+    assert np.packbits(flipped).tobytes() in read[176:]

@@ -27,9 +27,11 @@ it is the decision itself. Presence: a group's soft value is cos(2 pi r) of its 
 (in steps); on an unmarked picture r is uniform and E|cos| = 2/pi, on a marked one |cos| is near 1, so the
 mean |cos| over the groups gives a z-score that the reader computes for 3 grids x 8 symmetries in a few
 hundred microseconds; only candidates with z >= :data:`Z_TRY` are Viterbi-decoded and checked against the
-MAC with the 176 host hashes within 3 flips of the 10 least reliable hash bits. False positives: at most
-24 candidates x 176 hashes x 2**-32 ~ 1e-6 per picture if every candidate were decoded, and the z gate
-passes ~1e-3 of unmarked candidates (measured on the bench's null set: see the README).
+MAC with the 176 host hashes within 3 flips of the 10 least reliable hash bits and the 256 likeliest by soft
+decision (at most 432: JPEG q10 flipped 5 of the 7 weakest bits of a bench photo's hash, its 48th by soft
+decision). False positives: at most 24 candidates x 432 hashes x 2**-32 ~ 2.4e-6 per picture if every
+candidate were decoded, and the z gate passes ~1e-3 of unmarked candidates (measured on the bench's null
+set: see the README).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .._opencv import cv2
-from .payload import Payload, conv_encode, hash_variants, keyed_rng, viterbi_decode
+from .payload import Payload, conv_encode, hash_candidates, hash_variants, keyed_rng, viterbi_decode
 
 __all__ = ["GRIDS", "STEP", "Z_TRY", "LowFreqRead", "embed_lowfreq", "host_hash", "read_lowfreq"]
 
@@ -74,11 +76,14 @@ Z_TRY = 3.0
 _PIX_FLOOR = 8.0
 #: Renderings of the smooth field, each corrected by the cell means the previous one reached.
 _ROUNDS = 3
-#: Host hash: 32 bits from the 16x16 means; the reader tries flipping up to 3 of its 10 weakest (176 hashes).
+#: Host hash: 32 bits from the 16x16 means; the embedder makes sure the reader finds it by flipping up to 3 of
+#: its 10 weakest (176 hashes); the reader also tries the _HASH_SOFT likeliest by soft decision
+#: (:func:`.payload.hash_candidates`): JPEG q10 flipped 5 of the 7 weakest bits of a bench photo (48th there).
 _HASH_GRID = 16
 _HASH_BITS = 32
 _HASH_WEAK = 10
 _HASH_FLIPS = 3
+_HASH_SOFT = 256
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -177,6 +182,15 @@ def host_hash(m: FloatArray, key: bytes) -> bytes:
 
 def _hash_candidates(m: FloatArray, key: bytes) -> list[bytes]:
     return hash_variants(_hash_values(m, key), _HASH_WEAK, _HASH_FLIPS)
+
+
+def _read_candidates(m: FloatArray, key: bytes) -> list[bytes]:
+    """The hashes the reader checks the MAC against: the embedder's 176, then the soft-decision likeliest
+    (at most 432 in all, each a 2**-32 chance for a wrong MAC)."""
+    values = _hash_values(m, key)
+    out = hash_variants(values, _HASH_WEAK, _HASH_FLIPS)
+    seen = set(out)
+    return out + [h for h in hash_candidates(values, _HASH_SOFT) if h not in seen]
 
 
 def _projections(cells: FloatArray, plan: _Plan) -> FloatArray:
@@ -330,7 +344,7 @@ def read_lowfreq(y: npt.NDArray[np.float32], key: bytes, m: FloatArray | None = 
         decoded += 1
         raw = np.packbits(viterbi_decode(soft, _INFO_BITS)).tobytes()
         data, mac = raw[:8], raw[8:]
-        for bound in _hash_candidates(_symmetries(m)[si], key):
+        for bound in _read_candidates(_symmetries(m)[si], key):
             if hmac.compare_digest(mac, _mac(key, data, bound)):
                 return LowFreqRead(z, Payload.from_bytes(data), GRIDS[gi], si, decoded)
     return LowFreqRead(best[0], None, GRIDS[best[1]], best[2], decoded)

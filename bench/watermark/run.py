@@ -504,6 +504,7 @@ def main() -> None:
     fpr: dict[str, str] = {}
     ours_z: list[float] = []
     lowfreq_z: list[float] = []
+    scan_z: list[float] = []
     lowfreq_decoded = 0
     for m in methods:
         n = args.fpr if m.name.startswith("aigclabel") else args.fpr_peers
@@ -516,6 +517,8 @@ def main() -> None:
                 if m.name == "aigclabel":
                     ours_z.append(d.z)
                     lowfreq_z.append(d.details.get("lowfreq_z", float("nan")))
+                    if "scan_z" in d.details:
+                        scan_z.append(d.details["scan_z"])
                     lowfreq_decoded += int(d.details.get("lowfreq_decoded", 0))
                 hits += d.present
             else:
@@ -559,6 +562,17 @@ def main() -> None:
             f"tried) = union bound {hyp * q[0]:.1e} + measured {low:.3f} * {mac:.1e} = {hyp * q[0] + low * mac:.1e}"
         )
 
+    if ours_z:
+        from aigclabel.watermark.image import _SCAN_FROM, _SCAN_Z, Z_AREA
+
+        sz = np.asarray(scan_z) if scan_z else np.zeros(1)
+        print(
+            f"aigclabel tile-by-tile scan for a marked area (reads of z {_SCAN_FROM}-{Z_AREA}): {len(scan_z)} of "
+            f"{len(ours_z)} unmarked images scanned, best rectangle z mean {sz.mean():.2f} sd {sz.std():.2f} "
+            f"max {sz.max():.2f}; at least {_SCAN_Z} (the area search runs): {int((sz >= _SCAN_Z).sum())}; "
+            f"area search from z >= {Z_AREA}: {int((np.asarray(ours_z) >= Z_AREA).sum())}"
+        )
+
     if lowfreq_z:
         from aigclabel.watermark._lowfreq import GRIDS, Z_TRY
 
@@ -568,7 +582,7 @@ def main() -> None:
             f"aigclabel low-frequency layer on the same unmarked images ({len(lz)} read; "
             f"{len(GRIDS)} grids x 8 symmetries each): best z mean {lz.mean():.2f} sd {lz.std():.2f} "
             f"max {lz.max():.2f}; candidates decoded (z >= {Z_TRY}): {lowfreq_decoded}; each a "
-            f"176 * 2^-32 = {176 * 2.0**-32:.1e} chance for the 32-bit MAC to pass"
+            f"432 * 2^-32 = {432 * 2.0**-32:.1e} chance for the 32-bit MAC to pass (at most 432 host hashes)"
         )
 
     if "aigclabel" in wanted and args.copy:
