@@ -30,12 +30,17 @@ on its path but not the finder (a scratch virtual environment whose ``.pth`` lis
 site-packages as plain paths): the ``(installed)`` lines. It reports, it does not assert: timings vary
 with the machine and its load.
 
+Last, it shows where the CPU of ``inspect one.jpg`` goes: the command runs in one process with a clock
+read between its stages (the imports done one group at a time in the order the command does them, then
+the command itself, marks set by wrapping two of our own functions), median of ``--runs`` runs.
+
 Usage: ``python bench/cli.py [--runs 30]``
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import site
@@ -53,6 +58,38 @@ ROOT = Path(__file__).resolve().parent.parent
 #: The frameworks' share of an ``inspect`` table, started as :mod:`aigclabel.__main__` starts the CLI.
 FRAMEWORKS = "import gc; gc.disable(); import typer, rich.console, rich.table, rich.text; gc.freeze()"
 SAMPLE = ROOT / "aigclabel" / "samples" / "sample.jpg"
+#: ``inspect FILE`` run in one process, printing the CPU time of each stage as JSON (see :func:`phases`).
+PHASES = """
+import gc, json, sys, time
+gc.disable()  # as aigclabel.__main__ starts the command line
+marks = [("interpreter and site", time.process_time())]
+def mark(name):
+    marks.append((name, time.process_time()))
+import typer
+mark("import typer")
+import aigclabel.cli as cli
+mark("our command-line package")
+import aigclabel.cli.platform as platform
+mark("the inspect command's module and the library")
+import aigclabel.containers.jpeg, aigclabel.containers._stream, aigclabel.xmp, aigclabel._extras
+mark("the JPEG modules (format, XMP, expat)")
+read, load_rich = platform.inspect, platform.load_rich
+def inspect(path):
+    mark("Typer: parse the arguments, build the command")
+    found = read(path)
+    mark("read the file, check the label")
+    return found
+def rich(*modules):
+    load_rich(*modules)
+    mark("import Rich (console, table, text)")
+platform.inspect, platform.load_rich = inspect, rich
+sys.argv = ["aigclabel", "inspect", sys.argv[1]]
+try:
+    cli.main(gc_paused=True)
+finally:
+    mark("draw the table")
+    sys.stderr.write(json.dumps(marks) + "\\n")
+"""
 
 
 def cpu_seconds(argv: Sequence[str], env: dict[str, str], before: Callable[[], None] | None = None) -> float:
@@ -83,6 +120,26 @@ def paired(
             mine.append(cpu_seconds(ours, env, before))
             peer.append(cpu_seconds(theirs, env, before))
     return mine, peer
+
+
+def phases(file: Path, runs: int, env: dict[str, str]) -> None:
+    """Print the median CPU time of each stage of ``inspect FILE`` (:data:`PHASES`); the first stage runs
+    from the process's start, and what follows the last one is the interpreter's exit."""
+    stages: dict[str, list[float]] = {}
+    for _ in range(runs):
+        child = subprocess.Popen(
+            [sys.executable, "-c", PHASES, str(file)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env
+        )
+        assert child.stderr is not None
+        report = child.stderr.read().decode()
+        _pid, _status, usage = os.wait4(child.pid, 0)
+        before = 0.0
+        for name, at in [*json.loads(report.splitlines()[-1]), ("exit", usage.ru_utime + usage.ru_stime)]:
+            stages.setdefault(name, []).append(at - before)
+            before = at
+    print(f"where `inspect one.jpg` spends its CPU (one process, median of {runs} runs):")
+    for name, values in stages.items():
+        print(f"  {name:50} {statistics.median(values) * 1000:6.1f} ms")
 
 
 def installed_python(work: Path) -> list[str] | None:
@@ -180,6 +237,7 @@ def main() -> None:
                 f"{name:34} {statistics.median(mine) * 1000:8.1f}ms {statistics.median(peer) * 1000:8.1f}ms "
                 f"{ratio:6.2f}x {per_pair:10.2f}x"
             )
+        phases(one, args.runs, env)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,8 @@ try:
 except SystemExit as exit:
     code = exit.code
 gc_state = {{"enabled": gc.isenabled(), "frozen": gc.get_freeze_count()}}
+if "rich.table" in sys.modules:  # Rich's objects frozen: not among those the collector walks
+    gc_state["rich_frozen"] = all(id(o) != id(sys.modules["rich.table"].__dict__) for o in gc.get_objects())
 sys.stderr.write("\\n{MARK}" + json.dumps({{"code": code, "modules": sorted(sys.modules), "gc": gc_state}}) + "\\n")
 """
 
@@ -127,6 +129,19 @@ def test_inspect_table_loads_no_emoji_table(labelled: Path) -> None:
     code, modules, stdout = probe("inspect", str(labelled))
     assert code == 0 and "ContentProducer" in stdout
     assert "rich._emoji_codes" not in modules and "rich.table" in modules
+
+
+def test_inspect_table_loads_only_the_rich_modules_a_table_needs(labelled: Path) -> None:
+    """Drawing the table loads what Rich's console, table and text modules import and nothing more (no
+    pretty-printer, traceback, markdown, progress or emoji names), with the collector paused so the
+    command's collections skip them (:func:`aigclabel.cli._console.load_rich`)."""
+    code = "import json, sys, rich.console, rich.table, rich.text; print(json.dumps(sorted(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=_env())
+    needed = [name for name in json.loads(done.stdout) if name.startswith("rich.")]
+    exit_code, modules, stdout, gc_state = _probe_gc("inspect", str(labelled))
+    assert exit_code == 0 and "ContentProducer" in stdout
+    assert [name for name in modules if name.startswith("rich.")] == needed
+    assert gc_state["enabled"] and gc_state["rich_frozen"], gc_state
 
 
 def test_package_import_is_lazy_and_start_up_objects_are_frozen(labelled: Path) -> None:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
 import typer
 
 from ..errors import AIGCLabelError
-from ._console import lazy_console
+from ._console import lazy_console, load_rich
 from .exit_codes import USAGE
 
 if TYPE_CHECKING:
@@ -26,6 +26,7 @@ err = lazy_console(stderr=True)
 
 def say(message: object) -> None:
     """Print ``error: MESSAGE`` on standard error (the message as plain text, never Rich markup)."""
+    load_rich("rich.console")
     from rich.text import Text
 
     from ..i18n import resolve_lang, text

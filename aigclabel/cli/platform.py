@@ -22,6 +22,7 @@ import typer
 from ..api import Inspection, inspect
 from ..errors import AIGCLabelError, LimitExceededError
 from ._common import DbOption, auditing, fail, out, say, store, watermark_key
+from ._console import load_rich
 from .exit_codes import LABEL_PROBLEM
 
 if TYPE_CHECKING:
@@ -96,6 +97,7 @@ def inspect_command(
 
 
 def _print_inspections(results: list[Inspection]) -> None:
+    load_rich("rich.console", "rich.table")
     from rich.table import Table
     from rich.text import Text
 
