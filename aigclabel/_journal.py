@@ -37,8 +37,27 @@ for a fatal signal between pages), so the leftover always starts with at least :
 whole bytes (the writer journals the edit instead when the next 4 KiB boundary is closer) and ends
 complete or at a 4 KiB boundary; a power cut that leaves something else past the end (zeros) leaves
 bytes that readers still ignore and that stay there (a later label copies such a file). The one
-assumption beyond the journal's is that a disk writes a sector all or nothing (what NVMe's atomic
-write unit of one block promises).
+assumption beyond the journal's is that a disk writes a sector all or nothing (see below).
+
+**Edits inside one sector without a journal.** When every byte an edit changes lies inside one
+aligned 512-byte sector and the length stays (a relabel of the same length, where only the label's
+JSON changes), the edit is one ``pwrite`` of those bytes and one ``fdatasync``, with no journal:
+a kill leaves the write whole or absent (it stays inside one page, see above), and a power cut
+leaves the sector old or new. That rests on two properties of the disk, the ones SQLite names
+``SQLITE_IOCAP_ATOMIC512`` (an aligned 512-byte write is all or nothing) and
+``SQLITE_IOCAP_POWERSAFE_OVERWRITE`` (a crash changes no byte outside the ones written): the page
+cache writes back whole blocks, so the unchanged bytes around the edit go to the disk again, with
+the same values, and only the one sector holding the change can differ. NVMe promises the first
+(its atomic write unit on power fail is at least one logical block, and a logical block is 512
+bytes or a multiple, so it holds the whole sector); copy-on-write and data-journalling file systems
+give it by themselves; SATA and SAS disks, USB sticks and SD cards promise nothing: a hard disk
+cut mid-sector can leave that sector unreadable, and flash without power-loss protection can lose
+more than the sector being written (which no journal repairs either). SQLite's own Unix VFS does
+not claim ATOMIC512 and journals every change, so this is a deliberate trade: the default,
+durable write is one flush instead of three, and ``AIGCLABEL_ATOMIC_SECTOR=0`` (read at import)
+turns both journal-free paths off for a disk one does not trust that far. With fsync off a power
+cut is given up anyway, and what must hold is only that a kill leaves the old or the new file: an
+edit inside one memory page is then one ``pwrite`` (see :func:`_apply_unjournalled`).
 
 A reader racing an in-place write of the same file may see its metadata mid-edit (as with any tag
 editor that writes in place) and report it malformed; a read after the write sees the old or the new
@@ -94,6 +113,9 @@ APPEND_BLOCK = 4096
 APPEND_HEAD = 16
 #: A write inside one aligned block of this size reaches the disk all or nothing.
 _SECTOR = 512
+#: ``AIGCLABEL_ATOMIC_SECTOR=0`` (read at import): trust no disk to write a sector all or nothing, so
+#: every durable in-place edit is journalled (see the module docstring).
+ATOMIC_SECTOR = os.environ.get("AIGCLABEL_ATOMIC_SECTOR", "1").strip().lower() not in {"0", "false", "no", "off"}
 #: Largest journal we write: an edit bigger than this is no longer "only the metadata".
 MAX_JOURNAL_BYTES = 64 << 20
 
@@ -363,7 +385,11 @@ def write_in_place(path: Path, plan_edit: Callable[[], EditPlan | None], verify:
 def _apply(fd: int, path: Path, plan: EditPlan, verify: Callable[[], None]) -> int | None:
     st = os.fstat(fd)
     old_size = st.st_size
-    if plan.commit is not None and (done := _apply_append(fd, path, plan, verify, old_size)) is not None:
+    if (
+        plan.commit is not None
+        and (ATOMIC_SECTOR or not DURABLE)
+        and (done := _apply_append(fd, path, plan, verify, old_size)) is not None
+    ):
         return done
     spans = _differing(fd, plan, old_size)
     regions = [(offset, old, len(new)) for offset, new, old in spans]
@@ -374,8 +400,10 @@ def _apply(fd: int, path: Path, plan: EditPlan, verify: Callable[[], None]) -> i
     if not spans and plan.size == old_size:
         verify()
         return 0
-    if not DURABLE and len(spans) == 1 and plan.size == old_size and _within(spans[0][0], len(spans[0][1])):
-        return _apply_unjournalled(fd, path, plan, spans[0], verify)
+    if plan.size == old_size and (ATOMIC_SECTOR or not DURABLE):
+        changed = _changed_range(spans, _SECTOR if DURABLE else _PAGE)
+        if changed is not None:
+            return _apply_unjournalled(fd, path, plan, spans, changed, verify)
     new_digest = _sha256(struct.pack(">Q", plan.size))
     for offset, new, _old in spans:
         new_digest.update(struct.pack(">QI", offset, len(new)) + new)
@@ -480,21 +508,57 @@ def drop_leftover(path: Path, length_of: Callable[[BinaryIO], int | None]) -> bo
         raise access_error(exc, path) from exc
 
 
+def _changed_range(spans: list[tuple[int, bytes, bytes]], block: int) -> tuple[int, int] | None:
+    """``(first, end)`` of the bytes ``spans`` change (not the whole :data:`_BLOCK` blocks that hold
+    them), when they lie inside one aligned ``block``; else None."""
+    if not spans or spans[-1][0] + len(spans[-1][1]) - spans[0][0] > block + 2 * _BLOCK:
+        return None  # (a quick refusal: the spans alone cover more than one block can hold)
+    first = last = -1
+    for offset, new, old in spans:
+        if len(new) != len(old):
+            return None  # (bytes past the old end)
+        # The first and last differing byte, found in C: the XOR's highest and lowest set bits.
+        diff = int.from_bytes(new, "big") ^ int.from_bytes(old, "big")
+        if diff:
+            if first < 0:
+                first = offset + len(new) - 1 - (diff.bit_length() - 1) // 8
+            last = offset + len(new) - 1 - ((diff & -diff).bit_length() - 1) // 8
+    if first < 0 or first // block != last // block:
+        return None
+    return first, last + 1
+
+
 def _apply_unjournalled(
-    fd: int, path: Path, plan: EditPlan, span: tuple[int, bytes, bytes], verify: Callable[[], None]
+    fd: int,
+    path: Path,
+    plan: EditPlan,
+    spans: list[tuple[int, bytes, bytes]],
+    changed: tuple[int, int],
+    verify: Callable[[], None],
 ) -> int:
-    """An edit of bytes inside one memory page, with fsync off: one ``pwrite``, which a killed
-    process completes or never starts (the kernel copies a page at a time and checks for a fatal
-    signal only between pages), so the file is the old or the new one without a journal. What a
-    journal adds is survival of a power cut, which fsync off gives up anyway (mutagen's case). A
-    failed read-back puts the old bytes back from memory."""
-    offset, new, old = span
-    _pwrite_all_plain(fd, memoryview(new), offset)
+    """An edit whose changed bytes lie inside one aligned sector (durable) or one memory page (fsync
+    off): one ``pwrite`` of those bytes, fdatasynced when durable, and no journal. A killed process
+    completes the write or never starts it (the kernel copies a page at a time and checks for a fatal
+    signal only between pages); a power cut leaves the sector old or new under the assumption the
+    module docstring states. With fsync off a journal would add only survival of a power cut, which
+    fsync off gives up anyway (mutagen's case). A failed read-back puts the old bytes back."""
+    first, end = changed
+    old = _pread(fd, first, end - first)
+    new = bytearray(old)
+    for offset, data, _old in spans:
+        low, high = max(offset, first), min(offset + len(data), end)
+        if low < high:
+            new[low - first : high - first] = data[low - offset : high - offset]
+    _step()
+    _pwrite_all_plain(fd, memoryview(new), first)
+    _step()
     try:
+        _fsync(fd)
         _read_back(path, plan, verify)
     except BaseException:
         with contextlib.suppress(OSError):
-            _pwrite_all_plain(fd, memoryview(old), offset)
+            _pwrite_all_plain(fd, memoryview(old), first)
+            _fsync(fd)
         raise
     return len(new)
 

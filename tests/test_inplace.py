@@ -41,6 +41,10 @@ pytestmark = pytest.mark.interop  # ffmpeg, ffprobe, exiftool, qpdf make and rea
 H264_AAC = [*VIDEO, "-f", "lavfi", "-i", "sine=frequency=440:duration=1", "-c:v", "libx264", "-c:a", "aac"]
 OLD = AIGCLabel.for_producer("001191440300708461136T1XGW3", "0123456789abcdef0123456789abcdef")
 NEW = AIGCLabel.for_producer("001191440300708461136T1XGW3", "fedcba9876543210fedcba9876543210", label="2")
+#: Longer than a sector, so that every in-place write of it changes bytes in several sectors: journalled.
+LONG = AIGCLabel.for_producer(
+    "001191440300708461136T1XGW3", "fedcba9876543210fedcba9876543210", label="2", reserved_code1="R" * 600
+)
 
 
 def _mp4_end(folder: Path) -> Path:
@@ -193,9 +197,15 @@ def _killed_write(path: Path, label: AIGCLabel | None, kill_at: int) -> bool:
     return False
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
-def test_killed_in_place_write_leaves_old_or_new(case: str, tmp_path: Path) -> None:
-    make, old, independent, decoder = CASES[case]
+def _kill_at_every_step(
+    case: str, tmp_path: Path, old: AIGCLabel | None, new: AIGCLabel
+) -> tuple[dict[str, int], bool, bytes, bytes]:
+    """Label the fixture of ``case`` (first labelled ``old``) with ``new`` in a child killed at step 1,
+    2, ... until the write completes; after each kill the file must be the old one or the new one,
+    byte for byte, with the old or the new label, the payload digest unchanged, each distinct result
+    read by an independent tool and decoded cleanly. Returns how many kills left the old and the new
+    file, whether any left a journal, and the old and the new bytes."""
+    make, _old, independent, decoder = CASES[case]
     base = make(tmp_path)
     if old is not None:
         write_label(base, old)
@@ -203,21 +213,23 @@ def test_killed_in_place_write_leaves_old_or_new(case: str, tmp_path: Path) -> N
     digest = open_container(base).payload_digest(base)
     finished = tmp_path / f"finished{base.suffix}"
     shutil.copy(base, finished)
-    assert write_label_how(finished, NEW) == "in-place"
+    assert write_label_how(finished, new) == "in-place"
     expected = finished.read_bytes()
     work = tmp_path / f"work{base.suffix}"
     outcomes = {"old": 0, "new": 0}
     checked: set[bytes] = set()
+    journalled = False
     for kill_at in range(1, 100):
         shutil.copy(base, work)
-        killed = _killed_write(work, NEW, kill_at)
+        killed = _killed_write(work, new, kill_at)
+        journalled |= journal.pending(work) is not None
         if killed and kill_at % 2:
             recover(work)
         after = read_label(work)  # recovers by itself when the journal is still there
         assert journal.pending(work) is None
         data = work.read_bytes()
         assert data in (original, expected), f"step {kill_at}: neither the old file nor the new one"
-        assert after == (old if data == original else NEW)
+        assert after == (old if data == original else new)
         assert open_container(work).payload_digest(work) == digest
         if data not in checked:  # the same bytes read the same: each distinct result is checked once
             assert independent(work) == (after.to_json() if after else None)
@@ -228,9 +240,67 @@ def test_killed_in_place_write_leaves_old_or_new(case: str, tmp_path: Path) -> N
             break
     else:
         pytest.fail("the write never finished")
-    assert kill_at > 6 and outcomes["old"] > 3 and outcomes["new"] >= 2, outcomes
     assert len(checked) == 2
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+    return outcomes, journalled, original, expected
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_killed_in_place_write_leaves_old_or_new(case: str, tmp_path: Path) -> None:
+    """A label longer than a sector: a journalled edit (or a journal-free append), killed at every step."""
+    old = CASES[case][1]
+    outcomes, _journalled, _old, _new = _kill_at_every_step(case, tmp_path, old, LONG)
+    assert outcomes["old"] > 3 and outcomes["new"] >= 2, outcomes
+
+
+def _sectors(old: bytes, new: bytes) -> set[int]:
+    """The 512-byte sectors in which two files of the same length differ."""
+    assert len(old) == len(new)
+    return {at // 512 for at in range(len(old)) if old[at] != new[at]}
+
+
+#: Formats where a relabel of the same length changes only the label's bytes (and the file stays
+#: as long): the edit is one write inside one sector when those bytes share one, else journalled.
+SAME_LENGTH = (
+    *("mp3-id3-padding", "flac-padding", "wav-chunk-at-end", "avi-junk", "mp4-moov-at-end", "mkv-void"),
+    "mp4-faststart-free",  # (its label's bytes straddle two sectors with ffmpeg 5-7: journalled)
+)
+
+
+@pytest.mark.parametrize("case", SAME_LENGTH)
+def test_relabel_inside_one_sector_is_one_write(case: str, tmp_path: Path) -> None:
+    """A relabel that changes bytes of one sector only is one ``pwrite`` and one ``fdatasync``: no
+    journal at any step, and a kill leaves the old file or the new one (an edit across two sectors
+    keeps the journal)."""
+    outcomes, journalled, original, expected = _kill_at_every_step(case, tmp_path, OLD, NEW)
+    one_sector = len(_sectors(original, expected)) == 1
+    assert journalled != one_sector, (case, _sectors(original, expected))
+    if one_sector:
+        assert outcomes["old"] >= 1 and outcomes["new"] >= 2, outcomes
+
+
+@pytest.mark.parametrize(
+    ("case", "durable", "atomic_sector", "journalled"),
+    [
+        ("mp3-id3-padding", True, True, False),  # one sector: one write
+        ("mp3-id3-padding", True, False, True),  # AIGCLABEL_ATOMIC_SECTOR=0: a disk not trusted with a sector
+        ("mp3-id3-padding", False, False, False),  # fsync off: a kill is all there is to survive
+        ("mp4-faststart-free", True, True, True),  # two sectors
+        ("mp4-faststart-free", False, True, False),  # two sectors of one page, fsync off
+    ],
+)
+def test_which_relabels_are_journalled(
+    case: str, durable: bool, atomic_sector: bool, journalled: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Durable edits skip the journal only inside one sector (and only when sectors are trusted);
+    with fsync off, inside one memory page. A kill at the first step shows which path ran."""
+    base = CASES[case][0](tmp_path)
+    write_label(base, OLD)
+    monkeypatch.setattr(journal, "DURABLE", durable)
+    monkeypatch.setattr(journal, "ATOMIC_SECTOR", atomic_sector)
+    assert _killed_write(base, NEW, 1)
+    assert (journal.pending(base) is not None) == journalled
+    assert read_label(base) == OLD and write_label_how(base, NEW) == "in-place" and read_label(base) == NEW
 
 
 def test_recovery_killed_too_is_recovered_later(tmp_path: Path) -> None:
