@@ -109,8 +109,10 @@ _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 #: Appended bytes are written in pieces that each stay inside one aligned block of this size: a page
 #: on every system (4 KiB or a multiple), so a kill leaves each piece whole or absent.
 APPEND_BLOCK = 4096
-#: Bytes at the start of an append that a kill or crash never leaves torn (see the module docstring).
-APPEND_HEAD = 16
+#: Bytes at the start of an append that a kill or crash never leaves torn (see the module docstring):
+#: enough for a format to recognise its leftover (AVI's is 22 bytes: a pad byte, ``LIST``, ``INFO``,
+#: the ``AIGC`` entry's header and ``{``).
+APPEND_HEAD = 32
 #: A write inside one aligned block of this size reaches the disk all or nothing.
 _SECTOR = 512
 #: ``AIGCLABEL_ATOMIC_SECTOR=0`` (read at import): trust no disk to write a sector all or nothing, so

@@ -9,19 +9,22 @@ grown to ``--size-gb`` by a hole at the end of its ``mdat`` (a sparse file: no d
 offsets stay valid), in two layouts: ``moov`` at the end, and faststart with a ``free`` box after
 ``moov`` (``ffmpeg -moov_size``). Each is labelled in place (a first label, then relabels) in a child
 process timing only the library call, with the bytes it wrote (``wchar`` of ``/proc/self/io``:
-journal and patches) and the file's size before and after; the relabel is also timed with
-``AIGCLABEL_FSYNC=0``, which leaves the CPU part (the four flushes of a durable edit, journal data,
-its directory entry, the file, the journal's removal, are the rest). The peer is a copy of the same 10 GB:
+journal and patches), whether it wrote a journal (a relabel of the same length changes one sector
+when the new ProduceID's bytes share one: then it is one write and one ``fdatasync``), and the
+file's size before and after; the relabel is also timed with ``AIGCLABEL_FSYNC=0``, which leaves
+the CPU part (the flushes of a durable edit are the rest). The peer is a copy of the same 10 GB:
 ``cp --sparse=never`` + ``sync`` (the atomic copy path writes every byte too), once; ``--no-cp``
 skips it.
 
 **Audio.** ``--count`` copies of an MP3 (ID3v2 tag with 1 KB padding, as taggers leave it), a FLAC
 (ffmpeg's 8 KB padding) and a WAV are labelled in place by :func:`aigclabel.api.write_label_how`
 (durable: journal and file fsynced) and, on their twins, by mutagen (load, set the tag, ``save()`` in
-place, never fsynced); ours is also run with fsync off, mutagen's like for like. The three run
-interleaved, file by file; medians of wall and CPU time per file are printed, and the ratios
-(mutagen's time / ours: > 1 means we are faster) use CPU time for the like-for-like pair, which a
-loaded machine inflates less than wall time. The script reports, it does not assert.
+place, never fsynced); ours is also run with fsync off, mutagen's like for like. Each file gets a
+first label, then a relabel of the same length (a fresh ProduceID), and each line says how many of
+our writes were journalled. The three run interleaved, file by file; medians of wall and CPU time
+per file are printed, and the ratios (mutagen's time / ours: > 1 means we are faster) use CPU time
+for the like-for-like pair, which a loaded machine inflates less than wall time. The script
+reports, it does not assert.
 """
 
 from __future__ import annotations
@@ -59,12 +62,16 @@ registered()
 label = AIGCLabel.for_producer(DEMO_PROVIDER_CODE)
 def wchar():
     return int(dict(l.split(": ") for l in Path("/proc/self/io").read_text().splitlines())["wchar"])
+from aigclabel import _journal
+journals = []
+store = _journal._store
+_journal._store = lambda *args: (journals.append(1), store(*args))[1]
 path = Path(sys.argv[1])
 before, written = path.stat().st_size, wchar()
 start = time.perf_counter()
 how = write_label_how(path, label)
 elapsed = time.perf_counter() - start
-print(json.dumps({"seconds": elapsed, "written": wchar() - written, "how": how,
+print(json.dumps({"seconds": elapsed, "written": wchar() - written, "how": how, "journal": len(journals),
                   "size_before": before, "size_after": path.stat().st_size}))
 """
 
@@ -148,12 +155,13 @@ def _bench_video(folder: Path, size_gb: float, minutes: float, runs: int, with_c
         seconds = statistics.median(float(str(r["seconds"])) for r in again)
         unsynced = statistics.median(float(str(_label_in_child(path, fsync=False)["seconds"])) for _ in range(runs))
         written = max(int(str(r["written"])) for r in [first, *again])
+        journals = sum(int(str(r["journal"])) for r in again)
         ratio = f"; {copy_seconds / seconds:,.0f}x faster than cp+sync" if copy_seconds else ""
         print(
             f"MP4 {size_gb:g} GB, {name}: first label {float(str(first['seconds'])) * 1000:.1f} ms "
-            f"({first['how']}, {first['size_before']} -> {first['size_after']} bytes); relabel median "
-            f"{seconds * 1000:.1f} ms ({again[-1]['how']}; {unsynced * 1000:.1f} ms without fsync); "
-            f"at most {written:,} bytes written{ratio}",
+            f"({first['how']}, journal {first['journal']}, {first['size_before']} -> {first['size_after']} bytes); "
+            f"relabel median {seconds * 1000:.1f} ms ({again[-1]['how']}, journalled {journals} of {len(again)}; "
+            f"{unsynced * 1000:.1f} ms without fsync); at most {written:,} bytes written{ratio}",
             flush=True,
         )
 
@@ -173,36 +181,50 @@ def _timed(action: Callable[[], object]) -> tuple[float, float]:
 
 
 def _bench_audio(folder: Path, count: int, seconds: float) -> None:
-    label = AIGCLabel.for_producer(DEMO_PROVIDER_CODE)
     for fmt in ("mp3", "flac", "wav"):
         sets = [_make_files(folder / f"{fmt}-{who}", fmt, count, seconds) for who in ("ours", "nofsync", "mutagen")]
         if fmt == "mp3":
             for files in sets:
                 _pad_mp3(files)
-        hows: set[str] = set()
-        durable: list[tuple[float, float]] = []
-        fast: list[tuple[float, float]] = []
-        peer: list[tuple[float, float]] = []
-        theirs = _mutagen_write(label.to_json())
+        size = sets[0][0].stat().st_size
+        # A first label, then a relabel of the same length (a fresh ProduceID), of the same files.
+        for what in ("label", "relabel"):
+            label = AIGCLabel.for_producer(DEMO_PROVIDER_CODE)
+            _bench_audio_pass(f"{fmt:4} {size / 1024:6.0f} KiB {what:7}", sets, label)
+
+
+def _bench_audio_pass(title: str, sets: list[list[Path]], label: AIGCLabel) -> None:
+    """Label every file of ``sets`` (ours durable, ours without fsync, mutagen's), interleaved."""
+    hows: set[str] = set()
+    journals: list[int] = []
+    store = journal._store
+    journal._store = lambda *args: (journals.append(1), store(*args))[1]  # type: ignore[assignment,func-returns-value]
+    durable: list[tuple[float, float]] = []
+    fast: list[tuple[float, float]] = []
+    peer: list[tuple[float, float]] = []
+    theirs = _mutagen_write(label.to_json())
+    try:
         for mine, unsynced, other in zip(*sets, strict=True):  # interleaved: load changes hit all three alike
-            durable.append(_timed(lambda path=mine, hows=hows: hows.add(write_label_how(path, label))))
+            durable.append(_timed(lambda path=mine: hows.add(write_label_how(path, label))))
             journal.DURABLE = False
             try:
-                fast.append(_timed(lambda path=unsynced, hows=hows: hows.add(write_label_how(path, label))))
+                fast.append(_timed(lambda path=unsynced: hows.add(write_label_how(path, label))))
             finally:
                 journal.DURABLE = True
-            peer.append(_timed(lambda path=other, theirs=theirs: theirs(path)))
-        assert read_label(sets[0][-1]) == label and read_label(sets[1][-1]) == label
-        ms = {name: [statistics.median(t[i] for t in times) * 1000 for i in (0, 1)]
-              for name, times in (("durable", durable), ("fast", fast), ("peer", peer))}  # fmt: skip
-        size = sets[0][0].stat().st_size
-        print(
-            f"{fmt:4} {size / 1024:6.0f} KiB ({'/'.join(sorted(hows))}): aigclabel durable {ms['durable'][0]:.2f} ms "
-            f"wall; without fsync {ms['fast'][0]:.2f} ms wall, {ms['fast'][1]:.2f} ms CPU; mutagen save "
-            f"{ms['peer'][0]:.2f} ms wall, {ms['peer'][1]:.2f} ms CPU; like for like (CPU) "
-            f"{ms['peer'][1] / ms['fast'][1]:.2f}x, durable vs mutagen (wall) {ms['peer'][0] / ms['durable'][0]:.2f}x",
-            flush=True,
-        )
+            peer.append(_timed(lambda path=other: theirs(path)))
+    finally:
+        journal._store = store  # type: ignore[assignment]
+    assert read_label(sets[0][-1]) == label and read_label(sets[1][-1]) == label
+    ms = {name: [statistics.median(t[i] for t in times) * 1000 for i in (0, 1)]
+          for name, times in (("durable", durable), ("fast", fast), ("peer", peer))}  # fmt: skip
+    print(
+        f"{title} ({'/'.join(sorted(hows))}, journalled {len(journals)} of {2 * len(durable)}): aigclabel durable "
+        f"{ms['durable'][0]:.2f} ms wall, {ms['durable'][1]:.2f} ms CPU; without fsync {ms['fast'][0]:.2f} ms wall, "
+        f"{ms['fast'][1]:.2f} ms CPU; mutagen save {ms['peer'][0]:.2f} ms wall, {ms['peer'][1]:.2f} ms CPU; "
+        f"like for like (CPU) {ms['peer'][1] / ms['fast'][1]:.2f}x, durable vs mutagen (wall) "
+        f"{ms['peer'][0] / ms['durable'][0]:.2f}x",
+        flush=True,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -439,22 +439,25 @@ def test_cli_killed_label_then_recover(tmp_path: Path) -> None:
     assert json.loads(labelled.stdout)["write"] == "in-place" and _ffprobe_tag(path) is not None
 
 
-def _wav_ending(residue: int | None = None, *, odd: bool = False, rf64: bool = False) -> Callable[[Path], Path]:
-    """A WAV (ffmpeg's, RF64 with ``rf64``) whose RIFF form ends ``residue`` bytes past a 4 KiB boundary,
-    by a ``JUNK`` chunk added at its end (odd-sized and without its pad byte when ``odd``)."""
+def _riff_ending(
+    make: Callable[[Path], Path], residue: int | None = None, *, odd: bool = False, filler: bytes = b"JUNK"
+) -> Callable[[Path], Path]:
+    """The RIFF file ``make`` writes (WAV or AVI), its RIFF form ending ``residue`` bytes past a 4 KiB
+    boundary, by a ``filler`` chunk added at its end (odd-sized and without its pad byte when ``odd``;
+    a ``LIST`` filler is a list of type ``PAD ``)."""
 
-    def make(folder: Path) -> Path:
-        path = _audio("tone.wav", *(("-rf64", "always") if rf64 else ()))(folder)
+    def made(folder: Path) -> Path:
+        path = make(folder)
         if residue is None:
             return path
         data = path.read_bytes()
         size = (residue - len(data) - 8) % 4096
         assert size % 2 == odd
-        data += b"JUNK" + size.to_bytes(4, "little") + bytes(size)
+        data += filler + size.to_bytes(4, "little") + (b"PAD " if filler == b"LIST" else b"").ljust(size, b"\0")
         path.write_bytes(data[:4] + (len(data) - 8).to_bytes(4, "little") + data[8:])
         return path
 
-    return make
+    return made
 
 
 def _sox_samples(path: Path) -> bytes:
@@ -462,50 +465,91 @@ def _sox_samples(path: Path) -> bytes:
     return subprocess.run(["sox", str(path), "-t", "raw", "-"], capture_output=True, check=True).stdout
 
 
-#: name -> (the unlabelled WAV, distinct leftovers a kill can leave: the whole appended chunk, and a
-#: part of it cut at a 4 KiB boundary when it crosses one; none when its head would, then it is journalled)
-FIRST_WAV = {
-    "wav": (_wav_ending(), 1),
-    "wav-crossing-4k": (_wav_ending(4096 - 64), 2),
-    "wav-odd-last-chunk": (_wav_ending(4096 - 63, odd=True), 2),  # the append starts with the pad byte
-    "rf64": (_wav_ending(rf64=True), 1),  # the commit is the ds64 RIFF size
-    "wav-head-at-4k-edge": (_wav_ending(4096 - 6), 0),
+def _wav_media(path: Path) -> tuple[object, ...]:
+    """What independent readers make of a WAV: a RIFF walk, sox, ffmpeg and (no RF64) mutagen."""
+    data = path.read_bytes()
+    info = mutagen.wave.WAVE(path).info if data[:4] == b"RIFF" else None
+    return _riff_label(data), _sox_samples(path), stream_hash(path), info and (info.length, info.sample_rate)
+
+
+def _avi_media(path: Path) -> tuple[object, ...]:
+    """What independent readers make of an AVI: a RIFF walk and ffmpeg's packets (ffmpeg also reads
+    a ``LIST/INFO`` past the RIFF end: the test checks its label apart)."""
+    return _riff_label(path.read_bytes()), stream_hash(path)
+
+
+def _bitexact_avi(residue: int) -> Callable[[Path], Path]:
+    """An AVI with no ``LIST/INFO`` (ffmpeg's bitexact mode) and 1 KB of ``JUNK`` before ``movi``,
+    which :data:`BIG` does not fit: its label is appended after ``idx1`` (and a list that ffmpeg reads
+    past, unlike a ``JUNK`` chunk there, which ends its walk) at ``residue`` bytes past 4 KiB."""
+
+    def make(folder: Path) -> Path:
+        return ffmpeg(folder / "clip.avi", *VIDEO, "-c:v", "mpeg4", "-fflags", "+bitexact")
+
+    return _riff_ending(make, residue, filler=b"LIST")
+
+
+#: A label longer than the ``JUNK`` room ffmpeg leaves in an AVI.
+BIG = AIGCLabel.for_producer(
+    "001191440300708461136T1XGW3", "fedcba9876543210fedcba9876543210", label="2", reserved_code1="R" * 1000
+)
+_WAV = _audio("tone.wav")
+
+#: name -> (the unlabelled file, distinct leftovers a kill can leave: the whole appended chunk, and a
+#: part of it cut at a 4 KiB boundary when it crosses one; none when its head would, then it is
+#: journalled; the label; how independent readers see the media, the RIFF end and the labels; the
+#: label as an independent tool reads it)
+FIRST_APPEND: dict[
+    str,
+    tuple[Callable[[Path], Path], int, AIGCLabel, Callable[[Path], tuple[object, ...]], Callable[[Path], str | None]],
+] = {
+    "wav": (_WAV, 1, NEW, _wav_media, _wav_tag),
+    "wav-crossing-4k": (_riff_ending(_WAV, 4096 - 64), 2, NEW, _wav_media, _wav_tag),
+    # the append starts with the pad byte
+    "wav-odd-last-chunk": (_riff_ending(_WAV, 4096 - 63, odd=True), 2, NEW, _wav_media, _wav_tag),
+    # the commit is the ds64 RIFF size
+    "rf64": (_audio("tone.wav", "-rf64", "always"), 1, NEW, _wav_media, _wav_tag),
+    "wav-head-at-4k-edge": (_riff_ending(_WAV, 4096 - 6), 0, NEW, _wav_media, _wav_tag),
+    "avi": (_bitexact_avi(100), 1, BIG, _avi_media, _ffprobe_tag),
+    "avi-crossing-4k": (_bitexact_avi(4096 - 64), 2, BIG, _avi_media, _ffprobe_tag),
+    "avi-head-at-4k-edge": (_bitexact_avi(4096 - 20), 0, BIG, _avi_media, _ffprobe_tag),
 }
 
 
-@pytest.mark.parametrize("case", sorted(FIRST_WAV))
-def test_first_wav_label_is_appended_then_shown(case: str, tmp_path: Path) -> None:
-    """A first WAV label goes past the RIFF end, then one write of the RIFF size shows it, with no
-    journal. Killed at every step, the file is the new one, or the old one followed by bytes past its
-    RIFF end: independent readers (a RIFF walk, sox, ffmpeg, mutagen) see exactly the old file, and
-    the next open or ``recover`` cuts the leftover, so the file is again byte for byte the old one."""
-    make, leftovers = FIRST_WAV[case]
+@pytest.mark.parametrize("case", sorted(FIRST_APPEND))
+def test_first_riff_label_is_appended_then_shown(case: str, tmp_path: Path) -> None:
+    """A first WAV label (a chunk) or AVI label (a ``LIST/INFO`` after ``idx1``) goes past the RIFF
+    end, then one write of the RIFF size shows it, with no journal. Killed at every step, the file is
+    the new one, or the old one followed by bytes past its RIFF end: independent readers (a RIFF walk,
+    ffmpeg; sox and mutagen for WAV, ffprobe for AVI) see exactly the old file, and the next open or
+    ``recover`` cuts the leftover, so the file is again byte for byte the old one."""
+    make, leftovers, label, media, tag = FIRST_APPEND[case]
     base = make(tmp_path)
     original = base.read_bytes()
-    samples, streams = _sox_samples(base), stream_hash(base)
-    finished = tmp_path / "finished.wav"
+    seen_as = media(base)
+    assert seen_as[0] == (None, len(original)) and not decode_errors(base)
+    finished = tmp_path / f"finished{base.suffix}"
     shutil.copy(base, finished)
-    assert write_label_how(finished, NEW) == "in-place"
+    assert write_label_how(finished, label) == "in-place"
     expected = finished.read_bytes()
-    assert _wav_tag(finished) == NEW.to_json() and _sox_samples(finished) == samples
-    work, again = tmp_path / "work.wav", tmp_path / "again.wav"
+    assert tag(finished) == label.to_json() and stream_hash(finished) == stream_hash(base)
+    assert open_container(finished).payload_digest(finished) == open_container(base).payload_digest(base)
+    work, again = tmp_path / f"work{base.suffix}", tmp_path / f"again{base.suffix}"
     seen: set[bytes] = set()
     journalled = False
     for kill_at in range(1, 40):
         shutil.copy(base, work)
-        killed = _killed_write(work, NEW, kill_at)
+        killed = _killed_write(work, label, kill_at)
         data = work.read_bytes()
         journalled |= journal.pending(work) is not None
         if not journalled and data not in (original, expected):
             assert data.startswith(original), f"step {kill_at}: more than bytes past the RIFF end changed"
             if data not in seen:
-                assert _riff_label(data) == (None, len(original))
-                assert _sox_samples(work) == samples and stream_hash(work) == streams and not decode_errors(work)
-                if data[:4] == b"RIFF":  # (mutagen reads no RF64)
-                    info = mutagen.wave.WAVE(work).info
-                    assert (info.length, info.sample_rate) == (1.0, 44100)
+                assert media(work) == seen_as and not decode_errors(work)
+                if case.startswith("avi"):  # ffmpeg reads a LIST/INFO past the RIFF end (see avi.py)
+                    assert label.to_json().startswith(tag(work) or ""), f"step {kill_at}: not the new label"
                 shutil.copy(work, again)  # the next label writes over the leftover
-                assert write_label_how(again, NEW) == "in-place" and again.read_bytes() == expected
+                assert write_label_how(again, label) == "in-place" and again.read_bytes() == expected
                 seen.add(data)
             assert (recover(work) == "trimmed") if kill_at % 2 else (read_label(work) is None)
             assert work.read_bytes() == original
@@ -515,6 +559,7 @@ def test_first_wav_label_is_appended_then_shown(case: str, tmp_path: Path) -> No
             break
     assert len(seen) == leftovers and journalled == (not leftovers)
     assert kill_at > 4 and sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+    assert tag(work) == label.to_json()
 
 
 def test_bytes_past_the_riff_end_that_are_not_a_leftover_are_kept(tmp_path: Path) -> None:
@@ -530,10 +575,25 @@ def test_bytes_past_the_riff_end_that_are_not_a_leftover_are_kept(tmp_path: Path
         assert path.read_bytes().endswith(tail) and _riff_label(path.read_bytes())[0] == NEW.to_json()
 
 
-def test_cli_recover_trims_a_wav_leftover(tmp_path: Path) -> None:
-    path = _audio("tone.wav")(tmp_path)
+def test_avi_bytes_past_the_riff_end_that_are_not_a_leftover_are_kept(tmp_path: Path) -> None:
+    """A whole list after the RIFF that is not exactly an appended label is kept, and ignored."""
+    data = _bitexact_avi(100)(tmp_path).read_bytes()
+    entry = b"AIGC" + (20).to_bytes(4, "little") + b"{" + bytes(19)
+    path = tmp_path / "trailing.avi"
+    someone_elses = b"INFOISFT" + (4).to_bytes(4, "little") + b"Lavf"
+    for body in (someone_elses, b"INFO" + entry + entry, b"INFO" + entry[:8] + b"["):
+        tail = b"LIST" + len(body).to_bytes(4, "little") + body.ljust(len(body) + len(body) % 2, b"\0")
+        path.write_bytes(data + tail)
+        assert recover(path) is None and read_label(path) is None and path.read_bytes() == data + tail
+        assert write_label_how(path, NEW) == "in-place" and read_label(path) == NEW  # (in the JUNK before movi)
+        assert path.read_bytes().endswith(tail)
+
+
+@pytest.mark.parametrize(("make", "label"), [(_WAV, NEW), (_bitexact_avi(100), BIG)], ids=["wav", "avi"])
+def test_cli_recover_trims_a_riff_leftover(make: Callable[[Path], Path], label: AIGCLabel, tmp_path: Path) -> None:
+    path = make(tmp_path)
     original = path.read_bytes()
-    assert _killed_write(path, NEW, 1) and len(path.read_bytes()) > len(original)
+    assert _killed_write(path, label, 1) and len(path.read_bytes()) > len(original)
     command = [sys.executable, "-m", "aigclabel", "recover", str(path)]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     assert done.returncode == 0 and done.stdout.strip() == f"{path}: trimmed"

@@ -25,13 +25,21 @@ case 3 would append inside the cut chunk and is refused with :class:`NeedsRepair
 
 Removed labels become ``JUNK`` of the same size, for the same reason (an INFO list that ends the
 file is shrunk instead, so write + strip gives back the original bytes).
+
+Labelled in place, case 3 is WAV's journal-free append (:mod:`._riff`): the new ``LIST/INFO`` goes
+past the RIFF end first, then one write of the RIFF size shows it; a kill in between leaves a
+leftover (a ``LIST`` whose ``INFO`` holds just the ``AIGC`` entry, whole or cut at a 4 KiB boundary)
+that the next read or ``aigclabel recover`` cuts. Any other bytes after the first RIFF (``AVIX``)
+are kept, as before. Unlike WAV readers, ffmpeg reads on past the RIFF end (for ``idx1`` and
+``LIST/INFO`` after ``movi``), so until that cut it already shows the leftover's label: the new one,
+or, from a leftover cut short, the start of it; the frames it decodes are the same either way.
 """
 
 from __future__ import annotations
 
 import hashlib
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
 
@@ -46,6 +54,7 @@ from ..errors import (
 )
 from ..label import AIGCLabel
 from . import Container, FoundLabel, MediaKind, register
+from ._riff import appended_leftover, trim_after_read, trim_leftover
 from ._stream import apply_patches, hash_range, open_output, plan_from_patches, repair_by_remux
 
 CHUNK_ID = b"AIGC"
@@ -147,7 +156,8 @@ class Layout:
     riff: Chunk
     children: list[Chunk]
     info: list[tuple[Chunk, str]]  # INFO lists with a location name
-    total: int
+    total: int  # the file's length, without the leftover of an interrupted append
+    leftover: bool = False  # the file goes on with such a leftover (see :func:`_visible_size`)
 
     @property
     def truncated(self) -> bool:
@@ -155,9 +165,34 @@ class Layout:
         return bool(self.riff.missing)
 
 
+def _info_head(length: int, head: bytes) -> bool:
+    """The first 13 bytes of a ``LIST`` body appended as a first label: ``INFO``, then an ``AIGC``
+    entry that fills the list of ``length`` bytes, and the start of its JSON."""
+    (entry,) = struct.unpack_from("<I", head, 8)
+    return head[:8] == b"INFO" + CHUNK_ID and 12 + entry + (entry & 1) == length and head[12:13] == b"{"
+
+
+def _visible_size(handle: BinaryIO) -> tuple[int, bool]:
+    """The file's length without the leftover an interrupted append of a label left past the first
+    RIFF (:func:`~._riff.appended_leftover`), and whether there is one."""
+    total = file_size(handle)
+    handle.seek(0)
+    head = handle.read(12)
+    if len(head) == 12 and head[:4] == b"RIFF":
+        end = 8 + struct.unpack_from("<I", head, 4)[0]
+        if end < total and appended_leftover(handle, end, total, b"LIST", 13, _info_head):
+            return end, True
+    return total, False
+
+
+def _length_before_append(handle: BinaryIO) -> int | None:
+    total, leftover = _visible_size(handle)
+    return total if leftover else None
+
+
 def scan(handle: BinaryIO) -> Layout:
     """Chunk structure of the first RIFF and where the INFO lists are (headers only)."""
-    total = file_size(handle)
+    total, leftover = _visible_size(handle)
     top = _chunks(handle, 0, total, "the file")
     if not top or top[0].id != b"RIFF" or top[0].list_type != b"AVI ":
         raise MalformedFileError("not an AVI file (no RIFF 'AVI ' chunk)")
@@ -171,7 +206,7 @@ def scan(handle: BinaryIO) -> Layout:
             for sub in _chunks(handle, child.offset + 12, child.offset + 8 + child.size, "hdrl"):
                 if sub.id == b"LIST" and sub.list_type == b"INFO":
                     info.append((sub, "RIFF/LIST-hdrl/LIST-INFO"))
-    return Layout(riff, children, info, total)
+    return Layout(riff, children, info, total, leftover)
 
 
 def _info_entries(handle: BinaryIO, info: Chunk) -> list[tuple[bytes, bytes]]:
@@ -212,7 +247,13 @@ class AVIContainer(Container):
                 if child.id == CHUNK_ID:
                     data = _read(handle, child.offset + 8, child.size, "AIGC chunk").rstrip(b"\0")
                     found.append((child.offset, FoundLabel.from_text("RIFF/AIGC", data)))
+        if layout.leftover:
+            trim_after_read(path, "AVI chunk", _length_before_append)
         return [f for _, f in sorted(found, key=lambda item: item[0])]
+
+    def recover(self, path: Path) -> str | None:
+        """Cut the ``LIST/INFO`` an interrupted append left past the RIFF end (see :func:`_visible_size`)."""
+        return trim_leftover(path, "AVI chunk", _length_before_append)
 
     def rewrite(self, src: Path, dst: Path, label: AIGCLabel | None) -> None:
         """Same-size patches wherever possible; an append at the end of the first RIFF otherwise."""
@@ -227,7 +268,11 @@ class AVIContainer(Container):
         fits the room it takes, or is appended at the end of the file)."""
         with open(path, "rb") as handle:
             layout = scan(handle)
-            return plan_from_patches(self._plan(handle, layout, label), layout.total)
+            plan = plan_from_patches(self._plan(handle, layout, label), layout.total)
+        if plan is not None and plan.size > layout.total == layout.riff.end:
+            # An append after the RIFF's last chunk: journal-free when it is the only other patch.
+            return replace(plan, commit=layout.riff.offset + 4, visible=layout.total)
+        return plan
 
     def _plan(self, handle: BinaryIO, layout: Layout, label: AIGCLabel | None) -> list[tuple[int, int, bytes]]:
         patches: list[tuple[int, int, bytes]] = []
@@ -330,7 +375,7 @@ class AVIContainer(Container):
         """
         digest = hashlib.sha256()
         with open(path, "rb") as handle:
-            total = file_size(handle)
+            total, _leftover = _visible_size(handle)
             for riff in _chunks(handle, 0, total, "the file"):
                 if riff.id != b"RIFF":
                     continue

@@ -29,7 +29,6 @@ interrupted first label (see :func:`_leftover`), which the next read cuts.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import struct
 from dataclasses import dataclass, field
@@ -37,12 +36,13 @@ from pathlib import Path
 from typing import BinaryIO, ClassVar
 
 from .._io import copy_exact, file_size, read_exact
-from .._journal import APPEND_BLOCK, EditPlan, drop_leftover
-from ..errors import FileAccessError, LimitExceededError, MalformedFileError, TruncatedFileError
+from .._journal import EditPlan
+from ..errors import LimitExceededError, MalformedFileError, TruncatedFileError
 from ..label import AIGCLabel
 from ..xmp import find_aigc, remove_aigc
 from . import Container, FoundLabel, MediaKind, register
 from ._audio import AIGC_KEY, id3_findings, id3_has_label, id3_render, is_aigc_name, parse_errors, xmp_findings
+from ._riff import appended_leftover, trim_after_read, trim_leftover
 from ._stream import copy_range, hash_range
 
 _FORMS = (b"RIFF", b"RF64", b"BW64")
@@ -195,18 +195,9 @@ def _walk(handle: BinaryIO) -> _Riff:
 
 def _leftover(handle: BinaryIO, end: int, size: int) -> bool:
     """Whether the bytes from ``end`` (the RIFF end) to ``size`` (the end of the file) are what an
-    interrupted append of a label chunk leaves (:attr:`EditPlan.commit`): the pad byte an odd end
-    needs, an ``AIGC`` chunk header and the start of a JSON object (at least :data:`APPEND_HEAD`
-    bytes survive any kill), and then the whole chunk, or a part of it ending on a 4 KiB boundary
-    (where a kill can tear a write). Other bytes after the RIFF end are someone else's and are kept."""
-    pad = end & 1
-    handle.seek(end)
-    head = handle.read(pad + 9)
-    if len(head) < pad + 9 or head[:pad] != b"\0" * pad or head[pad : pad + 4] != _LABEL_ID or head[-1:] != b"{":
-        return False
-    length = struct.unpack_from("<I", head, pad + 4)[0]
-    whole = pad + 8 + length + length % 2
-    return size - end == whole or (size - end < whole and size % APPEND_BLOCK == 0)
+    interrupted append of a label chunk leaves (:func:`~._riff.appended_leftover`): an ``AIGC``
+    chunk whose JSON object has begun. Other bytes after the RIFF end are someone else's and are kept."""
+    return appended_leftover(handle, end, size, _LABEL_ID, 1, lambda _length, head: head == b"{")
 
 
 def _chunk_follows(handle: BinaryIO, offset: int) -> bool:
@@ -276,15 +267,13 @@ class WAV(Container):
         with open(path, "rb", buffering=0) as handle, parse_errors(path, "WAV chunk"):  # few, scattered reads
             riff = _walk(handle)
             found = [found for chunk in riff.chunks for found in _chunk_labels(handle, chunk)]
-        if riff.leftover:  # like a journal, an interrupted edit is finished by the next open
-            with contextlib.suppress(FileAccessError):  # (readers ignore it: a read-only file keeps it)
-                self.recover(path)
+        if riff.leftover:
+            trim_after_read(path, "WAV chunk", _length_before_append)
         return found
 
     def recover(self, path: Path) -> str | None:
         """Cut the label chunk an interrupted append left past the RIFF end (see :func:`_leftover`)."""
-        with parse_errors(path, "WAV chunk"):
-            return "trimmed" if drop_leftover(path, _length_before_append) else None
+        return trim_leftover(path, "WAV chunk", _length_before_append)
 
     def rewrite(self, src: Path, dst: Path, label: AIGCLabel | None) -> None:
         """Copy every chunk in order, dropping other label placements; one ``AIGC`` chunk after ``fmt ``."""
