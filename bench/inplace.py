@@ -23,8 +23,11 @@ place, never fsynced); ours is also run with fsync off, mutagen's like for like.
 first label, then a relabel of the same length (a fresh ProduceID), and each line says how many of
 our writes were journalled. The three run interleaved, file by file; medians of wall and CPU time
 per file are printed, and the ratios (mutagen's time / ours: > 1 means we are faster) use CPU time
-for the like-for-like pair, which a loaded machine inflates less than wall time. The script
-reports, it does not assert.
+for the like-for-like pair, which a loaded machine inflates less than wall time.
+
+**AVI.** ``--count`` AVIs without room before ``movi`` get a first label appended after ``idx1``
+(no peer edits AVI in place: compare runs of the code before and after). The script reports, it
+does not assert.
 """
 
 from __future__ import annotations
@@ -227,6 +230,47 @@ def _bench_audio_pass(title: str, sets: list[list[Path]], label: AIGCLabel) -> N
     )
 
 
+def _bench_avi(folder: Path, count: int) -> None:
+    """First labels of ``count`` AVIs with no room before ``movi`` (ffmpeg's bitexact AVI, a label
+    longer than its 1 KB of ``JUNK``): appended after ``idx1``. No peer edits AVI in place; run the
+    script against the code before and after to compare."""
+    folder.mkdir()
+    seed = folder / "seed.avi"
+    _ffmpeg("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=10", "-c:v", "mpeg4",
+            "-fflags", "+bitexact", str(seed))  # fmt: skip
+    label = AIGCLabel.for_producer(DEMO_PROVIDER_CODE, reserved_code1="R" * 1000)
+    sets = []
+    for who in ("durable", "nofsync"):
+        sets.append([folder / f"{who}-{index:05d}.avi" for index in range(count)])
+        for path in sets[-1]:
+            shutil.copyfile(seed, path)
+    hows: set[str] = set()
+    journals: list[int] = []
+    store = journal._store
+    journal._store = lambda *args: (journals.append(1), store(*args))[1]  # type: ignore[assignment,func-returns-value]
+    durable: list[tuple[float, float]] = []
+    fast: list[tuple[float, float]] = []
+    try:
+        for mine, unsynced in zip(*sets, strict=True):
+            durable.append(_timed(lambda path=mine: hows.add(write_label_how(path, label))))
+            journal.DURABLE = False
+            try:
+                fast.append(_timed(lambda path=unsynced: hows.add(write_label_how(path, label))))
+            finally:
+                journal.DURABLE = True
+    finally:
+        journal._store = store  # type: ignore[assignment]
+    assert read_label(sets[0][-1]) == label
+    ms = {name: [statistics.median(t[i] for t in times) * 1000 for i in (0, 1)]
+          for name, times in (("durable", durable), ("fast", fast))}  # fmt: skip
+    print(
+        f"avi  {seed.stat().st_size / 1024:6.0f} KiB label appended ({'/'.join(sorted(hows))}, journalled "
+        f"{len(journals)} of {2 * count}): aigclabel durable {ms['durable'][0]:.2f} ms wall, {ms['durable'][1]:.2f} "
+        f"ms CPU; without fsync {ms['fast'][0]:.2f} ms wall, {ms['fast'][1]:.2f} ms CPU",
+        flush=True,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run both parts and print one line per case."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
@@ -247,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         _bench_video(Path(tmp), args.size_gb, args.minutes, args.runs, not args.no_cp)
     with tempfile.TemporaryDirectory(prefix="aigclabel-inplace-", dir=args.dir) as tmp:
         _bench_audio(Path(tmp), args.count, args.seconds)
+        _bench_avi(Path(tmp) / "avi", args.count)
     return 0
 
 
