@@ -70,10 +70,11 @@ def test_snr_and_roundtrip(speech: tuple[F64, int], marked: F64) -> None:
 
 
 def test_verify_says_when_only_the_sync_was_found(tmp_path: Path, speech: tuple[F64, int], marked: F64) -> None:
-    """1.6 s of marked speech: the block syncs (z >= 6.8) but 1.6 s cannot carry the payload; verify says so."""
+    """Two marks with different payloads mixed: the shared sync is found (z >= 6.8), no payload verifies."""
     rate = speech[1]
-    src = tmp_path / "excerpt.wav"
-    _write_wav(src, marked[2 * rate : int(3.6 * rate)], rate)
+    src = tmp_path / "mix.wav"
+    other = embed_audio(speech[0], rate, Payload.for_produce_id("other-2", key_id=3))
+    _write_wav(src, 0.5 * (marked + other)[: 4 * rate], rate)
     done = subprocess.run(
         [sys.executable, "-m", "aigclabel", "verify", str(src), "--no-audit", "--json"], capture_output=True, text=True
     )
@@ -126,6 +127,15 @@ def test_short_cuts_decode_with_both_layers(speech: tuple[F64, int], marked: F64
     for start in (0.0, 1.0, 6.0, 8.5):  # the block alone decodes none of these
         found = detect_audio(marked[int(start * rate) : int((start + 3.0) * rate)], rate)
         assert found.payload == PAYLOAD and found.version == 2, f"{start} s: z={found.z:.2f}"
+
+
+def test_excerpts_shorter_than_the_period_decode(speech: tuple[F64, int], marked: F64) -> None:
+    """1.6 s excerpts (under the 2.048 s period): the scale layer's slots the excerpt reaches add their soft
+    bits to the block's, the slots it misses are erasures; before, these synced or not but never decoded."""
+    rate = speech[1]
+    for start in (0.0, 1.5, 2.0, 5.0):
+        found = detect_audio(marked[int(start * rate) : int((start + 1.6) * rate)], rate)
+        assert found.present and found.payload == PAYLOAD, f"{start} s: z={found.z:.2f}"
 
 
 def test_scale_layer_is_where_the_block_says(speech: tuple[F64, int], marked: F64) -> None:
@@ -219,7 +229,8 @@ def test_survives_playback_speed_change(tmp_path: Path, speech: tuple[F64, int],
     found = detect_audio(fast, rate)
     assert found.present and found.payload == PAYLOAD and found.version == 3, f"z={found.z:.2f}"
     assert found.tempo == pytest.approx(factor, abs=0.005)
-    assert found.pitch_semitones == pytest.approx(12 * np.log2(factor), abs=0.25)
+    # the payload is read half a search step (1/96 octave) off when that shows a stronger sync
+    assert found.pitch_semitones == pytest.approx(12 * np.log2(factor), abs=0.07)
     plain = detect_audio(
         _ffmpeg_filter(tmp_path, speech[0], rate, f"asetrate={rate * factor:.0f},aresample={rate}"),
         rate,

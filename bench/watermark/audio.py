@@ -46,6 +46,8 @@ ZH_SENTENCES = [
     "请记得带上身份证和签好字的表格，办公室上午九点开门。",
 ]
 VOICES = ["en", "en-us", "en+f3", "en+m3", "de", "fr", "cmn", "es"]
+#: Where the short excerpts of ``--lengths`` start, in seconds of each clip.
+EXCERPT_STARTS = (1.0, 3.3, 5.7)
 
 
 def _ffmpeg(args: list[str], data: bytes | None = None) -> bytes:
@@ -103,6 +105,13 @@ def _music(i: int, rate: int, rng: np.random.Generator) -> F64:
     return np.asarray(0.8 * out / np.max(np.abs(out)), dtype=np.float64)
 
 
+def _then(
+    first: Callable[[F64, int], tuple[F64, int]], second: Callable[[F64, int], tuple[F64, int]]
+) -> Callable[[F64, int], tuple[F64, int]]:
+    """One attack after another."""
+    return lambda x, r: second(*first(x, r))
+
+
 def _segsnr(x: F64, y: F64, rate: int) -> float:
     """Segmental SNR over 20 ms frames with some signal (each clamped to [-10, 35] dB, the usual convention)."""
     n = int(0.02 * rate)
@@ -122,6 +131,9 @@ def main() -> None:
     parser.add_argument("--cost", type=int, default=0, help="unmarked one-minute clips to time the detector on")
     parser.add_argument("--search-speed", action="store_true", help="also run the block's playback-speed search")
     parser.add_argument("--attacks", default="", help="comma-separated subset of the attacks (default: all)")
+    parser.add_argument(
+        "--lengths", default="", help="comma-separated excerpt lengths in s (e.g. 1,1.5,2): payload rate on short clips"
+    )
     args = parser.parse_args()
     rng = np.random.default_rng(5)
     with tempfile.TemporaryDirectory() as d:
@@ -159,13 +171,15 @@ def main() -> None:
             "sox-tempo1.05": lambda x, r: _sox(tmp, x, r, ["tempo", "1.05"]),
             "sox-tempo0.95": lambda x, r: _sox(tmp, x, r, ["tempo", "0.95"]),
             "sox-speed1.1": lambda x, r: _sox(tmp, x, r, ["speed", "1.1"]),
-            # A tempo or pitch change, then a platform's re-encode.
-            "tempo+5%>opus-24k": lambda x, r: every["opus-24k"](*every["tempo+5%"](x, r)),
-            "tempo-5%>opus-24k": lambda x, r: every["opus-24k"](*every["tempo-5%"](x, r)),
-            "pitch+2st>opus-24k": lambda x, r: every["opus-24k"](*every["pitch+2st"](x, r)),
-            "tempo+5%>mp3-32k": lambda x, r: every["mp3-32k"](*every["tempo+5%"](x, r)),
-            "speed-1.1x>mp3-64k": lambda x, r: every["mp3-64k"](*every["speed-1.1x"](x, r)),
         }
+        # A tempo, pitch or speed change, then a platform's re-encode or a 4 s excerpt (a clip, a re-upload).
+        for first, then in (
+            *[(a, "opus-24k") for a in ("tempo+5%", "tempo-5%", "pitch+2st", "speed-1.1x", "speed-0.9x")],
+            ("tempo+5%", "mp3-32k"),
+            ("speed-1.1x", "mp3-64k"),
+            *[(a, "cut-4s") for a in ("tempo+5%", "tempo-5%", "pitch+2st", "pitch-2st", "speed-1.1x", "speed-0.9x")],
+        ):
+            attacks[f"{first}>{then}"] = _then(attacks[first], attacks[then])
         every = dict(attacks)
         if args.attacks:
             attacks = {a: fn for a, fn in every.items() if a in args.attacks.split(",")}
@@ -176,6 +190,8 @@ def main() -> None:
         segsnrs: list[float] = []
         ms: list[float] = []
         detect_s: dict[str, list[float]] = {a: [] for a in attacks}
+        lengths = [float(v) for v in args.lengths.split(",") if v]
+        short: dict[float, list[tuple[bool, bool, float]]] = {v: [] for v in lengths}
         for i in range(args.clips):
             rate = (16000, 22050, 44100, 48000)[i % 4]
             x = _music(i, rate, rng) if i % 4 == 3 else _speech(tmp, i, rate)
@@ -194,6 +210,10 @@ def main() -> None:
                 correct[name] += found.payload == payload
                 if found.present:
                     versions[name].append(getattr(found, "version", 2))
+            for length in lengths:
+                for start in EXCERPT_STARTS:
+                    found = detect_audio(y[int(start * rate) : int((start + length) * rate)], rate)
+                    short[length].append((found.present, found.payload == payload, found.block_z))
         if args.clips:
             print(
                 f"{args.clips} clips (espeak-ng speech ~10-15 s, every 4th synthetic music 12 s; 16-48 kHz); "
@@ -207,6 +227,14 @@ def main() -> None:
                 print(
                     f"{name:19s} {hits[name]}/{args.clips}       {correct[name]}/{args.clips}"
                     f"              {v.count(2)}/{v.count(3)}            {per_min:.1f}"
+                )
+            for length, got in short.items():
+                n = len(got)
+                print(
+                    f"excerpts of {length:g} s ({n}: {len(EXCERPT_STARTS)} starts per clip): present "
+                    f"{sum(g[0] for g in got)}, payload correct {sum(g[1] for g in got)}, present without it "
+                    f"{sum(g[0] and not g[1] for g in got)}; block sync z >= {Z_WITH_MAC} on "
+                    f"{sum(g[2] >= Z_WITH_MAC for g in got)}"
                 )
 
         zs: list[float] = []
@@ -276,7 +304,7 @@ def _window_null(
     """Verify's detector (block, then the scale layer) on unmarked windows: 4-20 s of speech or music, some attacked."""
     from aigclabel.watermark.audio import Z_SCALE
 
-    names = [a for a in attacks if a != "cut-4s"]
+    names = [a for a in attacks if not a.endswith("cut-4s")]  # windows are excerpts already
     block: list[float] = []
     scale: list[float] = []
     fired = unpaid = 0
