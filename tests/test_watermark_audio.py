@@ -162,6 +162,16 @@ def test_unmarked_audio_is_not_detected(speech: tuple[F64, int]) -> None:
     assert detect_audio(np.asarray(speech[0]) * 0 + 1e-3, rate).payload is None
 
 
+def test_clips_too_short_to_carry_a_mark_read_as_unmarked(tmp_path: Path) -> None:
+    """10 ms of audio (shorter than the detector's 20 ms envelope) is unmarked, not "malformed media"."""
+    rate = 44100
+    tone = 0.3 * np.sin(2 * np.pi * 440 * np.arange(rate // 100) / rate)
+    assert not detect_audio(tone, rate).present
+    _write_wav(tmp_path / "tiny.wav", tone, rate)
+    res = detect_file(tmp_path / "tiny.wav")
+    assert res is not None and not res.present
+
+
 def test_wrong_key(speech: tuple[F64, int], marked: F64) -> None:
     assert detect_audio(marked, speech[1], key=b"other key").payload is None
 

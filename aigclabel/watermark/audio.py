@@ -94,6 +94,8 @@ Z_PRESENT = 6.8
 #: Lower z-score that suffices when the payload's keyed MAC also verifies.
 Z_WITH_MAC = 5.0
 _ENV_S = 0.02
+#: Shortest clip (seconds) the embedder marks and the detector reads.
+_MIN_S = 0.25
 #: Playback-speed factors searched when the unscaled read fails (1.1 = played 10 % fast).
 SPEED_RANGE = (0.88, 1.13)
 #: Seconds (at 16 kHz) the speed search reads: the grid step shrinks as 1/length, so this bounds its cost.
@@ -206,8 +208,8 @@ def embed_audio(
             f"a {sample_rate} Hz sample rate is too low to watermark (the mark lives in 500 Hz-4 kHz)"
         )
     n = x.shape[0]
-    if n < sample_rate // 4:
-        # shorter than the short-time transform's window; detection needs about 2 s in any case
+    if n < sample_rate * _MIN_S:
+        # shorter than the short-time transform's window; detection needs about 1-2 s in any case
         raise CannotCarryMarkError(
             f"{n / sample_rate:.3f} s of audio is too short to watermark (needs at least 0.25 s)"
         )
@@ -597,6 +599,8 @@ def detect_audio(
     """
     started = time.perf_counter()
     x = _as_2d(samples)
+    if x.shape[0] < sample_rate * _MIN_S:  # nothing this short is marked (and the envelope needs 20 ms)
+        return AudioDetection(False, 0.0, None, False, 0.0, (time.perf_counter() - started) * 1000.0)
     mono = _mono16(x, sample_rate)
     r = _prepare(mono)
     pad = -(-len(r) // _BLOCK) * _BLOCK

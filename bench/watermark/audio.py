@@ -128,6 +128,7 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=16)
     parser.add_argument("--null", type=int, default=40)
     parser.add_argument("--windows", type=int, default=0, help="unmarked windows through verify's detector")
+    parser.add_argument("--window-s", default="4,20", help="the windows' shortest and longest length in s")
     parser.add_argument("--cost", type=int, default=0, help="unmarked one-minute clips to time the detector on")
     parser.add_argument("--search-speed", action="store_true", help="also run the block's playback-speed search")
     parser.add_argument("--attacks", default="", help="comma-separated subset of the attacks (default: all)")
@@ -288,7 +289,8 @@ def main() -> None:
                 )
 
         if args.windows:
-            _window_null(tmp, every, args.windows, rng)
+            lo, hi = (float(v) for v in args.window_s.split(","))
+            _window_null(tmp, every, args.windows, rng, (lo, hi))
         if args.cost:
             _cost(tmp, args.cost, rng)
 
@@ -299,9 +301,13 @@ def _pool(tmp: Path, rng: np.random.Generator) -> F64:
 
 
 def _window_null(
-    tmp: Path, attacks: dict[str, Callable[[F64, int], tuple[F64, int]]], n: int, rng: np.random.Generator
+    tmp: Path,
+    attacks: dict[str, Callable[[F64, int], tuple[F64, int]]],
+    n: int,
+    rng: np.random.Generator,
+    seconds: tuple[float, float] = (4.0, 20.0),
 ) -> None:
-    """Verify's detector (block, then the scale layer) on unmarked windows: 4-20 s of speech or music, some attacked."""
+    """Verify's detector (block, then the scale layer) on unmarked windows of speech or music, a third attacked."""
     from aigclabel.watermark.audio import Z_SCALE
 
     names = [a for a in attacks if not a.endswith("cut-4s")]  # windows are excerpts already
@@ -310,7 +316,7 @@ def _window_null(
     fired = unpaid = 0
     long = _pool(tmp, rng)
     for i in range(n):
-        length = int(16000 * rng.uniform(4, 20))
+        length = int(16000 * rng.uniform(*seconds))
         a = int(rng.integers(0, len(long) - length))
         x = long[a : a + length]
         if i % 3 == 0:
@@ -326,7 +332,8 @@ def _window_null(
             print(f"  {i + 1} windows: detected {fired}, block z max {max(block):.2f}, scale z max {max(scale):.2f}")
     b, sc = np.asarray(block), np.asarray([v for v in scale if v > 0])
     print(
-        f"verify's detector on {n} unmarked windows (4-20 s, a third attacked): detected {fired}, "
+        f"verify's detector on {n} unmarked windows ({seconds[0]:g}-{seconds[1]:g} s, a third attacked): "
+        f"detected {fired}, "
         f"of which without a verified payload {unpaid}; block z mean {b.mean():.2f} sd {b.std():.2f} "
         f"max {b.max():.2f}, >= {Z_WITH_MAC}: {(b >= Z_WITH_MAC).sum()}, >= {Z_PRESENT}: {(b >= Z_PRESENT).sum()}"
     )
