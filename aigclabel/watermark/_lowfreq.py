@@ -4,7 +4,8 @@ Why a second layer: the tile mark (:mod:`.image`) lives at 0.15-0.5 cycles/pixel
 visible and where its lattice sync works; blur, a 0.25x downscale and JPEG q10 remove exactly that band.
 Moving its energy lower trades one attack against another (measured, see the README), so this layer
 carries the same payload in a domain those attacks leave alone: the means of a G x G grid of cells laid
-over the whole picture (G = 32, 64 or 128, cells of >= 8 pixels), in coordinates normalised to the
+over the whole picture (G = 32, 64 or 128, cells of >= 9 pixels; G = 16 on pictures under 288 px, whose
+32-cell grid would keep 2 px a cell after a 0.25x downscale), in coordinates normalised to the
 picture's width and height. Cell means survive compression (they are JPEG's DC terms averaged over
 several blocks), blur and downscaling (they are what a downscale keeps); normalised coordinates make the
 grid invariant to any global rescale and aspect change, and the 8 flips/quarter turns of the square grid
@@ -19,19 +20,22 @@ its cells in proportion to a texture/luminance mask (textured cells take more, f
 the reader only sees the projection, so the embedder may shape it freely), rendered as a smooth field
 (bilinear between cell centres, weighted towards textured pixels) and corrected until the cell means hit
 their targets. Its energy sits far below the tile mark's frequencies, so each layer reads the other as host.
+The 16-cell grid's groups are one or two cells, so they take a larger step (:data:`_COARSE_STEPS`), are
+quantised half-way towards the means of the host's blur (a low-pass attack moves them about half as far)
+and model the picture per channel: room before any channel clips, texture as every channel shows it.
 
 Payload: the 64 bits of :mod:`.payload` with a 32-bit keyed MAC over the payload and a keyed perceptual hash
 of the whole picture (:func:`host_hash`; the copy attack fails as for the tile layer), rate-1/2 K=7
 convolutional code, 204 coded bits. The MAC is twice the tile layer's because this layer has no sync pattern:
 it is the decision itself. Presence: a group's soft value is cos(2 pi r) of its offset r from the lattice
 (in steps); on an unmarked picture r is uniform and E|cos| = 2/pi, on a marked one |cos| is near 1, so the
-mean |cos| over the groups gives a z-score that the reader computes for 3 grids x 8 symmetries in a few
-hundred microseconds; only candidates with z >= :data:`Z_TRY` are Viterbi-decoded and checked against the
-MAC with the 176 host hashes within 3 flips of the 10 least reliable hash bits and the 256 likeliest by soft
-decision (at most 432: JPEG q10 flipped 5 of the 7 weakest bits of a bench photo's hash, its 48th by soft
-decision). False positives: at most 24 candidates x 432 hashes x 2**-32 ~ 2.4e-6 per picture if every
-candidate were decoded, and the z gate passes ~1e-3 of unmarked candidates (measured on the bench's null
-set: see the README).
+mean |cos| over the groups gives a z-score that the reader computes for 40 candidates (32/64/128-cell grids
+and the 16-cell grid at its 2 steps, x 8 symmetries) in well under a millisecond; only candidates with
+z >= :data:`Z_TRY` are Viterbi-decoded and checked against the MAC with the 176 host hashes within 3 flips
+of the 10 least reliable hash bits and the 256 likeliest by soft decision (at most 432: JPEG q10 flipped 5 of
+the 7 weakest bits of a bench photo's hash, its 48th by soft decision). False positives: at most 40
+candidates x 432 hashes x 2**-32 ~ 4e-6 per picture if every candidate were decoded, and the z gate passes
+~1e-3 of unmarked candidates (measured on the bench's null set: see the README).
 """
 
 from __future__ import annotations
@@ -47,23 +51,35 @@ import numpy.typing as npt
 from .._opencv import cv2
 from .payload import Payload, conv_encode, hash_candidates, hash_variants, keyed_rng, viterbi_decode
 
-__all__ = ["GRIDS", "STEP", "Z_TRY", "LowFreqRead", "embed_lowfreq", "host_hash", "read_lowfreq"]
+__all__ = ["CANDIDATES", "GRIDS", "STEP", "Z_TRY", "LowFreqRead", "embed_lowfreq", "host_hash", "read_lowfreq"]
 
-#: Cells per side of the grids the layer may use; the embedder picks the finest with cells of >= _MIN_CELL px.
-GRIDS = (32, 64, 128)
+#: Cells per side of the grids the layer may use; the embedder picks the finest with cells of >= _MIN_CELL px,
+#: the 16-cell grid only on pictures under _COARSE_BELOW px (the 32-cell one's cells would be under 9 px).
+GRIDS = (16, 32, 64, 128)
 _WORK = GRIDS[-1]
 _MIN_CELL = 12
+_COARSE_BELOW = 288
 #: Smallest picture side that is marked (the coarsest grid at 4-pixel cells).
 MIN_SIDE = 128
 _MAC_BITS = 32
 _INFO_BITS = 64 + _MAC_BITS
 _CODED = (_INFO_BITS + 6) * 2
-#: Lattice step of the projections, grey levels.
+#: Lattice step of the projections, grey levels. The 16-cell grid's groups are one or two cells (a 32-cell grid's
+#: five), whose means move most under blur and downscaling: it uses _COARSE_STEPS, the first on flat pictures
+#: (least SSIM budget, least host change), the second on textured ones; the reader tries both.
 STEP = 6.0
+_COARSE_STEPS = (10.0, 12.0)
+#: On the 16-cell grid the embedder quantises the cell means of a host blended with this share of its blur at
+#: _REF_SIGMA px, so a low-pass attack (blur, downscale, strong compression) moves a projection about half as far
+#: from its lattice point (the clean picture reads half of that blur's shift the other way).
+_REF_BLEND = 0.5
+_REF_SIGMA = 1.5
 #: Mask range of a cell's share of its group's change (relative to the group's mean).
 _MASK_MIN, _MASK_MAX = 0.35, 2.5
 #: A cell moves at most this many grey levels (clipped pictures, flat groups).
 _CELL_CAP = 12.0
+#: SSIM's C2 ((0.03 * 255)^2): a channel's texture counts against it in the per-channel activity (harmonic mean).
+_SSIM_C2 = 58.5
 #: Cells darker than this (grey level) take proportionally less of the change.
 _DARK = 64.0
 #: Pictures whose median cell activity (high-pass RMS) is under this are marked on cells twice as large.
@@ -104,6 +120,14 @@ def _plan(key: bytes, g: int) -> _Plan:
     group[rng.permutation(n)] = np.arange(n) % _CODED
     sign = rng.choice(np.array([-1.0, 1.0]), size=n)
     return _Plan(group, sign, np.bincount(group, minlength=_CODED).astype(np.float64), rng.random(_CODED))
+
+
+def _steps(g: int) -> tuple[float, ...]:
+    return _COARSE_STEPS if g == GRIDS[0] else (STEP,)
+
+
+#: Candidates the reader scores: every grid at each of its steps, in 8 flips/quarter turns.
+CANDIDATES = 8 * sum(len(_steps(g)) for g in GRIDS)
 
 
 def _mac(key: bytes, data: bytes, bound: bytes) -> bytes:
@@ -201,18 +225,23 @@ def grid_for(h: int, w: int, min_cell: int = _MIN_CELL) -> int | None:
     """The finest grid whose cells are ``min_cell`` pixels or more on an ``h`` x ``w`` picture (None: too small)."""
     if min(h, w) < MIN_SIDE:
         return None
-    fit = [g for g in GRIDS if min(h, w) / g >= min_cell]
-    return fit[-1] if fit else GRIDS[0]
+    fit = [g for g in GRIDS[1:] if min(h, w) / g >= min_cell]
+    return fit[-1] if fit else GRIDS[0] if min(h, w) < _COARSE_BELOW else GRIDS[1]
 
 
-def embed_lowfreq(y: npt.NDArray[np.float32], payload: Payload, key: bytes) -> npt.NDArray[np.float32] | None:
+def embed_lowfreq(
+    y: npt.NDArray[np.float32], payload: Payload, key: bytes, rgb: npt.NDArray[np.uint8] | None = None
+) -> npt.NDArray[np.float32] | None:
     """The luminance change that carries ``payload`` in this layer (same shape as ``y``), or None if too small.
 
+    ``rgb``: the picture's H x W x 3 channels, when it has them (read on the 16-cell grid, see :func:`_coarse`).
     The MAC is bound to the host hash of the *marked* picture when the change itself moves that hash: the
     embedder re-marks with the hash it produced until the reader's candidates contain it (2-3 rounds at most).
     """
     h, w = y.shape
-    hp2 = np.asarray(cv2.GaussianBlur(y, (0, 0), 1.5), dtype=np.float32)
+    hp2 = np.asarray(cv2.GaussianBlur(y, (0, 0), _REF_SIGMA), dtype=np.float32)
+    m = work_grid(y)
+    coarse_ref = work_grid(hp2) if min(h, w) < _COARSE_BELOW else None
     np.subtract(y, hp2, out=hp2)
     np.multiply(hp2, hp2, out=hp2)
     # Flat pictures (illustrations, icons, renders) get cells twice as large: a cell-to-cell step of d
@@ -223,12 +252,16 @@ def embed_lowfreq(y: npt.NDArray[np.float32], payload: Payload, key: bytes) -> n
     g = grid_for(h, w, _MIN_CELL if flat >= _FLAT_ACTIVITY else 2 * _MIN_CELL)
     if g is None:
         return None
-    m = work_grid(y)
-    host = _Host(y, m, hp2_work, _pixel_scale(hp2, g), g, -y, 255.0 - y)
+    if g == GRIDS[0] and coarse_ref is not None:
+        host = _coarse(y, m, coarse_ref, hp2, rgb, g)
+        step = _COARSE_STEPS[0] if flat < _FLAT_ACTIVITY else _COARSE_STEPS[1]
+    else:
+        host = _Host(y, m, hp2_work, _pixel_scale(hp2, g), g, -y, 255.0 - y, None)
+        step = STEP
     bound = host_hash(m, key)
     best: npt.NDArray[np.float32] | None = None
     for _ in range(3):
-        delta, written = _embed_bits(host, _coded(payload, key, bound).astype(np.float64), _plan(key, g))
+        delta, written = _embed_bits(host, _coded(payload, key, bound).astype(np.float64), _plan(key, g), step)
         best = delta if best is None else best
         got = _hash_candidates(m + written, key)
         if bound in got:
@@ -242,12 +275,52 @@ class _Host:
     """What every round of the embedder reads from the picture (computed once)."""
 
     y: npt.NDArray[np.float32]
-    y_work: FloatArray
+    y_work: FloatArray  # the work-grid means the projections are quantised from
     hp2_work: FloatArray
     scale: npt.NDArray[np.float32]  # pixel weights of the smooth field, each cell's mean 1
     g: int
-    lo: npt.NDArray[np.float32]  # -y and 255 - y: the change a pixel can take before it clips
+    lo: npt.NDArray[np.float32]  # the change a pixel can take before it (or one of its channels) clips
     hi: npt.NDArray[np.float32]
+    room: tuple[FloatArray, FloatArray] | None  # 16-cell grid: per cell, the mean room up and down (grey levels)
+
+
+def _coarse(
+    y: npt.NDArray[np.float32],
+    m: FloatArray,
+    m_blur: FloatArray,
+    hp2: npt.NDArray[np.float32],
+    rgb: npt.NDArray[np.uint8] | None,
+    g: int,
+) -> _Host:
+    """The host as the 16-cell grid (pictures under _COARSE_BELOW px) reads it.
+
+    Its projections are quantised from the means of the host blended with its blur (:data:`_REF_BLEND`). The
+    change is added to R, G and B alike, so a pixel has room up to 255 minus its largest channel and down to its
+    smallest (a saturated colour has little either way), and its texture is what every channel shows: SSIM is
+    taken per channel, and an edge between white and a light blue is strong in luminance but nearly flat in
+    the blue channel. A channel's tolerance grows with its texture energy + C2, the channels' mean SSIM with
+    the harmonic mean of those.
+    """
+    if rgb is None:
+        lo, hi = -y, 255.0 - y
+    else:
+        inv = np.zeros_like(hp2)
+        for c in range(3):
+            ch = rgb[..., c].astype(np.float32)
+            hc = np.asarray(cv2.GaussianBlur(ch, (0, 0), _REF_SIGMA), dtype=np.float32)
+            np.subtract(ch, hc, out=hc)
+            np.multiply(hc, hc, out=hc)
+            hc += np.float32(_SSIM_C2)
+            np.divide(np.float32(1.0), hc, out=hc)
+            inv += hc
+        np.divide(np.float32(3.0), inv, out=inv)
+        inv -= np.float32(_SSIM_C2)
+        hp2 = np.minimum(hp2, inv)
+        lo = -cv2.min(cv2.min(rgb[..., 0], rgb[..., 1]), rgb[..., 2]).astype(np.float32)
+        hi = 255.0 - cv2.max(cv2.max(rgb[..., 0], rgb[..., 1]), rgb[..., 2]).astype(np.float32)
+    ref = (1.0 - _REF_BLEND) * m + _REF_BLEND * m_blur
+    room = (_cell_means(hi, g), -_cell_means(lo, g))
+    return _Host(y, ref, _cell_means(hp2, _WORK), _pixel_scale(hp2, g), g, lo, hi, room)
 
 
 def _pixel_scale(hp2: npt.NDArray[np.float32], g: int) -> npt.NDArray[np.float32]:
@@ -263,24 +336,30 @@ def _pixel_scale(hp2: npt.NDArray[np.float32], g: int) -> npt.NDArray[np.float32
     return scale
 
 
-def _embed_bits(host: _Host, bits: FloatArray, plan: _Plan) -> tuple[npt.NDArray[np.float32], FloatArray]:
+def _embed_bits(host: _Host, bits: FloatArray, plan: _Plan, step: float) -> tuple[npt.NDArray[np.float32], FloatArray]:
     """The change carrying ``bits``, and the work-grid means of that change as written (rounded, clipped)."""
     y, g = host.y, host.g
     h, w = y.shape
     cells = _coarsen(host.y_work, g)
     p = _projections(cells, plan)
-    # Nearest lattice point of the bit's coset: (k + dither + bit/2) * STEP.
-    off = (p / STEP - plan.dither - bits / 2.0) % 1.0
-    e = np.where(off < 0.5, -off, 1.0 - off) * STEP
-    # Texture/luminance mask per cell: local activity (high-pass energy) relative to the picture's median,
-    # and less where the cell is dark or near white.
+    # Nearest lattice point of the bit's coset: (k + dither + bit/2) * step.
+    off = (p / step - plan.dither - bits / 2.0) % 1.0
+    e = np.where(off < 0.5, -off, 1.0 - off) * step
+    # Texture/luminance mask per cell: local activity (high-pass energy) relative to the picture's median.
     act = np.sqrt(np.maximum(_coarsen(host.hp2_work, g), 0.0))
-    mask = np.clip((act + 0.5) / float(np.median(act) + 0.5), _MASK_MIN, _MASK_MAX)
+    mask = np.clip((act + 0.5) / float(np.median(act) + 0.5), _MASK_MIN, _MASK_MAX).ravel()
     # SSIM's luminance term sees a mean shift d at mean level mu as 1 - d^2 / (2 mu^2 + C1): dark cells take
     # proportionally less; bright ones only avoid clipping.
-    mask *= np.clip(np.minimum(cells / _DARK, (255.0 - cells) / 24.0), 0.15, 1.0)
-    wsum = np.bincount(plan.group, weights=mask.ravel(), minlength=_CODED)
-    target = (e[plan.group] * plan.sign * mask.ravel() * plan.count[plan.group] / wsum[plan.group]).reshape(g, g)
+    if host.room is None:
+        wt = mask * np.clip(np.minimum(cells / _DARK, (255.0 - cells) / 24.0), 0.15, 1.0).ravel()
+    else:
+        # Per channel: cells whose darkest channel is dark take less. A cell near white can only darken, one
+        # near black only lighten: each cell's share follows its room in the direction its sign asks for.
+        up, down = host.room[0].ravel(), host.room[1].ravel()
+        rises = e[plan.group] * plan.sign > 0.0
+        wt = mask * np.clip(down / _DARK, 0.15, 1.0) * np.clip(np.where(rises, up, down) / 24.0, 0.02, 1.0)
+    wsum = np.bincount(plan.group, weights=wt, minlength=_CODED)
+    target = (e[plan.group] * plan.sign * wt * plan.count[plan.group] / wsum[plan.group]).reshape(g, g)
     # Absolute cap per cell: what keeps a flat window's SSIM (with the tile mark's share) near 0.97, more
     # with the cell's texture (SSIM tolerates noise in proportion to the local variance) and size.
     size = min(h, w) / g
@@ -332,9 +411,10 @@ def read_lowfreq(y: npt.NDArray[np.float32], key: bytes, m: FloatArray | None = 
         # Coarsened once, then flipped/turned: the grids nest, so each symmetry maps whole cells to cells.
         for si, s in enumerate(_symmetries(m if g == _WORK else _coarsen(m, g))):
             p = _projections(s, plan)
-            soft = np.cos(2.0 * np.pi * (p / STEP - plan.dither))
-            z = (float(np.abs(soft).mean()) - 2.0 / np.pi) / (np.sqrt(0.5 - 4.0 / np.pi**2) / np.sqrt(n))
-            cands.append((z, gi, si, soft))
+            for step in _steps(g):
+                soft = np.cos(2.0 * np.pi * (p / step - plan.dither))
+                z = (float(np.abs(soft).mean()) - 2.0 / np.pi) / (np.sqrt(0.5 - 4.0 / np.pi**2) / np.sqrt(n))
+                cands.append((z, gi, si, soft))
     cands.sort(key=lambda c: -c[0])
     best = cands[0]
     decoded = 0

@@ -440,7 +440,8 @@ def embed_image(
     h, w = y.shape
     # The second layer goes first: it moves the coarse layout the tile mark's host hash is taken from, while
     # the tile mark hardly moves the cell means the second layer quantises.
-    second = embed_lowfreq(y, payload, key) if lowfreq else None
+    rgb = img[..., :3] if img.ndim == 3 and img.shape[2] >= 3 else None
+    second = embed_lowfreq(y, payload, key, rgb) if lowfreq else None
     if second is not None:
         # Rounded on its own, so the tile mark's host hash is taken on the very pixels it is added to: rounding
         # a smooth field shifts whole areas at once, enough to move the coarse layout the hash reads.

@@ -574,14 +574,14 @@ def main() -> None:
         )
 
     if lowfreq_z:
-        from aigclabel.watermark._lowfreq import GRIDS, Z_TRY
+        from aigclabel.watermark._lowfreq import CANDIDATES, Z_TRY
 
         lz = np.asarray(lowfreq_z)
         lz = lz[np.isfinite(lz)]
         print(
             f"aigclabel low-frequency layer on the same unmarked images ({len(lz)} read; "
-            f"{len(GRIDS)} grids x 8 symmetries each): best z mean {lz.mean():.2f} sd {lz.std():.2f} "
-            f"max {lz.max():.2f}; candidates decoded (z >= {Z_TRY}): {lowfreq_decoded}; each a "
+            f"{CANDIDATES} candidates each: grids x steps x 8 symmetries): best z mean {lz.mean():.2f} "
+            f"sd {lz.std():.2f} max {lz.max():.2f}; candidates decoded (z >= {Z_TRY}): {lowfreq_decoded}; each a "
             f"432 * 2^-32 = {432 * 2.0**-32:.1e} chance for the 32-bit MAC to pass (at most 432 host hashes)"
         )
 
