@@ -23,6 +23,8 @@ from .containers import Container, MediaKind, container_for_suffix, open_contain
 from .errors import AIGCLabelError
 
 if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
     from PIL import Image
 
 _T = TypeVar("_T")
@@ -120,6 +122,7 @@ class MediaSample:
         self.container = container
         self._image: tuple[Image.Image, int] | None = None
         self._image_error: BaseException | None = None
+        self._pixels: npt.NDArray[np.uint8] | None = None
 
     def analysis_image(self) -> tuple[Image.Image, int]:
         """The upright picture (RGB, or RGBA when it has alpha) at analysis size, and the factor it
@@ -137,3 +140,12 @@ class MediaSample:
                 self._image_error = exc
                 raise
         return self._image
+
+    def analysis_pixels(self) -> npt.NDArray[np.uint8]:
+        """:meth:`analysis_image` as an array (H x W x 3 or 4), copied out of Pillow once for every detector that
+        reads pixels (~0.8 ms for 2 MP); raises what :meth:`analysis_image` raises."""
+        if self._pixels is None:
+            import numpy as np
+
+            self._pixels = np.asarray(self.analysis_image()[0])
+        return self._pixels

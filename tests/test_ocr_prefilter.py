@@ -97,3 +97,19 @@ def test_prefilter_skips_a_plain_noisy_upload(tmp_path: Path) -> None:
     (rule,) = check_file(path, implicit=False).rules
     assert rule.rule == "image-label" and rule.status != "pass"
     assert check_file(path, implicit=False, prefilter=False).rules == [rule]
+
+
+@pytest.mark.parametrize("size", [(1600, 1200), (1601, 1201)])
+def test_search_copy_from_the_shared_pixels_is_pillows_reduce(size: tuple[int, int], tmp_path: Path) -> None:
+    """A 2 MP JPEG's search copy, halved by OpenCV from the pixels the watermark detector also reads, is
+    Pillow's ``reduce(2)`` bit for bit (an odd size is left to Pillow, whose last box is partial)."""
+    from aigclabel._media import MediaSample
+
+    path = tmp_path / "upload.jpg"
+    synthetic_photo(3, size).save(path, quality=90)
+    sample = MediaSample(path, "jpeg")
+    image, _ = sample.analysis_image()
+    shared = _search_copy(image, "jpeg", sample)
+    assert shared.size == ((size[0] + 1) // 2, (size[1] + 1) // 2)
+    assert shared.tobytes() == image.reduce(2).tobytes()
+    assert (sample._pixels is not None) == (size[0] % 2 == 0)  # the even picture went through the shared pixels

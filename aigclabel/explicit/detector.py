@@ -93,7 +93,7 @@ class ExplicitImageLabelDetector:
             return [Evidence.skipped(self.name, str(exc))]
         except AIGCLabelError:  # not an image Pillow decodes: no evidence either way
             return []
-        image = _search_copy(decoded, sample.container)
+        image = _search_copy(decoded, sample.container, sample)
         small = downscale(image)
         if self.prefilter and not may_hold_text(small[0]):
             return []  # no strokes dense enough for a line of text: neither a plate nor any other label
@@ -118,15 +118,26 @@ class ExplicitImageLabelDetector:
         return [_text_evidence(found, self.name, image.size) for found in find_image_labels(image, small=small)[:1]]
 
 
-def _search_copy(image: Image.Image, container: str | None) -> Image.Image:
+def _search_copy(image: Image.Image, container: str | None, sample: MediaSample | None = None) -> Image.Image:
     """The RGB copy the label search reads: a JPEG at the DCT scale a ``draft`` to :data:`SEARCH_SIDE`
-    would have decoded (what this detector read before the decode was shared), at most 4x that."""
+    would have decoded (what this detector read before the decode was shared), at most 4x that.
+
+    A 2 MP JPEG is halved: from the upload's shared array (``sample``, which the watermark detector reads too)
+    OpenCV's 2x2 area mean gives Pillow's ``reduce(2)`` bit for bit ((sum + 2) >> 2) at a third of its cost.
+    """
     rgb = image.convert("RGB") if image.mode != "RGB" else image
     if container == "jpeg":
         factor = 8
         while factor > 1 and min(rgb.width, rgb.height) // factor < SEARCH_SIDE:
             factor //= 2
-        if factor > 1:
+        if factor == 2 and rgb is image and sample is not None and rgb.width % 2 == 0 and rgb.height % 2 == 0:
+            from PIL import Image
+
+            from .._opencv import cv2
+
+            half = (rgb.width // 2, rgb.height // 2)
+            rgb = Image.fromarray(cv2.resize(sample.analysis_pixels(), half, interpolation=cv2.INTER_AREA))
+        elif factor > 1:
             rgb = rgb.reduce(factor)
     if max(rgb.size) > SEARCH_SIDE * 4:
         rgb = rgb.copy() if rgb is image else rgb

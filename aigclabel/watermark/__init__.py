@@ -365,8 +365,8 @@ def detect_file(path: str | Path, *, key: bytes = DEMO_KEY, search_speed: bool =
         return _detect_file(path, key, search_speed)
 
 
-def detect_decoded_image(image: Image.Image, key: bytes = DEMO_KEY) -> WatermarkResult:
-    """Look for a watermark in an already decoded picture (e.g. the shared decode of ``verify``)."""
+def detect_decoded_image(image: Image.Image | npt.NDArray[np.uint8], key: bytes = DEMO_KEY) -> WatermarkResult:
+    """Look for a watermark in an already decoded picture, or its pixels (e.g. the shared decode of ``verify``)."""
     from .image import Z_PRESENT
 
     d = detect_image(np.asarray(image), key, record=False)

@@ -51,7 +51,7 @@ class WatermarkDetector:
             result: WatermarkResult | None
             if media is not None and media.container in IMAGE_FORMATS:
                 with hostile_input(path, "image"):  # the analysis types its errors as detect_file does
-                    result = detect_decoded_image(media.analysis_image()[0], key)
+                    result = detect_decoded_image(media.analysis_pixels(), key)
             else:
                 result = detect_file(path, key=key)
         except LimitExceededError as exc:
