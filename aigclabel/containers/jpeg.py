@@ -116,11 +116,11 @@ class _Window:
     """The part of the file being walked, held in memory and refilled on demand: walking a header of
     a dozen segments costs one read instead of several per segment."""
 
-    def __init__(self, handle: BinaryIO) -> None:
+    def __init__(self, handle: BinaryIO, head: bytes = b"") -> None:
         self.handle = handle
         self.fd = handle.fileno() if hasattr(os, "pread") else -1
         self.base = 0
-        self.data = b""
+        self.data = head  # the file's first bytes, when the caller has them already
 
     def take(self, pos: int, size: int) -> bytes:
         """Up to ``size`` bytes at ``pos`` (fewer only at the end of the file)."""
@@ -140,10 +140,11 @@ class _Window:
         return b"".join(parts)
 
 
-def _read_header(handle: BinaryIO) -> _Header:
-    """Walk the marker segments from SOI to the first SOS; load only the APP1 payloads we read."""
-    size = file_size(handle)
-    window = _Window(handle)
+def _read_header(handle: BinaryIO, head: bytes = b"", size: int | None = None) -> _Header:
+    """Walk the marker segments from SOI to the first SOS; load only the APP1 payloads we read.
+    ``head`` (the file's first bytes) and ``size``, when given, are not read again."""
+    size = file_size(handle) if size is None else size
+    window = _Window(handle, head)
     if window.take(0, 2) != b"\xff\xd8":
         raise MalformedFileError("not a JPEG file: it does not start with the SOI marker (FF D8)")
     segments: list[_Segment] = [_Segment(_SOI, 0, 0, 2)]
@@ -444,6 +445,40 @@ def _hash_from_sos(handle: BinaryIO, update: Callable[[bytes], object]) -> None:
 # ---------------------------------------------------------------------------- the container
 
 
+def _labels(header: _Header) -> list[FoundLabel]:
+    """The label placements in a walked header, in file order."""
+    segments = header.segments
+    found: list[tuple[int, FoundLabel]] = []
+    main: bytes | None = None
+    std_count = [s.kind for s in segments].count("xmp")
+    std_seen = 0
+    for index, segment in enumerate(segments):
+        kind = segment.kind
+        if kind == "xmp":
+            assert segment.payload is not None
+            packet = segment.payload[len(XMP_SIG) :]
+            std_seen += 1
+            main = packet if main is None else main
+            where = "APP1 XMP TC260:AIGC" + (f" (XMP segment {std_seen} of {std_count})" if std_count > 1 else "")
+            found.extend((index, f) for f in _xmp_findings(packet, where))
+        elif kind == "exif":
+            assert segment.payload is not None
+            for comment in _user_comments(segment.payload):
+                found.append((index, FoundLabel.from_text(f"APP1 EXIF {comment.ifd} UserComment", comment.text)))
+    referenced = _referenced_guid(main)
+    for guid, group in _ext_groups(segments).items():
+        name = guid.decode("ascii", "replace")
+        where = "APP1 Extended XMP TC260:AIGC" + ("" if guid == referenced else f" (unreferenced GUID {name})")
+        extended = group.assemble()
+        if extended is not None:
+            found.extend((group.indexes[0], f) for f in _xmp_findings(extended, where))
+        elif any(_TC260 in data for _, _, data in group.chunks):
+            error = f"Extended XMP chunks for GUID {name} are incomplete or inconsistent; cannot read the label"
+            found.append((group.indexes[0], FoundLabel(where, "", error=error)))
+    found.sort(key=lambda item: item[0])
+    return [f for _, f in found]
+
+
 @register
 class JpegContainer(Container):
     """JPEG/JFIF/EXIF images: XMP ``TC260:AIGC`` in APP1, other placements read and cleaned."""
@@ -466,37 +501,11 @@ class JpegContainer(Container):
     def read(self, path: Path) -> list[FoundLabel]:
         """Labels in standard XMP, Extended XMP and EXIF UserComment, in file order."""
         with open(path, "rb", buffering=0) as handle:  # the header is read with pread: no buffer to fill
-            header = _read_header(handle)
-        segments = header.segments
-        found: list[tuple[int, FoundLabel]] = []
-        main: bytes | None = None
-        std_count = [s.kind for s in segments].count("xmp")
-        std_seen = 0
-        for index, segment in enumerate(segments):
-            kind = segment.kind
-            if kind == "xmp":
-                assert segment.payload is not None
-                packet = segment.payload[len(XMP_SIG) :]
-                std_seen += 1
-                main = packet if main is None else main
-                where = "APP1 XMP TC260:AIGC" + (f" (XMP segment {std_seen} of {std_count})" if std_count > 1 else "")
-                found.extend((index, f) for f in _xmp_findings(packet, where))
-            elif kind == "exif":
-                assert segment.payload is not None
-                for comment in _user_comments(segment.payload):
-                    found.append((index, FoundLabel.from_text(f"APP1 EXIF {comment.ifd} UserComment", comment.text)))
-        referenced = _referenced_guid(main)
-        for guid, group in _ext_groups(segments).items():
-            name = guid.decode("ascii", "replace")
-            where = "APP1 Extended XMP TC260:AIGC" + ("" if guid == referenced else f" (unreferenced GUID {name})")
-            extended = group.assemble()
-            if extended is not None:
-                found.extend((group.indexes[0], f) for f in _xmp_findings(extended, where))
-            elif any(_TC260 in data for _, _, data in group.chunks):
-                error = f"Extended XMP chunks for GUID {name} are incomplete or inconsistent; cannot read the label"
-                found.append((group.indexes[0], FoundLabel(where, "", error=error)))
-        found.sort(key=lambda item: item[0])
-        return [f for _, f in found]
+            return _labels(_read_header(handle))
+
+    def read_opened(self, path: Path, fd: int, head: bytes, size: int) -> list[FoundLabel]:
+        with open(fd, "rb", buffering=0, closefd=False) as handle:
+            return _labels(_read_header(handle, head, size))
 
     def rewrite(self, src: Path, dst: Path, label: AIGCLabel | None) -> None:
         """Copy ``src`` to ``dst`` with ``label`` as the only label; see the module docstring."""
