@@ -429,6 +429,16 @@ def test_small_paste_is_read_from_its_own_area(seed: int, h: int, w: int) -> Non
     assert found.present and found.content_ok and found.payload == PAYLOAD, f"z={found.z:.2f}"
 
 
+@pytest.mark.parametrize("turn", [0, 1])
+def test_paste_located_off_is_hashed_from_its_first_corner_on_the_tile_lattice(turn: int) -> None:
+    """A paste whose fitted area is ~10 px off (its flat top carries little of the mark): the tile starts at the
+    marked picture's first pixel, so the area's first corner put on the tile lattice gives a second centre
+    (quarter turn: that corner is another one of the area's)."""
+    pasted = np.ascontiguousarray(np.rot90(_pasted(embed_image(natural(3, 512, 512), PAYLOAD), 73), turn))
+    found = detect_image(pasted, lowfreq=False)
+    assert found.present and found.content_ok and found.payload == PAYLOAD, f"z={found.z:.2f}"
+
+
 def test_weak_paste_is_found_by_the_tile_scan() -> None:
     """A paste whose sync peak over the whole picture stays under the area search's threshold (noise over
     all of it): the tile-by-tile scan finds the rectangle where the sync correlates and starts the search."""

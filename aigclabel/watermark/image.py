@@ -65,20 +65,24 @@ Security analysis (key unknown to the attacker; figures from ``bench/watermark/r
   step fit), its tiles alone are folded and read again (the surround only dilutes the fold), up to
   :data:`_AREA_ROUNDS` times as the better bits locate it better, and the last fold's payload is checked
   against hashes around the area's centre: the 37 usual candidates there and the exact hash at 80 points
-  of a +-8 tile-pixel grid around it, as the estimate is a few pixels off. Only a verified MAC counts
-  (the area was chosen where the sync correlates, which inflates the refolded sync peak on unmarked
-  pictures, but not the data cells, disjoint from the sync cells, that the MAC is read from). Cost to
+  of a +-8 tile-pixel grid around it, as the estimate is a few pixels off; and around a second estimate
+  of the centre, with the area's first corner on the tile lattice (:func:`_snap_corner`; the tile starts
+  at the marked picture's first pixel), the 37 and 24 points of a +-6 grid in steps of 3: 178 in all. Only
+  a verified MAC counts (the area was chosen where the sync correlates, which inflates the refolded sync
+  peak on unmarked pictures, but not the data cells, disjoint from the sync cells, that the MAC is read
+  from). Cost to
   the false-positive rate: 2.5 % of unmarked pictures reach z >= 5.3 (``bench/watermark/run.py``'s
-  1,000), each then tries 117 hashes: 0.025 * 117 * 2**-16 ~ 4.5e-5 per unmarked picture. A tile copied
-  onto part of another picture is hashed on that part's content: at most 117 * 2**-16 ~ 1.8e-3 per
-  forged image beside the 37 at the image centre.
+  1,000), each then tries 178 hashes: 0.025 * 178 * 2**-16 ~ 6.8e-5 per unmarked picture (4.5e-5 before
+  the second centre, which verified 17 instead of 13 of 25 pastes of the 512 px and larger bench photos at 5
+  positions). A tile copied onto part of another picture is hashed on that part's content: at most
+  178 * 2**-16 ~ 2.7e-3 per forged image beside the 37 at the image centre.
 * a paste whose sync peak over the whole picture stays under :data:`Z_AREA` (a picture pasted at half
   size into one of its own size is a quarter of the fold: half the z of its own area): the best read of
   z >= :data:`_SCAN_FROM` (4.4) is scanned tile by tile at its 8 best sync peaks (:func:`_local_read`), and
   when a rectangle of tiles reaches z :data:`_SCAN_Z` (7.0) its fold starts the same area search. On the
   bench's 1,000 unmarked pictures 83 % are scanned, the best rectangle has z mean 4.9, sd 0.3, max 6.9,
-  none reaches 7.0 (marked pastes: 8.3-30); each that did would try the same 117 hashes, so the cost to
-  the false-positive rate is under 1e-3 * 117 * 2**-16 ~ 1.8e-6 per unmarked picture.
+  none reaches 7.0 (marked pastes: 8.3-30); each that did would try the same 178 hashes, so the cost to
+  the false-positive rate is under 1e-3 * 178 * 2**-16 ~ 2.7e-6 per unmarked picture.
 * limits: the hash is taken around the centre of the marked area, so crops that move it by more than a
   few percent of the central square (off-centre crops; not flips or quarter turns, which the detector
   undoes before hashing, nor pastes and padding, located as above) make a genuine mark read as a
@@ -1050,6 +1054,10 @@ def _local_read(padded: FloatImage, fold: FloatImage, key: bytes) -> tuple[float
 #: copied MAC to pass.
 _CENTRE_REACH = 8
 _CENTRE_STEP = 2
+#: The same around the centre of the area with its first corner on the tile lattice (:func:`_snap_corner`): a
+#: coarser grid (24 more hashes, within 1.5 px of any point within +-7.5), the usual 37 flips at its centre.
+_SNAP_REACH = 6
+_SNAP_STEP = 3
 
 
 def _read_marked_area(
@@ -1067,31 +1075,40 @@ def _read_marked_area(
     area is located, its tiles alone are folded again (the surround only adds noise to the fold: a picture
     pasted at half size into one of its own size is a quarter of the fold) and that fold's bits locate the
     area again, up to :data:`_AREA_ROUNDS` times. The last fold is then checked against the hashes around the
-    last centre only (:func:`_centre_candidates`), so a picture is tried with as many host hashes as before
-    the rounds. The result counts only when its MAC verifies: the area was chosen where the sync correlates,
-    which biases the refolded sync peak upward on unmarked pictures, but not the data cells the MAC is read
-    from (they are disjoint from the sync cells).
+    last centre only (:func:`_centre_candidates`; and around the same centre with the area's first corner on the
+    tile lattice, :func:`_snap_corner`), so a picture is tried with as many host hashes as one round. The
+    result counts only when its MAC verifies: the area was chosen where the sync correlates, which biases
+    the refolded sync peak upward on unmarked pictures, but not the data cells the MAC is read from (they
+    are disjoint from the sync cells).
     """
-    again, centre = start or read, None
+    again, centre, snapped = start or read, None, None
     for _ in range(_AREA_ROUNDS):
         area = _mark_area(r, basis, again, key)
         if area is None or area[0] == centre:
             break
-        centre, acc = area
+        centre, snapped, acc = area
         again = _read_fold(acc, key, lambda g: [])
-    if centre is None:
+    if centre is None or snapped is None:
         return read
     b = (np.eye(2) * TILE if basis is None else basis) @ np.linalg.inv(_DIHEDRAL[again.symmetry])
-    payload, bound = decode_soft_bound(again.soft, key, _centre_candidates(host, b, key, centre))
+    hashes = _centre_candidates(host, b, key, centre)
+    if max(abs(snapped[0] - centre[0]), abs(snapped[1] - centre[1])) > 1.0:
+        hashes += _centre_candidates(host, b, key, snapped, _SNAP_REACH, _SNAP_STEP)
+    payload, bound = decode_soft_bound(again.soft, key, hashes)
     return read if bound is None else replace(again, payload=payload, mac_ok=True, z=max(again.z, read.z))
 
 
 def _centre_candidates(
-    y: FloatImage, basis: npt.NDArray[np.float64], key: bytes, centre: tuple[float, float]
+    y: FloatImage,
+    basis: npt.NDArray[np.float64],
+    key: bytes,
+    centre: tuple[float, float],
+    reach: int = _CENTRE_REACH,
+    step: int = _CENTRE_STEP,
 ) -> list[bytes]:
     """Host hashes around an estimated centre: the usual flips there, then the exact hash on a grid around it."""
     out = _hash_candidates(y, basis, key, centre)
-    steps = np.arange(-_CENTRE_REACH, _CENTRE_REACH + 1, _CENTRE_STEP, dtype=np.float64)
+    steps = np.arange(-reach, reach + 1, step, dtype=np.float64)
     for dy in steps:
         for dx in steps:
             if dx or dy:
@@ -1103,9 +1120,10 @@ def _centre_candidates(
 
 def _mark_area(
     r: FloatImage, basis: npt.NDArray[np.float64] | None, read: _Read, key: bytes
-) -> tuple[tuple[float, float], FloatImage] | None:
-    """Image coordinates of the centre of the marked area, when it covers only part of the picture, and the
-    fold of that area alone (in the phase of :func:`_fold`'s, so :func:`_read_fold` reads it alike).
+) -> tuple[tuple[float, float], tuple[float, float], FloatImage] | None:
+    """Image coordinates of the centre of the marked area, when it covers only part of the picture, the same
+    with the area's first corner on the tile lattice (:func:`_snap_corner`), and the fold of that area alone
+    (in the phase of :func:`_fold`'s, so :func:`_read_fold` reads it alike).
 
     The decoded bits are re-encoded into the full tile as read (symmetry and offset), repeated over the
     picture in tile space and multiplied with the whitened plane: the product's row and column sums are
@@ -1131,15 +1149,40 @@ def _mark_area(
     edge = TILE // 16
     if (y0 <= edge and x0 <= edge and y1 >= h - edge and x1 >= w - edge) or y1 <= y0 or x1 <= x0:
         return None
-    tc = np.array([(x0 + x1 - 1) / 2, (y0 + y1 - 1) / 2])
-    c = tc if m is None else m[:, :2] @ tc + m[:, 2]
+    sy0, sy1, sx0, sx1 = _snap_corner((y0, y1, x0, x1), read, (sx, sy))
+    tc = np.array([[(x0 + x1 - 1) / 2, (y0 + y1 - 1) / 2], [(sx0 + sx1 - 1) / 2, (sy0 + sy1 - 1) / 2]])
+    c = tc if m is None else tc @ m[:, :2].T + m[:, 2]
     # Fold the area's tiles: whole-picture pixel p is fold coordinate p + (sy, sx) (see the template above).
     ph, pw = -(-(y1 - y0) // TILE) * TILE, -(-(x1 - x0) // TILE) * TILE
     part = np.zeros((ph, pw), dtype=np.float32)
     part[: y1 - y0, : x1 - x0] = warped[y0:y1, x0:x1]
     acc = part.reshape(ph // TILE, TILE, pw // TILE, TILE).sum(axis=(0, 2))
     acc = np.roll(acc, (y0 + sy, x0 + sx), axis=(0, 1))
-    return (float(c[0]), float(c[1])), np.asarray(acc, dtype=np.float32)
+    return (float(c[0, 0]), float(c[0, 1])), (float(c[1, 0]), float(c[1, 1])), np.asarray(acc, dtype=np.float32)
+
+
+def _snap_corner(box: tuple[int, int, int, int], read: _Read, shift: tuple[int, int]) -> tuple[int, int, int, int]:
+    """``box`` (y0, y1, x0, x1 in :func:`_mark_area`'s tile space) with the marked picture's first pixel on the lattice.
+
+    The tile pattern starts at the marked picture's first pixel, so that corner lies where the sync peak
+    puts the tile's origin, to the pixel; the step fit finds the area's edges only where the picture carries
+    the mark (flat borders shrink it, a busy surround stretches it). Which corner of the area is the first
+    pixel follows from the flip or turn the read found. The far edges stay as fitted: a second estimate of
+    the centre, tried beside the fitted one (it is worse when both edges shrank alike, as on a black border).
+    """
+    y0, y1, x0, x1 = box
+    g_inv = np.round(np.linalg.inv(_DIHEDRAL[read.symmetry])).astype(np.int64)
+    # The mapped fold's origin is at read.shift; the fold's own is at g^-1 of it, whole-picture pixel - shift.
+    origin = g_inv @ np.array([read.shift[1], read.shift[0]])
+    ox, oy = (int(origin[0]) - shift[0]) % TILE, (int(origin[1]) - shift[1]) % TILE
+
+    def onto(a: int, o: int) -> int:
+        return a + (o - a + TILE // 2) % TILE - TILE // 2
+
+    # The picture runs from its first pixel along g^-1's axes: forwards (that pixel starts the interval) or back.
+    x0, x1 = (onto(x0, ox), x1) if g_inv[0].sum() > 0 else (x0, onto(x1 - 1, ox) + 1)
+    y0, y1 = (onto(y0, oy), y1) if g_inv[1].sum() > 0 else (y0, onto(y1 - 1, oy) + 1)
+    return y0, y1, x0, x1
 
 
 def _step_interval(profile: npt.NDArray[np.floating]) -> tuple[int, int]:
