@@ -33,6 +33,7 @@ does not assert.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -42,7 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import mutagen
@@ -175,7 +176,11 @@ def _pad_mp3(files: list[Path]) -> None:
         tags.save(path, padding=lambda info: 1024)
 
 
-def _timed(action: Callable[[], object]) -> tuple[float, float]:
+#: (wall, CPU) seconds of one call.
+Times = tuple[float, float]
+
+
+def _timed(action: Callable[[], object]) -> Times:
     """(wall, CPU) seconds of one call; CPU time (user + system of this process) is what a loaded
     machine does not inflate, wall time includes waiting for the disk."""
     wall, cpu = time.perf_counter(), time.process_time()
@@ -196,27 +201,42 @@ def _bench_audio(folder: Path, count: int, seconds: float) -> None:
             _bench_audio_pass(f"{fmt:4} {size / 1024:6.0f} KiB {what:7}", sets, label)
 
 
-def _bench_audio_pass(title: str, sets: list[list[Path]], label: AIGCLabel) -> None:
-    """Label every file of ``sets`` (ours durable, ours without fsync, mutagen's), interleaved."""
-    hows: set[str] = set()
+@contextlib.contextmanager
+def _journals_counted() -> Iterator[list[int]]:
+    """A list that gains one item for each undo journal an in-place write stores while the block runs."""
     journals: list[int] = []
     store = journal._store
     journal._store = lambda *args: (journals.append(1), store(*args))[1]  # type: ignore[assignment,func-returns-value]
-    durable: list[tuple[float, float]] = []
-    fast: list[tuple[float, float]] = []
-    peer: list[tuple[float, float]] = []
-    theirs = _mutagen_write(label.to_json())
     try:
-        for mine, unsynced, other in zip(*sets, strict=True):  # interleaved: load changes hit all three alike
-            durable.append(_timed(lambda path=mine: hows.add(write_label_how(path, label))))
-            journal.DURABLE = False
-            try:
-                fast.append(_timed(lambda path=unsynced: hows.add(write_label_how(path, label))))
-            finally:
-                journal.DURABLE = True
-            peer.append(_timed(lambda path=other: theirs(path)))
+        yield journals
     finally:
         journal._store = store  # type: ignore[assignment]
+
+
+def _label_both_ways(durable_path: Path, unsynced_path: Path, label: AIGCLabel, hows: set[str]) -> tuple[Times, Times]:
+    """(wall, CPU) of labelling ``durable_path`` durably and ``unsynced_path`` without fsync."""
+    durable = _timed(lambda: hows.add(write_label_how(durable_path, label)))
+    journal.DURABLE = False
+    try:
+        fast = _timed(lambda: hows.add(write_label_how(unsynced_path, label)))
+    finally:
+        journal.DURABLE = True
+    return durable, fast
+
+
+def _bench_audio_pass(title: str, sets: list[list[Path]], label: AIGCLabel) -> None:
+    """Label every file of ``sets`` (ours durable, ours without fsync, mutagen's), interleaved."""
+    hows: set[str] = set()
+    durable: list[Times] = []
+    fast: list[Times] = []
+    peer: list[Times] = []
+    theirs = _mutagen_write(label.to_json())
+    with _journals_counted() as journals:
+        for mine, unsynced, other in zip(*sets, strict=True):  # interleaved: load changes hit all three alike
+            synced, unsynced_times = _label_both_ways(mine, unsynced, label, hows)
+            durable.append(synced)
+            fast.append(unsynced_times)
+            peer.append(_timed(lambda path=other: theirs(path)))
     assert read_label(sets[0][-1]) == label and read_label(sets[1][-1]) == label
     ms = {name: [statistics.median(t[i] for t in times) * 1000 for i in (0, 1)]
           for name, times in (("durable", durable), ("fast", fast), ("peer", peer))}  # fmt: skip
@@ -245,21 +265,13 @@ def _bench_avi(folder: Path, count: int) -> None:
         for path in sets[-1]:
             shutil.copyfile(seed, path)
     hows: set[str] = set()
-    journals: list[int] = []
-    store = journal._store
-    journal._store = lambda *args: (journals.append(1), store(*args))[1]  # type: ignore[assignment,func-returns-value]
-    durable: list[tuple[float, float]] = []
-    fast: list[tuple[float, float]] = []
-    try:
+    durable: list[Times] = []
+    fast: list[Times] = []
+    with _journals_counted() as journals:
         for mine, unsynced in zip(*sets, strict=True):
-            durable.append(_timed(lambda path=mine: hows.add(write_label_how(path, label))))
-            journal.DURABLE = False
-            try:
-                fast.append(_timed(lambda path=unsynced: hows.add(write_label_how(path, label))))
-            finally:
-                journal.DURABLE = True
-    finally:
-        journal._store = store  # type: ignore[assignment]
+            synced, unsynced_times = _label_both_ways(mine, unsynced, label, hows)
+            durable.append(synced)
+            fast.append(unsynced_times)
     assert read_label(sets[0][-1]) == label
     ms = {name: [statistics.median(t[i] for t in times) * 1000 for i in (0, 1)]
           for name, times in (("durable", durable), ("fast", fast))}  # fmt: skip
