@@ -35,6 +35,14 @@ def _without_junk(src: Path, dst: Path) -> Path:
     return dst
 
 
+def _with_trailing_junk(src: Path, dst: Path, size: int) -> Path:
+    """``src`` with a JUNK chunk of ``size`` data bytes after idx1, ending the RIFF (some writers pad so)."""
+    data = bytearray(src.read_bytes()) + b"JUNK" + struct.pack("<I", size) + bytes(size)
+    struct.pack_into("<I", data, 4, len(data) - 8)
+    dst.write_bytes(bytes(data))
+    return dst
+
+
 @pytest.fixture(scope="module")
 def fixtures(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("avi")
@@ -44,6 +52,8 @@ def fixtures(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "bare": ffmpeg(d / "bare.avi", *common, "-map_metadata", "-1", "-fflags", "+bitexact"),
     }
     made["no_room"] = _without_junk(made["bare"], d / "noroom.avi")
+    made["small_tail"] = _with_trailing_junk(made["no_room"], d / "smalltail.avi", 64)
+    made["big_tail"] = _with_trailing_junk(made["no_room"], d / "bigtail.avi", 4096)
     return made
 
 
@@ -161,3 +171,20 @@ def test_repair_remuxes_a_cut_file_without_room(fresh: Fresh, tmp_path: Path, de
     assert ffprobe_tags(out)["AIGC"] == demo_label.to_json()
     assert stream_hash(out) == stream_hash(cut)
     assert not decode_errors(out)
+
+
+@pytest.mark.parametrize("name", ["small_tail", "big_tail"])
+def test_label_takes_the_place_of_junk_after_idx1(fresh: Fresh, name: str, demo_label: AIGCLabel) -> None:
+    """ffmpeg stops walking after idx1 at the first chunk that is neither LIST nor idx1, so a list
+    appended after a trailing JUNK would be invisible to it: the list goes where that JUNK was."""
+    src = fresh(name)
+    before, size = stream_hash(src), src.stat().st_size
+    for label in (demo_label, AIGCLabel.for_producer(demo_label.content_producer, reserved_code1="R" * 1500)):
+        write_label(src, label)
+        kinds = [(chunk_id, list_type) for chunk_id, list_type, _ in _children(src)]
+        assert kinds[kinds.index((b"idx1", b"")) + 1] == (b"LIST", b"INFO")
+        assert ffprobe_tags(src)["AIGC"] == label.to_json()
+        assert [f.label for f in read_labels(src)] == [label]
+        assert stream_hash(src) == before and decode_errors(src) == ""
+    if name == "big_tail":
+        assert src.stat().st_size == size  # both labels fit the 4 KiB of JUNK

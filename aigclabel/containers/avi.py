@@ -16,7 +16,10 @@ placed where no chunk after it changes position:
 2. else in a ``JUNK`` chunk at RIFF level before ``movi``;
 3. else appended at the end of the first ``RIFF`` (after ``idx1``), which shifts nothing unless
    OpenDML ``AVIX`` extension chunks follow; that case is refused with
-   :class:`~aigclabel.errors.NeedsRepairError` rather than risking their absolute indexes.
+   :class:`~aigclabel.errors.NeedsRepairError` rather than risking their absolute indexes. When
+   ``JUNK`` after ``idx1`` ends the RIFF, the list takes its place instead (the rest staying
+   ``JUNK``, or the file growing by what does not fit): ffmpeg stops its walk after ``idx1`` at the
+   first chunk that is neither ``LIST`` nor ``idx1``, so a list after that ``JUNK`` is never read.
 
 A file cut short (a recording that stopped: the RIFF, ``movi`` or ``idx1`` runs past the end of the
 file; players play what is there) is read, and labelled by cases 1 and 2, which leave its end alone;
@@ -209,6 +212,14 @@ def scan(handle: BinaryIO) -> Layout:
     return Layout(riff, children, info, total, leftover)
 
 
+def _trailing_junk(kids: list[Chunk], movi: int, used: set[int]) -> int | None:
+    """Offset of the run of ``JUNK`` chunks after ``movi`` that ends the RIFF (None when there is none)."""
+    start = len(kids)
+    while start > movi + 1 and kids[start - 1].id == b"JUNK" and kids[start - 1].offset not in used:
+        start -= 1
+    return kids[start].offset if start < len(kids) else None
+
+
 def _info_entries(handle: BinaryIO, info: Chunk) -> list[tuple[bytes, bytes]]:
     return _sub_chunks(_read(handle, info.offset + 12, info.size - 4, "LIST INFO"))
 
@@ -354,6 +365,20 @@ class AVIContainer(Container):
                 "appending would move their absolute indexes. `aigclabel label --repair` remuxes it "
                 "(ffmpeg -c copy) with room reserved"
             )
+        tail = _trailing_junk(kids, movi, used) if riff.end == layout.total else None
+        if tail is not None:
+            # JUNK after idx1 ends the RIFF: the list takes its place, else ffmpeg, which stops walking
+            # after idx1 at the first chunk that is neither LIST nor idx1, would never reach it.
+            room = layout.total - tail
+            if len(new) == room or len(new) + 8 <= room:
+                patches.append((tail, room, new + (junk(room - len(new)) if room > len(new) else b"")))
+                return patches
+            new_size = tail - riff.offset - 8 + len(new)
+            if new_size > 0xFFFFFFFF:
+                raise WriteNotSupportedError("the RIFF chunk would exceed 4 GiB")
+            patches.append((tail, room, new))
+            patches.append((riff.offset + 4, 4, struct.pack("<I", new_size)))
+            return patches
         at = riff.offset + 8 + riff.size
         pad = b"\0" if riff.size & 1 else b""
         new_size = riff.size + len(pad) + len(new)
