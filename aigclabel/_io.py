@@ -659,9 +659,43 @@ def as_path(path: Path | str) -> Path:
 
 def read_exact(handle: BinaryIO, size: int, what: str) -> bytes:
     """Read exactly ``size`` bytes or raise :class:`TruncatedFileError` naming ``what``."""
+    _check_metadata_size(size, what)
+    return _exactly(handle.read(size), size, what)
+
+
+def read_at(fd: int, offset: int, size: int) -> bytes:
+    """Up to ``size`` bytes at ``offset`` of ``fd`` (fewer only at the end of the file): ``pread``,
+    which leaves the descriptor's position alone, or a seek and reads where the OS lacks it. Walkers
+    of metadata read this way rather than through a buffered handle, which would refill a whole
+    buffer at every seek."""
+    parts: list[bytes] = []
+    if not _PREAD:
+        os.lseek(fd, offset, os.SEEK_SET)
+    while size > 0:
+        chunk = os.pread(fd, size, offset) if _PREAD else os.read(fd, size)
+        if not chunk:
+            break  # the end of the file (a short read before it is rare, but allowed)
+        parts.append(chunk)
+        offset += len(chunk)
+        size -= len(chunk)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def read_exact_at(fd: int, offset: int, size: int, what: str) -> bytes:
+    """:func:`read_exact` at ``offset`` of ``fd``, through :func:`read_at`."""
+    _check_metadata_size(size, what)
+    return _exactly(read_at(fd, offset, size), size, what)
+
+
+_PREAD = hasattr(os, "pread")
+
+
+def _check_metadata_size(size: int, what: str) -> None:
     if size > MAX_METADATA_BYTES:
         raise LimitExceededError(f"{what} declares {size} bytes, over the {MAX_METADATA_BYTES} byte limit")
-    data = handle.read(size)
+
+
+def _exactly(data: bytes, size: int, what: str) -> bytes:
     if len(data) != size:
         raise TruncatedFileError(f"file ends inside {what} (wanted {size} bytes, got {len(data)})")
     return data

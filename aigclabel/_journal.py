@@ -82,7 +82,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from ._io import DURABLE, _fsync_directory, _group, access_error, write_lock
+from ._io import DURABLE, _fsync_directory, _group, access_error, read_at, write_lock
 from .errors import InterruptedEditError
 
 if TYPE_CHECKING:
@@ -214,24 +214,12 @@ def _pwrite_all_plain(fd: int, view: memoryview, offset: int) -> None:
         view, offset = view[done:], offset + done
 
 
-def _pread(fd: int, offset: int, size: int) -> bytes:
-    parts: list[bytes] = []
-    while size > 0:
-        chunk = os.pread(fd, size, offset)
-        if not chunk:
-            break
-        parts.append(chunk)
-        offset += len(chunk)
-        size -= len(chunk)
-    return b"".join(parts)
-
-
 def _differing(fd: int, plan: EditPlan, old_size: int) -> list[tuple[int, bytes, bytes]]:
     """``(offset, new bytes, old bytes)`` spans where the plan changes the file, in blocks of
     :data:`_BLOCK` (merged when adjacent); bytes past the old end count as changed."""
     spans: list[tuple[int, bytes, bytes]] = []
     for offset, data in plan.patches:
-        old = _pread(fd, offset, min(len(data), max(old_size - offset, 0)))
+        old = read_at(fd, offset, min(len(data), max(old_size - offset, 0)))
         start = None
         for at in range(0, len(data), _BLOCK):
             same = data[at : at + _BLOCK] == old[at : at + _BLOCK]
@@ -290,7 +278,7 @@ def _state_digest(fd: int, regions: tuple[tuple[int, bytes, int], ...], size: in
     ``new_digest`` once every patch and the new length are in place."""
     digest = _sha256(struct.pack(">Q", size))
     for offset, _old, written in regions:
-        digest.update(struct.pack(">QI", offset, written) + _pread(fd, offset, written))
+        digest.update(struct.pack(">QI", offset, written) + read_at(fd, offset, written))
     return digest.digest()
 
 
@@ -396,7 +384,7 @@ def _apply(fd: int, path: Path, plan: EditPlan, verify: Callable[[], None]) -> i
     spans = _differing(fd, plan, old_size)
     regions = [(offset, old, len(new)) for offset, new, old in spans]
     if plan.size < old_size:
-        regions.append((plan.size, _pread(fd, plan.size, old_size - plan.size), 0))
+        regions.append((plan.size, read_at(fd, plan.size, old_size - plan.size), 0))
     if sum(len(data) for _offset, data, _written in regions) > MAX_JOURNAL_BYTES:
         return None  # no longer "only the metadata": a copy costs about the same and is simpler
     if not spans and plan.size == old_size:
@@ -462,7 +450,7 @@ def _apply_append(fd: int, path: Path, plan: EditPlan, verify: Callable[[], None
         or (-at % APPEND_BLOCK or APPEND_BLOCK) < min(len(data), APPEND_HEAD)
     ):
         return None
-    old_field = _pread(fd, offset, len(size_field))
+    old_field = read_at(fd, offset, len(size_field))
     view = memoryview(data)
     try:
         if old_size != at:
@@ -545,7 +533,7 @@ def _apply_unjournalled(
     module docstring states. With fsync off a journal would add only survival of a power cut, which
     fsync off gives up anyway (mutagen's case). A failed read-back puts the old bytes back."""
     first, end = changed
-    old = _pread(fd, first, end - first)
+    old = read_at(fd, first, end - first)
     new = bytearray(old)
     for offset, data, _old in spans:
         low, high = max(offset, first), min(offset + len(data), end)

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from .._io import COPY_CHUNK, MAX_METADATA_BYTES, file_size
+from .._io import COPY_CHUNK, MAX_METADATA_BYTES, file_size, read_at
 from ..errors import LimitExceededError, MalformedFileError, TruncatedFileError
 from ..label import AIGCLabel, looks_like_label_json
 from ..xmp import TC260_NS, XMP_NOTE_NS, etree, find_aigc, has_properties, remove_aigc, set_aigc
@@ -134,10 +134,7 @@ class _Window:
         if self.fd < 0:
             self.handle.seek(pos)
             return self.handle.read(size)
-        parts = [os.pread(self.fd, size, pos)]  # one syscall, the handle's position untouched
-        while parts[-1] and (got := sum(map(len, parts))) < size:  # a short read is rare, but allowed
-            parts.append(os.pread(self.fd, size - got, pos + got))
-        return b"".join(parts)
+        return read_at(self.fd, pos, size)  # one syscall, the handle's position untouched
 
 
 def _read_header(handle: BinaryIO, head: bytes = b"", size: int | None = None) -> _Header:

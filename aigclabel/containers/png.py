@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, ClassVar
 
-from .._io import MAX_METADATA_BYTES, copy_exact, copy_rest, file_size
+from .._io import MAX_METADATA_BYTES, copy_exact, copy_rest, file_size, read_at, read_exact_at
 from ..errors import LimitExceededError, MalformedFileError, TruncatedFileError
 from ..label import AIGCLabel
 from ..xmp import find_aigc, remove_aigc, set_aigc
@@ -74,32 +74,6 @@ def _inflate(data: bytes, what: str) -> bytes:
     return out
 
 
-def _read_at(fd: int, offset: int, size: int) -> bytes:
-    """Up to ``size`` bytes at ``offset`` of ``fd`` (fewer only at the end of the file): ``pread``,
-    or a seek and a read where the OS lacks it. The walk reads this way, not through a buffered
-    handle, which would refill a whole buffer at every chunk."""
-    if _PREAD:
-        data = os.pread(fd, size, offset)
-        while data and len(data) < size and (more := os.pread(fd, size - len(data), offset + len(data))):
-            data += more  # a short read is rare, but allowed
-        return data
-    os.lseek(fd, offset, os.SEEK_SET)
-    parts = [os.read(fd, size)]
-    while parts[-1] and (got := sum(map(len, parts))) < size:
-        parts.append(os.read(fd, size - got))
-    return b"".join(parts)
-
-
-def _read_exact_at(fd: int, offset: int, size: int, what: str) -> bytes:
-    """:func:`aigclabel._io.read_exact` at ``offset`` of ``fd``."""
-    if size > MAX_METADATA_BYTES:
-        raise LimitExceededError(f"{what} declares {size} bytes, over the {MAX_METADATA_BYTES} byte limit")
-    data = _read_at(fd, offset, size)
-    if len(data) != size:
-        raise TruncatedFileError(f"file ends inside {what} (wanted {size} bytes, got {len(data)})")
-    return data
-
-
 _HEAD = struct.Struct(">I4s")
 _CRC = struct.Struct(">I")
 #: Bytes read at the start of the walk: the small chunks before the image data (IHDR, the XMP
@@ -125,7 +99,7 @@ def _walk(fd: int, size: int, text_only: bool = False, head: bytes = b"") -> Ite
 
     Consumers seek before they read: the descriptor's position between chunks is unspecified."""
     pread = os.pread if _PREAD else None
-    window, base = head or (pread(fd, _WINDOW, 0) if pread else _read_at(fd, 0, _WINDOW)), 0  # [base, base + len)
+    window, base = head or (pread(fd, _WINDOW, 0) if pread else read_at(fd, 0, _WINDOW)), 0  # [base, base + len)
     if window[:8] != SIGNATURE:
         raise MalformedFileError("not a PNG file (bad signature)")
     offset = 8
@@ -134,7 +108,7 @@ def _walk(fd: int, size: int, text_only: bool = False, head: bytes = b"") -> Ite
     fill = _RUN_WINDOW
     for _ in range(_MAX_CHUNKS):
         if offset + 8 > base + len(window):  # past what is held: the header, and more after small chunks
-            window, base = pread(fd, fill, offset) if pread else _read_at(fd, offset, fill), offset
+            window, base = pread(fd, fill, offset) if pread else read_at(fd, offset, fill), offset
         at = offset - base
         if len(window) < at + 8:
             raise TruncatedFileError("PNG ends before its IEND chunk")
@@ -153,14 +127,14 @@ def _walk(fd: int, size: int, text_only: bool = False, head: bytes = b"") -> Ite
             chunk = _Chunk(ctype, offset, length)
             whole = end <= base + len(window)  # the chunk and its CRC are in the window
             peek = min(length, _KEYWORD_PEEK)
-            keyword = window[at + 8 : at + 8 + peek] if whole else _read_at(fd, offset + 8, peek)
+            keyword = window[at + 8 : at + 8 + peek] if whole else read_at(fd, offset + 8, peek)
             chunk.keyword = keyword.split(b"\0", 1)[0]
             if chunk.is_xmp or chunk.is_aigc:
                 if whole:
                     data, (crc,) = window[at + 8 : at + 8 + length], _CRC.unpack_from(window, at + 8 + length)
                 else:
-                    data = _read_exact_at(fd, offset + 8, length, f"PNG {ctype.decode()} chunk")
-                    (crc,) = _CRC.unpack(_read_exact_at(fd, offset + 8 + length, 4, "PNG chunk CRC"))
+                    data = read_exact_at(fd, offset + 8, length, f"PNG {ctype.decode()} chunk")
+                    (crc,) = _CRC.unpack(read_exact_at(fd, offset + 8 + length, 4, "PNG chunk CRC"))
                 if zlib.crc32(ctype + data) != crc:
                     raise MalformedFileError(f"PNG {ctype.decode()} chunk at byte {offset} fails its CRC check")
                 chunk.data = data
