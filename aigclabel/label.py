@@ -44,7 +44,6 @@ import json
 import os
 import re
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
@@ -464,7 +463,7 @@ def new_produce_id() -> str:
     millis = time.time_ns() // 1_000_000
     rand = int.from_bytes(os.urandom(10)) >> 6  # 74 random bits, as secrets.randbits(74) draws them
     value = (millis & ((1 << 48) - 1)) << 80 | 0x7 << 76 | (rand >> 62) << 64 | 0b10 << 62 | (rand & ((1 << 62) - 1))
-    return uuid.UUID(int=value).hex
+    return f"{value:032x}"  # what uuid.UUID(int=value).hex gives, without loading uuid (and platform) on every run
 
 
 def uscc_check_digit(first17: str) -> str:

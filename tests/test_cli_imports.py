@@ -94,15 +94,19 @@ def test_inspect_json_jpeg_imports_nothing_heavy(labelled: Path) -> None:
 
 
 def test_one_file_commands_import_one_command_module_and_their_format_modules(labelled: Path, tmp_path: Path) -> None:
-    """Only the module of the command run is imported, and only the format modules tried before the file's."""
-    common = ["aigclabel.cli._common", "aigclabel.cli._console", "aigclabel.cli._lazy", "aigclabel.cli._params"]
-    common += ["aigclabel.cli.exit_codes"]
+    """Only the module of the command run is imported, and only the format modules tried before the file's;
+    a plain ``inspect`` imports no Typer and no command module (:mod:`aigclabel.cli._inspect`)."""
     jpeg = ["aigclabel.containers._stream", "aigclabel.containers.jpeg"]
     code, modules, _stdout = probe("inspect", "--json", str(labelled))
-    assert code == 0 and ours(modules) == sorted([*common, "aigclabel.cli.platform", *jpeg])
+    plain = ["aigclabel.cli._console", "aigclabel.cli._inspect", "aigclabel.cli.exit_codes"]
+    assert code == 0 and ours(modules) == sorted([*plain, *jpeg])
+    assert [name for name in modules if name.startswith(("typer", "click"))] == []
     png = tmp_path / "labelled.png"
     code, modules, _stdout = probe("label", str(SAMPLES / "sample.png"), "-o", str(png), "-p", DEMO_PROVIDER_CODE)
-    assert code == 0 and ours(modules) == sorted([*common, "aigclabel.cli.producer", *jpeg, "aigclabel.containers.png"])
+    typer_path = ["aigclabel.cli._common", "aigclabel.cli._console", "aigclabel.cli._lazy", "aigclabel.cli._params"]
+    typer_path += ["aigclabel.cli._root", "aigclabel.cli.exit_codes"]
+    typer_path += ["aigclabel.cli.producer", *jpeg, "aigclabel.containers.png"]
+    assert code == 0 and ours(modules) == sorted(typer_path)
 
 
 def test_one_file_commands_leave_out_what_only_other_paths_use(labelled: Path, tmp_path: Path) -> None:
@@ -201,7 +205,9 @@ def test_command_table_names_every_command_of_every_module_in_help_order() -> No
         app = getattr(module, "app", None)
         if info.name.startswith("_") or not isinstance(app, typer.Typer):
             continue
-        names = [cli._command_name(c) for c in app.registered_commands] + [g.name or "" for g in app.registered_groups]
+        names = [cli._root._command_name(c) for c in app.registered_commands] + [
+            g.name or "" for g in app.registered_groups
+        ]
         in_order[info.name] = names
         for name in [*names, *(["watermark"] if hasattr(module, "watermark_app") else [])]:
             registered.setdefault(name, []).append(info.name)
@@ -210,3 +216,74 @@ def test_command_table_names_every_command_of_every_module_in_help_order() -> No
     assert sorted(in_order) == sorted(audiences)
     assert list(cli.COMMANDS) == [name for module in audiences for name in in_order[module]] + ["watermark"]
     assert list(typer.main.get_command(cli.app).commands) == list(cli.COMMANDS)
+
+
+#: ``aigclabel ARGS`` through Typer whatever the arguments: what ``main`` ran before the plain path existed.
+THROUGH_TYPER = "import sys; from aigclabel.cli import _root; sys.argv[0] = 'aigclabel'; _root.run()"
+
+
+def _run(prefix: list[str], args: list[str], env: dict[str, str]) -> tuple[int, bytes, bytes]:
+    done = subprocess.run([*prefix, *args], capture_output=True, env=env, timeout=120, check=False)
+    return done.returncode, done.stdout, done.stderr
+
+
+def test_plain_inspect_prints_what_typer_prints(labelled: Path, tmp_path: Path) -> None:
+    """``inspect [--json] FILE...`` run without Typer gives the same bytes on both streams and the same exit
+    code as through Typer: labelled, unlabelled, cut-short and unreadable-as-media files, names with spaces
+    and CJK, styled and plain, table and JSON, in several orders."""
+    from aigclabel.cli._inspect import plain_inspect
+
+    cut = tmp_path / "cut short.jpg"
+    cut.write_bytes(labelled.read_bytes()[:300])
+    chinese = tmp_path / "标注 样本.png"
+    chinese.write_bytes((SAMPLES / "sample.png").read_bytes())
+    garbage = tmp_path / "garbage.mp4"
+    garbage.write_bytes(b"\x00\x00\x00\x18ftypisom" + b"\xff" * 64)
+    files = [
+        str(labelled),
+        str(cut),
+        str(chinese),
+        str(garbage),
+        str(SAMPLES / "sample.txt"),
+        str(SAMPLES / "sample.mp3"),
+    ]
+    cases = [[labelled.as_posix()], files, [*files[:3], "--json"], ["--json", *files[::-1]], files[1:2], files[2:3]]
+    for colour in ({"NO_COLOR": "1"}, {"FORCE_COLOR": "1", "COLUMNS": "100"}):
+        env = {**_env(), **colour}
+        env.pop("TERM", None)
+        for case in cases:
+            args = ["inspect", *case]
+            assert plain_inspect(args) is not None, args
+            plain = _run([sys.executable, "-m", "aigclabel"], args, env)
+            typer = _run([sys.executable, "-c", THROUGH_TYPER], args, env)
+            assert plain == typer, (args, colour)
+            assert plain[1] or plain[2]  # something was printed: the comparison is not of two empty runs
+    codes = {_run([sys.executable, "-m", "aigclabel"], ["inspect", name], _env())[0] for name in files}
+    assert {0, 1} < codes and len(codes) >= 3, codes  # conforms, no label, and at least one typed error
+
+
+def test_inspect_forms_with_more_to_parse_go_through_typer(labelled: Path, tmp_path: Path) -> None:
+    """Any other option, a word starting with ``-``, or a file Typer would refuse is Typer's to parse and
+    word: the plain form declines it, and the command answers as before (usage error 2, or the option done)."""
+    from aigclabel.cli._inspect import plain_inspect
+
+    folder, missing, dangling = tmp_path / "folder", tmp_path / "nope.jpg", tmp_path / "dangling.jpg"
+    folder.mkdir()
+    dangling.symlink_to(missing)
+    name = str(labelled)
+    declined = {
+        "no file": (["inspect"], 2),
+        "only --json": (["inspect", "--json"], 2),
+        "help": (["inspect", "--help"], 0),
+        "other option": (["inspect", "--c2pa", name], 0),
+        "unknown option": (["inspect", "--jsn", name], 2),
+        "separator": (["inspect", "--", name], 0),
+        "missing": (["inspect", str(missing)], 2),
+        "dangling link": (["inspect", str(dangling)], 2),
+        "directory": (["inspect", str(folder)], 2),
+        "root option first": (["--lang", "en", "inspect", name], 0),
+    }
+    for case, (args, code) in declined.items():
+        assert plain_inspect(args) is None, case
+        exit_code, modules, _stdout = probe(*args)
+        assert exit_code == code and "typer" in {m.split(".")[0] for m in modules}, (case, exit_code)

@@ -12,9 +12,11 @@
                       review)
 ====================  ===============================================================================
 
-The commands stay thin: each parses options, calls the library and prints. Only the module of the command
-being run is imported (:data:`COMMANDS` names it; :mod:`._lazy`), and commands import what they use
-inside their body (``tests/test_cli_imports.py`` holds a one-file ``inspect`` and ``label`` to that).
+The commands stay thin: each parses options, calls the library and prints. Typer's application is in
+:mod:`._root`; only the module of the command being run is imported (:data:`COMMANDS` names it;
+:mod:`._lazy`), and commands import what they use inside their body (``tests/test_cli_imports.py`` holds
+a one-file ``inspect`` and ``label`` to that). A plain ``inspect FILE...`` runs without Typer at all
+(:mod:`._inspect`).
 
 To add a command, write it in the module of whoever runs it under that module's ``@app.command()`` and
 add its name to :data:`COMMANDS` (a test fails until the two agree). Report a typed error with
@@ -22,27 +24,18 @@ add its name to :data:`COMMANDS` (a test fails until the two agree). Report a ty
 :data:`._common.out` / :data:`._common.err`.
 """
 
-# No `from __future__ import annotations`: Typer reads the signature of every command on each run.
-
 import atexit
 import gc
-import importlib
-import inspect
 import os
 import sys
-from types import ModuleType
-from typing import Annotated, Any
-
-import typer
-from typer.main import get_command_from_info, get_command_name, get_group_from_info
-from typer.models import TyperInfo
+from typing import TYPE_CHECKING, Any
 
 from ..errors import AIGCLabelError
-from ..i18n import COMMAND_HELP_ZH, LANG_ENV, resolve_lang, text
-from ._common import say
-from ._lazy import LazyCommands
-from ._params import LightGroup
-from .exit_codes import help_text
+
+if TYPE_CHECKING:
+    import typer
+
+    app: typer.Typer
 
 __all__ = ["COMMANDS", "app", "main"]
 
@@ -56,131 +49,22 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "likeness": ("likeness",),
     "watermark": ("producer", "platform"),
 }
-_WATERMARK_HELP = "Invisible watermarks (image, audio, text) carrying a ProduceID digest."
 
 
-class _Root(LightGroup):
-    """The ``aigclabel`` group: its commands are built on first use from :data:`COMMANDS`."""
+def __getattr__(name: str) -> Any:
+    """``app``, the Typer application (:mod:`._root`), imported on first use: a plain ``inspect`` needs none."""
+    if name == "app":
+        from ._root import app
 
-    def __init__(self, **attrs: Any) -> None:
-        super().__init__(**attrs)
-        self.commands = LazyCommands(tuple(COMMANDS), _build)
-
-    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
-        """The command to run (its module now imported): start-up is over, see :func:`main`."""
-        found = super().resolve_command(ctx, args)
-        _end_start_up()
-        return found
-
-
-app = typer.Typer(
-    name="aigclabel",
-    help=f"Label AI-generated content per GB 45438-2025 and verify those labels.\n\n{help_text()}",
-    no_args_is_help=True,
-    add_completion=False,
-    rich_markup_mode=None,
-    cls=_Root,
-)
-
-
-def _version(value: bool) -> None:
-    if value:
-        from .. import __version__
-
-        typer.echo(f"aigclabel {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(
-    version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
-    ] = False,
-    lang: Annotated[
-        str | None,
-        typer.Option("--lang", help="zh-CN or en (default: $AIGCLABEL_LANG, then the locale). 语言：zh-CN 或 en。"),
-    ] = None,
-) -> None:
-    """Label AI-generated content per GB 45438-2025 and verify those labels."""
-
-
-#: Whether :func:`main` speaks Chinese, and the modules whose command help already starts with its Chinese line.
-_chinese = False
-_localized: set[str] = set()
-
-
-def _module(name: str) -> ModuleType:
-    """The command module ``name`` of this package, its help in Chinese when that is the language."""
-    module = importlib.import_module(f"{__name__}.{name}")
-    if _chinese and module.__name__ not in _localized:
-        _localized.add(module.__name__)
-        _localize(module.app)
-    return module
-
-
-def _build(name: str) -> Any:
-    """The Click command (or group) ``name``, built by Typer from the module :data:`COMMANDS` names."""
-    options: dict[str, Any] = {
-        "pretty_exceptions_short": app.pretty_exceptions_short,
-        "rich_markup_mode": app.rich_markup_mode,
-    }
-    if name == "watermark":
-        help = _WATERMARK_HELP
-        if _chinese:
-            help = f"{COMMAND_HELP_ZH['watermark']} {help}"
-        watermark_app = typer.Typer(help=help, no_args_is_help=True)
-        for module_name in COMMANDS[name]:
-            watermark_app.add_typer(_module(module_name).watermark_app)
-        return get_group_from_info(TyperInfo(watermark_app), suggest_commands=app.suggest_commands, **options)
-    (module_name,) = COMMANDS[name]
-    module_app = _module(module_name).app
-    for command in module_app.registered_commands:
-        if _command_name(command) == name:
-            return get_command_from_info(command, **options)
-    for group in module_app.registered_groups:
-        if group.name == name:
-            return get_group_from_info(group, suggest_commands=app.suggest_commands, **options)
-    raise LookupError(f"{module_name} defines no command {name!r}")
-
-
-def _command_name(command: Any) -> str:
-    """The name Typer gives a registered command: its own, else its function's."""
-    return str(command.name or (get_command_name(command.callback.__name__) if command.callback else ""))
-
-
-def _localize(module_app: typer.Typer) -> None:
-    """Start the help of each of ``module_app``'s commands and groups with its Chinese line."""
-    for command in module_app.registered_commands:
-        name = _command_name(command)
-        if name in COMMAND_HELP_ZH:
-            english = command.help or inspect.getdoc(command.callback) or ""
-            command.help = f"{COMMAND_HELP_ZH[name]}\n\n{english}"
-    for group in module_app.registered_groups:
-        if group.name in COMMAND_HELP_ZH and group.typer_instance is not None:
-            english = group.typer_instance.info.help or ""
-            group.typer_instance.info.help = f"{COMMAND_HELP_ZH[group.name]} {english}"
-
-
-def _speak(argv: list[str]) -> None:
-    """Take ``--lang`` before Click parses anything, so help and messages are in that language; in
-    Chinese, every command's help starts with its Chinese line (added as its module loads)."""
-    for index, arg in enumerate(argv):
-        if arg.startswith("--lang="):
-            os.environ[LANG_ENV] = arg.partition("=")[2]
-        elif arg == "--lang" and index + 1 < len(argv):
-            os.environ[LANG_ENV] = argv[index + 1]
-    global _chinese
-    lang = resolve_lang()
-    if lang == "zh-CN" and not _chinese:
-        _chinese = True
-        app.info.help = f"{text('cli.app', lang)}\n\n{app.info.help}"
+        return app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 #: Whether the garbage collector is off until the command to run is imported (:func:`main`).
 _gc_paused = False
 
 
-def _end_start_up() -> None:
+def end_start_up() -> None:
     """Move what start-up made to the permanent generation and turn the collector back on."""
     global _gc_paused
     if _gc_paused:
@@ -197,16 +81,19 @@ def main(*, gc_paused: bool = False) -> None:
     (:mod:`aigclabel.__main__`); it stays off until the command to run is imported, then what start-up
     made is frozen (later collections skip it) and the collector runs as usual for the command."""
     from .._io import access_error
+    from ._console import say
 
     global _gc_paused
     _gc_paused = gc_paused
 
-    _speak(sys.argv[1:])
     # At exit the interpreter's last garbage collections walk every object the imports made (20 ms of
     # a one-file run); frozen objects are skipped, and the operating system frees the memory anyway.
     atexit.register(gc.freeze)
     try:
-        app()
+        if not _run_plain(sys.argv[1:]):
+            from ._root import run
+
+            run()
     except AIGCLabelError as exc:  # raised outside a command's own handling, e.g. a missing extra on import
         say(exc)
         sys.exit(exc.exit_code)
@@ -220,3 +107,28 @@ def main(*, gc_paused: bool = False) -> None:
         if _gc_paused:  # no command ran (help, a usage error)
             _gc_paused = False
             gc.enable()
+
+
+def _run_plain(argv: list[str]) -> bool:
+    """Run ``argv`` without Typer when it is a plain ``inspect`` (:mod:`._inspect`) and exit; ``False``
+    otherwise. What Click does around a command is done here too: a closed output pipe exits 1 quietly,
+    Ctrl-C exits 130."""
+    if argv[:1] != ["inspect"]:  # the only command with a plain form: other commands skip its module
+        return False
+    from ._inspect import inspect_files, plain_inspect
+
+    plain = plain_inspect(argv)
+    if plain is None:
+        return False
+    files, as_json = plain
+    end_start_up()
+    try:
+        code = inspect_files(files, as_json=as_json)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # As Click does: no "Exception ignored" message when the interpreter flushes the closed pipe at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    sys.exit(code)

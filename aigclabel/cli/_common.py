@@ -1,5 +1,6 @@
-"""What every command module shares: the console pair, the one error exit, and options and loaders used by
-commands of more than one audience (signing key, watermark key, audit database, ``--repair``)."""
+"""What every command module shares: the console pair (from :mod:`._console`), the one error exit, and
+options and loaders used by commands of more than one audience (signing key, watermark key, audit
+database, ``--repair``)."""
 
 # No `from __future__ import annotations`: the option aliases below are read by Typer in the commands'
 # signatures. Names imported only for type checking are quoted.
@@ -11,27 +12,14 @@ from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
 import typer
 
 from ..errors import AIGCLabelError
-from ._console import lazy_console, load_rich
+from ._console import err as err  # re-exported: every command module prints through them
+from ._console import out as out
+from ._console import say as say
 from .exit_codes import USAGE
 
 if TYPE_CHECKING:
     from ..audit import AuditStore
     from ..signing import SigningKey
-
-#: Standard output and standard error of every command, for tables and styled lines (Rich loads on first
-#: use); a line of plain text goes through ``typer.echo``, which needs no Rich and reads nothing as markup.
-out = lazy_console(soft_wrap=True)
-err = lazy_console(stderr=True)
-
-
-def say(message: object) -> None:
-    """Print ``error: MESSAGE`` on standard error (the message as plain text, never Rich markup)."""
-    load_rich("rich.console")
-    from rich.text import Text
-
-    from ..i18n import resolve_lang, text
-
-    err.print(Text.assemble((text("cli.error", resolve_lang()) + ":", "bold red"), f" {message}"), highlight=False)
 
 
 def fail(exc: AIGCLabelError) -> NoReturn:

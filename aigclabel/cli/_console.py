@@ -1,7 +1,8 @@
 """Rich consoles built on first use, and Rich's modules loaded with the garbage collector paused.
 
 Importing Rich costs about 15 ms of a CLI run; ``inspect --json`` and ``label`` print no Rich output
-(or a single plain line), so the command modules hold these stand-ins instead of consoles.
+(or a single plain line), so the command modules hold these stand-ins instead of consoles. Nothing here
+imports Typer: a plain ``inspect`` runs without it (:mod:`._inspect`).
 """
 
 from __future__ import annotations
@@ -70,3 +71,19 @@ def load_rich(*modules: str) -> None:
         if collecting:
             gc.freeze()
             gc.enable()
+
+
+#: Standard output and standard error of every command, for tables and styled lines (Rich loads on first
+#: use); a line of plain text goes through ``typer.echo``, which needs no Rich and reads nothing as markup.
+out = lazy_console(soft_wrap=True)
+err = lazy_console(stderr=True)
+
+
+def say(message: object) -> None:
+    """Print ``error: MESSAGE`` on standard error (the message as plain text, never Rich markup)."""
+    load_rich("rich.console")
+    from rich.text import Text
+
+    from ..i18n import resolve_lang, text
+
+    err.print(Text.assemble((text("cli.error", resolve_lang()) + ":", "bold red"), f" {message}"), highlight=False)

@@ -19,10 +19,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ..api import Inspection, inspect
-from ..errors import AIGCLabelError, LimitExceededError
+from ..errors import AIGCLabelError
 from ._common import DbOption, auditing, fail, out, say, store, watermark_key
-from ._console import load_rich
+from ._inspect import inspect_files
 from .exit_codes import LABEL_PROBLEM
 
 if TYPE_CHECKING:
@@ -59,88 +58,10 @@ def inspect_command(
     c2pa: Annotated[bool, typer.Option("--c2pa", help="Also read C2PA manifests and their AI assertions.")] = False,
 ) -> None:
     """Show every implicit label in each FILE and whether it conforms to GB 45438."""
-    results: list[Inspection] = []
-    failures: list[dict[str, object]] = []
-    worst = 0
     key = watermark_key(watermark_key_file) if watermark else None
-    for file in files:
-        try:
-            result = inspect(file)
-            if key is not None:
-                from ..watermark import detect_file
-
-                try:
-                    found = detect_file(file, key=key)
-                except LimitExceededError as exc:  # the label was read; only the watermark search is skipped
-                    result.extras["watermark"] = {"searched": False, "reason": str(exc)}
-                else:
-                    result.extras["watermark"] = found.to_dict() if found is not None else None
-            if c2pa:
-                from ..c2pa_manifest import read_manifest
-
-                result.extras["c2pa"] = read_manifest(file).to_dict()
-            results.append(result)
-        except AIGCLabelError as exc:
-            failures.append({"path": str(file), "error": str(exc), "exit_code": exc.exit_code})
-            worst = max(worst, exc.exit_code)
-    if as_json:
-        payload = [r.to_dict() for r in results] + failures
-        sys.stdout.write(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
-    else:
-        _print_inspections(results)
-        for failure in failures:
-            say(failure["error"])
-    if worst:
-        raise typer.Exit(worst)
-    if not all(r.ok for r in results):
-        raise typer.Exit(LABEL_PROBLEM)
-
-
-def _print_inspections(results: list[Inspection]) -> None:
-    load_rich("rich.console", "rich.table")
-    from rich.table import Table
-    from rich.text import Text
-
-    # Everything read from a file is shown as plain Text: "[...]" in a label must not become markup.
-    # Our own words are Text too: a string would go through Rich's markup and emoji-code pass, whose
-    # table of emoji names costs 1.5 ms to load and which none of them needs.
-    for result in results:
-        status = (
-            "[green]conforms[/]" if result.ok else ("[red]no label[/]" if not result.labels else "[red]problems[/]")
-        )
-        status_text = Text.from_markup(status, emoji=False)
-        out.print(Text.assemble((str(result.path), "bold"), f"  {result.description}  ", status_text))
-        for found in result.labels:
-            table = Table(title=Text(found.location), show_header=True, title_justify="left")
-            table.add_column(Text("field"))
-            table.add_column(Text("value"), overflow="fold")
-            if found.label is not None:
-                for key, val in found.label.to_dict().items():
-                    table.add_row(Text(key), Text(val))
-            else:
-                table.add_row(Text("(unreadable)"), Text(found.raw[:200]))
-            out.print(table)
-        for problem in result.problems:
-            colour = "red" if problem.severity == "error" else "yellow"
-            out.print(Text.assemble("  ", (problem.severity, colour), f" {problem.code}: {problem.message}"))
-        if "watermark" in result.extras:
-            mark = result.extras["watermark"]
-            if mark is None:
-                shown = "not an image, audio, video or text file"
-            elif not mark.get("searched", True):
-                shown = f"not searched ({mark['reason']})"
-            elif mark["present"]:
-                shown = f"present ({mark['media']}, score {mark['score']}), payload {mark['produce_id_digest']}"
-            else:
-                shown = "none found"
-            out.print(Text(f"  watermark: {shown}"))
-        if "c2pa" in result.extras:
-            manifest = result.extras["c2pa"]
-            if not manifest["present"]:
-                out.print(Text("  C2PA: no manifest"))
-            else:
-                sources = ", ".join(manifest["ai_source_types"]) or "no AI source type"
-                out.print(Text(f"  C2PA: {manifest['validation_state']}, {sources}"))
+    code = inspect_files(files, as_json=as_json, watermark_key=key, c2pa=c2pa)
+    if code:
+        raise typer.Exit(code)
 
 
 def _registry(keys: list[Path] | None, trust_demo: bool, db: str | None, use_db: bool) -> "KeyRegistry":

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import pkgutil
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -286,6 +285,8 @@ def _load_plugins() -> None:
     global _loaded
     if _loaded:
         return
+    import pkgutil  # only here: reading one file imports its format's module alone
+
     for module in pkgutil.iter_modules(__path__):
         if not module.name.startswith("_"):
             importlib.import_module(f"{__name__}.{module.name}")
