@@ -17,6 +17,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -337,13 +338,16 @@ def create_upstream(seen: Upstream | None = None) -> Starlette:
 
 
 @contextmanager
-def serve(app: ASGIApp, *, lifespan: str = "auto") -> Iterator[str]:
-    """Run ``app`` on a free 127.0.0.1 port in a thread; yields its base URL, stops it on exit."""
+def serve(app: ASGIApp, *, lifespan: str = "auto", tls: tuple[Path, Path] | None = None) -> Iterator[str]:
+    """Run ``app`` on a free 127.0.0.1 port in a thread; yields its base URL, stops it on exit. With ``tls``
+    (a certificate and its key, PEM files) it serves HTTPS."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="critical", lifespan=lifespan, timeout_graceful_shutdown=1))
+    certificates = {"ssl_certfile": str(tls[0]), "ssl_keyfile": str(tls[1])} if tls else {}
+    config = uvicorn.Config(app, log_level="critical", lifespan=lifespan, timeout_graceful_shutdown=1, **certificates)
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -352,7 +356,7 @@ def serve(app: ASGIApp, *, lifespan: str = "auto") -> Iterator[str]:
             raise RuntimeError("test server did not start")
         time.sleep(0.01)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(10)

@@ -295,6 +295,72 @@ def test_unreachable_upstream_is_a_502(tmp_path: Path) -> None:
     assert caught.value.status_code == 502 and caught.value.code == "upstream_unreachable"
 
 
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 signed by its own key, and that key (PEM files in ``folder``)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "aigclabel test upstream")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    cert, private = folder / "upstream.crt", folder / "upstream.key"
+    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    private.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert, private
+
+
+def test_https_upstream_is_verified_labelled_and_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An ``https://`` upstream: the gateway checks its certificate against the system's trust store
+    (``SSL_CERT_FILE`` names another, as OpenSSL reads it), labels what comes through TLS, keeps the
+    connection for the next request, and answers 502 when the certificate is not trusted."""
+    tls = _self_signed(tmp_path)
+    seen = Upstream()
+    with serve(create_upstream(seen), tls=tls) as url:
+        assert url.startswith("https://")
+        monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+        with gateway(url) as (client, _), pytest.raises(openai.APIStatusError) as caught:
+            client.chat.completions.create(model="tiny", messages=MESSAGES)
+        assert caught.value.status_code == 502 and caught.value.code == "upstream_unreachable"
+        assert "CERTIFICATE_VERIFY_FAILED" in str(caught.value.body)
+        assert seen.paths == []  # nothing was sent to a server whose certificate failed
+        monkeypatch.setenv("SSL_CERT_FILE", str(tls[0]))
+        with gateway(url) as (client, _):
+            chunks, text = collect(client.chat.completions.create(model="tiny", messages=MESSAGES, stream=True))
+            whole = client.chat.completions.create(model="tiny", messages=MESSAGES)
+
+        async def twice() -> None:  # an answer read to its end leaves its TLS connection to the next request
+            pool = UpstreamPool(url, connect_timeout=5, read_timeout=15, keepalive=5.0)
+            kept = None
+            for _ in range(2):
+                done = await pool.request("GET", "/v1/models", [], b"")
+                assert not pool._idle and done.status_code == 200
+                assert b"tiny" in b"".join([chunk async for chunk in done.aiter_bytes()])
+                await done.aclose()
+                assert len(pool._idle) == 1 and pool._idle[0] is (kept or pool._idle[0])
+                kept = pool._idle[0]
+            pool.close()
+
+        asyncio.run(twice())
+    assert chunks[0].choices[0].delta.content == HEAD and text == label_text(answer(8), position="start")
+    assert whole.choices[0].message.content == text
+    assert seen.authorizations[:2] == [f"Bearer {UPSTREAM_KEY}"] * 2 and len(seen.paths) == 4
+
+
 # ---------------------------------------------------------------------------- keys and pass-through
 
 
