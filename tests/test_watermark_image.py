@@ -541,3 +541,25 @@ def test_lowfreq_reader_tries_soft_decision_hashes_beyond_the_embedders() -> Non
     flipped = (values > 0).astype(np.uint8)
     flipped[np.argsort(np.abs(values))[:4]] ^= 1  # 4 flips: beyond the embedder's variants
     assert np.packbits(flipped).tobytes() in read[176:]
+
+
+def test_whitening_from_the_8_bit_grey_matches_the_float_plane() -> None:
+    """The detector whitens with its Gaussian reading the 8-bit grey (faster): the plane of the float path, and
+    the folds of the whole-image tiles the sum numpy gives over both tile axes at once."""
+    from aigclabel._opencv import cv2
+    from aigclabel.watermark.image import TILE, _fold_tiles, _luma, _luma_whitened, _whiten
+
+    for h, w in ((300, 1600), (471, 115), (128, 1599)):
+        img = natural(h + w, h, w)
+        y, r = _luma_whitened(img)
+        assert np.array_equal(y, _luma(img))
+        float_path = cv2.subtract(y, cv2.GaussianBlur(y, (7, 7), 1.5))
+        local = np.sqrt(np.maximum(cv2.blur(float_path * float_path, (11, 11)), 0.0)) + 0.5
+        expected = np.clip(float_path / local, -2.5, 2.5)
+        assert np.abs(r - expected).max() < 1e-4
+        assert np.abs(r - _whiten(y)).max() < 1e-4
+        plane = np.zeros((-(-h // TILE) * TILE, -(-w // TILE) * TILE), dtype=np.float32)
+        plane[:h, :w] = r
+        ph, pw = plane.shape
+        both = plane.reshape(ph // TILE, TILE, pw // TILE, TILE).sum(axis=(0, 2))
+        assert np.abs(_fold_tiles(plane) - both).max() < 1e-3

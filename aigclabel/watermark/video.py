@@ -20,7 +20,7 @@ import numpy.typing as npt
 from .._decode import video_spread
 from .._extras import needs_extra
 from ..errors import LimitExceededError, MalformedFileError
-from .image import ImageDetection, _check_image, _detect_whitened, _luma, _whiten, embed_image
+from .image import ImageDetection, _check_image, _detect_whitened, _luma_whitened, embed_image
 from .payload import DEMO_KEY, Payload
 
 with needs_extra("media"):
@@ -96,7 +96,7 @@ def detect_video(path: Path, key: bytes = DEMO_KEY, frames: int = _SAMPLE_FRAMES
     for _time, image in video_spread(path, frames, max_cost=_MAX_COST):
         rgb = np.asarray(image, dtype=np.uint8)
         _check_image(rgb)
-        r = _whiten(_luma(rgb))
+        r = _luma_whitened(rgb)[1]
         if acc is None:
             acc = r
         elif acc.shape == r.shape:
