@@ -170,11 +170,33 @@ def _sha256(data: bytes = b"") -> hashlib._Hash:
 
 def _journal_name(path: str) -> str:
     """:func:`journal_path` as a string: every open looks for a journal, and pathlib's joins cost
-    more than the ``lstat`` itself."""
+    more than the ``lstat`` itself (so do ``os.path``'s, which a path with one slash before its
+    name does not need)."""
+    if _SLASH_ONLY:
+        cut = path.rfind("/") + 1
+        if len(path) - cut <= 200 and (cut < 2 or path[cut - 2] != "/"):
+            return f"{path[:cut]}.{path[cut:]}{JOURNAL_TAG}"
     parent, name = os.path.split(path)
     if len(name) > 200:  # keep under NAME_MAX; the hash keeps long names apart
         name = name[:100] + "." + _sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:16]
     return os.path.join(parent, f".{name}{JOURNAL_TAG}")
+
+
+_SLASH_ONLY = os.sep == "/" and not os.altsep
+
+
+def _lexists(path: str) -> bool:
+    """:func:`os.path.lexists` without the exception it raises and catches when nothing is there (the
+    common case of a journal lookup, where the exception cost more than the system call)."""
+    if _ACCESS_NOFOLLOW:
+        try:
+            return os.access(path, os.F_OK, effective_ids=True, follow_symlinks=False)
+        except ValueError:  # an embedded NUL, as lexists
+            return False
+    return os.path.lexists(path)
+
+
+_ACCESS_NOFOLLOW = os.access in os.supports_follow_symlinks and os.access in os.supports_effective_ids
 
 
 def _arm() -> None:
@@ -653,7 +675,7 @@ def open_recovered(path: Path) -> int:
     ``lstat``. Only when that open fails (a symlink, or any other error) is the symlink's journal
     looked for as :func:`pending` does, before the open is retried the ordinary way. Either way no
     byte of the file is read before its journal, if any, is handled."""
-    if os.path.lexists(_journal_name(os.fspath(path))):
+    if _lexists(_journal_name(os.fspath(path))):
         recover(path)
     elif not _NOFOLLOW:
         recover_before_open(path)

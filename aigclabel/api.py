@@ -214,8 +214,7 @@ def inspect(path: Path | str) -> Inspection:
     """Read every label placement of a file and judge it against GB 45438 §6.1 and Annex E."""
     path = as_path(path)
     container, labels = read_found(path)
-    result = Inspection(path=path, format=container.name, description=container.description, labels=labels)
-    parsed = [f for f in labels if f.label is not None]
+    result = Inspection(path, container.name, container.description, labels)
     if not labels:
         result.problems.append(Problem("no-label", "no implicit AIGC label found", "warning"))
     for found in labels:
@@ -226,9 +225,10 @@ def inspect(path: Path | str) -> Inspection:
                 result.problems.append(
                     Problem(problem.code, f"{found.location}: {problem.message}", problem.severity, problem.field)
                 )
-    labels = container.distinct_labels(labels)  # one label the format stores twice by design counts once
     if len(labels) > 1:
-        distinct = {f.label for f in parsed}
+        labels = container.distinct_labels(labels)  # one label the format stores twice by design counts once
+    if len(labels) > 1:
+        distinct = {f.label for f in result.labels if f.label is not None}
         kind = "conflicting labels" if len(distinct) > 1 else "labels"
         result.problems.append(
             Problem(

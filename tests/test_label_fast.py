@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from aigclabel.errors import InvalidLabelError
 from aigclabel.label import (
     DEMO_PROVIDER_CODE,
     FIELD_NAMES,
@@ -101,3 +102,28 @@ def test_duplicate_keys_found_anywhere_as_before() -> None:
         parsed = AIGCLabel.parse(text)
         reported = sorted(p.field or "" for p in parsed.problems if p.code == "duplicate-key")
         assert reported == _reference_duplicates(text), text
+
+
+_raw_value = st.one_of(
+    st.text(max_size=12),
+    st.text(st.sampled_from('a1 "\\\x00\x1f\x7f\u00e9\u4e2d\ud800{}:,'), max_size=6),
+    st.sampled_from([DEMO_PROVIDER_CODE, "1", "4", ""]),
+)
+
+
+@pytest.mark.slow  # hypothesis
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_raw_value, min_size=7, max_size=7), st.booleans())
+def test_canonical_text_parses_as_the_decoder_does(values: list[str], escaped: bool) -> None:
+    """A label text in the canonical shape (taken without the JSON decoder) gives what the decoder
+    gives for the same text with one blank added (which the shortcut does not take)."""
+    quote = json.dumps if escaped else (lambda value: f'"{value}"')
+    text = "{" + ",".join(f'"{key}":{quote(value)}' for key, value in zip(FIELD_NAMES, values, strict=True)) + "}"
+    spaced = text.replace(":", ": ", 1)  # the first colon follows "Label"
+    try:
+        expected = AIGCLabel.parse(spaced)
+    except InvalidLabelError:
+        with pytest.raises(InvalidLabelError):
+            AIGCLabel.parse(text)
+        return
+    assert AIGCLabel.parse(text) == expected

@@ -89,9 +89,9 @@ class FoundLabel:
         """Parse ``raw``; a value that is not a label becomes a finding with ``error`` set."""
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
         try:
-            return cls(location=location, raw=text, parsed=AIGCLabel.parse(raw))
+            return cls(location, text, AIGCLabel.parse(raw))
         except InvalidLabelError as exc:
-            return cls(location=location, raw=text, error=str(exc))
+            return cls(location, text, error=str(exc))
 
     @property
     def label(self) -> AIGCLabel | None:
@@ -268,6 +268,7 @@ SIGNATURE_MODULES = ("jpeg", "png")
 _C = TypeVar("_C", bound=type[Container])
 _REGISTRY: dict[str, type[Container]] = {}
 _order: tuple[type[Container], ...] = ()  # _REGISTRY by priority; emptied by register()
+_signature: tuple[type[Container], ...] = ()  # see _signature_first; emptied by register()
 _loaded = False
 
 
@@ -275,9 +276,9 @@ def register(cls: _C) -> _C:
     """Class decorator adding a container to the registry under ``cls.name``."""
     if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
         raise RuntimeError(f"two containers named {cls.name!r}")
-    global _order
+    global _order, _signature
     _REGISTRY[cls.name] = cls
-    _order = ()
+    _order = _signature = ()
     return cls
 
 
@@ -319,11 +320,17 @@ def container_for_mime(mime_type: str) -> type[Container] | None:
 def _signature_first() -> Iterator[type[Container]]:
     """The containers of :data:`SIGNATURE_MODULES`, importing each module only when the previous ones'
     containers are done with: they come first in :func:`_ordered` too, so trying them first changes
-    nothing but how many modules a file costs."""
-    for module in SIGNATURE_MODULES:
-        name = f"{__name__}.{module}"
+    nothing but how many modules a file costs. Once every one is imported they are kept in
+    :data:`_signature`, which :func:`_choose` tries without coming here (an import per module and
+    file cost a tenth of a bulk PNG inspection)."""
+    global _signature
+    names = tuple(f"{__name__}.{module}" for module in SIGNATURE_MODULES)
+    for index, name in enumerate(names):
         importlib.import_module(name)
-        yield from (cls for cls in list(_REGISTRY.values()) if cls.__module__ == name)
+        found = tuple(cls for cls in list(_REGISTRY.values()) if cls.__module__ == name)
+        if index == len(names) - 1:
+            _signature = tuple(cls for each in names for cls in list(_REGISTRY.values()) if cls.__module__ == each)
+        yield from found
 
 
 def _ordered() -> tuple[type[Container], ...]:
@@ -365,7 +372,7 @@ def _sniff(path: Path) -> tuple[int, bytes, int]:
 def _choose(path: Path, head: bytes) -> Container:
     """The container accepting a file that starts with ``head``."""
     try:  # a plain try, not hostile_input's context manager: this runs once per file in bulk inspection
-        for cls in _signature_first() if not _loaded else ():
+        for cls in (_signature or _signature_first()) if not _loaded else ():
             if cls.accept(head, path):
                 return cls()
         for cls in _ordered():

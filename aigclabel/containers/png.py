@@ -99,33 +99,40 @@ def _walk(fd: int, size: int, text_only: bool = False, head: bytes = b"") -> Ite
 
     Consumers seek before they read: the descriptor's position between chunks is unspecified."""
     pread = os.pread if _PREAD else None
-    window, base = head or (pread(fd, _WINDOW, 0) if pread else read_at(fd, 0, _WINDOW)), 0  # [base, base + len)
+    window = head or (pread(fd, _WINDOW, 0) if pread else read_at(fd, 0, _WINDOW))
     if window[:8] != SIGNATURE:
         raise MalformedFileError("not a PNG file (bad signature)")
+    base, held = 0, len(window)  # the window holds the file's bytes [base, base + held)
     offset = 8
-    first = True
     unpack = _HEAD.unpack_from
     fill = _RUN_WINDOW
     for _ in range(_MAX_CHUNKS):
-        if offset + 8 > base + len(window):  # past what is held: the header, and more after small chunks
-            window, base = pread(fd, fill, offset) if pread else read_at(fd, offset, fill), offset
         at = offset - base
-        if len(window) < at + 8:
-            raise TruncatedFileError("PNG ends before its IEND chunk")
+        if at + 8 > held:  # past what is held: the header, and more after small chunks
+            window = pread(fd, fill, offset) if pread else read_at(fd, offset, fill)
+            base, held, at = offset, len(window), 0
+            if held < 8:
+                raise TruncatedFileError("PNG ends before its IEND chunk")
         length, ctype = unpack(window, at)
+        end = offset + 12 + length
+        if ctype == b"IDAT" and end <= size and length <= _MAX_CHUNK and offset != 8:
+            # Image data, most of a file's chunks: each check below would pass (offset 8 must be IHDR).
+            if not text_only:
+                yield _Chunk(ctype, offset, length)
+            fill = _RUN_WINDOW if length < _SMALL_CHUNK else 8
+            offset = end
+            continue
         if length > _MAX_CHUNK:
             raise MalformedFileError(f"PNG chunk at byte {offset} declares an invalid length {length}")
         if not ctype.isalpha():
             raise MalformedFileError(f"PNG chunk at byte {offset} has an invalid type {ctype!r}")
-        if first and ctype != b"IHDR":
+        if offset == 8 and ctype != b"IHDR":
             raise MalformedFileError("PNG does not start with an IHDR chunk")
-        first = False
-        end = offset + 12 + length
         if end > size:
             raise TruncatedFileError(f"PNG ends inside the {ctype.decode()} chunk at byte {offset}")
         if ctype in _TEXT_TYPES:
             chunk = _Chunk(ctype, offset, length)
-            whole = end <= base + len(window)  # the chunk and its CRC are in the window
+            whole = end <= base + held  # the chunk and its CRC are in the window
             peek = min(length, _KEYWORD_PEEK)
             keyword = window[at + 8 : at + 8 + peek] if whole else read_at(fd, offset + 8, peek)
             chunk.keyword = keyword.split(b"\0", 1)[0]
@@ -148,32 +155,36 @@ def _walk(fd: int, size: int, text_only: bool = False, head: bytes = b"") -> Ite
     raise LimitExceededError(f"PNG has more than {_MAX_CHUNKS} chunks")
 
 
+def _named(chunk: _Chunk) -> str:
+    """How errors name a text chunk (built only for them: reading a label needs no name)."""
+    return f"PNG {chunk.type.decode()} chunk {chunk.keyword!r}"
+
+
 def _text_value(chunk: _Chunk) -> bytes:
     """The text of a tEXt/zTXt/iTXt chunk (decompressed when needed)."""
     assert chunk.data is not None
-    what = f"PNG {chunk.type.decode()} chunk {chunk.keyword!r}"
     keyword_end = chunk.data.find(b"\0")
     if keyword_end < 0:
-        raise MalformedFileError(f"{what} has no keyword terminator")
+        raise MalformedFileError(f"{_named(chunk)} has no keyword terminator")
     rest = chunk.data[keyword_end + 1 :]
     if chunk.type == b"tEXt":
         return rest
     if chunk.type == b"zTXt":
         if not rest or rest[0] != 0:
-            raise MalformedFileError(f"{what} uses an unknown compression method")
-        return _inflate(rest[1:], what)
+            raise MalformedFileError(f"{_named(chunk)} uses an unknown compression method")
+        return _inflate(rest[1:], _named(chunk))
     if len(rest) < 2:
-        raise MalformedFileError(f"{what} is truncated")
+        raise MalformedFileError(f"{_named(chunk)} is truncated")
     compressed, method = rest[0], rest[1]
     parts = rest[2:].split(b"\0", 2)
     if len(parts) != 3:
-        raise MalformedFileError(f"{what} lacks its language tag or translated keyword")
+        raise MalformedFileError(f"{_named(chunk)} lacks its language tag or translated keyword")
     text = parts[2]
     if compressed == 0:
         return text
     if compressed != 1 or method != 0:
-        raise MalformedFileError(f"{what} has an invalid compression flag")
-    return _inflate(text, what)
+        raise MalformedFileError(f"{_named(chunk)} has an invalid compression flag")
+    return _inflate(text, _named(chunk))
 
 
 def _itxt_head(chunk: _Chunk | None) -> bytes:
