@@ -551,8 +551,9 @@ def test_whitening_from_the_8_bit_grey_matches_the_float_plane() -> None:
 
     for h, w in ((300, 1600), (471, 115), (128, 1599)):
         img = natural(h + w, h, w)
-        y, r = _luma_whitened(img)
-        assert np.array_equal(y, _luma(img))
+        y, r, padded = _luma_whitened(img)
+        assert np.array_equal(y, _luma(img)) and np.shares_memory(r, padded) and r.shape == (h, w)
+        assert not padded[h:].any() and not padded[:, w:].any()
         float_path = cv2.subtract(y, cv2.GaussianBlur(y, (7, 7), 1.5))
         local = np.sqrt(np.maximum(cv2.blur(float_path * float_path, (11, 11)), 0.0)) + 0.5
         expected = np.clip(float_path / local, -2.5, 2.5)
@@ -560,6 +561,7 @@ def test_whitening_from_the_8_bit_grey_matches_the_float_plane() -> None:
         assert np.abs(r - _whiten(y)).max() < 1e-4
         plane = np.zeros((-(-h // TILE) * TILE, -(-w // TILE) * TILE), dtype=np.float32)
         plane[:h, :w] = r
+        assert np.array_equal(plane, padded)
         ph, pw = plane.shape
         both = plane.reshape(ph // TILE, TILE, pw // TILE, TILE).sum(axis=(0, 2))
         assert np.abs(_fold_tiles(plane) - both).max() < 1e-3

@@ -221,6 +221,14 @@ def _projections(cells: FloatArray, plan: _Plan) -> FloatArray:
     return np.bincount(plan.group, weights=cells.ravel() * plan.sign, minlength=_CODED) / plan.count
 
 
+def _projections_of(stack: FloatArray, plan: _Plan) -> FloatArray:
+    """:func:`_projections` of each grid of cells in ``stack`` (one bincount: the same sums in the same order)."""
+    k = len(stack)
+    groups = (plan.group[None, :] + _CODED * np.arange(k)[:, None]).ravel()
+    sums = np.bincount(groups, weights=(stack.reshape(k, -1) * plan.sign).ravel(), minlength=k * _CODED)
+    return np.asarray(sums.reshape(k, _CODED) / plan.count)
+
+
 def grid_for(h: int, w: int, min_cell: int = _MIN_CELL) -> int | None:
     """The finest grid whose cells are ``min_cell`` pixels or more on an ``h`` x ``w`` picture (None: too small)."""
     if min(h, w) < MIN_SIDE:
@@ -404,17 +412,17 @@ def read_lowfreq(y: npt.NDArray[np.float32], key: bytes, m: FloatArray | None = 
     """Look for this layer in a luminance plane (``m``: its :func:`work_grid`, if already computed)."""
     if m is None:
         m = work_grid(y)
-    n = float(_CODED)
+    noise = np.sqrt(0.5 - 4.0 / np.pi**2) / np.sqrt(float(_CODED))  # sd of the mean |soft| where there is no layer
     cands: list[tuple[float, int, int, FloatArray]] = []
     for gi, g in enumerate(GRIDS):
         plan = _plan(key, g)
         # Coarsened once, then flipped/turned: the grids nest, so each symmetry maps whole cells to cells.
-        for si, s in enumerate(_symmetries(m if g == _WORK else _coarsen(m, g))):
-            p = _projections(s, plan)
-            for step in _steps(g):
-                soft = np.cos(2.0 * np.pi * (p / step - plan.dither))
-                z = (float(np.abs(soft).mean()) - 2.0 / np.pi) / (np.sqrt(0.5 - 4.0 / np.pi**2) / np.sqrt(n))
-                cands.append((z, gi, si, soft))
+        p = _projections_of(np.stack(_symmetries(m if g == _WORK else _coarsen(m, g))), plan)
+        softs = [np.cos(2.0 * np.pi * (p / step - plan.dither)) for step in _steps(g)]
+        zs = [(np.abs(soft).mean(axis=1) - 2.0 / np.pi) / noise for soft in softs]
+        for si in range(len(p)):
+            for soft, z in zip(softs, zs, strict=True):
+                cands.append((float(z[si]), gi, si, soft[si]))
     cands.sort(key=lambda c: -c[0])
     best = cands[0]
     decoded = 0

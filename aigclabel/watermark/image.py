@@ -491,19 +491,22 @@ def _gauss_kernel() -> FloatImage:
     return np.asarray(cv2.getGaussianKernel(7, 1.5, cv2.CV_32F), dtype=np.float32)
 
 
-def _whiten(y: FloatImage, grey: npt.NDArray[np.uint8] | FloatImage | None = None) -> FloatImage:
+def _whiten(
+    y: FloatImage, grey: npt.NDArray[np.uint8] | FloatImage | None = None, out: FloatImage | None = None
+) -> FloatImage:
     """The luminance high-passed and divided by its local RMS (clipped to +-2.5): the host's texture flattened.
 
     Done in strips of :data:`_WHITEN_ROWS` rows with OpenCV, in place: the five passes over a strip stay in
     the CPU cache instead of streaming 2 MP float planes through memory five times (~40 % less CPU on a
     2 MP picture), and the figures are the whole-image ones bit for bit (each strip gets its halo of rows).
     ``grey``, the same plane in 8 bits (:func:`_grey`), is what the Gaussian reads when given: the same
-    kernel on the same values (to a float rounding at some widths) at two thirds of the CPU.
+    kernel on the same values (to a float rounding at some widths) at two thirds of the CPU. ``out``: the
+    array (of ``y``'s shape; a view is fine) the plane is written to and returned.
     """
     h = y.shape[0]
     src = y if grey is None else grey
     kernel = _gauss_kernel()
-    out = np.empty_like(y, dtype=np.float32)
+    out = np.empty_like(y, dtype=np.float32) if out is None else out
     for top in range(0, h, _WHITEN_ROWS):
         bottom = min(h, top + _WHITEN_ROWS)
         lo, hi = max(0, top - _WHITEN_HALO), min(h, bottom + _WHITEN_HALO)
@@ -514,16 +517,22 @@ def _whiten(y: FloatImage, grey: npt.NDArray[np.uint8] | FloatImage | None = Non
         cv2.sqrt(local, local)
         local += 0.5
         rows = slice(top - lo, bottom - lo)
-        cv2.divide(r[rows], local[rows], out[top:bottom])
+        got = cv2.divide(r[rows], local[rows], out[top:bottom])
+        if not np.shares_memory(got, out):  # an OpenCV that cannot write into a strided view returns a new array
+            out[top:bottom] = got
         np.clip(out[top:bottom], -2.5, 2.5, out=out[top:bottom])
     return out
 
 
-def _luma_whitened(img: npt.NDArray[np.generic]) -> tuple[FloatImage, FloatImage]:
-    """The luminance (:func:`_luma`) and its whitened plane (:func:`_whiten`, its Gaussian reading the 8-bit grey)."""
+def _luma_whitened(img: npt.NDArray[np.generic]) -> tuple[FloatImage, FloatImage, FloatImage]:
+    """The luminance (:func:`_luma`), its whitened plane (:func:`_whiten`, its Gaussian reading the 8-bit grey)
+    and the same plane at the top left of zeros grown to whole tiles, which it is a view of: what the fold of
+    the untouched geometry sums (:func:`_fold_plane` would copy the 2 MP plane into such zeros)."""
     grey = _grey(img)
     y = np.asarray(grey, dtype=np.float32)
-    return y, _whiten(y, grey)
+    h, w = y.shape
+    padded = np.zeros((-(-h // TILE) * TILE, -(-w // TILE) * TILE), dtype=np.float32)
+    return y, _whiten(y, grey, padded[:h, :w]), padded
 
 
 def _line_spectrum(r: FloatImage) -> tuple[FloatImage, tuple[int, int]]:
@@ -1261,8 +1270,8 @@ def detect_image(
     """
     started = time.perf_counter()
     _check_image(img)
-    y, r = _luma_whitened(img)
-    found = _detect_whitened(r, key, started, host=y, record=record)
+    y, r, padded = _luma_whitened(img)
+    found = _detect_whitened(r, key, started, host=y, record=record, padded=padded)
     if not lowfreq or found.payload is not None:
         return found
     second = read_lowfreq(y, key)
@@ -1287,12 +1296,19 @@ def detect_image(
 
 
 def _detect_whitened(
-    r: FloatImage, key: bytes, started: float | None = None, host: FloatImage | None = None, record: bool = True
+    r: FloatImage,
+    key: bytes,
+    started: float | None = None,
+    host: FloatImage | None = None,
+    record: bool = True,
+    padded: FloatImage | None = None,
 ) -> ImageDetection:
     """Detection on an already whitened luminance plane (shared with the video detector).
 
     With ``host`` (the luminance the plane came from) the mark must carry a matching host hash;
-    without it (video: many frames averaged) the unbound mark is read.
+    without it (video: many frames averaged) the unbound mark is read. ``padded``: ``r`` at the top left of
+    zeros grown to whole tiles, ``r`` being a view of it (:func:`_luma_whitened`), which the fold of the
+    untouched geometry then sums without a copy.
     """
     if started is None:
         started = time.perf_counter()
@@ -1305,7 +1321,7 @@ def _detect_whitened(
             assert host is not None
             return _hash_candidates(host, b @ np.linalg.inv(_DIHEDRAL[g]), key)
 
-        fold, plane = _fold_plane(r, basis)
+        fold, plane = _fold_plane(r, basis) if basis is not None or padded is None else (_fold_tiles(padded), padded)
         return replace(_read_fold(fold, key, None if host is None else candidates), plane=plane)
 
     best = read(None)
