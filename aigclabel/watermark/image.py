@@ -532,7 +532,10 @@ def _luma_whitened(img: npt.NDArray[np.generic]) -> tuple[FloatImage, FloatImage
     y = np.asarray(grey, dtype=np.float32)
     h, w = y.shape
     padded = np.zeros((-(-h // TILE) * TILE, -(-w // TILE) * TILE), dtype=np.float32)
-    return y, _whiten(y, grey, padded[:h, :w]), padded
+    r = _whiten(y, grey, padded[:h, :w])
+    for plane in (r, padded):  # the reads keep the padded plane (:attr:`_Read.plane`): a write would change r
+        plane.flags.writeable = False
+    return y, r, padded
 
 
 def _line_spectrum(r: FloatImage) -> tuple[FloatImage, tuple[int, int]]:
