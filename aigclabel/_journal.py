@@ -675,16 +675,17 @@ def open_recovered(path: Path) -> int:
     ``lstat``. Only when that open fails (a symlink, or any other error) is the symlink's journal
     looked for as :func:`pending` does, before the open is retried the ordinary way. Either way no
     byte of the file is read before its journal, if any, is handled."""
-    if _lexists(_journal_name(os.fspath(path))):
+    name = os.fspath(path)
+    if _lexists(_journal_name(name)):
         recover(path)
     elif not _NOFOLLOW:
         recover_before_open(path)
     else:
         try:
-            return os.open(path, _READ_FLAGS | _NOFOLLOW)
+            return os.open(name, _READ_FLAGS | _NOFOLLOW)
         except OSError:
             recover_before_open(path)  # a symlink (ELOOP, EMLINK on BSD) or an error the next open repeats
-    return os.open(path, _READ_FLAGS)
+    return os.open(name, _READ_FLAGS)
 
 
 __all__ = [

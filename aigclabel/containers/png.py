@@ -98,31 +98,33 @@ def _walk(fd: int, size: int, text_only: bool = False, head: bytes = b"") -> Ite
     object for each.
 
     Consumers seek before they read: the descriptor's position between chunks is unspecified."""
-    pread = os.pread if _PREAD else None
-    window = head or (pread(fd, _WINDOW, 0) if pread else read_at(fd, 0, _WINDOW))
+    read = os.pread if _PREAD else _read_at
+    window = head or read(fd, _WINDOW, 0)
     if window[:8] != SIGNATURE:
         raise MalformedFileError("not a PNG file (bad signature)")
     base, held = 0, len(window)  # the window holds the file's bytes [base, base + held)
     offset = 8
     unpack = _HEAD.unpack_from
-    fill = _RUN_WINDOW
+    fill = run_window = _RUN_WINDOW
+    small, max_chunk = _SMALL_CHUNK, _MAX_CHUNK
     for _ in range(_MAX_CHUNKS):
         at = offset - base
         if at + 8 > held:  # past what is held: the header, and more after small chunks
-            window = pread(fd, fill, offset) if pread else read_at(fd, offset, fill)
+            window = read(fd, fill, offset)
             base, held, at = offset, len(window), 0
-            if held < 8:
-                raise TruncatedFileError("PNG ends before its IEND chunk")
-        length, ctype = unpack(window, at)
+        try:
+            length, ctype = unpack(window, at)
+        except struct.error:
+            raise TruncatedFileError("PNG ends before its IEND chunk") from None
         end = offset + 12 + length
-        if ctype == b"IDAT" and end <= size and length <= _MAX_CHUNK and offset != 8:
+        if ctype == b"IDAT" and end <= size and length <= max_chunk and offset != 8:
             # Image data, most of a file's chunks: each check below would pass (offset 8 must be IHDR).
             if not text_only:
                 yield _Chunk(ctype, offset, length)
-            fill = _RUN_WINDOW if length < _SMALL_CHUNK else 8
+            fill = run_window if length < small else 8
             offset = end
             continue
-        if length > _MAX_CHUNK:
+        if length > max_chunk:
             raise MalformedFileError(f"PNG chunk at byte {offset} declares an invalid length {length}")
         if not ctype.isalpha():
             raise MalformedFileError(f"PNG chunk at byte {offset} has an invalid type {ctype!r}")
@@ -142,17 +144,22 @@ def _walk(fd: int, size: int, text_only: bool = False, head: bytes = b"") -> Ite
                 else:
                     data = read_exact_at(fd, offset + 8, length, f"PNG {ctype.decode()} chunk")
                     (crc,) = _CRC.unpack(read_exact_at(fd, offset + 8 + length, 4, "PNG chunk CRC"))
-                if zlib.crc32(ctype + data) != crc:
+                if zlib.crc32(data, zlib.crc32(ctype)) != crc:
                     raise MalformedFileError(f"PNG {ctype.decode()} chunk at byte {offset} fails its CRC check")
                 chunk.data = data
             yield chunk
         elif not text_only:
             yield _Chunk(ctype, offset, length)
-        fill = _RUN_WINDOW if length < _SMALL_CHUNK else 8
+        fill = run_window if length < small else 8
         offset = end
         if ctype == b"IEND":
             return
     raise LimitExceededError(f"PNG has more than {_MAX_CHUNKS} chunks")
+
+
+def _read_at(fd: int, size: int, offset: int) -> bytes:
+    """:func:`os.pread`'s signature for :func:`aigclabel._io.read_at`, where the OS has no pread."""
+    return read_at(fd, offset, size)
 
 
 def _named(chunk: _Chunk) -> str:
@@ -214,7 +221,8 @@ def _labels(chunks: Iterator[_Chunk]) -> list[FoundLabel]:
     found: list[FoundLabel] = []
     for chunk in chunks:
         if chunk.is_xmp:
-            found.extend(FoundLabel.from_text(_XMP_LOCATION, value) for value in find_aigc(_text_value(chunk)))
+            for value in find_aigc(_text_value(chunk)):
+                found.append(FoundLabel.from_text(_XMP_LOCATION, value))
         elif chunk.is_aigc:
             found.append(FoundLabel.from_text(f"{chunk.type.decode()} chunk AIGC", _text_value(chunk)))
     return found
