@@ -17,7 +17,7 @@ from aigclabel.cli import app
 from aigclabel.errors import MalformedFileError
 from aigclabel.watermark import DEMO_KEY, Payload, detect_file, detect_image, embed_file, embed_image, psnr
 
-from .conftest import require_tool
+from .conftest import require_module, require_tool
 
 Img = npt.NDArray[np.uint8]
 PAYLOAD = Payload.for_produce_id("test-produce-id-0001", key_id=42)
@@ -449,6 +449,29 @@ def test_weak_paste_is_found_by_the_tile_scan() -> None:
     found = detect_image(np.clip(np.rint(pasted), 0, 255).astype(np.uint8), lowfreq=False)
     assert found.details["scan_z"] >= _SCAN_Z  # only scanned when the whole picture's z is under Z_AREA
     assert found.present and found.payload == PAYLOAD and found.z > Z_AREA, f"z={found.z:.2f}"
+
+
+@pytest.mark.parametrize("at", [(0, 0), (74, 212), (207, 36), (141, 9)])
+def test_photo_pasted_at_half_size_verifies_at_any_position(at: tuple[int, int]) -> None:
+    """A textured photo (scikit-image's brick wall, 512 px) at half size anywhere in a picture of its size: a
+    corner on or off the tile grid, off-grid offsets. The whole picture's fold reads such a paste at z ~4-6:
+    the half-size prior is screened over the whole picture (not a central window, which misses a corner),
+    windows of the paste's size find it, and the paste's straight edges give its centre and its own fold."""
+    brick = np.asarray(require_module("skimage.data").brick())
+    marked = embed_image(np.ascontiguousarray(np.stack([brick] * 3, axis=-1)), PAYLOAD)
+    canvas = natural(77, 512, 512)
+    canvas[at[0] : at[0] + 256, at[1] : at[1] + 256] = _resize(marked, 0.5)
+    found = detect_image(canvas, lowfreq=False)
+    assert found.present and found.content_ok and found.payload == PAYLOAD, f"z={found.z:.2f} {found.details}"
+
+
+def test_paste_windows_stay_under_their_threshold_on_unmarked_pictures() -> None:
+    from aigclabel.watermark.image import _WINDOW_Z, _half_windows, _luma, _whiten
+
+    for seed in (90, 91, 92):
+        for h, w in ((512, 512), (300, 700)):
+            z, _ = _half_windows(_whiten(_luma(natural(seed, h, w))), DEMO_KEY)
+            assert z < _WINDOW_Z, (seed, z)
 
 
 def test_tile_scan_stays_under_its_threshold_on_unmarked_pictures() -> None:

@@ -22,7 +22,9 @@ autocorrelation hardly supports are not read (:data:`_MIN_LATTICE_STRENGTH`; the
 that skips ~40 % of the reads that reject an unmarked picture, with no bench detection lost. On large pictures
 (~1 MP and more) each remaining candidate is first read through a quarter of its fold window and read in full
 only when that sync peak is not weak (:data:`_SCREEN_Z`): most unmarked candidates then cost a quarter of a
-warp. The host hash is then recomputed through the full corrected geometry (lattice basis and symmetry), so a
+warp. The exact half-size prior is screened over the whole picture instead, folded at its 64-pixel period in
+image space (:func:`_half_fold`, no warp), so that a picture pasted at half size off the centre is not missed.
+The host hash is then recomputed through the full corrected geometry (lattice basis and symmetry), so a
 flipped or rotated marked picture still verifies, and the copy attack is checked in every orientation.
 
 The pattern is added to luminance only (the same delta to R, G and B), scaled by a local-activity
@@ -59,35 +61,47 @@ Security analysis (key unknown to the attacker; figures from ``bench/watermark/r
 * removal: subtracting the own-image estimate at 36-42 dB erases the mark on about half to two thirds
   of the bench photos. Binding does not help there; only a non-estimable (non-periodic, content-adaptive)
   carrier would, at the cost of the self-synchronisation.
-* the marked picture inside a larger one (pasted into a collage or a post, letterboxed, padded): when the
-  sync peak reaches :data:`Z_AREA` (5.3) but no hash around the image centre verifies, the marked area is
-  located (:func:`_mark_area`: the re-encoded tile correlated with the picture, row and column sums, a
-  step fit), its tiles alone are folded and read again (the surround only dilutes the fold), up to
-  :data:`_AREA_ROUNDS` times as the better bits locate it better, and the last fold's payload is checked
-  against hashes around the area's centre: the 37 usual candidates there and the exact hash at 80 points
-  of a +-8 tile-pixel grid around it, as the estimate is a few pixels off; and around a second estimate
-  of the centre, with the area's first corner on the tile lattice (:func:`_snap_corner`; the tile starts
-  at the marked picture's first pixel), the 37 and 24 points of a +-6 grid in steps of 3: 178 in all. Only
-  a verified MAC counts (the area was chosen where the sync correlates, which inflates the refolded sync
-  peak on unmarked pictures, but not the data cells, disjoint from the sync cells, that the MAC is read
-  from). Cost to
-  the false-positive rate: 2.5 % of unmarked pictures reach z >= 5.3 (``bench/watermark/run.py``'s
-  1,000), each then tries 178 hashes: 0.025 * 178 * 2**-16 ~ 6.8e-5 per unmarked picture (4.5e-5 before
-  the second centre, which verified 17 instead of 13 of 25 pastes of the 512 px and larger bench photos at 5
-  positions). A tile copied onto part of another picture is hashed on that part's content: at most
-  178 * 2**-16 ~ 2.7e-3 per forged image beside the 37 at the image centre.
-* a paste whose sync peak over the whole picture stays under :data:`Z_AREA` (a picture pasted at half
-  size into one of its own size is a quarter of the fold: half the z of its own area): the best read of
-  z >= :data:`_SCAN_FROM` (4.4) is scanned tile by tile at its 8 best sync peaks (:func:`_local_read`), and
-  when a rectangle of tiles reaches z :data:`_SCAN_Z` (7.0) its fold starts the same area search. On the
-  bench's 1,000 unmarked pictures 83 % are scanned, the best rectangle has z mean 4.9, sd 0.3, max 6.9,
-  none reaches 7.0 (marked pastes: 8.3-30); each that did would try the same 178 hashes, so the cost to
-  the false-positive rate is under 1e-3 * 178 * 2**-16 ~ 2.7e-6 per unmarked picture.
+* the marked picture inside a larger one (pasted into a collage or a post, letterboxed, padded): when the best
+  read has z >= :data:`_SCAN_FROM` (4.4) but no hash around the image centre verifies, one area search
+  (:func:`_read_marked_area`) runs from the strongest of three starts: that read when its z reaches :data:`Z_AREA`
+  (5.3); else the rectangle of tiles where its fold's sync correlates, scanned tile by tile at the fold's 8 best
+  sync peaks (:func:`_local_read`), when it reaches :data:`_SCAN_Z` (7.0); and, where the whole picture's z at the
+  exact half-size prior reaches :data:`_WINDOW_FROM` (4.0), the best of 25 windows of half the picture's size
+  folded at that prior (:func:`_half_windows`), when it reaches :data:`_WINDOW_Z` (6.5). A picture pasted at half
+  size into one of its own size is a quarter of the whole fold, which reads it at z ~4-7 depending on where it
+  lies (the surround's own peaks reach 6); a window over it reads it at 9-22. The area search locates the marked
+  area (:func:`_mark_area`: the re-encoded tile correlated with the picture, row and column sums, a step fit),
+  folds its tiles alone and reads them again (the surround only dilutes the fold), up to :data:`_AREA_ROUNDS`
+  times as the better bits locate it better. The step fit is a few pixels off, more where the picture carries
+  little mark (flat borders shrink it, a busy surround stretches it), so three centres are tried: the fitted
+  area's, the same with its first corner on the tile lattice (:func:`_snap_corner`; the tile starts at the marked
+  picture's first pixel), and the area between the paste's straight luminance edges (:func:`_edge_box`: its far
+  sides at the strongest jump along all its rows or columns within half a tile, or the picture's border; its first
+  corner at a lattice point), whose own fold is read too (the fitted area's fold may decode wrong bits where it
+  takes in surround). Each fold is checked against the hashes around its own centres: the 37 usual candidates at
+  each centre, and on a grid around it (+-8 tile pixels in steps of 2 at the fitted centre, +-6 in steps of 3 at
+  the others) the hash and its likeliest variant (a point next to the true centre often differs in one weak bit),
+  taken in turn over the centres, each (fold, hash) pair once, at most :data:`_AREA_HASHES` = 120 (the fitted
+  centre's grid and the snapped one were 178 hashes before, about 106 of them distinct; no bench paste needs more
+  than 80 now). Only a verified MAC counts (the area was chosen where the sync correlates, which inflates the
+  refolded sync peak on unmarked pictures, but not the data cells, disjoint from the sync cells, that the MAC is
+  read from). Cost to the false-positive rate, with one area search per picture at most: of
+  ``bench/watermark/run.py``'s 1,000 unmarked pictures 2.5 % reach z >= 5.3; 83 % are scanned (best rectangle z
+  mean 4.9, sd 0.3, max 6.9: none reaches 7.0; marked pastes 8.3-30) and 70 % searched by windows (86 % ungated;
+  best window z mean 4.57, sd 0.28, max 5.68: none reaches 6.5), so (0.025 + 1e-3 + 1e-3) * 120 * 2**-16 ~ 4.9e-5
+  per unmarked picture (6.8e-5 before). A tile copied onto part of another picture is hashed on that part's
+  content: at most 120 * 2**-16 ~ 1.8e-3 per forged image beside the 37 at the image centre (2.7e-3 before; of 200
+  unmarked pictures with a tile copied onto a random part at 40 dB one verified, a MAC collision at the 46th of
+  106 hashes, as such a budget lets happen). Measured on the 512 px and larger bench photos pasted at half size:
+  23 of 25 at the bench's 5 positions (13 before this search; the two misses saved as JPEG q85 after the paste)
+  and 45 of 45 at random positions (9 of 15 more saved as JPEG q85).
 * limits: the hash is taken around the centre of the marked area, so crops that move it by more than a
   few percent of the central square (off-centre crops; not flips or quarter turns, which the detector
   undoes before hashing, nor pastes and padding, located as above) make a genuine mark read as a
   content mismatch. A pasted picture whose borders carry little of the mark (flat backgrounds, a black
-  surround) is located too small and may fail the same way. Video frames change
+  surround) and whose edges do not show against the surround is located too small and may fail the same way;
+  a paste at half size saved as JPEG q85 keeps little of the tile (its cells are then single pixels). Video
+  frames change
   while the mark must not, so video keeps the unbound mark (and the copy attack on it).
 
 Detection decision: ``present`` when the sync peak's z-score over all 16,384 cyclic offsets of the 8
@@ -108,6 +122,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
+from itertools import zip_longest
 
 import numpy as np
 import numpy.typing as npt
@@ -903,6 +918,7 @@ def _to_tile_space(
     whole: bool = False,
     padded: bool = False,
     window: int = _WARP_MAX,
+    border: int = cv2.BORDER_CONSTANT,
 ) -> tuple[FloatImage, npt.NDArray[np.float64] | None, tuple[int, int]]:
     """The whitened image warped into tile coordinates (if a basis is given), the tile -> image affine map,
     and the (x, y) shift to add to its coordinates for the phase of :func:`_fold`'s tiles.
@@ -931,7 +947,9 @@ def _to_tile_space(
     if not padded:
         if m is not None:
             r = np.asarray(
-                cv2.warpAffine(r, m, (cw, ch), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderValue=0.0),
+                cv2.warpAffine(
+                    r, m, (cw, ch), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=border, borderValue=0.0
+                ),
                 dtype=np.float32,
             )
         return r, m, shift
@@ -1009,14 +1027,41 @@ def _sync_peak(acc: FloatImage, key: bytes) -> tuple[float, int, tuple[int, int]
     return float(zs[g]), g, (int(dy), int(dx))
 
 
-def _screened(r: FloatImage, basis: npt.NDArray[np.float64], key: bytes) -> bool:
-    """True when a first read of the central quarter of the fold's window shows no sync peak worth the full read.
+def _screen(r: FloatImage, basis: npt.NDArray[np.float64], key: bytes) -> float | None:
+    """The sync z of a first read of the central quarter of the fold's window (of the whole picture at the exact
+    half-size prior: :func:`_half_fold`); the full read is worth it only from :data:`_SCREEN_Z`.
 
-    Only on large pictures (a full window of :data:`_WARP_MAX` tile pixels a side): see :data:`_SCREEN_Z`.
+    Only on large pictures (a full window of :data:`_WARP_MAX` tile pixels a side; None on others).
     """
     if float(_tile_extent(r, basis).min()) < _WARP_MAX:
-        return False
-    return _sync_peak(_fold(r, basis, _SCREEN_WINDOW), key)[0] < _SCREEN_Z
+        return None
+    if np.array_equal(basis, np.eye(2) * (TILE // 2)):
+        return _sync_peak(_half_fold(r), key)[0]
+    return _sync_peak(_fold(r, basis, _SCREEN_WINDOW), key)[0]
+
+
+def _half_fold(r: FloatImage) -> FloatImage:
+    """The fold of the whole picture at the exact half-size prior, summed in image space and brought to tile size.
+
+    A picture pasted at half size into a larger one may sit anywhere, and a central screening window misses
+    one in a corner; at the exact prior (no refinement: :func:`_estimate_lattice` keeps it when the lattice
+    does not show) the tile is 64 image pixels, so the image's own 64-pixel blocks are summed (one pass, no
+    warp) and the sum is interpolated to 128 (linear, cyclic: what folding the 2x warp gives, up to its phase).
+    """
+    h, w = r.shape
+    half = TILE // 2
+    rows = np.zeros((half, -(-w // half) * half), dtype=np.float32)  # the rows folded, then the columns
+    for top in range(0, h, half):
+        part = r[top : top + half]
+        rows[: part.shape[0], :w] += part
+    small = rows.reshape(half, -1, half).sum(axis=1)
+    cols = np.empty((half, TILE), dtype=np.float32)
+    cols[:, 0::2] = small
+    cols[:, 1::2] = (small + np.roll(small, -1, axis=1)) / 2
+    out = np.empty((TILE, TILE), dtype=np.float32)
+    out[0::2] = cols
+    out[1::2] = (cols + np.roll(cols, -1, axis=0)) / 2
+    return out
 
 
 def _read_fold(acc: FloatImage, key: bytes, candidates: Callable[[int], list[bytes]] | None) -> _Read:
@@ -1105,6 +1150,68 @@ def _local_read(padded: FloatImage, fold: FloatImage, key: bytes) -> tuple[float
     return best, _read_fold(fold, key, lambda g: [])
 
 
+#: The half-size paste search (:func:`_half_windows`): window positions per axis, and the z from which the best
+#: window starts the area search. On the bench's 1,000 unmarked pictures the best window has z mean 4.57, sd 0.28,
+#: max 5.68; marked pastes at half size of the 512 px and larger photos read 9-22 (JPEG q85 after the paste: 5.2-13).
+_WINDOW_STEPS = 5
+_WINDOW_Z = 6.5
+#: The windows are searched only where the whole picture's sync z at the exact half-size prior reaches this: that
+#: of 78 % of unmarked pictures and of all 45 such pastes at random positions (4.1 and more); the 4-5 ms of CPU the
+#: windows cost at 2 MP are saved on the others (on 40 unmarked 1600x1200 photos: 5 searched instead of 18).
+_WINDOW_FROM = 4.0
+
+
+@lru_cache(maxsize=8)
+def _half_sync_spectra(key: bytes) -> npt.NDArray[np.complex64]:
+    """:func:`_sync_spectra` for the tile at half size (64 pixels: the 2-pixel cells become single pixels)."""
+    half = TILE // 2
+    small = np.stack([cv2.resize(t, (half, half), interpolation=cv2.INTER_AREA) for t in _sync_tiles(key)])
+    return np.asarray(np.conj(fft.rfft2(small, axes=(1, 2))), dtype=np.complex64)
+
+
+def _half_windows(r: FloatImage, key: bytes) -> tuple[float, tuple[int, int, int, int]]:
+    """The best sync z over windows of half the picture's size, and that window (y0, y1, x0, x1 in image pixels).
+
+    A picture pasted at half size into one of its own size is a quarter of the whole fold, and a fold's z
+    grows with the marked share of it: the whole picture's fold leaves such a paste at z ~5-7, where the
+    surround's own peaks reach (and at odd offsets often under the scan's reach), while a window of its size
+    over it reads it at twice that. The tile is then 64 image pixels, so the windows are folded in image
+    space, no warp: the picture's 64-pixel blocks summed by row bands then by columns, each window's fold
+    correlated with the half-size sync template. :data:`_WINDOW_STEPS` start positions per axis, from one edge
+    to the other: any such paste covers 77 % or more of one window.
+    """
+    half = TILE // 2
+    h, w = r.shape
+    ny, nx = -(-h // half), -(-w // half)
+    wy, wx = max(1, round(ny / 2)), max(1, round(nx / 2))
+    ys = sorted({int(v) for v in np.linspace(0, ny - wy, _WINDOW_STEPS).round()})
+    xs = sorted({int(v) for v in np.linspace(0, nx - wx, _WINDOW_STEPS).round()})
+    folds = []
+    for y in ys:
+        band = np.zeros((half, nx * half), dtype=np.float32)  # the band's rows folded (the last block may be short)
+        for k in range(y, y + wy):
+            part = r[k * half : (k + 1) * half]
+            band[: part.shape[0], :w] += part
+        blocks = band.reshape(half, nx, half)
+        folds += [blocks[:, x : x + wx].sum(axis=1) for x in xs]
+    corr = fft.irfft2(fft.rfft2(np.stack(folds), axes=(1, 2))[:, None] * _half_sync_spectra(key)[None], s=(half, half))
+    corr = corr.reshape(len(folds), len(_DIHEDRAL), -1)
+    z = (corr.max(axis=2) - corr.mean(axis=2)) / (corr.std(axis=2) + 1e-12)
+    k = int(np.argmax(z.max(axis=1)))
+    y, x = ys[k // len(xs)], xs[k % len(xs)]
+    return float(z.max()), (y * half, min(h, (y + wy) * half), x * half, min(w, (x + wx) * half))
+
+
+def _window_read(r: FloatImage, box: tuple[int, int, int, int], key: bytes) -> _Read:
+    """The read of the fold of an image window (y0, y1, x0, x1) at the exact half-size prior, in `_fold`'s phase."""
+    warped, m, shift = _to_tile_space(r, np.eye(2) * (TILE // 2), whole=True)
+    assert m is not None
+    # Tile-space coordinates at the half-size prior: t = 2 (image - offset).
+    ty0, ty1 = (max(0, min(warped.shape[0], round(2 * (v - m[1, 2])))) for v in box[:2])
+    tx0, tx1 = (max(0, min(warped.shape[1], round(2 * (v - m[0, 2])))) for v in box[2:])
+    return _read_fold(_box_fold(warped, (ty0, ty1, tx0, tx1), shift), key, lambda g: [])
+
+
 #: Where the marked area's centre is only estimated (:func:`_mark_area`, a few pixels off), the exact
 #: hash is also tried at offsets of up to _CENTRE_REACH tile-space pixels, in steps of _CENTRE_STEP
 #: (the hash of 12-pixel cells tolerates about +-2): 80 more host hashes, each a 2^-16 chance for a
@@ -1115,6 +1222,11 @@ _CENTRE_STEP = 2
 #: coarser grid (24 more hashes, within 1.5 px of any point within +-7.5), the usual 37 flips at its centre.
 _SNAP_REACH = 6
 _SNAP_STEP = 3
+#: (Fold, host hash) pairs one area search checks at most (each a 2^-16 chance for a wrong MAC to pass): see the
+#: module docstring.
+_AREA_HASHES = 120
+#: How far (tile pixels) :func:`_edge_centre` looks for a paste's far edges from where the step fit put them.
+_EDGE_REACH = 64
 
 
 def _read_marked_area(
@@ -1138,21 +1250,39 @@ def _read_marked_area(
     the refolded sync peak upward on unmarked pictures, but not the data cells the MAC is read from (they
     are disjoint from the sync cells).
     """
-    again, centre, snapped = start or read, None, None
+    again, area = start or read, None
     for _ in range(_AREA_ROUNDS):
-        area = _mark_area(r, basis, again, key)
-        if area is None or area[0] == centre:
+        found = _mark_area(r, basis, again, key)
+        if found is None or (area is not None and found.centre == area.centre):
             break
-        centre, snapped, acc = area
-        again = _read_fold(acc, key, lambda g: [])
-    if centre is None or snapped is None:
+        area = found
+        again = _read_fold(area.fold, key, lambda g: [])
+    if area is None:
         return read
-    b = (np.eye(2) * TILE if basis is None else basis) @ np.linalg.inv(_DIHEDRAL[again.symmetry])
-    hashes = _centre_candidates(host, b, key, centre)
-    if max(abs(snapped[0] - centre[0]), abs(snapped[1] - centre[1])) > 1.0:
-        hashes += _centre_candidates(host, b, key, snapped, _SNAP_REACH, _SNAP_STEP)
-    payload, bound = decode_soft_bound(again.soft, key, hashes)
-    return read if bound is None else replace(again, payload=payload, mac_ok=True, z=max(again.z, read.z))
+    # Each fold is checked against the hashes around its own area's centres: the fitted area (and its snapped
+    # variant) and, where the paste's straight edges were found, the area between them, folded on its own (the
+    # fitted area may take in surround or leave out marked rows, its fold then decoding wrong bits).
+    folds = [(again, [area.centre, area.snapped])]
+    edges = _edge_box(host, basis, area)
+    if edges != area.box:
+        folds.insert(
+            0, (_read_fold(_box_fold(area.warped, edges, area.shift), key, lambda g: []), [area.image_centre(edges)])
+        )
+    lists: list[list[tuple[int, bytes]]] = []
+    for n, (fold_read, centres) in enumerate(folds):
+        b = (np.eye(2) * TILE if basis is None else basis) @ np.linalg.inv(_DIHEDRAL[fold_read.symmetry])
+        for k, c in enumerate(centres):
+            if k and max(abs(c[0] - centres[0][0]), abs(c[1] - centres[0][1])) <= 1.0:
+                continue
+            reach, step = (_CENTRE_REACH, _CENTRE_STEP) if fold_read is again and not k else (_SNAP_REACH, _SNAP_STEP)
+            lists.append([(n, h) for h in _centre_candidates(host, b, key, c, reach, step)])
+    # Round robin over the centres, each (fold, hash) once, at most _AREA_HASHES: the false-positive budget.
+    tried = list(dict.fromkeys(p for group in zip_longest(*lists) for p in group if p is not None))[:_AREA_HASHES]
+    for n, (fold_read, _) in enumerate(folds):
+        payload, bound = decode_soft_bound(fold_read.soft, key, [h for i, h in tried if i == n])
+        if bound is not None:
+            return replace(fold_read, payload=payload, mac_ok=True, z=max(fold_read.z, read.z))
+    return read
 
 
 def _centre_candidates(
@@ -1163,24 +1293,43 @@ def _centre_candidates(
     reach: int = _CENTRE_REACH,
     step: int = _CENTRE_STEP,
 ) -> list[bytes]:
-    """Host hashes around an estimated centre: the usual flips there, then the exact hash on a grid around it."""
+    """Host hashes around an estimated centre: the usual flips there, then on a grid around it the hash and its
+    likeliest variant (one bit flipped: at a point next to the true centre one weak bit often differs)."""
     out = _hash_candidates(y, basis, key, centre)
     steps = np.arange(-reach, reach + 1, step, dtype=np.float64)
     for dy in steps:
         for dx in steps:
             if dx or dy:
                 c = np.asarray(centre) + basis @ np.array([dx, dy]) / TILE
-                proj = _host_projections(y, basis, key, (float(c[0]), float(c[1])))
-                out.append(np.packbits((proj > 0).astype(np.uint8)).tobytes())
+                out += hash_candidates(_host_projections(y, basis, key, (float(c[0]), float(c[1]))), 2)
     return out
 
 
-def _mark_area(
-    r: FloatImage, basis: npt.NDArray[np.float64] | None, read: _Read, key: bytes
-) -> tuple[tuple[float, float], tuple[float, float], FloatImage] | None:
+@dataclass(frozen=True)
+class _Area:
+    """Where :func:`_mark_area` located the marked picture inside a larger one."""
+
+    centre: tuple[float, float]  # image coordinates of the fitted area's centre
+    snapped: tuple[float, float]  # the same with the first corner on the tile lattice (:func:`_snap_corner`)
+    fold: FloatImage  # the fold of the fitted area alone, in :func:`_fold`'s phase
+    box: tuple[int, int, int, int]  # the snapped area (y0, y1, x0, x1) in the whole picture's tile space
+    m: npt.NDArray[np.float64] | None  # that tile space -> image map (None: the identity)
+    symmetry: int  # the read's symmetry, which tells the first corner
+    warped: FloatImage  # the whole picture in tile space, and the shift of :func:`_to_tile_space`
+    shift: tuple[int, int]
+
+    def image_centre(self, box: tuple[int, int, int, int]) -> tuple[float, float]:
+        """Image coordinates of the centre of a tile-space ``box`` (y0, y1, x0, x1)."""
+        y0, y1, x0, x1 = box
+        tc = np.array([(x0 + x1 - 1) / 2, (y0 + y1 - 1) / 2])
+        c = tc if self.m is None else self.m[:, :2] @ tc + self.m[:, 2]
+        return float(c[0]), float(c[1])
+
+
+def _mark_area(r: FloatImage, basis: npt.NDArray[np.float64] | None, read: _Read, key: bytes) -> _Area | None:
     """Image coordinates of the centre of the marked area, when it covers only part of the picture, the same
     with the area's first corner on the tile lattice (:func:`_snap_corner`), and the fold of that area alone
-    (in the phase of :func:`_fold`'s, so :func:`_read_fold` reads it alike).
+    (in the phase of :func:`_fold`'s, so :func:`_read_fold` reads it alike): see :class:`_Area`.
 
     The decoded bits are re-encoded into the full tile as read (symmetry and offset), repeated over the
     picture in tile space and multiplied with the whitened plane: the product's row and column sums are
@@ -1209,13 +1358,91 @@ def _mark_area(
     sy0, sy1, sx0, sx1 = _snap_corner((y0, y1, x0, x1), read, (sx, sy))
     tc = np.array([[(x0 + x1 - 1) / 2, (y0 + y1 - 1) / 2], [(sx0 + sx1 - 1) / 2, (sy0 + sy1 - 1) / 2]])
     c = tc if m is None else tc @ m[:, :2].T + m[:, 2]
-    # Fold the area's tiles: whole-picture pixel p is fold coordinate p + (sy, sx) (see the template above).
+    return _Area(
+        (float(c[0, 0]), float(c[0, 1])),
+        (float(c[1, 0]), float(c[1, 1])),
+        _box_fold(warped, (y0, y1, x0, x1), (sx, sy)),
+        (sy0, sy1, sx0, sx1),
+        m,
+        read.symmetry,
+        warped,
+        (sx, sy),
+    )
+
+
+def _edge_box(host: FloatImage, basis: npt.NDArray[np.float64] | None, area: _Area) -> tuple[int, int, int, int]:
+    """The snapped area (:attr:`_Area.box`) with its sides on the straight luminance edges of the paste.
+
+    The step fit finds the area's far edges only where the picture carries the mark: flat borders shrink it
+    and a busy surround stretches it, by up to half a tile, beyond the grid of hashes tried around the centre.
+    A picture pasted into another ends at a straight edge across which the luminance jumps along all its
+    rows: each far side moves to the strongest such jump (averaged over the area's rows or columns) within
+    :data:`_EDGE_REACH` tile pixels when that is at least twice the median jump there, or else to the
+    picture's own border when that is within reach (a paste in a corner, where no jump shows). The first
+    corner stays on the tile lattice: at the picture's border when a lattice point (the snapped one or a
+    neighbour a tile away) lies there, else at the one with the strongest edge.
+    """
+    hw = _to_tile_space(host, basis, whole=True, border=cv2.BORDER_REPLICATE)[0]  # no jump at the picture's border
+    inside = _to_tile_space(np.ones_like(host), basis, whole=True)[0]
+    y0, y1, x0, x1 = area.box
+    g_inv = np.round(np.linalg.inv(_DIHEDRAL[area.symmetry])).astype(np.int64)
+
+    def side(plane: FloatImage, valid: FloatImage, a: int, b: int, e: int, first: bool, start: bool) -> int:
+        """Side ``e`` (a boundary: between columns e - 1 and e) of the rows [a, b) of ``plane``: the first corner's
+        (on the lattice) or a far one, the start of the area or its end."""
+        a, b = max(a, 0), min(b, plane.shape[0])
+        reach = TILE + 2 if first else _EDGE_REACH
+        lo, hi = max(e - reach, 2), min(e + reach + 1, plane.shape[1] - 1)
+        if b - a < 8 or hi - lo < 8:
+            return e
+        cols = np.flatnonzero(valid[a:b].mean(axis=0) > 0.5)
+        if len(cols) == 0:
+            return e
+        border = int(cols[0]) if start else int(cols[-1]) + 1  # the picture's own, as a boundary
+        d = np.abs(np.diff(plane[a:b, lo - 2 : hi + 1], axis=1)).mean(axis=0, dtype=np.float64)  # at lo - 1 ...
+        jump = np.zeros(plane.shape[1] + 1)
+        jump[lo:hi] = d[: hi - lo] + d[1 : hi - lo + 1]  # boundaries p - 1 and p: an upsampled edge spreads over two
+        level = 2.0 * float(np.median(jump[lo:hi]))
+        if first:
+            at_border = [p for p in (e - TILE, e, e + TILE) if abs(p - border) <= 2]
+            if at_border:
+                return at_border[0]
+            strength = {p: float(jump[max(p - 1, lo) : p + 2].max()) for p in (e - TILE, e, e + TILE) if lo <= p < hi}
+            best = max(strength, key=strength.__getitem__, default=e)
+            return best if strength.get(best, 0.0) >= level else e
+        k = lo + int(np.argmax(jump[lo:hi]))
+        if jump[k] >= level:
+            return k
+        return border if abs(border - e) <= reach else e
+
+    if g_inv[0].sum() > 0:
+        x0 = side(hw, inside, y0, y1, x0, True, True)
+        x1 = side(hw, inside, y0, y1, x1, False, False)
+    else:
+        x1 = side(hw, inside, y0, y1, x1, True, False)
+        x0 = side(hw, inside, y0, y1, x0, False, True)
+    if g_inv[1].sum() > 0:
+        y0 = side(hw.T, inside.T, x0, x1, y0, True, True)
+        y1 = side(hw.T, inside.T, x0, x1, y1, False, False)
+    else:
+        y1 = side(hw.T, inside.T, x0, x1, y1, True, False)
+        y0 = side(hw.T, inside.T, x0, x1, y0, False, True)
+    return y0, y1, x0, x1
+
+
+def _box_fold(warped: FloatImage, box: tuple[int, int, int, int], shift: tuple[int, int]) -> FloatImage:
+    """The fold of the tiles of ``box`` (y0, y1, x0, x1; clipped to the plane) of a whole-picture tile-space plane,
+    in :func:`_fold`'s phase.
+
+    Whole-picture pixel p is fold coordinate p + (sy, sx) (``shift`` from :func:`_to_tile_space`).
+    """
+    y0, y1 = max(box[0], 0), min(box[1], warped.shape[0])
+    x0, x1 = max(box[2], 0), min(box[3], warped.shape[1])
     ph, pw = -(-(y1 - y0) // TILE) * TILE, -(-(x1 - x0) // TILE) * TILE
     part = np.zeros((ph, pw), dtype=np.float32)
     part[: y1 - y0, : x1 - x0] = warped[y0:y1, x0:x1]
     acc = part.reshape(ph // TILE, TILE, pw // TILE, TILE).sum(axis=(0, 2))
-    acc = np.roll(acc, (y0 + sy, x0 + sx), axis=(0, 1))
-    return (float(c[0, 0]), float(c[0, 1])), (float(c[1, 0]), float(c[1, 1])), np.asarray(acc, dtype=np.float32)
+    return np.asarray(np.roll(acc, (y0 + shift[1], x0 + shift[0]), axis=(0, 1)), dtype=np.float32)
 
 
 def _snap_corner(box: tuple[int, int, int, int], read: _Read, shift: tuple[int, int]) -> tuple[int, int, int, int]:
@@ -1331,27 +1558,41 @@ def _detect_whitened(
     best_basis: npt.NDArray[np.float64] | None = None
     tried = 1
     screened = 0
+    half_z = None  # the sync z of the whole picture at the exact half-size prior, when read (or screened)
     # The untouched geometry is the common case and conclusive on its own; only then estimate the lattice.
     if not (best.mac_ok and best.z >= Z_PRESENT):
         for cand in _estimate_lattice(r):
             if np.abs(cand - np.eye(2) * TILE).max() <= 0.25:
                 continue
-            if host is not None and _screened(r, cand, key):
+            half = np.array_equal(cand, np.eye(2) * (TILE // 2))
+            first = _screen(r, cand, key) if host is not None else None
+            if first is not None and first < _SCREEN_Z:
                 screened += 1
+                half_z = first if half else half_z
                 continue
             tried += 1
             got = read(cand)
+            half_z = got.z if half else half_z
             if (got.mac_ok, got.z) > (best.mac_ok, best.z):
                 best, best_basis = got, cand
             if got.mac_ok and got.z >= Z_PRESENT:
                 break
-    scan_z = None
-    if host is not None and best.z >= Z_AREA and not best.mac_ok:
-        best = _read_marked_area(r, host, best, best_basis, key)
-    elif host is not None and best.z >= _SCAN_FROM and not best.mac_ok and best.plane is not None:
-        scan_z, local = _local_read(best.plane, best.fold, key)
-        if local is not None:
-            best = _read_marked_area(r, host, best, best_basis, key, start=local)
+    scan_z = window_z = None
+    if host is not None and best.z >= _SCAN_FROM and not best.mac_ok:
+        # One area search at most (its hashes are the false-positive budget), from the strongest start: the
+        # read itself, the rectangle of tiles the scan found, or the half-size window over a paste.
+        start: _Read | None = best if best.z >= Z_AREA else None
+        start_basis = best_basis
+        if start is None and best.plane is not None:
+            scan_z, start = _local_read(best.plane, best.fold, key)
+        if half_z is None or half_z >= _WINDOW_FROM:
+            window_z, box = _half_windows(r, key)
+            if window_z >= _WINDOW_Z and (start is None or window_z > start.z):
+                start, start_basis = _window_read(r, box, key), np.eye(2) * (TILE // 2)
+        if start is not None:
+            found = _read_marked_area(r, host, best, start_basis, key, start=start)
+            if found.mac_ok:
+                best, best_basis = found, start_basis
     z, payload, mac_ok = best.z, best.payload, best.mac_ok
     if payload is None and record:
         payload = decode_soft(best.soft, key)[0]  # only for the record (``decoded``): it cannot count
@@ -1362,6 +1603,8 @@ def _detect_whitened(
     details = {"hypotheses": float(tried), "screened": float(screened), "symmetry": float(best.symmetry)}
     if scan_z is not None:
         details["scan_z"] = scan_z
+    if window_z is not None:
+        details["window_z"] = window_z
     b = np.eye(2) * TILE if best_basis is None else best_basis
     scale = float(np.sqrt(abs(np.linalg.det(b)))) / TILE
     rot = float(np.degrees(np.arctan2(b[1, 0], b[0, 0])))

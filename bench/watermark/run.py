@@ -1,9 +1,9 @@
 """Benchmark aigclabel's image watermark against invisible-watermark and blind-watermark.
 
 Same images (scikit-image's sample photos, and synthetic "AI-like" pictures: flat illustration, icon, text
-screenshots, dark render, poster, 256 px photos), same attacks (basic, geometry, heavy), one table per image
-set and attack group: bit accuracy, detection TPR, false-positive rate on unmarked images, PSNR/SSIM (mean and
-worst), embed/detect ms per megapixel. Run from the repository root::
+screenshots, dark render, poster, 256 px photos), same attacks (basic, geometry, heavy, paste positions), one
+table per image set and attack group: bit accuracy, detection TPR, false-positive rate on unmarked images,
+PSNR/SSIM (mean and worst), embed/detect ms per megapixel. Run from the repository root::
 
     pip install -e '.[bench]'            # scikit-image, invisible-watermark, blind-watermark (--no-deps)
     python bench/watermark/run.py        # add --fpr 2000 for the calibration run
@@ -80,14 +80,20 @@ def _down_up(img: Img, f: float) -> Img:
     return np.asarray(small.resize((w, h), Image.Resampling.BICUBIC))
 
 
-def _paste(img: Img) -> Img:
-    """The marked picture scaled to 50 % and pasted into a larger unrelated picture (a collage or a post)."""
+def _paste(img: Img, at: tuple[float, float] | None = None, quality: int | None = None) -> Img:
+    """The marked picture scaled to 50 % and pasted into a larger unrelated picture (a collage or a post).
+
+    ``at``: where, as fractions (y, x) of the room the canvas leaves around it (0: top/left edge, 1:
+    bottom/right); by default at a fifth of the height and a third of the width. ``quality``: the collage
+    saved as JPEG at that quality.
+    """
     h, w = img.shape[:2]
     small = _resize(img, 0.5)
     canvas = np.asarray(Image.fromarray(_noise_texture(h, w, 3)).convert("RGB")).copy()
-    y, x = h // 5, w // 3
-    canvas[y : y + small.shape[0], x : x + small.shape[1]] = small[: h - y, : w - x]
-    return canvas
+    sh, sw = small.shape[:2]
+    y, x = (h // 5, w // 3) if at is None else (round((h - sh) * at[0]), round((w - sw) * at[1]))
+    canvas[y : y + sh, x : x + sw] = small[: h - y, : w - x]
+    return canvas if quality is None else _encode(canvas, "JPEG", quality=quality)
 
 
 def _noise_texture(h: int, w: int, seed: int) -> Img:
@@ -131,6 +137,16 @@ ATTACK_GROUPS["heavy"] = {
     "down0.5+jpeg70": lambda a: _encode(_resize(a, 0.5), "JPEG", quality=70),
     "crop50+up+webp": lambda a: _encode(_resize(_crop(a, 0.5), 2.0), "WEBP", quality=75),
     "paste-50%": _paste,
+}
+#: The same paste at other places: both corners (on the marked picture's own tile grid there: 0 and
+#: canvas - half, which are multiples of 64 px on 512 px pictures), two places off that grid, and the centre
+#: saved as JPEG q85; each position a column, so the figure is the group's total.
+ATTACK_GROUPS["paste"] = {
+    "paste-tl": lambda a: _paste(a, (0.0, 0.0)),
+    "paste-br": lambda a: _paste(a, (1.0, 1.0)),
+    "paste-0.29,0.83": lambda a: _paste(a, (0.29, 0.83)),
+    "paste-0.71,0.17": lambda a: _paste(a, (0.71, 0.17)),
+    "paste-mid+jpeg85": lambda a: _paste(a, (0.5, 0.5), quality=85),
 }
 ATTACKS: dict[str, Callable[[Img], Img]] = {k: v for group in ATTACK_GROUPS.values() for k, v in group.items()}
 
@@ -419,7 +435,9 @@ def main() -> None:
     )
     parser.add_argument("--copy", type=int, default=100, help="unmarked images for the copy (forgery) attack")
     parser.add_argument("--images", default="photos,synthetic", help="image sets: photos (scikit-image), synthetic")
-    parser.add_argument("--attacks", default="basic,geometry,heavy", help="attack groups: " + ",".join(ATTACK_GROUPS))
+    parser.add_argument(
+        "--attacks", default="basic,geometry,heavy,paste", help="attack groups: " + ",".join(ATTACK_GROUPS)
+    )
     args = parser.parse_args()
 
     wanted = set(args.methods.split(","))
@@ -505,6 +523,7 @@ def main() -> None:
     ours_z: list[float] = []
     lowfreq_z: list[float] = []
     scan_z: list[float] = []
+    window_z: list[float] = []
     lowfreq_decoded = 0
     for m in methods:
         n = args.fpr if m.name.startswith("aigclabel") else args.fpr_peers
@@ -519,6 +538,8 @@ def main() -> None:
                     lowfreq_z.append(d.details.get("lowfreq_z", float("nan")))
                     if "scan_z" in d.details:
                         scan_z.append(d.details["scan_z"])
+                    if "window_z" in d.details:
+                        window_z.append(d.details["window_z"])
                     lowfreq_decoded += int(d.details.get("lowfreq_decoded", 0))
                 hits += d.present
             else:
@@ -571,6 +592,14 @@ def main() -> None:
             f"{len(ours_z)} unmarked images scanned, best rectangle z mean {sz.mean():.2f} sd {sz.std():.2f} "
             f"max {sz.max():.2f}; at least {_SCAN_Z} (the area search runs): {int((sz >= _SCAN_Z).sum())}; "
             f"area search from z >= {Z_AREA}: {int((np.asarray(ours_z) >= Z_AREA).sum())}"
+        )
+        from aigclabel.watermark.image import _WINDOW_Z
+
+        wz = np.asarray(window_z) if window_z else np.zeros(1)
+        print(
+            f"aigclabel half-size paste windows (reads of z >= {_SCAN_FROM} not verified): {len(window_z)} of "
+            f"{len(ours_z)} unmarked images searched, best window z mean {wz.mean():.2f} sd {wz.std():.2f} "
+            f"max {wz.max():.2f}; at least {_WINDOW_Z} (the area search runs): {int((wz >= _WINDOW_Z).sum())}"
         )
 
     if lowfreq_z:
