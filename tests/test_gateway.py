@@ -790,3 +790,45 @@ def test_workers_stop_when_their_supervisor_is_killed(upstream: tuple[str, Upstr
         for pid in children:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.slow
+def test_workers_serve_each_others_url_images_and_leave_no_folder(
+    upstream: tuple[str, Upstream], tmp_path: Path
+) -> None:
+    """With ``--workers 2`` a client fetches a ``url`` image on a new connection, which either worker may
+    take: every image is served whichever worker made it, and the shared folder goes with the supervisor."""
+    port = free_port()
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    command = [sys.executable, "-m", "aigclabel", "gateway", "--upstream", upstream[0], "-p", DEMO_PROVIDER_CODE,
+               "--port", str(port), "--no-audit", "--workers", "2"]  # fmt: skip
+    env = {**os.environ, "TMPDIR": str(scratch)}
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/aigclabel/health", process)
+        _wait_for(lambda: len(_workers(process.pid)) == 2, 60)
+        made: list[tuple[str, str]] = []
+        for _ in range(8):  # each on its own connection, so on either worker
+            with httpx.Client(timeout=30) as client:
+                answer = client.post(
+                    f"http://127.0.0.1:{port}/v1/images/generations",
+                    json={"model": "tiny", "prompt": "a cat", "response_format": "url"},
+                )
+            assert answer.status_code == 200, answer.text
+            (item,) = answer.json()["data"]
+            made.append((item["url"], item["aigc"]["ProduceID"]))
+        for image_url, produce_id in made:  # on a new connection again: not always the worker that made it
+            with httpx.Client(timeout=30) as client:
+                fetched = client.get(image_url)
+            assert fetched.status_code == 200, fetched.text
+            _check_file(fetched.content, ".png", tmp_path, produce_id)
+        (folder,) = scratch.glob("aigclabel-gateway-images-*")
+        assert len(list(folder.iterdir())) == len(made)
+        with httpx.Client(timeout=30) as client:
+            missing = client.get(made[0][0].rsplit("/", 1)[0] + "/..%2F..%2Fetc%2Fpasswd")
+        assert missing.status_code == 404
+    finally:
+        process.terminate()
+        assert process.wait(30) == 0
+    assert list(scratch.iterdir()) == []

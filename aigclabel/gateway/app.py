@@ -17,6 +17,7 @@ import contextlib
 import hmac
 import json
 import logging
+import re
 import secrets
 import tempfile
 from collections import OrderedDict
@@ -78,6 +79,11 @@ _KEEPALIVE_SECONDS = 2.0
 _BATCH_BYTES = 64 * 1024
 #: Where the gateway serves the labelled images of ``url`` answers.
 IMAGE_ROUTE = "/aigclabel/images"
+#: Start of the name of a temporary folder holding those images.
+IMAGE_DIR_PREFIX = "aigclabel-gateway-images-"
+#: A kept image's name: 24 random bytes in URL-safe base64, then the image's suffix (nothing that leaves
+#: the folder).
+_KEPT_NAME = re.compile(r"[A-Za-z0-9_-]{32}\.[A-Za-z0-9]{1,8}")
 
 
 class UpstreamBrokeOff(Exception):
@@ -262,7 +268,7 @@ class Gateway:
         self.client: httpx.AsyncClient | None = None
         self.pool: UpstreamPool | None = None
         self.kept: OrderedDict[str, Path] = OrderedDict()
-        self.image_dir: tempfile.TemporaryDirectory[str] | None = None
+        self.image_dir: Path | None = None
         self.audit_queue: MemoryObjectSendStream[AuditEvent] | None = None
         self.layers = MediaLayers(
             watermark_key=settings.watermark_key if settings.watermark else None,
@@ -278,7 +284,12 @@ class Gateway:
         (the audit events still queued are written first)."""
         timeout = httpx.Timeout(self.settings.read_timeout, connect=self.settings.connect_timeout)
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=256, keepalive_expiry=_KEEPALIVE_SECONDS)
-        self.image_dir = tempfile.TemporaryDirectory(prefix="aigclabel-gateway-images-")
+        own_folder = None
+        if self.settings.image_dir is None:
+            own_folder = tempfile.TemporaryDirectory(prefix=IMAGE_DIR_PREFIX)
+            self.image_dir = Path(own_folder.name)
+        else:
+            self.image_dir = self.settings.image_dir
         sender, receiver = anyio.create_memory_object_stream[AuditEvent](max_buffer_size=_AUDIT_QUEUE)
         closing = anyio.Event()
         async with (
@@ -301,7 +312,8 @@ class Gateway:
                 self.client = None
                 self.pool = None
                 pool.close()
-                self.image_dir.cleanup()
+                if own_folder is not None:
+                    own_folder.cleanup()
                 sender.close()
                 closing.set()
 
@@ -554,7 +566,7 @@ class Gateway:
     def _keep_image(self, request: Request, data: bytes, suffix: str) -> str:
         assert self.image_dir is not None
         name = secrets.token_urlsafe(24) + suffix
-        path = Path(self.image_dir.name) / name
+        path = self.image_dir / name
         path.write_bytes(data)
         self.kept[name] = path
         while len(self.kept) > self.settings.kept_images:
@@ -563,7 +575,12 @@ class Gateway:
 
     async def kept_image(self, request: Request) -> Response:
         """A labelled image of an earlier ``url`` answer (names are unguessable, like signed URLs)."""
-        path = self.kept.get(request.path_params["name"])
+        name = request.path_params["name"]
+        path = self.kept.get(name)
+        if path is None and self.settings.image_dir is not None and _KEPT_NAME.fullmatch(name):
+            # Kept by another worker serving this address (the folder is theirs too), if it still is.
+            shared = self.settings.image_dir / name
+            path = shared if shared.is_file() else None
         if path is None:
             return _error(
                 404, "no such image (it may have been dropped: the gateway keeps only the newest)", "not_found"

@@ -15,7 +15,7 @@ import json
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +59,8 @@ class GatewayOptions:
     #: Audit database URL, or None for no audit store.
     audit_url: str | None = None
     read_timeout: float = 600.0
+    #: The folder every worker keeps the images of ``url`` answers in (the supervisor's).
+    image_dir: str | None = None
 
     def settings(self) -> GatewaySettings:
         """The settings these options describe (opens the audit store; reads the key files)."""
@@ -82,6 +84,7 @@ class GatewayOptions:
             audio_label=self.audio_label,
             audit=AuditStore(self.audit_url) if self.audit_url else None,
             read_timeout=self.read_timeout,
+            image_dir=Path(self.image_dir) if self.image_dir else None,
         )
 
     def to_env(self) -> dict[str, str]:
@@ -132,22 +135,28 @@ def create_worker_app() -> Starlette:
 
 def run_workers(options: GatewayOptions, host: str, port: int, workers: int) -> None:
     """Serve the gateway in ``workers`` processes sharing ``host:port`` (uvicorn's supervisor restarts a
-    worker that dies)."""
+    worker that dies). The images of ``url`` answers are kept in one folder of the supervisor's, removed
+    when it stops: a client fetches an image on a new connection, which any worker may take, and a worker
+    that dies leaves nothing behind."""
+    import tempfile
+
     import uvicorn
 
     from ..service.server import SUPERVISOR_ENV
+    from .app import IMAGE_DIR_PREFIX
 
-    os.environ.update(options.to_env())
-    os.environ[SUPERVISOR_ENV] = str(os.getpid())
-    uvicorn.run(
-        "aigclabel.gateway.server:create_worker_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        http=GatewayProtocol,
-        # uvicorn's 5 s replaced every worker of a loaded machine before it had imported the app (the child
-        # answers the health check only once its spawn has unpickled the config), again and again
-        timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
-        log_level="info",
-    )
+    with tempfile.TemporaryDirectory(prefix=IMAGE_DIR_PREFIX) as images:
+        os.environ.update(replace(options, image_dir=images).to_env())
+        os.environ[SUPERVISOR_ENV] = str(os.getpid())
+        uvicorn.run(
+            "aigclabel.gateway.server:create_worker_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            http=GatewayProtocol,
+            # uvicorn's 5 s replaced every worker of a loaded machine before it had imported the app (the
+            # child answers the health check only once its spawn has unpickled the config), again and again
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
+            log_level="info",
+        )

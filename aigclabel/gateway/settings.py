@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
@@ -54,6 +55,10 @@ class GatewaySettings:
     max_body_bytes: int = 64 << 20
     #: How many labelled images the gateway keeps to serve ``url`` answers (oldest dropped first).
     kept_images: int = 256
+    #: The folder of those images when several processes serve one address (``--workers``): a client may
+    #: fetch an image from another worker than the one that made it. ``None``: a temporary folder of this
+    #: process's own, removed when it stops.
+    image_dir: Path | None = None
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.upstream)
