@@ -1156,7 +1156,7 @@ def _local_read(padded: FloatImage, fold: FloatImage, key: bytes) -> tuple[float
 _WINDOW_STEPS = 5
 _WINDOW_Z = 6.5
 #: The windows are searched only where the whole picture's sync z at the exact half-size prior reaches this: that
-#: of 78 % of unmarked pictures and of all 45 such pastes at random positions (4.1 and more); the 4-5 ms of CPU the
+#: of 78 % of unmarked pictures and of all 45 such pastes at random positions (4.1 and more); the ~2 ms of CPU the
 #: windows cost at 2 MP are saved on the others (on 40 unmarked 1600x1200 photos: 5 searched instead of 18).
 _WINDOW_FROM = 4.0
 
@@ -1176,9 +1176,11 @@ def _half_windows(r: FloatImage, key: bytes) -> tuple[float, tuple[int, int, int
     grows with the marked share of it: the whole picture's fold leaves such a paste at z ~5-7, where the
     surround's own peaks reach (and at odd offsets often under the scan's reach), while a window of its size
     over it reads it at twice that. The tile is then 64 image pixels, so the windows are folded in image
-    space, no warp: the picture's 64-pixel blocks summed by row bands then by columns, each window's fold
-    correlated with the half-size sync template. :data:`_WINDOW_STEPS` start positions per axis, from one edge
-    to the other: any such paste covers 77 % or more of one window.
+    space, no warp: each window's fold is a difference of running sums of the picture's 64-pixel blocks,
+    correlated with the half-size sync template upright and in the one of its eight orientations that
+    correlates best with the whole picture's fold (a paste lies the same way in every window; correlating
+    every window in all eight cost three quarters of the search). :data:`_WINDOW_STEPS` start positions per
+    axis, from one edge to the other: any such paste covers 77 % or more of one window.
     """
     half = TILE // 2
     h, w = r.shape
@@ -1186,20 +1188,37 @@ def _half_windows(r: FloatImage, key: bytes) -> tuple[float, tuple[int, int, int
     wy, wx = max(1, round(ny / 2)), max(1, round(nx / 2))
     ys = sorted({int(v) for v in np.linspace(0, ny - wy, _WINDOW_STEPS).round()})
     xs = sorted({int(v) for v in np.linspace(0, nx - wx, _WINDOW_STEPS).round()})
+    # Running sums of the picture's 64-row strips and of each band's 64-pixel blocks: every window's fold is
+    # then a difference of two sums, one pass over the picture in all.
+    # (A loop of whole-plane adds: numpy's cumsum along a leading axis is some fifty times slower.)
+    strips = np.zeros((ny + 1, half, nx * half), dtype=np.float32)
+    for k in range(ny):
+        part = r[k * half : (k + 1) * half]
+        strips[k + 1] = strips[k]
+        strips[k + 1, : part.shape[0], :w] += part
     folds = []
     for y in ys:
-        band = np.zeros((half, nx * half), dtype=np.float32)  # the band's rows folded (the last block may be short)
-        for k in range(y, y + wy):
-            part = r[k * half : (k + 1) * half]
-            band[: part.shape[0], :w] += part
-        blocks = band.reshape(half, nx, half)
-        folds += [blocks[:, x : x + wx].sum(axis=1) for x in xs]
-    corr = fft.irfft2(fft.rfft2(np.stack(folds), axes=(1, 2))[:, None] * _half_sync_spectra(key)[None], s=(half, half))
-    corr = corr.reshape(len(folds), len(_DIHEDRAL), -1)
-    z = (corr.max(axis=2) - corr.mean(axis=2)) / (corr.std(axis=2) + 1e-12)
+        band = (strips[y + wy] - strips[y]).reshape(half, nx, half)
+        blocks = np.zeros((nx + 1, half, half), dtype=np.float32)
+        for j in range(nx):
+            np.add(blocks[j], band[:, j], out=blocks[j + 1])
+        folds += [blocks[x + wx] - blocks[x] for x in xs]
+    spectra = fft.rfft2(np.stack(folds), axes=(1, 2))
+    templates = _half_sync_spectra(key)
+    # The paste's orientation is the same in every window: take the whole picture's best one (and the upright
+    # one) rather than correlating each window in all eight, a quarter of the inverse transforms.
+    whole = fft.irfft2(fft.rfft2(strips[ny].reshape(half, nx, half).sum(axis=1)) * templates, s=(half, half))
+    turns = sorted({0, int(np.argmax(_peak_z(whole.reshape(len(_DIHEDRAL), -1))))})
+    corr = fft.irfft2(spectra[:, None] * templates[turns][None], s=(half, half))
+    z = _peak_z(corr.reshape(len(folds), len(turns), -1))
     k = int(np.argmax(z.max(axis=1)))
     y, x = ys[k // len(xs)], xs[k % len(xs)]
     return float(z.max()), (y * half, min(h, (y + wy) * half), x * half, min(w, (x + wx) * half))
+
+
+def _peak_z(corr: FloatImage) -> FloatImage:
+    """The z-score of the highest value of each correlation along the last axis."""
+    return np.asarray((corr.max(axis=-1) - corr.mean(axis=-1)) / (corr.std(axis=-1) + 1e-12), dtype=np.float32)
 
 
 def _window_read(r: FloatImage, box: tuple[int, int, int, int], key: bytes) -> _Read:
