@@ -1020,11 +1020,16 @@ def _sync_peak(acc: FloatImage, key: bytes) -> tuple[float, int, tuple[int, int]
     corr = fft.irfft2(fft.rfft2(acc)[None] * _sync_spectra(key), s=acc.shape, axes=(1, 2))
     corr = corr.reshape(len(_DIHEDRAL), -1)
     peak = corr.argmax(axis=1)
-    zs = (corr[np.arange(len(_DIHEDRAL)), peak] - corr.mean(axis=1)) / (corr.std(axis=1) + 1e-12)
+    zs = _peak_z(corr)
     g = int(np.argmax(zs))
     ey, ex = np.unravel_index(int(peak[g]), acc.shape)
     dx, dy = (_DIHEDRAL[g] @ np.array([ex, ey])) % TILE  # C_g's peak at e is the mapped fold's at g e
     return float(zs[g]), g, (int(dy), int(dx))
+
+
+def _peak_z(corr: FloatImage) -> FloatImage:
+    """The z-score of the highest value of each correlation along the last axis."""
+    return np.asarray((corr.max(axis=-1) - corr.mean(axis=-1)) / (corr.std(axis=-1) + 1e-12), dtype=np.float32)
 
 
 def _screen(r: FloatImage, basis: npt.NDArray[np.float64], key: bytes) -> float | None:
@@ -1214,11 +1219,6 @@ def _half_windows(r: FloatImage, key: bytes) -> tuple[float, tuple[int, int, int
     k = int(np.argmax(z.max(axis=1)))
     y, x = ys[k // len(xs)], xs[k % len(xs)]
     return float(z.max()), (y * half, min(h, (y + wy) * half), x * half, min(w, (x + wx) * half))
-
-
-def _peak_z(corr: FloatImage) -> FloatImage:
-    """The z-score of the highest value of each correlation along the last axis."""
-    return np.asarray((corr.max(axis=-1) - corr.mean(axis=-1)) / (corr.std(axis=-1) + 1e-12), dtype=np.float32)
 
 
 def _window_read(r: FloatImage, box: tuple[int, int, int, int], key: bytes) -> _Read:
