@@ -375,7 +375,7 @@ def write_in_place(path: Path, plan_edit: Callable[[], EditPlan | None], verify:
         with write_lock(path) as st:
             if st is None or st.st_nlink != 1:
                 return None  # a new file, or hard links: the copy path says what it makes of it
-            if os.path.lexists(_journal_name(os.fspath(path))):  # (a symlink was resolved above)
+            if _lexists(_journal_name(os.fspath(path))):  # (a symlink was resolved above)
                 recover(path)
             try:
                 fd = os.open(path, _EDIT_FLAGS)
@@ -576,14 +576,14 @@ def _apply_unjournalled(
 
 
 def pending(path: Path) -> Path | None:
-    """The journal of an interrupted edit of ``path`` (following a symlink), or None: one ``lstat``
-    when there is none, so every open can afford it."""
+    """The journal of an interrupted edit of ``path`` (following a symlink), or None: one existence
+    check (:func:`_lexists`) when there is none, so every open can afford it."""
     where = _journal_name(os.fspath(path))
-    if os.path.lexists(where):
+    if _lexists(where):
         return Path(where)
     if os.path.islink(path):
         where = _journal_name(os.path.realpath(path))
-        if os.path.lexists(where):
+        if _lexists(where):
             return Path(where)
     return None
 
