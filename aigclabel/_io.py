@@ -668,8 +668,14 @@ def read_at(fd: int, offset: int, size: int) -> bytes:
     which leaves the descriptor's position alone, or a seek and reads where the OS lacks it. Walkers
     of metadata read this way rather than through a buffered handle, which would refill a whole
     buffer at every seek."""
-    parts: list[bytes] = []
-    if not _PREAD:
+    if _PREAD:
+        first = os.pread(fd, size, offset)
+        if len(first) == size or not first:
+            return first  # the common case: one call
+        parts = [first]
+        offset, size = offset + len(first), size - len(first)
+    else:
+        parts = []
         os.lseek(fd, offset, os.SEEK_SET)
     while size > 0:
         chunk = os.pread(fd, size, offset) if _PREAD else os.read(fd, size)

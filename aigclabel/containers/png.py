@@ -87,7 +87,6 @@ _WINDOW = 4096
 #: costs more than the read it saves.
 _SMALL_CHUNK = 16 << 10
 _RUN_WINDOW = 64 << 10
-_PREAD = hasattr(os, "pread")
 
 
 def _walk(fd: int, size: int, text_only: bool = False, head: bytes = b"") -> Iterator[_Chunk]:
@@ -98,8 +97,7 @@ def _walk(fd: int, size: int, text_only: bool = False, head: bytes = b"") -> Ite
     object for each.
 
     Consumers seek before they read: the descriptor's position between chunks is unspecified."""
-    read = os.pread if _PREAD else _read_at
-    window = head or read(fd, _WINDOW, 0)
+    window = head or read_at(fd, 0, _WINDOW)
     if window[:8] != SIGNATURE:
         raise MalformedFileError("not a PNG file (bad signature)")
     base, held = 0, len(window)  # the window holds the file's bytes [base, base + held)
@@ -110,7 +108,7 @@ def _walk(fd: int, size: int, text_only: bool = False, head: bytes = b"") -> Ite
     for _ in range(_MAX_CHUNKS):
         at = offset - base
         if at + 8 > held:  # past what is held: the header, and more after small chunks
-            window = read(fd, fill, offset)
+            window = read_at(fd, offset, fill)
             base, held, at = offset, len(window), 0
         try:
             length, ctype = unpack(window, at)
@@ -155,11 +153,6 @@ def _walk(fd: int, size: int, text_only: bool = False, head: bytes = b"") -> Ite
         if ctype == b"IEND":
             return
     raise LimitExceededError(f"PNG has more than {_MAX_CHUNKS} chunks")
-
-
-def _read_at(fd: int, size: int, offset: int) -> bytes:
-    """:func:`os.pread`'s signature for :func:`aigclabel._io.read_at`, where the OS has no pread."""
-    return read_at(fd, offset, size)
 
 
 def _named(chunk: _Chunk) -> str:
