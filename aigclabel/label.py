@@ -236,15 +236,14 @@ class AIGCLabel:
         if (known := _SERIALISED.get(text)) is not None:  # see _SERIALISED
             parsed: ParsedLabel | None = known.__dict__.get("_parsed")
             if parsed is None:  # immutable both, so one result serves every read of this text
-                parsed = ParsedLabel(label=known, shape="bare", problems=tuple(known.problems()))
+                parsed = ParsedLabel.bare(known)
                 object.__setattr__(known, "_parsed", parsed)
             return parsed
         text = text.strip().lstrip("\ufeff").rstrip("\x00")
         if len(text) > MAX_LABEL_TEXT:
             raise InvalidLabelError(f"label text is {len(text)} characters, over the {MAX_LABEL_TEXT} limit")
         if (canonical := _CANONICAL(text)) is not None:  # see _CANONICAL: the decoder would give these values
-            label = cls(*canonical.groups())
-            return ParsedLabel(label=label, shape="bare", problems=tuple(label.problems()))
+            return ParsedLabel.bare(cls(*canonical.groups()))
         try:
             data = _DECODER.decode(text)
         except (json.JSONDecodeError, RecursionError) as exc:
@@ -260,8 +259,7 @@ class AIGCLabel:
         if not duplicates and tuple(data) == FIELD_NAMES and all(type(v) is str for v in data.values()):
             # The shape every conforming writer stores: each key check below would pass, so only the
             # label's own problems are left (the same result, a third cheaper for a platform's uploads).
-            label = cls(*data.values())
-            return ParsedLabel(label=label, shape="bare", problems=tuple(label.problems()))
+            return ParsedLabel.bare(cls(*data.values()))
         shape: LabelShape = "bare"
         if set(data) == {WRAPPER_KEY}:
             inner = data[WRAPPER_KEY]
@@ -461,6 +459,12 @@ class ParsedLabel:
     label: AIGCLabel
     shape: LabelShape
     problems: tuple[Problem, ...] = field(default=())
+
+    @classmethod
+    def bare(cls, label: AIGCLabel) -> ParsedLabel:
+        """``label`` as read from the shape every conforming writer stores (the seven keys in order, all
+        strings, no others): the key checks all pass, so only the label's own problems are left."""
+        return cls(label, "bare", tuple(label.problems()))
 
     @property
     def conforms(self) -> bool:
