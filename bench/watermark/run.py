@@ -1,7 +1,8 @@
 """Benchmark aigclabel's image watermark against invisible-watermark and blind-watermark.
 
-Same images (scikit-image's sample photos, and synthetic "AI-like" pictures: flat illustration, icon, text
-screenshots, dark render, poster, 256 px photos), same attacks (basic, geometry, heavy, paste positions), one
+Same images (scikit-image's sample photos; synthetic "AI-like" pictures: flat illustration, icon, text
+screenshots, dark render, poster, 256 px photos; with ``--images others``, photos other projects ship as test
+data, fetched by ``make corpus``), same attacks (basic, geometry, heavy, paste positions), one
 table per image set and attack group: bit accuracy, detection TPR, false-positive rate on unmarked images,
 PSNR/SSIM (mean and worst), embed/detect ms per megapixel. Run from the repository root::
 
