@@ -134,12 +134,38 @@ def marked_large() -> Img:
     return embed_image(natural(2, 512, 640), PAYLOAD)
 
 
+#: The orientation each attack leaves, in the words the detector reports it.
+TURNED = {
+    "flip-h": "mirrored left-right",
+    "flip-v": "flipped upside down",
+    "rot90": "turned 90° counter-clockwise",
+    "rot270": "turned 90° clockwise",
+    "width-0.8": "upright",
+    "height-0.8": "upright",
+}
+
+
 @pytest.mark.parametrize("attack", sorted(GEOMETRY))
 def test_survives_flips_quarter_turns_and_aspect_change(marked_large: Img, attack: str) -> None:
     found = detect_image(GEOMETRY[attack](marked_large))
     # The payload verifies: the host hash was recomputed in the corrected geometry (content_ok).
     assert found.present and found.content_ok, f"{attack}: z={found.z:.2f}"
     assert found.payload == PAYLOAD
+    assert found.orientation == TURNED[attack]
+
+
+def test_cli_reports_how_the_picture_was_turned(marked_large: Img, tmp_path: Path) -> None:
+    """A turned upload reads as turned, not as "rotation 0°": the quarter turn is in ``orientation``."""
+    import json
+
+    turned = tmp_path / "turned.png"
+    Image.fromarray(np.ascontiguousarray(np.rot90(np.rot90(marked_large, 1)[:, ::-1], 1))).save(turned)
+    got = CliRunner().invoke(app, ["watermark", "detect", str(turned), "--json"])
+    assert got.exit_code == 0, got.output
+    details = json.loads(got.output)[0]["details"]
+    # turned, mirrored and turned the same way again: the turns cancel, the mirror stays
+    assert details["orientation"] == "mirrored left-right"
+    assert details["rotation_deg"] == 0.0
 
 
 def flat_pictures() -> dict[str, Img]:

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
 from aigclabel.watermark import DEMO_KEY, Payload, detect_image, embed_image
-from aigclabel.watermark._lowfreq import read_lowfreq
-from aigclabel.watermark.image import _luma
+from aigclabel.watermark._lowfreq import LOWFREQ_TO_TILE_SYMMETRY, read_lowfreq
+from aigclabel.watermark.image import ORIENTATIONS, _luma
 
 from .test_watermark_image import _resize, natural
 
@@ -68,3 +68,30 @@ def test_small_pictures_stay_clean() -> None:
         # The second layer alone reads the clean picture (the tile mark is not asked).
         assert read_lowfreq(_luma(marked), DEMO_KEY).payload == payload
         assert read_lowfreq(_luma(host), DEMO_KEY).payload is None
+
+
+#: Each of the 8 ways to turn or mirror a picture, and how both layers name it.
+TURNS: dict[str, Callable[[Img], Img]] = {
+    "upright": lambda a: a,
+    "turned 90° counter-clockwise": lambda a: np.rot90(a, 1),
+    "turned 180°": lambda a: np.rot90(a, 2),
+    "turned 90° clockwise": lambda a: np.rot90(a, 3),
+    "mirrored left-right": lambda a: a[:, ::-1],
+    "flipped upside down": lambda a: a[::-1],
+    "mirrored left-right, then turned 90° counter-clockwise": lambda a: np.rot90(a[:, ::-1], 1),
+    "mirrored left-right, then turned 90° clockwise": lambda a: np.rot90(a[:, ::-1], 3),
+}
+
+
+def test_both_layers_name_a_turned_or_mirrored_picture_alike() -> None:
+    marked = embed_image(natural(5, 256, 320), PAYLOAD_TURNS)
+    for words, turn in TURNS.items():
+        turned = np.ascontiguousarray(turn(marked))
+        tile = detect_image(turned, lowfreq=False)
+        assert tile.payload == PAYLOAD_TURNS and tile.orientation == words
+        second = read_lowfreq(_luma(turned), DEMO_KEY)
+        assert second.payload == PAYLOAD_TURNS, words
+        assert ORIENTATIONS[LOWFREQ_TO_TILE_SYMMETRY[second.symmetry]] == words
+
+
+PAYLOAD_TURNS = Payload.for_produce_id("turns", 3)

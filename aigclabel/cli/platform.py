@@ -256,6 +256,7 @@ def watermark_detect(
 
     key = watermark_key(key_file)
     rows: list[dict[str, object]] = []
+    turned: dict[int, str] = {}  # rows of pictures turned or mirrored since they were marked
     worst = 0
     for file in files:
         try:
@@ -266,19 +267,22 @@ def watermark_detect(
             continue
         row: dict[str, object] = {"path": str(file)}
         row.update(found.to_dict() if found else {"media": None, "present": False})
+        if found is not None and found.orientation != "upright":
+            turned[len(rows)] = found.orientation
         rows.append(row)
         if not row["present"]:
             worst = max(worst, LABEL_PROBLEM)
     if as_json:
         sys.stdout.write(json.dumps(rows, ensure_ascii=False, indent=2) + "\n")
     else:
-        for row in rows:
+        for index, row in enumerate(rows):
             if "error" in row:
                 say(row["error"])
             elif row["present"]:
                 typer.echo(
                     f"{row['path']}  {row['media']} watermark  score={row['score']}  "
                     f"key_id={row['key_id']}  digest={row['produce_id_digest']}"
+                    + (f"  ({turned[index]})" if index in turned else "")
                 )
             else:
                 typer.echo(f"{row['path']}  no watermark")

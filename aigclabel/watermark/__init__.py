@@ -130,6 +130,12 @@ class WatermarkResult:
         """True when a verified payload carries this ProduceID's digest."""
         return self.payload is not None and self.payload.matches(produce_id)
 
+    @property
+    def orientation(self) -> str:
+        """How a picture lies against the one that was marked: "upright" unless a verified image mark was read
+        turned or mirrored (``image.ORIENTATIONS``)."""
+        return str(self.details.get("orientation", "upright"))
+
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form (what ``aigclabel watermark detect --json`` prints)."""
         return {
@@ -380,6 +386,7 @@ def detect_decoded_image(image: Image.Image | npt.NDArray[np.uint8], key: bytes 
         {
             "scale": round(d.scale, 4),
             "rotation_deg": round(d.rotation_deg, 2),
+            **({"orientation": d.orientation} if d.orientation is not None else {}),
             "ms": round(d.elapsed_ms, 1),
             # Which layer verified: 1 the tile mark, 2 the low-frequency layer (marks made since issue 18).
             **({"layer": int(d.details.get("layer", 1))} if d.payload is not None else {}),

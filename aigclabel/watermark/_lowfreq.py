@@ -400,6 +400,11 @@ class LowFreqRead:
     decoded: int  # candidates Viterbi-decoded
 
 
+#: The tile reader's index (``image._DIHEDRAL``) of each of :func:`_symmetries`, so both layers report a
+#: turned or mirrored picture in the same words (``image.ORIENTATIONS``).
+LOWFREQ_TO_TILE_SYMMETRY = (0, 3, 2, 1, 6, 5, 7, 4)
+
+
 def _symmetries(m: FloatArray) -> list[FloatArray]:
     out = []
     for t in (m, m.T):

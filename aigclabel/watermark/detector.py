@@ -62,6 +62,8 @@ class WatermarkDetector:
             return []
         payload = result.payload.hex() if result.payload is not None and result.verified else None
         detail = f"{result.media} watermark, score {result.score:.1f} (threshold {result.threshold})"
+        if result.orientation != "upright":
+            detail += f", picture {result.orientation} since it was marked"
         why = result.details.get("unverified", "payload not verified with this key")
         return [
             Evidence(

@@ -130,7 +130,7 @@ import numpy.typing as npt
 from .._extras import needs_extra
 from .._opencv import cv2
 from ..errors import CannotCarryMarkError
-from ._lowfreq import embed_lowfreq, read_lowfreq
+from ._lowfreq import LOWFREQ_TO_TILE_SYMMETRY, embed_lowfreq, read_lowfreq
 from .payload import (
     CODED_BITS,
     DEMO_KEY,
@@ -229,6 +229,17 @@ class ImageDetection:
     #: from other content (or damaged beyond reading); its payload then proves nothing.
     content_ok: bool = True
 
+    @property
+    def orientation(self) -> str | None:
+        """How the picture was turned or mirrored since it was marked (an :data:`ORIENTATIONS` text), read
+        from the layer that verified; None without a verified payload. :attr:`rotation_deg` is the angle
+        beyond that."""
+        if self.payload is None:
+            return None
+        if self.details.get("layer") == 2.0:
+            return ORIENTATIONS[LOWFREQ_TO_TILE_SYMMETRY[int(self.details["lowfreq_symmetry"])]]
+        return ORIENTATIONS[int(self.details.get("symmetry", 0))]
+
 
 @dataclass(frozen=True)
 class _Layout:
@@ -315,6 +326,20 @@ _DIHEDRAL = tuple(
         ((0, 1), (1, 0)),
         ((0, -1), (-1, 0)),
     )
+)
+
+
+#: How the picture lies against the one that was marked, by index into :data:`_DIHEDRAL` (the symmetry the
+#: reader found; measured by turning and mirroring marked pictures with numpy's ``rot90`` and slicing).
+ORIENTATIONS = (
+    "upright",
+    "turned 90° counter-clockwise",
+    "turned 180°",
+    "turned 90° clockwise",
+    "mirrored left-right",
+    "flipped upside down",
+    "mirrored left-right, then turned 90° counter-clockwise",
+    "mirrored left-right, then turned 90° clockwise",
 )
 
 
