@@ -238,7 +238,9 @@ def open_regular(path: Path) -> int:
 
 
 @contextlib.contextmanager
-def write_lock(path: Path, before_wait: Callable[[], None] | None = None) -> Iterator[os.stat_result | None]:
+def write_lock(
+    path: Path, before_wait: Callable[[], None] | None = None, known: os.stat_result | None = None
+) -> Iterator[os.stat_result | None]:
     """Hold an exclusive ``flock`` on the regular file at ``path`` (following symlinks); yields its stat,
     or ``None`` when there is no file there yet.
 
@@ -249,16 +251,18 @@ def write_lock(path: Path, before_wait: Callable[[], None] | None = None) -> Ite
     missing (Windows) or refused (some network file systems), writes go ahead unlocked.
     ``before_wait`` runs before blocking on a lock another process holds (a durability group uses
     it to release the locks it holds first, so two groups never wait on each other).
+    ``known`` is ``path``'s stat if the caller just took it (it is checked again once locked).
     """
     held: set[tuple[int, int]] = _held.__dict__.setdefault("keys", set())
     fd = -1
     try:
         while True:
             try:
-                st = os.stat(path)
+                st = known or os.stat(path)
             except FileNotFoundError:
                 yield None
                 return
+            known = None
             check_regular(path, st)
             if (st.st_dev, st.st_ino) in held or fcntl is None:
                 yield st
@@ -318,12 +322,14 @@ def atomic_output(dst: Path, *, mode_from: Path | None = None, durable: bool | N
     durable = DURABLE if durable is None else durable
     group = _group.get() if durable else None
     try:
-        if os.path.islink(dst):
-            dst = Path(os.path.realpath(dst))
+        known = _lstat(dst)
+        if known is not None and stat.S_ISLNK(known.st_mode):
+            dst, known = Path(os.path.realpath(dst)), None
         if group is not None and dst in group.targets:
             group.flush()  # a second write of one file reads the first one's result
+            known = None  # (and the rename changed what dst names)
         with contextlib.ExitStack() as locks:
-            replaced = locks.enter_context(write_lock(dst, group.flush if group is not None else None))
+            replaced = locks.enter_context(write_lock(dst, group.flush if group is not None else None, known))
             if replaced is not None:
                 _check_replaceable(dst, replaced)
             tmp = new_temp(dst)
@@ -348,12 +354,22 @@ def atomic_output(dst: Path, *, mode_from: Path | None = None, durable: bool | N
         raise access_error(exc, dst) from exc
 
 
+def _lstat(path: Path) -> os.stat_result | None:
+    """``path``'s own stat (a symlink's, not its target's), or ``None`` where ``os.path.islink`` says False
+    for an error: the lock's stat of a file that is not a link, taken once."""
+    try:
+        return os.lstat(path)
+    except (OSError, ValueError):
+        return None
+
+
 @dataclass
 class _Pending:
     tmp: Path
     dst: Path
     lock: contextlib.ExitStack
     owner: object
+    renamed: bool = False  # its temporary file is now the target: nothing left to remove
 
 
 @dataclass
@@ -412,6 +428,7 @@ class DurabilityGroup:
                 except OSError as exc:
                     self._fail(item, exc)
                 else:
+                    item.renamed = True
                     renamed.setdefault(item.dst.parent, []).append(item)
             self._release_later(pending)
             released = True
@@ -482,8 +499,9 @@ class _Releaser(threading.Thread):
 def _release(pending: list[_Pending]) -> None:
     """Remove the temporary files not renamed and release the locks (again: a no-op)."""
     for item in pending:
-        with contextlib.suppress(FileNotFoundError):
-            item.tmp.unlink()
+        if not item.renamed:
+            with contextlib.suppress(FileNotFoundError):
+                item.tmp.unlink()
         item.lock.close()
 
 

@@ -16,6 +16,7 @@ functions of this module, so any executor that pickles by reference can run them
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import csv
 import functools
 import json
@@ -65,16 +66,18 @@ def action(name: str) -> Callable[[Callable[[Path, str, Any], dict[str, Any]]], 
 
     def decorate(body: Callable[[Path, str, Any], dict[str, Any]]) -> PerFile:
         @functools.wraps(body)
-        def run_one(root: str, relative: str, job: Any = None) -> dict[str, Any]:
+        def run_one(root: str, relative: str, job: Any = None, *, fingerprint: bool = True) -> dict[str, Any]:
             path = Path(root) / relative
             record: dict[str, Any] = {"path": relative, "action": name}
             try:
                 record.update(status="ok", **body(path, relative, job))
             except AIGCLabelError as exc:
                 record.update(status="error", error=str(exc), error_type=type(exc).__name__)
-            record["size"], record["mtime_ns"] = _fingerprint(path)
+            if fingerprint:
+                record["size"], record["mtime_ns"] = _fingerprint(path)
             return record
 
+        run_one._fingerprints = True  # type: ignore[attr-defined]  # run_chunk takes it once, after its renames
         ACTIONS[name] = run_one
         return run_one
 
@@ -84,11 +87,28 @@ def action(name: str) -> Callable[[Callable[[Path, str, Any], dict[str, Any]]], 
 @action("label")
 def label_one(path: Path, relative: str, job: LabelJob) -> dict[str, Any]:
     """Label one file (in place, or into ``job.out_dir`` keeping the relative path)."""
-    dst = Path(job.out_dir) / relative if job.out_dir else path
-    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst = path
+    if job.out_dir:
+        dst = Path(job.out_dir) / relative
+        _make_directory(dst.parent)
     made = AIGCLabel.for_producer(job.producer, label=job.label)
     write_label(path, made, dst)
     return {"produce_id": made.produce_id, "output": str(dst)}
+
+
+#: Output directories the running chunk has made (or found) already: it writes many files into each.
+_made: contextvars.ContextVar[set[Path] | None] = contextvars.ContextVar("aigclabel_batch_made", default=None)
+
+
+def _make_directory(directory: Path) -> None:
+    """``mkdir -p directory``; within a chunk once per directory (a ``mkdir`` of an existing one costs
+    an exception caught). Outside a chunk (one file per task, as Dask runs it) every time: a worker
+    lives on, and a directory removed since must be made again."""
+    made = _made.get()
+    if made is None or directory not in made:
+        directory.mkdir(parents=True, exist_ok=True)
+        if made is not None:
+            made.add(directory)
 
 
 @action("inspect")
@@ -293,10 +313,15 @@ def run_chunk(function: PerFile, root: str, relatives: list[str], job: Any = Non
     fingerprint is taken again after the renames, since an in-place label changes it.
     """
     records: list[dict[str, Any]] = []
-    with durability_group(limit=max(CHUNK, len(relatives))) as group:
-        for relative in relatives:
-            group.owner = relative
-            records.append(function(root, relative, job))
+    once = {"fingerprint": False} if getattr(function, "_fingerprints", False) else {}
+    token = _made.set(set())
+    try:
+        with durability_group(limit=max(CHUNK, len(relatives))) as group:
+            for relative in relatives:
+                group.owner = relative
+                records.append(function(root, relative, job, **once))
+    finally:
+        _made.reset(token)
     for record in records:
         failure = group.failed.get(record["path"])
         if failure is not None and record.get("status") == "ok":

@@ -720,3 +720,28 @@ def test_fuzzed_files_give_typed_errors_or_results(data: st.DataObject) -> None:
 
 def teardown_module() -> None:
     _FUZZ.cleanup()
+
+
+def test_read_back_through_the_writing_descriptor_refuses_a_wrong_header(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, demo_label: AIGCLabel
+) -> None:
+    """The copy is read back through the descriptor that wrote it (no second open): a writer that put
+    another label in the header is refused there, per file in a batch, and every input stays as it was."""
+    import aigclabel.containers.jpeg as jpeg_module
+    from aigclabel import write_many
+
+    from ._tools import no_temp_files
+
+    other = AIGCLabel.for_producer(demo_label.content_producer)
+    real = jpeg_module.set_aigc
+    files = [_rich_jpeg(tmp_path / f"{n}.jpg") for n in range(3)]
+    before = [f.read_bytes() for f in files]
+    monkeypatch.setattr(jpeg_module, "set_aigc", lambda packet, value: real(packet, other.to_json()))
+    with pytest.raises(MalformedFileError, match="did not read back as written"):
+        api.write_label(files[0], demo_label)
+    results = write_many([(f, demo_label) for f in files])
+    assert [type(r.error) for r in results] == [MalformedFileError] * 3
+    assert [f.read_bytes() for f in files] == before and no_temp_files(tmp_path)
+    monkeypatch.setattr(jpeg_module, "set_aigc", real)
+    assert all(r.ok for r in write_many([(f, demo_label) for f in files]))
+    assert [api.read_label(f) for f in files] == [demo_label] * 3

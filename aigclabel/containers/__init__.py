@@ -200,9 +200,14 @@ class Container(ABC):
             if done is not None:
                 return "in-place"
         with atomic_output(dst, mode_from=src) as tmp:
-            self.rewrite(src, tmp, label)
-            self.check_written(tmp, label)
+            self._rewrite_checked(src, tmp, label)
         return "copy"
+
+    def _rewrite_checked(self, src: Path, tmp: Path, label: AIGCLabel | None) -> None:
+        """:meth:`rewrite`, then :meth:`check_written` of the result. A format that can read its new file
+        back through the descriptor it wrote it with overrides this (same check, no second open)."""
+        self.rewrite(src, tmp, label)
+        self.check_written(tmp, label)
 
     def repair(self, src: Path, dst: Path, label: AIGCLabel | None) -> None:
         """Rewrite a file :meth:`write` refused with :class:`~aigclabel.errors.NeedsRepairError` whole,
@@ -223,10 +228,14 @@ class Container(ABC):
         A structure that hides the new label, or keeps an old one, is refused here, before the
         output replaces anything, so a writer bug can never leave a file with two labels or none.
         """
-        found = [f.label for f in self.distinct_labels(self.read(written))]
-        if found != ([label] if label is not None else []):
+        self._check_found(self.read(written), label)
+
+    def _check_found(self, found: list[FoundLabel], label: AIGCLabel | None) -> None:
+        """:meth:`check_written`'s judgement of what the read-back found."""
+        labels = [f.label for f in self.distinct_labels(found)]
+        if labels != ([label] if label is not None else []):
             raise MalformedFileError(
-                f"{self.description} did not read back as written (found {len(found)} labels); input left unchanged"
+                f"{self.description} did not read back as written (found {len(labels)} labels); input left unchanged"
             )
 
 
@@ -269,6 +278,7 @@ _C = TypeVar("_C", bound=type[Container])
 _REGISTRY: dict[str, type[Container]] = {}
 _order: tuple[type[Container], ...] = ()  # _REGISTRY by priority; emptied by register()
 _signature: tuple[type[Container], ...] = ()  # see _signature_first; emptied by register()
+_by_module: dict[str, tuple[type[Container], ...]] = {}  # the containers of each signature module imported so far
 _loaded = False
 
 
@@ -279,6 +289,7 @@ def register(cls: _C) -> _C:
     global _order, _signature
     _REGISTRY[cls.name] = cls
     _order = _signature = ()
+    _by_module.clear()
     return cls
 
 
@@ -322,15 +333,17 @@ def _signature_first() -> Iterator[type[Container]]:
     containers are done with: they come first in :func:`_ordered` too, so trying them first changes
     nothing but how many modules a file costs. Once every one is imported they are kept in
     :data:`_signature`, which :func:`_choose` tries without coming here (an import per module and
-    file cost a tenth of a bulk PNG inspection)."""
+    file cost a tenth of a bulk PNG inspection); until then each module's containers are kept as it is
+    imported, so a run of JPEGs, which never gets to the PNG module, does not import again per file."""
     global _signature
     names = tuple(f"{__name__}.{module}" for module in SIGNATURE_MODULES)
-    for index, name in enumerate(names):
-        importlib.import_module(name)
-        found = tuple(cls for cls in list(_REGISTRY.values()) if cls.__module__ == name)
-        if index == len(names) - 1:
-            _signature = tuple(cls for each in names for cls in list(_REGISTRY.values()) if cls.__module__ == each)
+    for name in names:
+        found = _by_module.get(name)
+        if found is None:  # a batch of JPEGs never gets past the first module: keep what each one gave
+            importlib.import_module(name)
+            found = _by_module[name] = tuple(cls for cls in list(_REGISTRY.values()) if cls.__module__ == name)
         yield from found
+    _signature = tuple(cls for name in names for cls in list(_REGISTRY.values()) if cls.__module__ == name)
 
 
 def _ordered() -> tuple[type[Container], ...]:

@@ -110,6 +110,8 @@ def _kind(payload: bytes) -> str:
 class _Header:
     segments: list[_Segment]
     sos: int  # offset of the SOS segment (fill bytes included)
+    size: int  # of the file
+    head: bytes = b""  # the file's first bytes as the walk read them (the whole header, usually)
 
 
 class _Window:
@@ -191,7 +193,7 @@ def _read_header(handle: BinaryIO, head: bytes = b"", size: int | None = None) -
             )
         segment = _Segment(marker, start, at, end)
         if marker == _SOS:
-            return _Header(segments, start)
+            return _Header(segments, start, size, window.data if window.base == 0 else b"")
         body = length - 2
         if marker == _APP1:
             peek = take(at + 4, min(body, len(EXT_SIG)))
@@ -506,6 +508,14 @@ class JpegContainer(Container):
 
     def rewrite(self, src: Path, dst: Path, label: AIGCLabel | None) -> None:
         """Copy ``src`` to ``dst`` with ``label`` as the only label; see the module docstring."""
+        self._copy(src, dst, label, check=False)
+
+    def _rewrite_checked(self, src: Path, tmp: Path, label: AIGCLabel | None) -> None:
+        self._copy(src, tmp, label, check=True)
+
+    def _copy(self, src: Path, dst: Path, label: AIGCLabel | None, *, check: bool) -> None:
+        """:meth:`rewrite`; with ``check``, then :meth:`check_written`'s read-back of the new header
+        through the descriptor that wrote it (``pread`` of the same file, no second open)."""
         with open(src, "rb", buffering=0) as fin:  # segments are read with pread, the rest is copied in the kernel
             header = _read_header(fin)
             segments = header.segments
@@ -592,16 +602,22 @@ class JpegContainer(Container):
                 rest_from = pieces.pop()[0]
             else:
                 rest_from = header.sos
-            with open(dst, "wb") as fout:
-                for piece in pieces:
+            size = header.size
+            with open(dst, "w+b" if check else "wb") as fout:
+                # Ranges the walk already holds in memory are written from there (one write for the
+                # new header's start instead of a kernel copy of a few bytes, and its seeks, per range).
+                for piece in _from_memory(pieces, header.head):
                     if isinstance(piece, bytes):
                         fout.write(piece)
                     else:
                         copy_range(fin, fout, piece[0], piece[1] - piece[0], "a JPEG segment")
                 shift = fout.tell() - rest_from
-                copy_range(fin, fout, rest_from, file_size(fin) - rest_from, "the JPEG scan data")
+                copy_range(fin, fout, rest_from, size - rest_from, "the JPEG scan data")
                 if shift:
-                    _shift_afcp(fin, fout, header.sos, shift)
+                    _shift_afcp(fin, fout, header.sos, shift, size)
+                if check:
+                    fout.flush()
+                    self._check_found(_labels(_read_header(fout)), label)
 
     def payload_digest(self, path: Path) -> bytes:
         """SHA-256 of what a decoder renders: every marker segment except APPn (FF E0-EF) and COM
@@ -620,6 +636,20 @@ class JpegContainer(Container):
             handle.seek(header.sos)
             _hash_from_sos(handle, digest.update)
         return digest.digest()
+
+
+def _from_memory(pieces: list[bytes | list[int]], head: bytes) -> list[bytes | list[int]]:
+    """``pieces`` with each source range that lies in ``head`` (the file's first bytes) replaced by its
+    bytes, and neighbouring bytes joined into one."""
+    out: list[bytes | list[int]] = []
+    for piece in pieces:
+        if isinstance(piece, list) and piece[1] <= len(head):
+            piece = head[piece[0] : piece[1]]
+        if isinstance(piece, bytes) and out and isinstance(out[-1], bytes):
+            out[-1] += piece
+        else:
+            out.append(piece)
+    return out
 
 
 _APP2 = 0xE2
@@ -672,16 +702,14 @@ def _peek(fin: BinaryIO, segment: _Segment, size: int) -> bytes:
     return fin.read(min(size, segment.end - segment.at - 4))
 
 
-def _shift_afcp(fin: BinaryIO, fout: BinaryIO, sos: int, shift: int) -> None:
+def _shift_afcp(fin: BinaryIO, fout: BinaryIO, sos: int, shift: int, size: int) -> None:
     """Move the absolute offsets of an AFCP trailer (AXS File Concatenation Protocol: IPTC, text and
     previews appended after EOI) by ``shift``, the bytes the header grew or shrank, so readers do not
     have to guess them (exiftool otherwise reports "Adjusted AFCP offsets"). A trailer whose offsets
-    were already wrong is left as it was: there is nothing sure to move."""
-    size = file_size(fin)
+    were already wrong is left as it was: there is nothing sure to move. ``size`` is ``fin``'s."""
     if size - sos < 24:
         return
-    fin.seek(size - 12)
-    footer = fin.read(12)
+    footer = read_at(fin.fileno(), size - 12, 12)  # one pread: every label write that moves the scan asks
     if footer[:3] != b"AXS" or footer[3:4] not in (b"!", b"*"):
         return
     order = ">" if footer[3:4] == b"!" else "<"
