@@ -98,6 +98,12 @@ def _paste(img: Img, at: tuple[float, float] | None = None, quality: int | None 
     return canvas if quality is None else _encode(canvas, "JPEG", quality=quality)
 
 
+def _random_at(img: Img, seed: int = 0) -> tuple[float, float]:
+    """A random paste position (fractions, as ``_paste`` takes them), the same for the same picture in every run."""
+    rng = np.random.default_rng([seed, int(np.asarray(img[::7, ::5], dtype=np.int64).sum())])
+    return float(rng.random()), float(rng.random())
+
+
 def _noise_texture(h: int, w: int, seed: int) -> Img:
     rng = np.random.default_rng(seed)
     fy, fx = np.fft.fftfreq(h)[:, None], np.fft.rfftfreq(w)[None, :]
@@ -142,13 +148,16 @@ ATTACK_GROUPS["heavy"] = {
 }
 #: The same paste at other places: both corners (on the marked picture's own tile grid there: 0 and
 #: canvas - half, which are multiples of 64 px on 512 px pictures), two places off that grid, and the centre
-#: saved as JPEG q85; each position a column, so the figure is the group's total.
+#: saved as JPEG q85; then a random place per picture saved as JPEG q85 and q75 (what a platform's re-encode
+#: does to a collage); each position a column, so the figure is the group's total.
 ATTACK_GROUPS["paste"] = {
     "paste-tl": lambda a: _paste(a, (0.0, 0.0)),
     "paste-br": lambda a: _paste(a, (1.0, 1.0)),
     "paste-0.29,0.83": lambda a: _paste(a, (0.29, 0.83)),
     "paste-0.71,0.17": lambda a: _paste(a, (0.71, 0.17)),
     "paste-mid+jpeg85": lambda a: _paste(a, (0.5, 0.5), quality=85),
+    "paste-rand+jpeg85": lambda a: _paste(a, _random_at(a), quality=85),
+    "paste-rand+jpeg75": lambda a: _paste(a, _random_at(a, 1), quality=75),
 }
 ATTACKS: dict[str, Callable[[Img], Img]] = {k: v for group in ATTACK_GROUPS.values() for k, v in group.items()}
 
@@ -576,6 +585,7 @@ def main() -> None:
     lowfreq_z: list[float] = []
     scan_z: list[float] = []
     window_z: list[float] = []
+    paste_z: list[float] = []
     lowfreq_decoded = 0
     for m in methods:
         n = args.fpr if m.name.startswith("aigclabel") else args.fpr_peers
@@ -592,6 +602,8 @@ def main() -> None:
                         scan_z.append(d.details["scan_z"])
                     if "window_z" in d.details:
                         window_z.append(d.details["window_z"])
+                    if "paste_lowfreq_z" in d.details:
+                        paste_z.append(d.details["paste_lowfreq_z"])
                     lowfreq_decoded += int(d.details.get("lowfreq_decoded", 0))
                 hits += d.present
             else:
@@ -652,6 +664,14 @@ def main() -> None:
             f"aigclabel half-size paste windows (reads of z >= {_SCAN_FROM} not verified): {len(window_z)} of "
             f"{len(ours_z)} unmarked images searched, best window z mean {wz.mean():.2f} sd {wz.std():.2f} "
             f"max {wz.max():.2f}; at least {_WINDOW_Z} (the area search runs): {int((wz >= _WINDOW_Z).sum())}"
+        )
+        from aigclabel.watermark.image import _PASTE_FROM, _PASTE_Z
+
+        pz = np.asarray(paste_z) if paste_z else np.zeros(1)
+        print(
+            f"aigclabel half-size paste's own low-frequency read (window z >= {_PASTE_FROM}): {len(paste_z)} of "
+            f"{len(ours_z)} unmarked images searched, best area z max {pz.max():.2f}; at least {_PASTE_Z} (read): "
+            f"{int((pz >= _PASTE_Z).sum())}"
         )
 
     if lowfreq_z:
