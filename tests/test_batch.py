@@ -90,3 +90,19 @@ def test_verify_batch_classifies_every_file(tmp_path: Path) -> None:
     assert (summary.ok, summary.errors) == (len(files), 1)
     verdicts = {r["path"]: r.get("classification") for r in _lines(report) if r["status"] == "ok"}
     assert set(verdicts.values()) == {"confirmed"}
+
+
+def test_listing_skips_hidden_entries_symlinks_and_the_report(tmp_path: Path) -> None:
+    """What a batch visits, in its order: each directory's files by name, then its subdirectories by
+    name; hidden files and directories, symlinks (to files or directories) and the report are left out."""
+    from aigclabel.batch import iter_files
+
+    for name in ("b.jpg", "a.jpg", "z/y.jpg", "z/a/x.jpg", "m/c.jpg", ".hidden.jpg", ".cache/d.jpg", "m/.e.jpg"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "link.jpg").symlink_to(tmp_path / "a.jpg")
+    (tmp_path / "linked").symlink_to(tmp_path / "z", target_is_directory=True)
+    report = tmp_path / "m" / "report.jsonl"
+    report.write_text("")
+    assert list(iter_files(tmp_path, skip=report)) == ["a.jpg", "b.jpg", "m/c.jpg", "z/y.jpg", "z/a/x.jpg"]
+    assert "m/report.jsonl" in list(iter_files(tmp_path))
