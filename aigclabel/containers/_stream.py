@@ -99,17 +99,20 @@ def hash_range(src: BinaryIO, offset: int, size: int, update: Callable[[bytes], 
         remaining -= len(chunk)
 
 
-def open_output(path: Path) -> BinaryIO:
-    """Open the (empty, caller-created) temporary output for writing without ``O_TRUNC``.
+def open_output(path: Path, *, readable: bool = False) -> BinaryIO:
+    """Open the (empty, caller-created) temporary output for writing without ``O_TRUNC`` (and for
+    reading back too with ``readable``).
 
-    Truncating a file and rewriting it makes ext4 (``auto_da_alloc``) flush it synchronously on
-    close; the caller fsyncs once anyway before its atomic rename, so that flush would be paid twice.
+    Truncating a file, even an empty one, and rewriting it makes ext4 (``auto_da_alloc``, on by
+    default) allocate its blocks and start writing it out when it is closed, in the writer's own
+    time: the caller fsyncs once anyway before its atomic rename (a durability group, one round for
+    many files), so that flush would be paid twice, once per file.
     """
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    fd = os.open(path, (os.O_RDWR if readable else os.O_WRONLY) | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o600)
     try:
         if os.fstat(fd).st_size:
             os.ftruncate(fd, 0)
-        return os.fdopen(fd, "wb")
+        return os.fdopen(fd, "w+b" if readable else "wb")
     except BaseException:
         os.close(fd)
         raise

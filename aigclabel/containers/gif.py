@@ -31,7 +31,7 @@ from ..errors import LimitExceededError, MalformedFileError, TruncatedFileError
 from ..label import AIGCLabel, looks_like_label_json
 from ..xmp import TC260_NS, find_aigc, remove_aigc, set_aigc
 from . import Container, FoundLabel, MediaKind, register
-from ._stream import copy_range, hash_range
+from ._stream import copy_range, hash_range, open_output
 
 XMP_APP_ID = b"XMP DataXMP"
 #: XMP Part 3 §1.1.2: appended to the raw packet so sub-block walkers land on the terminator.
@@ -293,7 +293,7 @@ class GifContainer(Container):
                     emit(block.start, block.end, replaced[block.start])
             if lead == len(layout.blocks) and insert:
                 emit(layout.trailer, layout.trailer, insert)
-            with open(dst, "wb") as fout:
+            with open_output(dst) as fout:
                 for piece in pieces:
                     if isinstance(piece, bytes):
                         fout.write(piece)

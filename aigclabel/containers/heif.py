@@ -32,7 +32,7 @@ from ..errors import LimitExceededError, MalformedFileError, TruncatedFileError,
 from ..label import AIGCLabel
 from ..xmp import find_aigc, remove_aigc, set_aigc
 from . import Container, FoundLabel, MediaKind, register
-from ._stream import copy_range, hash_range
+from ._stream import copy_range, hash_range, open_output
 
 XMP_CONTENT_TYPE = b"application/rdf+xml"
 #: ``ftyp`` major brands of HEIF files (HEIC, AVIF, the generic MIAF/HEIF brands and their image
@@ -467,7 +467,7 @@ class HeifContainer(Container):
                 updates[new_id] = set_aigc(None, label.to_json())
             if not updates:
                 handle.seek(0)
-                with open(dst, "wb") as out:
+                with open_output(dst) as out:
                     copy_rest(handle, out)  # nothing to strip: byte-identical copy
                 return
             drop = {item_id for item_id, data in updates.items() if data is None}
@@ -495,7 +495,7 @@ class HeifContainer(Container):
             open_ended = handle.read(4) == b"\0\0\0\0"
             if open_ended and last is not meta.box and last.start < meta.box.start:
                 raise WriteNotSupportedError("HEIF box before meta runs to the end of the file")
-            with open(dst, "wb") as out:
+            with open_output(dst) as out:
                 copy_range(handle, out, 0, meta.box.start, "HEIF boxes")
                 out.write(new_meta)
                 if open_ended and last is not meta.box:

@@ -45,7 +45,7 @@ from ..errors import LimitExceededError, MalformedFileError, TruncatedFileError
 from ..label import AIGCLabel, looks_like_label_json
 from ..xmp import TC260_NS, XMP_NOTE_NS, etree, find_aigc, has_properties, remove_aigc, set_aigc
 from . import SIGNATURE_PRIORITY, Container, FoundLabel, MediaKind, register
-from ._stream import copy_range
+from ._stream import copy_range, open_output
 
 # ElementTree (xmp.etree) and hashlib load where a packet is split or a digest taken: reading or writing a
 # label needs neither.
@@ -603,7 +603,7 @@ class JpegContainer(Container):
             else:
                 rest_from = header.sos
             size = header.size
-            with open(dst, "w+b" if check else "wb") as fout:
+            with open_output(dst, readable=check) as fout:
                 # Ranges the walk already holds in memory are written from there (one write for the
                 # new header's start instead of a kernel copy of a few bytes, and its seeks, per range).
                 for piece in _from_memory(pieces, header.head):

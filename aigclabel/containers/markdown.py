@@ -37,7 +37,7 @@ from .._io import MAX_METADATA_BYTES, file_size
 from ..errors import LimitExceededError, MalformedFileError
 from ..label import FIELD_NAMES, AIGCLabel
 from . import Container, FoundLabel, MediaKind, register
-from ._stream import copy_range, hash_range
+from ._stream import copy_range, hash_range, open_output
 
 _BOM = b"\xef\xbb\xbf"
 _KEY_LINE = re.compile(r"""^(?P<q>['"]?)(?P<key>[^\s#'":][^:]*?)(?P=q)[ \t]*:(?:[ \t]+(?P<value>.*?))?[ \t]*$""")
@@ -209,7 +209,7 @@ class MarkdownContainer(Container):
         return found
 
     def rewrite(self, src: Path, dst: Path, label: AIGCLabel | None) -> None:
-        with open(src, "rb") as handle, open(dst, "wb") as out:
+        with open(src, "rb") as handle, open_output(dst) as out:
             for piece in _pieces(handle, label):
                 if isinstance(piece, bytes):
                     out.write(piece)

@@ -33,7 +33,7 @@ from ..errors import LimitExceededError, MalformedFileError, TruncatedFileError
 from ..label import AIGCLabel
 from . import Container, FoundLabel, MediaKind, register
 from ._audio import id3_findings, id3_has_label, id3_render, id3v2_size, is_aigc_name, parse_errors
-from ._stream import copy_range
+from ._stream import copy_range, open_output
 
 # Bitrates in kbit/s by (MPEG version bits, layer bits); index 0 (free format) and 15 are invalid.
 _MPEG1 = 3
@@ -279,7 +279,7 @@ class MP3(Container):
 
     def rewrite(self, src: Path, dst: Path, label: AIGCLabel | None) -> None:
         """First ID3v2 tag re-rendered with ``label``; audio and other tags copied (labels removed)."""
-        with open(src, "rb") as fin, open(dst, "wb") as fout, parse_errors(src, "MP3 tag"):
+        with open(src, "rb") as fin, open_output(dst) as fout, parse_errors(src, "MP3 tag"):
             layout = _layout(fin)
             tags = []
             for offset, size in layout.leading:

@@ -25,6 +25,7 @@ from ..errors import LimitExceededError, MalformedFileError, TruncatedFileError
 from ..label import AIGCLabel
 from ..xmp import find_aigc, remove_aigc, set_aigc
 from . import SIGNATURE_PRIORITY, Container, FoundLabel, MediaKind, register
+from ._stream import open_output
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 XMP_KEYWORD = b"XML:com.adobe.xmp"
@@ -281,7 +282,7 @@ class PngContainer(Container):
                     insert_new = replacements[primary.offset]
                     replacements[primary.offset] = None
 
-            with open(dst, "wb") as out:
+            with open_output(dst) as out:
                 out.write(SIGNATURE)
                 for chunk in chunks:
                     if chunk.offset == first_image and insert_new is not None:

@@ -38,6 +38,7 @@ from ..errors import LimitExceededError, MalformedFileError, TruncatedFileError
 from ..label import AIGCLabel
 from ..xmp import find_aigc, remove_aigc, set_aigc
 from . import Container, FoundLabel, MediaKind, register
+from ._stream import open_output
 
 XMP_TAG = 700
 
@@ -328,7 +329,7 @@ class TiffContainer(Container):
     def rewrite(self, src: Path, dst: Path, label: AIGCLabel | None) -> None:
         """The file copied as it is, then :meth:`_edits` applied to the copy."""
         edits = self._edits(src, label)
-        with open(src, "rb") as handle, open(dst, "wb") as out:
+        with open(src, "rb") as handle, open_output(dst) as out:
             copy_rest(handle, out)
             for offset, data in edits:
                 out.seek(offset)

@@ -43,7 +43,7 @@ from ..xmp import find_aigc, remove_aigc
 from . import Container, FoundLabel, MediaKind, register
 from ._audio import AIGC_KEY, id3_findings, id3_has_label, id3_render, is_aigc_name, parse_errors, xmp_findings
 from ._riff import appended_leftover, trim_after_read, trim_leftover
-from ._stream import copy_range, hash_range
+from ._stream import copy_range, hash_range, open_output
 
 _FORMS = (b"RIFF", b"RF64", b"BW64")
 _PLACEHOLDER = 0xFFFFFFFF
@@ -277,7 +277,7 @@ class WAV(Container):
 
     def rewrite(self, src: Path, dst: Path, label: AIGCLabel | None) -> None:
         """Copy every chunk in order, dropping other label placements; one ``AIGC`` chunk after ``fmt ``."""
-        with open(src, "rb") as fin, open(dst, "wb") as fout, parse_errors(src, "WAV chunk"):
+        with open(src, "rb") as fin, open_output(dst) as fout, parse_errors(src, "WAV chunk"):
             riff = _walk(fin)
             fout.write(riff.form + struct.pack("<I", _PLACEHOLDER) + b"WAVE")
             ds64_at: int | None = None

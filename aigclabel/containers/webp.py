@@ -24,6 +24,7 @@ from ..errors import LimitExceededError, MalformedFileError, TruncatedFileError
 from ..label import AIGCLabel
 from ..xmp import find_aigc, remove_aigc, set_aigc
 from . import Container, FoundLabel, MediaKind, register
+from ._stream import open_output
 
 XMP_FOURCC = b"XMP "
 #: Chunks that carry what a decoder renders (see :meth:`WebpContainer.payload_digest`).
@@ -151,7 +152,7 @@ class WebpContainer(Container):
             extra = [remove_aigc(p) if find_aigc(p) else p for p in packets[1:]]
             if label is None and not any(find_aigc(p) for p in packets):
                 handle.seek(0)
-                with open(dst, "wb") as out:
+                with open_output(dst) as out:
                     copy_rest(handle, out)  # nothing to strip: the file stays byte-identical
                 return
 
@@ -188,7 +189,7 @@ class WebpContainer(Container):
             if size > 0xFFFFFFFF - 8:
                 raise LimitExceededError("WebP would exceed the 4 GiB RIFF limit")
 
-            with open(dst, "wb") as out:
+            with open_output(dst) as out:
                 out.write(b"RIFF" + struct.pack("<I", size) + b"WEBP")
                 _emit(out, b"VP8X", bytes(header))
                 for index, chunk in enumerate(body):
