@@ -64,7 +64,7 @@ def marked(speech: tuple[F64, int]) -> F64:
 
 
 def test_snr_and_roundtrip(speech: tuple[F64, int], marked: F64) -> None:
-    assert snr_db(speech[0], marked) >= 21.0  # block at 24 dB + scale layer (masked: 20 dB under its neighbourhood)
+    assert snr_db(speech[0], marked) >= 21.0  # block at 24 dB + scale layer (masked: 18 dB under its neighbourhood)
     found = detect_audio(marked, speech[1])
     assert found.present and found.payload == PAYLOAD and found.version == 2
 
@@ -279,3 +279,35 @@ def test_tempo_and_pitch_changes_give_no_false_detection(tmp_path: Path, speech:
     for af in ("atempo=0.95", f"rubberband=pitch={2 ** (2 / 12):.6f}"):
         found = detect_audio(_ffmpeg_filter(tmp_path, speech[0], rate, af), rate, search_speed=True)
         assert not found.present and found.payload is None, af
+
+
+def test_real_recordings_keep_the_payload_through_tempo_or_pitch_then_an_excerpt(tmp_path: Path) -> None:
+    """Recordings other projects ship (fetched by ``make corpus``): pocketsphinx's 8 kHz voice-activity clip
+    slowed 5 % (``atempo``) and its LibriVox reader (5.3 s) pitched down 2 semitones (``rubberband``), each
+    cut to the 4 s from 2 s on, marked and read through the CLI. With the scale layer's masking at -20 dB
+    both synced under z 4.3 and lost the payload; at -18 dB they read at z ~8."""
+    from tests._voice import VOICES
+
+    from .conftest import missing
+
+    if not VOICES.is_dir():
+        missing("the speech corpus is not downloaded", "run `make corpus`")
+    require_tool("ffmpeg")
+    cases = {
+        "test/data/vad/leak-test.wav": "atempo=0.95",
+        "test/data/librivox/sense_and_sensibility_01_austen_64kb-0890.wav": f"rubberband=pitch={2 ** (-2 / 12):.6f}",
+    }
+    attacked = []
+    for i, (rel, af) in enumerate(cases.items()):
+        marked = tmp_path / f"marked-{i}.wav"
+        cli = [sys.executable, "-m", "aigclabel", "watermark"]
+        subprocess.run([*cli, "embed", str(VOICES / rel), "-o", str(marked), "--produce-id", f"real-{i}"], check=True)
+        attacked.append(tmp_path / f"attacked-{i}.wav")
+        ffmpeg = ["ffmpeg", "-v", "error", "-y", "-i", str(marked), "-af", af, "-ss", "2", "-t", "4"]
+        subprocess.run([*ffmpeg, str(attacked[-1])], check=True)
+    done = subprocess.run([*cli, "detect", "--json", *map(str, attacked)], capture_output=True, text=True)
+    reads = json.loads(done.stdout)
+    for i, read in enumerate(reads):
+        assert read["present"] and read["verified"], read
+        assert read["produce_id_digest"] == Payload.for_produce_id(f"real-{i}").hex(), read
+    assert done.returncode == 0
