@@ -640,3 +640,42 @@ def test_whitening_from_the_8_bit_grey_matches_the_float_plane() -> None:
         ph, pw = plane.shape
         both = plane.reshape(ph // TILE, TILE, pw // TILE, TILE).sum(axis=(0, 2))
         assert np.abs(_fold_tiles(plane) - both).max() < 1e-3
+
+
+def saturated_picture(seed: int = 2, h: int = 512, w: int = 768) -> Img:
+    """Smooth green and magenta areas, R and B at 0 or 255 on every pixel (as in posters, renders, hopper.pcd)."""
+    tex = np.asarray(Image.fromarray(natural(seed, h, w)).filter(ImageFilter.GaussianBlur(16)), dtype=np.float32)
+    magenta = tex[..., 0] > np.median(tex[..., 0])
+    g = np.clip((tex[..., 1] - 120.0) * 2.0 + 170.0, 0.0, 255.0)
+    out = np.zeros((h, w, 3), dtype=np.float32)
+    out[..., 0] = out[..., 2] = np.where(magenta, 255.0, 0.0)
+    out[..., 1] = np.where(magenta, 0.6 * g, g)
+    return np.asarray(np.rint(out), dtype=np.uint8)
+
+
+@pytest.mark.parametrize(("fmt", "quality"), [("JPEG", 20), ("WEBP", 50)])
+def test_saturated_picture_keeps_its_mark_through_strong_compression(tmp_path: Path, fmt: str, quality: int) -> None:
+    """On a saturated picture the same change on R, G and B was clipped away (a channel at 0 cannot darken, a
+    channel at 255 cannot lighten): the mark is shared between the channels that can take it, and the second
+    layer's projections allow for the shift clipping gives saturated areas under lossy coding."""
+    host = saturated_picture()
+    assert (host.min(axis=2) == 0).mean() > 0.4 and (host.max(axis=2) == 255).mean() > 0.4
+    src = tmp_path / "in.png"
+    Image.fromarray(host).save(src)
+    marked = tmp_path / "marked.png"
+    runner = CliRunner()
+    r = runner.invoke(app, ["watermark", "embed", str(src), "-o", str(marked), "--produce-id", "saturated-1"])
+    assert r.exit_code == 0, r.output
+    with Image.open(marked) as im:
+        pixels = np.asarray(im.convert("RGB"))
+    attacked = tmp_path / f"attacked.{fmt.lower()}"
+    Image.fromarray(pixels).save(attacked, format=fmt, quality=quality)
+    r = runner.invoke(app, ["watermark", "detect", "--json", str(attacked)])
+    assert r.exit_code == 0, r.output
+    (row,) = json.loads(r.output)
+    assert row["present"] and row["verified"], row
+    assert row["produce_id_digest"] == Payload.for_produce_id("saturated-1").hex(), row
+    from skimage.metrics import structural_similarity
+
+    ssim = float(structural_similarity(host, pixels, channel_axis=2, data_range=255))  # type: ignore[no-untyped-call]
+    assert ssim >= 0.97, ssim

@@ -27,8 +27,9 @@ image space (:func:`_half_fold`, no warp), so that a picture pasted at half size
 The host hash is then recomputed through the full corrected geometry (lattice basis and symmetry), so a
 flipped or rotated marked picture still verifies, and the copy attack is checked in every orientation.
 
-The pattern is added to luminance only (the same delta to R, G and B), scaled by a local-activity
-mask so textured regions carry more of it, and the global strength is set to hit a target PSNR; each
+The pattern is added to luminance only (the same delta to R, G and B; on saturated pixels, where a channel at 0
+would clip it, shared out by :class:`._lowfreq.ChannelSplit`), scaled by a local-activity mask so textured regions
+carry more of it, and the global strength is set to hit a target PSNR; each
 pixel's amplitude is capped where the local SSIM would drop below ~0.97 (:func:`_strength`), so flat
 illustrations, icons and text screenshots stay clean (they end above the target PSNR).
 
@@ -147,7 +148,14 @@ import numpy.typing as npt
 from .._extras import needs_extra
 from .._opencv import cv2
 from ..errors import CannotCarryMarkError
-from ._lowfreq import LOWFREQ_TO_TILE_SYMMETRY, Z_TRY, embed_lowfreq, read_lowfreq, read_lowfreq_area
+from ._lowfreq import (
+    LOWFREQ_TO_TILE_SYMMETRY,
+    Z_TRY,
+    ChannelSplit,
+    embed_lowfreq,
+    read_lowfreq,
+    read_lowfreq_area,
+)
 from .payload import (
     CODED_BITS,
     DEMO_KEY,
@@ -506,21 +514,27 @@ def embed_image(
     h, w = y.shape
     # The second layer goes first: it moves the coarse layout the tile mark's host hash is taken from, while
     # the tile mark hardly moves the cell means the second layer quantises.
-    rgb = img[..., :3] if img.ndim == 3 and img.shape[2] >= 3 else None
-    second = embed_lowfreq(y, payload, key, rgb) if lowfreq else None
+    rgb = np.ascontiguousarray(img[..., :3]) if img.ndim == 3 and img.shape[2] >= 3 else None
+    split = ChannelSplit.of(rgb) if rgb is not None else None
+    second = embed_lowfreq(y, payload, key, rgb, split) if lowfreq else None
     if second is not None:
-        # Rounded on its own, so the tile mark's host hash is taken on the very pixels it is added to: rounding
-        # a smooth field shifts whole areas at once, enough to move the coarse layout the hash reads.
-        second = np.rint(second)
-        y = np.asarray(np.clip(y + second, 0.0, 255.0), dtype=np.float32)
+        # Measured as written (rounded on its own, shared between the channels): the tile mark's host hash is
+        # taken on the very pixels it is added to: rounding a smooth field shifts whole areas at once, enough to
+        # move the coarse layout the hash reads.
+        if split is None:
+            y = np.asarray(np.clip(y + np.rint(second), 0.0, 255.0), dtype=np.float32)
+        else:
+            y = y + split.written(second, -y, 255.0 - y)
     tile = _tile(payload, key, _host_hash(y, key) if bind else b"")
     pattern = np.tile(tile, (-(-h // TILE), -(-w // TILE)))[:h, :w]
     # With the second layer the tile mark leaves it part of the flat windows' SSIM budget.
-    delta = _strength(y, target_psnr, _SSIM_SAFETY_WITH_LOWFREQ if lowfreq else _SSIM_SAFETY) * pattern
+    mark = _strength(y, target_psnr, _SSIM_SAFETY_WITH_LOWFREQ if lowfreq else _SSIM_SAFETY) * pattern
+    delta = np.rint(mark)
     if second is not None:
-        delta = np.rint(delta) + second
-    # Same integer delta on R, G and B (= a luminance-only change), added with uint8 saturation.
-    step = np.clip(np.rint(delta), -255, 255).astype(np.int16)
+        delta += np.rint(second)
+    # Same integer delta on R, G and B (= a luminance-only change), added with uint8 saturation; where a channel
+    # is near 0 or 255 the split shares it out instead.
+    step = np.clip(delta, -255, 255).astype(np.int16)
     up = np.clip(step, 0, 255).astype(np.uint8)
     down = np.clip(-step, 0, 255).astype(np.uint8)
     out = np.array(img, copy=True)
@@ -533,6 +547,8 @@ def embed_image(
         return out
     rgb = np.ascontiguousarray(out[..., :3])
     out[..., :3] = cv2.subtract(cv2.add(rgb, cv2.merge([up, up, up])), cv2.merge([down, down, down]))
+    if split is not None:
+        split.apply(out, mark, second)
     return out
 
 
