@@ -21,11 +21,14 @@ import json
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._extras import needs_extra
 from ._io import atomic_output
 from .errors import AIGCLabelError, C2PAError, MalformedFileError, UnsupportedFormatError
+
+if TYPE_CHECKING:
+    from .containers import Container
 from .label import AIGCLabel
 from .sourcetypes import AI_SOURCE_TYPES, IPTC_PREFIX, TRAINED_ALGORITHMIC_MEDIA, source_type_code
 from .verify import Evidence, register_detector
@@ -86,6 +89,11 @@ class C2PAReport:
 
 def _mime(path: Path) -> str:
     """The MIME type C2PA reads and signs ``path`` as: that of the container that claims it by content."""
+    return _container(path).mime_type
+
+
+def _container(path: Path) -> type[Container]:
+    """The container that claims ``path`` by content, when C2PA reads and signs its type."""
     with needs_extra("c2pa"):
         import c2pa
 
@@ -94,7 +102,7 @@ def _mime(path: Path) -> str:
     container = claimed_by(path)
     if container is None or container.mime_type not in set(c2pa.Reader.get_supported_mime_types()):
         raise UnsupportedFormatError(f"{path.name}: C2PA manifests are not supported for this file type")
-    return container.mime_type
+    return container
 
 
 def _context(anchors_pem: bytes | None) -> Any:
@@ -160,9 +168,12 @@ def read_manifest(path: Path | str, *, anchors_pem: bytes | None = None) -> C2PA
 
     source = Path(path)
     try:
-        mime = _mime(source)
+        container = _container(source)
     except UnsupportedFormatError:
         return C2PAReport(present=False)
+    if not container().may_carry_c2pa(source):  # the format's own check, much cheaper than the reader's
+        return C2PAReport(present=False)
+    mime = container.mime_type
     try:
         with open(source, "rb") as stream, c2pa.Reader(mime, stream, context=_context(anchors_pem)) as reader:
             store = json.loads(reader.json())

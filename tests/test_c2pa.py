@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from aigclabel import DEMO_PROVIDER_CODE, AIGCLabel, inspect, write_label
+from aigclabel._io import COPY_CHUNK
 from aigclabel.c2pa_manifest import C2PACredentials, generate_demo_credentials, read_manifest, write_manifest
+from aigclabel.containers.jpeg import JpegContainer, _read_header
 
 from .conftest import SAMPLES
 
@@ -48,6 +50,31 @@ def test_pixel_tampering_and_later_metadata_edits_are_reported(tmp_path: Path, d
     write_label(signed, demo_label.with_propagation(DEMO_PROVIDER_CODE, "p1"), relabelled)
     after = read_manifest(relabelled, anchors_pem=C2PACredentials.demo().anchors_pem)
     assert after.validation_state == "Invalid", "a platform's later edit is visible, not hidden"
+
+
+def test_jpeg_precheck_passes_every_file_with_an_app11_segment(tmp_path: Path, demo_label: AIGCLabel) -> None:
+    """The reader is skipped only on a JPEG without FF EB: wherever C2PA's APP11 segments lie, and across reads."""
+    signed = tmp_path / "signed.jpg"
+    write_manifest(SAMPLES / "sample.jpg", signed, demo_label)
+    jpeg = JpegContainer()
+    assert jpeg.may_carry_c2pa(signed) and read_manifest(signed).present
+    assert not jpeg.may_carry_c2pa(SAMPLES / "sample.jpg")
+    data = signed.read_bytes()
+    with open(signed, "rb") as handle:
+        app11 = [s for s in _read_header(handle).segments if s.marker == 0xEB]
+    assert app11
+    rest = bytearray(data)
+    for segment in reversed(app11):
+        del rest[segment.start : segment.end]
+    after_scan = tmp_path / "after-scan.jpg"  # the segments moved behind the entropy-coded data, before EOI
+    after_scan.write_bytes(bytes(rest[:-2]) + b"".join(data[s.start : s.end] for s in app11) + bytes(rest[-2:]))
+    assert jpeg.may_carry_c2pa(after_scan)
+    unmarked = tmp_path / "unmarked.jpg"
+    unmarked.write_bytes(bytes(rest))
+    assert not jpeg.may_carry_c2pa(unmarked) and not read_manifest(unmarked).present
+    split = tmp_path / "split.jpg"  # FF at the end of one read, EB at the start of the next
+    split.write_bytes(b"\xff\xd8\xff" + bytes(COPY_CHUNK - 4) + b"\xff\xeb" + bytes(100))
+    assert jpeg.may_carry_c2pa(split)
 
 
 def test_files_without_manifest_or_unsupported_types(tmp_path: Path) -> None:

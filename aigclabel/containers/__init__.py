@@ -172,6 +172,11 @@ class Container(ABC):
         """
         return None
 
+    def may_carry_c2pa(self, path: Path) -> bool:
+        """False only when the file certainly holds no embedded C2PA manifest store, so a reader need not be
+        started on it; True (the default) when it may hold one."""
+        return True
+
     def recover(self, path: Path) -> str | None:
         """Cut what an interrupted in-place append without a journal left past the end its readers see
         (see :attr:`EditPlan.commit`): ``"trimmed"``, or None when nothing was left (the default)."""

@@ -66,6 +66,7 @@ _STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})  # TEM and RST0-7 carry no l
 _SCAN_MARKER = re.compile(rb"\xff(?![\x00\xd0-\xd7])")
 _EXT_HEADER = len(EXT_SIG) + 32 + 8
 _MAX_SEGMENTS = 1 << 16
+_APP11_MARKER = b"\xff\xeb"
 _WINDOW = 1 << 13  # covers a typical header (JFIF, XMP, tables); bigger segments are read on their own
 _MAX_FILL = 1 << 16  # 0xFF fill bytes allowed before one marker (B.1.1.2); more is hostile
 #: Stray bytes skipped before a header marker. libjpeg (and so Pillow) skips them with a "Corrupt JPEG
@@ -505,6 +506,19 @@ class JpegContainer(Container):
     def read_opened(self, path: Path, fd: int, head: bytes, size: int) -> list[FoundLabel]:
         with open(fd, "rb", buffering=0, closefd=False) as handle:
             return _labels(_read_header(handle, head, size))
+
+    def may_carry_c2pa(self, path: Path) -> bool:
+        """Whether an APP11 marker (FF EB: C2PA's JUMBF segments) occurs anywhere in the file. Entropy-coded data
+        never holds FF EB (a coded FF is followed by 00, or by D0-D7 for a restart), so a file without those two
+        bytes has no APP11 segment before, between or after its scans: ~0.3 ms for a 1 MB JPEG against ~1 ms
+        for the C2PA reader to find no manifest store in it."""
+        with open(path, "rb", buffering=0) as handle:
+            last = 0
+            while chunk := handle.read(COPY_CHUNK):
+                if _APP11_MARKER in chunk or (last == 0xFF and chunk[0] == 0xEB):
+                    return True
+                last = chunk[-1]
+        return False
 
     def rewrite(self, src: Path, dst: Path, label: AIGCLabel | None) -> None:
         """Copy ``src`` to ``dst`` with ``label`` as the only label; see the module docstring."""
