@@ -7,7 +7,8 @@ thread it costs 28 ms of both. A platform verifies uploads with one worker per c
 ``serve --workers``), so CPU is what bounds its throughput, as with the OCR engine's one thread
 (``AIGCLABEL_OCR_THREADS``). ``AIGCLABEL_CV_THREADS`` (read once, at the first import) sets another
 count; ``auto`` leaves OpenCV's default, for a program that makes one call at a time and wants the
-lowest latency. The setting is process-wide, as OpenCV has no other kind.
+lowest latency. The setting is process-wide, as OpenCV has no other kind. Importing this module also keeps
+glibc from giving the detectors' working memory back between pictures (:mod:`aigclabel._malloc`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import os
 import warnings
 
 from ._extras import needs_extra
+from ._malloc import keep_working_memory
 
 with needs_extra("media"):
     import cv2
@@ -42,6 +44,7 @@ def _threads(value: str) -> int | None:
     return count
 
 
+keep_working_memory()  # the detectors' 2-9 MB planes reused between pictures, not faulted in again (see _malloc)
 _count = _threads(os.environ.get("AIGCLABEL_CV_THREADS", "1"))
 if _count is not None:
     cv2.setNumThreads(_count)
