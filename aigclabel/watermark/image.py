@@ -645,7 +645,7 @@ def _line_spectrum(r: FloatImage) -> tuple[FloatImage, tuple[int, int]]:
 
 def _autocorr(flat: FloatImage, c: tuple[int, int]) -> FloatImage:
     """Autocorrelation of the whitened image from its line spectrum (:func:`_line_spectrum`)."""
-    ac = np.fft.fftshift(fft.irfft2(flat, s=c).astype(np.float32))
+    ac = np.fft.fftshift(np.asarray(fft.irfft2(flat, s=c), dtype=np.float32))
     # Widen the one-pixel peaks a little so that sampling at multiples of an integer lag still hits them.
     return np.asarray(cv2.GaussianBlur(ac, (0, 0), 0.8), dtype=np.float32)
 
@@ -1002,6 +1002,11 @@ def _to_tile_space(
         m = np.zeros((2, 3), dtype=np.float64)
         m[:, :2] = b
         m[:, 2] = np.array([w / 2, h / 2]) - b @ np.array([cw / 2, ch / 2])
+    if m is not None and _whole_half(m):
+        grown = (-(-ch // TILE) * TILE, -(-cw // TILE) * TILE)
+        out = np.zeros(grown, np.float32) if padded else np.empty((ch, cw), np.float32)
+        _decimate(r, m, out[:ch, :cw])
+        return out, m, shift
     if not padded:
         if m is not None:
             r = np.asarray(
@@ -1020,6 +1025,24 @@ def _to_tile_space(
         if not np.shares_memory(got, out):  # an OpenCV that cannot write into the view returns a new array
             view[...] = got
     return out, m, shift
+
+
+def _whole_half(m: npt.NDArray[np.float64]) -> bool:
+    """Whether the tile -> image map ``m`` is the exact 2x prior at a whole-pixel offset: every sample of the
+    bilinear warp then falls on a pixel (weights 1 and 0), so the warp is every other pixel (:func:`_decimate`)."""
+    return bool(np.array_equal(m[:, :2], 2.0 * np.eye(2)) and np.array_equal(m[:, 2], np.round(m[:, 2])))
+
+
+def _decimate(r: FloatImage, m: npt.NDArray[np.float64], out: FloatImage) -> None:
+    """What ``cv2.warpAffine`` writes into ``out`` (zeros outside the picture) for a map :func:`_whole_half`
+    accepts, bit for bit, as a strided copy at a quarter of the warp's CPU."""
+    h, w = r.shape
+    (ox, oy), (ch, cw) = (int(v) for v in m[:, 2]), out.shape
+    x0, y0 = max(0, -(ox // 2)), max(0, -(oy // 2))  # the first tile pixels whose sample is inside
+    x1, y1 = min(cw, (w - 1 - ox) // 2 + 1), min(ch, (h - 1 - oy) // 2 + 1)
+    out[...] = 0.0
+    if x1 > x0 and y1 > y0:
+        out[y0:y1, x0:x1] = r[2 * y0 + oy : 2 * (y1 - 1) + oy + 1 : 2, 2 * x0 + ox : 2 * (x1 - 1) + ox + 1 : 2]
 
 
 def _fold(r: FloatImage, basis: npt.NDArray[np.float64] | None, window: int = _WARP_MAX) -> FloatImage:
@@ -1055,6 +1078,9 @@ class _Read:
     key: bytes
     #: The tile-space window the fold summed (kept for :func:`_local_read`; None for folds of parts).
     plane: FloatImage | None = field(default=None, repr=False, compare=False)
+    #: The fold's correlation with the sync template of each symmetry (:func:`_sync_corr`; :func:`_local_read`
+    #: starts from it).
+    corr: FloatImage | None = field(default=None, repr=False, compare=False)
 
     @cached_property
     def soft(self) -> npt.NDArray[np.float64]:
@@ -1071,12 +1097,18 @@ def _soft_bits(acc: FloatImage, g: int, shift: tuple[int, int], key: bytes) -> n
     return np.bincount(lay.data_bit, weights=cells[lay.data_cells], minlength=CODED_BITS).astype(np.float64)
 
 
-def _sync_peak(acc: FloatImage, key: bytes) -> tuple[float, int, tuple[int, int]]:
-    """z-score of the best sync peak over the cyclic offsets of the 8 flips/rotations of the fold, its
-    symmetry (index into _DIHEDRAL) and offset (dy, dx) in the fold read through that symmetry."""
-    # C_g, the fold against each mapped template; the same values as the mapped folds against the template.
+def _sync_corr(acc: FloatImage, key: bytes) -> FloatImage:
+    """C_g, the fold against the sync template mapped by each of the 8 flips/rotations (the same values as the
+    mapped folds against the template), one row of all cyclic offsets per symmetry."""
     corr = fft.irfft2(fft.rfft2(acc)[None] * _sync_spectra(key), s=acc.shape, axes=(1, 2))
-    corr = corr.reshape(len(_DIHEDRAL), -1)
+    return np.asarray(corr.reshape(len(_DIHEDRAL), -1), dtype=np.float32)
+
+
+def _sync_peak(acc: FloatImage, key: bytes, corr: FloatImage | None = None) -> tuple[float, int, tuple[int, int]]:
+    """z-score of the best sync peak over the cyclic offsets of the 8 flips/rotations of the fold, its
+    symmetry (index into _DIHEDRAL) and offset (dy, dx) in the fold read through that symmetry (``corr``:
+    :func:`_sync_corr` of the fold, when made already)."""
+    corr = _sync_corr(acc, key) if corr is None else corr
     peak = corr.argmax(axis=1)
     zs = _peak_z(corr)
     g = int(np.argmax(zs))
@@ -1132,8 +1164,9 @@ def _read_fold(acc: FloatImage, key: bytes, candidates: Callable[[int], list[byt
 
     ``candidates(g)`` gives the host hashes to try when the fold is read through symmetry ``g``.
     """
-    z, g, (dy, dx) = _sync_peak(acc, key)
-    read = _Read(z, None, False, g, (dy, dx), acc, key)
+    corr = _sync_corr(acc, key)
+    z, g, (dy, dx) = _sync_peak(acc, key, corr)
+    read = _Read(z, None, False, g, (dy, dx), acc, key, corr=corr)
     if z < Z_WITH_MAC:
         # No MAC can make so weak a peak present: the soft bits, the Viterbi decode and the host hashes, most
         # of the cost of rejecting an unmarked image, wait until this read turns out to be the best one.
@@ -1161,10 +1194,13 @@ def _sync_tiles(key: bytes) -> FloatImage:
     return np.asarray(sync.reshape(len(_DIHEDRAL), TILE, TILE), dtype=np.float32)
 
 
-def _local_read(padded: FloatImage, fold: FloatImage, key: bytes) -> tuple[float, _Read | None]:
+def _local_read(
+    padded: FloatImage, fold: FloatImage, key: bytes, corr: FloatImage | None = None
+) -> tuple[float, _Read | None]:
     """The fold of the rectangle of tiles where the sync correlates best, when that is strong enough.
 
-    ``padded`` is a read's tile-space window (:attr:`_Read.plane`), ``fold`` its sum. The fold is a sum of
+    ``padded`` is a read's tile-space window (:attr:`_Read.plane`), ``fold`` its sum (``corr``: its
+    :func:`_sync_corr`, when the read made it). The fold is a sum of
     tiles, so its correlation with the sync template at an offset is the sum of the tiles' own correlations
     there. At each of the fold's :data:`_SCAN_PEAKS` best peaks, each tile's score is compared with the noise
     a tile of its energy gives (the fold's variance over all offsets shared out by energy, the host being
@@ -1177,16 +1213,14 @@ def _local_read(padded: FloatImage, fold: FloatImage, key: bytes) -> tuple[float
     ph, pw = padded.shape
     ny, nx = ph // TILE, pw // TILE
     tiles = padded.reshape(ny, TILE, nx, TILE)
-    corr = fft.irfft2(fft.rfft2(fold)[None] * _sync_spectra(key), s=(TILE, TILE))
-    corr = corr.reshape(len(_DIHEDRAL), -1)
+    corr = _sync_corr(fold, key) if corr is None else corr
     sd = corr.std(axis=1)
     zs = ((corr - corr.mean(axis=1, keepdims=True)) / sd[:, None]).ravel()
     top = np.argpartition(-zs, _SCAN_PEAKS)[:_SCAN_PEAKS]
     sym, (ey, ex) = top // (TILE * TILE), np.divmod(top % (TILE * TILE), TILE)
     # Peak e of symmetry g: each tile against that template moved by e (C_g[e] = sum_t fold[t + e] S_g[t]).
-    t = np.arange(TILE)
     sync = _sync_tiles(key)
-    temps = np.stack([sync[g][np.ix_((t - y) % TILE, (t - x) % TILE)] for g, y, x in zip(sym, ey, ex, strict=True)])
+    temps = np.stack([np.roll(sync[g], (y, x), axis=(0, 1)) for g, y, x in zip(sym, ey, ex, strict=True)])
     temps -= temps.mean(axis=(1, 2), keepdims=True)  # a tile's mean (flat areas, edges) must not score
     # einsum, not a BLAS product: OpenBLAS threads on so skinny a product spin for more CPU than they save.
     scores = np.einsum("aibj,kij->abk", tiles, temps).reshape(ny * nx, -1).astype(np.float64)  # (tiles, peaks)
@@ -1773,7 +1807,7 @@ def _detect_whitened(
         start: _Read | None = best if best.z >= Z_AREA else None
         start_basis = best_basis
         if start is None and best.plane is not None:
-            scan_z, start = _local_read(best.plane, best.fold, key)
+            scan_z, start = _local_read(best.plane, best.fold, key, best.corr)
         if half_z is None or half_z >= _WINDOW_FROM:
             window = _half_windows(r, key)
             window_z = window.z
