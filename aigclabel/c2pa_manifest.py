@@ -26,12 +26,12 @@ from typing import TYPE_CHECKING, Any
 from ._extras import needs_extra
 from ._io import atomic_output
 from .errors import AIGCLabelError, C2PAError, MalformedFileError, UnsupportedFormatError
-
-if TYPE_CHECKING:
-    from .containers import Container
 from .label import AIGCLabel
 from .sourcetypes import AI_SOURCE_TYPES, IPTC_PREFIX, TRAINED_ALGORITHMIC_MEDIA, source_type_code
 from .verify import Evidence, register_detector
+
+if TYPE_CHECKING:
+    from .containers import Container
 
 GB_ASSERTION = "cn.org.tc260.aigc"
 
