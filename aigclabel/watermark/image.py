@@ -253,6 +253,9 @@ class ImageDetection:
     #: False when a mark is present but its MAC verifies with no host hash of this image: a mark copied
     #: from other content (or damaged beyond reading); its payload then proves nothing.
     content_ok: bool = True
+    #: The best half-size window over a paste, when the tile reader searched them (:func:`_half_windows`): where
+    #: :func:`detect_image` looks for the pasted picture's second layer, without searching them again.
+    _window: _Window | None = field(default=None, repr=False, compare=False)
 
     @property
     def orientation(self) -> str | None:
@@ -1724,10 +1727,9 @@ def detect_image(
         return found
     second = read_lowfreq(y, key)
     details = {**found.details, "lowfreq_z": second.z, "lowfreq_decoded": float(second.decoded)}
-    if second.payload is None and found.details.get("window_z", -np.inf) >= _PASTE_FROM:
-        details["paste_lowfreq_z"], pasted, _ = read_lowfreq_area(
-            y, _paste_boxes(y, _half_windows(r, key)), key, 0.5, _PASTE_Z
-        )
+    window = found._window
+    if second.payload is None and window is not None and window.z >= _PASTE_FROM:
+        details["paste_lowfreq_z"], pasted, _ = read_lowfreq_area(y, _paste_boxes(y, window), key, 0.5, _PASTE_Z)
         second = pasted if pasted is not None and pasted.payload is not None else second
     if second.payload is None:
         return replace(found, details=details, elapsed_ms=(time.perf_counter() - started) * 1000.0)
@@ -1800,7 +1802,8 @@ def _detect_whitened(
                 best, best_basis = got, cand
             if got.mac_ok and got.z >= Z_PRESENT:
                 break
-    scan_z = window_z = None
+    scan_z = None
+    window: _Window | None = None
     if host is not None and best.z >= _SCAN_FROM and not best.mac_ok:
         # One area search at most (its hashes are the false-positive budget), from the strongest start: the
         # read itself, the rectangle of tiles the scan found, or the half-size window over a paste.
@@ -1810,8 +1813,7 @@ def _detect_whitened(
             scan_z, start = _local_read(best.plane, best.fold, key, best.corr)
         if half_z is None or half_z >= _WINDOW_FROM:
             window = _half_windows(r, key)
-            window_z = window.z
-            if window_z >= _WINDOW_Z and (start is None or window_z > start.z):
+            if window.z >= _WINDOW_Z and (start is None or window.z > start.z):
                 start, start_basis = _window_read(r, window.box, key), np.eye(2) * (TILE // 2)
         if start is not None:
             found = _read_marked_area(r, host, best, start_basis, key, start=start)
@@ -1827,8 +1829,8 @@ def _detect_whitened(
     details = {"hypotheses": float(tried), "screened": float(screened), "symmetry": float(best.symmetry)}
     if scan_z is not None:
         details["scan_z"] = scan_z
-    if window_z is not None:
-        details["window_z"] = window_z
+    if window is not None:
+        details["window_z"] = window.z
     b = np.eye(2) * TILE if best_basis is None else best_basis
     scale = float(np.sqrt(abs(np.linalg.det(b)))) / TILE
     rot = float(np.degrees(np.arctan2(b[1, 0], b[0, 0])))
@@ -1843,6 +1845,7 @@ def _detect_whitened(
         decoded=payload,
         details=details,
         content_ok=content_ok,
+        _window=window,
     )
 
 
