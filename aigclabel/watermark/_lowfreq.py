@@ -675,10 +675,10 @@ def read_lowfreq_area(
 
 def _at_edges(cum: FloatArray, start: int, size: int, g: int, axis: int) -> FloatArray:
     """Cumulative sums ``cum`` along ``axis`` (index i: the sum before pixel i) at the g + 1 edges of g equal bands
-    over ``size`` pixels from ``start``: linear between whole pixels, which is exact for fractional edges."""
-    at = start + np.arange(g + 1) * (size / g)
-    i = np.minimum(at.astype(np.int64), cum.shape[axis] - 2)
-    t = at - i
+    over ``size`` pixels from ``start`` (:func:`_band_edges`): linear between whole pixels, which is exact for
+    fractional edges."""
+    i, t = _band_edges(size, g)
+    i = i + start
     if axis == 0:
         return np.asarray(cum[i] * (1.0 - t)[:, None] + cum[i + 1] * t[:, None])
     return np.asarray(cum[:, i] * (1.0 - t) + cum[:, i + 1] * t)
