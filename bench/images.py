@@ -212,6 +212,14 @@ def _floor(files: list[Path], segment: bytes) -> tuple[float, float]:
     return (after.ru_utime - before.ru_utime) / len(files), (after.ru_stime - before.ru_stime) / len(files)
 
 
+def xmp_segment(value: str) -> bytes:
+    """The APP1 XMP segment carrying the label text ``value`` that :func:`_floor` writes after SOI and APP0."""
+    from aigclabel.xmp import new_packet
+
+    packet = new_packet(value)
+    return b"\xff\xe1" + (len(XMP_SIG) + len(packet) + 2).to_bytes(2, "big") + XMP_SIG + packet
+
+
 def _write_all(files: list[Path], label: AIGCLabel) -> None:
     failed = [r for r in write_many([(path, label) for path in files]) if not r.ok]
     if failed:
@@ -300,10 +308,7 @@ def _bench_format(
             f"ratio {ratio:6.1f}x  ({verdict} the {TARGETS[op]:.0f}x target)"
         )
     if fmt == "jpeg" and "write-floor" in ops:
-        from aigclabel.xmp import new_packet
-
-        segment = b"\xff\xe1" + (len(XMP_SIG) + len(new_packet(value)) + 2).to_bytes(2, "big") + XMP_SIG
-        user, system = _floor(_make_files(root / f"{fmt}-floor", fmt, count, size), segment + new_packet(value))
+        user, system = _floor(_make_files(root / f"{fmt}-floor", fmt, count, size), xmp_segment(value))
         lines.append(
             f"{fmt:5} write-floor   {(user + system) * 1e6:.0f} us CPU a file ({user * 1e6:.0f} user + "
             f"{system * 1e6:.0f} system): a bare durable copy-and-rename, no parsing, no read-back, no lock "

@@ -43,11 +43,7 @@ try:
     files = images._make_files(root / "f", "jpeg", count, (640, 480))
     write_many([(p, label) for p in images._make_files(root / "warm", "jpeg", 8, (640, 480))])
     if op == "write-floor":
-        from aigclabel.containers.jpeg import XMP_SIG
-        from aigclabel.xmp import new_packet
-        packet = new_packet(label.to_json())
-        segment = b"\xff\xe1" + (len(XMP_SIG) + len(packet) + 2).to_bytes(2, "big") + XMP_SIG + packet
-        user, system = images._floor(files, segment)
+        user, system = images._floor(files, images.xmp_segment(label.to_json()))
         print(json.dumps({"cpu": user + system, "user": user, "system": system}))
         sys.exit(0)
     if op == "batch-label":
