@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._extras import needs_extra
 from .containers import Container, MediaKind, container_for_suffix, open_container
@@ -97,6 +97,19 @@ def _is_picture(path: Path) -> bool:
         return False
 
 
+#: FFmpeg demuxers that read one still picture as a one-frame "video" (besides the ``*_pipe`` ones, which
+#: probe a picture's content). ``image2`` takes any file by its suffix, garbage named ``.jpg`` included.
+_STILL_DEMUXERS = frozenset({"image2"})
+
+
+def _still_without_size(container: Any) -> bool:
+    """Whether FFmpeg opened the file as a still picture whose size it could not read: a damaged or
+    unknown picture (a still it does read, EXR say, stays a one-frame video for the detectors)."""
+    name = str(container.format.name)
+    still = name in _STILL_DEMUXERS or name.endswith("_pipe")
+    return still and not any(stream.codec_context.width for stream in container.streams.video)
+
+
 def _streams_of(path: Path) -> MediaKind | None:
     """Video when PyAV finds a moving picture (cover art does not count), audio when only sound."""
     with needs_extra("media"):
@@ -104,6 +117,8 @@ def _streams_of(path: Path) -> MediaKind | None:
 
     try:
         with av.open(str(path), metadata_errors="replace") as container:
+            if _still_without_size(container):
+                return None
             moving = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
             if moving:
                 return MediaKind.VIDEO

@@ -204,7 +204,8 @@ def test_bad_files_give_typed_errors_and_stay_untouched(tmp_path: Path, speech: 
 
     junk = tmp_path / "junk.mp3"
     junk.write_bytes(b"\x00ID3 not really audio" * 50)
-    assert detect_file(junk) is None
+    with pytest.raises(UnsupportedFormatError):
+        detect_file(junk)  # not "no watermark": nothing here reads it
     with pytest.raises(UnsupportedFormatError):
         embed_file(junk, tmp_path / "o.mp3", "x")
     src = tmp_path / "s.wav"

@@ -295,6 +295,22 @@ def test_truncated_file_is_a_typed_error(tmp_path: Path) -> None:
     assert bad.read_bytes() == data[: len(data) // 2]
 
 
+def test_a_file_nothing_decodes_is_refused_not_read_as_a_video(tmp_path: Path) -> None:
+    # FFmpeg's image2 demuxer opens any file named .jpg or .png as a one-frame "video"; such a file used to
+    # be reported as "no decodable video frames" (and a random .png as a video too).
+    garbage = tmp_path / "garbage.jpg"
+    garbage.write_bytes(b"garbage")
+    noise = tmp_path / "noise.png"
+    noise.write_bytes(np.random.default_rng(3).integers(0, 256, 3000, dtype=np.uint8).tobytes())
+    for bad in (garbage, noise):
+        r = CliRunner().invoke(app, ["watermark", "detect", str(bad)])
+        said = " ".join(r.output.split())  # Rich wraps the message at the console's width
+        assert r.exit_code == 3, said
+        assert "not an image, audio, video or text file aigclabel can read" in said
+        assert "video frames" not in said
+    assert garbage.read_bytes() == b"garbage"
+
+
 @pytest.mark.interop  # ffmpeg
 def test_video_frames_are_marked_and_audio_copied(tmp_path: Path) -> None:
     require_tool("ffmpeg")

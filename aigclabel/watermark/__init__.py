@@ -8,7 +8,7 @@ matched against a GB 45438 label or a ProduceID database with :meth:`WatermarkRe
 File-level API (what the CLI and ``label``/``inspect`` use)::
 
     embed_file("in.png", "out.png", produce_id="...")      # image, audio or .txt/.md
-    result = detect_file("out.png")                         # WatermarkResult, or None if not media
+    result = detect_file("out.png")                         # WatermarkResult (None: a format without marks)
     result.present, result.payload, result.matches(produce_id)
 
 Array-level API: :func:`embed_image`/:func:`detect_image`, :func:`embed_audio`/:func:`detect_audio`,
@@ -360,7 +360,8 @@ def embed_file(
 
 
 def detect_file(path: str | Path, *, key: bytes = DEMO_KEY, search_speed: bool = False) -> WatermarkResult | None:
-    """Look for a watermark in an image, audio or text file; None when the file is none of those.
+    """Look for a watermark in an image, audio, video or text file; None for a file of another format
+    aigclabel knows (a PDF, say), :class:`UnsupportedFormatError` for one nothing here can read.
 
     ``search_speed`` also searches audio played faster or slower (seconds of CPU per clip; see
     :func:`~aigclabel.watermark.audio.detect_audio`). Raises :class:`LimitExceededError` ("not
@@ -455,4 +456,6 @@ def _detect_file(path: Path, key: bytes, search_speed: bool = False) -> Watermar
             v.mac_ok and v.present,
             {"scale": round(v.scale, 4), "rotation_deg": round(v.rotation_deg, 2), "ms": round(v.elapsed_ms, 1)},
         )
+    if claimed_by(path) is None:  # neither a format we know nor anything Pillow or FFmpeg decodes
+        raise UnsupportedFormatError(f"{path}: not an image, audio, video or text file aigclabel can read")
     return None
