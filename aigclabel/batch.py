@@ -149,28 +149,32 @@ def iter_files(root: Path, skip: Path | None = None) -> Iterator[str]:
 
     The directory entries say what each one is, so a file costs no ``stat`` here (a tree of a
     million files is listed before the first is labelled)."""
-    yield from _walk(os.fspath(root), "", os.fspath(skip) if skip is not None else None)
+    skipped = os.fspath(skip) if skip is not None else None
+    pending = [(os.fspath(root), "")]  # a stack, not recursion: a tree may nest deeper than Python's frame limit
+    while pending:
+        directory, prefix = pending.pop()
+        subdirectories = []
+        for entry in _listing(directory):
+            if entry.path == skipped:
+                continue
+            try:
+                if entry.is_file(follow_symlinks=False):
+                    yield prefix + entry.name
+                elif entry.is_dir(follow_symlinks=False):
+                    subdirectories.append((entry.path, prefix + entry.name + os.sep))
+            except OSError:
+                continue
+        pending.extend(reversed(subdirectories))
 
 
-def _walk(directory: str, prefix: str, skip: str | None) -> Iterator[str]:
+def _listing(directory: str) -> list[os.DirEntry[str]]:
+    """The visible entries of ``directory`` by name; none when it cannot be read (as ``os.walk`` skips it) or
+    was removed meanwhile."""
     try:
         with os.scandir(directory) as listing:
-            entries = sorted((e for e in listing if not e.name.startswith(".")), key=lambda e: e.name)
+            return sorted((e for e in listing if not e.name.startswith(".")), key=lambda e: e.name)
     except OSError:
-        return  # unreadable (as os.walk skips it), or removed meanwhile
-    subdirectories = []
-    for entry in entries:
-        if entry.path == skip:
-            continue
-        try:
-            if entry.is_file(follow_symlinks=False):
-                yield prefix + entry.name
-            elif entry.is_dir(follow_symlinks=False):
-                subdirectories.append(entry)
-        except OSError:
-            continue
-    for entry in subdirectories:
-        yield from _walk(entry.path, prefix + entry.name + os.sep, skip)
+        return []
 
 
 def load_done(report: Path, root: Path, action: str) -> set[str]:

@@ -82,6 +82,26 @@ def test_cli_batch_with_csv_and_local_dask_cluster(tmp_path: Path) -> None:
     assert {"path", "status", "produce_id"} <= set(header)
 
 
+def test_a_tree_nested_deeper_than_the_frame_limit_is_labelled(tmp_path: Path) -> None:
+    """The listing keeps a stack, not one Python frame per directory level: a tree 1,200 levels deep (past
+    CPython's recursion limit of 1,000) is labelled through the CLI instead of dying with RecursionError."""
+    root = deep = tmp_path / "in"
+    root.mkdir()
+    for _ in range(1200):  # not mkdir(parents=True): pathlib recurses once per missing level
+        deep = deep / "d"
+        deep.mkdir()
+    shutil.copy(SAMPLES / "sample.jpg", deep / "bottom.jpg")
+    shutil.copy(SAMPLES / "sample.png", root / "top.png")
+    done = subprocess.run(
+        [sys.executable, "-m", "aigclabel", "batch", "label", str(root), "--producer", DEMO_PROVIDER_CODE,
+         "--report", str(tmp_path / "r.jsonl")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "2 ok, 0 errors" in done.stdout
+    assert inspect(deep / "bottom.jpg").ok and inspect(root / "top.png").ok
+
+
 def test_verify_batch_classifies_every_file(tmp_path: Path) -> None:
     root, report = tmp_path / "in", tmp_path / "r.jsonl"
     files = _tree(root, copies=2)
