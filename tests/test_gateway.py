@@ -775,13 +775,19 @@ def test_workers_share_the_port_record_each_answer_once_and_are_replaced(
 
 @pytest.mark.slow
 def test_workers_stop_when_their_supervisor_is_killed(upstream: tuple[str, Upstream], tmp_path: Path) -> None:
+    """Killed with -9, the supervisor stops no worker and removes no folder: its workers notice, stop, and
+    remove the image folder they shared."""
     port = free_port()
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
     command = [sys.executable, "-m", "aigclabel", "gateway", "--upstream", upstream[0], "-p", DEMO_PROVIDER_CODE,
                "--port", str(port), "--no-audit", "--workers", "2"]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    env = {**os.environ, "TMPDIR": str(scratch)}
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     wait_for_http(f"http://127.0.0.1:{port}/aigclabel/health", process)
     _wait_for(lambda: len(_workers(process.pid)) == 2, 60)
     children = _workers(process.pid)
+    assert len(list(scratch.glob("aigclabel-gateway-images-*"))) == 1
     process.kill()  # kill -9: no chance to stop its workers; they notice and stop themselves
     process.wait()
     try:
@@ -790,6 +796,7 @@ def test_workers_stop_when_their_supervisor_is_killed(upstream: tuple[str, Upstr
         for pid in children:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+    assert list(scratch.iterdir()) == []
 
 
 @pytest.mark.slow

@@ -112,11 +112,15 @@ class GatewayProtocol(GuardedHttpToolsProtocol):
 
 def create_worker_app() -> Starlette:
     """The app of one ``--workers`` process (uvicorn's factory): settings from the environment, and a
-    watch that stops the worker when its supervisor is gone."""
-    from ..service.server import watch_parent
+    watch that stops the worker when its supervisor is gone. A supervisor killed with SIGKILL cannot remove
+    the shared image folder, so the workers that outlive it do (whichever stops first; the rest find it gone)."""
+    import shutil
+
+    from ..service.server import orphaned, watch_parent
     from .app import create_app
 
-    app = create_app(GatewayOptions.from_env().settings())
+    options = GatewayOptions.from_env()
+    app = create_app(options.settings())
     inner = app.router.lifespan_context
 
     @asynccontextmanager
@@ -128,6 +132,8 @@ def create_worker_app() -> Starlette:
         finally:
             if watcher is not None:
                 watcher.cancel()
+            if options.image_dir and orphaned():
+                shutil.rmtree(options.image_dir, ignore_errors=True)
 
     app.router.lifespan_context = lifespan
     return app

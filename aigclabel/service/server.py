@@ -174,17 +174,29 @@ def _evictable(connection: object) -> bool:
     return connection._head_incomplete() and not connection.transport.is_closing()
 
 
-def watch_parent(interval: float = 1.0) -> asyncio.Task[None] | None:
-    """In a ``--workers`` child, a task that sends this process SIGTERM once its supervisor is gone."""
+def _supervisor() -> int | None:
+    """The pid of this ``--workers`` child's supervisor (``None`` in a single process or the supervisor)."""
     supervisor = os.environ.get(SUPERVISOR_ENV)
     if not supervisor or not supervisor.isdigit() or int(supervisor) == os.getpid():
         return None
-    parent = int(supervisor)
+    return int(supervisor)
+
+
+def orphaned() -> bool:
+    """Whether this is a ``--workers`` child whose supervisor is gone (killed: it cleaned nothing up)."""
+    parent = _supervisor()
+    return parent is not None and os.getppid() != parent
+
+
+def watch_parent(interval: float = 1.0) -> asyncio.Task[None] | None:
+    """In a ``--workers`` child, a task that sends this process SIGTERM once its supervisor is gone."""
+    if _supervisor() is None:
+        return None
 
     async def watch() -> None:
         while True:
             await asyncio.sleep(interval)
-            if os.getppid() != parent:
+            if orphaned():
                 os.kill(os.getpid(), signal.SIGTERM)
                 return
 
