@@ -106,9 +106,26 @@ def _make_directory(directory: Path) -> None:
     lives on, and a directory removed since must be made again."""
     made = _made.get()
     if made is None or directory not in made:
-        directory.mkdir(parents=True, exist_ok=True)
+        _make_directories(directory)
         if made is not None:
             made.add(directory)
+
+
+def _make_directories(directory: Path) -> None:
+    """``directory`` and its missing parents, made top down in a loop (``Path.mkdir(parents=True)`` recurses
+    once per missing level, and an output tree mirrors input trees of any depth)."""
+    missing = [directory]
+    while True:
+        try:
+            missing[-1].mkdir(exist_ok=True)
+        except FileNotFoundError:
+            if missing[-1].parent == missing[-1]:
+                raise
+            missing.append(missing[-1].parent)
+            continue
+        missing.pop()
+        if not missing:
+            return
 
 
 @action("inspect")

@@ -84,31 +84,35 @@ def test_cli_batch_with_csv_and_local_dask_cluster(tmp_path: Path) -> None:
 
 
 def test_a_tree_nested_deeper_than_the_frame_limit_is_labelled(tmp_path: Path) -> None:
-    """The listing keeps a stack, not one Python frame per directory level: a tree 1,200 levels deep (past
-    CPython's recursion limit of 1,000) is labelled through the CLI instead of dying with RecursionError."""
-    root = tmp_path / "in"
-    levels = [root / "/".join(["d"] * depth) for depth in range(1, 1201)]
+    """The listing keeps a stack, not one Python frame per directory level, and the output tree is made in a
+    loop: a tree 1,200 levels deep (past CPython's recursion limit of 1,000) is labelled in place and into
+    ``--out`` through the CLI instead of dying with RecursionError."""
+    root, out = tmp_path / "in", tmp_path / "out"
+    deep = "/".join(["d"] * 1200)
     root.mkdir()
-    for level in levels:  # not mkdir(parents=True), nor rmtree below: pathlib and shutil recurse per level
-        level.mkdir()
+    for depth in range(1, 1201):  # not mkdir(parents=True), nor rmtree below: pathlib and shutil recurse per level
+        (root / deep[: 2 * depth - 1]).mkdir()
     try:
-        shutil.copy(SAMPLES / "sample.jpg", levels[-1] / "bottom.jpg")
+        shutil.copy(SAMPLES / "sample.jpg", root / deep / "bottom.jpg")
         shutil.copy(SAMPLES / "sample.png", root / "top.png")
-        done = subprocess.run(
-            [sys.executable, "-m", "aigclabel", "batch", "label", str(root), "--producer", DEMO_PROVIDER_CODE,
-             "--report", str(tmp_path / "r.jsonl")],
-            capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr
-        assert "2 ok, 0 errors" in done.stdout
-        assert inspect(levels[-1] / "bottom.jpg").ok and inspect(root / "top.png").ok
+        for into in ([], ["--out", str(out)]):
+            done = subprocess.run(
+                [sys.executable, "-m", "aigclabel", "batch", "label", str(root), "--producer", DEMO_PROVIDER_CODE,
+                 "--report", str(tmp_path / f"r{len(into)}.jsonl"), *into],
+                capture_output=True, text=True, timeout=120,
+            )  # fmt: skip
+            assert done.returncode == 0, done.stderr
+            assert "2 ok, 0 errors" in done.stdout
+        for tree in (root, out):
+            assert inspect(tree / deep / "bottom.jpg").ok and inspect(tree / "top.png").ok
     finally:  # pytest's clean-up of old temporary folders would die in shutil.rmtree's recursion
-        for level in reversed(levels):
-            for leftover in level.iterdir() if level.exists() else ():
-                if not leftover.is_dir():
+        for tree in (root, out):
+            for depth in range(1200, 0, -1):
+                level = tree / deep[: 2 * depth - 1]
+                for leftover in level.iterdir() if level.exists() else ():
                     leftover.unlink()
-            with contextlib.suppress(FileNotFoundError):
-                level.rmdir()
+                with contextlib.suppress(FileNotFoundError):
+                    level.rmdir()
 
 
 def test_verify_batch_classifies_every_file(tmp_path: Path) -> None:
