@@ -21,6 +21,7 @@ import typer
 
 from ..errors import AIGCLabelError
 from ._common import DbOption, auditing, fail, out, say, store, watermark_key
+from ._console import load_rich
 from ._inspect import inspect_files
 from .exit_codes import LABEL_PROBLEM
 
@@ -121,6 +122,7 @@ def verify(
     ] = False,
 ) -> None:
     """Classify FILE as confirmed (1), possible (2), suspected (3) or none, per Measures Article 6."""
+    load_rich("rich.console", "rich.table")
     from rich.table import Table
     from rich.text import Text
 
@@ -193,6 +195,7 @@ def check(
     ] = False,
 ) -> None:
     """Compliance report per file and per GB 45438 rule (exit 0 = all compliant, 1 = not, 4 = malformed)."""
+    load_rich("rich.console", "rich.table")
     from rich.table import Table
     from rich.text import Text
 
