@@ -41,7 +41,7 @@ from .explicit.ocr import (
     find_image_labels,
     has_ai_element,
     has_generation_element,
-    may_hold_text,
+    may_hold_text_in,
     ocr_engine_name,
     read_box,
 )
@@ -217,8 +217,8 @@ def _picture_rules(image: Image.Image, clause: str, ocr: bool, prefilter: bool =
     """
     title = "visible label on an edge or corner"
     engine = ocr and ocr_engine_name() is not None
-    small = downscale(image)
-    searched = not prefilter or may_hold_text(small[0])
+    searched = not prefilter or may_hold_text_in(image)
+    small = downscale(image) if searched else None
     located = locate_label(image) if searched else None
     found = find_image_labels(image, small=small) if searched and engine else []
     if located is not None and not found:

@@ -309,7 +309,7 @@ def run_prefilter(work: Path, count: int, seed: int = 45438, smooth: bool = Fals
     screenshots); their false traces with and without it, and the detector's CPU per file."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from aigclabel.explicit.detector import ExplicitImageLabelDetector
-    from aigclabel.explicit.ocr import MIN_STROKE_DENSITY, downscale, stroke_density
+    from aigclabel.explicit.ocr import MIN_STROKE_DENSITY, gate_copy, stroke_density
     from tests._label_styles import plain_pictures, styled_labels
 
     folder = work / "prefilter"
@@ -325,10 +325,8 @@ def run_prefilter(work: Path, count: int, seed: int = 45438, smooth: bool = Fals
         return any(e.role == "trace" for e in evidence), time.process_time() - begin, evidence
 
     def density(path: Path) -> float:
-        from aigclabel.explicit.detector import _search_copy
-
-        image, _ = MediaSample(path, "jpeg").analysis_image()
-        return stroke_density(downscale(_search_copy(image, "jpeg"))[0])
+        """The stroke density the detector's pre-filter reads (:func:`aigclabel.explicit.ocr.gate_copy`)."""
+        return stroke_density(gate_copy(MediaSample(path, "jpeg").analysis_pixels()))
 
     traced(full, next(styled_labels(1)).write(folder))  # models loaded before anything is timed
     by_style: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])  # drawn, found by the full search, gated

@@ -11,12 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 from PIL import Image
 
 from aigclabel.check import check_file
 from aigclabel.explicit.detector import ExplicitImageLabelDetector, ExplicitVideoLabelDetector, _search_copy
-from aigclabel.explicit.ocr import downscale, may_hold_text, ocr_engine_name
+from aigclabel.explicit.ocr import OCR_SIDE, gate_copy, may_hold_text_in, ocr_engine_name
 
 from ._label_styles import StyledLabel, styled_labels, synthetic_photo
 
@@ -36,8 +37,8 @@ def cases() -> dict[int, StyledLabel]:
 def _passes(path: Path) -> bool:
     from aigclabel._media import MediaSample
 
-    image, _ = MediaSample(path, "jpeg").analysis_image()
-    return may_hold_text(downscale(_search_copy(image, "jpeg"))[0])
+    sample = MediaSample(path, "jpeg")
+    return may_hold_text_in(sample.analysis_image()[0], sample.analysis_pixels())
 
 
 @needs_rapidocr
@@ -113,3 +114,19 @@ def test_search_copy_from_the_shared_pixels_is_pillows_reduce(size: tuple[int, i
     assert shared.size == ((size[0] + 1) // 2, (size[1] + 1) // 2)
     assert shared.tobytes() == image.reduce(2).tobytes()
     assert (sample._pixels is not None) == (size[0] % 2 == 0)  # the even picture went through the shared pixels
+
+
+@pytest.mark.parametrize(
+    ("size", "read"), [((1600, 1200), (400, 300)), ((1601, 1203), (400, 300)), ((600, 450), (600, 450))]
+)
+def test_gate_copy_is_pillows_halving(size: tuple[int, int], read: tuple[int, int]) -> None:
+    """The pre-filter reads the picture halved by 2x2 means (Pillow's ``reduce(2)``, a last odd row or column
+    dropped) while its long side is at least 1.5x the detection copy's; a smaller picture as it is."""
+    picture = synthetic_photo(5, size)
+    copy = gate_copy(np.asarray(picture))
+    expected = picture
+    while max(expected.size) >= 1.5 * OCR_SIDE:
+        expected = expected.crop((0, 0, expected.width // 2 * 2, expected.height // 2 * 2)).reduce(2)
+    assert expected.size == read
+    assert copy.shape == (read[1], read[0], 3)
+    assert copy.tobytes() == expected.tobytes()

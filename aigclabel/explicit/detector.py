@@ -69,9 +69,9 @@ class ExplicitImageLabelDetector:
     formats = IMAGE_FORMATS
     #: Reads the upload's shared decode (:class:`aigclabel._media.MediaSample`).
     shares_media = True
-    #: The stroke pre-filter (~3 ms for a 2 MP JPEG, the copies included), then where it finds
-    #: strokes dense enough for text, the plate locator and OCR (lines found on a 448 px copy of the
-    #: shared decode): ~0.05 s.
+    #: The stroke pre-filter (~1.2 ms for a 2 MP JPEG: the shared decode halved twice, then its strokes), then
+    #: where it finds strokes dense enough for text, the search copies, the plate locator and OCR (lines found
+    #: on a 448 px copy of the shared decode): ~0.05 s.
     cost = 30.0
 
     def __init__(self, *, prefilter: bool = True) -> None:
@@ -82,7 +82,14 @@ class ExplicitImageLabelDetector:
     def detect(self, path: Path, media: MediaSample | None = None) -> list[Evidence]:
         """Evidence of a visible label on a still image (empty for other files)."""
         from . import locate_label
-        from .ocr import downscale, find_image_labels, has_ai_element, may_hold_text, ocr_engine_name, read_box
+        from .ocr import (
+            downscale,
+            find_image_labels,
+            has_ai_element,
+            may_hold_text_in,
+            ocr_engine_name,
+            read_box,
+        )
 
         sample = media if media is not None else MediaSample(path, _format(path))
         try:
@@ -93,10 +100,12 @@ class ExplicitImageLabelDetector:
             return [Evidence.skipped(self.name, str(exc))]
         except AIGCLabelError:  # not an image Pillow decodes: no evidence either way
             return []
+        # The pre-filter reads the shared pixels halved to about the detection copy's size: the search
+        # copies are made only for a picture it passes.
+        if self.prefilter and not may_hold_text_in(decoded, sample.analysis_pixels()):
+            return []  # no strokes dense enough for a line of text: neither a plate nor any other label
         image = _search_copy(decoded, sample.container, sample)
         small = downscale(image)
-        if self.prefilter and not may_hold_text(small[0]):
-            return []  # no strokes dense enough for a line of text: neither a plate nor any other label
         engine = ocr_engine_name() is not None
         plate = locate_label(image)
         text = read_box(image, plate.plate) if plate is not None and engine else None

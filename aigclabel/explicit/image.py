@@ -27,6 +27,7 @@ from PIL import Image, ImageDraw, ImageOps, ImageSequence, JpegImagePlugin, PngI
 from .. import _decode  # noqa: F401  (importing it lets Pillow open HEIC/AVIF)
 from .._extras import needs_extra
 from .._io import atomic_output
+from .._opencv import cv2
 from ..errors import (
     ExplicitLabelError,
     InvalidLabelError,
@@ -505,25 +506,37 @@ def _locate(rgb: npt.NDArray[np.uint8], plate: RGB, ink: RGB, tolerance: int) ->
     edge_zone = 0.08 * short
     best: LocatedLabel | None = None
     plate_mask = _near(rgb, plate, tolerance)
-    labels, count = ndimage.label(plate_mask)
-    if count == 0:
+    # OpenCV's 4-connected labelling numbers the components as ndimage.label does (in the raster order of
+    # their first pixels) at half its cost. Only a component reaching into the edge zone (a row at most
+    # edge_zone from the top or bottom) can be a plate, so only those get a box, and only those of a
+    # plate's shape a size: boxing and counting every component of a textured photo was most of the time.
+    count, labels = cv2.connectedComponents(plate_mask.view(np.uint8), connectivity=4, ltype=cv2.CV_32S)
+    if count <= 1:
         return None, False
+    reaches = np.zeros(count, dtype=bool)
+    reaches[labels[: math.floor(edge_zone) + 1]] = True
+    reaches[labels[max(0, math.ceil(height - 1 - edge_zone)) :]] = True
+    reaches[0] = False
+    near = np.flatnonzero(reaches)  # label values, ascending
     objects = ndimage.find_objects(labels)
-    sizes = np.bincount(labels.ravel(), minlength=count + 1)[1:]
     boxes = np.array(
-        [(s[0].start, s[0].stop, s[1].start, s[1].stop) if s is not None else (0, 0, 0, 0) for s in objects],
+        [(o[0].start, o[0].stop, o[1].start, o[1].stop) for o in (objects[i - 1] for i in near)],
         dtype=np.int64,
     ).reshape(-1, 4)
     bh, bw = boxes[:, 1] - boxes[:, 0], boxes[:, 3] - boxes[:, 2]
-    near_edge = np.minimum(boxes[:, 0], height - boxes[:, 1]) <= edge_zone
-    could_hide_plate = bool(np.any(near_edge & (bh >= 10) & (bw >= 20)))
-    viable = (bh >= 8) & (bw >= bh) & (bh <= 0.5 * height) & (sizes >= 0.3 * bh * bw) & near_edge
-    candidates = np.flatnonzero(viable)
-    for index in candidates[np.argsort(sizes[candidates], kind="stable")[::-1][:20]]:
-        y0, y1, x0, x1 = (int(v) for v in boxes[index])
+    could_hide_plate = bool(np.any((bh >= 10) & (bw >= 20)))
+    shaped = (bh >= 8) & (bw >= bh) & (bh <= 0.5 * height)
+    sizes = np.zeros(len(near), dtype=np.int64)
+    for j in np.flatnonzero(shaped):
+        y0, y1, x0, x1 = boxes[j]
+        sizes[j] = np.count_nonzero(labels[y0:y1, x0:x1] == near[j])
+    candidates = np.flatnonzero(shaped & (sizes >= 0.3 * bh * bw))
+    for j in candidates[np.argsort(sizes[candidates], kind="stable")[::-1][:20]]:
+        y0, y1, x0, x1 = (int(v) for v in boxes[j])
+        label = int(near[j])
         # Picture pixels that happen to have the plate colour can join the component; the plate
         # itself is the rectangle whose rows and columns are mostly plate-coloured.
-        refined = _refine(labels[y0:y1, x0:x1] == index + 1)
+        refined = _refine(labels[y0:y1, x0:x1] == label)
         if refined is None:
             continue
         r0, r1, c0, c1 = refined
@@ -533,7 +546,7 @@ def _locate(rgb: npt.NDArray[np.uint8], plate: RGB, ink: RGB, tolerance: int) ->
             continue  # a label line is at least two characters wide
         if x0 == 0 or y0 == 0 or x1 == width or y1 == height:
             continue  # our plate keeps a margin; a bar touching the border is the picture's (letterbox)
-        component = labels[y0:y1, x0:x1] == index + 1
+        component = labels[y0:y1, x0:x1] == label
         # Glyphs are holes in the plate: ink touching the outside (noise, picture) does not count.
         ink_mask = _near(rgb[y0:y1, x0:x1], ink, LOCATE_TOLERANCE * 2)
         inside = ndimage.binary_fill_holes(component) & ~component & ink_mask

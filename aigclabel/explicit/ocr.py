@@ -48,10 +48,13 @@ MIN_SCORE = 0.5
 #: :data:`STROKE_KERNEL` - 1 px wide that stands out from what surrounds it by more than
 #: :data:`STROKE_CONTRAST` grey levels in some colour channel. A line of legible text fills at least
 #: :data:`MIN_STROKE_DENSITY` of some :data:`STROKE_WINDOW` (w, h) window with strokes at one of the
-#: scales of :data:`STROKE_LEVELS` halvings of the detection copy. Set from the recall set of
-#: ``bench/verify.py --prefilter`` (labels the detector reads: lowest density 0.70; the bench's
-#: unlabelled uploads: 0.15 at most), halfway between, so a label the detector can read is never
-#: rejected and a smooth or merely noisy picture is.
+#: scales of :data:`STROKE_LEVELS` halvings of the copy it reads (:func:`gate_copy`). Set from the recall
+#: set of ``bench/verify.py --prefilter`` on the 448 px detection copy (labels the detector reads: lowest
+#: density 0.70; the bench's unlabelled uploads: 0.15 at most), halfway between, so a label the detector
+#: can read is never rejected and a smooth or merely noisy picture is. Read on :func:`gate_copy` since
+#: (a 2 MP upload at 400 px, its noise averaged over 4x4 pixels): lowest 0.61 among the labels found of
+#: the default seed (a small picture, read unhalved as before), 0.73 among the 507 of seeds 7 and 8, 0.53
+#: among the 293 of ``--prefilter-smooth``; the bench's uploads 0.10 at most.
 STROKE_CONTRAST = 20
 STROKE_KERNEL = 5
 STROKE_WINDOW = (24, 12)
@@ -143,6 +146,9 @@ def _load_rapidocr() -> Any:
             "Det.limit_side_len": OCR_SIDE,
             "EngineConfig.onnxruntime.intra_op_num_threads": threads,
             "EngineConfig.onnxruntime.inter_op_num_threads": 1,
+            # onnxruntime's memory arena keeps the detection model's buffers between pictures instead of
+            # allocating them for every run: ~10 % less CPU per run, outputs identical (RapidOCR turns it off).
+            "EngineConfig.onnxruntime.enable_cpu_mem_arena": True,
         }
     )
 
@@ -162,14 +168,15 @@ def downscale(image: Image.Image, side: int = OCR_SIDE) -> tuple[Image.Image, fl
     return small, rgb.width / small.width
 
 
-def stroke_density(small: Image.Image) -> float:
+def stroke_density(small: Image.Image | npt.NDArray[np.uint8], *, enough: float | None = None) -> float:
     """The highest share of stroke pixels in any text-line-sized window of ``small`` at any scale.
 
     Strokes are found by morphological top-hat and black-hat (what a :data:`STROKE_KERNEL` square
     opening or closing removes) in each colour channel, so red text on an equally bright green counts;
-    the coarser scales catch the wide strokes of large glyphs. Costs ~0.5 ms on a 448 px copy.
+    the coarser scales catch the wide strokes of large glyphs. Costs ~0.5 ms on a 448 px copy. ``small``
+    is an RGB picture or array; with ``enough``, the coarser scales are not read once a share reaches it.
     """
-    rgb = np.asarray(small.convert("RGB"))
+    rgb = np.asarray(small.convert("RGB")) if isinstance(small, Image.Image) else small
     if min(rgb.shape[:2]) < 4 * max(STROKE_WINDOW):
         return 1.0  # too small for the windows to mean anything (and cheap to read anyway)
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (STROKE_KERNEL, STROKE_KERNEL))
@@ -177,7 +184,7 @@ def stroke_density(small: Image.Image) -> float:
     best = 0.0
     for level in range(STROKE_LEVELS):
         if level:
-            if min(rgb.shape[:2]) // 2 < 2 * max(window):
+            if min(rgb.shape[:2]) // 2 < 2 * max(window) or (enough is not None and best >= enough):
                 break
             rgb = cv2.resize(rgb, (rgb.shape[1] // 2, rgb.shape[0] // 2), interpolation=cv2.INTER_AREA)
         both = cv2.max(
@@ -192,10 +199,35 @@ def stroke_density(small: Image.Image) -> float:
     return best
 
 
-def may_hold_text(small: Image.Image) -> bool:
-    """False when no text the detection model could read can be on ``small`` (the copy it would read):
-    no window of it holds strokes as dense as any readable line. A cheap test run before the model."""
-    return stroke_density(small) >= MIN_STROKE_DENSITY
+def may_hold_text(small: Image.Image | npt.NDArray[np.uint8]) -> bool:
+    """False when no text the detection model could read can be on ``small`` (the copy it would read, or
+    :func:`gate_copy`'s): no window of it holds strokes as dense as any readable line. A cheap test run
+    before the model."""
+    return stroke_density(small, enough=MIN_STROKE_DENSITY) >= MIN_STROKE_DENSITY
+
+
+def gate_copy(pixels: npt.NDArray[np.uint8], side: int = OCR_SIDE) -> npt.NDArray[np.uint8]:
+    """What :func:`may_hold_text` reads of a picture's pixels (H x W x 3 or 4, alpha ignored): halved by 2x2
+    area means (a last odd row or column dropped) while its long side is at least 1.5 ``side``, so it
+    ends between 0.75 and 1.5 times the detection copy's size (unchanged when already below).
+
+    ~0.7 ms from a 2 MP decode (1600 px halved twice, to 400), where the detection copy (:func:`downscale`
+    of the search copy) costs ~2.5 ms and a non-integer area resize ~4 ms, so a picture the pre-filter
+    skips never pays for those.
+    """
+    pixels = pixels[..., :3]
+    while max(pixels.shape[:2]) >= 1.5 * side:
+        height, width = pixels.shape[0] // 2, pixels.shape[1] // 2
+        even = np.ascontiguousarray(pixels[: height * 2, : width * 2])
+        pixels = np.asarray(cv2.resize(even, (width, height), interpolation=cv2.INTER_AREA))
+    return np.ascontiguousarray(pixels)
+
+
+def may_hold_text_in(image: Image.Image, pixels: npt.NDArray[np.uint8] | None = None) -> bool:
+    """:func:`may_hold_text` on :func:`gate_copy` of ``image`` (its array ``pixels`` when the caller has it)."""
+    if pixels is None or pixels.ndim != 3:
+        pixels = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
+    return may_hold_text(gate_copy(pixels))
 
 
 def ocr_lines(
