@@ -320,6 +320,13 @@ def _others(longest: int = 1600) -> dict[str, Img]:
     return out
 
 
+def _to_megapixels(img: Img, mp: float) -> Img:
+    """``img`` scaled (Lanczos, aspect kept) to about ``mp`` megapixels: the bench's pictures at an upload's size."""
+    h, w = img.shape[:2]
+    f = math.sqrt(mp * 1e6 / (h * w))
+    return np.asarray(Image.fromarray(img).resize((round(w * f), round(h * f)), Image.Resampling.LANCZOS))
+
+
 def _synthetic() -> dict[str, Img]:
     """ "AI-like" pictures where a mark shows first: flat illustrations, an icon, text screenshots, a dark render."""
     from PIL import ImageDraw, ImageFont
@@ -495,6 +502,13 @@ def main() -> None:
     parser.add_argument(
         "--attacks", default="basic,geometry,heavy,paste", help="attack groups: " + ",".join(ATTACK_GROUPS)
     )
+    parser.add_argument(
+        "--size",
+        type=float,
+        default=0.0,
+        help="megapixels every picture of the sets is scaled to (Lanczos, aspect kept) before it is marked, "
+        "e.g. 2 for uploads of 2 MP; 0 (default): as they are",
+    )
     args = parser.parse_args()
 
     wanted = set(args.methods.split(","))
@@ -527,6 +541,8 @@ def main() -> None:
         sets["others"] = _others()
         if not sets["others"]:
             parser.error("--images others needs other projects' photos: run `make corpus` first")
+    if args.size:
+        sets = {name: {k: _to_megapixels(v, args.size) for k, v in imgs.items()} for name, imgs in sets.items()}
     groups = {g: ATTACK_GROUPS[g] for g in args.attacks.split(",")}
     attacks = {k: v for group in groups.values() for k, v in group.items()}
     for set_name, imgs in sets.items():
