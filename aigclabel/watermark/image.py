@@ -137,10 +137,10 @@ of about 1.7e-6 + P(z >= 5.5) * 37 * 2**-16; the figure measured on 1,000+ unmar
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
-from itertools import zip_longest
+from itertools import repeat, zip_longest
 
 import numpy as np
 import numpy.typing as npt
@@ -1301,13 +1301,17 @@ def _half_windows(r: FloatImage, key: bytes) -> _Window:
     ys = sorted({int(v) for v in np.linspace(0, ny - wy, _WINDOW_STEPS).round()})
     xs = sorted({int(v) for v in np.linspace(0, nx - wx, _WINDOW_STEPS).round()})
     # Running sums of the picture's 64-row strips and of each band's 64-pixel blocks: every window's fold is
-    # then a difference of two sums, one pass over the picture in all.
+    # then a difference of two sums, one pass over the picture in all. Only the strip sums a window starts or ends
+    # at (and the whole picture's) are kept: one strip's worth of running sum stays in the cache.
     # (A loop of whole-plane adds: numpy's cumsum along a leading axis is some fifty times slower.)
-    strips = np.zeros((ny + 1, half, nx * half), dtype=np.float32)
+    kept = {0, ny, *ys, *(y + wy for y in ys)}
+    running = np.zeros((half, nx * half), dtype=np.float32)
+    strips = {0: running.copy()}
     for k in range(ny):
         part = r[k * half : (k + 1) * half]
-        strips[k + 1] = strips[k]
-        strips[k + 1, : part.shape[0], :w] += part
+        running[: part.shape[0], :w] += part
+        if k + 1 in kept:
+            strips[k + 1] = running.copy()
     folds = []
     for y in ys:
         band = (strips[y + wy] - strips[y]).reshape(half, nx, half)
@@ -1489,16 +1493,21 @@ def _read_marked_area(
         folds.insert(
             0, (_read_fold(_box_fold(area.warped, edges, area.shift), key, lambda g: []), [area.image_centre(edges)])
         )
-    lists: list[list[tuple[int, bytes]]] = []
+    lists: list[Iterator[tuple[int, bytes]]] = []
     for n, (fold_read, centres) in enumerate(folds):
         b = (np.eye(2) * TILE if basis is None else basis) @ np.linalg.inv(_DIHEDRAL[fold_read.symmetry])
         for k, c in enumerate(centres):
             if k and max(abs(c[0] - centres[0][0]), abs(c[1] - centres[0][1])) <= 1.0:
                 continue
             reach, step = (_CENTRE_REACH, _CENTRE_STEP) if fold_read is again and not k else (_SNAP_REACH, _SNAP_STEP)
-            lists.append([(n, h) for h in _centre_candidates(host, b, key, c, reach, step)])
-    # Round robin over the centres, each (fold, hash) once, at most _AREA_HASHES: the false-positive budget.
-    tried = list(dict.fromkeys(p for group in zip_longest(*lists) for p in group if p is not None))[:_AREA_HASHES]
+            lists.append(zip(repeat(n), _centre_candidates(host, b, key, c, reach, step)))
+    # Round robin over the centres, each (fold, hash) once, at most _AREA_HASHES: the false-positive budget. The
+    # hashes are made as the round robin takes them: most of the fitted centre's grid lies beyond the budget.
+    tried: dict[tuple[int, bytes], None] = {}
+    for p in (p for group in zip_longest(*lists) for p in group if p is not None):
+        tried[p] = None
+        if len(tried) == _AREA_HASHES:
+            break
     for n, (fold_read, _) in enumerate(folds):
         payload, bound = decode_soft_bound(fold_read.soft, key, [h for i, h in tried if i == n])
         if bound is not None:
@@ -1513,17 +1522,17 @@ def _centre_candidates(
     centre: tuple[float, float],
     reach: int = _CENTRE_REACH,
     step: int = _CENTRE_STEP,
-) -> list[bytes]:
+) -> Iterator[bytes]:
     """Host hashes around an estimated centre: the usual flips there, then on a grid around it the hash and its
-    likeliest variant (one bit flipped: at a point next to the true centre one weak bit often differs)."""
-    out = _hash_candidates(y, basis, key, centre)
+    likeliest variant (one bit flipped: at a point next to the true centre one weak bit often differs), each
+    grid point's made only when the caller takes it."""
+    yield from _hash_candidates(y, basis, key, centre)
     steps = np.arange(-reach, reach + 1, step, dtype=np.float64)
     for dy in steps:
         for dx in steps:
             if dx or dy:
                 c = np.asarray(centre) + basis @ np.array([dx, dy]) / TILE
-                out += hash_candidates(_host_projections(y, basis, key, (float(c[0]), float(c[1]))), 2)
-    return out
+                yield from hash_candidates(_host_projections(y, basis, key, (float(c[0]), float(c[1]))), 2)
 
 
 @dataclass(frozen=True)
