@@ -27,7 +27,6 @@ from PIL import Image, ImageDraw, ImageOps, ImageSequence, JpegImagePlugin, PngI
 from .. import _decode  # noqa: F401  (importing it lets Pillow open HEIC/AVIF)
 from .._extras import needs_extra
 from .._io import atomic_output
-from .._opencv import cv2
 from ..errors import (
     ExplicitLabelError,
     InvalidLabelError,
@@ -501,6 +500,8 @@ def _taller(best: LocatedLabel | None, found: LocatedLabel | None) -> LocatedLab
 
 def _locate(rgb: npt.NDArray[np.uint8], plate: RGB, ink: RGB, tolerance: int) -> tuple[LocatedLabel | None, bool]:
     """The best plate of one colour at one tolerance, and whether a component could hide a plate."""
+    from .._opencv import cv2  # here, not at import: labelling a picture does not load OpenCV
+
     height, width = rgb.shape[:2]
     short = min(width, height)
     edge_zone = 0.08 * short
