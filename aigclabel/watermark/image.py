@@ -205,6 +205,17 @@ _AXIS_CANDIDATES = 3
 #: (~0.7 fewer reads per unmarked picture, no change on the bench's attacks) 6 of 336 marked photos resized to
 #: 0.6-0.9x and saved as JPEG q50-70 were lost, and a video scaled to 75 % at CRF 23 (``bench/watermark/video.py``).
 _MIN_LATTICE_STRENGTH = 4.5
+#: The same for the candidates a still picture screens (:func:`_screen`: a full fold window of :data:`_WARP_MAX`
+#: tile pixels a side) when its lattice crop is the whole :data:`_LATTICE_CROP` square (768 px and more a side).
+#: A screened candidate is read only when the central quarter of its window shows the sync, and a mark there shows
+#: its lattice in the central crop the autocorrelation is taken on. Measured on 2 MP pictures (the bench's photos
+#: and other projects' photos scaled to 2 MP, marked, then resized 0.6-0.9x + JPEG q50-70, rotated 1-5 degrees +
+#: JPEG q70, cropped to 60-70 % and scaled back + JPEG q80, the basic and geometry attacks: 616 reads), every
+#: screened candidate that verified scored 9.5 or more; on unmarked 2 MP pictures 1.2 screened candidates a picture
+#: score 4.5-5.5 (~0.8 ms of screen each). Not higher for the candidates read in full (their window is the whole
+#: picture's centre, which a smaller marked area pasted off-centre needs): marked photos scaled 1.2x and pasted over a
+#: fifth of a 2 MP picture verified through candidates of strength 4.95-5.2, and 3 of 132 were lost at 5.5.
+_SCREENED_STRENGTH = 5.5
 _WARP_MAX = 1024
 #: Large pictures (a full fold window of :data:`_WARP_MAX` tile pixels a side, 64 tiles: ~1 MP and more) read
 #: each geometry candidate first through the central _SCREEN_WINDOW^2 (16 tiles, a quarter of the warp), and in
@@ -709,8 +720,10 @@ def _vote_grid(h: int, w: int) -> _VoteGrid | None:
     return grid
 
 
-def _estimate_lattice(r: FloatImage) -> list[npt.NDArray[np.float64]]:
-    """Lattice bases (columns = images of the tile's x and y periods) from the autocorrelation peaks.
+def _estimate_lattice(r: FloatImage, screened: float = _MIN_LATTICE_STRENGTH) -> list[npt.NDArray[np.float64]]:
+    """Lattice bases (columns = images of the tile's x and y periods) from the autocorrelation peaks; other than
+    the prior scales, those whose :func:`_lattice_strength` reaches :data:`_MIN_LATTICE_STRENGTH`, or ``screened``
+    for those :func:`_screen` reads first.
 
     Every candidate first vector v (near the x axis) is scored by the sum of the autocorrelation at
     several points of the square lattice spanned by v and v rotated by 90 degrees, so the estimate uses
@@ -772,7 +785,12 @@ def _estimate_lattice(r: FloatImage) -> list[npt.NDArray[np.float64]]:
     # and 9 FFTs) cannot find the mark. The prior scales are read regardless: their lattices are the ones
     # the autocorrelation misses.
     priors = out[-len(_PRIOR_SCALES) :]
-    out = [b for b in out if any(b is p for p in priors) or _lattice_strength(ac, b) >= _MIN_LATTICE_STRENGTH]
+    out = [
+        b
+        for b in out
+        if any(b is p for p in priors)
+        or _lattice_strength(ac, b) >= (screened if _screened(r, b) else _MIN_LATTICE_STRENGTH)
+    ]
     # The harmonic comb's axes are read regardless too: it exists for the lattices the autocorrelation misses.
     axes = _comb_axes(flat, c)
     if axes is not None and not any(np.abs(axes - b).max() < 1.0 for b in out):
@@ -1131,11 +1149,16 @@ def _screen(r: FloatImage, basis: npt.NDArray[np.float64], key: bytes) -> float 
 
     Only on large pictures (a full window of :data:`_WARP_MAX` tile pixels a side; None on others).
     """
-    if float(_tile_extent(r, basis).min()) < _WARP_MAX:
+    if not _screened(r, basis):
         return None
     if np.array_equal(basis, np.eye(2) * (TILE // 2)):
         return _sync_peak(_half_fold(r), key)[0]
     return _sync_peak(_fold(r, basis, _SCREEN_WINDOW), key)[0]
+
+
+def _screened(r: FloatImage, basis: npt.NDArray[np.float64]) -> bool:
+    """Whether :func:`_screen` reads the candidate ``basis`` first (its full window is :data:`_WARP_MAX` a side)."""
+    return float(_tile_extent(r, basis).min()) >= _WARP_MAX
 
 
 def _half_fold(r: FloatImage) -> FloatImage:
@@ -1802,7 +1825,8 @@ def _detect_whitened(
     half_z = None  # the sync z of the whole picture at the exact half-size prior, when read (or screened)
     # The untouched geometry is the common case and conclusive on its own; only then estimate the lattice.
     if not (best.mac_ok and best.z >= Z_PRESENT):
-        for cand in _estimate_lattice(r):
+        large = host is not None and min(r.shape) >= _LATTICE_CROP
+        for cand in _estimate_lattice(r, _SCREENED_STRENGTH if large else _MIN_LATTICE_STRENGTH):
             if np.abs(cand - np.eye(2) * TILE).max() <= 0.25:
                 continue
             half = np.array_equal(cand, np.eye(2) * (TILE // 2))
