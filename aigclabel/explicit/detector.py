@@ -131,8 +131,8 @@ def _search_copy(image: Image.Image, container: str | None, sample: MediaSample 
     """The RGB copy the label search reads: a JPEG at the DCT scale a ``draft`` to :data:`SEARCH_SIDE`
     would have decoded (what this detector read before the decode was shared), at most 4x that.
 
-    A 2 MP JPEG is halved: from the upload's shared array (``sample``, which the watermark detector reads too)
-    OpenCV's 2x2 area mean gives Pillow's ``reduce(2)`` bit for bit ((sum + 2) >> 2) at a third of its cost.
+    A 2 MP JPEG is halved from the upload's shared array (``sample``, which the watermark detector reads too)
+    by :func:`aigclabel.explicit.ocr.halve`, Pillow's ``reduce(2)`` bit for bit on even sizes.
     """
     rgb = image.convert("RGB") if image.mode != "RGB" else image
     if container == "jpeg":
@@ -142,10 +142,9 @@ def _search_copy(image: Image.Image, container: str | None, sample: MediaSample 
         if factor == 2 and rgb is image and sample is not None and rgb.width % 2 == 0 and rgb.height % 2 == 0:
             from PIL import Image
 
-            from .._opencv import cv2
+            from .ocr import halve
 
-            half = (rgb.width // 2, rgb.height // 2)
-            rgb = Image.fromarray(cv2.resize(sample.analysis_pixels(), half, interpolation=cv2.INTER_AREA))
+            rgb = Image.fromarray(halve(sample.analysis_pixels()))
         elif factor > 1:
             rgb = rgb.reduce(factor)
     if max(rgb.size) > SEARCH_SIDE * 4:

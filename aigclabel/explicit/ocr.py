@@ -217,10 +217,16 @@ def gate_copy(pixels: npt.NDArray[np.uint8], side: int = OCR_SIDE) -> npt.NDArra
     """
     pixels = pixels[..., :3]
     while max(pixels.shape[:2]) >= 1.5 * side:
-        height, width = pixels.shape[0] // 2, pixels.shape[1] // 2
-        even = np.ascontiguousarray(pixels[: height * 2, : width * 2])
-        pixels = np.asarray(cv2.resize(even, (width, height), interpolation=cv2.INTER_AREA))
+        pixels = halve(pixels)
     return np.ascontiguousarray(pixels)
+
+
+def halve(pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    """``pixels`` halved by 2x2 area means (a last odd row or column dropped): OpenCV's, which on even sizes
+    gives Pillow's ``reduce(2)`` bit for bit ((sum + 2) >> 2) at a third of its cost."""
+    height, width = pixels.shape[0] // 2, pixels.shape[1] // 2
+    even = np.ascontiguousarray(pixels[: height * 2, : width * 2])
+    return np.asarray(cv2.resize(even, (width, height), interpolation=cv2.INTER_AREA))
 
 
 def may_hold_text_in(image: Image.Image, pixels: npt.NDArray[np.uint8] | None = None) -> bool:
